@@ -1,0 +1,42 @@
+/* ffctl internals: the channel to the router and output helpers. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "addr.h"
+#include "ff.pb-c.h"
+
+struct ffc_ctx {
+	const char *rundir;
+	bool json;
+	int fd; /* admin channel, -1 until ffc_connect */
+	uint64_t next_id;
+};
+
+struct ffc_cmd {
+	const char *name;
+	int (*fn)(struct ffc_ctx *ctx, int argc, char **argv);
+	const char *usage;
+	const char *help;
+};
+
+/* Connects and says Hello. 0, or prints why and returns 1. */
+int ffc_connect(struct ffc_ctx *ctx);
+/* Sends req (id filled in) and collects its replies: *reps[0..*n), all
+ * unpacked (free with ffc_replies_free). Returns 0 on a transport success
+ * (check reps[0]->status), or prints why and returns 1. */
+int ffc_call(struct ffc_ctx *ctx, Ff__Request *req, Ff__Reply ***reps, size_t *n);
+void ffc_replies_free(Ff__Reply **reps, size_t n);
+/* Prints the router's error for a failed reply and returns the exit code. */
+int ffc_fail(const Ff__Reply *rep, const char *what);
+
+void ffc_json_str(FILE *f, const char *s);
+const char *ffc_addr_str(const Ff__Addr *a, char *buf, size_t len);
+const char *ffc_path_name(Ff__Path p);
+
+int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv);
+int ffc_cmd_unregister(struct ffc_ctx *ctx, int argc, char **argv);
+int ffc_cmd_list(struct ffc_ctx *ctx, int argc, char **argv);
+int ffc_cmd_status(struct ffc_ctx *ctx, int argc, char **argv);

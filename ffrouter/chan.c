@@ -1,0 +1,254 @@
+/* Control channels: receive one request per datagram, check it against the
+ * dispatch table (who may send it, how many fds it carries), run its handler.
+ * Invariant: a handler owns the fds it is given; the dispatcher closes them
+ * for every request that never reaches a handler. A channel that cannot take
+ * a reply or keeps sending garbage is closed; nothing else is affected. */
+#include "router.h"
+
+#include "fdpass.h"
+#include "log.h"
+#include "msg.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHAN_BATCH 32
+#define CHAN_MAX_BAD 16
+
+struct op {
+	ffr_handler fn;
+	int nfds;
+	bool shim, ctl;
+};
+
+static const struct op ops[] = {
+	[FF__REQUEST__BODY_HELLO] = {ffr_op_hello, 0, true, true},
+	[FF__REQUEST__BODY_LISTEN] = {ffr_op_listen, 1, true, false},
+	[FF__REQUEST__BODY_CONNECT] = {ffr_op_connect, 0, true, false},
+	[FF__REQUEST__BODY_LOOKUP] = {ffr_op_lookup, 0, true, false},
+	[FF__REQUEST__BODY_REGISTER] = {ffr_op_register, 0, false, true},
+	[FF__REQUEST__BODY_UNREGISTER] = {ffr_op_unregister, 0, false, true},
+	[FF__REQUEST__BODY_LIST] = {ffr_op_list, 0, false, true},
+	[FF__REQUEST__BODY_STATUS] = {ffr_op_status, 0, false, true},
+};
+
+static bool chan_dead(struct ffr_chan *ch)
+{
+	return ch->fd < 0;
+}
+
+int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds)
+{
+	int err;
+
+	if (chan_dead(ch))
+		return -EPIPE;
+	err = ff_msg_send(ch->fd, &rep->base, fds, nfds);
+	if (err) {
+		ff_warn("channel %s pid %d: reply failed (%s), closing it",
+			ch->c ? ch->c->name : "admin", (int)ch->pid, strerror(-err));
+		/* freed by the read callback once the handler has returned */
+		close(ch->fd);
+		ch->fd = -1;
+	}
+	return err;
+}
+
+int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+{
+	Ff__Reply rep = FF__REPLY__INIT;
+	char msg[256] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+	}
+	rep.id = id;
+	rep.status = st;
+	rep.error = msg;
+	return ffr_reply(ch, &rep, NULL, 0);
+}
+
+static void bad_message(struct ffr_chan *ch, int err)
+{
+	ch->bad++;
+	ch->r->bad_messages++;
+	ff_warn("channel %s pid %d: bad message (%s)", ch->c ? ch->c->name : "admin", (int)ch->pid,
+		err == -EMSGSIZE	 ? "too long"
+		: err == -ETOOMANYREFS ? "too many fds"
+		: err == -EBADMSG	 ? "does not parse"
+				       : strerror(-err));
+	ffr_reply_status(ch, 0, FF__STATUS__ST_INVALID, "bad message: %s",
+			 err == -EMSGSIZE ? "too long" : err == -ETOOMANYREFS ? "too many fds" : "malformed");
+	if (ch->bad >= CHAN_MAX_BAD && !chan_dead(ch)) {
+		ff_warn("channel %s pid %d: too many bad messages, closing it",
+			ch->c ? ch->c->name : "admin", (int)ch->pid);
+		close(ch->fd);
+		ch->fd = -1;
+	}
+}
+
+static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	unsigned k = (unsigned)req->body_case;
+	const struct op *op = k < sizeof(ops) / sizeof(ops[0]) ? &ops[k] : NULL;
+
+	if (!op || !op->fn) {
+		ch->r->bad_messages++;
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_UNSUPPORTED, "unknown request %u", k);
+		goto out_close;
+	}
+	if (!ch->hello && k != FF__REQUEST__BODY_HELLO) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_HELLO, "first message must be Hello");
+		close(ch->fd);
+		ch->fd = -1;
+		goto out_close;
+	}
+	if (!(ch->c ? op->shim : op->ctl)) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_PERM, "request not allowed on this socket");
+		goto out_close;
+	}
+	if (nfds != op->nfds) {
+		ch->r->bad_messages++;
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "expected %d fds, got %d",
+				 op->nfds, nfds);
+		goto out_close;
+	}
+	op->fn(ch, req, fds, nfds);
+	return;
+out_close:
+	ff_close_fds(fds, nfds);
+}
+
+static void chan_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_chan *ch = arg;
+	uint8_t *buf = malloc(FF_MSG_MAX);
+
+	for (int i = 0; buf && i < CHAN_BATCH && !chan_dead(ch); i++) {
+		ProtobufCMessage *m = NULL;
+		int fds[FF_MAX_FDS], nfds = 0;
+		int r = ff_msg_recv(ch->fd, &ff__request__descriptor, buf, FF_MSG_MAX, &m, fds,
+				    FF_MAX_FDS, &nfds, MSG_DONTWAIT);
+
+		if (r == -EAGAIN)
+			break;
+		if (r == 0 || r == -ECONNRESET || r == -ENOTCONN) {
+			close(ch->fd);
+			ch->fd = -1;
+			break;
+		}
+		if (r < 0) {
+			bad_message(ch, r);
+			continue;
+		}
+		dispatch(ch, (Ff__Request *)m, fds, nfds);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	free(buf);
+	if (chan_dead(ch))
+		ffr_chan_free(ch);
+}
+
+int ffr_chan_new(struct ffr_router *r, struct ffr_container *c, int fd)
+{
+	struct ffr_chan *ch = calloc(1, sizeof(*ch));
+	struct ucred cred = {0};
+	socklen_t len = sizeof(cred);
+
+	if (!ch) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		ch->pid = cred.pid;
+		ch->uid = cred.uid;
+	}
+	ch->r = r;
+	ch->c = c;
+	ch->fd = fd;
+	if (c) {
+		TAILQ_INSERT_TAIL(&c->chans, ch, link);
+		c->nchans++;
+	} else {
+		TAILQ_INSERT_TAIL(&r->admin, ch, link);
+	}
+	ch->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, chan_read_cb, ch);
+	if (!ch->ev || event_add(ch->ev, NULL) < 0) {
+		ffr_chan_free(ch);
+		return -ENOMEM;
+	}
+	ff_dbg("channel %s: pid %d uid %d connected", c ? c->name : "admin", (int)ch->pid,
+	       (int)ch->uid);
+	return 0;
+}
+
+void ffr_chan_free(struct ffr_chan *ch)
+{
+	if (!ch)
+		return;
+	if (ch->c) {
+		TAILQ_REMOVE(&ch->c->chans, ch, link);
+		ch->c->nchans--;
+	} else {
+		TAILQ_REMOVE(&ch->r->admin, ch, link);
+	}
+	if (ch->ev)
+		event_free(ch->ev);
+	if (ch->fd >= 0)
+		close(ch->fd);
+	free(ch);
+}
+
+/* The peer must live in the container's registered network namespace. */
+static bool peer_in_netns(const struct ffr_container *c, pid_t pid)
+{
+	char path[64];
+	struct stat st;
+
+	if (!c->ns_ino)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	if (stat(path, &st) < 0)
+		return false;
+	return st.st_dev == c->ns_dev && st.st_ino == c->ns_ino;
+}
+
+void ffr_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_container *c = arg;
+
+	for (;;) {
+		struct ucred cred = {0};
+		socklen_t len = sizeof(cred);
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				ff_warn("%s: accept: %s", c->name, strerror(errno));
+			return;
+		}
+		getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+		if (c->nchans >= c->r->quota.channels) {
+			ff_warn("%s: channel quota (%u) reached, refusing pid %d", c->name,
+				c->r->quota.channels, (int)cred.pid);
+			close(cfd);
+			continue;
+		}
+		if (!peer_in_netns(c, cred.pid)) {
+			ff_warn("%s: pid %d is not in the container's network namespace, refused",
+				c->name, (int)cred.pid);
+			close(cfd);
+			continue;
+		}
+		ffr_chan_new(c->r, c, cfd);
+	}
+}

@@ -1,0 +1,246 @@
+/* Connection records. The router never holds a connection's fds, so it
+ * learns that a connection ended by asking the kernel which AF_UNIX sockets
+ * still exist (sock_diag, or /proc/net/unix where that is missing): a
+ * connection is gone when neither of its two socket inodes is alive. */
+#include "router.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct ino_vec {
+	ino_t *v;
+	size_t n, cap;
+};
+
+static int ino_push(struct ino_vec *iv, ino_t ino)
+{
+	if (iv->n == iv->cap) {
+		size_t cap = iv->cap ? iv->cap * 2 : 1024;
+		ino_t *v = realloc(iv->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		iv->v = v;
+		iv->cap = cap;
+	}
+	iv->v[iv->n++] = ino;
+	return 0;
+}
+
+static int ino_cmp(const void *a, const void *b)
+{
+	ino_t x = *(const ino_t *)a, y = *(const ino_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Walks one netlink reply buffer; returns 1 when the dump is complete. */
+static int diag_parse(struct ino_vec *iv, const char *buf, size_t len)
+{
+	for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, len);
+	     h = NLMSG_NEXT(h, len)) {
+		const struct unix_diag_msg *m;
+
+		if (h->nlmsg_type == NLMSG_DONE)
+			return 1;
+		if (h->nlmsg_type == NLMSG_ERROR)
+			return -EIO;
+		if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+			continue;
+		m = NLMSG_DATA(h);
+		if (ino_push(iv, m->udiag_ino) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int diag_dump(struct ino_vec *iv)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct unix_diag_req req;
+	} msg = {
+		.nlh = {.nlmsg_len = sizeof(msg),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+		.req = {.sdiag_family = AF_UNIX, .udiag_states = ~0u},
+	};
+	static char buf[32768] __attribute__((aligned(8)));
+	int fd, done = 0;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0)
+		return -errno;
+	if (send(fd, &msg, sizeof(msg), 0) < 0) {
+		done = -errno;
+		goto out_close;
+	}
+	while (!done) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			done = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done = diag_parse(iv, buf, (size_t)n);
+	}
+out_close:
+	close(fd);
+	return done < 0 ? done : 0;
+}
+
+static int proc_dump(struct ino_vec *iv)
+{
+	FILE *f = fopen("/proc/net/unix", "re");
+	char line[512];
+	int err = 0;
+
+	if (!f)
+		return -errno;
+	if (!fgets(line, sizeof(line), f)) /* header */
+		goto out_close;
+	while (!err && fgets(line, sizeof(line), f)) {
+		unsigned long long ino;
+
+		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %llu", &ino) == 1)
+			err = ino_push(iv, (ino_t)ino);
+	}
+out_close:
+	fclose(f);
+	return err;
+}
+
+int ffr_unix_inodes(ino_t **out, size_t *n)
+{
+	struct ino_vec iv = {0};
+	int err = diag_dump(&iv);
+
+	if (err) {
+		iv.n = 0;
+		err = proc_dump(&iv);
+	}
+	if (err) {
+		free(iv.v);
+		return err;
+	}
+	qsort(iv.v, iv.n, sizeof(*iv.v), ino_cmp);
+	*out = iv.v;
+	*n = iv.n;
+	return 0;
+}
+
+static bool ino_alive(const ino_t *v, size_t n, ino_t ino)
+{
+	return ino && bsearch(&ino, v, n, sizeof(*v), ino_cmp);
+}
+
+void ffr_conn_sweep(struct ffr_router *r)
+{
+	struct ffr_conn *cn, *next;
+	ino_t *v;
+	size_t n;
+
+	if (!r->nconns || ffr_unix_inodes(&v, &n) < 0)
+		return;
+	for (cn = TAILQ_FIRST(&r->conns); cn; cn = next) {
+		next = TAILQ_NEXT(cn, link);
+		if (!ino_alive(v, n, cn->cli.ino) && !ino_alive(v, n, cn->srv.ino))
+			ffr_conn_free(r, cn);
+	}
+	free(v);
+}
+
+struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path)
+{
+	struct ffr_conn *cn = calloc(1, sizeof(*cn));
+
+	if (!cn)
+		return NULL;
+	cn->id = r->next_id++;
+	cn->path = path;
+	cn->cli.slot = cn->srv.slot = UINT32_MAX;
+	TAILQ_INSERT_TAIL(&r->conns, cn, link);
+	r->nconns++;
+	return cn;
+}
+
+int ffr_conn_side_set(struct ffr_conn_side *s, struct ffr_container *c, const struct ff_sa *addr,
+		      ino_t ino)
+{
+	snprintf(s->name, sizeof(s->name), "%s", c->name);
+	s->c = c;
+	s->addr = *addr;
+	s->ino = ino;
+	s->st = ffr_stats_ref(c->st);
+	s->slot = ffr_stats_alloc(s->st);
+	c->nconns++;
+	return s->slot == UINT32_MAX ? -ENOBUFS : 0;
+}
+
+static void side_clear(struct ffr_conn_side *s)
+{
+	if (s->st) {
+		ffr_stats_release(s->st, s->slot);
+		ffr_stats_unref(s->st);
+		s->st = NULL;
+	}
+	if (s->c)
+		s->c->nconns--;
+	s->c = NULL;
+}
+
+void ffr_conn_free(struct ffr_router *r, struct ffr_conn *cn)
+{
+	if (!cn)
+		return;
+	if (cn->cli.own_port)
+		ffr_port_put(cn->cli.c, cn->cli.addr.port);
+	side_clear(&cn->cli);
+	side_clear(&cn->srv);
+	TAILQ_REMOVE(&r->conns, cn, link);
+	r->nconns--;
+	free(cn);
+}
+
+void ffr_conn_detach_container(struct ffr_router *r, struct ffr_container *c)
+{
+	struct ffr_conn *cn;
+
+	TAILQ_FOREACH (cn, &r->conns, link) {
+		if (cn->cli.c == c)
+			cn->cli.c = NULL;
+		if (cn->srv.c == c)
+			cn->srv.c = NULL;
+	}
+}
+
+struct ffr_conn *ffr_conn_by_ino(struct ffr_router *r, ino_t ino, struct ffr_conn_side **side,
+				 struct ffr_conn_side **other)
+{
+	struct ffr_conn *cn;
+
+	TAILQ_FOREACH (cn, &r->conns, link) {
+		if (cn->cli.ino == ino) {
+			*side = &cn->cli;
+			*other = &cn->srv;
+			return cn;
+		}
+		if (cn->srv.ino == ino) {
+			*side = &cn->srv;
+			*other = &cn->cli;
+			return cn;
+		}
+	}
+	return NULL;
+}

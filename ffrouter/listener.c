@@ -1,0 +1,336 @@
+/* Overlay listeners. The app's listening fd is the shim end of a
+ * SOCK_SEQPACKET pair; the router holds the other end (qfd) and the app's
+ * kernel listening socket (kfd). Each pending connection, accelerated or
+ * accepted from kfd, is one Accepted message with the connection fd, so the
+ * app's fd is readable exactly when a connection is pending.
+ * Invariant: a connection fd is owned by exactly one of: the caller of
+ * ffr_listener_push, the pending queue, or the kernel queue of qfd. */
+#include "router.h"
+
+#include "fdpass.h"
+#include "log.h"
+#include "msg.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ACCEPT_BATCH 64
+#define QUEUE_SNDBUF (1 << 20)
+
+static int sockopt_int(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, level, name, &v, &len) < 0)
+		return -1;
+	return v;
+}
+
+/* The fd a shim passed must be what it claims: a listening TCP socket bound
+ * to addr, in the container's network namespace when that is known. */
+static int check_kfd(struct ffr_container *c, int kfd, const struct ff_sa *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct ff_sa bound;
+	struct stat st;
+	int dom;
+
+	if (fstat(kfd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	dom = sockopt_int(kfd, SOL_SOCKET, SO_DOMAIN);
+	if ((dom != AF_INET && dom != AF_INET6) ||
+	    sockopt_int(kfd, SOL_SOCKET, SO_TYPE) != SOCK_STREAM ||
+	    sockopt_int(kfd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP ||
+	    sockopt_int(kfd, SOL_SOCKET, SO_ACCEPTCONN) != 1)
+		return -EINVAL;
+	if (getsockname(kfd, (struct sockaddr *)&ss, &len) < 0 ||
+	    ff_sa_from_sockaddr(&bound, (struct sockaddr *)&ss, len) < 0 ||
+	    bound.port != addr->port || !ff_ip_equal(&bound.ip, &addr->ip))
+		return -EINVAL;
+	if (c->ns_ino) {
+		int ns = ioctl(kfd, SIOCGSKNS);
+		bool same;
+
+		if (ns < 0)
+			return -EPERM;
+		same = fstat(ns, &st) == 0 && st.st_dev == c->ns_dev && st.st_ino == c->ns_ino;
+		close(ns);
+		if (!same)
+			return -EPERM;
+	}
+	return 0;
+}
+
+static void pending_free(struct ffr_pending *p)
+{
+	close(p->fd);
+	free(p->msg);
+	free(p);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+
+static int flush(struct ffr_listener *l)
+{
+	struct ffr_pending *p;
+
+	while ((p = STAILQ_FIRST(&l->pending))) {
+		int err = ff_send_fds(l->qfd, p->msg, p->len, &p->fd, 1);
+
+		if (err == -EAGAIN)
+			return -EAGAIN;
+		STAILQ_REMOVE_HEAD(&l->pending, link);
+		l->npending--;
+		pending_free(p);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_listener *l = arg;
+
+	if (flush(l) == -EAGAIN)
+		event_add(l->wev, NULL);
+}
+
+int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd)
+{
+	struct ffr_pending *p;
+	int err;
+
+	if (STAILQ_EMPTY(&l->pending)) {
+		err = ff_msg_send(l->qfd, &a->base, &fd, 1);
+		if (err != -EAGAIN) {
+			close(fd);
+			if (!err)
+				l->accepted++;
+			return err;
+		}
+	}
+	if (l->npending >= l->max_pending) {
+		close(fd);
+		return -EAGAIN;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p) {
+		p->len = protobuf_c_message_get_packed_size(&a->base);
+		p->msg = malloc(p->len ? p->len : 1);
+	}
+	if (!p || !p->msg) {
+		if (p)
+			free(p);
+		close(fd);
+		return -ENOMEM;
+	}
+	protobuf_c_message_pack(&a->base, p->msg);
+	p->fd = fd;
+	STAILQ_INSERT_TAIL(&l->pending, p, link);
+	l->npending++;
+	l->accepted++;
+	event_add(l->wev, NULL);
+	return 0;
+}
+
+/* Connections that reached the kernel listener (peers without ffnet, or a
+ * router that was down when they connected) go through the same queue. */
+static void kernel_accept(struct ffr_listener *l, int nfd, struct sockaddr_storage *ss,
+			  socklen_t len)
+{
+	Ff__Accepted a = FF__ACCEPTED__INIT;
+	Ff__Addr local = FF__ADDR__INIT, peer = FF__ADDR__INIT;
+	uint8_t lip[16], pip[16];
+	struct sockaddr_storage ls;
+	socklen_t llen = sizeof(ls);
+	struct ff_sa lsa, psa;
+
+	if (ff_sa_from_sockaddr(&psa, (struct sockaddr *)ss, len) < 0 ||
+	    getsockname(nfd, (struct sockaddr *)&ls, &llen) < 0 ||
+	    ff_sa_from_sockaddr(&lsa, (struct sockaddr *)&ls, llen) < 0) {
+		close(nfd);
+		return;
+	}
+	ff_sa_to_proto(&lsa, &local, lip);
+	ff_sa_to_proto(&psa, &peer, pip);
+	a.local = &local;
+	a.peer = &peer;
+	a.path = FF__PATH__PATH_NONE;
+	if (ffr_listener_push(l, &a, nfd) == -EAGAIN)
+		ff_warn("%s: accept queue full, dropped a kernel connection", l->c->name);
+}
+
+static void kfd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_listener *l = arg;
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int nfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+
+		if (nfd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				ff_warn("%s: accept on kernel listener: %s", l->c->name,
+					strerror(errno));
+			return;
+		}
+		kernel_accept(l, nfd, &ss, len);
+	}
+}
+
+/* The shim never writes on the queue: readable means every copy of the
+ * app's listening fd is closed (EOF), or a misbehaving shim. */
+static void qfd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_listener *l = arg;
+	char buf[64];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n > 0) {
+		l->r->bad_messages++;
+		return;
+	}
+	ff_dbg("%s: listener %llu closed by the app", l->c->name, (unsigned long long)l->id);
+	ffr_listener_free(l);
+}
+
+static int listener_events(struct ffr_listener *l)
+{
+	struct event_base *b = l->r->base;
+
+	l->qev = event_new(b, l->qfd, EV_READ | EV_PERSIST, qfd_cb, l);
+	l->wev = event_new(b, l->qfd, EV_WRITE, flush_cb, l);
+	l->kev = event_new(b, l->kfd, EV_READ | EV_PERSIST, kfd_cb, l);
+	if (!l->qev || !l->wev || !l->kev || event_add(l->qev, NULL) < 0 ||
+	    event_add(l->kev, NULL) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int ffr_listener_new(struct ffr_container *c, const struct ff_sa *addr, bool v6only, int backlog,
+		     int kfd, int *shim_fd, struct ffr_listener **out)
+{
+	struct ffr_router *r = c->r;
+	struct ffr_listener *l;
+	int q[2], sz = QUEUE_SNDBUF, err;
+	struct stat st;
+
+	if (!ff_ip_is_any(&addr->ip) && !ffr_container_owns_ip(c, &addr->ip))
+		err = -EPERM;
+	else if (c->nlisteners >= r->quota.listeners)
+		err = -ENOBUFS;
+	else
+		err = check_kfd(c, kfd, addr);
+	if (err)
+		goto out_close_kfd;
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		err = -ENOMEM;
+		goto out_close_kfd;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, q) < 0) {
+		err = -errno;
+		free(l);
+		goto out_close_kfd;
+	}
+	l->r = r;
+	l->c = c;
+	l->id = r->next_id++;
+	l->addr = *addr;
+	l->v6only = v6only;
+	l->qfd = q[0];
+	l->kfd = kfd;
+	STAILQ_INIT(&l->pending);
+	l->max_pending = backlog < 16 ? 16 : (uint32_t)backlog;
+	if (l->max_pending > r->quota.pending)
+		l->max_pending = r->quota.pending;
+	TAILQ_INSERT_TAIL(&r->listeners, l, link);
+	c->nlisteners++;
+	setsockopt(q[0], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
+	fcntl(q[0], F_SETFL, O_NONBLOCK);
+	fcntl(kfd, F_SETFL, fcntl(kfd, F_GETFL) | O_NONBLOCK);
+	if (fstat(q[1], &st) == 0)
+		l->shim_ino = st.st_ino;
+	err = listener_events(l);
+	if (err) {
+		close(q[1]);
+		ffr_listener_free(l);
+		return err;
+	}
+	*shim_fd = q[1];
+	*out = l;
+	return 0;
+out_close_kfd:
+	close(kfd);
+	return err;
+}
+
+void ffr_listener_free(struct ffr_listener *l)
+{
+	struct ffr_pending *p;
+
+	if (!l)
+		return;
+	TAILQ_REMOVE(&l->r->listeners, l, link);
+	l->c->nlisteners--;
+	while ((p = STAILQ_FIRST(&l->pending))) {
+		STAILQ_REMOVE_HEAD(&l->pending, link);
+		pending_free(p);
+	}
+	if (l->qev)
+		event_free(l->qev);
+	if (l->wev)
+		event_free(l->wev);
+	if (l->kev)
+		event_free(l->kev);
+	close(l->qfd);
+	close(l->kfd);
+	free(l);
+}
+
+static bool wildcard_matches(const struct ffr_listener *l, const struct ff_sa *dst)
+{
+	if (!ff_ip_is_any(&l->addr.ip))
+		return false;
+	if (l->addr.ip.family == dst->ip.family)
+		return true;
+	return l->addr.ip.family == AF_INET6 && dst->ip.family == AF_INET && !l->v6only;
+}
+
+/* Exact address first, then a wildcard; equal candidates (SO_REUSEPORT) take
+ * turns because the chosen one moves to the back of the list. */
+struct ffr_listener *ffr_listener_find(struct ffr_container *c, const struct ff_sa *dst)
+{
+	struct ffr_listener *l, *wild = NULL;
+	struct ffr_router *r = c->r;
+
+	TAILQ_FOREACH (l, &r->listeners, link) {
+		if (l->c != c || l->addr.port != dst->port)
+			continue;
+		if (ff_ip_equal(&l->addr.ip, &dst->ip))
+			break;
+		if (!wild && wildcard_matches(l, dst))
+			wild = l;
+	}
+	if (!l)
+		l = wild;
+	if (l) {
+		TAILQ_REMOVE(&r->listeners, l, link);
+		TAILQ_INSERT_TAIL(&r->listeners, l, link);
+	}
+	return l;
+}

@@ -1,0 +1,155 @@
+/* ffrouter: one per host. Runs in the foreground, logs to stderr, stops
+ * cleanly on SIGTERM/SIGINT. Everything else lives in libffrouter.a. */
+#include "router.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ffrouter --rundir DIR [--state FILE] [--log-level LEVEL]\n"
+		   "  --rundir DIR       run directory (admin socket DIR/ffrouter.sock,\n"
+		   "                     container sockets DIR/c/NAME/ffrouter.sock)\n"
+		   "  --state FILE       registrations (default DIR/state)\n"
+		   "  --log-level LEVEL  error, warn, info or debug (default info)\n"
+		   "  --max-conns N      connections per container (default 65536)\n"
+		   "  --max-listeners N  listeners per container (default 4096)\n"
+		   "  --max-channels N   shim channels per container (default 4096)\n");
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	ff_info("signal %d: stopping", (int)sig);
+	event_base_loopexit(arg, NULL);
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || !*s || v == 0 || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct ffr_config *cfg)
+{
+	static const struct option opts[] = {
+		{"rundir", required_argument, NULL, 'r'},
+		{"state", required_argument, NULL, 's'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"max-conns", required_argument, NULL, 'C'},
+		{"max-listeners", required_argument, NULL, 'L'},
+		{"max-channels", required_argument, NULL, 'H'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	int c, lvl;
+
+	while ((c = getopt_long(argc, argv, "r:s:l:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			cfg->rundir = optarg;
+			break;
+		case 's':
+			cfg->state = optarg;
+			break;
+		case 'l':
+			lvl = ff_log_parse_level(optarg);
+			if (lvl < 0) {
+				fprintf(stderr, "ffrouter: unknown log level '%s'\n", optarg);
+				return 2;
+			}
+			ff_log_level = lvl;
+			break;
+		case 'C':
+		case 'L':
+		case 'H':
+			if (parse_u32(optarg, c == 'C'   ? &cfg->quota.conns
+					      : c == 'L' ? &cfg->quota.listeners
+							 : &cfg->quota.channels) < 0) {
+				fprintf(stderr, "ffrouter: bad number '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("ffrouter %s\n", FF_VERSION);
+			return 1;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	return 0;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct ffr_config cfg = {
+		.rundir = FF_DEFAULT_RUNDIR,
+		.quota = {.channels = 4096, .listeners = 4096, .conns = 65536, .pending = 4096},
+	};
+	struct event *sigterm, *sigint;
+	struct event_base *base;
+	struct ffr_router *r;
+	int err, rc;
+
+	ff_log_init("ffrouter", FF_LOG_INFO);
+	rc = parse_args(argc, argv, &cfg);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	base = event_base_new();
+	if (!base) {
+		ff_err("cannot create the event loop");
+		return 1;
+	}
+	r = ffr_router_new(base, &cfg, &err);
+	if (!r) {
+		ff_err("cannot start: %s", strerror(-err));
+		event_base_free(base);
+		return 1;
+	}
+	sigterm = evsignal_new(base, SIGTERM, stop_cb, base);
+	sigint = evsignal_new(base, SIGINT, stop_cb, base);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	ff_info("ready: rundir %s, state %s", r->rundir, r->state);
+	event_base_dispatch(base);
+	ffr_router_free(r);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(base);
+	ff_info("stopped");
+	return 0;
+}

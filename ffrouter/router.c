@@ -1,0 +1,250 @@
+/* The router object: run directory, admin socket, the map page, the
+ * connection sweep timer. Invariant: every container in r->containers has
+ * its addresses in the map page after ffr_map_publish(). */
+#include "router.h"
+
+#include "log.h"
+#include "map.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define SWEEP_INTERVAL_S 2
+
+int ffr_listen_unix(const char *path, mode_t mode)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd, err;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (unlink(path) < 0 && errno != ENOENT)
+		goto out_err;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		goto out_err;
+	if (chmod(path, mode) < 0 || listen(fd, 256) < 0)
+		goto out_unlink;
+	return fd;
+out_unlink:
+	err = -errno;
+	unlink(path);
+	close(fd);
+	return err;
+out_err:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+static int mkdir_mode(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return chmod(path, mode) < 0 ? -errno : 0;
+}
+
+/* The map page: a sealed memfd the router writes; shims get a read-only fd. */
+static int map_open(struct ffr_router *r)
+{
+	char path[64];
+
+	r->map_fd = memfd_create("ffnet-map", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (r->map_fd < 0)
+		return -errno;
+	if (ftruncate(r->map_fd, FF_MAP_SIZE) < 0 ||
+	    fcntl(r->map_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+		return -errno;
+	r->map = mmap(NULL, FF_MAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, r->map_fd, 0);
+	if (r->map == MAP_FAILED) {
+		r->map = NULL;
+		return -errno;
+	}
+	ff_map_init(r->map);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", r->map_fd);
+	r->map_rofd = open(path, O_RDONLY | O_CLOEXEC);
+	return r->map_rofd < 0 ? -errno : 0;
+}
+
+int ffr_map_publish(struct ffr_router *r)
+{
+	struct ff_map_ent *ents;
+	struct ffr_container *c;
+	uint32_t n = 0;
+	int err;
+
+	ents = calloc(FF_MAP_CAP, sizeof(*ents));
+	if (!ents)
+		return -ENOMEM;
+	TAILQ_FOREACH (c, &r->containers, link)
+		for (int i = 0; i < c->nips && n < FF_MAP_CAP; i++)
+			ff_map_ent_set(&ents[n++], &c->ips[i], FF_MAPF_LOCAL);
+	err = ff_map_write(r->map, ents, n);
+	free(ents);
+	return err;
+}
+
+static void admin_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_router *r = arg;
+
+	for (;;) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				ff_warn("admin accept: %s", strerror(errno));
+			return;
+		}
+		if (ffr_chan_new(r, NULL, cfd) < 0)
+			ff_warn("admin channel refused");
+	}
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_router *r = arg;
+
+	ffr_conn_sweep(r);
+	ffr_sweep_arm(r);
+}
+
+/* The sweep runs only while there are connections to watch. */
+void ffr_sweep_arm(struct ffr_router *r)
+{
+	struct timeval tv = {.tv_sec = SWEEP_INTERVAL_S};
+
+	if (r->nconns && !evtimer_pending(r->sweep_ev, NULL))
+		evtimer_add(r->sweep_ev, &tv);
+}
+
+static int router_dirs(struct ffr_router *r)
+{
+	char path[PATH_MAX];
+	int err;
+
+	/* c/ is root-only: a container reaches its own directory through its
+	 * bind mount, nobody on the host but root reaches anyone's. */
+	err = mkdir_mode(r->rundir, 0755);
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), "%s/c", r->rundir);
+	return mkdir_mode(path, 0700);
+}
+
+static int router_admin(struct ffr_router *r)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", r->rundir, FF_SOCK_NAME);
+	r->afd = ffr_listen_unix(path, 0600);
+	if (r->afd < 0)
+		return r->afd;
+	r->aev = event_new(r->base, r->afd, EV_READ | EV_PERSIST, admin_accept_cb, r);
+	if (!r->aev || event_add(r->aev, NULL) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_config *cfg, int *err)
+{
+	struct ffr_router *r = calloc(1, sizeof(*r));
+	char path[PATH_MAX];
+
+	*err = -ENOMEM;
+	if (!r)
+		return NULL;
+	r->base = base;
+	r->afd = r->map_fd = r->map_rofd = -1;
+	r->quota = cfg->quota;
+	r->next_id = 1;
+	TAILQ_INIT(&r->admin);
+	TAILQ_INIT(&r->containers);
+	TAILQ_INIT(&r->listeners);
+	TAILQ_INIT(&r->conns);
+	r->rundir = strdup(cfg->rundir);
+	if (cfg->state)
+		r->state = strdup(cfg->state);
+	else if (snprintf(path, sizeof(path), "%s/state", cfg->rundir) < (int)sizeof(path))
+		r->state = strdup(path);
+	r->sweep_ev = evtimer_new(base, sweep_cb, r);
+	if (!r->rundir || !r->state || !r->sweep_ev)
+		goto out_free;
+	*err = router_dirs(r);
+	if (*err) {
+		ff_err("cannot create run directory %s: %s", r->rundir, strerror(-*err));
+		goto out_free;
+	}
+	*err = map_open(r);
+	if (*err) {
+		ff_err("cannot create the map page: %s", strerror(-*err));
+		goto out_free;
+	}
+	*err = ffr_state_load(r);
+	if (*err)
+		goto out_free;
+	*err = ffr_map_publish(r);
+	if (*err)
+		goto out_free;
+	*err = router_admin(r);
+	if (*err) {
+		ff_err("cannot listen on %s/%s: %s", r->rundir, FF_SOCK_NAME, strerror(-*err));
+		goto out_free;
+	}
+	return r;
+out_free:
+	ffr_router_free(r);
+	return NULL;
+}
+
+void ffr_router_free(struct ffr_router *r)
+{
+	struct ffr_container *c;
+	struct ffr_listener *l;
+	struct ffr_conn *cn;
+	struct ffr_chan *ch;
+	char path[PATH_MAX];
+
+	if (!r)
+		return;
+	while ((ch = TAILQ_FIRST(&r->admin)))
+		ffr_chan_free(ch);
+	while ((l = TAILQ_FIRST(&r->listeners)))
+		ffr_listener_free(l);
+	while ((cn = TAILQ_FIRST(&r->conns)))
+		ffr_conn_free(r, cn);
+	/* Keep container directories: running containers have them mounted and
+	 * a restarted router recreates the sockets inside. */
+	while ((c = TAILQ_FIRST(&r->containers)))
+		ffr_container_free(c);
+	if (r->aev)
+		event_free(r->aev);
+	if (r->afd >= 0) {
+		snprintf(path, sizeof(path), "%s/%s", r->rundir, FF_SOCK_NAME);
+		unlink(path);
+		close(r->afd);
+	}
+	if (r->sweep_ev)
+		event_free(r->sweep_ev);
+	if (r->map)
+		munmap(r->map, FF_MAP_SIZE);
+	if (r->map_fd >= 0)
+		close(r->map_fd);
+	if (r->map_rofd >= 0)
+		close(r->map_rofd);
+	free(r->rundir);
+	free(r->state);
+	free(r);
+}

@@ -1,0 +1,226 @@
+/* ffrouter internals: the objects one router owns and the functions that
+ * pass them between files. Ownership: the router owns containers, listeners,
+ * conns and the admin channels; a container owns its shim channels and holds
+ * one reference on its stats area; every conn side holds another, so byte
+ * counters stay readable after the container is unregistered. */
+#pragma once
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <ff/shm.h>
+#include <ff/wire.h>
+
+#include "addr.h"
+#include "ff.pb-c.h"
+
+#define FFR_NAME_MAX 63
+#define FFR_MAX_IPS 8
+#define FFR_HOST_MAX 63
+
+struct ffr_router;
+struct ffr_container;
+
+struct ffr_quota {
+	uint32_t channels;
+	uint32_t listeners;
+	uint32_t conns;
+	uint32_t pending; /* accept-queue entries held by the router per listener */
+};
+
+/* Per-container byte-counter page, shared read-write with its shims. */
+struct ffr_stats {
+	int refs;
+	int fd;
+	struct ff_stat_hdr *hdr;
+	uint32_t next;
+	uint8_t used[FF_STAT_SLOTS / 8];
+};
+
+/* One SOCK_SEQPACKET control channel: a shim (c != NULL) or ffctl. */
+struct ffr_chan {
+	TAILQ_ENTRY(ffr_chan) link;
+	struct ffr_router *r;
+	struct ffr_container *c;
+	int fd;
+	struct event *ev;
+	bool hello;
+	pid_t pid;
+	uid_t uid;
+	uint32_t bad; /* malformed messages seen */
+};
+TAILQ_HEAD(ffr_chan_list, ffr_chan);
+
+struct ffr_pending {
+	STAILQ_ENTRY(ffr_pending) link;
+	int fd;       /* connection socket, owned */
+	uint8_t *msg; /* packed Accepted */
+	size_t len;
+};
+STAILQ_HEAD(ffr_pending_list, ffr_pending);
+
+/* An overlay listener: the router end of a container's accept queue plus the
+ * container's kernel listening socket, whose connections it forwards. */
+struct ffr_listener {
+	TAILQ_ENTRY(ffr_listener) link;
+	struct ffr_router *r;
+	struct ffr_container *c;
+	uint64_t id;
+	struct ff_sa addr;
+	bool v6only;
+	int qfd;       /* router end of the accept queue */
+	ino_t shim_ino; /* inode of the shim end, for Lookup */
+	struct event *qev; /* EOF from the app */
+	struct event *wev; /* room in the queue for the pending list */
+	int kfd; /* kernel listener */
+	struct event *kev;
+	struct ffr_pending_list pending;
+	uint32_t npending;
+	uint32_t max_pending;
+	uint64_t accepted;
+};
+TAILQ_HEAD(ffr_listener_list, ffr_listener);
+
+struct ffr_conn_side {
+	char name[FFR_NAME_MAX + 1];
+	struct ffr_container *c; /* NULL once unregistered */
+	struct ffr_stats *st;
+	uint32_t slot;
+	ino_t ino;
+	struct ff_sa addr;
+	bool own_port; /* addr.port came from the container's allocator */
+};
+
+struct ffr_conn {
+	TAILQ_ENTRY(ffr_conn) link;
+	uint64_t id;
+	Ff__Path path;
+	struct ffr_conn_side cli, srv;
+};
+TAILQ_HEAD(ffr_conn_list, ffr_conn);
+
+struct ffr_container {
+	TAILQ_ENTRY(ffr_container) link;
+	struct ffr_router *r;
+	char name[FFR_NAME_MAX + 1];
+	struct ff_ip ips[FFR_MAX_IPS];
+	int nips;
+	char host[FFR_HOST_MAX + 1];
+	dev_t ns_dev; /* registered netns, 0 if none */
+	ino_t ns_ino;
+	char *dir; /* RUNDIR/c/NAME */
+	int lfd;   /* shims connect here */
+	struct event *lev;
+	struct ffr_stats *st;
+	struct ffr_chan_list chans;
+	uint32_t nchans, nlisteners, nconns;
+	uint16_t next_port;
+	uint8_t *ports; /* bitmap of client ports held by accelerated conns */
+};
+TAILQ_HEAD(ffr_container_list, ffr_container);
+
+struct ffr_config {
+	const char *rundir;
+	const char *state;
+	struct ffr_quota quota;
+};
+
+struct ffr_router {
+	struct event_base *base;
+	char *rundir;
+	char *state;
+	struct ffr_quota quota;
+	int afd; /* admin socket */
+	struct event *aev;
+	struct ffr_chan_list admin;
+	struct ffr_container_list containers;
+	struct ffr_listener_list listeners;
+	struct ffr_conn_list conns;
+	uint32_t nconns;
+	int map_fd, map_rofd;
+	struct ff_map_hdr *map;
+	struct event *sweep_ev;
+	uint64_t next_id;
+	uint64_t conns_total, fallbacks, bad_messages;
+};
+
+/* router.c */
+struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_config *cfg,
+				  int *err);
+void ffr_router_free(struct ffr_router *r);
+int ffr_map_publish(struct ffr_router *r);
+void ffr_sweep_arm(struct ffr_router *r);
+/* Binds a non-blocking SOCK_SEQPACKET listener at path (mode applied). */
+int ffr_listen_unix(const char *path, mode_t mode);
+
+/* chan.c */
+/* Takes ownership of fd. c is NULL for an admin channel. */
+int ffr_chan_new(struct ffr_router *r, struct ffr_container *c, int fd);
+void ffr_chan_free(struct ffr_chan *ch);
+/* Sends a reply on ch (fds not consumed). Closes nothing on failure. */
+int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds);
+int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void ffr_accept_cb(evutil_socket_t fd, short what, void *arg);
+
+/* container.c */
+int ffr_container_new(struct ffr_router *r, const char *name, const struct ff_ip *ips, int nips,
+		      const char *host, dev_t ns_dev, ino_t ns_ino, struct ffr_container **out);
+void ffr_container_free(struct ffr_container *c);
+struct ffr_container *ffr_container_find(struct ffr_router *r, const char *name);
+struct ffr_container *ffr_container_by_ip(struct ffr_router *r, const struct ff_ip *ip);
+bool ffr_container_owns_ip(const struct ffr_container *c, const struct ff_ip *ip);
+/* The container's address of the given family, or NULL. */
+const struct ff_ip *ffr_container_ip(const struct ffr_container *c, int family);
+int ffr_name_valid(const char *name);
+/* Reserves a client port; returns it, or 0 when the range is exhausted. */
+uint16_t ffr_port_get(struct ffr_container *c);
+void ffr_port_put(struct ffr_container *c, uint16_t port);
+
+struct ffr_stats *ffr_stats_new(void);
+struct ffr_stats *ffr_stats_ref(struct ffr_stats *st);
+void ffr_stats_unref(struct ffr_stats *st);
+/* Returns a free slot index or UINT32_MAX. The slot's counters are zeroed. */
+uint32_t ffr_stats_alloc(struct ffr_stats *st);
+void ffr_stats_release(struct ffr_stats *st, uint32_t slot);
+
+/* listener.c */
+/* Consumes kfd. On success *shim_fd is the end to hand the shim. */
+int ffr_listener_new(struct ffr_container *c, const struct ff_sa *addr, bool v6only, int backlog,
+		     int kfd, int *shim_fd, struct ffr_listener **out);
+void ffr_listener_free(struct ffr_listener *l);
+struct ffr_listener *ffr_listener_find(struct ffr_container *c, const struct ff_sa *dst);
+/* Queues one connection (fd consumed in every case). -EAGAIN: queue full. */
+int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd);
+
+/* conn.c */
+struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path);
+void ffr_conn_free(struct ffr_router *r, struct ffr_conn *cn);
+/* Binds one side of cn to container c. -ENOBUFS when out of slots. */
+int ffr_conn_side_set(struct ffr_conn_side *s, struct ffr_container *c, const struct ff_sa *addr,
+		      ino_t ino);
+/* Drops conns whose sockets are gone. */
+void ffr_conn_sweep(struct ffr_router *r);
+void ffr_conn_detach_container(struct ffr_router *r, struct ffr_container *c);
+struct ffr_conn *ffr_conn_by_ino(struct ffr_router *r, ino_t ino, struct ffr_conn_side **side,
+				 struct ffr_conn_side **other);
+/* Collects the inodes of live AF_UNIX sockets (sorted). Caller frees *out. */
+int ffr_unix_inodes(ino_t **out, size_t *n);
+
+/* map-file.c */
+int ffr_state_load(struct ffr_router *r);
+int ffr_state_save(struct ffr_router *r);
+
+/* shimops.c and ctl.c: request handlers, dispatched by chan.c */
+typedef void (*ffr_handler)(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_list(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);

@@ -1,0 +1,293 @@
+/* Requests from shims: Hello, Listen, Connect, Lookup. The caller's
+ * identity is the container whose socket it reached (ch->c); nothing a shim
+ * says about who it is is believed. */
+#include "router.h"
+
+#include "log.h"
+#include "msg.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static Ff__Status err_status(int err)
+{
+	switch (err) {
+	case -EPERM:
+		return FF__STATUS__ST_PERM;
+	case -ENOBUFS:
+		return FF__STATUS__ST_QUOTA;
+	case -EINVAL:
+	case -ENOTSOCK:
+		return FF__STATUS__ST_INVALID;
+	case -EAGAIN:
+		return FF__STATUS__ST_BUSY;
+	default:
+		return FF__STATUS__ST_INTERNAL;
+	}
+}
+
+void ffr_op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__HelloReply hr = FF__HELLO_REPLY__INIT;
+	Ff__Addr addrs[FFR_MAX_IPS], *addrp[FFR_MAX_IPS];
+	uint8_t ipbuf[FFR_MAX_IPS][16];
+	const Ff__Hello *h = req->hello;
+	int sfds[2];
+
+	if (ch->hello) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "Hello sent twice");
+		return;
+	}
+	if (h->version != FF_PROTO_VERSION) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_VERSION,
+				 "protocol version %u, router speaks %u", h->version,
+				 FF_PROTO_VERSION);
+		return;
+	}
+	ch->hello = true;
+	rep.id = req->id;
+	rep.body_case = FF__REPLY__BODY_HELLO;
+	rep.hello = &hr;
+	hr.version = FF_PROTO_VERSION;
+	hr.caps = FF_CAP_LISTEN | FF_CAP_CONNECT | FF_CAP_LOOKUP;
+	if (!ch->c) {
+		ffr_reply(ch, &rep, NULL, 0);
+		return;
+	}
+	hr.container = ch->c->name;
+	hr.stat_slots = FF_STAT_SLOTS;
+	for (int i = 0; i < ch->c->nips; i++) {
+		struct ff_sa sa = {.ip = ch->c->ips[i]};
+
+		ff_sa_to_proto(&sa, &addrs[i], ipbuf[i]);
+		addrp[i] = &addrs[i];
+	}
+	hr.n_ips = (size_t)ch->c->nips;
+	hr.ips = addrp;
+	sfds[0] = ch->r->map_rofd;
+	sfds[1] = ch->c->st->fd;
+	ffr_reply(ch, &rep, sfds, 2);
+}
+
+void ffr_op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__ListenReply lr = FF__LISTEN_REPLY__INIT;
+	struct ffr_listener *l;
+	struct ff_sa addr;
+	int shim_fd, err;
+	char a[FF_ADDRSTRLEN];
+
+	if (ff_sa_from_proto(&addr, req->listen->addr) < 0) {
+		close(fds[0]);
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "bad listen address");
+		return;
+	}
+	err = ffr_listener_new(ch->c, &addr, req->listen->v6only, req->listen->backlog, fds[0],
+			       &shim_fd, &l);
+	if (err) {
+		ff_warn("%s: listen on %s refused: %s", ch->c->name,
+			ff_sa_fmt(&addr, a, sizeof(a)), strerror(-err));
+		ffr_reply_status(ch, req->id, err_status(err), "listen refused: %s",
+				 strerror(-err));
+		return;
+	}
+	rep.id = req->id;
+	rep.body_case = FF__REPLY__BODY_LISTEN;
+	rep.listen = &lr;
+	lr.listener_id = l->id;
+	if (ffr_reply(ch, &rep, &shim_fd, 1) < 0)
+		ffr_listener_free(l);
+	close(shim_fd);
+	ff_info("%s: listening on %s (listener %llu)", ch->c->name, ff_sa_fmt(&addr, a, sizeof(a)),
+		(unsigned long long)l->id);
+}
+
+static ino_t fd_ino(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Picks the client's address: the port it bound if it bound one to an
+ * address it owns; port 0 means "allocate one from the container's range". */
+static int client_addr(struct ffr_container *c, const Ff__Connect *m, int family,
+		       struct ff_sa *src)
+{
+	const struct ff_ip *ip = ffr_container_ip(c, family);
+	struct ff_sa bound;
+
+	if (!ip)
+		return -ENOENT;
+	src->ip = *ip;
+	src->port = 0;
+	if (m->src && ff_sa_from_proto(&bound, m->src) == 0 && bound.port &&
+	    (ff_ip_is_any(&bound.ip) || ffr_container_owns_ip(c, &bound.ip))) {
+		if (!ff_ip_is_any(&bound.ip))
+			src->ip = bound.ip;
+		src->port = bound.port;
+	}
+	return 0;
+}
+
+static void connect_reply(struct ffr_chan *ch, uint64_t id, struct ffr_conn *cn, int fd)
+{
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__ConnectReply cr = FF__CONNECT_REPLY__INIT;
+	Ff__Addr local, peer;
+	uint8_t lip[16], pip[16];
+
+	ff_sa_to_proto(&cn->cli.addr, &local, lip);
+	ff_sa_to_proto(&cn->srv.addr, &peer, pip);
+	rep.id = id;
+	rep.body_case = FF__REPLY__BODY_CONNECT;
+	rep.connect = &cr;
+	cr.local = &local;
+	cr.peer = &peer;
+	cr.conn_id = cn->id;
+	cr.slot = cn->cli.slot;
+	cr.path = cn->path;
+	ffr_reply(ch, &rep, &fd, 1);
+}
+
+/* Hands the server end to the listener. Consumes fd. */
+static int connect_deliver(struct ffr_listener *l, struct ffr_conn *cn, int fd)
+{
+	Ff__Accepted a = FF__ACCEPTED__INIT;
+	Ff__Addr local, peer;
+	uint8_t lip[16], pip[16];
+
+	ff_sa_to_proto(&cn->srv.addr, &local, lip);
+	ff_sa_to_proto(&cn->cli.addr, &peer, pip);
+	a.local = &local;
+	a.peer = &peer;
+	a.conn_id = cn->id;
+	a.slot = cn->srv.slot;
+	a.path = cn->path;
+	return ffr_listener_push(l, &a, fd);
+}
+
+static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listener *l,
+			     const struct ff_sa *src, const struct ff_sa *dst)
+{
+	struct ffr_router *r = ch->r;
+	struct ffr_conn *cn;
+	int sv[2], err;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	cn = ffr_conn_new(r, FF__PATH__PATH_SAME_HOST);
+	if (!cn) {
+		err = -ENOMEM;
+		goto out_close;
+	}
+	err = ffr_conn_side_set(&cn->cli, ch->c, src, fd_ino(sv[0]));
+	if (!err)
+		err = ffr_conn_side_set(&cn->srv, l->c, dst, fd_ino(sv[1]));
+	/* a port the app bound belongs to its kernel, not to our allocator */
+	if (!err && !src->port) {
+		cn->cli.addr.port = ffr_port_get(ch->c);
+		cn->cli.own_port = true;
+		if (!cn->cli.addr.port)
+			err = -ENOBUFS;
+	}
+	if (err)
+		goto out_free;
+	err = connect_deliver(l, cn, sv[1]);
+	sv[1] = -1;
+	if (err)
+		goto out_free;
+	connect_reply(ch, id, cn, sv[0]);
+	close(sv[0]);
+	r->conns_total++;
+	ffr_sweep_arm(r);
+	return 0;
+out_free:
+	ffr_conn_free(r, cn);
+out_close:
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	return err;
+}
+
+void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	struct ffr_router *r = ch->r;
+	struct ffr_container *t;
+	struct ffr_listener *l;
+	struct ff_sa dst, src;
+	int err;
+
+	if (ff_sa_from_proto(&dst, req->connect->dst) < 0 || !dst.port) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "bad destination");
+		return;
+	}
+	t = ffr_container_by_ip(r, &dst.ip);
+	l = t ? ffr_listener_find(t, &dst) : NULL;
+	if (!l) {
+		r->fallbacks++;
+		ffr_reply_status(ch, req->id, t ? FF__STATUS__ST_NO_LISTENER : FF__STATUS__ST_NOT_FOUND,
+				 NULL);
+		return;
+	}
+	if (ch->c->nconns >= r->quota.conns || t->nconns >= r->quota.conns) {
+		r->fallbacks++;
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_QUOTA, "connection quota reached");
+		return;
+	}
+	if (client_addr(ch->c, req->connect, dst.ip.family, &src) < 0) {
+		r->fallbacks++;
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND, "no address of that family");
+		return;
+	}
+	err = connect_same_host(ch, req->id, l, &src, &dst);
+	if (err) {
+		r->fallbacks++;
+		ffr_reply_status(ch, req->id,
+				 err == -EPIPE ? FF__STATUS__ST_NO_LISTENER : err_status(err),
+				 "%s", strerror(-err));
+	}
+}
+
+void ffr_op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__LookupReply lr = FF__LOOKUP_REPLY__INIT;
+	Ff__Addr local, peer;
+	uint8_t lip[16], pip[16];
+	struct ffr_conn_side *side, *other;
+	struct ffr_conn *cn = ffr_conn_by_ino(ch->r, (ino_t)req->lookup->inode, &side, &other);
+	struct ffr_listener *l;
+
+	rep.id = req->id;
+	rep.body_case = FF__REPLY__BODY_LOOKUP;
+	rep.lookup = &lr;
+	if (cn && side->c == ch->c) {
+		lr.kind = FF_KIND_CONN;
+		ff_sa_to_proto(&side->addr, &local, lip);
+		ff_sa_to_proto(&other->addr, &peer, pip);
+		lr.local = &local;
+		lr.peer = &peer;
+		lr.id = cn->id;
+		lr.slot = side->slot;
+		ffr_reply(ch, &rep, NULL, 0);
+		return;
+	}
+	TAILQ_FOREACH (l, &ch->r->listeners, link) {
+		if (l->c != ch->c || l->shim_ino != (ino_t)req->lookup->inode)
+			continue;
+		lr.kind = FF_KIND_LISTENER;
+		ff_sa_to_proto(&l->addr, &local, lip);
+		lr.local = &local;
+		lr.id = l->id;
+		ffr_reply(ch, &rep, NULL, 0);
+		return;
+	}
+	ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND, NULL);
+}

@@ -1,0 +1,28 @@
+/* Wire-level constants shared by the shim, the router and ffctl.
+ * Changing any of these is a protocol change: bump FF_PROTO_VERSION. */
+#pragma once
+
+#define FF_PROTO_VERSION 1
+
+/* Largest control message the router accepts from a shim or ffctl. */
+#define FF_MSG_MAX (64 * 1024)
+/* Largest single reply; longer listings are split with Reply.more. */
+#define FF_REPLY_MAX (48 * 1024)
+/* Most fds any message carries. */
+#define FF_MAX_FDS 2
+
+#define FF_ENV_SOCK "FFNET_SOCK"
+#define FF_ENV_LOG "FF_LOG_LEVEL"
+#define FF_ENV_DISABLE "FFNET_DISABLE"
+#define FF_DEFAULT_SOCK "/run/ffnet/ffrouter.sock"
+#define FF_SOCK_NAME "ffrouter.sock"
+#define FF_DEFAULT_RUNDIR "/run/ffnet"
+
+/* Hello.caps bits. */
+#define FF_CAP_LISTEN (1u << 0)
+#define FF_CAP_CONNECT (1u << 1)
+#define FF_CAP_LOOKUP (1u << 2)
+
+/* LookupReply.kind */
+#define FF_KIND_LISTENER 1
+#define FF_KIND_CONN 2
