@@ -82,7 +82,8 @@ static int collect_fds(struct msghdr *mh, int *fds, int maxfds)
 	return n;
 }
 
-ssize_t ff_recv_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int flags)
+ssize_t ff_recv_fds_once(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds,
+			 int flags)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * (FF_MAX_FDS + 2))];
@@ -96,9 +97,7 @@ ssize_t ff_recv_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *
 	*nfds = 0;
 	mh.msg_control = cm.buf;
 	mh.msg_controllen = sizeof(cm.buf);
-	do
-		r = syscall(SYS_recvmsg, sock, &mh, flags | MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
+	r = syscall(SYS_recvmsg, sock, &mh, flags | MSG_CMSG_CLOEXEC);
 	if (r < 0)
 		return -errno;
 	n = collect_fds(&mh, fds, maxfds);
@@ -109,5 +108,15 @@ ssize_t ff_recv_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *
 		return (mh.msg_flags & MSG_TRUNC) ? -EMSGSIZE : -ETOOMANYREFS;
 	}
 	*nfds = n;
+	return r;
+}
+
+ssize_t ff_recv_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int flags)
+{
+	ssize_t r;
+
+	do
+		r = ff_recv_fds_once(sock, buf, cap, fds, maxfds, nfds, flags);
+	while (r == -EINTR);
 	return r;
 }

@@ -15,5 +15,9 @@ int ff_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds)
  * flags are extra recvmsg flags (MSG_DONTWAIT). */
 ssize_t ff_recv_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int flags);
 
+/* The same, but returns -EINTR instead of retrying (for accept()). */
+ssize_t ff_recv_fds_once(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds,
+			 int flags);
+
 /* Closes fds[0..n) and sets them to -1. */
 void ff_close_fds(int *fds, int n);

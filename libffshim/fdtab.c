@@ -1,0 +1,167 @@
+/* The fd table: two levels of 1024 entries, allocated on first use and
+ * never freed, so lookups are two loads without a lock and there is no fixed
+ * fd ceiling below the kernel's own (nr_open). struct ffs_sock memory goes
+ * back to a free list, never to malloc, so a thread racing a close() on the
+ * same fd reads a stale struct rather than unmapped memory. */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define L2_BITS 10
+#define L2_SIZE (1 << L2_BITS)
+#define L1_SIZE (1 << 14) /* 16M fds, more than nr_open allows */
+
+typedef _Atomic(struct ffs_sock *) slot_t;
+
+static _Atomic(slot_t *) l1[L1_SIZE];
+static atomic_int fd_limit;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ffs_sock *pool; /* linked through ->owner */
+
+static slot_t *chunk(int fd, bool create)
+{
+	unsigned i = (unsigned)fd >> L2_BITS;
+	slot_t *c;
+
+	if (fd < 0 || i >= L1_SIZE)
+		return NULL;
+	c = atomic_load_explicit(&l1[i], memory_order_acquire);
+	if (c || !create)
+		return c;
+	c = calloc(L2_SIZE, sizeof(*c));
+	if (!c)
+		return NULL;
+	{
+		slot_t *expect = NULL;
+
+		if (!atomic_compare_exchange_strong(&l1[i], &expect, c)) {
+			free(c);
+			c = expect;
+		}
+	}
+	return c;
+}
+
+struct ffs_sock *ffs_fd_get(int fd)
+{
+	slot_t *c = chunk(fd, false);
+
+	return c ? atomic_load_explicit(&c[fd & (L2_SIZE - 1)], memory_order_acquire) : NULL;
+}
+
+int ffs_fd_limit(void)
+{
+	return atomic_load(&fd_limit);
+}
+
+void ffs_fd_set(int fd, struct ffs_sock *s)
+{
+	slot_t *c = chunk(fd, s != NULL);
+	struct ffs_sock *old;
+	int lim;
+
+	if (!c) {
+		ffs_sock_unref(s);
+		return;
+	}
+	lim = atomic_load(&fd_limit);
+	while (s && fd >= lim && !atomic_compare_exchange_weak(&fd_limit, &lim, fd + 1))
+		;
+	old = atomic_exchange(&c[fd & (L2_SIZE - 1)], s);
+	ffs_sock_unref(old);
+}
+
+struct ffs_sock *ffs_fd_take(int fd)
+{
+	slot_t *c = chunk(fd, false);
+
+	return c ? atomic_exchange(&c[fd & (L2_SIZE - 1)], NULL) : NULL;
+}
+
+struct ffs_sock *ffs_sock_new(enum ffs_kind kind, int family)
+{
+	struct ffs_sock *s;
+
+	pthread_mutex_lock(&pool_lock);
+	s = pool;
+	if (s)
+		pool = (struct ffs_sock *)s->owner;
+	pthread_mutex_unlock(&pool_lock);
+	if (!s)
+		s = malloc(sizeof(*s));
+	if (!s)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	atomic_init(&s->refs, 1);
+	s->kind = kind;
+	s->family = family;
+	s->kfd = -1;
+	ffs_tcpopts_default(&s->tcp);
+	return s;
+}
+
+struct ffs_sock *ffs_sock_ref(struct ffs_sock *s)
+{
+	if (s)
+		atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
+void ffs_sock_unref(struct ffs_sock *s)
+{
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	if (s->kind == FFS_INTERNAL && s->owner)
+		*s->owner = -1; /* the app closed one of our fds */
+	ffs_internal_close(&s->kfd);
+	free(s->eps);
+	s->eps = NULL;
+	pthread_mutex_lock(&pool_lock);
+	s->owner = (int *)pool;
+	pool = s;
+	pthread_mutex_unlock(&pool_lock);
+}
+
+void ffs_fd_internal(int fd, int *owner)
+{
+	struct ffs_sock *s = ffs_sock_new(FFS_INTERNAL, 0);
+
+	if (s)
+		s->owner = owner;
+	ffs_fd_set(fd, s);
+}
+
+void ffs_internal_close(int *fdp)
+{
+	struct ffs_sock *k;
+
+	if (*fdp < 0)
+		return;
+	k = ffs_fd_take(*fdp);
+	if (k) {
+		k->owner = NULL;
+		ffs_sock_unref(k);
+	}
+	REAL(close)(*fdp);
+	*fdp = -1;
+}
+
+int ffs_hide_fd(int fd)
+{
+	struct rlimit rl;
+	int min = 100, nfd;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur <= 200)
+		min = 3;
+	nfd = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, min);
+	if (nfd < 0)
+		return fd;
+	REAL(close)(fd);
+	return nfd;
+}

@@ -1,0 +1,578 @@
+/* libffshim entry points: the names interposed on libc. Each one fills
+ * the real call table on first use, then either passes straight through or
+ * hands the call to the socket paths. The data-path wrappers only add the
+ * byte count of an accelerated connection after the real call returns.
+ * errno is what the real call left, unless the shim answers itself. */
+#include "shim.h"
+
+#include "log.h"
+
+#include <ff/wire.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+bool ffs_enabled = true;
+__thread int ffs_busy __attribute__((tls_model("initial-exec")));
+static volatile bool ready;
+
+#define EXPORT __attribute__((visibility("default")))
+#define INIT()                                                                                     \
+	do {                                                                                       \
+		if (__builtin_expect(!ready, 0))                                                   \
+			ffs_init();                                                                \
+	} while (0)
+#define NEED(name)                                                                                 \
+	do {                                                                                       \
+		INIT();                                                                            \
+		if (!REAL(name)) {                                                                 \
+			errno = ENOSYS;                                                            \
+			return -1;                                                                 \
+		}                                                                                  \
+	} while (0)
+
+void ffs_setup(void)
+{
+	const char *lvl = getenv(FF_ENV_LOG), *off = getenv(FF_ENV_DISABLE);
+
+	ff_log_init("libffshim", ff_log_parse_level(lvl));
+	if (off && *off && *off != '0')
+		ffs_enabled = false;
+	pthread_atfork(ffs_chan_fork_prepare, ffs_chan_fork_parent, ffs_chan_fork_child);
+	ready = true;
+}
+
+/* The fortified variants (_FORTIFY_SOURCE) have no public prototypes. */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+		       struct sockaddr *from, socklen_t *fromlen);
+
+/* ---- byte counters ---- */
+
+static inline void count(int fd, ssize_t n, bool tx)
+{
+	struct ffs_sock *s;
+
+	if (n <= 0)
+		return;
+	s = ffs_fd_get(fd);
+	if (s && s->slot)
+		__atomic_fetch_add(tx ? &s->slot->tx : &s->slot->rx, (uint64_t)n, __ATOMIC_RELAXED);
+}
+
+static inline bool is_conn(int fd)
+{
+	struct ffs_sock *s = ffs_fd_get(fd);
+
+	return s && s->kind == FFS_CONN;
+}
+
+/* ---- control path ---- */
+
+EXPORT int socket(int domain, int type, int protocol)
+{
+	int fd, saved;
+
+	NEED(socket);
+	fd = REAL(socket)(domain, type, protocol);
+	if (fd < 0)
+		return fd;
+	saved = errno;
+	if (ffs_enabled && (domain == AF_INET || domain == AF_INET6) &&
+	    (type & 0xf) == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP))
+		ffs_fd_set(fd, ffs_sock_new(FFS_TCP, domain));
+	else
+		ffs_fd_set(fd, NULL);
+	errno = saved;
+	return fd;
+}
+
+EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct ffs_sock *s;
+	int r;
+
+	NEED(bind);
+	r = REAL(bind)(fd, addr, len);
+	s = r == 0 ? ffs_fd_get(fd) : NULL;
+	if (s && s->kind == FFS_TCP)
+		s->bound = true;
+	return r;
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+	NEED(listen);
+	return ffs_listen(fd, backlog);
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	NEED(accept4);
+	return ffs_accept(fd, addr, len, 0);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	NEED(accept4);
+	return ffs_accept(fd, addr, len, flags);
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	NEED(connect);
+	return ffs_connect(fd, addr, len);
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+	NEED(shutdown);
+	return ffs_shutdown(fd, how);
+}
+
+EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	NEED(getsockname);
+	return ffs_getsockname(fd, addr, len, false);
+}
+
+EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	NEED(getpeername);
+	return ffs_getsockname(fd, addr, len, true);
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	NEED(getsockopt);
+	return ffs_getsockopt(fd, level, name, val, len);
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	NEED(setsockopt);
+	return ffs_setsockopt(fd, level, name, val, len);
+}
+
+EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	NEED(epoll_ctl);
+	return ffs_epoll_ctl(epfd, op, fd, ev);
+}
+
+/* ---- fd lifetime ---- */
+
+EXPORT int close(int fd)
+{
+	struct ffs_sock *s;
+	int r, saved;
+
+	NEED(close);
+	s = ffs_fd_take(fd);
+	r = REAL(close)(fd);
+	saved = errno;
+	ffs_sock_unref(s);
+	errno = saved;
+	return r;
+}
+
+/* The entry for a new copy of old: shared, except the shim's own fds. */
+static void copy_entry(int old, int nfd)
+{
+	struct ffs_sock *s = ffs_fd_get(old);
+
+	if (s && (s->kind == FFS_INTERNAL || s->kind == FFS_OTHER))
+		s = NULL;
+	ffs_fd_set(nfd, ffs_sock_ref(s));
+}
+
+EXPORT int dup(int old)
+{
+	int r, saved;
+
+	NEED(dup);
+	r = REAL(dup)(old);
+	saved = errno;
+	if (r >= 0)
+		copy_entry(old, r);
+	errno = saved;
+	return r;
+}
+
+EXPORT int dup2(int old, int nfd)
+{
+	int r, saved;
+
+	NEED(dup2);
+	r = REAL(dup2)(old, nfd);
+	saved = errno;
+	if (r >= 0 && old != nfd)
+		copy_entry(old, nfd);
+	errno = saved;
+	return r;
+}
+
+EXPORT int dup3(int old, int nfd, int flags)
+{
+	int r, saved;
+
+	NEED(dup3);
+	r = REAL(dup3)(old, nfd, flags);
+	saved = errno;
+	if (r >= 0)
+		copy_entry(old, nfd);
+	errno = saved;
+	return r;
+}
+
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+	int r = real(fd, cmd, arg), saved = errno;
+
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		copy_entry(fd, r);
+	errno = saved;
+	return r;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	NEED(fcntl);
+	return fcntl_common(REAL(fcntl), fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	NEED(fcntl64);
+	return fcntl_common(REAL(fcntl64), fd, cmd, arg);
+}
+
+/* Entries of [first, last] are dropped after the kernel closed the fds, so
+ * a listener's hidden kernel fd in the range is not closed twice. */
+static void drop_range(unsigned first, unsigned last)
+{
+	int lim = ffs_fd_limit();
+
+	for (unsigned fd = first; fd <= last && fd < (unsigned)lim; fd++) {
+		struct ffs_sock *s = ffs_fd_take((int)fd);
+
+		if (!s)
+			continue;
+		if (s->kfd >= (int)first && (unsigned)s->kfd <= last)
+			s->kfd = -1;
+		ffs_sock_unref(s);
+	}
+}
+
+EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	int r, saved;
+
+	NEED(close_range);
+	r = REAL(close_range)(first, last, flags);
+	saved = errno;
+	if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+		drop_range(first, last);
+	errno = saved;
+	return r;
+}
+
+EXPORT void closefrom(int low)
+{
+	INIT();
+	if (REAL(closefrom))
+		REAL(closefrom)(low);
+	if (low >= 0)
+		drop_range((unsigned)low, ~0u);
+}
+
+/* ---- data path ---- */
+
+EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	ssize_t r;
+
+	INIT();
+	r = REAL(read)(fd, buf, n);
+	count(fd, r, false);
+	return r;
+}
+
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	ssize_t r;
+
+	INIT();
+	r = REAL(__read_chk)(fd, buf, n, buflen);
+	count(fd, r, false);
+	return r;
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	ssize_t r;
+
+	INIT();
+	r = REAL(write)(fd, buf, n);
+	count(fd, r, true);
+	return r;
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	ssize_t r;
+
+	INIT();
+	r = REAL(readv)(fd, iov, cnt);
+	count(fd, r, false);
+	return r;
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	ssize_t r;
+
+	INIT();
+	r = REAL(writev)(fd, iov, cnt);
+	count(fd, r, true);
+	return r;
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	ssize_t r;
+
+	INIT();
+	r = REAL(send)(fd, buf, n, flags);
+	count(fd, r, true);
+	return r;
+}
+
+/* A connected TCP socket ignores a destination address; AF_UNIX refuses it. */
+EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
+		      socklen_t tolen)
+{
+	ssize_t r;
+
+	INIT();
+	if (to && is_conn(fd)) {
+		to = NULL;
+		tolen = 0;
+	}
+	r = REAL(sendto)(fd, buf, n, flags, to, tolen);
+	count(fd, r, true);
+	return r;
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	struct msghdr m;
+	ssize_t r;
+
+	INIT();
+	if (msg && msg->msg_name && is_conn(fd)) {
+		m = *msg;
+		m.msg_name = NULL;
+		m.msg_namelen = 0;
+		msg = &m;
+	}
+	r = REAL(sendmsg)(fd, msg, flags);
+	count(fd, r, true);
+	return r;
+}
+
+static void clear_names(struct mmsghdr *v, unsigned n, void **save)
+{
+	for (unsigned i = 0; i < n; i++) {
+		save[i] = v[i].msg_hdr.msg_name;
+		v[i].msg_hdr.msg_name = NULL;
+		v[i].msg_hdr.msg_namelen = 0;
+	}
+}
+
+static void restore_names(struct mmsghdr *v, unsigned n, void **save)
+{
+	for (unsigned i = 0; i < n; i++)
+		v[i].msg_hdr.msg_name = save[i];
+}
+
+static ssize_t mmsg_bytes(const struct mmsghdr *v, int r)
+{
+	ssize_t sum = 0;
+
+	for (int i = 0; i < r; i++)
+		sum += v[i].msg_len;
+	return sum;
+}
+
+#define MMSG_MAX 1024
+
+EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+	void *save[MMSG_MAX];
+	bool conn;
+	int r;
+
+	NEED(sendmmsg);
+	conn = is_conn(fd) && v;
+	if (conn && n > MMSG_MAX)
+		n = MMSG_MAX;
+	if (conn)
+		clear_names(v, n, save);
+	r = REAL(sendmmsg)(fd, v, n, flags);
+	if (conn)
+		restore_names(v, n, save);
+	if (r > 0)
+		count(fd, mmsg_bytes(v, r), true);
+	return r;
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	ssize_t r;
+
+	INIT();
+	r = REAL(recv)(fd, buf, n, flags);
+	if (!(flags & MSG_PEEK))
+		count(fd, r, false);
+	return r;
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	ssize_t r;
+
+	INIT();
+	r = REAL(__recv_chk)(fd, buf, n, buflen, flags);
+	if (!(flags & MSG_PEEK))
+		count(fd, r, false);
+	return r;
+}
+
+/* TCP reports no source address on a stream; AF_UNIX would fill one in. */
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
+			socklen_t *fromlen)
+{
+	ssize_t r;
+
+	INIT();
+	if (from && is_conn(fd)) {
+		r = REAL(recvfrom)(fd, buf, n, flags, NULL, NULL);
+		if (r >= 0 && fromlen)
+			*fromlen = 0;
+	} else {
+		r = REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
+	}
+	if (!(flags & MSG_PEEK))
+		count(fd, r, false);
+	return r;
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+			      struct sockaddr *from, socklen_t *fromlen)
+{
+	ssize_t r;
+
+	INIT();
+	if (from && is_conn(fd)) {
+		r = REAL(__recv_chk)(fd, buf, n, buflen, flags);
+		if (r >= 0 && fromlen)
+			*fromlen = 0;
+	} else {
+		r = REAL(__recvfrom_chk)(fd, buf, n, buflen, flags, from, fromlen);
+	}
+	if (!(flags & MSG_PEEK))
+		count(fd, r, false);
+	return r;
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	void *name = NULL;
+	bool conn;
+	ssize_t r;
+
+	INIT();
+	conn = msg && msg->msg_name && is_conn(fd);
+	if (conn) {
+		name = msg->msg_name;
+		msg->msg_name = NULL;
+	}
+	r = REAL(recvmsg)(fd, msg, flags);
+	if (conn) {
+		msg->msg_name = name;
+		msg->msg_namelen = 0;
+	}
+	if (!(flags & MSG_PEEK))
+		count(fd, r, false);
+	return r;
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct timespec *tmo)
+{
+	void *save[MMSG_MAX];
+	bool conn;
+	int r;
+
+	NEED(recvmmsg);
+	conn = is_conn(fd) && v;
+	if (conn && n > MMSG_MAX)
+		n = MMSG_MAX;
+	if (conn)
+		clear_names(v, n, save);
+	r = REAL(recvmmsg)(fd, v, n, flags, tmo);
+	if (conn)
+		restore_names(v, n, save);
+	if (r > 0 && !(flags & MSG_PEEK))
+		count(fd, mmsg_bytes(v, r), false);
+	return r;
+}
+
+EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+	ssize_t r;
+
+	INIT();
+	r = REAL(sendfile)(out, in, off, n);
+	count(out, r, true);
+	return r;
+}
+
+EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
+{
+	ssize_t r;
+
+	NEED(sendfile64);
+	r = REAL(sendfile64)(out, in, off, n);
+	count(out, r, true);
+	return r;
+}
+
+EXPORT ssize_t splice(int in, off_t *inoff, int out, off_t *outoff, size_t n, unsigned int flags)
+{
+	ssize_t r;
+
+	NEED(splice);
+	r = REAL(splice)(in, inoff, out, outoff, n, flags);
+	count(in, r, false);
+	count(out, r, true);
+	return r;
+}

@@ -1,0 +1,142 @@
+/* libffshim internals.
+ *
+ * The fd table maps an fd number to a refcounted struct ffs_sock describing
+ * what the shim knows about the file behind it; fds that share a file (dup,
+ * fork) share the struct. It is a cache: an fd the shim has never seen is
+ * NULL, and an AF_UNIX socket it meets later (after exec) can be looked up
+ * at the router by inode. */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <ff/shm.h>
+
+#include "addr.h"
+#include "ff.pb-c.h"
+#include "real.h"
+
+enum ffs_kind {
+	FFS_TCP = 1,  /* kernel TCP socket that may still be accelerated */
+	FFS_KLISTEN,  /* kernel listener that the router may take over again */
+	FFS_LISTEN,   /* accelerated listener: fd is the accept-queue end */
+	FFS_CONN,     /* accelerated connection: fd is an AF_UNIX stream */
+	FFS_INTERNAL, /* one of the shim's own fds */
+	FFS_OTHER,    /* looked up at the router: not ours */
+};
+
+/* Options the app set before the fd was swapped, replayed onto the new one. */
+#define FFS_MAX_OPTS 16
+struct ffs_opt {
+	int level, name;
+	socklen_t len;
+	uint8_t val[16];
+};
+
+struct ffs_epreg {
+	int epfd;
+	unsigned long ino; /* of the epoll file, so a reused epfd number is not mistaken */
+	struct epoll_event ev;
+};
+
+/* TCP-level option values an accelerated socket reports as a TCP socket would. */
+struct ffs_tcpopts {
+	int nodelay, cork, keepidle, keepintvl, keepcnt, user_timeout, quickack, maxseg;
+	int defer_accept, notsent_lowat, fastopen, tos, ttl, v6only;
+	char congestion[16];
+};
+
+struct ffs_sock {
+	atomic_int refs;
+	enum ffs_kind kind;
+	int family;    /* the app's socket domain: AF_INET or AF_INET6 */
+	bool bound;    /* the app called bind() */
+	struct ff_sa local, peer;
+	struct ffs_tcpopts tcp;
+	/* FFS_TCP / FFS_KLISTEN / FFS_LISTEN */
+	int nopts;
+	struct ffs_opt opts[FFS_MAX_OPTS];
+	int neps;
+	struct ffs_epreg *eps;
+	/* FFS_LISTEN / FFS_KLISTEN */
+	int kfd; /* FFS_LISTEN: hidden copy of the kernel listener, -1 if none */
+	int backlog;
+	bool shut; /* shutdown(SHUT_RD) on a listener: accept() fails with EINVAL */
+	int64_t next_upgrade_ns;
+	/* FFS_CONN */
+	struct ff_stat_slot *slot;
+	/* FFS_INTERNAL: where the owner keeps this fd (reset to -1 if the app closes it) */
+	int *owner;
+};
+
+/* preload.c / real.c */
+void ffs_setup(void);
+extern bool ffs_enabled;
+
+/* fdtab.c */
+struct ffs_sock *ffs_fd_get(int fd);
+/* Installs s at fd (takes a reference the caller gave up) and drops the old entry. */
+void ffs_fd_set(int fd, struct ffs_sock *s);
+/* Removes fd's entry and returns it (the caller owns that reference). */
+struct ffs_sock *ffs_fd_take(int fd);
+/* Highest fd that may have an entry, +1. */
+int ffs_fd_limit(void);
+struct ffs_sock *ffs_sock_new(enum ffs_kind kind, int family);
+struct ffs_sock *ffs_sock_ref(struct ffs_sock *s);
+void ffs_sock_unref(struct ffs_sock *s);
+/* Marks fd as the shim's own; *owner is set to -1 if the app closes it. */
+void ffs_fd_internal(int fd, int *owner);
+/* Closes one of the shim's own fds and forgets it; *fdp becomes -1. */
+void ffs_internal_close(int *fdp);
+/* Moves fd (consumed) to a high close-on-exec number out of the app's way. */
+int ffs_hide_fd(int fd);
+
+/* chan.c */
+/* Sends req on the router channel (connecting and saying Hello first if
+ * needed) and waits for its reply. fds are not consumed; received fds are
+ * stored in rfds (O_CLOEXEC). Returns 0 with *rep set (caller frees), or
+ * -errno when the router cannot be reached: then behave as plain sockets. */
+int ffs_call(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int *rfds,
+	     int *nrfds);
+/* 1 if ip is a registered overlay address, 0 if not or no router. */
+int ffs_is_overlay(const struct ff_ip *ip);
+/* 1 if ip is one of this container's addresses (or any), 0 if not or no router. */
+int ffs_is_own(const struct ff_ip *ip);
+/* The byte counters of slot, or NULL without a stats page. */
+struct ff_stat_slot *ffs_stat_slot(uint32_t slot);
+/* Connects now if the router is reachable; returns 1 if the channel is up. */
+int ffs_chan_up(void);
+void ffs_chan_fork_child(void);
+void ffs_chan_fork_prepare(void);
+void ffs_chan_fork_parent(void);
+int64_t ffs_now_ns(void);
+
+/* swap.c */
+/* Replaces the file behind fd with newfd (consumed), keeping the number,
+ * O_NONBLOCK, FD_CLOEXEC, the epoll registrations recorded in old and the
+ * options it replays. Returns 0 or -errno (fd untouched, newfd closed). */
+int ffs_swap(int fd, int newfd, struct ffs_sock *old);
+void ffs_opts_record(struct ffs_sock *s, int level, int name, const void *val, socklen_t len);
+void ffs_tcpopts_default(struct ffs_tcpopts *t);
+/* Reads TCP-level values from a kernel socket into t. */
+void ffs_tcpopts_read(int fd, struct ffs_tcpopts *t);
+
+/* sock-*.c: the socket paths; each returns what the libc call would. */
+int ffs_connect(int fd, const struct sockaddr *addr, socklen_t len);
+int ffs_listen(int fd, int backlog);
+int ffs_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int ffs_shutdown(int fd, int how);
+int ffs_getsockname(int fd, struct sockaddr *addr, socklen_t *len, bool peer);
+int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
+int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+int ffs_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+/* Looks an unknown AF_UNIX fd up at the router (after exec). */
+struct ffs_sock *ffs_lookup_fd(int fd);
+/* Copies sa into a user buffer with accept/getsockname truncation rules. */
+void ffs_copy_addr(const struct ff_sa *sa, int family, struct sockaddr *addr, socklen_t *len);
+
+/* Per-thread recursion guard for the control-path wrappers. */
+extern __thread int ffs_busy __attribute__((tls_model("initial-exec")));

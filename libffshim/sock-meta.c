@@ -1,0 +1,311 @@
+/* What an accelerated fd says about itself: names, options, and epoll
+ * registrations recorded for a later swap. An accelerated socket answers as
+ * a TCP socket with the overlay addresses would; IP- and TCP-level options
+ * are kept by the shim, socket-level ones are the kernel's. */
+#include "shim.h"
+
+#include "fdpass.h"
+#include "log.h"
+#include "msg.h"
+
+#include <ff/wire.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct ffs_sock *sock_from_lookup(const Ff__LookupReply *lr)
+{
+	struct ffs_sock *s;
+	struct ff_sa local, peer = {0};
+
+	if (ff_sa_from_proto(&local, lr->local) < 0)
+		return NULL;
+	if (lr->kind == FF_KIND_CONN && ff_sa_from_proto(&peer, lr->peer) < 0)
+		return NULL;
+	s = ffs_sock_new(lr->kind == FF_KIND_CONN ? FFS_CONN : FFS_LISTEN, local.ip.family);
+	if (!s)
+		return NULL;
+	s->local = local;
+	s->peer = peer;
+	if (lr->kind == FF_KIND_CONN)
+		s->slot = ffs_stat_slot(lr->slot);
+	return s;
+}
+
+struct ffs_sock *ffs_lookup_fd(int fd)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Lookup m = FF__LOOKUP__INIT;
+	Ff__Reply *rep = NULL;
+	struct ffs_sock *s = NULL;
+	int rfds[FF_MAX_FDS], nrfds = 0, dom = -1, saved = errno;
+	socklen_t len = sizeof(dom);
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+	    REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 || dom != AF_UNIX ||
+	    !ffs_chan_up())
+		goto out;
+	m.inode = st.st_ino;
+	req.body_case = FF__REQUEST__BODY_LOOKUP;
+	req.lookup = &m;
+	if (ffs_call(&req, NULL, 0, &rep, rfds, &nrfds) < 0)
+		goto out;
+	ff_close_fds(rfds, nrfds);
+	if (!rep->status && rep->body_case == FF__REPLY__BODY_LOOKUP)
+		s = sock_from_lookup(rep->lookup);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	ffs_fd_set(fd, s ? s : ffs_sock_new(FFS_OTHER, 0));
+out:
+	errno = saved;
+	return s;
+}
+
+int ffs_getsockname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
+{
+	struct ffs_sock *s = ffs_fd_get(fd);
+	int r;
+
+	if (!s) {
+		r = peer ? REAL(getpeername)(fd, addr, len) : REAL(getsockname)(fd, addr, len);
+		if (r < 0 || !addr || !len || *len != sizeof(sa_family_t) ||
+		    addr->sa_family != AF_UNIX)
+			return r;
+		s = ffs_lookup_fd(fd); /* an unnamed AF_UNIX socket: ours, after exec? */
+		if (!s)
+			return r;
+	}
+	if (s->kind == FFS_CONN || (s->kind == FFS_LISTEN && !peer)) {
+		if (!addr || !len) {
+			errno = EFAULT;
+			return -1;
+		}
+		ffs_copy_addr(peer ? &s->peer : &s->local, s->family, addr, len);
+		return 0;
+	}
+	if (s->kind == FFS_LISTEN) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	return peer ? REAL(getpeername)(fd, addr, len) : REAL(getsockname)(fd, addr, len);
+}
+
+static int put(void *val, socklen_t *len, const void *src, socklen_t n)
+{
+	if (!val || !len) {
+		errno = EFAULT;
+		return -1;
+	}
+	if (*len < n)
+		n = *len;
+	memcpy(val, src, n);
+	*len = n;
+	return 0;
+}
+
+static int put_int(void *val, socklen_t *len, int v)
+{
+	return put(val, len, &v, sizeof(v));
+}
+
+static int *tcp_int(struct ffs_sock *s, int level, int name)
+{
+	struct ffs_tcpopts *t = &s->tcp;
+
+	if (level == IPPROTO_TCP) {
+		switch (name) {
+		case TCP_NODELAY:
+			return &t->nodelay;
+		case TCP_CORK:
+			return &t->cork;
+		case TCP_KEEPIDLE:
+			return &t->keepidle;
+		case TCP_KEEPINTVL:
+			return &t->keepintvl;
+		case TCP_KEEPCNT:
+			return &t->keepcnt;
+		case TCP_USER_TIMEOUT:
+			return &t->user_timeout;
+		case TCP_QUICKACK:
+			return &t->quickack;
+		case TCP_MAXSEG:
+			return &t->maxseg;
+		case TCP_DEFER_ACCEPT:
+			return &t->defer_accept;
+		case TCP_NOTSENT_LOWAT:
+			return &t->notsent_lowat;
+		case TCP_FASTOPEN:
+			return &t->fastopen;
+		}
+	} else if (level == IPPROTO_IP) {
+		if (name == IP_TOS)
+			return &t->tos;
+		if (name == IP_TTL)
+			return &t->ttl;
+	} else if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) {
+		return &t->v6only;
+	}
+	return NULL;
+}
+
+static int tcp_info(struct ffs_sock *s, void *val, socklen_t *len)
+{
+	struct tcp_info ti;
+
+	memset(&ti, 0, sizeof(ti));
+	ti.tcpi_state = s->kind == FFS_LISTEN ? TCP_LISTEN : TCP_ESTABLISHED;
+	ti.tcpi_rto = 200000;
+	ti.tcpi_ato = 40000;
+	ti.tcpi_snd_mss = ti.tcpi_rcv_mss = ti.tcpi_advmss = (uint32_t)s->tcp.maxseg;
+	ti.tcpi_pmtu = 1500;
+	ti.tcpi_rtt = 50;
+	ti.tcpi_rttvar = 25;
+	ti.tcpi_snd_ssthresh = 0x7fffffff;
+	ti.tcpi_snd_cwnd = 10;
+	ti.tcpi_rcv_space = 65536;
+	return put(val, len, &ti, sizeof(ti));
+}
+
+static int sol_socket_get(int fd, struct ffs_sock *s, int name, void *val, socklen_t *len)
+{
+	struct ucred none = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+
+	switch (name) {
+	case SO_DOMAIN:
+		return put_int(val, len, s->family);
+	case SO_PROTOCOL:
+		return put_int(val, len, IPPROTO_TCP);
+	case SO_TYPE:
+		return put_int(val, len, SOCK_STREAM);
+	case SO_ACCEPTCONN:
+		return put_int(val, len, s->kind == FFS_LISTEN);
+	case SO_PEERCRED:
+		return put(val, len, &none, sizeof(none));
+	default:
+		return REAL(getsockopt)(fd, SOL_SOCKET, name, val, len);
+	}
+}
+
+int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct ffs_sock *s = ffs_fd_get(fd);
+	int *v;
+
+	if (!s || (s->kind != FFS_CONN && s->kind != FFS_LISTEN))
+		return REAL(getsockopt)(fd, level, name, val, len);
+	if (level == SOL_SOCKET)
+		return sol_socket_get(fd, s, name, val, len);
+	if (level == IPPROTO_TCP && name == TCP_INFO)
+		return tcp_info(s, val, len);
+	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
+		return put(val, len, s->tcp.congestion, (socklen_t)strlen(s->tcp.congestion) + 1);
+	if (level == IPPROTO_IP && name == IP_MTU)
+		return put_int(val, len, 1500);
+	v = tcp_int(s, level, name);
+	if (v)
+		return put_int(val, len, *v);
+	if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6)
+		return put_int(val, len, 0);
+	errno = ENOPROTOOPT;
+	return -1;
+}
+
+static int virtual_set(struct ffs_sock *s, int level, int name, const void *val, socklen_t len)
+{
+	int *v;
+
+	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+		if (!val || len == 0) {
+			errno = EINVAL;
+			return -1;
+		}
+		if (len >= sizeof(s->tcp.congestion))
+			len = sizeof(s->tcp.congestion) - 1;
+		memcpy(s->tcp.congestion, val, len);
+		s->tcp.congestion[len] = '\0';
+		return 0;
+	}
+	v = tcp_int(s, level, name);
+	if (v || level == IPPROTO_TCP) {
+		if (!val || len < sizeof(int)) {
+			errno = EINVAL;
+			return -1;
+		}
+		if (v)
+			memcpy(v, val, sizeof(int));
+	}
+	return 0;
+}
+
+int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	struct ffs_sock *s = ffs_fd_get(fd);
+	int r, saved = errno;
+
+	if (s && (s->kind == FFS_CONN || s->kind == FFS_LISTEN)) {
+		if (level != SOL_SOCKET)
+			return virtual_set(s, level, name, val, len);
+		r = REAL(setsockopt)(fd, level, name, val, len);
+		if (r < 0 && (errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+			errno = saved;
+			return 0; /* meaningful for TCP only; accepted as TCP would */
+		}
+		if (r == 0 && s->kind == FFS_LISTEN)
+			ffs_opts_record(s, level, name, val, len);
+		return r;
+	}
+	r = REAL(setsockopt)(fd, level, name, val, len);
+	if (r == 0 && s && (s->kind == FFS_TCP || s->kind == FFS_KLISTEN))
+		ffs_opts_record(s, level, name, val, len);
+	return r;
+}
+
+static void ep_record(struct ffs_sock *s, int epfd, int op, const struct epoll_event *ev)
+{
+	struct stat st;
+	int i;
+
+	pthread_mutex_lock(&ep_lock);
+	for (i = 0; i < s->neps; i++)
+		if (s->eps[i].epfd == epfd)
+			break;
+	if (op == EPOLL_CTL_DEL) {
+		if (i < s->neps)
+			s->eps[i] = s->eps[--s->neps];
+	} else if (ev && fstat(epfd, &st) == 0) {
+		if (i == s->neps) {
+			struct ffs_epreg *n = realloc(s->eps, sizeof(*n) * (size_t)(s->neps + 1));
+
+			if (!n)
+				goto out_unlock;
+			s->eps = n;
+			s->neps++;
+		}
+		s->eps[i].epfd = epfd;
+		s->eps[i].ino = st.st_ino;
+		s->eps[i].ev = *ev;
+	}
+out_unlock:
+	pthread_mutex_unlock(&ep_lock);
+}
+
+int ffs_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int r = REAL(epoll_ctl)(epfd, op, fd, ev), saved = errno;
+	struct ffs_sock *s;
+
+	if (r < 0)
+		return r;
+	s = ffs_fd_get(fd);
+	if (s && (s->kind == FFS_TCP || s->kind == FFS_KLISTEN || s->kind == FFS_LISTEN))
+		ep_record(s, epfd, op, ev);
+	errno = saved;
+	return r;
+}
