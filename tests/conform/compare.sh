@@ -16,14 +16,20 @@ for f in "$1" "$2"; do
 	fi
 done
 
-if cmp -s "$1" "$2"; then
-	echo "transcripts identical: $(grep -c '^[CS] ok ' "$1") checks"
+# Copies, so that pipes and process substitutions can be read more than once.
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+cat "$1" >"$tmp/native" && cat "$2" >"$tmp/ffnet" || exit 2
+cd "$tmp" || exit 2
+
+if cmp -s native ffnet; then
+	echo "transcripts identical: $(grep -c '^[CS] ok ' native) checks"
 	exit 0
 fi
 
 # Unified diff without context: '-' lines are native, '+' lines ffnet. The
 # scenario header (== NAME) above each hunk is named in the @@ line.
-diff -U0 --label native --label ffnet -F '^[CS] == ' "$1" "$2"
-echo "transcripts differ: $(diff "$1" "$2" | grep -c '^<') native line(s)," \
-	"$(diff "$1" "$2" | grep -c '^>') ffnet line(s)"
+diff -U0 -F '^[CS] == ' native ffnet
+echo "transcripts differ: $(diff native ffnet | grep -c '^<') native line(s)," \
+	"$(diff native ffnet | grep -c '^>') ffnet line(s)"
 exit 1

@@ -373,6 +373,9 @@ static int run_both(void)
 	}
 	if (pid == 0) {
 		dup2(so, STDOUT_FILENO);
+		close(so);
+		close(co);
+		close(saved);
 		exit(run_server());
 	}
 	dup2(co, STDOUT_FILENO);

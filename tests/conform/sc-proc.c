@@ -192,9 +192,11 @@ void cl_fork(void)
 	/* A forked client child makes its own connection (the "echo" scenario). */
 	pid = fork();
 	if (pid == 0) {
-		int c = cl_open("echo", NULL, true);
+		int c = cl_open("echo", NULL, true), r = c < 0 ? 2 : echo_exchange(c) ? 1 : 0;
 
-		_exit(c < 0 ? 2 : echo_exchange(c) ? 1 : 0);
+		if (c >= 0)
+			close(c);
+		_exit(r);
 	}
 	ck_eq("fork.client-child-exit", 0, pid > 0 ? wait_child(pid) : -1);
 }
@@ -204,8 +206,11 @@ void sv_fork(int fd, const char *arg FFC_UNUSED)
 	pid_t pid = fork();
 
 	if (pid == 0) {
+		int r = echo_loop(fd) < 0 ? 1 : 0;
+
 		close(ffc_listener);
-		_exit(echo_loop(fd) < 0 ? 1 : 0);
+		close(fd);
+		_exit(r);
 	}
 	ck_yes("fork.fork", pid > 0);
 	ck_zero("fork.parent-close", close(fd));
@@ -247,13 +252,14 @@ static int move_high(int fd, int base, bool cloexec)
 	return r;
 }
 
-/* Exec's /proc/self/exe with fds: s (FD_CLOEXEC cleared), a dup of s, and three
+/* Exec's ourselves (/proc/self/exe) with fds: s (FD_CLOEXEC cleared), a dup of s, and three
  * that must close on exec: an accept4(SOCK_CLOEXEC) connection, an
  * F_DUPFD_CLOEXEC dup, and a dup marked with F_SETFD. */
 void sv_exec(int fd, const char *arg FFC_UNUSED)
 {
-	char num[5][16];
+	char num[5][16], exe[4096];
 	int fds[5] = {-1, -1, -1, -1, -1}, a, l = sv_aux(fd, 0, 8);
+	ssize_t n;
 	pid_t pid;
 
 	if (l < 0)
@@ -272,10 +278,14 @@ void sv_exec(int fd, const char *arg FFC_UNUSED)
 	ck_zero("exec.setfd-cloexec", fcntl(fds[4], F_SETFD, FD_CLOEXEC));
 	for (int i = 0; i < 5; i++)
 		snprintf(num[i], sizeof(num[i]), "%d", fds[i]);
+	/* The path behind /proc/self/exe: under valgrind exec'ing the link itself
+	 * would start valgrind's launcher, while readlink reports our binary. */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
 	pid = fork();
 	if (pid == 0) {
-		execl("/proc/self/exe", "ffconform", "exec-child", ffc_opt.ip, num[0], num[1],
-		      num[2], num[3], num[4], (char *)NULL);
+		execl(n > 0 ? exe : "/proc/self/exe", "ffconform", "exec-child", ffc_opt.ip,
+		      num[0], num[1], num[2], num[3], num[4], (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 5; i++)
