@@ -18,14 +18,14 @@
 #define FFC_UNUSED __attribute__((unused))
 
 /* Every wait for the peer gives up after this long (no-progress timeout). */
-#define FFC_IO_MS  10000
+#define FFC_IO_MS 10000
 /* Blocking calls that are themselves under test are interrupted after this. */
-#define FFC_WD_S   30
+#define FFC_WD_S 30
 /* Offsets from --port: main listener, per-scenario listener, a port that never
  * listens, a port used only for the bind tests. */
-#define FFC_PORT_AUX     1
+#define FFC_PORT_AUX	 1
 #define FFC_PORT_REFUSED 2
-#define FFC_PORT_BIND    3
+#define FFC_PORT_BIND	 3
 
 struct ffc_opts {
 	const char *ip; /* server: address to bind; client: address to connect */
@@ -36,10 +36,10 @@ struct ffc_opts {
 };
 
 extern struct ffc_opts ffc_opt;
-extern char ffc_role;                        /* 'C' or 'S', prefixes every line */
-extern const char *ffc_scen;                 /* scenario running now */
-extern volatile sig_atomic_t ffc_sigpipes;   /* SIGPIPEs received so far */
-extern int ffc_listener;                     /* server: main listening fd */
+extern char ffc_role;			   /* 'C' or 'S', prefixes every line */
+extern const char *ffc_scen;		   /* scenario running now */
+extern volatile sig_atomic_t ffc_sigpipes; /* SIGPIPEs received so far */
+extern int ffc_listener;		   /* server: main listening fd */
 
 /* transcript (out.c) */
 void out_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -371,6 +371,8 @@ int sel_str(int fd, bool r, bool w, bool e, int ms, char *out, size_t len)
 	while (n < 0 && errno == EINTR);
 	snprintf(out, len, "%s%s%s%s", n > 0 && FD_ISSET(fd, &rs) ? "r" : "",
 		 n > 0 && FD_ISSET(fd, &ws) ? "w" : "", n > 0 && FD_ISSET(fd, &es) ? "e" : "",
-		 n > 0 ? "" : n == 0 ? "none" : "error");
+		 n > 0	  ? ""
+		 : n == 0 ? "none"
+			  : "error");
 	return n < 0 ? -errno : n;
 }

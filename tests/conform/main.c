@@ -40,61 +40,61 @@ struct sv_scenario {
 /* The client runs these in order; scenarios without a server part (refused)
  * never contact the server. */
 static const struct cl_scenario cl_table[] = {
-	{"hello", cl_hello},
-	{"connect-blocking", cl_connect_blocking},
-	{"connect-nonblock", cl_connect_nonblock},
-	{"refused", cl_refused},
-	{"accept-blocking", cl_accept_blocking},
-	{"accept-nonblock", cl_accept_nonblock},
-	{"accept4", cl_accept4},
-	{"addrinuse", cl_addrinuse},
-	{"names", cl_names},
-	{"sockopt", cl_sockopt},
-	{"shutdown", cl_shutdown},
-	{"peek", cl_peek},
-	{"iovec", cl_iovec},
-	{"sendfile", cl_sendfile},
-	{"poll", cl_poll},
-	{"select", cl_select},
-	{"epoll", cl_epoll},
-	{"rdhup", cl_rdhup},
-	{"dup", cl_dup},
-	{"fork", cl_fork},
-	{"exec", cl_exec},
-	{"peerclose", cl_peerclose},
-	{"reset", cl_reset},
-	{"sndtimeo", cl_sndtimeo},
-	{"conns", cl_conns},
-	{"bulk", cl_bulk},
+    {"hello", cl_hello},
+    {"connect-blocking", cl_connect_blocking},
+    {"connect-nonblock", cl_connect_nonblock},
+    {"refused", cl_refused},
+    {"accept-blocking", cl_accept_blocking},
+    {"accept-nonblock", cl_accept_nonblock},
+    {"accept4", cl_accept4},
+    {"addrinuse", cl_addrinuse},
+    {"names", cl_names},
+    {"sockopt", cl_sockopt},
+    {"shutdown", cl_shutdown},
+    {"peek", cl_peek},
+    {"iovec", cl_iovec},
+    {"sendfile", cl_sendfile},
+    {"poll", cl_poll},
+    {"select", cl_select},
+    {"epoll", cl_epoll},
+    {"rdhup", cl_rdhup},
+    {"dup", cl_dup},
+    {"fork", cl_fork},
+    {"exec", cl_exec},
+    {"peerclose", cl_peerclose},
+    {"reset", cl_reset},
+    {"sndtimeo", cl_sndtimeo},
+    {"conns", cl_conns},
+    {"bulk", cl_bulk},
 };
 
 static const struct sv_scenario sv_table[] = {
-	{"hello", sv_hello},
-	{"connect-blocking", sv_pingpong},
-	{"connect-nonblock", sv_pingpong},
-	{"accept-blocking", sv_accept_blocking},
-	{"accept-nonblock", sv_accept_nonblock},
-	{"accept4", sv_accept4},
-	{"addrinuse", sv_addrinuse},
-	{"names", sv_names},
-	{"sockopt", sv_sockopt},
-	{"shutdown", sv_shutdown},
-	{"peek", sv_peek},
-	{"iovec", sv_iovec},
-	{"sendfile", sv_sendfile},
-	{"poll", sv_poll},
-	{"select", sv_select},
-	{"epoll", sv_epoll},
-	{"rdhup", sv_rdhup},
-	{"dup", sv_dup},
-	{"fork", sv_fork},
-	{"echo", sv_echo},
-	{"exec", sv_exec},
-	{"peerclose", sv_peerclose},
-	{"reset", sv_reset},
-	{"sndtimeo", sv_sndtimeo},
-	{"conns", sv_conns},
-	{"bulk", sv_bulk},
+    {"hello", sv_hello},
+    {"connect-blocking", sv_pingpong},
+    {"connect-nonblock", sv_pingpong},
+    {"accept-blocking", sv_accept_blocking},
+    {"accept-nonblock", sv_accept_nonblock},
+    {"accept4", sv_accept4},
+    {"addrinuse", sv_addrinuse},
+    {"names", sv_names},
+    {"sockopt", sv_sockopt},
+    {"shutdown", sv_shutdown},
+    {"peek", sv_peek},
+    {"iovec", sv_iovec},
+    {"sendfile", sv_sendfile},
+    {"poll", sv_poll},
+    {"select", sv_select},
+    {"epoll", sv_epoll},
+    {"rdhup", sv_rdhup},
+    {"dup", sv_dup},
+    {"fork", sv_fork},
+    {"echo", sv_echo},
+    {"exec", sv_exec},
+    {"peerclose", sv_peerclose},
+    {"reset", sv_reset},
+    {"sndtimeo", sv_sndtimeo},
+    {"conns", sv_conns},
+    {"bulk", sv_bulk},
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -396,12 +396,11 @@ static int run_both(void)
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: ffconform server --bind IP --port P [opts]\n"
-		"       ffconform client --connect IP --port P [opts]\n"
-		"       ffconform both --ip IP --port P [opts]   (P = 0: pick free ports)\n"
-		"opts:  --big-mib N (1024)  --conns N (1000)  --timeout S (60)\n"
-		"The server also listens on P+1 and uses P+2 (never listened) and P+3.\n");
+	fprintf(stderr, "usage: ffconform server --bind IP --port P [opts]\n"
+			"       ffconform client --connect IP --port P [opts]\n"
+			"       ffconform both --ip IP --port P [opts]   (P = 0: pick free ports)\n"
+			"opts:  --big-mib N (1024)  --conns N (1000)  --timeout S (60)\n"
+			"The server also listens on P+1 and uses P+2 (never listened) and P+3.\n");
 }
 
 static long num_arg(const char *s, long lo, long hi)
@@ -419,15 +418,15 @@ static long num_arg(const char *s, long lo, long hi)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{"bind", required_argument, NULL, 'i'},
-		{"connect", required_argument, NULL, 'i'},
-		{"ip", required_argument, NULL, 'i'},
-		{"port", required_argument, NULL, 'p'},
-		{"big-mib", required_argument, NULL, 'b'},
-		{"conns", required_argument, NULL, 'n'},
-		{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"bind", required_argument, NULL, 'i'},
+	    {"connect", required_argument, NULL, 'i'},
+	    {"ip", required_argument, NULL, 'i'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"big-mib", required_argument, NULL, 'b'},
+	    {"conns", required_argument, NULL, 'n'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	bool port_set = false;
 	int c;

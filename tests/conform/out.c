@@ -206,10 +206,9 @@ static const struct {
 	unsigned bit;
 	const char *name;
 } ev_names[] = {
-	{POLLIN, "IN"},         {POLLPRI, "PRI"},       {POLLOUT, "OUT"},
-	{POLLERR, "ERR"},       {POLLHUP, "HUP"},       {POLLNVAL, "NVAL"},
-	{POLLRDNORM, "RDNORM"}, {POLLRDBAND, "RDBAND"}, {POLLWRNORM, "WRNORM"},
-	{POLLWRBAND, "WRBAND"}, {POLLRDHUP, "RDHUP"},
+    {POLLIN, "IN"},	    {POLLPRI, "PRI"},	    {POLLOUT, "OUT"},	    {POLLERR, "ERR"},
+    {POLLHUP, "HUP"},	    {POLLNVAL, "NVAL"},	    {POLLRDNORM, "RDNORM"}, {POLLRDBAND, "RDBAND"},
+    {POLLWRNORM, "WRNORM"}, {POLLWRBAND, "WRBAND"}, {POLLRDHUP, "RDHUP"},
 };
 
 /* poll and epoll share these bit values; prefix is "POLL" or "EPOLL". */

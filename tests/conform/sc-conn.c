@@ -44,7 +44,8 @@ void cl_hello(void)
 	while ((fd = cl_open("hello", NULL, true)) < 0 && now_ms() < end)
 		sleep_ms(100);
 	if (fd < 0) {
-		ck_fail("hello.connect", "expected a server got none within %d s", ffc_opt.timeout_s);
+		ck_fail("hello.connect", "expected a server got none within %d s",
+			ffc_opt.timeout_s);
 		return;
 	}
 	ck_ok("hello.connect", "server reachable");
@@ -123,8 +124,7 @@ void cl_connect_nonblock(void)
 	ck_yes("connect-nonblock.keepalive-kept", intopt(fd, SOL_SOCKET, SO_KEEPALIVE) > 0);
 	/* Linux: the first connect() after completion reports the result (0),
 	 * only later ones say EISCONN. */
-	ck_zero("connect-nonblock.connect-again",
-		connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	ck_zero("connect-nonblock.connect-again", connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
 	ck_err("connect-nonblock.connect-third", connect(fd, (struct sockaddr *)&sa, sizeof(sa)),
 	       EISCONN);
 	ck_err("connect-nonblock.recv-empty", recv(fd, buf, sizeof(buf), 0), EAGAIN);
@@ -212,7 +212,7 @@ void sv_accept_blocking(int fd, const char *arg FFC_UNUSED)
 	ck_eq("accept-blocking.addrlen", (long)sizeof(sa), len);
 	ck_yes("accept-blocking.addr-is-peername",
 	       getpeername(a, (struct sockaddr *)&peer, &plen) == 0 && plen == len &&
-		       memcmp(&peer, &sa, sizeof(sa)) == 0);
+		   memcmp(&peer, &sa, sizeof(sa)) == 0);
 	ck_eq("accept-blocking.fd-flags", 0, fd_flags(a, F_GETFD));
 	sv_pong(a);
 	sv_finish(a);
@@ -320,8 +320,8 @@ void sv_accept4(int fd, const char *arg FFC_UNUSED)
 		step("hi-back", io_send_line(a, "hi-back"));
 	b = sv_accept(l, 0);
 	if (ck_fd("accept4.plain", b)) {
-		ck_yes("accept4.plain-flags", !(fd_flags(b, F_GETFL) & O_NONBLOCK) &&
-						      fd_flags(b, F_GETFD) == 0);
+		ck_yes("accept4.plain-flags",
+		       !(fd_flags(b, F_GETFL) & O_NONBLOCK) && fd_flags(b, F_GETFD) == 0);
 		sv_pong(b);
 		sv_finish(b);
 	}

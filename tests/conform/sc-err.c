@@ -39,7 +39,8 @@ static void send_until_epipe(int s)
 		r = (int)send(s, "x", 1, MSG_NOSIGNAL);
 		err = errno;
 		ret_str(one, sizeof(one), r, err);
-		used += (size_t)snprintf(seq + used, sizeof(seq) - used, "%s%s", i ? ", " : "", one);
+		used +=
+		    (size_t)snprintf(seq + used, sizeof(seq) - used, "%s%s", i ? ", " : "", one);
 		if (r == -1 && err == EPIPE)
 			break;
 		if (r == 1)

@@ -162,8 +162,8 @@ static void recv_iov(int fd, bool msg, size_t want, uint64_t seed, const char *w
 	char *buf = calloc(1, want), *exp = malloc(want);
 	struct iovec iov[4];
 	struct sockaddr_in sa;
-	struct msghdr mh = {.msg_name = &sa, .msg_namelen = sizeof(sa), .msg_iov = iov,
-			    .msg_iovlen = 4};
+	struct msghdr mh = {
+	    .msg_name = &sa, .msg_namelen = sizeof(sa), .msg_iov = iov, .msg_iovlen = 4};
 	char n[96];
 	ssize_t r;
 
@@ -230,8 +230,8 @@ void sv_iovec(int fd, const char *arg FFC_UNUSED)
 	sv_finish(fd);
 }
 
-#define SF_LEN  (1048576 + 123)
-#define SF_OFF  1000
+#define SF_LEN	(1048576 + 123)
+#define SF_OFF	1000
 #define SF_TAIL 500
 
 void cl_sendfile(void)
@@ -248,8 +248,7 @@ void cl_sendfile(void)
 		      (unsigned long long)ffc_hash_buf(buf, SF_LEN));
 	ck_yes("sendfile.data-matches-file", r == 0 && memcmp(buf, exp, SF_LEN) == 0);
 	r = io_read_full(s, buf, SF_TAIL);
-	ck_yes("sendfile.file-position-data",
-	       r == 0 && memcmp(buf, exp + SF_OFF, SF_TAIL) == 0);
+	ck_yes("sendfile.file-position-data", r == 0 && memcmp(buf, exp + SF_OFF, SF_TAIL) == 0);
 	step("done", io_send_line(s, "done"));
 out_free:
 	if (s >= 0)

@@ -122,7 +122,8 @@ void cl_conns(void)
 		if (c[i].fd < 0)
 			continue;
 		opened++;
-		if (connect(c[i].fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS)
+		if (connect(c[i].fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+		    errno == EINPROGRESS)
 			c[i].state = C_CONNECTING;
 	}
 	ck_eq("conns.sockets", n, opened);
@@ -184,8 +185,8 @@ static void sv_conn_ready(struct sv_conns *st, struct conn *c)
 {
 	char reply[24];
 	long i;
-	ssize_t r = recv(c->fd, c->buf + c->got, c->state == C_OPEN ? (size_t)(REQ_LEN - c->got) : 1,
-			 MSG_DONTWAIT);
+	ssize_t r = recv(c->fd, c->buf + c->got,
+			 c->state == C_OPEN ? (size_t)(REQ_LEN - c->got) : 1, MSG_DONTWAIT);
 
 	if (r < 0 && errno == EAGAIN)
 		return;
@@ -338,7 +339,9 @@ static int bulk_recv(int fd, uint64_t bytes, uint64_t *hash, uint64_t *trailer)
 			r = errno == EAGAIN || errno == EINTR ? 0 : -errno;
 		if (r || n <= 0)
 			continue;
-		size_t data = got < bytes ? (size_t)(bytes - got < (uint64_t)n ? bytes - got : (uint64_t)n) : 0;
+		size_t data = got < bytes
+				  ? (size_t)(bytes - got < (uint64_t)n ? bytes - got : (uint64_t)n)
+				  : 0;
 
 		if ((uint64_t)n > total - got) {
 			r = -EPROTO;

@@ -256,8 +256,7 @@ void cl_sockopt(void)
 	ck_zero("sockopt.rcvtimeo-set", setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
 	memset(&tv, 0, sizeof(tv));
 	r = getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, &len);
-	ck_eq("sockopt.rcvtimeo-get-usec", 200000,
-	      r == 0 ? tv.tv_sec * 1000000L + tv.tv_usec : -1);
+	ck_eq("sockopt.rcvtimeo-get-usec", 200000, r == 0 ? tv.tv_sec * 1000000L + tv.tv_usec : -1);
 	t0 = now_ms();
 	wd_arm();
 	r = (int)recv(s, buf, sizeof(buf), 0);

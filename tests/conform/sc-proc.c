@@ -101,9 +101,8 @@ void sv_dup(int fd, const char *arg FFC_UNUSED)
 	ck_eq("dup.dupfd-cloexec-fd-flags", FD_CLOEXEC, fd_flags(d[3], F_GETFD));
 	d[4] = fcntl(fd, F_DUPFD, 0);
 	ck_eq("dup.dupfd-fd-flags", 0, fd_flags(d[4], F_GETFD));
-	ck_yes("dup.same-peer", same_peer(fd, d[0]) && same_peer(fd, d[1]) &&
-					same_peer(fd, d[2]) && same_peer(fd, d[3]) &&
-					same_peer(fd, d[4]));
+	ck_yes("dup.same-peer", same_peer(fd, d[0]) && same_peer(fd, d[1]) && same_peer(fd, d[2]) &&
+				    same_peer(fd, d[3]) && same_peer(fd, d[4]));
 	set_nonblock(d[0], true);
 	ck_yes("dup.status-flags-shared", fd_flags(fd, F_GETFL) & O_NONBLOCK);
 	set_nonblock(d[0], false);
@@ -264,6 +263,7 @@ void sv_exec(int fd, const char *arg FFC_UNUSED)
 
 	if (l < 0)
 		goto out_close;
+	raise_nofile(EXEC_FD_BASE + 64);
 	a = sv_accept(l, SOCK_CLOEXEC);
 	close(l);
 	if (!step("accept", a))
@@ -284,8 +284,8 @@ void sv_exec(int fd, const char *arg FFC_UNUSED)
 	exe[n > 0 ? n : 0] = '\0';
 	pid = fork();
 	if (pid == 0) {
-		execl(n > 0 ? exe : "/proc/self/exe", "ffconform", "exec-child", ffc_opt.ip,
-		      num[0], num[1], num[2], num[3], num[4], (char *)NULL);
+		execl(n > 0 ? exe : "/proc/self/exe", "ffconform", "exec-child", ffc_opt.ip, num[0],
+		      num[1], num[2], num[3], num[4], (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 5; i++)
