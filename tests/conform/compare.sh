@@ -1,8 +1,8 @@
 #!/bin/sh
 # compare.sh NATIVE_TRANSCRIPT FFNET_TRANSCRIPT
 # Compares two ffconform transcripts (stdout of a native and an ffnet run).
-# Prints the differing lines and exits 1 if they differ, 0 if identical,
-# 2 on usage errors.
+# Either may be "-" (stdin). Prints the differing lines and exits 1 if they
+# differ, 0 if identical, 2 on usage errors.
 set -u
 
 if [ $# -ne 2 ]; then
@@ -10,7 +10,7 @@ if [ $# -ne 2 ]; then
 	exit 2
 fi
 for f in "$1" "$2"; do
-	if [ ! -r "$f" ]; then
+	if [ "$f" != - ] && [ ! -r "$f" ]; then
 		echo "compare.sh: cannot read $f" >&2
 		exit 2
 	fi
