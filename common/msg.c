@@ -8,11 +8,30 @@
 #include <errno.h>
 #include <stdlib.h>
 
+size_t ff_msg_size(const ProtobufCMessage *m)
+{
+	return 1 + protobuf_c_message_get_packed_size(m);
+}
+
+size_t ff_msg_pack(const ProtobufCMessage *m, uint8_t *buf)
+{
+	buf[0] = FF_FRAME_V1;
+	return 1 + protobuf_c_message_pack(m, buf + 1);
+}
+
+ProtobufCMessage *ff_msg_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+				size_t len)
+{
+	if (len < 1 || buf[0] != FF_FRAME_V1)
+		return NULL;
+	return protobuf_c_message_unpack(d, NULL, len - 1, buf + 1);
+}
+
 int ff_msg_send(int sock, const ProtobufCMessage *m, const int *fds, int nfds)
 {
 	uint8_t small[1024];
 	uint8_t *buf = small;
-	size_t len = protobuf_c_message_get_packed_size(m);
+	size_t len = ff_msg_size(m);
 	int r;
 
 	if (len > FF_MSG_MAX)
@@ -22,7 +41,7 @@ int ff_msg_send(int sock, const ProtobufCMessage *m, const int *fds, int nfds)
 		if (!buf)
 			return -ENOMEM;
 	}
-	protobuf_c_message_pack(m, buf);
+	ff_msg_pack(m, buf);
 	r = ff_send_fds(sock, buf, len, fds, nfds);
 	if (buf != small)
 		free(buf);
@@ -38,7 +57,7 @@ int ff_msg_recv(int sock, const ProtobufCMessageDescriptor *d, void *buf, size_t
 	n = ff_recv_fds(sock, buf, cap, fds, maxfds, nfds, flags);
 	if (n <= 0)
 		return (int)n;
-	m = protobuf_c_message_unpack(d, NULL, (size_t)n, buf);
+	m = ff_msg_unpack(d, buf, (size_t)n);
 	if (!m) {
 		ff_close_fds(fds, *nfds);
 		*nfds = 0;

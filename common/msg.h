@@ -6,6 +6,13 @@
 
 #include "ff.pb-c.h"
 
+/* The framed encoding of m: FF_FRAME_V1 then the protobuf bytes. */
+size_t ff_msg_size(const ProtobufCMessage *m);
+size_t ff_msg_pack(const ProtobufCMessage *m, uint8_t *buf);
+/* Unpacks a framed datagram; NULL if the frame or the message is bad. */
+ProtobufCMessage *ff_msg_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+				size_t len);
+
 /* Packs m and sends it with nfds fds (not consumed). 0 or -errno. */
 int ff_msg_send(int sock, const ProtobufCMessage *m, const int *fds, int nfds);
 

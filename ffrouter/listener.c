@@ -126,8 +126,8 @@ int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd)
 	}
 	p = calloc(1, sizeof(*p));
 	if (p) {
-		p->len = protobuf_c_message_get_packed_size(&a->base);
-		p->msg = malloc(p->len ? p->len : 1);
+		p->len = ff_msg_size(&a->base);
+		p->msg = malloc(p->len);
 	}
 	if (!p || !p->msg) {
 		if (p)
@@ -135,7 +135,7 @@ int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd)
 		close(fd);
 		return -ENOMEM;
 	}
-	protobuf_c_message_pack(&a->base, p->msg);
+	ff_msg_pack(&a->base, p->msg);
 	p->fd = fd;
 	STAILQ_INSERT_TAIL(&l->pending, p, link);
 	l->npending++;

@@ -237,7 +237,7 @@ static int accept_queue(int fd, struct ffs_sock *l, struct sockaddr *addr, sockl
 			return (int)n;
 		if (n == 0)
 			return -ENOTCONN;
-		a = ff__accepted__unpack(NULL, (size_t)n, buf);
+		a = (Ff__Accepted *)ff_msg_unpack(&ff__accepted__descriptor, buf, (size_t)n);
 		r = a && nfds == 1 ? take_conn(l, a, fds[0], addr, len, flags) : -EPROTO;
 		if (a)
 			ff__accepted__free_unpacked(a, NULL);

@@ -8,6 +8,10 @@
 #define FF_MSG_MAX (64 * 1024)
 /* Largest single reply; longer listings are split with Reply.more. */
 #define FF_REPLY_MAX (48 * 1024)
+/* First byte of every datagram: an all-default protobuf message packs to
+ * zero bytes, and a zero-length SOCK_SEQPACKET datagram reads as EOF. */
+#define FF_FRAME_V1 0xf1
+
 /* Most fds any message carries. */
 #define FF_MAX_FDS 2
 

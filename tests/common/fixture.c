@@ -1,0 +1,303 @@
+/* Router-in-a-thread fixture. The loop stops when a byte arrives on a pipe,
+ * so no libevent threading support is needed. */
+#include "fixture.h"
+
+#include "addr.h"
+#include "fdpass.h"
+#include "msg.h"
+#include "router.h"
+
+#include <ff/wire.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct priv {
+	struct event_base *base;
+	struct ffr_router *r;
+	struct event *stop_ev;
+	int stop[2];
+	pthread_t th;
+};
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopexit(arg, NULL);
+}
+
+static void *loop(void *arg)
+{
+	struct priv *p = arg;
+
+	event_base_dispatch(p->base);
+	return NULL;
+}
+
+static int start_in(struct fx_router *fx)
+{
+	struct ffr_config cfg = {
+		.rundir = fx->dir,
+		.quota = {.channels = 64, .listeners = 64, .conns = 1024, .pending = 256},
+	};
+	struct priv *p = calloc(1, sizeof(*p));
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	if (pipe2(p->stop, O_CLOEXEC) < 0) {
+		free(p);
+		return -errno;
+	}
+	p->base = event_base_new();
+	p->r = ffr_router_new(p->base, &cfg, &err);
+	if (!p->r) {
+		event_base_free(p->base);
+		close(p->stop[0]);
+		close(p->stop[1]);
+		free(p);
+		return err;
+	}
+	p->stop_ev = event_new(p->base, p->stop[0], EV_READ, stop_cb, p->base);
+	event_add(p->stop_ev, NULL);
+	fx->priv = p;
+	return -pthread_create(&p->th, NULL, loop, p);
+}
+
+int fx_router_start(struct fx_router *fx)
+{
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/fftest.XXXXXX");
+	if (!mkdtemp(fx->dir))
+		return -errno;
+	return start_in(fx);
+}
+
+static void stop_in(struct fx_router *fx)
+{
+	struct priv *p = fx->priv;
+
+	if (!p)
+		return;
+	if (write(p->stop[1], "x", 1) != 1)
+		abort();
+	pthread_join(p->th, NULL);
+	ffr_router_free(p->r);
+	event_free(p->stop_ev);
+	event_base_free(p->base);
+	close(p->stop[0]);
+	close(p->stop[1]);
+	free(p);
+	fx->priv = NULL;
+}
+
+int fx_router_restart(struct fx_router *fx)
+{
+	stop_in(fx);
+	return start_in(fx);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+void fx_router_stop(struct fx_router *fx)
+{
+	stop_in(fx);
+	nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int fx_connect(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+Ff__Reply *fx_recv(int fd, int *rfds, int *nrfds)
+{
+	static uint8_t buf[FF_MSG_MAX];
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	ProtobufCMessage *m = NULL;
+
+	*nrfds = 0;
+	if (poll(&p, 1, 2000) != 1)
+		return NULL;
+	if (ff_msg_recv(fd, &ff__reply__descriptor, buf, sizeof(buf), &m, rfds, FF_MAX_FDS, nrfds,
+			0) != 1)
+		return NULL;
+	return (Ff__Reply *)m;
+}
+
+Ff__Reply *fx_call(int fd, Ff__Request *req, const int *fds, int nfds, int *rfds, int *nrfds)
+{
+	*nrfds = 0;
+	if (ff_msg_send(fd, &req->base, fds, nfds) < 0)
+		return NULL;
+	return fx_recv(fd, rfds, nrfds);
+}
+
+static int hello(int fd, const char *role)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Hello h = FF__HELLO__INIT;
+	Ff__Reply *rep;
+	int rfds[FF_MAX_FDS], n, st;
+
+	h.version = FF_PROTO_VERSION;
+	h.role = (char *)role;
+	req.id = 1;
+	req.body_case = FF__REQUEST__BODY_HELLO;
+	req.hello = &h;
+	rep = fx_call(fd, &req, NULL, 0, rfds, &n);
+	ff_close_fds(rfds, n);
+	if (!rep)
+		return -EPROTO;
+	st = (int)rep->status;
+	ff__reply__free_unpacked(rep, NULL);
+	return st ? -EPROTO : 0;
+}
+
+int fx_admin(struct fx_router *fx, bool do_hello)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", fx->dir, FF_SOCK_NAME);
+	fd = fx_connect(path);
+	if (fd >= 0 && do_hello && hello(fd, "ctl") < 0) {
+		close(fd);
+		return -EPROTO;
+	}
+	return fd;
+}
+
+int fx_shim(struct fx_router *fx, const char *name)
+{
+	char path[160];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/c/%s/%s", fx->dir, name, FF_SOCK_NAME);
+	fd = fx_connect(path);
+	if (fd >= 0 && hello(fd, "shim") < 0) {
+		close(fd);
+		return -EPROTO;
+	}
+	return fd;
+}
+
+int fx_register(struct fx_router *fx, const char *name, const char *ip)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Register m = FF__REGISTER__INIT;
+	char *ips[1] = {(char *)ip};
+	Ff__Reply *rep;
+	int fd = fx_admin(fx, true), rfds[FF_MAX_FDS], n, st;
+
+	if (fd < 0)
+		return -1;
+	m.name = (char *)name;
+	m.n_ips = 1;
+	m.ips = ips;
+	req.id = 2;
+	req.body_case = FF__REQUEST__BODY_REGISTER;
+	req.register_ = &m;
+	rep = fx_call(fd, &req, NULL, 0, rfds, &n);
+	close(fd);
+	if (!rep)
+		return -1;
+	st = (int)rep->status;
+	ff__reply__free_unpacked(rep, NULL);
+	return st;
+}
+
+int fx_status_counts(struct fx_router *fx, int *containers, int *listeners, int *conns)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__GetStatus m = FF__GET_STATUS__INIT;
+	int fd = fx_admin(fx, true), rfds[FF_MAX_FDS], n, more = 1, rc = 0;
+
+	*containers = *listeners = *conns = 0;
+	if (fd < 0)
+		return -1;
+	req.id = 3;
+	req.body_case = FF__REQUEST__BODY_STATUS;
+	req.status = &m;
+	if (ff_msg_send(fd, &req.base, NULL, 0) < 0)
+		rc = -1;
+	while (!rc && more) {
+		Ff__Reply *rep = fx_recv(fd, rfds, &n);
+
+		if (!rep || rep->status || !rep->status_reply) {
+			rc = -1;
+		} else {
+			*containers += (int)rep->status_reply->n_containers;
+			*listeners += (int)rep->status_reply->n_listeners;
+			*conns += (int)rep->status_reply->n_conns;
+			more = rep->more;
+		}
+		if (rep)
+			ff__reply__free_unpacked(rep, NULL);
+	}
+	close(fd);
+	return rc;
+}
+
+int fx_tcp_listener(uint16_t *port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 16) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
+		return -1;
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+void fx_addr(Ff__Addr *a, uint8_t buf[16], const char *ip, uint16_t port)
+{
+	struct ff_sa sa = {.port = port};
+
+	ff_ip_parse(ip, &sa.ip);
+	ff_sa_to_proto(&sa, a, buf);
+}
+
+long fx_send_raw_fds(int sock, const void *buf, size_t len, const int *fds, int nfds)
+{
+	size_t clen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+	char *cbuf = calloc(1, clen);
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = clen};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	long r;
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	r = sendmsg(sock, &mh, 0);
+	free(cbuf);
+	return r;
+}

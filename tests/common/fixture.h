@@ -1,0 +1,50 @@
+/* Test fixtures: a real ffrouter running in a thread of the test process,
+ * and clients that speak its protocol. Tests observe the router only
+ * through its sockets, never its internals, so the loop thread owns them. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ff.pb-c.h"
+
+struct fx_router {
+	char dir[64];
+	void *priv;
+};
+
+/* Starts a router in a fresh temp run directory. 0 or -errno. */
+int fx_router_start(struct fx_router *fx);
+/* Stops it, removes the directory. */
+void fx_router_stop(struct fx_router *fx);
+/* Restarts it on the same directory (state file kept). */
+int fx_router_restart(struct fx_router *fx);
+
+/* Connects a SEQPACKET socket to path; -errno on failure. */
+int fx_connect(const char *path);
+/* Connects to the admin socket (hello=true: and says Hello). */
+int fx_admin(struct fx_router *fx, bool hello);
+/* Connects to a container's socket and says Hello; the map/stats fds of the
+ * reply are closed. */
+int fx_shim(struct fx_router *fx, const char *name);
+
+/* Sends req with fds (not consumed); waits (2 s) for one reply. Returns the
+ * reply or NULL (closed / timeout); received fds go to rfds. */
+Ff__Reply *fx_call(int fd, Ff__Request *req, const int *fds, int nfds, int *rfds, int *nrfds);
+/* Waits (2 s) for one reply without sending. */
+Ff__Reply *fx_recv(int fd, int *rfds, int *nrfds);
+
+/* Registers NAME with one IP through a fresh admin connection; the status. */
+int fx_register(struct fx_router *fx, const char *name, const char *ip);
+/* Number of containers/listeners/conns in the router's status (-1 on error). */
+int fx_status_counts(struct fx_router *fx, int *containers, int *listeners, int *conns);
+
+/* sendmsg with any number of SCM_RIGHTS fds, bypassing ff_send_fds's
+ * limit (to play a hostile peer). Returns what sendmsg returned. */
+long fx_send_raw_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/* A listening TCP socket on 0.0.0.0 with a kernel-chosen port. */
+int fx_tcp_listener(uint16_t *port);
+/* Fills an Addr (ip storage in buf). */
+void fx_addr(Ff__Addr *a, uint8_t buf[16], const char *ip, uint16_t port);
