@@ -51,6 +51,7 @@ bool ck_fail(const char *name, const char *fmt, ...) __attribute__((format(print
 bool ck_zero(const char *name, long ret);
 bool ck_fd(const char *name, int fd);
 bool ck_err(const char *name, long ret, int want_errno);
+bool ck_err_fd(const char *name, int ret, int want_errno);
 bool ck_errval(const char *name, int want_errno, int got_errno);
 bool ck_eq(const char *name, long want, long got);
 bool ck_str(const char *name, const char *want, const char *got);

@@ -174,6 +174,19 @@ bool ck_err(const char *name, long ret, int want_errno)
 	return ck_fail(name, "expected -1 %s got %s", err_name(want_errno), got);
 }
 
+/* ck_err for calls that return a descriptor: success shows as "fd", never as
+ * its number. */
+bool ck_err_fd(const char *name, int ret, int want_errno)
+{
+	int err = errno;
+
+	if (ret == -1 && err == want_errno)
+		return ck_ok(name, "-1 %s", err_name(err));
+	if (ret >= 0)
+		return ck_fail(name, "expected -1 %s got fd", err_name(want_errno));
+	return ck_fail(name, "expected -1 %s got -1 %s", err_name(want_errno), err_name(err));
+}
+
 bool ck_errval(const char *name, int want_errno, int got_errno)
 {
 	if (want_errno == got_errno)

@@ -95,7 +95,7 @@ void sv_dup(int fd, const char *arg FFC_UNUSED)
 	d[2] = dup3(fd, n3, O_CLOEXEC);
 	ck_yes("dup.dup3-returns-target", d[2] == n3);
 	ck_eq("dup.dup3-fd-flags", FD_CLOEXEC, fd_flags(d[2], F_GETFD));
-	ck_err("dup.dup3-same-fd", dup3(fd, fd, O_CLOEXEC), EINVAL);
+	ck_err_fd("dup.dup3-same-fd", dup3(fd, fd, O_CLOEXEC), EINVAL);
 	d[3] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	ck_fd("dup.dupfd-cloexec", d[3]);
 	ck_eq("dup.dupfd-cloexec-fd-flags", FD_CLOEXEC, fd_flags(d[3], F_GETFD));
