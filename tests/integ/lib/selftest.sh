@@ -54,7 +54,10 @@ check() { # DESCRIPTION CMD...: pass if CMD succeeds
 
 # host state that must be the same afterwards
 ipfwd_before=$(cat /proc/sys/net/ipv4/ip_forward)
-fwpol_before=$(iptables -w -S FORWARD 2>/dev/null | awk '$1 == "-P" { print $3 }')
+# (/run/netns, iproute2's own mount point, may appear and is left alone)
+run_entries() { find /run /etc/docker -maxdepth 1 ! -path /run/netns 2>/dev/null | sort; }
+run_before=$(run_entries)
+fwpol_before=$(iptables -w -S FORWARD 2>/dev/null | awk '$1 == "-P" { print $3 }' || true)
 docker_chains_before=$(iptables -w -S 2>/dev/null | grep -c '^-N DOCKER' || true)
 
 trap tb_cleanup EXIT
@@ -200,6 +203,8 @@ for p in /proc/[0-9]*; do
 done
 check "no test bed processes left${leftover:+:$leftover}" test -z "$leftover"
 check "no private dockerd dir left" eval '! compgen -G "/run/ffnet-tb-*" >/dev/null'
+leftover=$(comm -13 <(echo "$run_before") <(run_entries) | tr '\n' ' ')
+check "nothing new in /run or /etc/docker${leftover:+: $leftover}" test -z "$leftover"
 check "no mounts left under the work dir" eval '! grep -qF " $wd/" /proc/self/mountinfo'
 
 echo "# measurements ($backend):"

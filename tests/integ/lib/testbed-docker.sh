@@ -7,7 +7,7 @@
 # dockerd runs with --bridge=none (no docker0) and --ip-forward=false (the test
 # networks are single bridges, nothing is routed), so it changes as little of
 # the host as it can; whatever it still leaves (DOCKER* iptables chains, a
-# FORWARD policy of DROP, /etc/docker/key.json, /run/containerd) is undone by
+# FORWARD policy of DROP, /etc/docker/key.json, /run/containerd, /run/docker) is undone by
 # _tb_docker_stop once no other dockerd runs.
 #
 # State files: docker_host (the -H address), dockerd (the /run dir of a dockerd
@@ -55,6 +55,7 @@ _tb_docker_save_host() { # record the host settings dockerd may change
 	[[ -e /etc/docker ]] || touch "$s/no_etc_docker"
 	[[ -e /etc/docker/key.json ]] || touch "$s/no_key_json"
 	[[ -e /run/containerd ]] || touch "$s/no_run_containerd"
+	[[ -e /run/docker ]] || touch "$s/no_run_docker" # dockerd makes /run/docker/plugins
 }
 
 _tb_docker_start() {
@@ -89,7 +90,6 @@ _tb_docker_start() {
 		t0=$EPOCHREALTIME
 		echo "=== $(date -Is) starting dockerd (storage $drv)" >>"$log"
 		(
-			_tb_detach
 			exec setsid dockerd --config-file "$run/daemon.json" --data-root "$TB_WORKDIR/docker" \
 				--exec-root "$run/x" -H "$host" --pidfile "$run/dockerd.pid" \
 				--iptables=true --ip-forward=false --bridge=none --userland-proxy=false \
@@ -193,8 +193,11 @@ _tb_docker_restore_host() { # STATE
 	[[ -z $others && -n $v ]] && echo "$v" >/proc/sys/net/ipv4/ip_forward
 	[[ -f $s/no_key_json ]] && rm -f /etc/docker/key.json
 	[[ -f $s/no_etc_docker ]] && rmdir /etc/docker 2>/dev/null
-	if [[ -f $s/no_run_containerd && -z $others && -d /run/containerd ]]; then
-		find /run/containerd -depth -type d -empty -delete 2>/dev/null
+	if [[ -z $others ]]; then
+		[[ -f $s/no_run_containerd && -d /run/containerd ]] &&
+			find /run/containerd -depth -type d -empty -delete 2>/dev/null
+		[[ -f $s/no_run_docker && -d /run/docker ]] &&
+			find /run/docker -depth -type d -empty -delete 2>/dev/null
 	fi
 	return 0
 }

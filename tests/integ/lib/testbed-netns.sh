@@ -128,7 +128,6 @@ _tb_netns_run() {
 		ip -n "$ns" route add default via "$gw" || return 1
 	[[ -n $cpus ]] && pre=(taskset -c "$cpus")
 	(
-		_tb_detach
 		exec setsid "${pre[@]}" nsenter --net="/run/netns/$ns" \
 			unshare --mount --pid --uts --ipc --fork --propagation private -- \
 			bash -c "$(declare -f _tb_netns_init)"'; _tb_netns_init "$@"' tb-init \

@@ -18,8 +18,9 @@
 # - Everything the test bed creates is recorded under $TB_STATE (files, not
 #   shell variables), before or right after it is created, so tb_cleanup works
 #   from any shell, after a partial tb_init, twice, or for a run that crashed.
-# - Only one test bed runs on a host at a time (flock on TB_LOCK_FILE, held by
+# - Only one test bed runs on a host at a time (flock on TB_LOCK_FILE, held for
 #   the shell that called tb_init); names, subnets and CPUs are then not shared.
+#   TB_LOCK=0 turns that off.
 # - Functions never rely on the caller's `set -e`: every failure is checked,
 #   reported on stderr as "testbed: ..." and returned as a non-zero status.
 #   tb_init returns 2 when no backend can work here (callers exit 77).
@@ -205,35 +206,41 @@ _tb_ipt_undo() {
 
 # ---------------------------------------------------------------- init
 
+# The lock is held by a watcher process (flock -o ... bash), not by the owner
+# shell: a lock fd in the shell would be inherited by every child it starts and
+# outlive a killed test. The watcher lets go once the owner exits or
+# _tb_unlock removes its token file.
 _tb_lock() {
+	local token i
 	[[ ${TB_LOCK:-1} == 0 ]] && return 0
-	[[ -n ${_TB_LOCK_FD:-} ]] && return 0
-	mkdir -p "$(dirname "$TB_LOCK_FILE")"
-	exec {_TB_LOCK_FD}>>"$TB_LOCK_FILE" || return 1
-	if ! flock -n "$_TB_LOCK_FD"; then
-		_tb_log "waiting (up to ${TB_LOCK_TIMEOUT}s) for the test bed lock held by $(cat "$TB_LOCK_FILE.owner" 2>/dev/null || echo '?')"
-		if ! flock -w "$TB_LOCK_TIMEOUT" "$_TB_LOCK_FD"; then
-			_tb_err "another test bed holds $TB_LOCK_FILE"
-			exec {_TB_LOCK_FD}>&-
-			unset _TB_LOCK_FD
+	[[ -n ${_TB_LOCK_PID:-} ]] && return 0
+	mkdir -p "$(dirname "$TB_LOCK_FILE")" || return 1
+	token=$TB_WORKDIR/.tb-lock.$$
+	rm -f "$token"
+	# shellcheck disable=SC2016 # expanded by the watcher
+	flock -o -w "$TB_LOCK_TIMEOUT" "$TB_LOCK_FILE" bash -c '
+		printf "pid %s (%s)\n" "$2" "$3" >"$4.owner"; echo locked >"$1"
+		while [ -e "$1" ] && kill -0 "$2" 2>/dev/null; do sleep 0.2; done
+		rm -f "$1" "$4.owner"' tb-lock "$token" "$$" "$TB_WORKDIR" "$TB_LOCK_FILE" \
+		</dev/null >/dev/null 2>&1 &
+	_TB_LOCK_PID=$!
+	for ((i = 0; ; i++)); do
+		[[ -s $token ]] && return 0
+		if ! _tb_alive "$_TB_LOCK_PID"; then
+			_tb_err "another test bed holds $TB_LOCK_FILE ($(cat "$TB_LOCK_FILE.owner" 2>/dev/null)); gave up after ${TB_LOCK_TIMEOUT}s"
+			unset _TB_LOCK_PID
 			return 1
 		fi
-	fi
-	printf 'pid %s (%s)\n' "$$" "$TB_WORKDIR" >"$TB_LOCK_FILE.owner"
+		((i == 50)) && _tb_log "waiting (up to ${TB_LOCK_TIMEOUT}s) for the test bed lock held by $(cat "$TB_LOCK_FILE.owner" 2>/dev/null || echo '?')"
+		sleep 0.02
+	done
 }
 
 _tb_unlock() {
-	[[ -n ${_TB_LOCK_FD:-} ]] || return 0
-	rm -f "$TB_LOCK_FILE.owner"
-	exec {_TB_LOCK_FD}>&-
-	unset _TB_LOCK_FD
-}
-
-# _tb_detach: in a subshell about to exec a long-lived process, drop what it
-# must not inherit (the lock).
-_tb_detach() {
-	if [[ -n ${_TB_LOCK_FD:-} ]]; then exec {_TB_LOCK_FD}>&-; fi
-	return 0
+	[[ -n ${_TB_LOCK_PID:-} ]] || return 0
+	rm -f "${TB_WORKDIR:-/nonexistent}/.tb-lock.$$"
+	while _tb_alive "$_TB_LOCK_PID"; do sleep 0.05; done
+	unset _TB_LOCK_PID
 }
 
 _tb_install_trap() {
@@ -553,7 +560,6 @@ tb_exec_bg() {
 	log=${_tbx_out:-$dir/log}
 	echo "$log" >"$dir/logpath"
 	(
-		_tb_detach
 		trap - EXIT
 		set +e
 		"_tb_${TB_BACKEND}_exec" "$_tbx_name" "$_tbx_cpu" "${#_tbx_envs[@]}" "${_tbx_envs[@]}" \
