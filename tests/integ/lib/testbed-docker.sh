@@ -146,12 +146,15 @@ _tb_docker_kill() {
 	rm -f "$s/dockerd_pid"
 }
 
-_tb_umount_under() { # DIR: lazily unmount every mount below DIR
+_tb_mounts_at() { # DIR: mount points at or below DIR, deepest first
+	awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r
+}
+
+_tb_umount_under() { # DIR: lazily unmount DIR and every mount below it
 	local m
-	awk '{ print $5 }' /proc/self/mountinfo | grep -F -- "$1/" | sort -r | while read -r m; do
-		umount -l "$m" 2>/dev/null
-	done
-	! awk '{ print $5 }' /proc/self/mountinfo | grep -qF -- "$1/"
+	# (dockerd with vfs bind-mounts its data-root onto itself)
+	_tb_mounts_at "$1" | while read -r m; do umount -l "$m" 2>/dev/null; done
+	[[ -z $(_tb_mounts_at "$1") ]]
 }
 
 # _tb_docker_stop STATE: stop our dockerd and undo what it did to the host.
