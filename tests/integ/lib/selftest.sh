@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2016 # single-quoted eval and sh -c bodies expand later, on purpose
+# shellcheck source-path=SCRIPTDIR disable=SC2016 # single-quoted eval and sh -c bodies expand later, on purpose
 # Self-test of the container test bed (testbed.sh), with no ffnet involved:
 # two containers on one network run iperf3, sockperf, nginx + curl/wrk and
 # redis-server + redis-benchmark across the bridge; then everything must be
@@ -107,6 +107,7 @@ check "tb_exec passes stdin" test "$(echo piped | tb_exec c2 -- cat)" = piped
 rc=0
 tb_exec c2 -- sh -c 'exit 3' || rc=$?
 check "tb_exec returns the status" test "$rc" = 3
+# shellcheck disable=SC2034 # used in the eval below
 mask=$(printf '%x' $((1 << cpu2)))
 check "tb_exec --cpu pins" eval 'tb_exec c2 --cpu "$cpu2" -- sh -c "taskset -p \$\$" | grep -q "mask: $mask\$"'
 check "ping across the bridge" eval 'tb_exec c2 -- ping -c 1 -W 2 "$ip1" >/dev/null'

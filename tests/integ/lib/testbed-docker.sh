@@ -209,8 +209,11 @@ _tb_docker_net() { # NAME BRIDGE SUBNET GW PREFIX
 	local cur
 	if cur=$(_tb_d network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$1" 2>/dev/null); then
 		[[ $cur == "$3" ]] && return 0
-		_tb_err "docker network $1 exists with subnet $cur"
-		return 1
+		if [[ $(cat "$TB_STATE/dockerd") == external ]]; then
+			_tb_err "docker network $1 exists with subnet $cur"
+			return 1
+		fi
+		_tb_d network rm "$1" >/dev/null || return 1 # a leftover in our own engine
 	fi
 	_tb_d network create -d bridge --subnet "$3" --gateway "$4" \
 		-o "com.docker.network.bridge.name=$2" "$1" >/dev/null
@@ -224,7 +227,7 @@ _tb_docker_net_rm() { # NAME BRIDGE
 # _tb_docker_run NAME IMAGE IP NET CPUS NMOUNTS MOUNT... NENVS ENV... NCAPS CAP...
 _tb_docker_run() {
 	local name=$1 image=$2 ip=$3 net=$4 cpus=$5 n pid out
-	local args=(run -d --name "$name" --hostname "$name" --network "$net" --ip "$ip")
+	local args=(run -d --pull never --name "$name" --hostname "$name" --network "$net" --ip "$ip")
 	shift 5
 	n=$1; shift
 	while ((n-- > 0)); do args+=(-v "$1"); shift; done
@@ -235,6 +238,9 @@ _tb_docker_run() {
 	[[ -n $cpus ]] && args+=(--cpuset-cpus "$cpus")
 	command -v docker-init >/dev/null && args+=(--init)
 	[[ $image == *:* ]] || image=$image:latest
+	# In our own engine a container of that name is a leftover of a run whose
+	# dockerd died with it (tb_run refuses names it knows): remove it.
+	[[ $(cat "$TB_STATE/dockerd") != external ]] && _tb_d rm -f -v "$name" >/dev/null 2>&1
 	# stderr only on failure: docker warns that IPv4 forwarding is off, which
 	# is intended (nothing is routed)
 	if ! out=$(_tb_d "${args[@]}" "$image" /bin/sleep infinity 2>&1); then

@@ -551,7 +551,8 @@ tb_exec() {
 # the background and print an id for tb_kill / tb_wait / tb_bg_log. Its output
 # (stdout and stderr) goes to FILE, by default a log that tb_bg_log prints: the
 # caller usually runs id=$(tb_exec_bg ...), and a command substitution would
-# otherwise wait for the job's end. Returns once CMD has been exec'd.
+# otherwise wait for the job's end. Returns once the job runs in the container
+# (a CMD that cannot be exec'd ends at once with status 126/127).
 tb_exec_bg() {
 	local _tbx_name _tbx_cpu _tbx_out _tbx_envs _tbx_cmd dir id log pid hpid i
 	_tb_exec_parse "$@" || return 1
