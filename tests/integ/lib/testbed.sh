@@ -277,6 +277,22 @@ tb_init() {
 		_tb_err "tb_init: already initialised with ${TB_WORKDIR:-?}; call tb_cleanup first"
 		return 1
 	fi
+	# a script started by a test bed's owner (TB_* exported): use that test
+	# bed if it names the same WORKDIR, refuse at once otherwise (waiting for
+	# the lock its parent holds would never end)
+	if [[ -n ${TB_STATE:-} && -f ${TB_STATE:-}/owner && -f ${TB_STATE:-}/backend ]]; then
+		local parent=()
+		read -r -a parent <"$TB_STATE/owner"
+		if _tb_alive "${parent[@]}"; then
+			if [[ ${TB_WORKDIR:-} == "$wd" ]]; then
+				TB_BACKEND=$(<"$TB_STATE/backend")
+				export TB_BACKEND
+				return 0
+			fi
+			_tb_err "tb_init: pid ${parent[0]} runs a test bed in ${TB_WORKDIR:-?}; use that WORKDIR"
+			return 1
+		fi
+	fi
 	case $want in auto | docker | netns) ;; *)
 		_tb_err "TB_BACKEND must be docker, netns or auto (got '$want')"
 		return 1
@@ -669,21 +685,21 @@ tb_wait_port() {
 # ---------------------------------------------------------------- cleanup
 
 # tb_cleanup: remove everything this test bed created and stop the dockerd it
-# started. Safe to call twice, before tb_init, and from an EXIT trap.
+# started. Safe to call twice, before tb_init, from a subshell of the owner,
+# and from an EXIT trap; a no-op in a script that attached to its parent's
+# test bed (tb_init with the parent's WORKDIR).
 tb_cleanup() {
 	local -
 	set +e
+	local t0=$EPOCHREALTIME
 	[[ -n ${TB_STATE:-} && -d ${TB_STATE:-} ]] || { _tb_unlock; return 0; }
 	if [[ -z ${_TB_OWNER:-} ]]; then
-		_tb_log "tb_cleanup: this shell did not call tb_init; leaving $TB_STATE alone"
-		return 0
-	fi
-	if [[ ${_TB_OWNER%% *} != "$$" ]]; then
-		return 0 # a subshell's exit; the owner cleans up
+		return 0 # a script using its parent's test bed: the parent cleans up
 	fi
 	_tb_teardown "$TB_STATE"
 	_tb_unlock
 	unset _TB_OWNER
+	_tb_log "cleaned up in $(_tb_since "$t0") s"
 	return 0
 }
 
