@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -24,6 +25,7 @@
 
 #define ACCEPT_BATCH 64
 #define QUEUE_SNDBUF (1 << 20)
+#define PLUG_BYTES 2048
 
 static int sockopt_int(int fd, int level, int name)
 {
@@ -190,29 +192,42 @@ static void kfd_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The shim never writes on the queue: readable means every copy of the
- * app's listening fd is closed (EOF), or a misbehaving shim. */
+bool ffr_listener_orphaned(const struct ffr_listener *l)
+{
+	struct pollfd p = {.fd = l->qfd, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Every copy of the app's listening fd is closed. (qfd always holds the
+ * plug, see plug(), so it is watched for the peer's close, not for reads.) */
 static void qfd_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_listener *l = arg;
-	char buf[64];
-	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 
-	if (n < 0 && errno == EAGAIN)
-		return;
-	if (n > 0) {
-		l->r->bad_messages++;
-		return;
-	}
 	ff_dbg("%s: listener %llu closed by the app", l->c->name, (unsigned long long)l->id);
 	ffr_listener_free(l);
+}
+
+/* A TCP listener is never writable. The app's end of a socketpair is,
+ * unless its send buffer is full: make it minimal and fill it with one
+ * datagram the router never reads. */
+static int plug(int shim_end)
+{
+	static const char junk[PLUG_BYTES];
+	int one = 1;
+
+	if (setsockopt(shim_end, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)) < 0 ||
+	    send(shim_end, junk, sizeof(junk), MSG_DONTWAIT) != sizeof(junk))
+		return -errno;
+	return 0;
 }
 
 static int listener_events(struct ffr_listener *l)
 {
 	struct event_base *b = l->r->base;
 
-	l->qev = event_new(b, l->qfd, EV_READ | EV_PERSIST, qfd_cb, l);
+	l->qev = event_new(b, l->qfd, EV_CLOSED | EV_PERSIST, qfd_cb, l);
 	l->wev = event_new(b, l->qfd, EV_WRITE, flush_cb, l);
 	l->kev = event_new(b, l->kfd, EV_READ | EV_PERSIST, kfd_cb, l);
 	if (!l->qev || !l->wev || !l->kev || event_add(l->qev, NULL) < 0 ||
@@ -265,7 +280,9 @@ int ffr_listener_new(struct ffr_container *c, const struct ff_sa *addr, bool v6o
 	fcntl(kfd, F_SETFL, fcntl(kfd, F_GETFL) | O_NONBLOCK);
 	if (fstat(q[1], &st) == 0)
 		l->shim_ino = st.st_ino;
-	err = listener_events(l);
+	err = plug(q[1]);
+	if (!err)
+		err = listener_events(l);
 	if (err) {
 		close(q[1]);
 		ffr_listener_free(l);
@@ -309,6 +326,16 @@ static bool wildcard_matches(const struct ffr_listener *l, const struct ff_sa *d
 	if (l->addr.ip.family == dst->ip.family)
 		return true;
 	return l->addr.ip.family == AF_INET6 && dst->ip.family == AF_INET && !l->v6only;
+}
+
+struct ffr_listener *ffr_listener_by_id(struct ffr_container *c, uint64_t id)
+{
+	struct ffr_listener *l;
+
+	TAILQ_FOREACH (l, &c->r->listeners, link)
+		if (l->c == c && l->id == id)
+			return l;
+	return NULL;
 }
 
 /* Exact address first, then a wildcard; equal candidates (SO_REUSEPORT) take

@@ -193,6 +193,9 @@ int ffr_listener_new(struct ffr_container *c, const struct ff_sa *addr, bool v6o
 		     int kfd, int *shim_fd, struct ffr_listener **out);
 void ffr_listener_free(struct ffr_listener *l);
 struct ffr_listener *ffr_listener_find(struct ffr_container *c, const struct ff_sa *dst);
+struct ffr_listener *ffr_listener_by_id(struct ffr_container *c, uint64_t id);
+/* True once every copy of the app's end of the queue is closed. */
+bool ffr_listener_orphaned(const struct ffr_listener *l);
 /* Queues one connection (fd consumed in every case). -EAGAIN: queue full. */
 int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd);
 
@@ -220,6 +223,7 @@ void ffr_op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_unlisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_list(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);

@@ -255,6 +255,15 @@ void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	}
 }
 
+void ffr_op_unlisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	struct ffr_listener *l = ffr_listener_by_id(ch->c, req->unlisten->listener_id);
+
+	if (l && ffr_listener_orphaned(l))
+		ffr_listener_free(l);
+	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
+}
+
 void ffr_op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	Ff__Reply rep = FF__REPLY__INIT;

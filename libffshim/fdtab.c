@@ -120,6 +120,8 @@ void ffs_sock_unref(struct ffs_sock *s)
 	if (s->kind == FFS_INTERNAL && s->owner)
 		*s->owner = -1; /* the app closed one of our fds */
 	ffs_internal_close(&s->kfd);
+	if (s->kind == FFS_LISTEN && s->listener_id)
+		ffs_unlisten(s->listener_id);
 	free(s->eps);
 	s->eps = NULL;
 	pthread_mutex_lock(&pool_lock);

@@ -65,9 +65,11 @@ struct ffs_sock {
 	int kfd; /* FFS_LISTEN: hidden copy of the kernel listener, -1 if none */
 	int backlog;
 	bool shut; /* shutdown(SHUT_RD) on a listener: accept() fails with EINVAL */
+	uint64_t listener_id; /* FFS_LISTEN: the router's id, for Unlisten */
 	int64_t next_upgrade_ns;
 	/* FFS_CONN */
 	struct ff_stat_slot *slot;
+	bool connecting; /* non-blocking connect not yet confirmed by a second connect() */
 	/* FFS_INTERNAL: where the owner keeps this fd (reset to -1 if the app closes it) */
 	int *owner;
 };
@@ -116,9 +118,11 @@ int64_t ffs_now_ns(void);
 
 /* swap.c */
 /* Replaces the file behind fd with newfd (consumed), keeping the number,
- * O_NONBLOCK, FD_CLOEXEC, the epoll registrations recorded in old and the
- * options it replays. Returns 0 or -errno (fd untouched, newfd closed). */
-int ffs_swap(int fd, int newfd, struct ffs_sock *old);
+ * FD_CLOEXEC, the epoll registrations recorded in old and the options it
+ * replays; newfd gets O_NONBLOCK as in fl, the file status flags the app
+ * had (read them before the router could touch a shared file). Returns 0
+ * or -errno (fd untouched, newfd closed). */
+int ffs_swap(int fd, int newfd, int fl, struct ffs_sock *old);
 void ffs_opts_record(struct ffs_sock *s, int level, int name, const void *val, socklen_t len);
 void ffs_tcpopts_default(struct ffs_tcpopts *t);
 /* Reads TCP-level values from a kernel socket into t. */
@@ -129,6 +133,7 @@ int ffs_connect(int fd, const struct sockaddr *addr, socklen_t len);
 int ffs_listen(int fd, int backlog);
 int ffs_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int ffs_shutdown(int fd, int how);
+void ffs_unlisten(uint64_t id);
 int ffs_getsockname(int fd, struct sockaddr *addr, socklen_t *len, bool peer);
 int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len);

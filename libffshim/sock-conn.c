@@ -59,7 +59,7 @@ static struct ffs_sock *conn_from_reply(int fd, struct ffs_sock *s, const Ff__Re
 }
 
 /* Returns 1 when fd now holds an accelerated connection. */
-static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst)
+static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst, int fl)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Connect m = FF__CONNECT__INIT;
@@ -93,7 +93,7 @@ static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst)
 		ff_close_fds(rfds, nrfds);
 		return 0;
 	}
-	if (ffs_swap(fd, rfds[0], s) < 0) {
+	if (ffs_swap(fd, rfds[0], fl, s) < 0) {
 		ffs_sock_unref(c);
 		return 0;
 	}
@@ -105,8 +105,13 @@ int ffs_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct ffs_sock *s = ffs_fd_get(fd);
 	struct ff_sa dst;
-	int saved = errno, nonblock;
+	int saved = errno, fl;
 
+	if (s && s->kind == FFS_CONN && s->connecting) {
+		s->connecting = false;
+		errno = saved;
+		return 0;
+	}
 	if (s && (s->kind == FFS_CONN || s->kind == FFS_LISTEN)) {
 		errno = EISCONN;
 		return -1;
@@ -115,14 +120,16 @@ int ffs_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		errno = saved;
 		return REAL(connect)(fd, addr, len);
 	}
-	nonblock = REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK;
-	if (!try_router(fd, s, &dst)) {
+	fl = REAL(fcntl)(fd, F_GETFL);
+	if (fl < 0 || !try_router(fd, s, &dst, fl)) {
 		errno = saved;
 		return REAL(connect)(fd, addr, len);
 	}
 	/* A non-blocking TCP connect reports EINPROGRESS even on loopback;
-	 * POLLOUT and SO_ERROR == 0 follow at once. */
-	if (nonblock) {
+	 * POLLOUT and SO_ERROR == 0 follow at once, and the next connect()
+	 * reports the completion with 0 (later ones EISCONN). */
+	if (fl & O_NONBLOCK) {
+		ffs_fd_get(fd)->connecting = true;
 		errno = EINPROGRESS;
 		return -1;
 	}

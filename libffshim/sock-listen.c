@@ -75,7 +75,7 @@ static struct ffs_sock *listener_like(enum ffs_kind kind, const struct ffs_sock 
 	return n;
 }
 
-static int register_listener(int fd, struct ffs_sock *s, int *qfd)
+static int register_listener(int fd, struct ffs_sock *s, int *qfd, uint64_t *id)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Listen m = FF__LISTEN__INIT;
@@ -96,8 +96,10 @@ static int register_listener(int fd, struct ffs_sock *s, int *qfd)
 	if (rep->status) {
 		err = -ff_status_errno(rep->status);
 		ff_warn("ffnet: router refused listener: %s", rep->error);
-	} else if (nrfds != 1) {
+	} else if (nrfds != 1 || rep->body_case != FF__REPLY__BODY_LISTEN) {
 		err = -EPROTO;
+	} else {
+		*id = rep->listen->listener_id;
 	}
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	if (err) {
@@ -112,14 +114,17 @@ static int register_listener(int fd, struct ffs_sock *s, int *qfd)
 static void upgrade(int fd, struct ffs_sock *s)
 {
 	struct ffs_sock *n;
-	int qfd, kfd, err;
+	int qfd, kfd, err, fl = REAL(fcntl)(fd, F_GETFL);
+	uint64_t id = 0;
 
-	if (bound_addr(fd, &s->local) < 0 || !ffs_is_own(&s->local.ip)) {
+	if (fl < 0 || bound_addr(fd, &s->local) < 0 || !ffs_is_own(&s->local.ip)) {
 		s->next_upgrade_ns = ffs_chan_up() ? NEVER : ffs_now_ns() + UPGRADE_RETRY_NS;
 		return;
 	}
 	ffs_tcpopts_read(fd, &s->tcp);
-	err = register_listener(fd, s, &qfd);
+	/* the router makes the kernel listener (a file we share) non-blocking:
+	 * fl, read before, is what the app set */
+	err = register_listener(fd, s, &qfd, &id);
 	if (err) {
 		s->next_upgrade_ns = err == -EPERM || err == -EINVAL ? NEVER
 								     : ffs_now_ns() + UPGRADE_RETRY_NS;
@@ -135,8 +140,9 @@ static void upgrade(int fd, struct ffs_sock *s)
 		return;
 	}
 	n->kfd = ffs_hide_fd(kfd);
+	n->listener_id = id;
 	ffs_fd_internal(n->kfd, &n->kfd);
-	if (ffs_swap(fd, qfd, s) < 0) {
+	if (ffs_swap(fd, qfd, fl, s) < 0) {
 		ffs_sock_unref(n);
 		return;
 	}
@@ -178,7 +184,7 @@ static int fallback(int fd, struct ffs_sock *s)
 		goto out_einval;
 	n = listener_like(FFS_KLISTEN, s);
 	k = REAL(fcntl)(s->kfd, F_DUPFD_CLOEXEC, 0);
-	if (!n || k < 0 || ffs_swap(fd, k, s) < 0) {
+	if (!n || k < 0 || ffs_swap(fd, k, REAL(fcntl)(fd, F_GETFL), s) < 0) {
 		ffs_sock_unref(n);
 		goto out_einval;
 	}
@@ -216,7 +222,7 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 		REAL(fcntl)(nfd, F_SETFL, REAL(fcntl)(nfd, F_GETFL) | O_NONBLOCK);
 	if (!(flags & SOCK_CLOEXEC))
 		REAL(fcntl)(nfd, F_SETFD, 0);
-	ffs_fd_set(nfd, c);
+	ffs_fd_set(nfd, c ? c : ffs_sock_new(FFS_OTHER, l->family));
 	ffs_copy_addr(&peer, l->family, addr, len);
 	return nfd;
 }
@@ -253,7 +259,7 @@ static int accept_kernel(int fd, struct ffs_sock *s, struct sockaddr *addr, sock
 	int r = REAL(accept4)(fd, addr, len, flags), e = errno;
 
 	if (r >= 0)
-		ffs_fd_set(r, NULL);
+		ffs_fd_set(r, ffs_sock_new(FFS_OTHER, s ? s->family : 0));
 	if (s && s->kind == FFS_KLISTEN && ffs_now_ns() >= s->next_upgrade_ns) {
 		pthread_mutex_lock(&swap_lock);
 		if (ffs_fd_get(fd) == s && s->kind == FFS_KLISTEN) {
@@ -271,6 +277,10 @@ int ffs_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	struct ffs_sock *s = ffs_fd_get(fd);
 	int r;
 
+	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (!s) {
 		r = REAL(accept4)(fd, addr, len, flags);
 		if (r >= 0 || (errno != EINVAL && errno != EOPNOTSUPP))
@@ -296,6 +306,26 @@ int ffs_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		return -1;
 	}
 	return r;
+}
+
+/* The app closed its last copy of a listener in this process: if no other
+ * process holds it, the router drops it now, so the port is free when
+ * close() returns, as with TCP. Best effort: the router notices anyway. */
+void ffs_unlisten(uint64_t id)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Unlisten m = FF__UNLISTEN__INIT;
+	Ff__Reply *rep = NULL;
+	int rfds[FF_MAX_FDS], nrfds = 0, saved = errno;
+
+	m.listener_id = id;
+	req.body_case = FF__REQUEST__BODY_UNLISTEN;
+	req.unlisten = &m;
+	if (ffs_call(&req, NULL, 0, &rep, rfds, &nrfds) == 0) {
+		ff_close_fds(rfds, nrfds);
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+	}
+	errno = saved;
 }
 
 int ffs_shutdown(int fd, int how)

@@ -50,8 +50,13 @@ struct ffs_sock *ffs_lookup_fd(int fd)
 	struct stat st;
 
 	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-	    REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 || dom != AF_UNIX ||
-	    !ffs_chan_up())
+	    REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0)
+		goto out;
+	if (dom != AF_UNIX) { /* a plain socket: remember, do not ask again */
+		ffs_fd_set(fd, ffs_sock_new(FFS_OTHER, dom));
+		goto out;
+	}
+	if (!ffs_chan_up())
 		goto out;
 	m.inode = st.st_ino;
 	req.body_case = FF__REQUEST__BODY_LOOKUP;
@@ -189,13 +194,30 @@ static int sol_socket_get(int fd, struct ffs_sock *s, int name, void *val, sockl
 	case SO_PEERCRED:
 		return put(val, len, &none, sizeof(none));
 	default:
+		/* a listener's socket options are the kernel listener's */
+		if (s->kind == FFS_LISTEN && s->kfd >= 0)
+			fd = s->kfd;
 		return REAL(getsockopt)(fd, SOL_SOCKET, name, val, len);
 	}
 }
 
-int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+/* An fd never seen (inherited across exec) asked something only a TCP
+ * socket would answer: if it is an unnamed AF_UNIX socket, ask the router. */
+static struct ffs_sock *known(int fd, int level, int name)
 {
 	struct ffs_sock *s = ffs_fd_get(fd);
+
+	if (s)
+		return s->kind == FFS_OTHER ? NULL : s;
+	if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6 ||
+	    (level == SOL_SOCKET && (name == SO_DOMAIN || name == SO_PROTOCOL)))
+		return ffs_lookup_fd(fd);
+	return NULL;
+}
+
+int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct ffs_sock *s = known(fd, level, name);
 	int *v;
 
 	if (!s || (s->kind != FFS_CONN && s->kind != FFS_LISTEN))
@@ -246,13 +268,14 @@ static int virtual_set(struct ffs_sock *s, int level, int name, const void *val,
 
 int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	struct ffs_sock *s = ffs_fd_get(fd);
+	struct ffs_sock *s = known(fd, level, name);
 	int r, saved = errno;
 
 	if (s && (s->kind == FFS_CONN || s->kind == FFS_LISTEN)) {
 		if (level != SOL_SOCKET)
 			return virtual_set(s, level, name, val, len);
-		r = REAL(setsockopt)(fd, level, name, val, len);
+		r = REAL(setsockopt)(s->kind == FFS_LISTEN && s->kfd >= 0 ? s->kfd : fd, level, name,
+				     val, len);
 		if (r < 0 && (errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
 			errno = saved;
 			return 0; /* meaningful for TCP only; accepted as TCP would */

@@ -108,9 +108,8 @@ static void epoll_move(int fd, struct ffs_sock *old, int op)
 	}
 }
 
-int ffs_swap(int fd, int newfd, struct ffs_sock *old)
+int ffs_swap(int fd, int newfd, int fl, struct ffs_sock *old)
 {
-	int fl = REAL(fcntl)(fd, F_GETFL);
 	int fdfl = REAL(fcntl)(fd, F_GETFD);
 	int nfl = REAL(fcntl)(newfd, F_GETFL);
 	int err;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,6 +300,12 @@ static void test_listen_connect(void)
 	CU_ASSERT_FATAL(qfd >= 0);
 	ff__reply__free_unpacked(rep, NULL);
 	close(kfd);
+	/* like a TCP listener: neither readable (nothing pending) nor writable */
+	{
+		struct pollfd p = {.fd = qfd, .events = POLLIN | POLLOUT};
+
+		CU_ASSERT_EQUAL(poll(&p, 1, 0), 0);
+	}
 
 	rep = do_connect(c2, "10.99.0.1", port, &cfd);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
@@ -607,17 +614,28 @@ static void test_protocol_order(void)
 
 static void test_flood_closes_channel(void)
 {
-	int fd, rfds[FF_MAX_FDS], nr, replies = 0;
-	Ff__Reply *rep;
+	int fd, rfds[FF_MAX_FDS], nr, replies = 0, resets = 0;
+	uint8_t buf[512];
 
 	up();
 	fd = fx_shim(&fx, "c1");
 	for (int i = 0; i < 40; i++)
 		if (ff_send_fds(fd, "\xff\xff", 2, NULL, 0) < 0)
 			break;
-	while ((rep = fx_recv(fd, rfds, &nr))) {
+	/* Closed with requests unread, the router's end resets ours: that
+	 * error comes first, then the replies queued before it, then EOF. */
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, 2000) != 1)
+			break;
+		n = ff_recv_fds(fd, buf, sizeof(buf), rfds, FF_MAX_FDS, &nr, 0);
+		if (n == -ECONNRESET && !resets++)
+			continue;
+		if (n <= 0)
+			break;
 		replies++;
-		ff__reply__free_unpacked(rep, NULL);
 	}
 	/* answered up to the limit, then closed */
 	CU_ASSERT(replies >= 1 && replies <= 16);
