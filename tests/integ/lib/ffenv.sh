@@ -69,6 +69,8 @@ ff_init() {
 		return 77
 	fi
 	((rc == 0)) || return 1
+	# a fresh router state per test (the test bed lock makes it ours)
+	rm -rf "$FF_RUNDIR"
 	tb_ensure iperf3 sockperf nginx:nginx-light redis-server redis-benchmark:redis-tools \
 		curl wrk jq || return 1
 	mapfile -t files < <(ff_image_files)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The socket-semantics conformance program between two containers, run once
+# natively (no shim) and once through ffnet; the transcripts must be
+# identical apart from the documented deviations of the same-host path
+# (tests/conform/deviations-same-host.txt, printed when they occur).
+#   t-conform.sh [ffconform options]    default: full sizes (1 GiB, 1000 conns)
+set -euo pipefail
+. "$(dirname "$0")/lib/ffenv.sh"
+args=("$@")
+
+ff_init conform || exit $?
+ff_router_start
+ff_pair 10.77.2.0/24
+
+run() { # OUT WRAPPER: server in c1, client in c2; 0 if both exit 0
+	local out=$1 x=$2 srv rc=0
+	srv=$($x"_bg" c1 -- ffconform server --bind "$FF_IP1" --port 7000 --timeout 120 "${args[@]}")
+	tb_wait_port c1 7000
+	$x c2 -- ffconform client --connect "$FF_IP1" --port 7000 --timeout 120 "${args[@]}" \
+		>"$FF_WORK/$out.c" 2>"$FF_WORK/$out.c.err" || rc=$?
+	tb_wait "$srv" 120 || rc=$((rc ? rc : $?))
+	tb_bg_log "$srv" | grep -v '^ffconform ' >"$FF_WORK/$out.s" || true
+	cat "$FF_WORK/$out.c" "$FF_WORK/$out.s" >"$FF_WORK/$out"
+	return $rc
+}
+plain() { tb_exec "$@"; }
+plain_bg() { tb_exec_bg "$@"; }
+
+before=$(ff_conns_total)
+ff_check "native run passes every check" run native plain
+after_native=$(ff_conns_total)
+((after_native == before)) && ff_ok "native run bypassed the router" || ff_nok "native run went through the router"
+rc=0
+run ffnet ff_x || rc=$?
+ff_log "ffnet run exit status $rc (its FAIL lines are compared below)"
+total=$(ff_conns_total)
+(((total - after_native) >= 1000)) && ff_ok "ffnet run: $((total - after_native)) connections accelerated" ||
+	ff_nok "ffnet run: only $((total - after_native)) connections accelerated"
+if "$FF_TOP/tests/conform/compare.sh" --allow "$FF_TOP/tests/conform/deviations-same-host.txt" \
+	"$FF_WORK/native" "$FF_WORK/ffnet"; then
+	ff_ok "transcripts match ($(grep -c '^[CS] ' "$FF_WORK/native") lines)"
+else
+	ff_nok "transcripts differ"
+fi
+grep -h 'bulk.*MiB' "$FF_WORK"/native.c.err "$FF_WORK"/ffnet.c.err 2>/dev/null | sed 's/^/# /' || true
+ff_check "router stops cleanly" ff_router_stop
+ff_summary
