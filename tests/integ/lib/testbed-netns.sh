@@ -162,7 +162,10 @@ _tb_netns_exec() {
 	cpus=$(<"$d/cpus")
 	[[ -n $cpu ]] && cpus=$cpu
 	[[ -n $cpus ]] && pre=(taskset -c "$cpus")
-	env -i "${envs[@]}" "${pre[@]}" nsenter -t "$pid" -n -m -p -u -i -r -w -- "$@"
+	# the container's environment is set inside (by the image's env), so host
+	# programs (taskset, nsenter) never see e.g. the container's LD_PRELOAD
+	env -i PATH="$_TB_PATH" "${pre[@]}" nsenter -t "$pid" -n -m -p -u -i -r -w -- \
+		/usr/bin/env -i "${envs[@]}" "$@"
 }
 
 _tb_netns_rm() { # STATE NAME
