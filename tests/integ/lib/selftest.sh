@@ -52,7 +52,8 @@ check() { # DESCRIPTION CMD...: pass if CMD succeeds
 	if "$@"; then ok "$d"; else nok "$d"; fi
 }
 
-# host state that must be the same afterwards
+# host state that must be the same afterwards, seen under the test bed lock
+((EUID != 0)) || tb_lock || exit 1
 ipfwd_before=$(cat /proc/sys/net/ipv4/ip_forward)
 # (/run/netns, iproute2's own mount point, may appear and is left alone)
 run_entries() { find /run /etc/docker -maxdepth 1 ! -path /run/netns 2>/dev/null | sort; }
@@ -183,9 +184,10 @@ check "c2 is gone" eval '! tb_ip c2 2>/dev/null'
 # ---- timings measured by the library
 while read -r k v; do res[t_${k}_s]=$v; done < <(tb_times)
 
-# ---- cleanup must leave nothing behind
-tb_cleanup
-tb_cleanup
+# ---- cleanup must leave nothing behind (checked before another test bed may
+# take the lock)
+tb_cleanup --keep-lock
+tb_cleanup --keep-lock
 leftover=$(ip netns list 2>/dev/null | grep -E '^tb-' || true)
 check "no netns left${leftover:+: $leftover}" test -z "$leftover"
 leftover=$(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | grep -E '^tbv?-' || true)
@@ -208,6 +210,7 @@ leftover=$(comm -13 <(echo "$run_before") <(run_entries) | tr '\n' ' ')
 check "nothing new in /run or /etc/docker${leftover:+: $leftover}" test -z "$leftover"
 check "no mounts left under the work dir" eval '! grep -qF " $wd/" /proc/self/mountinfo'
 
+tb_cleanup # releases the lock
 echo "# measurements ($backend):"
 for k in $(printf '%s\n' "${!res[@]}" | sort); do echo "#   $k = ${res[$k]}"; done
 echo "$npass passed, $nfail failed"

@@ -210,18 +210,22 @@ _tb_ipt_undo() {
 # shell: a lock fd in the shell would be inherited by every child it starts and
 # outlive a killed test. The watcher lets go once the owner exits or
 # _tb_unlock removes its token file.
+# tb_lock: take the lock before tb_init (which then keeps it), e.g. to look
+# at the host before any test bed changes it.
+tb_lock() { _tb_lock; }
+
 _tb_lock() {
 	local token i
 	[[ ${TB_LOCK:-1} == 0 ]] && return 0
 	[[ -n ${_TB_LOCK_PID:-} ]] && return 0
 	mkdir -p "$(dirname "$TB_LOCK_FILE")" || return 1
-	token=$TB_WORKDIR/.tb-lock.$$
+	token=$TB_LOCK_FILE.token.$$
 	rm -f "$token"
 	# shellcheck disable=SC2016 # expanded by the watcher
 	flock -o -w "$TB_LOCK_TIMEOUT" "$TB_LOCK_FILE" bash -c '
 		printf "pid %s (%s)\n" "$2" "$3" >"$4.owner"; echo locked >"$1"
 		while [ -e "$1" ] && kill -0 "$2" 2>/dev/null; do sleep 0.2; done
-		rm -f "$1" "$4.owner"' tb-lock "$token" "$$" "$TB_WORKDIR" "$TB_LOCK_FILE" \
+		rm -f "$1" "$4.owner"' tb-lock "$token" "$$" "${TB_WORKDIR:-?}" "$TB_LOCK_FILE" \
 		</dev/null >/dev/null 2>&1 &
 	_TB_LOCK_PID=$!
 	for ((i = 0; ; i++)); do
@@ -238,7 +242,7 @@ _tb_lock() {
 
 _tb_unlock() {
 	[[ -n ${_TB_LOCK_PID:-} ]] || return 0
-	rm -f "${TB_WORKDIR:-/nonexistent}/.tb-lock.$$"
+	rm -f "$TB_LOCK_FILE.token.$$"
 	while _tb_alive "$_TB_LOCK_PID"; do sleep 0.05; done
 	unset _TB_LOCK_PID
 }
@@ -687,7 +691,9 @@ tb_wait_port() {
 # tb_cleanup: remove everything this test bed created and stop the dockerd it
 # started. Safe to call twice, before tb_init, from a subshell of the owner,
 # and from an EXIT trap; a no-op in a script that attached to its parent's
-# test bed (tb_init with the parent's WORKDIR).
+# test bed (tb_init with the parent's WORKDIR). --keep-lock keeps the host-wide
+# lock until the next tb_cleanup (to check the host is clean with no other test
+# bed starting meanwhile).
 tb_cleanup() {
 	local -
 	set +e
@@ -697,7 +703,7 @@ tb_cleanup() {
 		return 0 # a script using its parent's test bed: the parent cleans up
 	fi
 	_tb_teardown "$TB_STATE"
-	_tb_unlock
+	[[ ${1:-} == --keep-lock ]] || _tb_unlock
 	unset _TB_OWNER
 	_tb_log "cleaned up in $(_tb_since "$t0") s"
 	return 0
