@@ -318,7 +318,10 @@ tb_init() {
 		_tb_log "cleaning up what an earlier run left in $TB_STATE"
 		_tb_teardown "$TB_STATE"
 	fi
-	mkdir -p "$TB_STATE"/{ctrs,nets,bg} || return 1
+	if ! mkdir -p "$TB_STATE"/{ctrs,nets,bg}; then
+		_tb_unlock
+		return 1
+	fi
 	_TB_OWNER="$$ $(_tb_proc_start $$)"
 	printf '%s\n' "$_TB_OWNER" >"$TB_STATE/owner"
 	_tb_install_trap
