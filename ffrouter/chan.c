@@ -33,6 +33,7 @@ static const struct op ops[] = {
 	[FF__REQUEST__BODY_CONNECT] = {ffr_op_connect, 0, true, false},
 	[FF__REQUEST__BODY_LOOKUP] = {ffr_op_lookup, 0, true, false},
 	[FF__REQUEST__BODY_UNLISTEN] = {ffr_op_unlisten, 0, true, false},
+	[FF__REQUEST__BODY_RELISTEN] = {ffr_op_relisten, 2, true, false},
 	[FF__REQUEST__BODY_REGISTER] = {ffr_op_register, 0, false, true},
 	[FF__REQUEST__BODY_UNREGISTER] = {ffr_op_unregister, 0, false, true},
 	[FF__REQUEST__BODY_LIST] = {ffr_op_list, 0, false, true},

@@ -16,6 +16,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -236,64 +237,107 @@ static int listener_events(struct ffr_listener *l)
 	return 0;
 }
 
-int ffr_listener_new(struct ffr_container *c, const struct ff_sa *addr, bool v6only, int backlog,
-		     int kfd, int *shim_fd, struct ffr_listener **out)
+/* A fresh accept queue: q[0] for the router, q[1] (plugged) for the app. */
+static int queue_new(int q[2])
+{
+	int err;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, q) < 0)
+		return -errno;
+	err = plug(q[1]);
+	if (err) {
+		close(q[0]);
+		close(q[1]);
+	}
+	return err;
+}
+
+/* An accept queue a shim hands back after a router restart must at least be
+ * the router's end of one: a connected SOCK_SEQPACKET AF_UNIX socket. */
+static int queue_check(int qfd)
+{
+	struct sockaddr_un peer;
+	socklen_t len = sizeof(peer);
+
+	if (sockopt_int(qfd, SOL_SOCKET, SO_DOMAIN) != AF_UNIX ||
+	    sockopt_int(qfd, SOL_SOCKET, SO_TYPE) != SOCK_SEQPACKET ||
+	    sockopt_int(qfd, SOL_SOCKET, SO_ACCEPTCONN) != 0 ||
+	    getpeername(qfd, (struct sockaddr *)&peer, &len) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int listener_check(struct ffr_container *c, const struct ffr_listen_args *a, int kfd)
+{
+	if (!ff_ip_is_any(&a->addr.ip) && !ffr_container_owns_ip(c, &a->addr.ip))
+		return -EPERM;
+	if (c->nlisteners >= c->r->quota.listeners)
+		return -ENOBUFS;
+	return check_kfd(c, kfd, &a->addr);
+}
+
+int ffr_listener_new(struct ffr_container *c, const struct ffr_listen_args *a, int kfd, int qfd,
+		     int *shim_fd, struct ffr_listener **out)
 {
 	struct ffr_router *r = c->r;
-	struct ffr_listener *l;
-	int q[2], sz = QUEUE_SNDBUF, err;
+	struct ffr_listener *l = NULL;
+	int q[2] = {qfd, -1}, sz = QUEUE_SNDBUF, err;
 	struct stat st;
 
-	if (!ff_ip_is_any(&addr->ip) && !ffr_container_owns_ip(c, &addr->ip))
-		err = -EPERM;
-	else if (c->nlisteners >= r->quota.listeners)
-		err = -ENOBUFS;
-	else
-		err = check_kfd(c, kfd, addr);
-	if (err)
-		goto out_close_kfd;
-	l = calloc(1, sizeof(*l));
-	if (!l) {
+	err = listener_check(c, a, kfd);
+	if (!err)
+		err = qfd >= 0 ? queue_check(qfd) : queue_new(q);
+	if (!err && !(l = calloc(1, sizeof(*l))))
 		err = -ENOMEM;
-		goto out_close_kfd;
-	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, q) < 0) {
-		err = -errno;
-		free(l);
-		goto out_close_kfd;
+	if (err) {
+		close(kfd);
+		if (q[0] >= 0)
+			close(q[0]);
+		if (q[1] >= 0)
+			close(q[1]);
+		return err;
 	}
 	l->r = r;
 	l->c = c;
 	l->id = r->next_id++;
-	l->addr = *addr;
-	l->v6only = v6only;
+	l->addr = a->addr;
+	l->v6only = a->v6only;
 	l->qfd = q[0];
 	l->kfd = kfd;
+	l->shim_ino = a->shim_ino;
 	STAILQ_INIT(&l->pending);
-	l->max_pending = backlog < 16 ? 16 : (uint32_t)backlog;
+	l->max_pending = a->backlog < 16 ? 16 : (uint32_t)a->backlog;
 	if (l->max_pending > r->quota.pending)
 		l->max_pending = r->quota.pending;
 	TAILQ_INSERT_TAIL(&r->listeners, l, link);
 	c->nlisteners++;
 	setsockopt(q[0], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
-	fcntl(q[0], F_SETFL, O_NONBLOCK);
+	fcntl(q[0], F_SETFL, fcntl(q[0], F_GETFL) | O_NONBLOCK);
 	fcntl(kfd, F_SETFL, fcntl(kfd, F_GETFL) | O_NONBLOCK);
-	if (fstat(q[1], &st) == 0)
+	if (fstat(q[0], &st) == 0)
+		l->q_ino = st.st_ino;
+	if (q[1] >= 0 && fstat(q[1], &st) == 0)
 		l->shim_ino = st.st_ino;
-	err = plug(q[1]);
-	if (!err)
-		err = listener_events(l);
+	err = listener_events(l);
 	if (err) {
-		close(q[1]);
+		if (q[1] >= 0)
+			close(q[1]);
 		ffr_listener_free(l);
 		return err;
 	}
 	*shim_fd = q[1];
 	*out = l;
 	return 0;
-out_close_kfd:
-	close(kfd);
-	return err;
+}
+
+struct ffr_listener *ffr_listener_by_queue(struct ffr_router *r, ino_t q_ino)
+{
+	struct ffr_listener *l;
+
+	TAILQ_FOREACH (l, &r->listeners, link)
+		if (l->q_ino == q_ino)
+			return l;
+	return NULL;
 }
 
 void ffr_listener_free(struct ffr_listener *l)

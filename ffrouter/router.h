@@ -72,7 +72,8 @@ struct ffr_listener {
 	struct ff_sa addr;
 	bool v6only;
 	int qfd;       /* router end of the accept queue */
-	ino_t shim_ino; /* inode of the shim end, for Lookup */
+	ino_t shim_ino; /* inode of the app's end, for Lookup */
+	ino_t q_ino;    /* inode of the router's end: the queue's identity */
 	struct event *qev; /* EOF from the app */
 	struct event *wev; /* room in the queue for the pending list */
 	int kfd; /* kernel listener */
@@ -188,9 +189,18 @@ uint32_t ffr_stats_alloc(struct ffr_stats *st);
 void ffr_stats_release(struct ffr_stats *st, uint32_t slot);
 
 /* listener.c */
-/* Consumes kfd. On success *shim_fd is the end to hand the shim. */
-int ffr_listener_new(struct ffr_container *c, const struct ff_sa *addr, bool v6only, int backlog,
-		     int kfd, int *shim_fd, struct ffr_listener **out);
+struct ffr_listen_args {
+	struct ff_sa addr;
+	bool v6only;
+	int backlog;
+	ino_t shim_ino; /* the app's end, when the queue is handed back */
+};
+/* Consumes kfd and qfd. qfd < 0: a new queue, whose app end is returned in
+ * *shim_fd; else qfd is the router end of an existing queue a shim hands
+ * back after a restart (*shim_fd = -1). */
+int ffr_listener_new(struct ffr_container *c, const struct ffr_listen_args *a, int kfd, int qfd,
+		     int *shim_fd, struct ffr_listener **out);
+struct ffr_listener *ffr_listener_by_queue(struct ffr_router *r, ino_t q_ino);
 void ffr_listener_free(struct ffr_listener *l);
 struct ffr_listener *ffr_listener_find(struct ffr_container *c, const struct ff_sa *dst);
 struct ffr_listener *ffr_listener_by_id(struct ffr_container *c, uint64_t id);
@@ -224,6 +234,7 @@ void ffr_op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_unlisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_list(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);

@@ -3,6 +3,7 @@
  * says about who it is is believed. */
 #include "router.h"
 
+#include "fdpass.h"
 #include "log.h"
 #include "msg.h"
 
@@ -73,38 +74,97 @@ void ffr_op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	ffr_reply(ch, &rep, sfds, 2);
 }
 
-void ffr_op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static int listen_args(const Ff__Listen *m, struct ffr_listen_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (!m || ff_sa_from_proto(&a->addr, m->addr) < 0)
+		return -EINVAL;
+	a->v6only = m->v6only;
+	a->backlog = m->backlog;
+	a->shim_ino = (ino_t)m->queue_inode;
+	return 0;
+}
+
+static void listen_reply(struct ffr_chan *ch, uint64_t id, struct ffr_listener *l, int shim_fd)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
 	Ff__ListenReply lr = FF__LISTEN_REPLY__INIT;
-	struct ffr_listener *l;
-	struct ff_sa addr;
-	int shim_fd, err;
+	int fds[2] = {shim_fd, l->qfd};
 	char a[FF_ADDRSTRLEN];
 
-	if (ff_sa_from_proto(&addr, req->listen->addr) < 0) {
+	rep.id = id;
+	rep.body_case = FF__REPLY__BODY_LISTEN;
+	rep.listen = &lr;
+	lr.listener_id = l->id;
+	/* the app's end, and a copy of ours: the shim keeps it so that the
+	 * queue outlives a router crash (no EOF, no false readiness) */
+	if (ffr_reply(ch, &rep, fds, shim_fd >= 0 ? 2 : 0) < 0)
+		ffr_listener_free(l);
+	else
+		ff_info("%s: listening on %s (listener %llu)", ch->c->name,
+			ff_sa_fmt(&l->addr, a, sizeof(a)), (unsigned long long)l->id);
+}
+
+static void listen_refused(struct ffr_chan *ch, uint64_t id, const struct ff_sa *addr, int err)
+{
+	char a[FF_ADDRSTRLEN];
+
+	ff_warn("%s: listen on %s refused: %s", ch->c->name, ff_sa_fmt(addr, a, sizeof(a)),
+		strerror(-err));
+	ffr_reply_status(ch, id, err_status(err), "listen refused: %s", strerror(-err));
+}
+
+void ffr_op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	struct ffr_listen_args a;
+	struct ffr_listener *l;
+	int shim_fd, err;
+
+	if (listen_args(req->listen, &a) < 0) {
 		close(fds[0]);
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "bad listen address");
 		return;
 	}
-	err = ffr_listener_new(ch->c, &addr, req->listen->v6only, req->listen->backlog, fds[0],
-			       &shim_fd, &l);
+	a.shim_ino = 0;
+	err = ffr_listener_new(ch->c, &a, fds[0], -1, &shim_fd, &l);
 	if (err) {
-		ff_warn("%s: listen on %s refused: %s", ch->c->name,
-			ff_sa_fmt(&addr, a, sizeof(a)), strerror(-err));
-		ffr_reply_status(ch, req->id, err_status(err), "listen refused: %s",
-				 strerror(-err));
+		listen_refused(ch, req->id, &a.addr, err);
 		return;
 	}
-	rep.id = req->id;
-	rep.body_case = FF__REPLY__BODY_LISTEN;
-	rep.listen = &lr;
-	lr.listener_id = l->id;
-	if (ffr_reply(ch, &rep, &shim_fd, 1) < 0)
-		ffr_listener_free(l);
+	listen_reply(ch, req->id, l, shim_fd);
 	close(shim_fd);
-	ff_info("%s: listening on %s (listener %llu)", ch->c->name, ff_sa_fmt(&addr, a, sizeof(a)),
-		(unsigned long long)l->id);
+}
+
+/* After a router restart a shim hands back a listener it kept alive:
+ * fds[0] the kernel listener, fds[1] the router's end of its queue. Several
+ * processes may hand back the same queue: the first one wins. */
+void ffr_op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	struct ffr_listen_args a;
+	struct ffr_listener *l;
+	struct stat st;
+	int shim_fd, err;
+
+	if (listen_args(req->relisten, &a) < 0 || fstat(fds[1], &st) < 0) {
+		ff_close_fds(fds, nfds);
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "bad listen address");
+		return;
+	}
+	l = ffr_listener_by_queue(ch->r, st.st_ino);
+	if (l) {
+		ff_close_fds(fds, nfds);
+		if (l->c == ch->c)
+			ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
+		else
+			ffr_reply_status(ch, req->id, FF__STATUS__ST_PERM, "not your queue");
+		return;
+	}
+	err = ffr_listener_new(ch->c, &a, fds[0], fds[1], &shim_fd, &l);
+	if (err) {
+		listen_refused(ch, req->id, &a.addr, err);
+		return;
+	}
+	listen_reply(ch, req->id, l, -1);
 }
 
 static ino_t fd_ino(int fd)

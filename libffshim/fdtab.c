@@ -102,6 +102,7 @@ struct ffs_sock *ffs_sock_new(enum ffs_kind kind, int family)
 	s->kind = kind;
 	s->family = family;
 	s->kfd = -1;
+	s->qr = -1;
 	ffs_tcpopts_default(&s->tcp);
 	return s;
 }
@@ -119,7 +120,10 @@ void ffs_sock_unref(struct ffs_sock *s)
 		return;
 	if (s->kind == FFS_INTERNAL && s->owner)
 		*s->owner = -1; /* the app closed one of our fds */
+	if (s->kind == FFS_LISTEN)
+		ffs_watch_forget(s);
 	ffs_internal_close(&s->kfd);
+	ffs_internal_close(&s->qr);
 	if (s->kind == FFS_LISTEN && s->listener_id)
 		ffs_unlisten(s->listener_id);
 	free(s->eps);

@@ -36,6 +36,24 @@ static volatile bool ready;
 		}                                                                                  \
 	} while (0)
 
+static void fork_prepare(void)
+{
+	ffs_chan_fork_prepare();
+	ffs_watch_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+	ffs_watch_fork_parent();
+	ffs_chan_fork_parent();
+}
+
+static void fork_child(void)
+{
+	ffs_watch_fork_child();
+	ffs_chan_fork_child();
+}
+
 void ffs_setup(void)
 {
 	const char *lvl = getenv(FF_ENV_LOG), *off = getenv(FF_ENV_DISABLE);
@@ -43,7 +61,7 @@ void ffs_setup(void)
 	ff_log_init("libffshim", ff_log_parse_level(lvl));
 	if (off && *off && *off != '0')
 		ffs_enabled = false;
-	pthread_atfork(ffs_chan_fork_prepare, ffs_chan_fork_parent, ffs_chan_fork_child);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	ready = true;
 }
 

@@ -66,6 +66,10 @@ struct ffs_sock {
 	int backlog;
 	bool shut; /* shutdown(SHUT_RD) on a listener: accept() fails with EINVAL */
 	uint64_t listener_id; /* FFS_LISTEN: the router's id, for Unlisten */
+	int qr;               /* FFS_LISTEN: hidden copy of the router's end of the queue */
+	unsigned long q_ino;  /* inode of the app's end of the queue */
+	bool routed;          /* a live router forwards the kernel listener (watch.c) */
+	bool in_ep;           /* the watcher forwards it */
 	int64_t next_upgrade_ns;
 	/* FFS_CONN */
 	struct ff_stat_slot *slot;
@@ -142,6 +146,15 @@ int ffs_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 struct ffs_sock *ffs_lookup_fd(int fd);
 /* Copies sa into a user buffer with accept/getsockname truncation rules. */
 void ffs_copy_addr(const struct ff_sa *sa, int family, struct sockaddr *addr, socklen_t *len);
+
+/* watch.c: keeps accelerated listeners alive across router restarts */
+void ffs_watch_add(struct ffs_sock *s);
+/* Starts this process's watcher if it has none (after fork). */
+void ffs_watch_ensure(struct ffs_sock *s);
+void ffs_watch_forget(struct ffs_sock *s);
+void ffs_watch_fork_prepare(void);
+void ffs_watch_fork_parent(void);
+void ffs_watch_fork_child(void);
 
 /* Per-thread recursion guard for the control-path wrappers. */
 extern __thread int ffs_busy __attribute__((tls_model("initial-exec")));

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define UPGRADE_RETRY_NS (1000LL * 1000 * 1000)
@@ -75,7 +76,7 @@ static struct ffs_sock *listener_like(enum ffs_kind kind, const struct ffs_sock 
 	return n;
 }
 
-static int register_listener(int fd, struct ffs_sock *s, int *qfd, uint64_t *id)
+static int register_listener(int fd, struct ffs_sock *s, int *qfd, int *qr, uint64_t *id)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Listen m = FF__LISTEN__INIT;
@@ -96,7 +97,7 @@ static int register_listener(int fd, struct ffs_sock *s, int *qfd, uint64_t *id)
 	if (rep->status) {
 		err = -ff_status_errno(rep->status);
 		ff_warn("ffnet: router refused listener: %s", rep->error);
-	} else if (nrfds != 1 || rep->body_case != FF__REPLY__BODY_LISTEN) {
+	} else if (nrfds != 2 || rep->body_case != FF__REPLY__BODY_LISTEN) {
 		err = -EPROTO;
 	} else {
 		*id = rep->listen->listener_id;
@@ -107,6 +108,7 @@ static int register_listener(int fd, struct ffs_sock *s, int *qfd, uint64_t *id)
 		return err;
 	}
 	*qfd = rfds[0];
+	*qr = rfds[1];
 	return 0;
 }
 
@@ -114,8 +116,9 @@ static int register_listener(int fd, struct ffs_sock *s, int *qfd, uint64_t *id)
 static void upgrade(int fd, struct ffs_sock *s)
 {
 	struct ffs_sock *n;
-	int qfd, kfd, err, fl = REAL(fcntl)(fd, F_GETFL);
+	int qfd, qr, kfd, err, fl = REAL(fcntl)(fd, F_GETFL);
 	uint64_t id = 0;
+	struct stat st;
 
 	if (fl < 0 || bound_addr(fd, &s->local) < 0 || !ffs_is_own(&s->local.ip)) {
 		s->next_upgrade_ns = ffs_chan_up() ? NEVER : ffs_now_ns() + UPGRADE_RETRY_NS;
@@ -124,7 +127,7 @@ static void upgrade(int fd, struct ffs_sock *s)
 	ffs_tcpopts_read(fd, &s->tcp);
 	/* the router makes the kernel listener (a file we share) non-blocking:
 	 * fl, read before, is what the app set */
-	err = register_listener(fd, s, &qfd, &id);
+	err = register_listener(fd, s, &qfd, &qr, &id);
 	if (err) {
 		s->next_upgrade_ns = err == -EPERM || err == -EINVAL ? NEVER
 								     : ffs_now_ns() + UPGRADE_RETRY_NS;
@@ -136,17 +139,24 @@ static void upgrade(int fd, struct ffs_sock *s)
 		if (kfd >= 0)
 			REAL(close)(kfd);
 		REAL(close)(qfd);
+		REAL(close)(qr);
 		ffs_sock_unref(n);
 		return;
 	}
 	n->kfd = ffs_hide_fd(kfd);
-	n->listener_id = id;
 	ffs_fd_internal(n->kfd, &n->kfd);
+	n->qr = ffs_hide_fd(qr);
+	ffs_fd_internal(n->qr, &n->qr);
+	n->listener_id = id;
+	n->routed = true;
+	n->q_ino = fstat(qfd, &st) == 0 ? st.st_ino : 0;
 	if (ffs_swap(fd, qfd, fl, s) < 0) {
 		ffs_sock_unref(n);
 		return;
 	}
-	ffs_fd_set(fd, n);
+	ffs_fd_set(fd, ffs_sock_ref(n));
+	ffs_watch_add(n);
+	ffs_sock_unref(n);
 }
 
 int ffs_listen(int fd, int backlog)
@@ -293,6 +303,8 @@ int ffs_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	}
 	if (s->kind != FFS_LISTEN)
 		return accept_kernel(fd, s, addr, len, flags);
+	if (s->qr >= 0)
+		ffs_watch_ensure(s); /* a child after fork watches its own */
 	ffs_sock_ref(s);
 	r = accept_queue(fd, s, addr, len, flags);
 	if (r == -ENOTCONN) {

@@ -119,7 +119,7 @@ ff_router_stop() {
 ff_router_kill() {
 	[[ -n ${FF_ROUTER_PID:-} ]] || return 0
 	kill -KILL "$FF_ROUTER_PID" 2>/dev/null
-	wait "$FF_ROUTER_PID" 2>/dev/null
+	wait "$FF_ROUTER_PID" 2>/dev/null || true
 	FF_ROUTER_PID=
 	return 0
 }

@@ -243,10 +243,50 @@ static Ff__Reply *do_listen(int ch, int kfd, const char *ip, uint16_t port, int 
 	req.body_case = FF__REQUEST__BODY_LISTEN;
 	req.listen = &m;
 	rep = fx_call(ch, &req, kfd >= 0 ? &kfd : NULL, kfd >= 0 ? 1 : 0, rfds, &nr);
-	*qfd = nr == 1 ? rfds[0] : -1;
-	if (nr != 1)
+	/* [0] the app's end of the queue, [1] a copy of the router's end */
+	*qfd = nr == 2 ? rfds[0] : -1;
+	if (nr == 2)
+		close(rfds[1]);
+	else
 		ff_close_fds(rfds, nr);
 	return rep;
+}
+
+/* Listen keeping both ends: *qfd the app's, *qr the copy of the router's. */
+static Ff__Reply *do_listen2(int ch, int kfd, uint16_t port, int *qfd, int *qr)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Listen m = FF__LISTEN__INIT;
+	Ff__Addr a;
+	uint8_t ab[16];
+	int rfds[FF_MAX_FDS], nr = 0;
+	Ff__Reply *rep;
+
+	fx_addr(&a, ab, "0.0.0.0", port);
+	m.addr = &a;
+	m.backlog = 16;
+	req.body_case = FF__REQUEST__BODY_LISTEN;
+	req.listen = &m;
+	rep = fx_call(ch, &req, &kfd, 1, rfds, &nr);
+	*qfd = nr == 2 ? rfds[0] : -1;
+	*qr = nr == 2 ? rfds[1] : -1;
+	return rep;
+}
+
+static Ff__Reply *do_relisten(int ch, int kfd, int qr, uint16_t port)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Listen m = FF__LISTEN__INIT;
+	Ff__Addr a;
+	uint8_t ab[16];
+	int fds[2] = {kfd, qr}, rfds[FF_MAX_FDS], nr = 0;
+
+	fx_addr(&a, ab, "0.0.0.0", port);
+	m.addr = &a;
+	m.backlog = 16;
+	req.body_case = FF__REQUEST__BODY_RELISTEN;
+	req.relisten = &m;
+	return fx_call(ch, &req, fds, 2, rfds, &nr);
 }
 
 static Ff__Reply *do_connect(int ch, const char *ip, uint16_t port, int *cfd)
@@ -405,6 +445,114 @@ static void test_kernel_forwarding(void)
 	close(tfd);
 	close(sfd);
 	close(qfd);
+	close(c1);
+	down();
+}
+
+/* A listener outlives its router: the shim keeps the kernel listener and a
+ * copy of the router's end of the queue and hands them to the next router. */
+static void test_relisten_after_restart(void)
+{
+	int c1, c2, kfd, qfd, qr, cfd, sfd, c, l, k;
+	Ff__Reply *rep;
+	Ff__Accepted *a;
+	uint16_t port;
+
+	up();
+	c1 = fx_shim(&fx, "c1");
+	kfd = fx_tcp_listener(&port);
+	rep = do_listen2(c1, kfd, port, &qfd, &qr);
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	CU_ASSERT_FATAL(qfd >= 0 && qr >= 0);
+	ff__reply__free_unpacked(rep, NULL);
+	close(c1);
+	CU_ASSERT_EQUAL_FATAL(fx_router_restart(&fx), 0);
+	/* the router is gone, the queue is not: no EOF, no false readiness */
+	{
+		struct pollfd p = {.fd = qfd, .events = POLLIN | POLLOUT};
+
+		CU_ASSERT_EQUAL(poll(&p, 1, 0), 0);
+	}
+	c1 = fx_shim(&fx, "c1");
+	c2 = fx_shim(&fx, "c2");
+	rep = do_relisten(c1, kfd, qr, port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+	CU_ASSERT_EQUAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	/* a second process handing back the same queue: accepted, no double */
+	rep = do_relisten(c1, kfd, qr, port);
+	CU_ASSERT_EQUAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	CU_ASSERT_EQUAL(fx_status_counts(&fx, &c, &l, &k), 0);
+	CU_ASSERT_EQUAL(l, 1);
+	/* another container cannot take it over */
+	rep = do_relisten(c2, kfd, qr, port);
+	CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_PERM);
+	ff__reply__free_unpacked(rep, NULL);
+	/* a pipe is not a queue */
+	{
+		int p[2];
+
+		CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+		rep = do_relisten(c1, kfd, p[0], port);
+		CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_INVALID);
+		ff__reply__free_unpacked(rep, NULL);
+		close(p[0]);
+		close(p[1]);
+	}
+	/* connections reach the app through the old queue */
+	rep = do_connect(c2, "10.99.0.1", port, &cfd);
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	a = take_accepted(qfd, &sfd);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(a->path, FF__PATH__PATH_SAME_HOST);
+	ff__accepted__free_unpacked(a, NULL);
+	CU_ASSERT_EQUAL(write(cfd, "x", 1), 1);
+	CU_ASSERT_EQUAL(read(sfd, &k, 1), 1);
+	close(cfd);
+	close(sfd);
+	close(qfd);
+	close(qr);
+	close(kfd);
+	close(c1);
+	close(c2);
+	down();
+}
+
+/* Unlisten drops a listener whose queue the app closed, before the router
+ * would have noticed on its own, so the port is free again at once. */
+static void test_unlisten(void)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Unlisten m = FF__UNLISTEN__INIT;
+	int c1, kfd, qfd, qr, rfds[FF_MAX_FDS], nr, c, l, k;
+	Ff__Reply *rep;
+	uint16_t port;
+
+	up();
+	c1 = fx_shim(&fx, "c1");
+	kfd = fx_tcp_listener(&port);
+	rep = do_listen2(c1, kfd, port, &qfd, &qr);
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	m.listener_id = rep->listen->listener_id;
+	ff__reply__free_unpacked(rep, NULL);
+	close(kfd);
+	req.body_case = FF__REQUEST__BODY_UNLISTEN;
+	req.unlisten = &m;
+	/* still open: kept */
+	rep = fx_call(c1, &req, NULL, 0, rfds, &nr);
+	CU_ASSERT_EQUAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	CU_ASSERT_EQUAL(fx_status_counts(&fx, &c, &l, &k), 0);
+	CU_ASSERT_EQUAL(l, 1);
+	close(qfd);
+	close(qr);
+	rep = fx_call(c1, &req, NULL, 0, rfds, &nr);
+	CU_ASSERT_EQUAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	CU_ASSERT_EQUAL(fx_status_counts(&fx, &c, &l, &k), 0);
+	CU_ASSERT_EQUAL(l, 0);
 	close(c1);
 	down();
 }
@@ -678,6 +826,8 @@ int main(void)
 		{"listen_connect", test_listen_connect},
 		{"connect_misses", test_connect_misses},
 		{"kernel_forwarding", test_kernel_forwarding},
+		{"relisten_after_restart", test_relisten_after_restart},
+		{"unlisten", test_unlisten},
 		{"listen_bad_fds", test_listen_bad_fds},
 		{"garbage", test_garbage},
 		{"unexpected_fds", test_unexpected_fds},
