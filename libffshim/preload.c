@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
@@ -77,18 +78,68 @@ static inline void count(int fd, ssize_t n, bool tx)
 {
 	struct ffs_sock *s;
 
-	if (n <= 0)
+	if (n == 0)
 		return;
 	s = ffs_fd_get(fd);
-	if (s && s->slot)
+	if (!s)
+		return;
+	if (n > 0 && s->slot)
 		__atomic_fetch_add(tx ? &s->slot->tx : &s->slot->rx, (uint64_t)n, __ATOMIC_RELAXED);
+	else if (n < 0 && !tx && errno == ECONNRESET && s->kind == FFS_CONN)
+		s->peer_gone = true; /* the app saw the reset: no grace send (see sent()) */
+}
+
+static inline struct ffs_sock *conn_of(int fd)
+{
+	struct ffs_sock *s = ffs_fd_get(fd);
+
+	return s && s->kind == FFS_CONN ? s : NULL;
 }
 
 static inline bool is_conn(int fd)
 {
-	struct ffs_sock *s = ffs_fd_get(fd);
+	return conn_of(fd) != NULL;
+}
 
-	return s && s->kind == FFS_CONN;
+/* Sends on an accelerated connection go out with MSG_NOSIGNAL and come
+ * here. An AF_UNIX send fails with EPIPE as soon as the peer has closed;
+ * TCP's first send after the peer's FIN still succeeds (the peer answers
+ * with a reset) and only the next one fails. Mirror that, and raise the
+ * SIGPIPE ourselves when the app did not ask for MSG_NOSIGNAL. */
+static ssize_t sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flags)
+{
+	socklen_t elen = sizeof(int);
+	int err = 0;
+
+	if (r >= 0 || errno != EPIPE)
+		return r;
+	if (!s->shut_wr) {
+		/* a peer that closed with data unread reset the connection:
+		 * TCP reports that first, without a signal */
+		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 &&
+		    err == ECONNRESET) {
+			s->peer_gone = true;
+			errno = ECONNRESET;
+			return -1;
+		}
+		if (!s->peer_gone) {
+			s->peer_gone = true;
+			return (ssize_t)len;
+		}
+	}
+	if (!(app_flags & MSG_NOSIGNAL))
+		raise(SIGPIPE);
+	errno = EPIPE;
+	return -1;
+}
+
+static size_t iov_len(const struct iovec *iov, size_t cnt)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; iov && i < cnt; i++)
+		n += iov[i].iov_len;
+	return n;
 }
 
 /* ---- control path ---- */
@@ -346,10 +397,14 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
+	struct ffs_sock *s;
 	ssize_t r;
 
 	INIT();
-	r = REAL(write)(fd, buf, n);
+	s = conn_of(fd);
+	if (!s)
+		return REAL(write)(fd, buf, n);
+	r = sent(fd, s, REAL(send)(fd, buf, n, MSG_NOSIGNAL), n, 0);
 	count(fd, r, true);
 	return r;
 }
@@ -366,20 +421,29 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
+	struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = cnt > 0 ? (size_t)cnt : 0};
+	struct ffs_sock *s;
 	ssize_t r;
 
 	INIT();
-	r = REAL(writev)(fd, iov, cnt);
+	s = conn_of(fd);
+	if (!s || cnt < 0)
+		return REAL(writev)(fd, iov, cnt);
+	r = sent(fd, s, REAL(sendmsg)(fd, &m, MSG_NOSIGNAL), iov_len(iov, m.msg_iovlen), 0);
 	count(fd, r, true);
 	return r;
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
+	struct ffs_sock *s;
 	ssize_t r;
 
 	INIT();
-	r = REAL(send)(fd, buf, n, flags);
+	s = conn_of(fd);
+	if (!s)
+		return REAL(send)(fd, buf, n, flags);
+	r = sent(fd, s, REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL), n, flags);
 	count(fd, r, true);
 	return r;
 }
@@ -388,31 +452,33 @@ EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
 		      socklen_t tolen)
 {
+	struct ffs_sock *s;
 	ssize_t r;
 
 	INIT();
-	if (to && is_conn(fd)) {
-		to = NULL;
-		tolen = 0;
-	}
-	r = REAL(sendto)(fd, buf, n, flags, to, tolen);
+	s = conn_of(fd);
+	if (!s)
+		return REAL(sendto)(fd, buf, n, flags, to, tolen);
+	r = sent(fd, s, REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL), n, flags);
 	count(fd, r, true);
 	return r;
 }
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+	struct ffs_sock *s;
 	struct msghdr m;
 	ssize_t r;
 
 	INIT();
-	if (msg && msg->msg_name && is_conn(fd)) {
-		m = *msg;
-		m.msg_name = NULL;
-		m.msg_namelen = 0;
-		msg = &m;
-	}
-	r = REAL(sendmsg)(fd, msg, flags);
+	s = conn_of(fd);
+	if (!s || !msg)
+		return REAL(sendmsg)(fd, msg, flags);
+	m = *msg;
+	m.msg_name = NULL;
+	m.msg_namelen = 0;
+	r = sent(fd, s, REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL), iov_len(m.msg_iov, m.msg_iovlen),
+		 flags);
 	count(fd, r, true);
 	return r;
 }

@@ -74,6 +74,8 @@ struct ffs_sock {
 	/* FFS_CONN */
 	struct ff_stat_slot *slot;
 	bool connecting; /* non-blocking connect not yet confirmed by a second connect() */
+	bool peer_gone;  /* a send met EPIPE once, or a reset was seen (sent() in preload.c) */
+	bool shut_wr;    /* the app shut the sending side down */
 	/* FFS_INTERNAL: where the owner keeps this fd (reset to -1 if the app closes it) */
 	int *owner;
 };

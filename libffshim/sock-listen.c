@@ -344,6 +344,8 @@ int ffs_shutdown(int fd, int how)
 {
 	struct ffs_sock *s = ffs_fd_get(fd);
 
+	if (s && s->kind == FFS_CONN && (how == SHUT_WR || how == SHUT_RDWR))
+		s->shut_wr = true;
 	if (!s || s->kind != FFS_LISTEN)
 		return REAL(shutdown)(fd, how);
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {

@@ -1,0 +1,122 @@
+# shellcheck shell=bash
+# Measurements shared by the demo (scripts/demo.sh) and bench/same-host.
+# WHERE is one of:
+#   host    both ends on the host, over loopback (no container)
+#   bridge  c2 -> c1 over the container network (no shim)
+#   ffnet   c2 -> c1 with the shim preloaded, through the router
+# Pinning: throughput runs put the server on CPU $BENCH_SRV_CPU and the
+# client on $BENCH_CLI_CPU; latency runs put both on $BENCH_SRV_CPU (on
+# this machine an idle vCPU halts, and a ping-pong across two vCPUs
+# measures wake-up latency, not the network: see shared/notes).
+# Each measure_* prints numbers on stdout; progress goes to stderr.
+
+# shellcheck source=../tests/integ/lib/ffenv.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../tests/integ/lib/ffenv.sh"
+
+: "${BENCH_SECS:=5}"
+ncpu=$(nproc)
+: "${BENCH_SRV_CPU:=$((ncpu > 1 ? 1 : 0))}"
+: "${BENCH_CLI_CPU:=0}"
+
+bench_ip() { [[ $1 == host ]] && echo 127.0.0.1 || echo "$FF_IP1"; }
+
+# bx WHERE SIDE CPU -- CMD...: run in the foreground (SIDE: c1 server, c2 client)
+bx() {
+	local where=$1 side=$2 cpu=$3
+	shift 4
+	case $where in
+	host) taskset -c "$cpu" "$@" ;;
+	bridge) tb_exec "$side" --cpu "$cpu" -- "$@" ;;
+	ffnet) ff_x "$side" --cpu "$cpu" -- "$@" ;;
+	esac
+}
+
+# bx_bg WHERE SIDE CPU -- CMD...: start in the background, print a handle
+bx_bg() {
+	local where=$1 side=$2 cpu=$3
+	shift 4
+	case $where in
+	host)
+		taskset -c "$cpu" "$@" >/dev/null 2>&1 &
+		echo "pid:$!"
+		;;
+	bridge) tb_exec_bg "$side" --cpu "$cpu" -- "$@" ;;
+	ffnet) ff_x_bg "$side" --cpu "$cpu" -- "$@" ;;
+	esac
+}
+
+bx_stop() { # HANDLE
+	if [[ $1 == pid:* ]]; then
+		kill "${1#pid:}" 2>/dev/null
+		wait "${1#pid:}" 2>/dev/null || true
+	else
+		tb_kill "$1"
+		tb_wait "$1" 10 >/dev/null 2>&1 || true
+	fi
+}
+
+bx_wait_port() { # WHERE PORT
+	local i
+	if [[ $1 == host ]]; then
+		for ((i = 0; i < 250; i++)); do
+			ss -ltn 2>/dev/null | grep -q ":$2 " && return 0
+			sleep 0.02
+		done
+		return 1
+	fi
+	tb_wait_port c1 "$2"
+}
+
+# measure_iperf WHERE STREAMS: received Gbit/s
+measure_iperf() {
+	local where=$1 p=$2 srv out port=5301
+	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- iperf3 -s -p $port)
+	bx_wait_port "$where" $port
+	out=$(bx "$where" c2 "$BENCH_CLI_CPU" -- iperf3 -c "$(bench_ip "$where")" -p $port \
+		-t "$BENCH_SECS" -P "$p" -J 2>/dev/null || true)
+	bx_stop "$srv"
+	jq -r '(.end.sum_received.bits_per_second // 0) / 1e9 | . * 100 | round / 100' <<<"$out" 2>/dev/null || echo 0
+}
+
+# measure_sockperf WHERE: "P50 P99" in microseconds (ping-pong, both ends on one CPU)
+measure_sockperf() {
+	local where=$1 srv out port=11311
+	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- sockperf sr --tcp -i 0.0.0.0 -p $port)
+	bx_wait_port "$where" $port
+	out=$(bx "$where" c2 "$BENCH_SRV_CPU" -- sockperf pp --tcp -i "$(bench_ip "$where")" -p $port \
+		-t "$BENCH_SECS" 2>&1 || true)
+	bx_stop "$srv"
+	printf '%s %s\n' \
+		"$(sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' <<<"$out" | head -n 1)" \
+		"$(sed -n 's/.*percentile 99.000 = *\([0-9.]*\).*/\1/p' <<<"$out" | head -n 1)"
+}
+
+# measure_redis WHERE: "SET GET" requests/s (redis-benchmark -t set,get, 50 clients)
+measure_redis() {
+	local where=$1 srv out port=6389 n=$((BENCH_SECS * 40000))
+	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- redis-server --port $port --save '' \
+		--appendonly no --protected-mode no)
+	bx_wait_port "$where" $port
+	out=$(bx "$where" c2 "$BENCH_CLI_CPU" -- redis-benchmark -h "$(bench_ip "$where")" -p $port \
+		-t set,get -n "$n" -c 50 -q 2>&1 | tr '\r' '\n' || true)
+	bx_stop "$srv"
+	printf '%s %s\n' \
+		"$(sed -n 's/^ *SET: \([0-9.]*\) requests per second.*/\1/p' <<<"$out" | tail -n 1)" \
+		"$(sed -n 's/^ *GET: \([0-9.]*\) requests per second.*/\1/p' <<<"$out" | tail -n 1)"
+}
+
+median() { # numbers...: the median (middle of the sorted values)
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+ratio() { # A B: A/B with two decimals ("-" if B is 0)
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
+}
+
+# bench_setup NAME SUBNET: test bed, router, two registered containers
+bench_setup() {
+	tb_ensure iperf3 sockperf redis-server redis-benchmark:redis-tools jq taskset:util-linux || return 1
+	ff_init "$1" || return $?
+	ff_router_start || return 1
+	ff_pair "$2" || return 1
+}
