@@ -31,7 +31,6 @@ for ((r = 1; r <= BENCH_RUNS; r++)); do
 	done
 done
 total=$(ff_conns_total)
-if [[ -n ${BENCH_DEBUG:-} ]]; then for c in c1 c2; do echo "== $c"; tb_exec $c -- ps 2>&1 | head; done; fi
 
 declare -A m=()
 for k in "${!v[@]}"; do

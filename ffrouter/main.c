@@ -21,7 +21,9 @@ static void usage(FILE *f)
 		   "  --log-level LEVEL  error, warn, info or debug (default info)\n"
 		   "  --max-conns N      connections per container (default 65536)\n"
 		   "  --max-listeners N  listeners per container (default 4096)\n"
-		   "  --max-channels N   shim channels per container (default 4096)\n");
+		   "  --max-channels N   shim channels per container (default 4096)\n"
+		   "  --sockbuf BYTES    buffer size of same-host connections (default 1048576;\n"
+		   "                     0 keeps the kernel's default)\n");
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -52,10 +54,12 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 		{"max-conns", required_argument, NULL, 'C'},
 		{"max-listeners", required_argument, NULL, 'L'},
 		{"max-channels", required_argument, NULL, 'H'},
+		{"sockbuf", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
+	uint32_t v = 0;
 	int c, lvl;
 
 	while ((c = getopt_long(argc, argv, "r:s:l:hV", opts, NULL)) != -1) {
@@ -83,6 +87,13 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 				fprintf(stderr, "ffrouter: bad number '%s'\n", optarg);
 				return 2;
 			}
+			break;
+		case 'B':
+			if (parse_u32(optarg, &v) < 0 && strcmp(optarg, "0")) {
+				fprintf(stderr, "ffrouter: bad size '%s'\n", optarg);
+				return 2;
+			}
+			cfg->sockbuf = strcmp(optarg, "0") ? (int)(v > (1u << 30) ? 1u << 30 : v) : 0;
 			break;
 		case 'h':
 			usage(stdout);
@@ -117,6 +128,7 @@ int main(int argc, char **argv)
 	struct ffr_config cfg = {
 		.rundir = FF_DEFAULT_RUNDIR,
 		.quota = {.channels = 4096, .listeners = 4096, .conns = 65536, .pending = 4096},
+		.sockbuf = 1 << 20,
 	};
 	struct event *sigterm, *sigint;
 	struct event_base *base;

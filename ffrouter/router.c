@@ -169,6 +169,7 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 	r->base = base;
 	r->afd = r->map_fd = r->map_rofd = -1;
 	r->quota = cfg->quota;
+	r->sockbuf = cfg->sockbuf;
 	r->next_id = 1;
 	TAILQ_INIT(&r->admin);
 	TAILQ_INIT(&r->containers);

@@ -127,6 +127,7 @@ struct ffr_config {
 	const char *rundir;
 	const char *state;
 	struct ffr_quota quota;
+	int sockbuf; /* send/receive buffer of same-host connections, bytes (0: kernel's) */
 };
 
 struct ffr_router {
@@ -134,6 +135,7 @@ struct ffr_router {
 	char *rundir;
 	char *state;
 	struct ffr_quota quota;
+	int sockbuf;
 	int afd; /* admin socket */
 	struct event *aev;
 	struct ffr_chan_list admin;

@@ -241,6 +241,13 @@ static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listen
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
+	/* The kernel's default (~200 KiB) makes a bulk sender wait for the
+	 * receiver every write or two; where a wake-up crosses CPUs that caps
+	 * one stream far below TCP with its autotuned buffers. */
+	for (int i = 0; r->sockbuf > 0 && i < 2; i++) {
+		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
+		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
+	}
 	cn = ffr_conn_new(r, FF__PATH__PATH_SAME_HOST);
 	if (!cn) {
 		err = -ENOMEM;

@@ -48,6 +48,7 @@ static int start_in(struct fx_router *fx)
 	struct ffr_config cfg = {
 		.rundir = fx->dir,
 		.quota = {.channels = 64, .listeners = 64, .conns = 1024, .pending = 256},
+		.sockbuf = 1 << 20,
 	};
 	struct priv *p = calloc(1, sizeof(*p));
 	int err;
