@@ -137,3 +137,32 @@ int ffc_fail(const Ff__Reply *rep, const char *what)
 		rep->error && *rep->error ? rep->error : strerror(ff_status_errno(rep->status)));
 	return 1;
 }
+
+int ffc_query(struct ffc_ctx *ctx, int argc, char **argv, const char *name, Ff__Request *req,
+	      Ff__Reply__BodyCase want, void (*print)(struct ffc_ctx *, Ff__Reply **, size_t))
+{
+	Ff__Reply **reps;
+	size_t n;
+	int rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json")) {
+			fprintf(stderr, "usage: ffctl %s [--json]\n", name);
+			return 2;
+		}
+		ctx->json = true;
+	}
+	if (ffc_connect(ctx) || ffc_call(ctx, req, &reps, &n))
+		return 1;
+	if (reps[0]->status)
+		rc = ffc_fail(reps[0], name);
+	for (size_t k = 0; !rc && k < n; k++)
+		if (reps[k]->body_case != want) {
+			fprintf(stderr, "ffctl: %s: unexpected reply from the router\n", name);
+			rc = 1;
+		}
+	if (!rc)
+		print(ctx, reps, n);
+	ffc_replies_free(reps, n);
+	return rc;
+}

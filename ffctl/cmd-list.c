@@ -58,37 +58,19 @@ void ffc_print_containers(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n, bool 
 		printf("]");
 }
 
+static void print_list(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
+{
+	ffc_print_containers(ctx, reps, n, false);
+	if (ctx->json)
+		printf("\n");
+}
+
 int ffc_cmd_list(struct ffc_ctx *ctx, int argc, char **argv)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__ListContainers m = FF__LIST_CONTAINERS__INIT;
-	Ff__Reply **reps;
-	size_t n;
-	int rc = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json")) {
-			fprintf(stderr, "usage: ffctl list [--json]\n");
-			return 2;
-		}
-		ctx->json = true;
-	}
 	req.body_case = FF__REQUEST__BODY_LIST;
 	req.list = &m;
-	if (ffc_connect(ctx) || ffc_call(ctx, &req, &reps, &n))
-		return 1;
-	if (reps[0]->status) {
-		rc = ffc_fail(reps[0], "list");
-	} else {
-		for (size_t k = 0; k < n; k++)
-			if (reps[k]->body_case != FF__REPLY__BODY_LIST)
-				rc = 1;
-		if (!rc) {
-			ffc_print_containers(ctx, reps, n, false);
-			if (ctx->json)
-				printf("\n");
-		}
-	}
-	ffc_replies_free(reps, n);
-	return rc;
+	return ffc_query(ctx, argc, argv, "list", &req, FF__REPLY__BODY_LIST, print_list);
 }

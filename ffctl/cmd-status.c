@@ -102,30 +102,9 @@ int ffc_cmd_status(struct ffc_ctx *ctx, int argc, char **argv)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__GetStatus m = FF__GET_STATUS__INIT;
-	Ff__Reply **reps;
-	size_t n;
-	int rc = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json")) {
-			fprintf(stderr, "usage: ffctl status [--json]\n");
-			return 2;
-		}
-		ctx->json = true;
-	}
 	req.body_case = FF__REQUEST__BODY_STATUS;
 	req.status = &m;
-	if (ffc_connect(ctx) || ffc_call(ctx, &req, &reps, &n))
-		return 1;
-	if (reps[0]->status)
-		rc = ffc_fail(reps[0], "status");
-	for (size_t k = 0; !rc && k < n; k++)
-		if (reps[k]->body_case != FF__REPLY__BODY_STATUS_REPLY) {
-			fprintf(stderr, "ffctl: unexpected reply from the router\n");
-			rc = 1;
-		}
-	if (!rc)
-		print_status(ctx, reps, n);
-	ffc_replies_free(reps, n);
-	return rc;
+	return ffc_query(ctx, argc, argv, "status", &req, FF__REPLY__BODY_STATUS_REPLY,
+			 print_status);
 }

@@ -29,6 +29,11 @@ int ffc_connect(struct ffc_ctx *ctx);
  * (check reps[0]->status), or prints why and returns 1. */
 int ffc_call(struct ffc_ctx *ctx, Ff__Request *req, Ff__Reply ***reps, size_t *n);
 void ffc_replies_free(Ff__Reply **reps, size_t n);
+/* A read command: accepts only --json, sends req, checks that every reply
+ * piece is a successful `want`, and hands them to print. Exit code. */
+int ffc_query(struct ffc_ctx *ctx, int argc, char **argv, const char *name, Ff__Request *req,
+	      Ff__Reply__BodyCase want, void (*print)(struct ffc_ctx *, Ff__Reply **, size_t));
+
 /* Prints the router's error for a failed reply and returns the exit code. */
 int ffc_fail(const Ff__Reply *rep, const char *what);
 

@@ -228,65 +228,56 @@ static void test_hello_pages(void)
 	down();
 }
 
-static Ff__Reply *do_listen(int ch, int kfd, const char *ip, uint16_t port, int *qfd)
+/* Listen (qr_in < 0) or Relisten (qr_in: the router end kept by a shim).
+ * A Listen reply carries the app's end (*qfd) and a copy of the router's
+ * end (*qr, or closed when qr is NULL). */
+static Ff__Reply *listen_req(int ch, int kfd, int qr_in, const char *ip, uint16_t port, int *qfd,
+			     int *qr)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Listen m = FF__LISTEN__INIT;
 	Ff__Addr a;
 	uint8_t ab[16];
-	int rfds[FF_MAX_FDS], nr = 0;
+	int fds[2] = {kfd, qr_in}, rfds[FF_MAX_FDS], nr = 0;
 	Ff__Reply *rep;
 
 	fx_addr(&a, ab, ip, port);
 	m.addr = &a;
 	m.backlog = 16;
-	req.body_case = FF__REQUEST__BODY_LISTEN;
-	req.listen = &m;
-	rep = fx_call(ch, &req, kfd >= 0 ? &kfd : NULL, kfd >= 0 ? 1 : 0, rfds, &nr);
-	/* [0] the app's end of the queue, [1] a copy of the router's end */
-	*qfd = nr == 2 ? rfds[0] : -1;
-	if (nr == 2)
-		close(rfds[1]);
-	else
+	if (qr_in >= 0) {
+		req.body_case = FF__REQUEST__BODY_RELISTEN;
+		req.relisten = &m;
+	} else {
+		req.body_case = FF__REQUEST__BODY_LISTEN;
+		req.listen = &m;
+	}
+	rep = fx_call(ch, &req, fds, qr_in >= 0 ? 2 : kfd >= 0 ? 1 : 0, rfds, &nr);
+	if (nr != 2)
 		ff_close_fds(rfds, nr);
+	if (qfd)
+		*qfd = nr == 2 ? rfds[0] : -1;
+	else if (nr == 2)
+		close(rfds[0]);
+	if (qr)
+		*qr = nr == 2 ? rfds[1] : -1;
+	else if (nr == 2)
+		close(rfds[1]);
 	return rep;
 }
 
-/* Listen keeping both ends: *qfd the app's, *qr the copy of the router's. */
+static Ff__Reply *do_listen(int ch, int kfd, const char *ip, uint16_t port, int *qfd)
+{
+	return listen_req(ch, kfd, -1, ip, port, qfd, NULL);
+}
+
 static Ff__Reply *do_listen2(int ch, int kfd, uint16_t port, int *qfd, int *qr)
 {
-	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Listen m = FF__LISTEN__INIT;
-	Ff__Addr a;
-	uint8_t ab[16];
-	int rfds[FF_MAX_FDS], nr = 0;
-	Ff__Reply *rep;
-
-	fx_addr(&a, ab, "0.0.0.0", port);
-	m.addr = &a;
-	m.backlog = 16;
-	req.body_case = FF__REQUEST__BODY_LISTEN;
-	req.listen = &m;
-	rep = fx_call(ch, &req, &kfd, 1, rfds, &nr);
-	*qfd = nr == 2 ? rfds[0] : -1;
-	*qr = nr == 2 ? rfds[1] : -1;
-	return rep;
+	return listen_req(ch, kfd, -1, "0.0.0.0", port, qfd, qr);
 }
 
 static Ff__Reply *do_relisten(int ch, int kfd, int qr, uint16_t port)
 {
-	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Listen m = FF__LISTEN__INIT;
-	Ff__Addr a;
-	uint8_t ab[16];
-	int fds[2] = {kfd, qr}, rfds[FF_MAX_FDS], nr = 0;
-
-	fx_addr(&a, ab, "0.0.0.0", port);
-	m.addr = &a;
-	m.backlog = 16;
-	req.body_case = FF__REQUEST__BODY_RELISTEN;
-	req.relisten = &m;
-	return fx_call(ch, &req, fds, 2, rfds, &nr);
+	return listen_req(ch, kfd, qr, "0.0.0.0", port, NULL, NULL);
 }
 
 static Ff__Reply *do_connect(int ch, const char *ip, uint16_t port, int *cfd)
