@@ -13,6 +13,7 @@
 #include <ff/wire.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -548,6 +549,67 @@ static void test_unlisten(void)
 	down();
 }
 
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* What a container and its connections hold in the router goes when they
+ * go: after listen, 50 connections, closing them all, the sweep and an
+ * unregister, this process (test and router) holds what it held before. */
+static void test_release(void)
+{
+	int c1, c2, kfd, qfd, before, c, l, k;
+	int cfd[50], sfd[50];
+	Ff__Reply *rep;
+	uint16_t port;
+
+	up();
+	usleep(50000); /* the router closes its end of up()'s channels */
+	before = open_fds();
+	CU_ASSERT_EQUAL(fx_register(&fx, "c3", "10.99.0.3"), FF__STATUS__ST_OK);
+	c1 = fx_shim(&fx, "c3");
+	c2 = fx_shim(&fx, "c2");
+	kfd = fx_tcp_listener(&port);
+	rep = do_listen(c1, kfd, "0.0.0.0", port, &qfd);
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	close(kfd);
+	for (int i = 0; i < 50; i++) {
+		Ff__Accepted *a;
+
+		rep = do_connect(c2, "10.99.0.3", port, &cfd[i]);
+		CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+		ff__reply__free_unpacked(rep, NULL);
+		a = take_accepted(qfd, &sfd[i]);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+		ff__accepted__free_unpacked(a, NULL);
+	}
+	CU_ASSERT_EQUAL(fx_status_counts(&fx, &c, &l, &k), 0);
+	CU_ASSERT_EQUAL(k, 50);
+	for (int i = 0; i < 50; i++) {
+		close(cfd[i]);
+		close(sfd[i]);
+	}
+	close(qfd);
+	close(c1);
+	close(c2);
+	CU_ASSERT_EQUAL(unregister("c3"), FF__STATUS__ST_OK);
+	CU_ASSERT_EQUAL(fx_status_counts(&fx, &c, &l, &k), 0); /* sweeps */
+	CU_ASSERT_EQUAL(k, 0);
+	CU_ASSERT_EQUAL(l, 0);
+	usleep(50000);
+	CU_ASSERT_EQUAL(open_fds(), before);
+	down();
+}
+
 /* ---- bad input ---- */
 
 static void test_listen_bad_fds(void)
@@ -819,6 +881,7 @@ int main(void)
 		{"kernel_forwarding", test_kernel_forwarding},
 		{"relisten_after_restart", test_relisten_after_restart},
 		{"unlisten", test_unlisten},
+		{"release", test_release},
 		{"listen_bad_fds", test_listen_bad_fds},
 		{"garbage", test_garbage},
 		{"unexpected_fds", test_unexpected_fds},
