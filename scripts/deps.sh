@@ -7,7 +7,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 
 build=(meson ninja-build pkg-config gcc libc6-dev libibverbs-dev librdmacm-dev libevent-dev
 	libprotobuf-c-dev protobuf-c-compiler libcunit1-dev)
-tests=(valgrind iproute2 iptables procps psmisc util-linux kmod busybox-static jq
+tests=(valgrind clang iproute2 iptables procps psmisc util-linux kmod busybox-static jq
 	docker.io iperf3 sockperf redis-server redis-tools nginx-light curl wrk
 	python3 python3-matplotlib)
 mapfile -t vm < <(grep -vE '^\s*(#|$)' "$here/tests/vm/deps.txt")
