@@ -45,17 +45,24 @@ bx_bg() {
 	esac
 }
 
-bx_stop() { # HANDLE
+bx_stop() { # HANDLE: stop a server and wait until it is gone (its port free)
+	local pid i
 	if [[ $1 == pid:* ]]; then
-		kill "${1#pid:}" 2>/dev/null
-		wait "${1#pid:}" 2>/dev/null || true
+		pid=${1#pid:}
+		kill "$pid" 2>/dev/null
+		# started in a command substitution: not our child, poll for it
+		for ((i = 0; i < 200; i++)); do
+			[[ -e /proc/$pid ]] || break
+			sleep 0.01
+		done
+		kill -KILL "$pid" 2>/dev/null || true
 	else
 		tb_kill "$1"
 		tb_wait "$1" 10 >/dev/null 2>&1 || true
 	fi
 }
 
-bx_wait_port() { # WHERE PORT
+bx_wait_port() { # WHERE PORT (a failed measurement reads 0; the run goes on)
 	local i
 	if [[ $1 == host ]]; then
 		for ((i = 0; i < 250; i++)); do
@@ -71,7 +78,7 @@ bx_wait_port() { # WHERE PORT
 measure_iperf() {
 	local where=$1 p=$2 srv out port=5301
 	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- iperf3 -s -p $port)
-	bx_wait_port "$where" $port
+	bx_wait_port "$where" $port || { bx_stop "$srv"; echo 0; return 0; }
 	out=$(bx "$where" c2 "$BENCH_CLI_CPU" -- iperf3 -c "$(bench_ip "$where")" -p $port \
 		-t "$BENCH_SECS" -P "$p" -J 2>/dev/null || true)
 	bx_stop "$srv"
@@ -82,7 +89,7 @@ measure_iperf() {
 measure_sockperf() {
 	local where=$1 srv out port=11311
 	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- sockperf sr --tcp -i 0.0.0.0 -p $port)
-	bx_wait_port "$where" $port
+	bx_wait_port "$where" $port || { bx_stop "$srv"; echo "0 0"; return 0; }
 	out=$(bx "$where" c2 "$BENCH_SRV_CPU" -- sockperf pp --tcp -i "$(bench_ip "$where")" -p $port \
 		-t "$BENCH_SECS" 2>&1 || true)
 	bx_stop "$srv"
@@ -96,7 +103,7 @@ measure_redis() {
 	local where=$1 srv out port=6389 n=$((BENCH_SECS * 40000))
 	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- redis-server --port $port --save '' \
 		--appendonly no --protected-mode no)
-	bx_wait_port "$where" $port
+	bx_wait_port "$where" $port || { bx_stop "$srv"; echo "0 0"; return 0; }
 	out=$(bx "$where" c2 "$BENCH_CLI_CPU" -- redis-benchmark -h "$(bench_ip "$where")" -p $port \
 		-t set,get -n "$n" -c 50 -q 2>&1 | tr '\r' '\n' || true)
 	bx_stop "$srv"

@@ -89,7 +89,8 @@ json=$out/same-host.json
 } >"$json"
 jq . "$json" >/dev/null
 echo "JSON: $json"
-if python3 "$here/plot.py" "$json" "$out/same-host.png" 2>"$out/plot.err"; then
+# Debian's python3 (python3-matplotlib), not whatever python3 comes first in PATH
+if /usr/bin/python3 "$here/plot.py" "$json" "$out/same-host.png" 2>"$out/plot.err"; then
 	echo "chart: $out/same-host.png"
 else
 	echo "chart: not drawn ($(tail -n 1 "$out/plot.err"))"

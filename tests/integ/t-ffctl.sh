@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# ffctl against a real router: what a user sees. Errors must go to stderr
+# with a non-zero exit (duplicate name, malformed or used IP, unknown name,
+# no router, bad usage); --json output must parse; registrations must
+# survive a router restart. No containers needed.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd -P)
+build=${FF_BUILD:-$top/build}
+dir=$(mktemp -d /tmp/ffctl-t.XXXXXX)
+router=
+pass=0 fail=0
+trap '[[ -n $router ]] && kill $router 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+ffctl() { "$build/ffctl/ffctl" --rundir "$dir/run" "$@"; }
+start() {
+	"$build/ffrouter/ffrouter" --rundir "$dir/run" --log-level warn 2>>"$dir/router.log" &
+	router=$!
+	for ((i = 0; i < 200; i++)); do [[ -S $dir/run/ffrouter.sock ]] && return 0; sleep 0.02; done
+	return 1
+}
+# expect DESCRIPTION EXIT STDERR-PATTERN -- ffctl args...
+expect() {
+	local d=$1 want=$2 pat=$3 rc=0
+	shift 4
+	ffctl "$@" >"$dir/out" 2>"$dir/err" || rc=$?
+	if ((rc == want)) && grep -qE "$pat" "$dir/err" "$dir/out"; then
+		pass=$((pass + 1))
+		echo "ok - $d (exit $rc: $(cat "$dir/err" "$dir/out" | head -c 100 | tr '\n' ' '))"
+	else
+		fail=$((fail + 1))
+		echo "not ok - $d: exit $rc (wanted $want), output: $(cat "$dir/err" "$dir/out")"
+	fi
+}
+
+expect "no router" 1 'cannot reach ffrouter' -- list
+start || { echo "not ok - router did not start"; exit 1; }
+expect "register" 0 'registered web: mount .*/c/web at /run/ffnet' -- register web --ip 10.33.0.2
+expect "register a second" 0 'registered' -- register db --ip 10.33.0.3 --ip fd33::3
+expect "duplicate name" 1 "already registered" -- register web --ip 10.33.0.9
+expect "address already used" 1 "already used by web" -- register other --ip 10.33.0.2
+expect "malformed address" 1 "not a unicast" -- register other --ip 10.33.0.256
+expect "loopback address" 1 "not a unicast" -- register other --ip 127.0.0.1
+expect "bad name" 1 "invalid container name" -- register 'a/b' --ip 10.33.0.7
+expect "no --ip" 2 "usage: ffctl register" -- register lonely
+expect "unknown name" 1 "no container named 'ghost'" -- unregister ghost
+expect "unknown command" 2 "unknown command" -- frobnicate
+expect "unknown option" 2 "unknown option" -- --frob list
+expect "list --json parses" 0 '"name": "db"' -- list --json
+jq -e 'length == 2 and (.[] | select(.name == "db") | .ips == ["10.33.0.3", "fd33::3"])' "$dir/out" >/dev/null &&
+	{ pass=$((pass + 1)); echo "ok - list --json is valid JSON with both containers"; } ||
+	{ fail=$((fail + 1)); echo "not ok - list --json: $(cat "$dir/out")"; }
+expect "status --json parses" 0 '"conns_total"' -- status --json
+jq -e '.containers | length == 2' "$dir/out" >/dev/null &&
+	{ pass=$((pass + 1)); echo "ok - status --json is valid JSON"; } ||
+	{ fail=$((fail + 1)); echo "not ok - status --json: $(cat "$dir/out")"; }
+expect "status" 0 'connections accelerated' -- status
+kill -TERM $router
+wait $router && { pass=$((pass + 1)); echo "ok - router exits 0 on SIGTERM"; } ||
+	{ fail=$((fail + 1)); echo "not ok - router exit status $?"; }
+router=
+start
+expect "registrations survive a restart" 0 'web' -- list
+expect "unregister" 0 'unregistered web' -- unregister web
+[[ ! -e $dir/run/c/web ]] && { pass=$((pass + 1)); echo "ok - unregister removed c/web"; } ||
+	{ fail=$((fail + 1)); echo "not ok - c/web still there"; }
+echo "# $pass passed, $fail failed"
+((fail == 0))
