@@ -13,6 +13,7 @@ static int do_register(struct ffc_ctx *ctx, Ff__Register *m)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Reply **reps;
+	char dir[4096];
 	size_t n;
 	int rc = 0;
 
@@ -20,13 +21,18 @@ static int do_register(struct ffc_ctx *ctx, Ff__Register *m)
 	req.register_ = m;
 	if (ffc_connect(ctx) || ffc_call(ctx, &req, &reps, &n))
 		return 1;
-	if (reps[0]->status)
+	snprintf(dir, sizeof(dir), "%s/c/%s", ctx->rundir, m->name);
+	if (reps[0]->status) {
 		rc = ffc_fail(reps[0], "register");
-	else if (ctx->json)
-		printf("{\"name\": \"%s\", \"dir\": \"%s\"}\n", m->name, reps[0]->error);
-	else
-		printf("registered %s: mount %s at /run/ffnet in the container\n", m->name,
-		       reps[0]->error);
+	} else if (ctx->json) {
+		printf("{\"name\": ");
+		ffc_json_str(stdout, m->name);
+		printf(", \"dir\": ");
+		ffc_json_str(stdout, dir);
+		printf("}\n");
+	} else {
+		printf("registered %s: mount %s at /run/ffnet in the container\n", m->name, dir);
+	}
 	ffc_replies_free(reps, n);
 	return rc;
 }

@@ -139,7 +139,7 @@ void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	}
 	ffr_map_publish(r);
 	ff_info("registered %s (%s)", c->name, c->dir);
-	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, "%s", c->dir);
+	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
 
 void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)

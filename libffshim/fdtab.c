@@ -48,6 +48,14 @@ static slot_t *chunk(int fd, bool create)
 	return c;
 }
 
+void ffs_fdtab_fork(int phase)
+{
+	if (phase == 0)
+		pthread_mutex_lock(&pool_lock);
+	else
+		pthread_mutex_unlock(&pool_lock);
+}
+
 struct ffs_sock *ffs_fd_get(int fd)
 {
 	slot_t *c = chunk(fd, false);

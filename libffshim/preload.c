@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 bool ffs_enabled = true;
@@ -28,6 +29,13 @@ static volatile bool ready;
 		if (__builtin_expect(!ready, 0))                                                   \
 			ffs_init();                                                                \
 	} while (0)
+/* Re-entered while this thread fills the table (an allocator initialising
+ * itself from dlsym): straight to the kernel. */
+#define RAW_IF_BUSY(...)                                                                           \
+	do {                                                                                       \
+		if (__builtin_expect(!ready && ffs_busy, 0))                                       \
+			return syscall(__VA_ARGS__);                                               \
+	} while (0)
 #define NEED(name)                                                                                 \
 	do {                                                                                       \
 		INIT();                                                                            \
@@ -37,22 +45,35 @@ static volatile bool ready;
 		}                                                                                  \
 	} while (0)
 
+/* All shim locks, in one order (shim.h), so that no other thread holds one
+ * across fork(): the child would inherit it locked forever. */
 static void fork_prepare(void)
 {
+	ffs_listen_fork(0);
+	ffs_meta_fork(0);
 	ffs_chan_fork_prepare();
 	ffs_watch_fork_prepare();
+	ffs_fdtab_fork(0);
 }
 
 static void fork_parent(void)
 {
+	ffs_fdtab_fork(1);
 	ffs_watch_fork_parent();
 	ffs_chan_fork_parent();
+	ffs_meta_fork(1);
+	ffs_listen_fork(1);
 }
 
+/* The child's own state is reset while it holds every lock but the pool's
+ * (the resets close fds, which puts their entries back in the pool). */
 static void fork_child(void)
 {
+	ffs_fdtab_fork(1);
 	ffs_watch_fork_child();
 	ffs_chan_fork_child();
+	ffs_meta_fork(1);
+	ffs_listen_fork(1);
 }
 
 void ffs_setup(void)
@@ -242,6 +263,7 @@ EXPORT int close(int fd)
 	struct ffs_sock *s;
 	int r, saved;
 
+	RAW_IF_BUSY(SYS_close, fd);
 	NEED(close);
 	s = ffs_fd_take(fd);
 	r = REAL(close)(fd);
@@ -318,6 +340,7 @@ EXPORT int fcntl(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+	RAW_IF_BUSY(SYS_fcntl, fd, cmd, arg);
 	NEED(fcntl);
 	return fcntl_common(REAL(fcntl), fd, cmd, arg);
 }
@@ -330,6 +353,7 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+	RAW_IF_BUSY(SYS_fcntl, fd, cmd, arg);
 	NEED(fcntl64);
 	return fcntl_common(REAL(fcntl64), fd, cmd, arg);
 }
@@ -379,6 +403,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	ssize_t r;
 
+	RAW_IF_BUSY(SYS_read, fd, buf, n);
 	INIT();
 	r = REAL(read)(fd, buf, n);
 	count(fd, r, false);
@@ -400,6 +425,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 	struct ffs_sock *s;
 	ssize_t r;
 
+	RAW_IF_BUSY(SYS_write, fd, buf, n);
 	INIT();
 	s = conn_of(fd);
 	if (!s)

@@ -158,5 +158,13 @@ void ffs_watch_fork_prepare(void);
 void ffs_watch_fork_parent(void);
 void ffs_watch_fork_child(void);
 
-/* Per-thread recursion guard for the control-path wrappers. */
+/* fork(): every shim lock is taken before it, in this order, and released
+ * after it in the parent and the child: swap (sock-listen), epoll records
+ * (sock-meta), channel, watcher, fd-table pool. phase 0 takes, 1 releases. */
+void ffs_listen_fork(int phase);
+void ffs_meta_fork(int phase);
+void ffs_fdtab_fork(int phase);
+
+/* Non-zero while this thread fills the real call table (real.c): a wrapper
+ * re-entered then must not wait for that table (see RAW_IF_BUSY). */
 extern __thread int ffs_busy __attribute__((tls_model("initial-exec")));

@@ -28,6 +28,14 @@
 
 static pthread_mutex_t swap_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void ffs_listen_fork(int phase)
+{
+	if (phase == 0)
+		pthread_mutex_lock(&swap_lock);
+	else
+		pthread_mutex_unlock(&swap_lock);
+}
+
 void ffs_copy_addr(const struct ff_sa *sa, int family, struct sockaddr *addr, socklen_t *len)
 {
 	struct sockaddr_storage ss;

@@ -20,6 +20,14 @@
 
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void ffs_meta_fork(int phase)
+{
+	if (phase == 0)
+		pthread_mutex_lock(&ep_lock);
+	else
+		pthread_mutex_unlock(&ep_lock);
+}
+
 static struct ffs_sock *sock_from_lookup(const Ff__LookupReply *lr)
 {
 	struct ffs_sock *s;

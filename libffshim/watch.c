@@ -131,11 +131,11 @@ void ffs_watch_forget(struct ffs_sock *s)
 void ffs_watch_fork_child(void)
 {
 	w.running = false;
-	pthread_mutex_init(&w.lock, NULL);
 	ffs_internal_close(&w.wfd);
 	ffs_internal_close(&w.ep);
 	for (int i = 0; i < w.n; i++)
 		w.v[i]->in_ep = false;
+	pthread_mutex_unlock(&w.lock);
 }
 
 void ffs_watch_fork_prepare(void)
