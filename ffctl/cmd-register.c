@@ -30,6 +30,8 @@ static int do_register(struct ffc_ctx *ctx, Ff__Register *m)
 		printf(", \"dir\": ");
 		ffc_json_str(stdout, dir);
 		printf("}\n");
+	} else if (*m->host) {
+		printf("registered %s on host %s\n", m->name, m->host);
 	} else {
 		printf("registered %s: mount %s at /run/ffnet in the container\n", m->name, dir);
 	}
@@ -41,6 +43,7 @@ int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"ip", required_argument, NULL, 'i'},   {"host", required_argument, NULL, 'H'},
+		{"policy", required_argument, NULL, 'o'},
 		{"pid", required_argument, NULL, 'p'},  {"netns", required_argument, NULL, 'n'},
 		{"json", no_argument, NULL, 'j'},       {0},
 	};
@@ -62,6 +65,9 @@ int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv)
 		case 'H':
 			m.host = optarg;
 			break;
+		case 'o':
+			m.policy = optarg;
+			break;
 		case 'p':
 			if (strspn(optarg, "0123456789") != strlen(optarg) || !*optarg) {
 				fprintf(stderr, "ffctl: --pid needs a number\n");
@@ -82,7 +88,7 @@ int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv)
 	}
 	if (optind != argc - 1 || !m.n_ips) {
 		fprintf(stderr, "usage: ffctl register NAME --ip IP [--ip IP] [--host HOST] "
-				"[--pid PID|--netns PATH]\n");
+				"[--policy container|host] [--pid PID|--netns PATH]\n");
 		return 2;
 	}
 	m.name = argv[optind];

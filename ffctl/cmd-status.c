@@ -74,6 +74,28 @@ static void print_conns(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 		printf("]");
 }
 
+static void print_publishes(struct ffc_ctx *ctx, const Ff__StatusReply *s)
+{
+	if (!ctx->json)
+		printf("%-10s %-20s %6s %10s\n", "HOSTPORT", "CONTAINER", "PORT", "ACCEPTED");
+	else
+		printf("[");
+	for (size_t i = 0; i < s->n_publishes; i++) {
+		const Ff__PublishInfo *p = s->publishes[i];
+
+		if (!ctx->json) {
+			printf("%-10u %-20s %6u %10" PRIu64 "\n", p->host_port, p->container, p->port,
+			       p->accepted);
+			continue;
+		}
+		printf("%s{\"host_port\": %u, \"container\": ", i ? ", " : "", p->host_port);
+		ffc_json_str(stdout, p->container);
+		printf(", \"port\": %u, \"accepted\": %" PRIu64 "}", p->port, p->accepted);
+	}
+	if (ctx->json)
+		printf("]");
+}
+
 static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 {
 	Ff__StatusReply *s = reps[0]->status_reply;
@@ -81,13 +103,27 @@ static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	if (ctx->json) {
 		printf("{\"version\": ");
 		ffc_json_str(stdout, s->router_version);
+		printf(", \"host\": ");
+		ffc_json_str(stdout, s->host);
 		printf(", \"conns_total\": %" PRIu64 ", \"fallbacks\": %" PRIu64
-		       ", \"bad_messages\": %" PRIu64 ", \"containers\": ",
+		       ", \"bad_messages\": %" PRIu64 ", \"hosts\": ",
 		       s->conns_total, s->fallbacks, s->bad_messages);
+		ffc_print_hosts(ctx, s->hosts, s->n_hosts);
+		printf(", \"publishes\": ");
+		print_publishes(ctx, s);
+		printf(", \"containers\": ");
 	} else {
-		printf("ffrouter %s: %" PRIu64 " connections accelerated, %" PRIu64
+		printf("ffrouter %s on host %s: %" PRIu64 " connections accelerated, %" PRIu64
 		       " fell back to the kernel, %" PRIu64 " bad messages\n\n",
-		       s->router_version, s->conns_total, s->fallbacks, s->bad_messages);
+		       s->router_version, s->host, s->conns_total, s->fallbacks, s->bad_messages);
+		if (s->n_hosts) {
+			ffc_print_hosts(ctx, s->hosts, s->n_hosts);
+			printf("\n");
+		}
+		if (s->n_publishes) {
+			print_publishes(ctx, s);
+			printf("\n");
+		}
 	}
 	ffc_print_containers(ctx, reps, n, true);
 	printf(ctx->json ? ", \"listeners\": " : "");

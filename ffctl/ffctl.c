@@ -12,10 +12,16 @@
 static int cmd_help(struct ffc_ctx *ctx, int argc, char **argv);
 
 static const struct ffc_cmd cmds[] = {
-	{"register", ffc_cmd_register, "NAME --ip IP [--ip IP] [--host HOST] [--pid PID|--netns PATH]",
-	 "register a container; creates RUNDIR/c/NAME/ to mount at /run/ffnet"},
+	{"register", ffc_cmd_register,
+	 "NAME --ip IP [--ip IP] [--host HOST] [--policy container|host] [--pid PID|--netns PATH]",
+	 "register a container; on this host, creates RUNDIR/c/NAME/ to mount at /run/ffnet"},
 	{"unregister", ffc_cmd_unregister, "NAME", "forget a container"},
 	{"list", ffc_cmd_list, "[--json]", "registered containers"},
+	{"host", ffc_cmd_host, "add HOST --addr IP:PORT [--rdma] | rm HOST | list [--json]",
+	 "the other hosts of the cluster and their routers"},
+	{"publish", ffc_cmd_publish, "NAME HOSTPORT:PORT",
+	 "connections to HOSTPORT on this host go to NAME's listener on PORT"},
+	{"unpublish", ffc_cmd_publish, "NAME HOSTPORT", "stop publishing"},
 	{"status", ffc_cmd_status, "[--json]",
 	 "containers, listeners, connections with their path and bytes each way"},
 	{"help", cmd_help, "", "this text"},
@@ -27,7 +33,7 @@ static int cmd_help(struct ffc_ctx *ctx, int argc, char **argv)
 	       "  --rundir DIR  the router's run directory (default %s, or $FFNET_RUNDIR)\n\n",
 	       FF_DEFAULT_RUNDIR);
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		printf("  %-11s %s\n  %-11s   %s\n", cmds[i].name, cmds[i].usage, "", cmds[i].help);
+		printf("  %-10s %s\n  %-10s   %s\n", cmds[i].name, cmds[i].usage, "", cmds[i].help);
 	return 0;
 }
 

@@ -45,3 +45,6 @@ int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv);
 int ffc_cmd_unregister(struct ffc_ctx *ctx, int argc, char **argv);
 int ffc_cmd_list(struct ffc_ctx *ctx, int argc, char **argv);
 int ffc_cmd_status(struct ffc_ctx *ctx, int argc, char **argv);
+int ffc_cmd_host(struct ffc_ctx *ctx, int argc, char **argv);
+int ffc_cmd_publish(struct ffc_ctx *ctx, int argc, char **argv);
+void ffc_print_hosts(struct ffc_ctx *ctx, Ff__Host **h, size_t n);

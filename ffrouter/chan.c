@@ -34,6 +34,10 @@ static const struct op ops[] = {
 	[FF__REQUEST__BODY_LOOKUP] = {ffr_op_lookup, 0, true, false},
 	[FF__REQUEST__BODY_UNLISTEN] = {ffr_op_unlisten, 0, true, false},
 	[FF__REQUEST__BODY_RELISTEN] = {ffr_op_relisten, 2, true, false},
+	[FF__REQUEST__BODY_HOST_ADD] = {ffr_op_host_add, 0, false, true},
+	[FF__REQUEST__BODY_HOST_REMOVE] = {ffr_op_host_remove, 0, false, true},
+	[FF__REQUEST__BODY_LIST_HOSTS] = {ffr_op_list_hosts, 0, false, true},
+	[FF__REQUEST__BODY_PUBLISH] = {ffr_op_publish, 0, false, true},
 	[FF__REQUEST__BODY_REGISTER] = {ffr_op_register, 0, false, true},
 	[FF__REQUEST__BODY_UNREGISTER] = {ffr_op_unregister, 0, false, true},
 	[FF__REQUEST__BODY_LIST] = {ffr_op_list, 0, false, true},
@@ -197,6 +201,7 @@ void ffr_chan_free(struct ffr_chan *ch)
 {
 	if (!ch)
 		return;
+	ffr_xconn_cancel_chan(ch);
 	if (ch->c) {
 		TAILQ_REMOVE(&ch->c->chans, ch, link);
 		ch->c->nchans--;

@@ -1,15 +1,18 @@
 /* Connection records. The router never holds a connection's fds, so it
- * learns that a connection ended by asking the kernel which AF_UNIX sockets
- * still exist (sock_diag, or /proc/net/unix where that is missing): a
- * connection is gone when neither of its two socket inodes is alive. */
+ * learns that a connection ended by asking the kernel which sockets still
+ * exist (sock_diag: AF_UNIX for same-host pairs, TCP for connections across
+ * hosts; /proc/net/unix where sock_diag is missing): a connection is gone
+ * when none of its socket inodes on this host is alive. */
 #include "router.h"
 
 #include "log.h"
 
 #include <errno.h>
+#include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,43 +47,60 @@ static int ino_cmp(const void *a, const void *b)
 }
 
 /* Walks one netlink reply buffer; returns 1 when the dump is complete. */
-static int diag_parse(struct ino_vec *iv, const char *buf, size_t len)
+static int diag_parse(struct ino_vec *iv, const char *buf, size_t len, bool inet)
 {
 	for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, len);
 	     h = NLMSG_NEXT(h, len)) {
-		const struct unix_diag_msg *m;
+		size_t need = inet ? sizeof(struct inet_diag_msg) : sizeof(struct unix_diag_msg);
+		ino_t ino;
 
 		if (h->nlmsg_type == NLMSG_DONE)
 			return 1;
 		if (h->nlmsg_type == NLMSG_ERROR)
 			return -EIO;
-		if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		if (h->nlmsg_len < NLMSG_LENGTH(need))
 			continue;
-		m = NLMSG_DATA(h);
-		if (ino_push(iv, m->udiag_ino) < 0)
+		ino = inet ? ((const struct inet_diag_msg *)NLMSG_DATA(h))->idiag_inode
+			   : ((const struct unix_diag_msg *)NLMSG_DATA(h))->udiag_ino;
+		if (ino_push(iv, ino) < 0)
 			return -ENOMEM;
 	}
 	return 0;
 }
 
-static int diag_dump(struct ino_vec *iv)
+/* Dumps the inodes of one family's sockets (AF_UNIX, or TCP over AF_INET/6). */
+static int diag_dump(struct ino_vec *iv, int family)
 {
+	union {
+		struct unix_diag_req u;
+		struct inet_diag_req_v2 i;
+	} req = {0};
 	struct {
 		struct nlmsghdr nlh;
-		struct unix_diag_req req;
+		char req[sizeof(req)];
 	} msg = {
-		.nlh = {.nlmsg_len = sizeof(msg),
-			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
-		.req = {.sdiag_family = AF_UNIX, .udiag_states = ~0u},
+		.nlh = {.nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
 	};
 	static char buf[32768] __attribute__((aligned(8)));
+	bool inet = family != AF_UNIX;
 	int fd, done = 0;
 
+	if (inet) {
+		req.i.sdiag_family = (uint8_t)family;
+		req.i.sdiag_protocol = IPPROTO_TCP;
+		req.i.idiag_states = ~0u;
+		memcpy(msg.req, &req.i, sizeof(req.i));
+		msg.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(req.i));
+	} else {
+		req.u.sdiag_family = AF_UNIX;
+		req.u.udiag_states = ~0u;
+		memcpy(msg.req, &req.u, sizeof(req.u));
+		msg.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(req.u));
+	}
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (fd < 0)
 		return -errno;
-	if (send(fd, &msg, sizeof(msg), 0) < 0) {
+	if (send(fd, &msg, msg.nlh.nlmsg_len, 0) < 0) {
 		done = -errno;
 		goto out_close;
 	}
@@ -93,7 +113,7 @@ static int diag_dump(struct ino_vec *iv)
 			done = n < 0 ? -errno : -EIO;
 			break;
 		}
-		done = diag_parse(iv, buf, (size_t)n);
+		done = diag_parse(iv, buf, (size_t)n, inet);
 	}
 out_close:
 	close(fd);
@@ -124,12 +144,15 @@ out_close:
 int ffr_unix_inodes(ino_t **out, size_t *n)
 {
 	struct ino_vec iv = {0};
-	int err = diag_dump(&iv);
+	int err = diag_dump(&iv, AF_UNIX);
 
 	if (err) {
 		iv.n = 0;
 		err = proc_dump(&iv);
 	}
+	/* TCP connections across hosts (no IPv6 here is not an error) */
+	if (!err && diag_dump(&iv, AF_INET) == 0)
+		diag_dump(&iv, AF_INET6);
 	if (err) {
 		free(iv.v);
 		return err;
@@ -145,6 +168,13 @@ static bool ino_alive(const ino_t *v, size_t n, ino_t ino)
 	return ino && bsearch(&ino, v, n, sizeof(*v), ino_cmp);
 }
 
+/* Gone once none of its sockets on this host exists (a side on another
+ * host has no inode here). */
+static bool conn_alive(const struct ffr_conn *cn, const ino_t *v, size_t n)
+{
+	return ino_alive(v, n, cn->cli.ino) || ino_alive(v, n, cn->srv.ino);
+}
+
 void ffr_conn_sweep(struct ffr_router *r)
 {
 	struct ffr_conn *cn, *next;
@@ -155,7 +185,7 @@ void ffr_conn_sweep(struct ffr_router *r)
 		return;
 	for (cn = TAILQ_FIRST(&r->conns); cn; cn = next) {
 		next = TAILQ_NEXT(cn, link);
-		if (!ino_alive(v, n, cn->cli.ino) && !ino_alive(v, n, cn->srv.ino))
+		if (!conn_alive(cn, v, n))
 			ffr_conn_free(r, cn);
 	}
 	free(v);

@@ -177,7 +177,8 @@ static int container_socket(struct ffr_container *c)
 }
 
 int ffr_container_new(struct ffr_router *r, const char *name, const struct ff_ip *ips, int nips,
-		      const char *host, dev_t ns_dev, ino_t ns_ino, struct ffr_container **out)
+		      const char *host, enum ffr_policy policy, dev_t ns_dev, ino_t ns_ino,
+		      struct ffr_container **out)
 {
 	struct ffr_container *c;
 	char path[PATH_MAX];
@@ -185,7 +186,8 @@ int ffr_container_new(struct ffr_router *r, const char *name, const struct ff_ip
 
 	if (!ffr_name_valid(name) || nips < 1 || nips > FFR_MAX_IPS)
 		return -EINVAL;
-	if (snprintf(path, sizeof(path), "%s/c/%s/%s", r->rundir, name, FF_SOCK_NAME) >= 108)
+	if (ffr_host_is_self(r, host) &&
+	    snprintf(path, sizeof(path), "%s/c/%s/%s", r->rundir, name, FF_SOCK_NAME) >= 108)
 		return -ENAMETOOLONG;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -196,10 +198,17 @@ int ffr_container_new(struct ffr_router *r, const char *name, const struct ff_ip
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	memcpy(c->ips, ips, sizeof(*ips) * (size_t)nips);
 	c->nips = nips;
-	snprintf(c->host, sizeof(c->host), "%s", host && *host ? host : "local");
+	c->remote = !ffr_host_is_self(r, host);
+	snprintf(c->host, sizeof(c->host), "%s", c->remote ? host : r->host_id);
+	c->policy = policy;
 	c->ns_dev = ns_dev;
 	c->ns_ino = ns_ino;
 	c->next_port = PORT_LO;
+	if (c->remote) { /* only its addresses, for the map */
+		TAILQ_INSERT_TAIL(&r->containers, c, link);
+		*out = c;
+		return 0;
+	}
 	c->ports = calloc(65536 / 8, 1);
 	c->st = ffr_stats_new();
 	if (asprintf(&c->dir, "%s/c/%s", r->rundir, name) < 0)

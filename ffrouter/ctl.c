@@ -19,6 +19,7 @@
 #define CHUNK_CONTAINERS 64
 #define CHUNK_LISTENERS 200
 #define CHUNK_CONNS 120
+#define CHUNK_HOSTS 64 /* hosts and publishes listed (the first 64 of each) */
 
 /* Scratch strings for one reply; freed in one go. */
 struct strpool {
@@ -59,7 +60,7 @@ static void container_msg(const struct ffr_container *c, Ff__Container *m, char 
 	ff__container__init(m);
 	m->name = (char *)c->name;
 	m->host = (char *)c->host;
-	m->policy = (char *)"container";
+	m->policy = (char *)(c->policy == FFR_POLICY_HOST ? "host" : "container");
 	for (int i = 0; i < c->nips; i++)
 		ips[i] = pool_fmt_ip(p, &c->ips[i]);
 	m->n_ips = (size_t)c->nips;
@@ -106,12 +107,24 @@ static int parse_register(struct ffr_router *r, const Ff__Register *m, struct ff
 	return FF__STATUS__ST_OK;
 }
 
+int ffr_policy_parse(const char *s, enum ffr_policy *out)
+{
+	if (!s || !*s || !strcmp(s, "container"))
+		*out = FFR_POLICY_CONTAINER;
+	else if (!strcmp(s, "host"))
+		*out = FFR_POLICY_HOST;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	const Ff__Register *m = req->register_;
 	struct ffr_router *r = ch->r;
 	struct ff_ip ips[FFR_MAX_IPS];
 	struct ffr_container *c;
+	enum ffr_policy policy;
 	struct stat st = {0};
 	char err[256];
 	int st_code, e;
@@ -121,12 +134,23 @@ void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		ffr_reply_status(ch, req->id, st_code, "%s", err);
 		return;
 	}
+	if (!ffr_host_is_self(r, m->host) && !ffr_host_find(r, m->host)) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
+				 "unknown host '%.64s' (declare it with ffctl host add)", m->host);
+		return;
+	}
+	if (ffr_policy_parse(m->policy, &policy) < 0) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID,
+				 "policy is 'container' or 'host', not '%.32s'", m->policy);
+		return;
+	}
 	if (*m->netns && stat(m->netns, &st) < 0) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "netns %.200s: %s", m->netns,
 				 strerror(errno));
 		return;
 	}
-	e = ffr_container_new(r, m->name, ips, (int)m->n_ips, m->host, st.st_dev, st.st_ino, &c);
+	e = ffr_container_new(r, m->name, ips, (int)m->n_ips, m->host, policy, st.st_dev, st.st_ino,
+			      &c);
 	if (!e) {
 		e = ffr_state_save(r);
 		if (e)
@@ -138,7 +162,7 @@ void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		return;
 	}
 	ffr_map_publish(r);
-	ff_info("registered %s (%s)", c->name, c->dir);
+	ff_info("registered %s (%s)", c->name, c->remote ? c->host : c->dir);
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
 
@@ -153,7 +177,7 @@ void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 				 "no container named '%.64s'", req->unregister->name);
 		return;
 	}
-	dir = strdup(c->dir);
+	dir = c->dir ? strdup(c->dir) : NULL;
 	ffr_container_free(c);
 	ffr_map_publish(r);
 	/* A running container may still have it mounted; that is fine. */
@@ -217,6 +241,10 @@ struct status_piece {
 	Ff__ConnInfo km[CHUNK_CONNS], *kp[CHUNK_CONNS];
 	Ff__Addr addrs[CHUNK_LISTENERS + 2 * CHUNK_CONNS];
 	uint8_t ipb[CHUNK_LISTENERS + 2 * CHUNK_CONNS][16];
+	Ff__Host hm[CHUNK_HOSTS], *hp[CHUNK_HOSTS];
+	Ff__Addr ha[CHUNK_HOSTS];
+	uint8_t hab[CHUNK_HOSTS][16];
+	Ff__PublishInfo pm[CHUNK_HOSTS], *pp[CHUNK_HOSTS];
 	size_t na;
 	struct strpool pool;
 };
@@ -260,6 +288,36 @@ static void piece_listener(struct status_piece *p, const struct ffr_listener *l)
 	p->lp[i] = m;
 }
 
+/* Hosts and published ports, in the first piece (few of each). */
+static void piece_cluster(struct status_piece *p, struct ffr_router *r)
+{
+	struct ffr_publish *pb;
+	struct ffr_host *h;
+
+	p->sr.hosts = p->hp;
+	TAILQ_FOREACH (h, &r->hosts, link) {
+		size_t i = p->sr.n_hosts;
+
+		if (i == CHUNK_HOSTS)
+			break;
+		ffr_host_to_proto(r, h, &p->hm[i], &p->ha[i], p->hab[i]);
+		p->hp[p->sr.n_hosts++] = &p->hm[i];
+	}
+	p->sr.publishes = p->pp;
+	TAILQ_FOREACH (pb, &r->publishes, link) {
+		size_t i = p->sr.n_publishes;
+
+		if (i == CHUNK_HOSTS)
+			break;
+		ff__publish_info__init(&p->pm[i]);
+		p->pm[i].container = pb->container;
+		p->pm[i].host_port = pb->host_port;
+		p->pm[i].port = pb->port;
+		p->pm[i].accepted = pb->accepted;
+		p->pp[p->sr.n_publishes++] = &p->pm[i];
+	}
+}
+
 void ffr_op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
@@ -290,6 +348,8 @@ void ffr_op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 			p->sr.fallbacks = r->fallbacks;
 			p->sr.bad_messages = r->bad_messages;
 			p->sr.router_version = (char *)FF_VERSION;
+			p->sr.host = r->host_id;
+			piece_cluster(p, r);
 		}
 		first = false;
 		for (; c && p->sr.n_containers < CHUNK_CONTAINERS; c = TAILQ_NEXT(c, link)) {

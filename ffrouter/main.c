@@ -23,7 +23,11 @@ static void usage(FILE *f)
 		   "  --max-listeners N  listeners per container (default 4096)\n"
 		   "  --max-channels N   shim channels per container (default 4096)\n"
 		   "  --sockbuf BYTES    buffer size of same-host connections (default 1048576;\n"
-		   "                     0 keeps the kernel's default)\n");
+		   "                     0 keeps the kernel's default)\n"
+		   "  --host-id NAME     this host's name in the locality map (default: hostname)\n"
+		   "  --ingress IP:PORT  accept connections from other routers here\n"
+		   "  --secret-file FILE the cluster secret (mode 600), needed across hosts\n"
+		   "  --xconnect-ms N    timeout of a connect to another router (default 3000)\n");
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -55,6 +59,10 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 		{"max-listeners", required_argument, NULL, 'L'},
 		{"max-channels", required_argument, NULL, 'H'},
 		{"sockbuf", required_argument, NULL, 'B'},
+		{"host-id", required_argument, NULL, 'I'},
+		{"ingress", required_argument, NULL, 'G'},
+		{"secret-file", required_argument, NULL, 'S'},
+		{"xconnect-ms", required_argument, NULL, 'X'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -94,6 +102,22 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 				return 2;
 			}
 			cfg->sockbuf = strcmp(optarg, "0") ? (int)(v > (1u << 30) ? 1u << 30 : v) : 0;
+			break;
+		case 'I':
+			cfg->host_id = optarg;
+			break;
+		case 'G':
+			cfg->ingress = optarg;
+			break;
+		case 'S':
+			cfg->secret_file = optarg;
+			break;
+		case 'X':
+			if (parse_u32(optarg, &v) < 0 || v > 600000) {
+				fprintf(stderr, "ffrouter: bad timeout '%s'\n", optarg);
+				return 2;
+			}
+			cfg->xconnect_ms = (int)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -156,7 +180,8 @@ int main(int argc, char **argv)
 	sigint = evsignal_new(base, SIGINT, stop_cb, base);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
-	ff_info("ready: rundir %s, state %s", r->rundir, r->state);
+	ff_info("ready: host %s, rundir %s, state %s%s%s", r->host_id, r->rundir, r->state,
+		cfg.ingress ? ", ingress " : "", cfg.ingress ? cfg.ingress : "");
 	event_base_dispatch(base);
 	ffr_router_free(r);
 	event_free(sigterm);

@@ -130,6 +130,33 @@ void ffr_sweep_arm(struct ffr_router *r)
 		evtimer_add(r->sweep_ev, &tv);
 }
 
+/* Host id (default: the hostname) and the cluster secret. */
+static int router_identity(struct ffr_router *r, const struct ffr_config *cfg)
+{
+	char name[256] = "";
+	int err;
+
+	if (cfg->host_id)
+		snprintf(name, sizeof(name), "%s", cfg->host_id);
+	else if (gethostname(name, sizeof(name) - 1) < 0 || !*name)
+		snprintf(name, sizeof(name), "localhost");
+	if (!ffr_name_valid(name) || strlen(name) > FFR_HOST_MAX) {
+		ff_err("'%s' cannot be a host id (letters, digits, '-', '_', '.'; at most %d)", name,
+		       FFR_HOST_MAX);
+		return -EINVAL;
+	}
+	snprintf(r->host_id, sizeof(r->host_id), "%s", name);
+	if (!cfg->secret_file) {
+		if (cfg->ingress)
+			ff_warn("no --secret-file: other routers cannot authenticate, cross-host is off");
+		return 0;
+	}
+	err = ffr_read_secret(r, cfg->secret_file);
+	if (err && err != -EPERM && err != -EINVAL)
+		ff_err("cannot read the secret file %s: %s", cfg->secret_file, strerror(-err));
+	return err;
+}
+
 static int router_dirs(struct ffr_router *r)
 {
 	char path[PATH_MAX];
@@ -167,8 +194,13 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 	if (!r)
 		return NULL;
 	r->base = base;
-	r->afd = r->map_fd = r->map_rofd = -1;
+	r->afd = r->map_fd = r->map_rofd = r->ifd = -1;
 	r->quota = cfg->quota;
+	r->xconnect_ms = cfg->xconnect_ms > 0 ? cfg->xconnect_ms : 3000;
+	TAILQ_INIT(&r->hosts);
+	TAILQ_INIT(&r->publishes);
+	TAILQ_INIT(&r->xconns);
+	TAILQ_INIT(&r->ingresses);
 	r->sockbuf = cfg->sockbuf;
 	r->next_id = 1;
 	TAILQ_INIT(&r->admin);
@@ -182,6 +214,9 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 		r->state = strdup(path);
 	r->sweep_ev = evtimer_new(base, sweep_cb, r);
 	if (!r->rundir || !r->state || !r->sweep_ev)
+		goto out_free;
+	*err = router_identity(r, cfg);
+	if (*err)
 		goto out_free;
 	*err = router_dirs(r);
 	if (*err) {
@@ -204,6 +239,14 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 		ff_err("cannot listen on %s/%s: %s", r->rundir, FF_SOCK_NAME, strerror(-*err));
 		goto out_free;
 	}
+	if (cfg->ingress) {
+		*err = ffr_ingress_open(r, cfg->ingress);
+		if (*err) {
+			ff_err("cannot listen for other routers on %s: %s", cfg->ingress,
+			       strerror(-*err));
+			goto out_free;
+		}
+	}
 	return r;
 out_free:
 	ffr_router_free(r);
@@ -218,8 +261,12 @@ void ffr_router_free(struct ffr_router *r)
 	struct ffr_chan *ch;
 	char path[PATH_MAX];
 
+	struct ffr_host *h;
+
 	if (!r)
 		return;
+	ffr_xconn_free_all(r);
+	ffr_ingress_close(r);
 	while ((ch = TAILQ_FIRST(&r->admin)))
 		ffr_chan_free(ch);
 	while ((l = TAILQ_FIRST(&r->listeners)))
@@ -245,6 +292,10 @@ void ffr_router_free(struct ffr_router *r)
 		close(r->map_fd);
 	if (r->map_rofd >= 0)
 		close(r->map_rofd);
+	while ((h = TAILQ_FIRST(&r->hosts)))
+		ffr_host_free(r, h);
+	ffr_nonces_free(r);
+	free(r->secret);
 	free(r->rundir);
 	free(r->state);
 	free(r);

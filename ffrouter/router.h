@@ -103,6 +103,37 @@ struct ffr_conn {
 };
 TAILQ_HEAD(ffr_conn_list, ffr_conn);
 
+enum ffr_policy {
+	FFR_POLICY_CONTAINER = 0, /* outside the overlay: the container's own network */
+	FFR_POLICY_HOST,          /* outside the overlay: a host socket from the router */
+};
+
+/* A host of the cluster other than this router's (the locality map). */
+struct ffr_host {
+	TAILQ_ENTRY(ffr_host) link;
+	char name[FFR_HOST_MAX + 1];
+	struct ff_sa addr; /* its router's ingress */
+	bool rdma;
+};
+TAILQ_HEAD(ffr_host_list, ffr_host);
+
+/* A published port: host_port on this host goes to container:port. */
+struct ffr_publish {
+	TAILQ_ENTRY(ffr_publish) link;
+	struct ffr_router *r;
+	char container[FFR_NAME_MAX + 1];
+	uint16_t host_port, port;
+	int fd;
+	struct event *ev;
+	uint64_t accepted;
+};
+TAILQ_HEAD(ffr_publish_list, ffr_publish);
+
+struct ffr_xconn;
+TAILQ_HEAD(ffr_xconn_list, ffr_xconn);
+struct ffr_ingress;
+TAILQ_HEAD(ffr_ingress_list, ffr_ingress);
+
 struct ffr_container {
 	TAILQ_ENTRY(ffr_container) link;
 	struct ffr_router *r;
@@ -110,6 +141,8 @@ struct ffr_container {
 	struct ff_ip ips[FFR_MAX_IPS];
 	int nips;
 	char host[FFR_HOST_MAX + 1];
+	bool remote; /* lives on another host: only its addresses are known here */
+	enum ffr_policy policy;
 	dev_t ns_dev; /* registered netns, 0 if none */
 	ino_t ns_ino;
 	char *dir; /* RUNDIR/c/NAME */
@@ -128,6 +161,10 @@ struct ffr_config {
 	const char *state;
 	struct ffr_quota quota;
 	int sockbuf; /* send/receive buffer of same-host connections, bytes (0: kernel's) */
+	const char *host_id;     /* this host's name in the locality map */
+	const char *ingress;     /* "IP:PORT" other routers connect to, or NULL */
+	const char *secret_file; /* the cluster secret */
+	int xconnect_ms;         /* connect timeout to another router */
 };
 
 struct ffr_router {
@@ -142,6 +179,16 @@ struct ffr_router {
 	struct ffr_container_list containers;
 	struct ffr_listener_list listeners;
 	struct ffr_conn_list conns;
+	char host_id[FFR_HOST_MAX + 1];
+	struct ffr_host_list hosts;
+	struct ffr_publish_list publishes;
+	struct ffr_xconn_list xconns;     /* connects in progress to other routers */
+	struct ffr_ingress_list ingresses; /* preambles being read */
+	int ifd;                          /* ingress listener, -1 if none */
+	struct event *iev;
+	uint8_t *secret;
+	size_t secret_len;
+	int xconnect_ms;
 	uint32_t nconns;
 	int map_fd, map_rofd;
 	struct ff_map_hdr *map;
@@ -170,8 +217,11 @@ int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char
 void ffr_accept_cb(evutil_socket_t fd, short what, void *arg);
 
 /* container.c */
+/* host NULL/empty/"local"/this router's id: a container here; else one on
+ * that (declared) host, of which only the addresses are kept. */
 int ffr_container_new(struct ffr_router *r, const char *name, const struct ff_ip *ips, int nips,
-		      const char *host, dev_t ns_dev, ino_t ns_ino, struct ffr_container **out);
+		      const char *host, enum ffr_policy policy, dev_t ns_dev, ino_t ns_ino,
+		      struct ffr_container **out);
 void ffr_container_free(struct ffr_container *c);
 struct ffr_container *ffr_container_find(struct ffr_router *r, const char *name);
 struct ffr_container *ffr_container_by_ip(struct ffr_router *r, const struct ff_ip *ip);
@@ -179,6 +229,8 @@ bool ffr_container_owns_ip(const struct ffr_container *c, const struct ff_ip *ip
 /* The container's address of the given family, or NULL. */
 const struct ff_ip *ffr_container_ip(const struct ffr_container *c, int family);
 int ffr_name_valid(const char *name);
+/* "container" (or empty) / "host"; -EINVAL otherwise. */
+int ffr_policy_parse(const char *s, enum ffr_policy *out);
 /* Reserves a client port; returns it, or 0 when the range is exhausted. */
 uint16_t ffr_port_get(struct ffr_container *c);
 void ffr_port_put(struct ffr_container *c, uint16_t port);
@@ -224,6 +276,54 @@ struct ffr_conn *ffr_conn_by_ino(struct ffr_router *r, ino_t ino, struct ffr_con
 				 struct ffr_conn_side **other);
 /* Collects the inodes of live AF_UNIX sockets (sorted). Caller frees *out. */
 int ffr_unix_inodes(ino_t **out, size_t *n);
+
+/* host.c */
+int ffr_host_add(struct ffr_router *r, const char *name, const struct ff_sa *addr, bool rdma,
+		 struct ffr_host **out);
+void ffr_host_free(struct ffr_router *r, struct ffr_host *h);
+struct ffr_host *ffr_host_find(struct ffr_router *r, const char *name);
+bool ffr_host_is_self(const struct ffr_router *r, const char *name);
+/* Parses "IP:PORT" / "[IPv6]:PORT"; -EINVAL if malformed or port 0. */
+int ffr_parse_hostport(const char *s, struct ff_sa *out);
+int ffr_read_secret(struct ffr_router *r, const char *path);
+
+/* xauth.c: the preamble one router sends another, sealed with the secret */
+#define FFR_XFRAME_MAX 1024
+/* Fills version, time and nonce of p and writes the length-prefixed,
+ * MAC'd frame into buf. Returns its length or -errno. */
+int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size_t cap);
+/* Checks a received frame body (after the length): MAC first, then
+ * version, freshness and replay. On success *out must be freed with
+ * ff__xpreamble__free_unpacked. -EACCES: bad MAC or no secret. */
+int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__XPreamble **out);
+void ffr_nonces_free(struct ffr_router *r);
+/* Writes a length-prefixed XReply frame; returns its length. */
+size_t ffr_xreply_frame(Ff__Status st, const char *err, uint8_t *buf, size_t cap);
+
+/* xconn.c: a connect to a container on another host (t), or, for a
+ * container whose policy is host, to a destination outside (t NULL) */
+void ffr_xconn_start(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+		     const struct ff_sa *src, const struct ff_sa *dst);
+void ffr_xconn_cancel_chan(struct ffr_chan *ch);
+void ffr_xconn_free_all(struct ffr_router *r);
+/* Records an established TCP-path connection of local container c. */
+struct ffr_conn *ffr_conn_tcp(struct ffr_router *r, struct ffr_container *c, bool client,
+			      const struct ff_sa *local, const struct ff_sa *remote,
+			      const char *remote_name, int fd);
+
+/* ingress.c: other routers' connections, and published ports */
+int ffr_ingress_open(struct ffr_router *r, const char *hostport);
+void ffr_ingress_close(struct ffr_router *r);
+int ffr_publish_add(struct ffr_router *r, const char *container, uint16_t host_port,
+		    uint16_t port, struct ffr_publish **out);
+void ffr_publish_free(struct ffr_publish *p);
+struct ffr_publish *ffr_publish_find(struct ffr_router *r, uint16_t host_port);
+void ffr_op_host_add(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_host_remove(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_list_hosts(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_publish(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_host_to_proto(struct ffr_router *r, const struct ffr_host *h, Ff__Host *m, Ff__Addr *a,
+		       uint8_t ab[16]);
 
 /* map-file.c */
 int ffr_state_load(struct ffr_router *r);

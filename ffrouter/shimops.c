@@ -61,6 +61,7 @@ void ffr_op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	}
 	hr.container = ch->c->name;
 	hr.stat_slots = FF_STAT_SLOTS;
+	hr.policy = (char *)(ch->c->policy == FFR_POLICY_HOST ? "host" : "container");
 	for (int i = 0; i < ch->c->nips; i++) {
 		struct ff_sa sa = {.ip = ch->c->ips[i]};
 
@@ -295,7 +296,23 @@ void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "bad destination");
 		return;
 	}
+	if (req->connect->outside) {
+		/* bypass4netns-style: a host socket for a destination outside */
+		if (ch->c->policy != FFR_POLICY_HOST || ffr_container_by_ip(r, &dst.ip))
+			ffr_reply_status(ch, req->id, FF__STATUS__ST_PERM, "policy is not host");
+		else
+			ffr_xconn_start(ch, req->id, NULL, NULL, &dst);
+		return;
+	}
 	t = ffr_container_by_ip(r, &dst.ip);
+	if (t && t->remote) {
+		if (client_addr(ch->c, req->connect, dst.ip.family, &src) < 0)
+			ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
+					 "no address of that family");
+		else
+			ffr_xconn_start(ch, req->id, t, &src, &dst);
+		return;
+	}
 	l = t ? ffr_listener_find(t, &dst) : NULL;
 	if (!l) {
 		r->fallbacks++;
@@ -352,6 +369,7 @@ void ffr_op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		lr.peer = &peer;
 		lr.id = cn->id;
 		lr.slot = side->slot;
+		lr.path = cn->path;
 		ffr_reply(ch, &rep, NULL, 0);
 		return;
 	}

@@ -204,7 +204,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	base = event_base_new();
 	router = ffr_router_new(base, &cfg, &err);
 	ff_ip_parse("10.9.9.9", &ip);
-	if (!router || ffr_container_new(router, "fz", &ip, 1, NULL, 0, 0, &ctr) < 0)
+	if (!router || ffr_container_new(router, "fz", &ip, 1, NULL, FFR_POLICY_CONTAINER, 0, 0, &ctr) < 0)
 		abort();
 	ffr_map_publish(router);
 	return 0;

@@ -39,6 +39,7 @@ static struct {
 	struct ff_stat_hdr *stats;
 	struct ff_ip ips[8];
 	int nips;
+	bool policy_host;
 } ch = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 int64_t ffs_now_ns(void)
@@ -123,6 +124,7 @@ static int take_hello(const Ff__Reply *rep, int *fds, int nfds)
 			munmap(st, FF_STAT_SIZE);
 		return -EPROTO;
 	}
+	ch.policy_host = h->policy && !strcmp(h->policy, "host");
 	ch.nips = 0;
 	for (size_t i = 0; i < h->n_ips && ch.nips < 8; i++) {
 		struct ff_sa sa;
@@ -232,6 +234,11 @@ int ffs_is_overlay(const struct ff_ip *ip)
 		return 0;
 	map = __atomic_load_n(&ch.map, __ATOMIC_ACQUIRE);
 	return map && ff_map_find(map, ip, &flags) == 1;
+}
+
+int ffs_policy_host(void)
+{
+	return ffs_chan_up() && ch.policy_host;
 }
 
 int ffs_is_own(const struct ff_ip *ip)

@@ -117,6 +117,15 @@ static inline struct ffs_sock *conn_of(int fd)
 	return s && s->kind == FFS_CONN ? s : NULL;
 }
 
+/* An accelerated connection over an AF_UNIX pair (same host), whose TCP
+ * send semantics the shim emulates; across hosts the socket is TCP. */
+static inline struct ffs_sock *pair_of(int fd)
+{
+	struct ffs_sock *s = conn_of(fd);
+
+	return s && s->path != FF__PATH__PATH_TCP ? s : NULL;
+}
+
 static inline bool is_conn(int fd)
 {
 	return conn_of(fd) != NULL;
@@ -427,9 +436,12 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 	RAW_IF_BUSY(SYS_write, fd, buf, n);
 	INIT();
-	s = conn_of(fd);
-	if (!s)
-		return REAL(write)(fd, buf, n);
+	s = pair_of(fd);
+	if (!s) {
+		r = REAL(write)(fd, buf, n);
+		count(fd, r, true);
+		return r;
+	}
 	r = sent(fd, s, REAL(send)(fd, buf, n, MSG_NOSIGNAL), n, 0);
 	count(fd, r, true);
 	return r;
@@ -452,9 +464,12 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	ssize_t r;
 
 	INIT();
-	s = conn_of(fd);
-	if (!s || cnt < 0)
-		return REAL(writev)(fd, iov, cnt);
+	s = pair_of(fd);
+	if (!s || cnt < 0) {
+		r = REAL(writev)(fd, iov, cnt);
+		count(fd, r, true);
+		return r;
+	}
 	r = sent(fd, s, REAL(sendmsg)(fd, &m, MSG_NOSIGNAL), iov_len(iov, m.msg_iovlen), 0);
 	count(fd, r, true);
 	return r;
@@ -466,9 +481,12 @@ EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	ssize_t r;
 
 	INIT();
-	s = conn_of(fd);
-	if (!s)
-		return REAL(send)(fd, buf, n, flags);
+	s = pair_of(fd);
+	if (!s) {
+		r = REAL(send)(fd, buf, n, flags);
+		count(fd, r, true);
+		return r;
+	}
 	r = sent(fd, s, REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL), n, flags);
 	count(fd, r, true);
 	return r;
@@ -482,9 +500,16 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 	ssize_t r;
 
 	INIT();
-	s = conn_of(fd);
-	if (!s)
-		return REAL(sendto)(fd, buf, n, flags, to, tolen);
+	if (conn_of(fd) && to) { /* a connected TCP socket ignores the address */
+		to = NULL;
+		tolen = 0;
+	}
+	s = pair_of(fd);
+	if (!s) {
+		r = REAL(sendto)(fd, buf, n, flags, to, tolen);
+		count(fd, r, true);
+		return r;
+	}
 	r = sent(fd, s, REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL), n, flags);
 	count(fd, r, true);
 	return r;
@@ -497,9 +522,12 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	ssize_t r;
 
 	INIT();
-	s = conn_of(fd);
-	if (!s || !msg)
-		return REAL(sendmsg)(fd, msg, flags);
+	s = pair_of(fd);
+	if (!s || !msg) {
+		r = REAL(sendmsg)(fd, msg, flags);
+		count(fd, r, true);
+		return r;
+	}
 	m = *msg;
 	m.msg_name = NULL;
 	m.msg_namelen = 0;

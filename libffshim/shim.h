@@ -73,6 +73,7 @@ struct ffs_sock {
 	int64_t next_upgrade_ns;
 	/* FFS_CONN */
 	struct ff_stat_slot *slot;
+	int path; /* Ff__Path: SAME_HOST (an AF_UNIX pair) or TCP (a host TCP socket) */
 	bool connecting; /* non-blocking connect not yet confirmed by a second connect() */
 	bool peer_gone;  /* a send met EPIPE once, or a reset was seen (sent() in preload.c) */
 	bool shut_wr;    /* the app shut the sending side down */
@@ -111,6 +112,8 @@ int ffs_call(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int *r
 	     int *nrfds);
 /* 1 if ip is a registered overlay address, 0 if not or no router. */
 int ffs_is_overlay(const struct ff_ip *ip);
+/* 1 if the container's policy is "host": the router connects outside. */
+int ffs_policy_host(void);
 /* 1 if ip is one of this container's addresses (or any), 0 if not or no router. */
 int ffs_is_own(const struct ff_ip *ip);
 /* The byte counters of slot, or NULL without a stats page. */

@@ -230,6 +230,7 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 			return -ENOMEM;
 		c->local = local;
 		c->peer = peer;
+		c->path = a->path;
 		c->tcp = l->tcp; /* accepted TCP sockets inherit the listener's */
 		c->slot = ffs_stat_slot(a->slot);
 		for (int i = 0; i < l->nopts; i++)

@@ -6,6 +6,7 @@
 
 #include "fdpass.h"
 #include "log.h"
+#include "ff.pb-c.h"
 #include "msg.h"
 
 #include <ff/wire.h>
@@ -42,8 +43,10 @@ static struct ffs_sock *sock_from_lookup(const Ff__LookupReply *lr)
 		return NULL;
 	s->local = local;
 	s->peer = peer;
-	if (lr->kind == FF_KIND_CONN)
+	if (lr->kind == FF_KIND_CONN) {
 		s->slot = ffs_stat_slot(lr->slot);
+		s->path = lr->path;
+	}
 	return s;
 }
 
@@ -223,12 +226,26 @@ static struct ffs_sock *known(int fd, int level, int name)
 	return NULL;
 }
 
+/* A connection across hosts is a real TCP socket: its TCP and IP options
+ * are the kernel's (IPv6 ones only if the host socket is IPv6 too). */
+static bool real_tcp(int fd, struct ffs_sock *s, int level)
+{
+	int dom = AF_INET;
+	socklen_t len = sizeof(dom);
+
+	if (s->kind != FFS_CONN || s->path != FF__PATH__PATH_TCP || level == SOL_SOCKET)
+		return false;
+	if (level != IPPROTO_IPV6)
+		return true;
+	return REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) == 0 && dom == AF_INET6;
+}
+
 int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
 	struct ffs_sock *s = known(fd, level, name);
 	int *v;
 
-	if (!s || (s->kind != FFS_CONN && s->kind != FFS_LISTEN))
+	if (!s || (s->kind != FFS_CONN && s->kind != FFS_LISTEN) || real_tcp(fd, s, level))
 		return REAL(getsockopt)(fd, level, name, val, len);
 	if (level == SOL_SOCKET)
 		return sol_socket_get(fd, s, name, val, len);
@@ -279,7 +296,7 @@ int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	struct ffs_sock *s = known(fd, level, name);
 	int r, saved = errno;
 
-	if (s && (s->kind == FFS_CONN || s->kind == FFS_LISTEN)) {
+	if (s && (s->kind == FFS_CONN || s->kind == FFS_LISTEN) && !real_tcp(fd, s, level)) {
 		if (level != SOL_SOCKET)
 			return virtual_set(s, level, name, val, len);
 		r = REAL(setsockopt)(s->kind == FFS_LISTEN && s->kfd >= 0 ? s->kfd : fd, level, name,

@@ -1,0 +1,174 @@
+/* ffctl requests about the cluster: hosts and published ports. Each change
+ * is persisted before it is answered, and undone if it cannot be. */
+#include "router.h"
+
+#include "log.h"
+#include "msg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ffr_op_host_add(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	const Ff__HostAdd *m = req->host_add;
+	struct ffr_router *r = ch->r;
+	struct ffr_host *h;
+	struct ff_sa addr;
+	int err;
+
+	if (ffr_parse_hostport(m->addr, &addr) < 0) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID,
+				 "'%.80s' is not IP:PORT (IPv6: [IP]:PORT)", m->addr);
+		return;
+	}
+	err = ffr_host_add(r, m->name, &addr, m->rdma, &h);
+	if (err == -EEXIST) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_EXISTS, "host '%s' is already known", m->name);
+		return;
+	}
+	if (err) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID,
+				 ffr_host_is_self(r, m->name) ? "'%.64s' is this router's own host"
+							      : "invalid host name '%.64s'",
+				 m->name);
+		return;
+	}
+	if (ffr_state_save(r) < 0) {
+		ffr_host_free(r, h);
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INTERNAL, "cannot save the state file");
+		return;
+	}
+	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
+}
+
+void ffr_op_host_remove(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	struct ffr_router *r = ch->r;
+	struct ffr_host *h = ffr_host_find(r, req->host_remove->name);
+	struct ffr_container *c;
+
+	if (!h) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND, "no host named '%.64s'",
+				 req->host_remove->name);
+		return;
+	}
+	TAILQ_FOREACH (c, &r->containers, link) {
+		if (c->remote && !strcmp(c->host, h->name)) {
+			ffr_reply_status(ch, req->id, FF__STATUS__ST_EXISTS,
+					 "container '%s' is on host '%s': unregister it first", c->name,
+					 h->name);
+			return;
+		}
+	}
+	ffr_host_free(r, h);
+	ffr_state_save(r);
+	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
+}
+
+/* Fills m (count containers on it); addr storage in ab. */
+void ffr_host_to_proto(struct ffr_router *r, const struct ffr_host *h, Ff__Host *m, Ff__Addr *a,
+		       uint8_t ab[16])
+{
+	struct ffr_container *c;
+	const char *name = h ? h->name : r->host_id;
+
+	ff__host__init(m);
+	m->name = (char *)name;
+	m->self = !h;
+	if (h) {
+		ff_sa_to_proto(&h->addr, a, ab);
+		m->addr = a;
+		m->rdma = h->rdma;
+	}
+	TAILQ_FOREACH (c, &r->containers, link)
+		m->containers += h ? c->remote && !strcmp(c->host, h->name) : !c->remote;
+}
+
+void ffr_op_list_hosts(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	struct ffr_router *r = ch->r;
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__ListHostsReply lr = FF__LIST_HOSTS_REPLY__INIT;
+	struct ffr_host *h;
+	size_t n = 1, i = 0;
+	Ff__Host *m, **mp;
+	Ff__Addr *a;
+	uint8_t (*ab)[16];
+
+	TAILQ_FOREACH (h, &r->hosts, link)
+		n++;
+	m = calloc(n, sizeof(*m));
+	mp = calloc(n, sizeof(*mp));
+	a = calloc(n, sizeof(*a));
+	ab = calloc(n, sizeof(*ab));
+	if (!m || !mp || !a || !ab) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INTERNAL, "out of memory");
+		goto out_free;
+	}
+	ffr_host_to_proto(r, NULL, &m[i], &a[i], ab[i]);
+	mp[i] = &m[i];
+	TAILQ_FOREACH (h, &r->hosts, link) {
+		i++;
+		ffr_host_to_proto(r, h, &m[i], &a[i], ab[i]);
+		mp[i] = &m[i];
+	}
+	rep.id = req->id;
+	rep.body_case = FF__REPLY__BODY_HOSTS;
+	rep.hosts = &lr;
+	lr.n_hosts = n;
+	lr.hosts = mp;
+	ffr_reply(ch, &rep, NULL, 0);
+out_free:
+	free(m);
+	free(mp);
+	free(a);
+	free(ab);
+}
+
+void ffr_op_publish(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	const Ff__Publish *m = req->publish;
+	struct ffr_router *r = ch->r;
+	struct ffr_container *c = ffr_container_find(r, m->container);
+	struct ffr_publish *p;
+	int err;
+
+	if (m->host_port == 0 || m->host_port > 65535 || m->port > 65535 ||
+	    (!m->remove && m->port == 0)) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "ports are 1 to 65535");
+		return;
+	}
+	p = ffr_publish_find(r, (uint16_t)m->host_port);
+	if (m->remove) {
+		if (!p || strcmp(p->container, m->container)) {
+			ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
+					 "%.64s has no published host port %u", m->container,
+					 m->host_port);
+			return;
+		}
+		ffr_publish_free(p);
+		ffr_state_save(r);
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
+		return;
+	}
+	if (!c || c->remote) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
+				 "no container named '%.64s' on this host", m->container);
+		return;
+	}
+	err = ffr_publish_add(r, m->container, (uint16_t)m->host_port, (uint16_t)m->port, &p);
+	if (err) {
+		ffr_reply_status(ch, req->id,
+				 err == -EADDRINUSE ? FF__STATUS__ST_ADDR_IN_USE
+						    : FF__STATUS__ST_INTERNAL,
+				 "cannot listen on host port %u: %s", m->host_port, strerror(-err));
+		return;
+	}
+	if (ffr_state_save(r) < 0) {
+		ffr_publish_free(p);
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INTERNAL, "cannot save the state file");
+		return;
+	}
+	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
+}

@@ -1,0 +1,125 @@
+/* Hosts of the cluster: this router's own id, the other hosts' ingress
+ * addresses, and the secret routers share. Invariant: a host named by a
+ * registered container exists (or is this one) for as long as it does. */
+#include "router.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECRET_MIN 16
+#define SECRET_MAX 4096
+
+bool ffr_host_is_self(const struct ffr_router *r, const char *name)
+{
+	return !name || !*name || !strcmp(name, "local") || !strcmp(name, r->host_id);
+}
+
+struct ffr_host *ffr_host_find(struct ffr_router *r, const char *name)
+{
+	struct ffr_host *h;
+
+	TAILQ_FOREACH (h, &r->hosts, link)
+		if (!strcmp(h->name, name))
+			return h;
+	return NULL;
+}
+
+int ffr_parse_hostport(const char *s, struct ff_sa *out)
+{
+	char buf[FF_ADDRSTRLEN], *colon, *end, *ip = buf;
+	unsigned long port;
+
+	if (!s || strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	colon = strrchr(buf, ':');
+	if (!colon)
+		return -EINVAL;
+	*colon = '\0';
+	if (buf[0] == '[') {
+		size_t n = strlen(buf);
+
+		if (n < 3 || buf[n - 1] != ']')
+			return -EINVAL;
+		buf[n - 1] = '\0';
+		ip = buf + 1;
+	}
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || !colon[1] || port == 0 || port > 65535 || ff_ip_parse(ip, &out->ip) < 0)
+		return -EINVAL;
+	out->port = (uint16_t)port;
+	return 0;
+}
+
+int ffr_host_add(struct ffr_router *r, const char *name, const struct ff_sa *addr, bool rdma,
+		 struct ffr_host **out)
+{
+	struct ffr_host *h;
+
+	if (!ffr_name_valid(name) || strlen(name) > FFR_HOST_MAX || ffr_host_is_self(r, name))
+		return -EINVAL;
+	if (ffr_host_find(r, name))
+		return -EEXIST;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	h->addr = *addr;
+	h->rdma = rdma;
+	TAILQ_INSERT_TAIL(&r->hosts, h, link);
+	if (out)
+		*out = h;
+	return 0;
+}
+
+void ffr_host_free(struct ffr_router *r, struct ffr_host *h)
+{
+	if (!h)
+		return;
+	TAILQ_REMOVE(&r->hosts, h, link);
+	free(h);
+}
+
+/* The secret file must be private to the router's user. */
+int ffr_read_secret(struct ffr_router *r, const char *path)
+{
+	uint8_t buf[SECRET_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || (st.st_mode & 077)) {
+		ff_err("secret file %s must not be readable by group or others (chmod 600)", path);
+		err = -EPERM;
+		goto out_close;
+	}
+	n = read(fd, buf, sizeof(buf));
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n < SECRET_MIN || n > SECRET_MAX) {
+		ff_err("secret file %s: want %d to %d bytes", path, SECRET_MIN, SECRET_MAX);
+		err = -EINVAL;
+		goto out_close;
+	}
+	r->secret = malloc((size_t)n);
+	if (!r->secret) {
+		err = -ENOMEM;
+		goto out_close;
+	}
+	memcpy(r->secret, buf, (size_t)n);
+	r->secret_len = (size_t)n;
+out_close:
+	close(fd);
+	return err;
+}

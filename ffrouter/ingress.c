@@ -1,0 +1,314 @@
+/* Host TCP connections that end at a container on this host:
+ * - the ingress: other routers connect, send a sealed preamble (xauth.c),
+ *   and the connection is queued on the target container's listener;
+ * - published ports: connections from anywhere to HOSTPORT are queued on
+ *   the container's listener for PORT (like `docker -p`, without NAT).
+ * A connection is handed to the app as the socket it is: kernel TCP on
+ * the host, both ends, no router on the data path.
+ * Invariant: a pending ingress connection owns its fd until it is queued
+ * (the listener then owns it) or closed; it dies after PREAMBLE_MS. */
+#include "router.h"
+
+#include "log.h"
+#include "msg.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PREAMBLE_MS 5000
+#define ACCEPT_BATCH 64
+
+struct ffr_ingress {
+	TAILQ_ENTRY(ffr_ingress) link;
+	struct ffr_router *r;
+	int fd;
+	struct event *ev;
+	struct ff_sa from;
+	uint8_t in[FFR_XFRAME_MAX + 2];
+	size_t inlen, inwant;
+};
+
+static void ingress_free(struct ffr_ingress *g)
+{
+	TAILQ_REMOVE(&g->r->ingresses, g, link);
+	if (g->ev)
+		event_free(g->ev);
+	if (g->fd >= 0)
+		close(g->fd);
+	free(g);
+}
+
+static void answer(int fd, Ff__Status st, const char *err)
+{
+	uint8_t buf[256];
+	size_t len = ffr_xreply_frame(st, err, buf, sizeof(buf));
+
+	/* a few bytes into an empty socket buffer: they fit */
+	if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
+		ff_dbg("ingress: reply not sent: %s", strerror(errno));
+}
+
+/* Queues fd on container c's listener for local; consumes fd. */
+static int queue_conn(struct ffr_router *r, struct ffr_container *c, const struct ff_sa *local,
+		      const struct ff_sa *peer, const char *peer_name, int fd)
+{
+	Ff__Accepted a = FF__ACCEPTED__INIT;
+	Ff__Addr lm, pm;
+	uint8_t lb[16], pb[16];
+	struct ffr_listener *l = ffr_listener_find(c, local);
+	struct ffr_conn *cn;
+
+	if (!l) {
+		close(fd);
+		return -ECONNREFUSED;
+	}
+	cn = ffr_conn_tcp(r, c, false, local, peer, peer_name, fd);
+	ff_sa_to_proto(local, &lm, lb);
+	ff_sa_to_proto(peer, &pm, pb);
+	a.local = &lm;
+	a.peer = &pm;
+	a.path = FF__PATH__PATH_TCP;
+	a.conn_id = cn ? cn->id : 0;
+	a.slot = cn ? cn->srv.slot : UINT32_MAX;
+	return ffr_listener_push(l, &a, fd);
+}
+
+static void preamble(struct ffr_ingress *g)
+{
+	struct ffr_router *r = g->r;
+	Ff__XPreamble *p = NULL;
+	struct ffr_container *t;
+	struct ff_sa src, dst;
+	char name[FFR_NAME_MAX + FFR_HOST_MAX + 2], a[FF_ADDRSTRLEN];
+	int err = ffr_preamble_open(r, g->in + 2, g->inlen - 2, &p);
+
+	if (err) {
+		r->bad_messages++;
+		ff_warn("ingress from %s: preamble refused (%s)", ff_sa_fmt(&g->from, a, sizeof(a)),
+			err == -EACCES ? "bad MAC: wrong or no cluster secret"
+			: err == -ETIME ? "stale: clocks more than a minute apart?"
+			: err == -EALREADY ? "replayed"
+					   : strerror(-err));
+		answer(g->fd, FF__STATUS__ST_PERM, "not authenticated");
+		return;
+	}
+	snprintf(name, sizeof(name), "%.63s@%.63s", p->src_container, p->src_host);
+	err = ff_sa_from_proto(&src, p->src) < 0 || ff_sa_from_proto(&dst, p->dst) < 0 ? -EINVAL : 0;
+	ff__xpreamble__free_unpacked(p, NULL);
+	t = err ? NULL : ffr_container_by_ip(r, &dst.ip);
+	if (!t || t->remote) {
+		answer(g->fd, FF__STATUS__ST_REFUSED, "no such container on this host");
+		return;
+	}
+	if (!ffr_listener_find(t, &dst)) {
+		answer(g->fd, FF__STATUS__ST_REFUSED, "connection refused");
+		return;
+	}
+	/* the answer first: once queued, the app may write at once */
+	answer(g->fd, FF__STATUS__ST_OK, NULL);
+	err = queue_conn(r, t, &dst, &src, name, g->fd);
+	g->fd = -1;
+	if (err)
+		ff_warn("%s: accept queue full, dropped a connection from %s", t->name, name);
+}
+
+static void ingress_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_ingress *g = arg;
+
+	if (what & EV_TIMEOUT) {
+		ingress_free(g);
+		return;
+	}
+	while (g->inlen < g->inwant) {
+		ssize_t n = recv(fd, g->in + g->inlen, g->inwant - g->inlen, MSG_DONTWAIT);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0)
+			goto out_free;
+		g->inlen += (size_t)n;
+		if (g->inwant == 2 && g->inlen == 2) {
+			g->inwant = 2 + ((size_t)g->in[0] << 8 | g->in[1]);
+			if (g->inwant > sizeof(g->in) || g->inwant < 3) {
+				g->r->bad_messages++;
+				goto out_free;
+			}
+		}
+	}
+	preamble(g);
+out_free:
+	ingress_free(g);
+}
+
+static void ingress_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct ffr_router *r = arg;
+	struct timeval tv = {.tv_sec = PREAMBLE_MS / 1000};
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct ffr_ingress *g;
+
+		if (fd < 0)
+			return;
+		g = calloc(1, sizeof(*g));
+		if (!g) {
+			close(fd);
+			continue;
+		}
+		g->r = r;
+		g->fd = fd;
+		g->inwant = 2;
+		ff_sa_from_sockaddr(&g->from, (struct sockaddr *)&ss, len);
+		TAILQ_INSERT_TAIL(&r->ingresses, g, link);
+		g->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, ingress_cb, g);
+		if (!g->ev || event_add(g->ev, &tv) < 0)
+			ingress_free(g);
+	}
+}
+
+/* A non-blocking TCP listener on addr in this (the host's) namespace. */
+static int tcp_listen(const struct ff_sa *addr)
+{
+	struct sockaddr_storage ss;
+	int one = 1, len = ff_sa_to_sockaddr(addr, addr->ip.family, &ss), err;
+	int fd = socket(addr->ip.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 || listen(fd, 1024) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int ffr_ingress_open(struct ffr_router *r, const char *hostport)
+{
+	struct ff_sa addr;
+
+	if (ffr_parse_hostport(hostport, &addr) < 0)
+		return -EINVAL;
+	r->ifd = tcp_listen(&addr);
+	if (r->ifd < 0)
+		return r->ifd;
+	r->iev = event_new(r->base, r->ifd, EV_READ | EV_PERSIST, ingress_accept_cb, r);
+	if (!r->iev || event_add(r->iev, NULL) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+void ffr_ingress_close(struct ffr_router *r)
+{
+	struct ffr_ingress *g;
+	struct ffr_publish *p;
+
+	while ((g = TAILQ_FIRST(&r->ingresses)))
+		ingress_free(g);
+	while ((p = TAILQ_FIRST(&r->publishes)))
+		ffr_publish_free(p);
+	if (r->iev)
+		event_free(r->iev);
+	if (r->ifd >= 0)
+		close(r->ifd);
+	r->iev = NULL;
+	r->ifd = -1;
+}
+
+/* ---- published ports ---- */
+
+static void publish_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct ffr_publish *p = arg;
+	struct ffr_container *c = ffr_container_find(p->r, p->container);
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+		struct ff_sa peer, local = {.port = p->port};
+		char name[FF_ADDRSTRLEN];
+
+		if (fd < 0)
+			return;
+		if (!c || c->remote || ff_sa_from_sockaddr(&peer, (struct sockaddr *)&ss, len) < 0) {
+			close(fd);
+			continue;
+		}
+		/* the container's address of the client's family, else its first */
+		local.ip = ffr_container_ip(c, peer.ip.family) ? *ffr_container_ip(c, peer.ip.family)
+							       : c->ips[0];
+		ff_sa_fmt(&peer, name, sizeof(name));
+		if (queue_conn(p->r, c, &local, &peer, name, fd) == 0)
+			p->accepted++;
+	}
+}
+
+struct ffr_publish *ffr_publish_find(struct ffr_router *r, uint16_t host_port)
+{
+	struct ffr_publish *p;
+
+	TAILQ_FOREACH (p, &r->publishes, link)
+		if (p->host_port == host_port)
+			return p;
+	return NULL;
+}
+
+int ffr_publish_add(struct ffr_router *r, const char *container, uint16_t host_port,
+		    uint16_t port, struct ffr_publish **out)
+{
+	struct ff_sa any = {.ip = {.family = AF_INET6}, .port = host_port};
+	struct ffr_publish *p;
+
+	if (!host_port || !port)
+		return -EINVAL;
+	if (ffr_publish_find(r, host_port))
+		return -EADDRINUSE;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->r = r;
+	snprintf(p->container, sizeof(p->container), "%s", container);
+	p->host_port = host_port;
+	p->port = port;
+	p->fd = tcp_listen(&any); /* [::] takes IPv4 too */
+	if (p->fd == -EAFNOSUPPORT || p->fd == -EADDRNOTAVAIL) {
+		any.ip.family = AF_INET; /* no IPv6 here */
+		p->fd = tcp_listen(&any);
+	}
+	if (p->fd < 0) {
+		int err = p->fd;
+
+		free(p);
+		return err;
+	}
+	TAILQ_INSERT_TAIL(&r->publishes, p, link);
+	p->ev = event_new(r->base, p->fd, EV_READ | EV_PERSIST, publish_accept_cb, p);
+	if (!p->ev || event_add(p->ev, NULL) < 0) {
+		ffr_publish_free(p);
+		return -ENOMEM;
+	}
+	if (out)
+		*out = p;
+	return 0;
+}
+
+void ffr_publish_free(struct ffr_publish *p)
+{
+	if (!p)
+		return;
+	TAILQ_REMOVE(&p->r->publishes, p, link);
+	if (p->ev)
+		event_free(p->ev);
+	close(p->fd);
+	free(p);
+}

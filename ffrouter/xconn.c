@@ -1,0 +1,370 @@
+/* A connect to a container on another host: this router opens a host TCP
+ * connection to that host's router (its ingress), sends a sealed preamble
+ * naming source and destination, reads the answer, and on success hands
+ * the connected socket to the app (ConnectReply, path TCP). From then on
+ * the two apps share a plain host TCP connection; no router is in the way.
+ *
+ * Everything is non-blocking on the event loop; the shim waits for the
+ * reply. Failures map to the errno the kernel would have given the app.
+ * Invariant: an xconn owns its fd until it is handed over or closed, and
+ * dies with the channel that asked for it. */
+#include "router.h"
+
+#include "fdpass.h"
+#include "log.h"
+#include "msg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct ffr_xconn {
+	TAILQ_ENTRY(ffr_xconn) link;
+	struct ffr_router *r;
+	struct ffr_chan *ch;
+	uint64_t req_id;
+	char cname[FFR_NAME_MAX + 1]; /* client container */
+	char peer[FFR_NAME_MAX + FFR_HOST_MAX + 2]; /* target "name@host" */
+	struct ff_sa src, dst;
+	int fd;
+	struct event *ev;
+	bool direct; /* policy host: a plain host connection, no router at the far end */
+	bool sent;
+	uint8_t out[FFR_XFRAME_MAX + 2];
+	size_t outlen, outoff;
+	uint8_t in[FFR_XFRAME_MAX + 2];
+	size_t inlen, inwant; /* inwant: 2 until the length is known */
+	struct timeval deadline;
+};
+
+static void xconn_free(struct ffr_xconn *x)
+{
+	TAILQ_REMOVE(&x->r->xconns, x, link);
+	if (x->ev)
+		event_free(x->ev);
+	if (x->fd >= 0)
+		close(x->fd);
+	free(x);
+}
+
+void ffr_xconn_cancel_chan(struct ffr_chan *ch)
+{
+	struct ffr_xconn *x, *next;
+
+	for (x = TAILQ_FIRST(&ch->r->xconns); x; x = next) {
+		next = TAILQ_NEXT(x, link);
+		if (x->ch == ch)
+			xconn_free(x);
+	}
+}
+
+void ffr_xconn_free_all(struct ffr_router *r)
+{
+	struct ffr_xconn *x;
+
+	while ((x = TAILQ_FIRST(&r->xconns)))
+		xconn_free(x);
+}
+
+static Ff__Status errno_status(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case EPIPE:
+		return FF__STATUS__ST_REFUSED;
+	case ETIMEDOUT:
+		return FF__STATUS__ST_TIMEDOUT;
+	default:
+		return FF__STATUS__ST_UNREACH;
+	}
+}
+
+static ino_t fd_ino(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+struct ffr_conn *ffr_conn_tcp(struct ffr_router *r, struct ffr_container *c, bool client,
+			      const struct ff_sa *local, const struct ff_sa *remote,
+			      const char *remote_name, int fd)
+{
+	struct ffr_conn *cn = ffr_conn_new(r, FF__PATH__PATH_TCP);
+	struct ffr_conn_side *mine, *theirs;
+
+	if (!cn)
+		return NULL;
+	mine = client ? &cn->cli : &cn->srv;
+	theirs = client ? &cn->srv : &cn->cli;
+	if (ffr_conn_side_set(mine, c, local, fd_ino(fd)) < 0) {
+		ffr_conn_free(r, cn);
+		return NULL;
+	}
+	snprintf(theirs->name, sizeof(theirs->name), "%s", remote_name);
+	theirs->addr = *remote;
+	r->conns_total++;
+	ffr_sweep_arm(r);
+	return cn;
+}
+
+/* A plain host socket for an app whose policy is host: not an overlay
+ * connection, so nothing to name or count (path NONE). */
+static void hand_over_direct(struct ffr_xconn *x)
+{
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__ConnectReply cr = FF__CONNECT_REPLY__INIT;
+
+	rep.id = x->req_id;
+	rep.body_case = FF__REPLY__BODY_CONNECT;
+	rep.connect = &cr;
+	cr.path = FF__PATH__PATH_NONE;
+	ffr_reply(x->ch, &rep, &x->fd, 1);
+}
+
+/* The other router accepted: the socket goes to the app. */
+static void hand_over(struct ffr_xconn *x)
+{
+	struct ffr_container *c = ffr_container_find(x->r, x->cname);
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__ConnectReply cr = FF__CONNECT_REPLY__INIT;
+	Ff__Addr local, peer;
+	uint8_t lip[16], pip[16];
+	struct ffr_conn *cn = c && !c->remote
+				      ? ffr_conn_tcp(x->r, c, true, &x->src, &x->dst, x->peer, x->fd)
+				      : NULL;
+
+	if (!cn) {
+		ffr_reply_status(x->ch, x->req_id, FF__STATUS__ST_INTERNAL, "cannot record connection");
+		return;
+	}
+	ff_sa_to_proto(&x->src, &local, lip);
+	ff_sa_to_proto(&x->dst, &peer, pip);
+	rep.id = x->req_id;
+	rep.body_case = FF__REPLY__BODY_CONNECT;
+	rep.connect = &cr;
+	cr.local = &local;
+	cr.peer = &peer;
+	cr.conn_id = cn->id;
+	cr.slot = cn->cli.slot;
+	cr.path = FF__PATH__PATH_TCP;
+	ffr_reply(x->ch, &rep, &x->fd, 1);
+}
+
+/* Ends the attempt: hands the socket over on OK, else reports st. */
+static void finish(struct ffr_xconn *x, Ff__Status st, const char *why)
+{
+	char d[FF_ADDRSTRLEN];
+
+	if (st == FF__STATUS__ST_OK && x->direct) {
+		hand_over_direct(x);
+	} else if (st == FF__STATUS__ST_OK) {
+		hand_over(x);
+	} else {
+		ff_info("%s -> %s (%s): %s", x->cname, ff_sa_fmt(&x->dst, d, sizeof(d)), x->peer, why);
+		ffr_reply_status(x->ch, x->req_id, st, "%s", why);
+	}
+	xconn_free(x);
+}
+
+/* Reads the reply frame, never a byte past it: the other app may already
+ * be writing on this connection. Returns 1 when complete. */
+static int read_reply(struct ffr_xconn *x)
+{
+	while (x->inlen < x->inwant) {
+		ssize_t n = recv(x->fd, x->in + x->inlen, x->inwant - x->inlen, MSG_DONTWAIT);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		x->inlen += (size_t)n;
+		if (x->inwant == 2 && x->inlen == 2) {
+			x->inwant = 2 + ((size_t)x->in[0] << 8 | x->in[1]);
+			if (x->inwant > sizeof(x->in) || x->inwant < 3)
+				return -EPROTO;
+		}
+	}
+	return 1;
+}
+
+static void got_reply(struct ffr_xconn *x)
+{
+	Ff__XReply *rep = (Ff__XReply *)ff_msg_unpack(&ff__xreply__descriptor, x->in + 2,
+						      x->inlen - 2);
+	char why[160];
+
+	if (!rep) {
+		finish(x, FF__STATUS__ST_UNREACH, "malformed reply from the other router");
+		return;
+	}
+	snprintf(why, sizeof(why), "%s", *rep->error ? rep->error : ff_status_name(rep->status));
+	/* the other side's "no listener" is a refusal here: there is no
+	 * other path to a container on another host */
+	finish(x, rep->status == FF__STATUS__ST_OK ? FF__STATUS__ST_OK
+		  : rep->status == FF__STATUS__ST_UNREACH || rep->status == FF__STATUS__ST_TIMEDOUT
+		      ? rep->status
+		      : FF__STATUS__ST_REFUSED,
+	       why);
+	ff__xreply__free_unpacked(rep, NULL);
+}
+
+static int send_preamble(struct ffr_xconn *x)
+{
+	while (x->outoff < x->outlen) {
+		ssize_t n = send(x->fd, x->out + x->outoff, x->outlen - x->outoff,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		x->outoff += (size_t)n;
+	}
+	return 1;
+}
+
+static void xconn_cb(evutil_socket_t fd, short what, void *arg);
+
+static void rearm(struct ffr_xconn *x, short what)
+{
+	struct timeval now, left;
+
+	evutil_gettimeofday(&now, NULL);
+	evutil_timersub(&x->deadline, &now, &left);
+	if (left.tv_sec < 0)
+		left.tv_sec = left.tv_usec = 0;
+	event_del(x->ev);
+	event_assign(x->ev, x->r->base, x->fd, what, xconn_cb, x);
+	event_add(x->ev, &left);
+}
+
+static void xconn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_xconn *x = arg;
+	socklen_t len = sizeof(int);
+	int err = 0, r;
+
+	if (what & EV_TIMEOUT) {
+		finish(x, FF__STATUS__ST_TIMEDOUT, "the other router did not answer in time");
+		return;
+	}
+	if (!x->sent) {
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+			finish(x, errno_status(err), strerror(err));
+			return;
+		}
+		if (x->direct) {
+			finish(x, FF__STATUS__ST_OK, NULL);
+			return;
+		}
+		r = send_preamble(x);
+		if (r < 0) {
+			finish(x, errno_status(-r), strerror(-r));
+			return;
+		}
+		x->sent = r == 1;
+		rearm(x, x->sent ? EV_READ : EV_WRITE);
+		return;
+	}
+	r = read_reply(x);
+	if (r < 0)
+		finish(x, errno_status(-r), strerror(-r));
+	else if (r == 1)
+		got_reply(x);
+	else
+		rearm(x, EV_READ);
+}
+
+/* Starts the host connection. Across hosts the client's overlay port is
+ * the host socket's own ephemeral port: both apps then agree on it. */
+static int open_socket(struct ffr_xconn *x, const struct ff_sa *to)
+{
+	struct sockaddr_storage ss;
+	socklen_t slen = sizeof(ss);
+	int len = ff_sa_to_sockaddr(to, to->ip.family, &ss);
+	struct ff_sa mine;
+
+	x->fd = socket(to->ip.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (x->fd < 0)
+		return -errno;
+	if (connect(x->fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 && errno != EINPROGRESS)
+		return -errno;
+	if (!x->direct && !x->src.port &&
+	    getsockname(x->fd, (struct sockaddr *)&ss, &slen) == 0 &&
+	    ff_sa_from_sockaddr(&mine, (struct sockaddr *)&ss, slen) == 0)
+		x->src.port = mine.port;
+	return 0;
+}
+
+static int seal(struct ffr_xconn *x)
+{
+	Ff__XPreamble p = FF__XPREAMBLE__INIT;
+	Ff__Addr s, d;
+	uint8_t sb[16], db[16];
+	int n;
+
+	p.src_host = x->r->host_id;
+	p.src_container = x->cname;
+	ff_sa_to_proto(&x->src, &s, sb);
+	ff_sa_to_proto(&x->dst, &d, db);
+	p.src = &s;
+	p.dst = &d;
+	n = ffr_preamble_seal(x->r, &p, x->out, sizeof(x->out));
+	if (n < 0)
+		return n;
+	x->outlen = (size_t)n;
+	return 0;
+}
+
+void ffr_xconn_start(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+		     const struct ff_sa *src, const struct ff_sa *dst)
+{
+	struct ffr_router *r = ch->r;
+	struct ffr_host *h = t ? ffr_host_find(r, t->host) : NULL;
+	struct ffr_xconn *x;
+	struct timeval tv = {.tv_sec = r->xconnect_ms / 1000,
+			     .tv_usec = (r->xconnect_ms % 1000) * 1000};
+	int err;
+
+	if (t && (!h || !r->secret)) {
+		r->fallbacks++;
+		ffr_reply_status(ch, id, FF__STATUS__ST_UNREACH, "%s",
+				 !h ? "unknown host" : "no cluster secret: cross-host is off");
+		return;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		ffr_reply_status(ch, id, FF__STATUS__ST_INTERNAL, "out of memory");
+		return;
+	}
+	x->r = r;
+	x->ch = ch;
+	x->req_id = id;
+	x->fd = -1;
+	x->direct = !t;
+	if (src)
+		x->src = *src;
+	x->dst = *dst;
+	x->inwant = 2;
+	snprintf(x->cname, sizeof(x->cname), "%s", ch->c->name);
+	if (t)
+		snprintf(x->peer, sizeof(x->peer), "%s@%s", t->name, t->host);
+	else
+		ff_sa_fmt(dst, x->peer, sizeof(x->peer));
+	TAILQ_INSERT_TAIL(&r->xconns, x, link);
+	err = open_socket(x, t ? &h->addr : dst);
+	if (!err && t)
+		err = seal(x);
+	if (err) {
+		finish(x, errno_status(-err), strerror(-err));
+		return;
+	}
+	evutil_gettimeofday(&x->deadline, NULL);
+	evutil_timeradd(&x->deadline, &tv, &x->deadline);
+	x->ev = event_new(r->base, x->fd, EV_WRITE, xconn_cb, x);
+	if (!x->ev || event_add(x->ev, &tv) < 0)
+		finish(x, FF__STATUS__ST_INTERNAL, "out of memory");
+}
