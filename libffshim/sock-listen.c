@@ -221,6 +221,7 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 {
 	struct ffs_sock *c = NULL;
 	struct ff_sa local, peer;
+	int fl;
 
 	if (ff_sa_from_proto(&local, a->local) < 0 || ff_sa_from_proto(&peer, a->peer) < 0)
 		return -EPROTO;
@@ -237,8 +238,10 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 			REAL(setsockopt)(nfd, l->opts[i].level, l->opts[i].name, l->opts[i].val,
 					 l->opts[i].len);
 	}
-	if (flags & SOCK_NONBLOCK)
-		REAL(fcntl)(nfd, F_SETFL, REAL(fcntl)(nfd, F_GETFL) | O_NONBLOCK);
+	/* exactly what accept4 was asked for, whatever the router's socket had */
+	fl = REAL(fcntl)(nfd, F_GETFL);
+	if (fl >= 0 && !!(fl & O_NONBLOCK) != !!(flags & SOCK_NONBLOCK))
+		REAL(fcntl)(nfd, F_SETFL, fl ^ O_NONBLOCK);
 	if (!(flags & SOCK_CLOEXEC))
 		REAL(fcntl)(nfd, F_SETFD, 0);
 	ffs_fd_set(nfd, c ? c : ffs_sock_new(FFS_OTHER, l->family));

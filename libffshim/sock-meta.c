@@ -56,15 +56,17 @@ struct ffs_sock *ffs_lookup_fd(int fd)
 	Ff__Lookup m = FF__LOOKUP__INIT;
 	Ff__Reply *rep = NULL;
 	struct ffs_sock *s = NULL;
-	int rfds[FF_MAX_FDS], nrfds = 0, dom = -1, saved = errno;
+	int rfds[FF_MAX_FDS], nrfds = 0, dom = -1, type = -1, saved = errno;
 	socklen_t len = sizeof(dom);
 	struct stat st;
 
 	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-	    REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0)
+	    REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 ||
+	    REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
 		goto out;
-	if (dom != AF_UNIX) { /* a plain socket: remember, do not ask again */
-		ffs_fd_set(fd, ffs_sock_new(FFS_OTHER, dom));
+	/* ours are AF_UNIX pairs (same host) and TCP sockets (across hosts) */
+	if (dom != AF_UNIX && !((dom == AF_INET || dom == AF_INET6) && type == SOCK_STREAM)) {
+		ffs_fd_set(fd, ffs_sock_new(FFS_OTHER, dom)); /* do not ask again */
 		goto out;
 	}
 	if (!ffs_chan_up())
@@ -91,11 +93,13 @@ int ffs_getsockname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
 
 	if (!s) {
 		r = peer ? REAL(getpeername)(fd, addr, len) : REAL(getsockname)(fd, addr, len);
-		if (r < 0 || !addr || !len || *len != sizeof(sa_family_t) ||
-		    addr->sa_family != AF_UNIX)
+		if (r < 0 || !addr || !len)
 			return r;
-		s = ffs_lookup_fd(fd); /* an unnamed AF_UNIX socket: ours, after exec? */
-		if (!s)
+		/* a socket this process never made (inherited across exec):
+		 * an unnamed AF_UNIX one or a TCP one may be ours */
+		s = addr->sa_family == AF_UNIX && *len != sizeof(sa_family_t) ? NULL
+									    : ffs_lookup_fd(fd);
+		if (!s || s->kind == FFS_OTHER)
 			return r;
 	}
 	if (s->kind == FFS_CONN || (s->kind == FFS_LISTEN && !peer)) {
