@@ -1,0 +1,138 @@
+/* ffrouter/xauth.c: what one router accepts from another. A preamble
+ * sealed with the cluster secret opens; one sealed with another secret, a
+ * flipped byte, a truncated frame, a replay or a stale clock does not. */
+#include "cu.h"
+
+#include "msg.h"
+#include "router.h"
+#include "sha256.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+static struct ffr_router r, other;
+static Ff__Addr src, dst;
+static uint8_t sb[4] = {10, 200, 1, 2}, db[4] = {10, 200, 2, 2};
+
+static void setup_routers(void)
+{
+	r.secret = (uint8_t *)"0123456789abcdef-the-cluster";
+	r.secret_len = strlen((char *)r.secret);
+	other.secret = (uint8_t *)"0123456789abcdef-another-one";
+	other.secret_len = strlen((char *)other.secret);
+}
+
+static int sealed(struct ffr_router *by, uint8_t *buf, size_t cap)
+{
+	Ff__XPreamble p = FF__XPREAMBLE__INIT;
+
+	ff__addr__init(&src);
+	ff__addr__init(&dst);
+	src.family = dst.family = AF_INET;
+	src.ip.data = sb;
+	dst.ip.data = db;
+	src.ip.len = dst.ip.len = 4;
+	src.port = 40000;
+	dst.port = 80;
+	p.src_host = (char *)"A";
+	p.src_container = (char *)"a1";
+	p.src = &src;
+	p.dst = &dst;
+	return ffr_preamble_seal(by, &p, buf, cap);
+}
+
+static void test_roundtrip(void)
+{
+	uint8_t buf[FFR_XFRAME_MAX + 2];
+	Ff__XPreamble *p = NULL;
+	int n;
+
+	setup_routers();
+	n = sealed(&r, buf, sizeof(buf));
+	CU_ASSERT_FATAL(n > 2);
+	CU_ASSERT_EQUAL((size_t)n, 2 + ((size_t)buf[0] << 8 | buf[1]));
+	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_STRING_EQUAL(p->src_container, "a1");
+	CU_ASSERT_EQUAL(p->dst->port, 80);
+	ff__xpreamble__free_unpacked(p, NULL);
+	/* the same bytes again: a replay */
+	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), -EALREADY);
+}
+
+static void test_forgeries(void)
+{
+	uint8_t buf[FFR_XFRAME_MAX + 2];
+	Ff__XPreamble *p = NULL;
+	struct ffr_router none = {0};
+	int n;
+
+	setup_routers();
+	n = sealed(&other, buf, sizeof(buf));
+	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), -EACCES);
+	n = sealed(&r, buf, sizeof(buf));
+	buf[10] ^= 1;
+	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), -EACCES);
+	buf[10] ^= 1;
+	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 3, &p), -EACCES);
+	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, 10, &p), -EACCES);
+	/* no secret here: nothing opens, nothing is sealed */
+	CU_ASSERT_EQUAL(ffr_preamble_open(&none, buf + 2, (size_t)n - 2, &p), -EACCES);
+	CU_ASSERT_EQUAL(sealed(&none, buf, sizeof(buf)), -EACCES);
+	/* the genuine one still opens after all that */
+	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), 0);
+	ff__xpreamble__free_unpacked(p, NULL);
+}
+
+/* A well-MAC'd preamble from a clock two minutes off is refused. */
+static void test_stale(void)
+{
+	Ff__XPreamble p = FF__XPREAMBLE__INIT;
+	uint8_t buf[512], nonce[16] = {1, 2, 3};
+	struct timespec ts;
+	Ff__XPreamble *out = NULL;
+	size_t len;
+
+	setup_routers();
+	clock_gettime(CLOCK_REALTIME, &ts);
+	p.version = 1;
+	p.time_ms = (uint64_t)ts.tv_sec * 1000 - 120000;
+	p.nonce.data = nonce;
+	p.nonce.len = sizeof(nonce);
+	len = ff_msg_pack(&p.base, buf);
+	ff_hmac_sha256(r.secret, r.secret_len, buf, len, buf + len);
+	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf, len + FF_SHA256_LEN, &out), -ETIME);
+	/* the same with a fresh clock but a short nonce */
+	p.time_ms = (uint64_t)ts.tv_sec * 1000;
+	p.nonce.len = 4;
+	len = ff_msg_pack(&p.base, buf);
+	ff_hmac_sha256(r.secret, r.secret_len, buf, len, buf + len);
+	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf, len + FF_SHA256_LEN, &out), -EBADMSG);
+}
+
+static void test_reply_frame(void)
+{
+	uint8_t buf[256];
+	size_t n = ffr_xreply_frame(FF__STATUS__ST_REFUSED, "no", buf, sizeof(buf));
+	Ff__XReply *rep = (Ff__XReply *)ff_msg_unpack(&ff__xreply__descriptor, buf + 2, n - 2);
+
+	CU_ASSERT_EQUAL(n, 2 + ((size_t)buf[0] << 8 | buf[1]));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+	CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_REFUSED);
+	ff__xreply__free_unpacked(rep, NULL);
+	ffr_nonces_free(&r);
+}
+
+int main(void)
+{
+	static const struct cu_test tests[] = {
+		{"roundtrip_and_replay", test_roundtrip},
+		{"forgeries", test_forgeries},
+		{"stale", test_stale},
+		{"reply_frame", test_reply_frame},
+		{0},
+	};
+
+	return cu_run("xauth", tests);
+}
