@@ -162,6 +162,7 @@ void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		return;
 	}
 	ffr_map_publish(r);
+	ffr_etcd_put_container(r, c);
 	ff_info("registered %s (%s)", c->name, c->remote ? c->host : c->dir);
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
@@ -178,6 +179,8 @@ void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 		return;
 	}
 	dir = c->dir ? strdup(c->dir) : NULL;
+	if (!c->remote)
+		ffr_etcd_delete_container(r, c->name);
 	ffr_container_free(c);
 	ffr_map_publish(r);
 	/* A running container may still have it mounted; that is fine. */

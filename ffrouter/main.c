@@ -27,7 +27,9 @@ static void usage(FILE *f)
 		   "  --host-id NAME     this host's name in the locality map (default: hostname)\n"
 		   "  --ingress IP:PORT  accept connections from other routers here\n"
 		   "  --secret-file FILE the cluster secret (mode 600), needed across hosts\n"
-		   "  --xconnect-ms N    timeout of a connect to another router (default 3000)\n");
+		   "  --xconnect-ms N    timeout of a connect to another router (default 3000)\n"
+		   "  --store URL        etcd://HOST:PORT: share the locality map through etcd\n"
+		   "  --advertise IP:PORT where other routers reach this one (default: --ingress)\n");
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -63,6 +65,8 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 		{"ingress", required_argument, NULL, 'G'},
 		{"secret-file", required_argument, NULL, 'S'},
 		{"xconnect-ms", required_argument, NULL, 'X'},
+		{"store", required_argument, NULL, 'E'},
+		{"advertise", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -111,6 +115,12 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 			break;
 		case 'S':
 			cfg->secret_file = optarg;
+			break;
+		case 'E':
+			cfg->store = optarg;
+			break;
+		case 'A':
+			cfg->advertise = optarg;
 			break;
 		case 'X':
 			if (parse_u32(optarg, &v) < 0 || v > 600000) {

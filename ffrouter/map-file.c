@@ -31,89 +31,119 @@ static int parse_ips(char *v, struct ff_ip *ips, int *nips)
 	return *nips ? 0 : -EINVAL;
 }
 
-static int parse_host(struct ffr_router *r, const char *name, char **save)
+static int parse_attr(struct ffr_record *rec, char *t)
 {
-	struct ff_sa addr = {0};
-	bool rdma = false, have = false;
-	char *t;
+	unsigned long long dev, ino;
+	unsigned v;
 
-	while ((t = strtok_r(NULL, " \t\n", save))) {
-		if (!strncmp(t, "addr=", 5) && ffr_parse_hostport(t + 5, &addr) == 0)
-			have = true;
-		else if (!strcmp(t, "rdma"))
-			rdma = true;
-		else
-			return -EINVAL;
+	if (!strncmp(t, "ips=", 4))
+		return parse_ips(t + 4, rec->ips, &rec->nips);
+	if (!strncmp(t, "host=", 5) && strlen(t + 5) <= FFR_HOST_MAX) {
+		strcpy(rec->host, t + 5);
+		return 0;
 	}
-	return have ? ffr_host_add(r, name, &addr, rdma, NULL) : -EINVAL;
+	if (!strncmp(t, "policy=", 7))
+		return ffr_policy_parse(t + 7, &rec->policy);
+	if (!strncmp(t, "netns=", 6) && sscanf(t + 6, "%llu:%llu", &dev, &ino) == 2) {
+		rec->ns_dev = (dev_t)dev;
+		rec->ns_ino = (ino_t)ino;
+		return 0;
+	}
+	if (!strncmp(t, "addr=", 5))
+		return ffr_parse_hostport(t + 5, &rec->addr);
+	if (!strcmp(t, "rdma")) {
+		rec->rdma = true;
+		return 0;
+	}
+	if (sscanf(t, "hostport=%u", &v) == 1 && v && v <= 65535) {
+		rec->host_port = (uint16_t)v;
+		return 0;
+	}
+	if (sscanf(t, "port=%u", &v) == 1 && v && v <= 65535) {
+		rec->port = (uint16_t)v;
+		return 0;
+	}
+	return -EINVAL;
 }
 
-static int parse_publish(struct ffr_router *r, const char *name, char **save)
+int ffr_record_parse(const char *line, struct ffr_record *rec)
 {
-	unsigned hp = 0, p = 0;
-	char *t;
+	char buf[2048], *save = NULL, *kind, *name, *t;
 
-	while ((t = strtok_r(NULL, " \t\n", save))) {
-		if (sscanf(t, "hostport=%u", &hp) != 1 && sscanf(t, "port=%u", &p) != 1)
-			return -EINVAL;
-	}
-	if (!ffr_container_find(r, name) || hp > 65535 || p > 65535)
+	memset(rec, 0, sizeof(*rec));
+	if (strlen(line) >= sizeof(buf))
 		return -EINVAL;
-	return ffr_publish_add(r, name, (uint16_t)hp, (uint16_t)p, NULL);
-}
-
-static int parse_container(struct ffr_router *r, const char *name, char **save)
-{
-	struct ff_ip ips[FFR_MAX_IPS];
-	char *host = NULL, *t;
-	unsigned long long dev = 0, ino = 0;
-	enum ffr_policy policy = FFR_POLICY_CONTAINER;
-	struct ffr_container *c;
-	int nips = 0;
-
-	while ((t = strtok_r(NULL, " \t\n", save))) {
-		if (!strncmp(t, "ips=", 4)) {
-			if (parse_ips(t + 4, ips, &nips) < 0)
-				return -EINVAL;
-		} else if (!strncmp(t, "host=", 5)) {
-			host = t + 5;
-		} else if (!strncmp(t, "policy=", 7)) {
-			if (ffr_policy_parse(t + 7, &policy) < 0)
-				return -EINVAL;
-		} else if (!strncmp(t, "netns=", 6)) {
-			if (sscanf(t + 6, "%llu:%llu", &dev, &ino) != 2)
-				return -EINVAL;
-		} else {
-			return -EINVAL;
-		}
-	}
-	if (!nips || ffr_container_find(r, name))
-		return -EINVAL;
-	if (!ffr_host_is_self(r, host) && !ffr_host_find(r, host))
-		return -ENOENT;
-	for (int i = 0; i < nips; i++)
-		if (ffr_container_by_ip(r, &ips[i]))
-			return -EADDRINUSE;
-	return ffr_container_new(r, name, ips, nips, host, policy, (dev_t)dev, (ino_t)ino, &c);
-}
-
-static int parse_line(struct ffr_router *r, char *line)
-{
-	char *save = NULL, *kind, *name;
-
-	kind = strtok_r(line, " \t\n", &save);
+	strcpy(buf, line);
+	kind = strtok_r(buf, " \t\n", &save);
 	if (!kind || *kind == '#')
 		return 0;
 	name = strtok_r(NULL, " \t\n", &save);
 	if (!name || !ffr_name_valid(name))
 		return -EINVAL;
-	if (!strcmp(kind, "host"))
-		return parse_host(r, name, &save);
-	if (!strcmp(kind, "container"))
-		return parse_container(r, name, &save);
-	if (!strcmp(kind, "publish"))
-		return parse_publish(r, name, &save);
-	return -EINVAL;
+	strcpy(rec->name, name);
+	rec->kind = !strcmp(kind, "host")	 ? FFR_REC_HOST
+		    : !strcmp(kind, "container") ? FFR_REC_CONTAINER
+		    : !strcmp(kind, "publish")	 ? FFR_REC_PUBLISH
+						 : 0;
+	if (!rec->kind)
+		return -EINVAL;
+	while ((t = strtok_r(NULL, " \t\n", &save)))
+		if (parse_attr(rec, t) < 0)
+			return -EINVAL;
+	if ((rec->kind == FFR_REC_HOST && !rec->addr.port) ||
+	    (rec->kind == FFR_REC_CONTAINER && !rec->nips) ||
+	    (rec->kind == FFR_REC_PUBLISH && (!rec->host_port || !rec->port)))
+		return -EINVAL;
+	return 1;
+}
+
+int ffr_record_format(const struct ffr_router *r, const struct ffr_container *c, char *buf,
+		      size_t len)
+{
+	char ip[FF_ADDRSTRLEN];
+	size_t off;
+
+	off = (size_t)snprintf(buf, len, "container %s ips=", c->name);
+	for (int i = 0; i < c->nips && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "",
+					ff_ip_fmt(&c->ips[i], ip, sizeof(ip)));
+	if (off < len)
+		off += (size_t)snprintf(buf + off, len - off, " host=%s%s", c->host,
+					c->policy == FFR_POLICY_HOST ? " policy=host" : "");
+	if (c->ns_ino && off < len)
+		off += (size_t)snprintf(buf + off, len - off, " netns=%llu:%llu",
+					(unsigned long long)c->ns_dev, (unsigned long long)c->ns_ino);
+	return off < len ? (int)off : -ENAMETOOLONG;
+}
+
+/* A record from the state file: everything it names must be new. */
+static int parse_line(struct ffr_router *r, char *line)
+{
+	struct ffr_record rec;
+	struct ffr_container *c;
+	int err = ffr_record_parse(line, &rec);
+
+	if (err <= 0)
+		return err;
+	switch (rec.kind) {
+	case FFR_REC_HOST:
+		return ffr_host_add(r, rec.name, &rec.addr, rec.rdma, NULL);
+	case FFR_REC_PUBLISH:
+		if (!ffr_container_find(r, rec.name))
+			return -ENOENT;
+		return ffr_publish_add(r, rec.name, rec.host_port, rec.port, NULL);
+	default:
+		break;
+	}
+	if (ffr_container_find(r, rec.name))
+		return -EEXIST;
+	if (!ffr_host_is_self(r, rec.host) && !ffr_host_find(r, rec.host))
+		return -ENOENT;
+	for (int i = 0; i < rec.nips; i++)
+		if (ffr_container_by_ip(r, &rec.ips[i]))
+			return -EADDRINUSE;
+	return ffr_container_new(r, rec.name, rec.ips, rec.nips, rec.host, rec.policy, rec.ns_dev,
+				 rec.ns_ino, &c);
 }
 
 static void keep_bad_copy(const char *state)
@@ -161,20 +191,14 @@ int ffr_state_load(struct ffr_router *r)
 	return 0;
 }
 
-static void write_container(FILE *f, const struct ffr_container *c)
+static void write_container(FILE *f, const struct ffr_router *r, const struct ffr_container *c)
 {
-	char ip[FF_ADDRSTRLEN];
+	char line[1024];
 
-	fprintf(f, "container %s ips=", c->name);
-	for (int i = 0; i < c->nips; i++)
-		fprintf(f, "%s%s", i ? "," : "", ff_ip_fmt(&c->ips[i], ip, sizeof(ip)));
-	fprintf(f, " host=%s", c->host);
-	if (c->policy == FFR_POLICY_HOST)
-		fprintf(f, " policy=host");
-	if (c->ns_ino)
-		fprintf(f, " netns=%llu:%llu", (unsigned long long)c->ns_dev,
-			(unsigned long long)c->ns_ino);
-	fputc('\n', f);
+	if (c->from_store) /* the cluster store's, not ours to keep */
+		return;
+	if (ffr_record_format(r, c, line, sizeof(line)) > 0)
+		fprintf(f, "%s\n", line);
 }
 
 int ffr_state_save(struct ffr_router *r)
@@ -198,10 +222,11 @@ int ffr_state_save(struct ffr_router *r)
 	}
 	fprintf(f, "# ffrouter state (host %s): hosts, containers, published ports\n", r->host_id);
 	TAILQ_FOREACH (h, &r->hosts, link)
-		fprintf(f, "host %s addr=%s%s\n", h->name, ff_sa_fmt(&h->addr, a, sizeof(a)),
-			h->rdma ? " rdma" : "");
+		if (!h->from_store)
+			fprintf(f, "host %s addr=%s%s\n", h->name,
+				ff_sa_fmt(&h->addr, a, sizeof(a)), h->rdma ? " rdma" : "");
 	TAILQ_FOREACH (c, &r->containers, link)
-		write_container(f, c);
+		write_container(f, r, c);
 	TAILQ_FOREACH (p, &r->publishes, link)
 		fprintf(f, "publish %s hostport=%u port=%u\n", p->container, p->host_port, p->port);
 	if (fflush(f) != 0 || fsync(fd) != 0)

@@ -247,6 +247,11 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 			goto out_free;
 		}
 	}
+	if (cfg->store) {
+		*err = ffr_etcd_open(r, cfg->store, cfg->advertise ? cfg->advertise : cfg->ingress);
+		if (*err)
+			goto out_free;
+	}
 	return r;
 out_free:
 	ffr_router_free(r);
@@ -265,6 +270,7 @@ void ffr_router_free(struct ffr_router *r)
 
 	if (!r)
 		return;
+	ffr_etcd_close(r);
 	ffr_xconn_free_all(r);
 	ffr_ingress_close(r);
 	while ((ch = TAILQ_FIRST(&r->admin)))

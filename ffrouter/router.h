@@ -114,6 +114,8 @@ struct ffr_host {
 	char name[FFR_HOST_MAX + 1];
 	struct ff_sa addr; /* its router's ingress */
 	bool rdma;
+	bool from_store;
+	bool stale;
 };
 TAILQ_HEAD(ffr_host_list, ffr_host);
 
@@ -142,6 +144,8 @@ struct ffr_container {
 	int nips;
 	char host[FFR_HOST_MAX + 1];
 	bool remote; /* lives on another host: only its addresses are known here */
+	bool from_store; /* learned from the cluster store (not saved in the state file) */
+	bool stale;      /* during a store resync: not seen yet */
 	enum ffr_policy policy;
 	dev_t ns_dev; /* registered netns, 0 if none */
 	ino_t ns_ino;
@@ -165,6 +169,8 @@ struct ffr_config {
 	const char *ingress;     /* "IP:PORT" other routers connect to, or NULL */
 	const char *secret_file; /* the cluster secret */
 	int xconnect_ms;         /* connect timeout to another router */
+	const char *store;       /* "etcd://HOST:PORT", or NULL: the state file only */
+	const char *advertise;   /* "IP:PORT" other routers reach us at (default: ingress) */
 };
 
 struct ffr_router {
@@ -189,6 +195,7 @@ struct ffr_router {
 	uint8_t *secret;
 	size_t secret_len;
 	int xconnect_ms;
+	struct ffr_etcd *etcd; /* the cluster store, NULL with the state file only */
 	uint32_t nconns;
 	int map_fd, map_rofd;
 	struct ff_map_hdr *map;
@@ -325,7 +332,33 @@ void ffr_op_publish(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_host_to_proto(struct ffr_router *r, const struct ffr_host *h, Ff__Host *m, Ff__Addr *a,
 		       uint8_t ab[16]);
 
-/* map-file.c */
+/* map-etcd.c: the cluster store */
+int ffr_etcd_open(struct ffr_router *r, const char *url, const char *advertise);
+void ffr_etcd_close(struct ffr_router *r);
+/* Publishes a local registration (no-op without etcd). */
+void ffr_etcd_put_container(struct ffr_router *r, const struct ffr_container *c);
+void ffr_etcd_delete_container(struct ffr_router *r, const char *name);
+
+/* map-file.c: the state file, and the record format the etcd store shares */
+enum ffr_rec_kind { FFR_REC_HOST = 1, FFR_REC_CONTAINER, FFR_REC_PUBLISH };
+struct ffr_record {
+	enum ffr_rec_kind kind;
+	char name[FFR_NAME_MAX + 1];
+	char host[FFR_HOST_MAX + 1];
+	struct ff_ip ips[FFR_MAX_IPS];
+	int nips;
+	enum ffr_policy policy;
+	dev_t ns_dev;
+	ino_t ns_ino;
+	struct ff_sa addr; /* host */
+	bool rdma;
+	uint16_t host_port, port; /* publish */
+};
+/* 1 and *rec for a record, 0 for a blank or comment line, -EINVAL. */
+int ffr_record_parse(const char *line, struct ffr_record *rec);
+/* The container's record line; its length or -ENAMETOOLONG. */
+int ffr_record_format(const struct ffr_router *r, const struct ffr_container *c, char *buf,
+		      size_t len);
 int ffr_state_load(struct ffr_router *r);
 int ffr_state_save(struct ffr_router *r);
 

@@ -9,7 +9,7 @@ build=(meson ninja-build pkg-config gcc libc6-dev libibverbs-dev librdmacm-dev l
 	libprotobuf-c-dev protobuf-c-compiler libcunit1-dev)
 tests=(valgrind clang iproute2 iptables procps psmisc util-linux kmod busybox-static jq
 	docker.io iperf3 sockperf redis-server redis-tools nginx-light curl wrk
-	python3 python3-matplotlib)
+	python3 python3-matplotlib etcd-server)
 mapfile -t vm < <(grep -vE '^\s*(#|$)' "$here/tests/vm/deps.txt")
 
 want=("${build[@]}")

@@ -165,7 +165,20 @@ wait $spid
 n=$(jq '[.intervals[].sum.bytes | select(. > 0)] | length' "$XH_WORK/cli.log" 2>/dev/null || echo 0)
 ((n >= 4)) && ok "iperf3 across hosts kept flowing while router B was down ($n of 4 intervals)" ||
 	nok "iperf3 during router B's outage: $n intervals"
-if [[ $store == file ]]; then xh_router B; else xh_router B --store "$XH_ETCD"; fi
+if [[ $store == etcd ]]; then
+	# a dead host's lease runs out: its containers leave the others' maps
+	for ((i = 0; i < 200; i++)); do
+		xh_ctl A list --json | jq -e 'any(.[]; .name == "b1")' >/dev/null || break
+		sleep 0.1
+	done
+	((i < 200)) && ok "router B's containers expired from A's map $((i / 10)) s after B died" ||
+		nok "b1 still in A's map 20 s after router B died"
+	xh_router B --store "$XH_ETCD"
+	xh_etcd_converged && ok "router B back: it registered its containers again" ||
+		nok "router B back: not in A's map"
+else
+	xh_router B
+fi
 sleep 0.5
 [[ $(xh_x a1 -- redis-cli -h "$B1" get k 2>&1) == v1 ]] && ok "router B back: connects work again" ||
 	nok "router B back: redis unreachable"

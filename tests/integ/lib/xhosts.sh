@@ -93,6 +93,7 @@ xh_init() {
 xh_cleanup() {
 	local h c
 	for h in "${!XH_ROUTER[@]}"; do xh_router_stop "$h"; done
+	declare -F xh_etcd_stop >/dev/null && xh_etcd_stop
 	for c in a1 a2 b1 A B; do ip netns del "$(xh_ns "$c")" 2>/dev/null; done
 	[[ -n ${XH_KEEP:-} ]] || rm -rf "$XH_WORK"
 	return 0
