@@ -296,10 +296,20 @@ static void hand_back(void)
 	free(v);
 }
 
+/* Closes our channel. It leaves the epoll set first: a registration belongs
+ * to the open file, and a child forked while the channel was being opened
+ * may hold a copy, which would keep a closed fd's HUP in the set forever. */
+static void drop_wfd(void)
+{
+	if (w.wfd >= 0)
+		epoll_ctl(w.ep, EPOLL_CTL_DEL, w.wfd, NULL);
+	ffs_internal_close(&w.wfd);
+}
+
 static void router_gone(void)
 {
 	pthread_mutex_lock(&w.lock);
-	ffs_internal_close(&w.wfd);
+	drop_wfd();
 	for (int i = 0; i < w.n; i++)
 		w.v[i]->routed = false;
 	pthread_mutex_unlock(&w.lock);
@@ -317,17 +327,47 @@ static void try_router(void)
 	hand_back();
 }
 
+/* Lock held. A registration whose fd is already closed cannot be deleted:
+ * start a fresh set with what should be in it. */
+static void rebuild_epoll(void)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0)
+		return;
+	ffs_internal_close(&w.ep);
+	w.ep = ffs_hide_fd(ep);
+	ffs_fd_internal(w.ep, &w.ep);
+	if (w.wfd >= 0) {
+		struct epoll_event ev = {.events = EPOLLRDHUP, .data.fd = w.wfd};
+
+		epoll_ctl(w.ep, EPOLL_CTL_ADD, w.wfd, &ev);
+	}
+	for (int i = 0; i < w.n; i++)
+		w.v[i]->in_ep = false; /* sync_epoll adds them back */
+}
+
 static void events(struct epoll_event *ev, int n)
 {
 	for (int i = 0; i < n; i++) {
+		bool known = false;
+
 		if (ev[i].data.fd == w.wfd) {
 			router_gone();
 			continue;
 		}
 		pthread_mutex_lock(&w.lock);
-		for (int k = 0; k < w.n; k++)
-			if (w.v[k]->in_ep && w.v[k]->kfd == ev[i].data.fd)
+		for (int k = 0; k < w.n; k++) {
+			if (w.v[k]->in_ep && w.v[k]->kfd == ev[i].data.fd) {
 				forward(w.v[k]);
+				known = true;
+			}
+		}
+		if (!known) {
+			ff_warn("ffnet: listener watcher: stale registration of fd %d, rebuilt",
+				ev[i].data.fd);
+			rebuild_epoll();
+		}
 		pthread_mutex_unlock(&w.lock);
 	}
 }

@@ -54,10 +54,10 @@ flow() {
 	return 1
 }
 total() { xh_ctl A status --json | jq -r .conns_total; }
-bg() { # LOG CONTAINER -- CMD...: background, pid in $!
+bg() { # LOG CONTAINER -- CMD...: background with the shim, its pid in XH_PID
 	local log=$1
 	shift
-	xh_x "$@" >"$XH_WORK/$log" 2>&1 &
+	xh_spawn x "$@" >"$XH_WORK/$log" 2>&1
 }
 
 # ---- programs
@@ -65,10 +65,10 @@ iperf() {
 	local label=$1 spid cpid out bps f=1
 	shift
 	bg srv.log b1 -- iperf3 -s -1 -p 5201
-	spid=$!
+	spid=$XH_PID
 	xh_wait_port b1 5201
 	bg cli.log a1 -- iperf3 -c "$B1" -p 5201 -t 2 -J "$@"
-	cpid=$!
+	cpid=$XH_PID
 	sleep 1
 	flow 5201 || f=0
 	wait $cpid
@@ -87,7 +87,7 @@ iperf "-R" -R
 iperf "--bidir" --bidir
 
 bg sock.log b1 -- sockperf sr --tcp -i 0.0.0.0 -p 11111
-spid=$!
+spid=$XH_PID
 xh_wait_port b1 11111
 out=$(xh_x a1 -- sockperf pp --tcp -i "$B1" -p 11111 -t 2 2>&1)
 p50=$(sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' <<<"$out")
@@ -99,7 +99,7 @@ kill $spid 2>/dev/null
 wait $spid 2>/dev/null
 
 bg redis.log b1 -- redis-server --port 6379 --save '' --appendonly no --protected-mode no
-rpid=$!
+rpid=$XH_PID
 xh_wait_port b1 6379
 xh_x a1 -- redis-cli -h "$B1" set k v1 >/dev/null
 [[ $(xh_x a1 -- redis-cli -h "$B1" get k) == v1 ]] && ok "redis-cli set/get across hosts" || nok "redis-cli"
@@ -117,7 +117,7 @@ sed "s|/srv/www|$www|; s|^\(\s*\)listen .*|\1listen 80;|" "$XH_TOP/tests/integ/l
 sed -i "s|^pid .*|pid $XH_WORK/nginx.pid;|" "$XH_WORK/nginx.conf"
 grep -q '^pid ' "$XH_WORK/nginx.conf" || sed -i "1i pid $XH_WORK/nginx.pid;" "$XH_WORK/nginx.conf"
 bg nginx.log b1 -- nginx -c "$XH_WORK/nginx.conf" -e stderr
-npid=$!
+npid=$XH_PID
 xh_wait_port b1 80
 n0=$(total)
 got=$(xh_x a1 -- curl -sS "http://$B1/big.bin" | sha256sum | cut -d' ' -f1)
@@ -136,8 +136,6 @@ acc=$(xh_ctl B status --json | jq '.publishes[] | select(.host_port == 8080) | .
 [[ $got == hello && $acc -ge 1 ]] && ok "published port: host B :8080 -> b1:80 ($acc accepted)" ||
 	nok "published port: got '$got', accepted '$acc'"
 xh_ctl B unpublish b1 8080 >/dev/null
-kill $npid 2>/dev/null
-wait $npid 2>/dev/null
 
 # ---- refusals
 out=$(xh_x a1 -- redis-cli -h "$B1" -p 9 ping 2>&1)
@@ -149,10 +147,10 @@ bad1=$(xh_ctl B status --json | jq .bad_messages)
 
 # ---- router B dies: established flows go on, new connects fail fast
 bg srv.log b1 -- iperf3 -s -1 -p 5202
-spid=$!
+spid=$XH_PID
 xh_wait_port b1 5202
 bg cli.log a1 -- iperf3 -c "$B1" -p 5202 -t 4 -i 1 -J
-cpid=$!
+cpid=$XH_PID
 sleep 1
 xh_router_stop B KILL
 t0=$(date +%s%N)
@@ -162,6 +160,19 @@ grep -q 'Connection refused' <<<"$out" && ((ms < 1000)) && ok "router B down: co
 	nok "router B down: '$out' after ${ms} ms"
 wait $cpid
 wait $spid
+# nginx (a master and forked workers) while its router is away: its
+# listener keeps working (the shim's watcher forwards kernel connections)
+# and nothing spins
+t1=$(awk '{ print $14 + $15 }' /proc/$npid/stat)
+sleep 2
+t2=$(awk '{ print $14 + $15 }' /proc/$npid/stat)
+((t2 - t1 < 20)) && ok "nginx master idle while router B is down ($((t2 - t1)) ticks in 2 s)" ||
+	nok "nginx master busy while router B is down: $((t2 - t1)) ticks in 2 s"
+got=$(xh_in B -- curl -sS -m 5 "http://$B1/index.html" 2>&1)
+[[ $got == hello ]] && ok "router B down: b1's nginx still serves its host (kernel path)" ||
+	nok "router B down: nginx unreachable from host B: $got"
+kill $npid 2>/dev/null
+wait $npid 2>/dev/null
 n=$(jq '[.intervals[].sum.bytes | select(. > 0)] | length' "$XH_WORK/cli.log" 2>/dev/null || echo 0)
 ((n >= 4)) && ok "iperf3 across hosts kept flowing while router B was down ($n of 4 intervals)" ||
 	nok "iperf3 during router B's outage: $n intervals"
@@ -188,8 +199,8 @@ wait $rpid 2>/dev/null
 # ---- policy host: a connect outside the overlay gets a host socket
 xh_ctl A unregister a2 >/dev/null
 xh_ctl A register a2 --ip "${XH_CIP[a2]}" --policy host >/dev/null
-xh_in B -- python3 -m http.server 8090 --bind "${XH_HOSTIP[B]}" >/dev/null 2>&1 &
-hpid=$!
+xh_spawn in B -- /usr/bin/python3 -m http.server 8090 --bind "${XH_HOSTIP[B]}" >/dev/null 2>&1
+hpid=$XH_PID
 xh_wait_port B 8090
 lip=$(xh_x a2 -- curl -sS -o /dev/null -w '%{local_ip}' "http://${XH_HOSTIP[B]}:8090/")
 nip=$(xh_x a1 -- curl -sS -o /dev/null -w '%{local_ip}' "http://${XH_HOSTIP[B]}:8090/")
@@ -200,15 +211,15 @@ kill $hpid 2>/dev/null
 
 # ---- conformance: natively over a routed path vs through ffnet
 xh_route_direct
-xh_plain b1 -- "$XH_BUILD/tests/conform/ffconform" server --bind "$B1" --port 7000 >"$XH_WORK/nat.s" 2>/dev/null &
-spid=$!
+xh_spawn plain b1 -- "$XH_BUILD/tests/conform/ffconform" server --bind "$B1" --port 7000 >"$XH_WORK/nat.s" 2>/dev/null
+spid=$XH_PID
 xh_wait_port b1 7000
 xh_plain a1 -- "$XH_BUILD/tests/conform/ffconform" client --connect "$B1" --port 7000 >"$XH_WORK/nat.c" 2>/dev/null &&
 	ok "native conformance run (routed, same addresses) passes" || nok "native conformance run"
 wait $spid
 n0=$(total)
-xh_x b1 -- "$XH_BUILD/tests/conform/ffconform" server --bind "$B1" --port 7000 >"$XH_WORK/ff.s" 2>/dev/null &
-spid=$!
+xh_spawn x b1 -- "$XH_BUILD/tests/conform/ffconform" server --bind "$B1" --port 7000 >"$XH_WORK/ff.s" 2>/dev/null
+spid=$XH_PID
 xh_wait_port b1 7000
 xh_x a1 -- "$XH_BUILD/tests/conform/ffconform" client --connect "$B1" --port 7000 >"$XH_WORK/ff.c" 2>"$XH_WORK/ff.c.err"
 wait $spid

@@ -185,11 +185,11 @@ xh_wait_port() {
 	return 1
 }
 
-# xh_dnat H PORT C: the container network's way in: host H's PORT forwarded
-# to container C (what `docker -p` does with NAT).
+# xh_dnat H PORT C [CPORT]: the container network's way in: host H's PORT
+# forwarded to container C's CPORT (default PORT), as `docker -p` does.
 xh_dnat() {
 	xh_in "$1" -- iptables -w -t nat -A PREROUTING -d "${XH_HOSTIP[$1]}" -p tcp --dport "$2" \
-		-j DNAT --to-destination "${XH_CIP[$3]}:$2"
+		-j DNAT --to-destination "${XH_CIP[$3]}:${4:-$2}"
 }
 
 # xh_route_direct: route the container subnets between the hosts without
@@ -202,4 +202,19 @@ xh_route_direct() {
 		xh_in "$h" -- iptables -w -t nat -C POSTROUTING -d 10.200.0.0/16 -j RETURN 2>/dev/null ||
 			xh_in "$h" -- iptables -w -t nat -I POSTROUTING -d 10.200.0.0/16 -j RETURN
 	done
+}
+
+# xh_spawn WHO NAME -- CMD...: start CMD in the background (WHO: x = with
+# the shim, plain = container without it, in = host namespace) and set
+# XH_PID to CMD's own pid (the subshell execs it, so a kill reaches it).
+# Output goes where the caller redirected xh_spawn's.
+xh_spawn() {
+	local who=$1 name=$2
+	shift 3
+	case $who in
+	x) (exec ip netns exec "$(xh_ns "$name")" env LD_PRELOAD="$XH_SHIM" \
+		FFNET_SOCK="$(xh_rundir "${XH_CHOST[$name]}")/c/$name/ffrouter.sock" "$@") & ;;
+	*) (exec ip netns exec "$(xh_ns "$name")" "$@") & ;;
+	esac
+	XH_PID=$!
 }
