@@ -140,6 +140,30 @@ xh_ctl B unpublish b1 8080 >/dev/null
 # ---- refusals
 out=$(xh_x a1 -- redis-cli -h "$B1" -p 9 ping 2>&1)
 grep -q 'Connection refused' <<<"$out" && ok "no listener on b1:9: connection refused" || nok "no listener: $out"
+# a host whose router cannot be reached (no route: EHOSTUNREACH at once),
+# and one that never answers (SYNs dropped: ETIMEDOUT after --xconnect-ms)
+xh_ctl A host add C --addr 10.99.0.1:7946 >/dev/null
+xh_ctl A host add D --addr "${XH_HOSTIP[B]}:7947" >/dev/null
+xh_ctl A register c3 --ip 10.200.3.2 --host C >/dev/null
+xh_ctl A register d4 --ip 10.200.4.2 --host D >/dev/null
+xh_in A -- ip route add unreachable 10.99.0.0/24
+xh_in B -- iptables -w -A INPUT -p tcp --dport 7947 -j DROP
+pyconn='import errno, socket, sys, time
+s = socket.socket(); t = time.time()
+try:
+    s.connect((sys.argv[1], 80)); print("connected")
+except OSError as e:
+    print(errno.errorcode[e.errno], round(time.time() - t))'
+got=$(xh_x a1 -- /usr/bin/python3 -c "$pyconn" 10.200.3.2)
+[[ $got == "EHOSTUNREACH 0" ]] && ok "host C unreachable: connect fails with EHOSTUNREACH at once" ||
+	nok "host C unreachable: $got"
+got=$(xh_x a1 -- /usr/bin/python3 -c "$pyconn" 10.200.4.2)
+[[ $got == "ETIMEDOUT 3" ]] && ok "host D silent: connect fails with ETIMEDOUT after 3 s" ||
+	nok "host D silent: $got"
+xh_in B -- iptables -w -D INPUT -p tcp --dport 7947 -j DROP
+xh_ctl A unregister c3 >/dev/null
+xh_ctl A unregister d4 >/dev/null
+
 bad0=$(xh_ctl B status --json | jq .bad_messages)
 xh_in A -- bash -c "exec 3<>/dev/tcp/${XH_HOSTIP[B]}/$XH_PORT; printf '\x00\x40%064d' 0 >&3; sleep 0.3; cat <&3 >/dev/null" 2>/dev/null
 bad1=$(xh_ctl B status --json | jq .bad_messages)
