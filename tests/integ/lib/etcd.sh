@@ -14,13 +14,13 @@ xh_etcd_start() {
 		echo "SKIP: etcd is not installed (apt-get install etcd-server; scripts/deps.sh does)"
 		return 77
 	fi
-	xh_in A -- etcd --name ffxh --data-dir "$XH_WORK/etcd" \
+	xh_spawn in A -- etcd --name ffxh --data-dir "$XH_WORK/etcd" \
 		--listen-client-urls "http://${XH_HOSTIP[A]}:2379" \
 		--advertise-client-urls "http://${XH_HOSTIP[A]}:2379" \
 		--listen-peer-urls "http://${XH_HOSTIP[A]}:2380" \
 		--initial-advertise-peer-urls "http://${XH_HOSTIP[A]}:2380" \
-		--initial-cluster "ffxh=http://${XH_HOSTIP[A]}:2380" >"$XH_WORK/etcd.log" 2>&1 &
-	XH_ETCD_PID=$!
+		--initial-cluster "ffxh=http://${XH_HOSTIP[A]}:2380" >"$XH_WORK/etcd.log" 2>&1
+	XH_ETCD_PID=$XH_PID
 	for ((i = 0; i < 200; i++)); do
 		xh_in A -- curl -s -m 1 -X POST "http://${XH_HOSTIP[A]}:2379/v3/kv/range" \
 			-d '{"key":"AA=="}' 2>/dev/null | grep -q header && return 0

@@ -94,7 +94,11 @@ xh_cleanup() {
 	local h c
 	for h in "${!XH_ROUTER[@]}"; do xh_router_stop "$h"; done
 	declare -F xh_etcd_stop >/dev/null && xh_etcd_stop
-	for c in a1 a2 b1 A B; do ip netns del "$(xh_ns "$c")" 2>/dev/null; done
+	# whatever still runs in our namespaces goes with them
+	for c in a1 a2 b1 A B; do
+		ip netns pids "$(xh_ns "$c")" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+		ip netns del "$(xh_ns "$c")" 2>/dev/null
+	done
 	[[ -n ${XH_KEEP:-} ]] || rm -rf "$XH_WORK"
 	return 0
 }
@@ -108,10 +112,10 @@ xh_router() {
 	shift
 	rd=$(xh_rundir "$h")
 	# shellcheck disable=SC2086 # a word list on purpose
-	ip netns exec "$(xh_ns "$h")" ${XH_ROUTER_WRAP:-} "$XH_BUILD/ffrouter/ffrouter" \
+	xh_spawn in "$h" -- ${XH_ROUTER_WRAP:-} "$XH_BUILD/ffrouter/ffrouter" \
 		--rundir "$rd" --host-id "$h" --ingress "${XH_HOSTIP[$h]}:$XH_PORT" \
-		--secret-file "$XH_WORK/secret" --log-level info "$@" >>"$XH_WORK/router-$h.log" 2>&1 &
-	XH_ROUTER[$h]=$!
+		--secret-file "$XH_WORK/secret" --log-level info "$@" >>"$XH_WORK/router-$h.log" 2>&1
+	XH_ROUTER[$h]=$XH_PID
 	for ((i = 0; i < 500; i++)); do
 		[[ -S $rd/ffrouter.sock ]] && xh_ctl "$h" list >/dev/null 2>&1 && return 0
 		kill -0 "${XH_ROUTER[$h]}" 2>/dev/null || break
