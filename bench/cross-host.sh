@@ -12,6 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd -P)
 . "$here/../tests/integ/lib/xhosts.sh"
+. "$here/stats.sh"
 : "${BENCH_RUNS:=3}" "${BENCH_SECS:=5}"
 out=${BENCH_OUT:-$here/out}
 ncpu=$(nproc)
@@ -87,10 +88,6 @@ conns() { # WHERE: connections/s
 	stop_server
 	sed -n 's/^\([0-9]*\) connections\/s/\1/p' <<<"$o" | head -n 1
 }
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'; }
 
 wheres=(host nat ffnet)
 declare -A v=()

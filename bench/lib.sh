@@ -12,6 +12,8 @@
 
 # shellcheck source=../tests/integ/lib/ffenv.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../tests/integ/lib/ffenv.sh"
+# shellcheck source=stats.sh
+. "$(dirname "${BASH_SOURCE[0]}")/stats.sh"
 
 : "${BENCH_SECS:=5}"
 ncpu=$(nproc)
@@ -110,14 +112,6 @@ measure_redis() {
 	printf '%s %s\n' \
 		"$(sed -n 's/^ *SET: \([0-9.]*\) requests per second.*/\1/p' <<<"$out" | tail -n 1)" \
 		"$(sed -n 's/^ *GET: \([0-9.]*\) requests per second.*/\1/p' <<<"$out" | tail -n 1)"
-}
-
-median() { # numbers...: the median (middle of the sorted values)
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-ratio() { # A B: A/B with two decimals ("-" if B is 0)
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
 }
 
 # bench_setup NAME SUBNET: test bed, router, two registered containers

@@ -307,6 +307,9 @@ void ffr_nonces_free(struct ffr_router *r);
 /* Writes a length-prefixed XReply frame; returns its length. */
 size_t ffr_xreply_frame(Ff__Status st, const char *err, uint8_t *buf, size_t cap);
 
+/* shimops.c: the reply that hands the client end of cn to the app (fd not consumed) */
+void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd);
+
 /* xconn.c: a connect to a container on another host (t), or, for a
  * container whose policy is host, to a destination outside (t NULL) */
 void ffr_xconn_start(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,

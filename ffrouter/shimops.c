@@ -196,7 +196,7 @@ static int client_addr(struct ffr_container *c, const Ff__Connect *m, int family
 	return 0;
 }
 
-static void connect_reply(struct ffr_chan *ch, uint64_t id, struct ffr_conn *cn, int fd)
+void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
 	Ff__ConnectReply cr = FF__CONNECT_REPLY__INIT;
@@ -270,7 +270,7 @@ static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listen
 	sv[1] = -1;
 	if (err)
 		goto out_free;
-	connect_reply(ch, id, cn, sv[0]);
+	ffr_connect_reply(ch, id, cn, sv[0]);
 	close(sv[0]);
 	r->conns_total++;
 	ffr_sweep_arm(r);

@@ -1,8 +1,12 @@
 /* Router-to-router authentication. A preamble is a protobuf followed by
  * HMAC-SHA256(cluster secret, protobuf bytes), checked before the bytes are
- * even parsed. Freshness (a clock window) and a cache of recent nonces make
- * a recorded preamble useless to replay. Routers are assumed to have
- * roughly synchronised clocks (NTP); the window is WINDOW_MS either way. */
+ * parsed. Against replays, IPsec-style: each sending router stamps its
+ * preambles with a random boot id and a counter; the receiver keeps, per
+ * (sender, boot), the highest counter seen and a window of the WINDOW
+ * before it, so memory stays constant whatever the connection rate. A
+ * clock window (routers are assumed NTP-synchronised) bounds how long a
+ * boot's state must be kept: a preamble older than WINDOW_MS is refused
+ * anyway. */
 #include "router.h"
 
 #include "log.h"
@@ -16,16 +20,23 @@
 #include <time.h>
 
 #define XVERSION 1
-#define NONCE_LEN 16
 #define WINDOW_MS (60 * 1000)
-#define NONCE_SLOTS 8192 /* power of two */
+#define WINDOW 4096 /* counters accepted out of order behind the highest */
+#define SENDERS 1024
 
-struct nonce_ent {
-	uint8_t n[NONCE_LEN];
-	int64_t expires;
+struct sender {
+	char host[FFR_HOST_MAX + 1];
+	uint64_t boot, max;
+	uint64_t seen[WINDOW / 64]; /* bit (c % WINDOW) for counters in (max - WINDOW, max] */
+	int64_t last_ms;
 };
 
-static struct nonce_ent *nonces; /* one router per process */
+struct replay {
+	uint64_t boot, seq; /* ours, as a sender */
+	struct sender s[SENDERS];
+};
+
+static struct replay *rp; /* one router per process */
 
 static int64_t now_ms(void)
 {
@@ -35,47 +46,82 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void ffr_nonces_free(struct ffr_router *r)
+static int replay_init(void)
 {
-	free(nonces);
-	nonces = NULL;
+	if (rp)
+		return 0;
+	rp = calloc(1, sizeof(*rp));
+	if (!rp)
+		return -ENOMEM;
+	if (getrandom(&rp->boot, sizeof(rp->boot), 0) != sizeof(rp->boot)) {
+		free(rp);
+		rp = NULL;
+		return -EIO;
+	}
+	return 0;
 }
 
-/* Records a nonce; -EALREADY if seen within the window, -ENOSPC if full. */
-static int nonce_claim(const uint8_t *n, int64_t now)
+void ffr_nonces_free(struct ffr_router *r)
 {
-	uint32_t h = 0;
+	free(rp);
+	rp = NULL;
+}
 
-	if (!nonces && !(nonces = calloc(NONCE_SLOTS, sizeof(*nonces))))
-		return -ENOMEM;
-	memcpy(&h, n, sizeof(h));
-	for (uint32_t k = 0; k < NONCE_SLOTS; k++) {
-		struct nonce_ent *e = &nonces[(h + k) & (NONCE_SLOTS - 1)];
+/* The state of (host, boot), made if needed (reusing the least recent). */
+static struct sender *sender(const char *host, uint64_t boot, int64_t now)
+{
+	struct sender *old = &rp->s[0];
 
-		if (e->expires > now && !memcmp(e->n, n, NONCE_LEN))
-			return -EALREADY;
-		if (e->expires <= now) {
-			memcpy(e->n, n, NONCE_LEN);
-			e->expires = now + 2 * WINDOW_MS;
-			return 0;
-		}
+	for (int i = 0; i < SENDERS; i++) {
+		struct sender *s = &rp->s[i];
+
+		if (s->last_ms && s->boot == boot && !strcmp(s->host, host))
+			return s;
+		if (s->last_ms < old->last_ms)
+			old = s;
 	}
-	return -ENOSPC;
+	if (old->last_ms && now - old->last_ms < 2 * WINDOW_MS)
+		return NULL; /* all slots recently used: refuse rather than forget */
+	memset(old, 0, sizeof(*old));
+	snprintf(old->host, sizeof(old->host), "%s", host);
+	old->boot = boot;
+	return old;
+}
+
+/* Claims counter c of s; -EALREADY if seen, or too old for the window. */
+static int claim(struct sender *s, uint64_t c, int64_t now)
+{
+	uint64_t *w = &s->seen[(c % WINDOW) / 64], bit = 1ull << (c % 64);
+
+	if (s->last_ms && c + WINDOW <= s->max)
+		return -EALREADY;
+	if (!s->last_ms || c > s->max) {
+		/* slide: forget the counters the window leaves behind */
+		uint64_t from = s->last_ms ? s->max + 1 : c, n = c - from + 1;
+
+		for (uint64_t k = 0; k < n && k < WINDOW; k++)
+			s->seen[((from + k) % WINDOW) / 64] &= ~(1ull << ((from + k) % 64));
+		s->max = c;
+	} else if (*w & bit) {
+		return -EALREADY;
+	}
+	*w |= bit;
+	s->last_ms = now;
+	return 0;
 }
 
 int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size_t cap)
 {
-	uint8_t nonce[NONCE_LEN];
 	size_t len;
 
 	if (!r->secret)
 		return -EACCES;
-	if (getrandom(nonce, sizeof(nonce), 0) != sizeof(nonce))
-		return -EIO;
+	if (replay_init() < 0)
+		return -ENOMEM;
 	p->version = XVERSION;
 	p->time_ms = (uint64_t)now_ms();
-	p->nonce.data = nonce;
-	p->nonce.len = sizeof(nonce);
+	p->boot = rp->boot;
+	p->seq = ++rp->seq;
 	len = ff_msg_size(&p->base);
 	if (len + FF_SHA256_LEN > FFR_XFRAME_MAX || 2 + len + FF_SHA256_LEN > cap)
 		return -EMSGSIZE;
@@ -84,8 +130,6 @@ int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size
 	len += FF_SHA256_LEN;
 	buf[0] = (uint8_t)(len >> 8);
 	buf[1] = (uint8_t)len;
-	p->nonce.data = NULL;
-	p->nonce.len = 0;
 	return (int)(2 + len);
 }
 
@@ -93,6 +137,7 @@ int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__
 {
 	uint8_t mac[FF_SHA256_LEN];
 	Ff__XPreamble *p;
+	struct sender *s;
 	int64_t now = now_ms(), skew;
 	int err;
 
@@ -108,12 +153,14 @@ int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__
 	skew = now - (int64_t)p->time_ms;
 	if (p->version != XVERSION)
 		err = -EPROTO;
-	else if (p->nonce.len != NONCE_LEN)
+	else if (!*p->src_host || strlen(p->src_host) > FFR_HOST_MAX || !p->seq)
 		err = -EBADMSG;
 	else if (skew > WINDOW_MS || skew < -WINDOW_MS)
 		err = -ETIME;
+	else if (replay_init() < 0)
+		err = -ENOMEM;
 	else
-		err = nonce_claim(p->nonce.data, now);
+		err = (s = sender(p->src_host, p->boot, now)) ? claim(s, p->seq, now) : -ENOSPC;
 	if (err) {
 		ff__xpreamble__free_unpacked(p, NULL);
 		return err;

@@ -130,29 +130,14 @@ static void hand_over_direct(struct ffr_xconn *x)
 static void hand_over(struct ffr_xconn *x)
 {
 	struct ffr_container *c = ffr_container_find(x->r, x->cname);
-	Ff__Reply rep = FF__REPLY__INIT;
-	Ff__ConnectReply cr = FF__CONNECT_REPLY__INIT;
-	Ff__Addr local, peer;
-	uint8_t lip[16], pip[16];
 	struct ffr_conn *cn = c && !c->remote
 				      ? ffr_conn_tcp(x->r, c, true, &x->src, &x->dst, x->peer, x->fd)
 				      : NULL;
 
-	if (!cn) {
+	if (!cn)
 		ffr_reply_status(x->ch, x->req_id, FF__STATUS__ST_INTERNAL, "cannot record connection");
-		return;
-	}
-	ff_sa_to_proto(&x->src, &local, lip);
-	ff_sa_to_proto(&x->dst, &peer, pip);
-	rep.id = x->req_id;
-	rep.body_case = FF__REPLY__BODY_CONNECT;
-	rep.connect = &cr;
-	cr.local = &local;
-	cr.peer = &peer;
-	cr.conn_id = cn->id;
-	cr.slot = cn->cli.slot;
-	cr.path = FF__PATH__PATH_TCP;
-	ffr_reply(x->ch, &rep, &x->fd, 1);
+	else
+		ffr_connect_reply(x->ch, x->req_id, cn, x->fd);
 }
 
 /* Ends the attempt: hands the socket over on OK, else reports st. */

@@ -85,30 +85,63 @@ static void test_forgeries(void)
 	ff__xpreamble__free_unpacked(p, NULL);
 }
 
-/* A well-MAC'd preamble from a clock two minutes off is refused. */
-static void test_stale(void)
+/* Opens a well-MAC'd preamble with the given fields; its status. */
+static int forged(const char *host, uint64_t boot, uint64_t seq, int64_t age_ms)
 {
-	Ff__XPreamble p = FF__XPREAMBLE__INIT;
-	uint8_t buf[512], nonce[16] = {1, 2, 3};
+	Ff__XPreamble p = FF__XPREAMBLE__INIT, *out = NULL;
+	uint8_t buf[512];
 	struct timespec ts;
-	Ff__XPreamble *out = NULL;
 	size_t len;
+	int err;
 
-	setup_routers();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	p.version = 1;
-	p.time_ms = (uint64_t)ts.tv_sec * 1000 - 120000;
-	p.nonce.data = nonce;
-	p.nonce.len = sizeof(nonce);
+	p.src_host = (char *)host;
+	p.time_ms = (uint64_t)((int64_t)ts.tv_sec * 1000 - age_ms);
+	p.boot = boot;
+	p.seq = seq;
 	len = ff_msg_pack(&p.base, buf);
 	ff_hmac_sha256(r.secret, r.secret_len, buf, len, buf + len);
-	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf, len + FF_SHA256_LEN, &out), -ETIME);
-	/* the same with a fresh clock but a short nonce */
-	p.time_ms = (uint64_t)ts.tv_sec * 1000;
-	p.nonce.len = 4;
-	len = ff_msg_pack(&p.base, buf);
-	ff_hmac_sha256(r.secret, r.secret_len, buf, len, buf + len);
-	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf, len + FF_SHA256_LEN, &out), -EBADMSG);
+	err = ffr_preamble_open(&r, buf, len + FF_SHA256_LEN, &out);
+	if (out)
+		ff__xpreamble__free_unpacked(out, NULL);
+	return err;
+}
+
+/* A clock two minutes off, no sender or no counter: refused. */
+static void test_stale(void)
+{
+	setup_routers();
+	CU_ASSERT_EQUAL(forged("B", 7, 1, 120000), -ETIME);
+	CU_ASSERT_EQUAL(forged("B", 7, 1, -120000), -ETIME);
+	CU_ASSERT_EQUAL(forged("", 7, 1, 0), -EBADMSG);
+	CU_ASSERT_EQUAL(forged("B", 7, 0, 0), -EBADMSG);
+}
+
+/* Counters arrive out of order (connections race); each opens once, and
+ * one that fell behind the window is refused. Any number of preambles fit:
+ * a cache of everything seen ran out after 8192. */
+static void test_window(void)
+{
+	setup_routers();
+	CU_ASSERT_EQUAL(forged("W", 42, 10, 0), 0);
+	CU_ASSERT_EQUAL(forged("W", 42, 12, 0), 0);
+	CU_ASSERT_EQUAL(forged("W", 42, 11, 0), 0);
+	CU_ASSERT_EQUAL(forged("W", 42, 11, 0), -EALREADY);
+	CU_ASSERT_EQUAL(forged("W", 42, 10, 0), -EALREADY);
+	for (uint64_t c = 13; c < 100000; c++)
+		if (forged("W", 42, c, 0) != 0) {
+			CU_FAIL("a fresh counter was refused");
+			break;
+		}
+	CU_ASSERT_EQUAL(forged("W", 42, 99999, 0), -EALREADY);
+	CU_ASSERT_EQUAL(forged("W", 42, 90000, 0), -EALREADY); /* behind the window */
+	CU_ASSERT_EQUAL(forged("W", 42, 200000, 0), 0);	   /* a jump ahead */
+	/* the same counters under another boot, or from another host, are new */
+	CU_ASSERT_EQUAL(forged("W", 43, 11, 0), 0);
+	CU_ASSERT_EQUAL(forged("V", 42, 11, 0), 0);
+	/* and the old boot is still remembered */
+	CU_ASSERT_EQUAL(forged("W", 42, 200000, 0), -EALREADY);
 }
 
 static void test_reply_frame(void)
@@ -130,6 +163,7 @@ int main(void)
 		{"roundtrip_and_replay", test_roundtrip},
 		{"forgeries", test_forgeries},
 		{"stale", test_stale},
+		{"window", test_window},
 		{"reply_frame", test_reply_frame},
 		{0},
 	};
