@@ -42,6 +42,8 @@ static const struct op ops[] = {
 	[FF__REQUEST__BODY_UNREGISTER] = {ffr_op_unregister, 0, false, true},
 	[FF__REQUEST__BODY_LIST] = {ffr_op_list, 0, false, true},
 	[FF__REQUEST__BODY_STATUS] = {ffr_op_status, 0, false, true},
+	[FF__REQUEST__BODY_VERBS_OPEN] = {ffr_op_verbs_open, 0, true, false},
+	[FF__REQUEST__BODY_VERBS_STATUS] = {ffr_op_verbs_status, 0, false, true},
 };
 
 static bool chan_dead(struct ffr_chan *ch)

@@ -244,6 +244,7 @@ void ffr_container_free(struct ffr_container *c)
 			ffr_listener_free(l);
 	}
 	ffr_conn_detach_container(c->r, c);
+	ffr_rdma_container_free(c);
 	if (c->lev)
 		event_free(c->lev);
 	if (c->lfd >= 0) {

@@ -29,8 +29,12 @@ static void usage(FILE *f)
 		   "  --secret-file FILE the cluster secret (mode 600), needed across hosts\n"
 		   "  --xconnect-ms N    timeout of a connect to another router (default 3000)\n"
 		   "  --store URL        etcd://HOST:PORT: share the locality map through etcd\n"
-		   "  --advertise IP:PORT where other routers reach this one (default: --ingress)\n");
+		   "  --advertise IP:PORT where other routers reach this one (default: --ingress)\n"
+		   "  --rdma-dev NAME    RDMA device for containers' verbs (default: the first\n"
+		   "                     one, if any; none: no RDMA)\n");
 }
+
+static const char *rdma_dev; /* --rdma-dev */
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -67,6 +71,7 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 		{"xconnect-ms", required_argument, NULL, 'X'},
 		{"store", required_argument, NULL, 'E'},
 		{"advertise", required_argument, NULL, 'A'},
+		{"rdma-dev", required_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -129,6 +134,9 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 			}
 			cfg->xconnect_ms = (int)v;
 			break;
+		case 'D':
+			rdma_dev = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -183,6 +191,12 @@ int main(int argc, char **argv)
 	r = ffr_router_new(base, &cfg, &err);
 	if (!r) {
 		ff_err("cannot start: %s", strerror(-err));
+		event_base_free(base);
+		return 1;
+	}
+	if (ffr_rdma_attach(r, rdma_dev) < 0) {
+		ff_err("cannot open RDMA device %s", rdma_dev);
+		ffr_router_free(r);
 		event_base_free(base);
 		return 1;
 	}

@@ -281,6 +281,7 @@ void ffr_router_free(struct ffr_router *r)
 		ffr_conn_free(r, cn);
 	/* Keep container directories: running containers have them mounted and
 	 * a restarted router recreates the sockets inside. */
+	ffr_rdma_free(r->rdma);
 	while ((c = TAILQ_FIRST(&r->containers)))
 		ffr_container_free(c);
 	if (r->aev)

@@ -157,6 +157,7 @@ struct ffr_container {
 	uint32_t nchans, nlisteners, nconns;
 	uint16_t next_port;
 	uint8_t *ports; /* bitmap of client ports held by accelerated conns */
+	struct ffr_rdma_use *rdma; /* rdma-*.c: what its verbs contexts hold */
 };
 TAILQ_HEAD(ffr_container_list, ffr_container);
 
@@ -202,6 +203,7 @@ struct ffr_router {
 	struct event *sweep_ev;
 	uint64_t next_id;
 	uint64_t conns_total, fallbacks, bad_messages;
+	struct ffr_rdma *rdma; /* rdma-*.c: NULL without an RDMA device */
 };
 
 /* router.c */
@@ -377,3 +379,15 @@ void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_list(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+
+/* rdma-*.c (RDMA verbs; the rest is in rdma.h) */
+struct ffr_rdma;
+struct ffr_rdma_use;
+/* Opens RDMA device name (NULL: the first one, "none": no RDMA). A router
+ * without verbs library or device runs without RDMA: that returns 0 too. */
+int ffr_rdma_attach(struct ffr_router *r, const char *name);
+void ffr_rdma_free(struct ffr_rdma *rd);
+/* Destroys everything the container's verbs contexts hold. */
+void ffr_rdma_container_free(struct ffr_container *c);
+void ffr_op_verbs_open(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);

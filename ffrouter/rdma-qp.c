@@ -1,0 +1,396 @@
+/* Queue pairs: creation with their ring memfd, state changes, queries,
+ * destruction. The address translation lives here: an app names its peer
+ * by a virtual GID (derived from the peer's overlay address); at
+ * modify_qp the router replaces it with the physical GID that reaches the
+ * peer's host, its own source GID index and port. Invariants: an address
+ * vector the device sees always comes from the locality map, never from
+ * the app; a QP on this host may only be connected to a QP of the
+ * container that owns the destination address. */
+#include "rdma.h"
+
+#include "fdpass.h"
+#include "log.h"
+#include "msg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What modify_qp accepts: no alternate paths, no resizing, no rate limits. */
+#define QP_MASK_OK                                                                                 \
+	(IBV_QP_STATE | IBV_QP_CUR_STATE | IBV_QP_EN_SQD_ASYNC_NOTIFY | IBV_QP_ACCESS_FLAGS |      \
+	 IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY | IBV_QP_AV | IBV_QP_PATH_MTU |             \
+	 IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_RQ_PSN |                    \
+	 IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER | IBV_QP_SQ_PSN |                          \
+	 IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_PATH_MIG_STATE | IBV_QP_DEST_QPN)
+
+static void caps_to_msg(const struct ibv_qp_cap *c, Ff__VerbsQpCaps *m)
+{
+	ff__verbs_qp_caps__init(m);
+	m->max_send_wr = c->max_send_wr;
+	m->max_recv_wr = c->max_recv_wr;
+	m->max_send_sge = c->max_send_sge;
+	m->max_recv_sge = c->max_recv_sge;
+	m->max_inline_data = c->max_inline_data;
+}
+
+struct ffr_vqp *ffr_vqp_by_num(struct ffr_rdma *rd, uint32_t qpn)
+{
+	struct ffr_vctx *x;
+	struct ffr_vobj *o;
+
+	TAILQ_FOREACH (x, &rd->ctxs, link)
+		TAILQ_FOREACH (o, &x->objs[FF_VOBJ_QP], link)
+			if (((struct ffr_vqp *)o)->qp->qp_num == qpn)
+				return (struct ffr_vqp *)o;
+	return NULL;
+}
+
+/* ---- create ---- */
+
+static int vqp_ring(struct ffr_vqp *q, const struct ibv_qp_cap *cap)
+{
+	size_t off = FF_VRING_HDR;
+	uint32_t ssz = (uint32_t)(sizeof(struct ff_vwqe) + cap->max_send_sge * sizeof(struct ff_vsge) +
+				  cap->max_inline_data);
+
+	ffr_vq_geom(&q->ring.sq, cap->max_send_wr, ssz, &off);
+	q->ring.sq.max_sge = cap->max_send_sge;
+	q->ring.sq.max_inline = cap->max_inline_data;
+	if (!q->srq) {
+		ffr_vq_geom(&q->ring.rq, cap->max_recv_wr,
+			    (uint32_t)(sizeof(struct ff_vrqe) +
+				       cap->max_recv_sge * sizeof(struct ff_vsge)),
+			    &off);
+		q->ring.rq.max_sge = cap->max_recv_sge;
+	}
+	return ffr_vring_new(&q->ring, FF_VOBJ_QP, off);
+}
+
+static int caps_ok(const Ff__VerbsQpCaps *c)
+{
+	return c && c->max_send_wr <= FF_VRING_MAX_WR && c->max_recv_wr <= FF_VRING_MAX_WR &&
+	       c->max_send_sge <= FF_VRING_MAX_SGE && c->max_recv_sge <= FF_VRING_MAX_SGE &&
+	       c->max_inline_data <= FF_VRING_MAX_INLINE;
+}
+
+static int vqp_refs(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_vqp *q)
+{
+	q->pd = ffr_vobj_get(x, m->pd, FF_VOBJ_PD);
+	q->scq = ffr_vobj_get(x, m->send_cq, FF_VOBJ_CQ);
+	q->rcq = ffr_vobj_get(x, m->recv_cq, FF_VOBJ_CQ);
+	q->srq = m->srq ? ffr_vobj_get(x, m->srq, FF_VOBJ_SRQ) : NULL;
+	if (!q->pd || !q->scq || !q->rcq || (m->srq && !q->srq))
+		return -EINVAL;
+	q->pd->o.refs++;
+	q->scq->o.refs++;
+	q->rcq->o.refs++;
+	if (q->srq)
+		q->srq->o.refs++;
+	return 0;
+}
+
+static void vqp_unref(struct ffr_vqp *q)
+{
+	if (q->pd)
+		q->pd->o.refs--;
+	if (q->scq)
+		q->scq->o.refs--;
+	if (q->rcq)
+		q->rcq->o.refs--;
+	if (q->srq)
+		q->srq->o.refs--;
+}
+
+static int vqp_make(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_vqp *q,
+		    struct ibv_qp_cap *cap)
+{
+	struct ibv_qp_init_attr ia = {.qp_context = q};
+	int err;
+
+	if (m->qp_type != IBV_QPT_RC && m->qp_type != IBV_QPT_UC)
+		return -EOPNOTSUPP;
+	if (!caps_ok(m->caps))
+		return -EINVAL;
+	err = vqp_refs(x, m, q);
+	if (err)
+		return err;
+	ia.send_cq = q->scq->cq;
+	ia.recv_cq = q->rcq->cq;
+	ia.srq = q->srq ? q->srq->srq : NULL;
+	ia.qp_type = m->qp_type;
+	ia.sq_sig_all = m->sq_sig_all;
+	ia.cap.max_send_wr = m->caps->max_send_wr;
+	ia.cap.max_recv_wr = q->srq ? 0 : m->caps->max_recv_wr;
+	ia.cap.max_send_sge = m->caps->max_send_sge;
+	ia.cap.max_recv_sge = q->srq ? 0 : m->caps->max_recv_sge;
+	ia.cap.max_inline_data = m->caps->max_inline_data;
+	q->qp = x->rd->ibv->create_qp(q->pd->pd, &ia);
+	if (!q->qp)
+		return errno ? -errno : -EIO;
+	if (ia.cap.max_inline_data > FF_VRING_MAX_INLINE)
+		ia.cap.max_inline_data = FF_VRING_MAX_INLINE;
+	q->cookie = m->cookie;
+	q->qp_type = m->qp_type;
+	q->sq_sig_all = m->sq_sig_all;
+	q->state = IBV_QPS_RESET;
+	*cap = ia.cap;
+	return vqp_ring(q, cap);
+}
+
+static void vqp_release(struct ffr_vctx *x, struct ffr_vqp *q)
+{
+	if (q->qp)
+		x->rd->ibv->destroy_qp(q->qp);
+	ffr_vring_free(&q->ring);
+	vqp_unref(q);
+	free(q);
+}
+
+void ffr_vop_create_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
+{
+	Ff__VerbsObjReply ob = FF__VERBS_OBJ_REPLY__INIT;
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__VerbsQpCaps caps;
+	struct ibv_qp_cap cap;
+	struct ffr_vqp *q;
+	int err = ffr_vcharge(x, FF_VOBJ_QP, 1);
+
+	if (err)
+		goto out_err;
+	q = calloc(1, sizeof(*q));
+	if (q)
+		q->ring.fd = -1;
+	err = q ? vqp_make(x, req->verbs_create_qp, q, &cap) : -ENOMEM;
+	if (!err)
+		err = ffr_vobj_add(x, &q->o, FF_VOBJ_QP);
+	if (err) {
+		if (q)
+			vqp_release(x, q);
+		ffr_vuncharge(x, FF_VOBJ_QP, 1);
+		goto out_err;
+	}
+	caps_to_msg(&cap, &caps);
+	ob.handle = q->o.handle;
+	ob.qp_num = q->qp->qp_num;
+	ob.caps = &caps;
+	rep.id = req->id;
+	rep.body_case = FF__REPLY__BODY_VERBS_OBJ;
+	rep.verbs_obj = &ob;
+	ffr_vreply(x, &rep, &q->ring.fd, 1);
+	ff_close_fds(&q->ring.fd, 1);
+	return;
+out_err:
+	ffr_vreply_status(x, req->id, err, "create_qp: %s", strerror(-err));
+}
+
+int ffr_vqp_destroy(struct ffr_vqp *q)
+{
+	struct ffr_vctx *x = q->o.x;
+
+	if (x->rd->ibv->destroy_qp(q->qp))
+		return -EBUSY;
+	q->qp = NULL;
+	ffr_vobj_del(&q->o);
+	vqp_release(x, q);
+	ffr_vuncharge(x, FF_VOBJ_QP, 1);
+	return 0;
+}
+
+/* ---- modify ---- */
+
+static void attr_from_msg(const Ff__VerbsQpAttr *m, struct ibv_qp_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->qp_state = m->qp_state;
+	a->cur_qp_state = m->cur_qp_state;
+	a->path_mtu = m->path_mtu;
+	a->path_mig_state = m->path_mig_state;
+	a->qkey = m->qkey;
+	a->rq_psn = m->rq_psn;
+	a->sq_psn = m->sq_psn;
+	a->dest_qp_num = m->dest_qp_num;
+	a->qp_access_flags = m->qp_access_flags;
+	a->pkey_index = (uint16_t)m->pkey_index;
+	a->en_sqd_async_notify = (uint8_t)m->en_sqd_async_notify;
+	a->max_rd_atomic = (uint8_t)m->max_rd_atomic;
+	a->max_dest_rd_atomic = (uint8_t)m->max_dest_rd_atomic;
+	a->min_rnr_timer = (uint8_t)m->min_rnr_timer;
+	a->port_num = (uint8_t)m->port_num;
+	a->timeout = (uint8_t)m->timeout;
+	a->retry_cnt = (uint8_t)m->retry_cnt;
+	a->rnr_retry = (uint8_t)m->rnr_retry;
+}
+
+/* The peer must be a container QP of the owner of the address (same
+ * host); a peer on another host is checked by that host's router. */
+static int peer_ok(struct ffr_rdma *rd, const struct ffr_container *t, uint32_t qpn)
+{
+	struct ffr_vqp *p = ffr_vqp_by_num(rd, qpn);
+
+	return p && p->o.x->c == t ? 0 : -EINVAL;
+}
+
+/* Replaces the app's address vector by the one that reaches its peer. */
+static int translate_av(struct ffr_vqp *q, const Ff__VerbsAh *ah, struct ibv_ah_attr *out,
+			struct ffr_container **peer)
+{
+	struct ffr_rdma *rd = q->o.x->rd;
+	struct ffr_container *t;
+	struct ff_ip ip;
+	int err;
+
+	if (!ah || !ah->is_global || ah->dgid.len != 16 || ah->port_num > 1)
+		return -EINVAL;
+	if (ffr_vgid_ip(ah->dgid.data, &ip) < 0)
+		return -EINVAL;
+	t = ffr_container_by_ip(rd->r, &ip);
+	if (!t) {
+		char s[FF_ADDRSTRLEN];
+
+		ff_warn("verbs %s: modify_qp to %s: not a container address", q->o.x->name,
+			ff_ip_fmt(&ip, s, sizeof(s)));
+		return -EHOSTUNREACH;
+	}
+	memset(out, 0, sizeof(*out));
+	err = ffr_rdma_peer_gid(rd, t, &out->grh.dgid);
+	if (err)
+		return err;
+	out->is_global = 1;
+	out->grh.sgid_index = (uint8_t)rd->gid_index;
+	out->grh.hop_limit = ah->hop_limit ? (uint8_t)ah->hop_limit : 64;
+	out->grh.traffic_class = (uint8_t)ah->traffic_class;
+	out->grh.flow_label = ah->flow_label;
+	out->sl = (uint8_t)ah->sl;
+	out->static_rate = (uint8_t)ah->static_rate;
+	out->port_num = rd->port;
+	memcpy(q->vgid, ah->dgid.data, 16);
+	q->sgid_index = (uint8_t)ah->sgid_index;
+	*peer = t;
+	return 0;
+}
+
+static int vqp_modify(struct ffr_vqp *q, const Ff__VerbsQpAttr *m)
+{
+	struct ffr_rdma *rd = q->o.x->rd;
+	struct ffr_container *peer = NULL;
+	struct ibv_qp_attr a;
+	int err, mask = (int)m->mask;
+
+	if (m->mask & ~(uint32_t)QP_MASK_OK)
+		return -EOPNOTSUPP;
+	attr_from_msg(m, &a);
+	if ((mask & IBV_QP_PKEY_INDEX) && a.pkey_index)
+		return -EINVAL;
+	if (mask & IBV_QP_PORT) {
+		if (a.port_num != 1)
+			return -EINVAL;
+		a.port_num = rd->port;
+	}
+	if (mask & IBV_QP_AV) {
+		err = translate_av(q, m->ah_attr, &a.ah_attr, &peer);
+		if (err)
+			return err;
+	}
+	if (peer && !peer->remote && (mask & IBV_QP_DEST_QPN) &&
+	    peer_ok(rd, peer, a.dest_qp_num) < 0) {
+		ff_warn("verbs %s: QP %u may not connect to QP %u: not one of %s's", q->o.x->name,
+			q->qp->qp_num, a.dest_qp_num, peer->name);
+		return -EINVAL;
+	}
+	err = rd->ibv->modify_qp(q->qp, &a, mask);
+	if (err)
+		return -err;
+	if (mask & IBV_QP_STATE)
+		q->state = a.qp_state;
+	return 0;
+}
+
+void ffr_vop_modify_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
+{
+	const Ff__VerbsModifyQp *m = req->verbs_modify_qp;
+	struct ffr_vqp *q = ffr_vobj_get(x, m->qp, FF_VOBJ_QP);
+	int err = q && m->attr ? vqp_modify(q, m->attr) : -EINVAL;
+
+	ffr_vreply_status(x, req->id, err, err ? "modify_qp: %s" : NULL, strerror(-err));
+	if (!err)
+		ffr_vctx_run(x); /* work the new state allows */
+}
+
+/* ---- query ---- */
+
+struct qp_attr_msg {
+	Ff__VerbsQpAttr m;
+	Ff__VerbsQpCaps cap;
+	Ff__VerbsAh ah;
+};
+
+static void attr_to_msg(const struct ffr_vqp *q, const struct ibv_qp_attr *a,
+			const struct ibv_qp_init_attr *ia, struct qp_attr_msg *o)
+{
+	Ff__VerbsQpAttr *m = &o->m;
+
+	ff__verbs_qp_attr__init(m);
+	ff__verbs_ah__init(&o->ah);
+	m->qp_state = a->qp_state;
+	m->cur_qp_state = a->cur_qp_state;
+	m->path_mtu = a->path_mtu;
+	m->path_mig_state = a->path_mig_state;
+	m->qkey = a->qkey;
+	m->rq_psn = a->rq_psn;
+	m->sq_psn = a->sq_psn;
+	m->dest_qp_num = a->dest_qp_num;
+	m->qp_access_flags = a->qp_access_flags;
+	m->en_sqd_async_notify = a->en_sqd_async_notify;
+	m->sq_draining = a->sq_draining;
+	m->max_rd_atomic = a->max_rd_atomic;
+	m->max_dest_rd_atomic = a->max_dest_rd_atomic;
+	m->min_rnr_timer = a->min_rnr_timer;
+	m->port_num = 1;
+	m->timeout = a->timeout;
+	m->retry_cnt = a->retry_cnt;
+	m->rnr_retry = a->rnr_retry;
+	m->sq_sig_all = q->sq_sig_all;
+	m->qp_type = q->qp_type;
+	caps_to_msg(&ia->cap, &o->cap);
+	o->cap.max_send_wr = q->ring.sq.size < ia->cap.max_send_wr ? q->ring.sq.size
+								   : ia->cap.max_send_wr;
+	m->cap = &o->cap;
+	o->ah.dgid.data = (uint8_t *)q->vgid;
+	o->ah.dgid.len = 16;
+	o->ah.sgid_index = q->sgid_index;
+	o->ah.hop_limit = a->ah_attr.grh.hop_limit;
+	o->ah.traffic_class = a->ah_attr.grh.traffic_class;
+	o->ah.flow_label = a->ah_attr.grh.flow_label;
+	o->ah.sl = a->ah_attr.sl;
+	o->ah.static_rate = a->ah_attr.static_rate;
+	o->ah.is_global = a->ah_attr.is_global;
+	o->ah.port_num = 1;
+	m->ah_attr = &o->ah;
+}
+
+void ffr_vop_query_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
+{
+	struct ffr_vqp *q = ffr_vobj_get(x, req->verbs_query_qp->qp, FF_VOBJ_QP);
+	Ff__Reply rep = FF__REPLY__INIT;
+	struct ibv_qp_init_attr ia;
+	struct ibv_qp_attr a;
+	struct qp_attr_msg o;
+	int err = -EINVAL;
+
+	if (q) {
+		memset(&a, 0, sizeof(a));
+		memset(&ia, 0, sizeof(ia));
+		err = -x->rd->ibv->query_qp(q->qp, &a, (int)req->verbs_query_qp->mask, &ia);
+	}
+	if (err) {
+		ffr_vreply_status(x, req->id, err, "query_qp: %s", strerror(-err));
+		return;
+	}
+	attr_to_msg(q, &a, &ia, &o);
+	o.m.mask = req->verbs_query_qp->mask;
+	rep.id = req->id;
+	rep.body_case = FF__REPLY__BODY_VERBS_QP_ATTR;
+	rep.verbs_qp_attr = &o.m;
+	ffr_vreply(x, &rep, NULL, 0);
+}

@@ -1,0 +1,101 @@
+/* VerbsStatus for ffctl: the RDMA device and, per verbs context, what it
+ * holds in the router. Read-only; one reply (a listing longer than a
+ * datagram is cut at FF_REPLY_MAX and says so). */
+#include "rdma.h"
+
+#include "log.h"
+#include "msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CTXS 64
+#define MAX_QPS_PER_CTX 16
+
+struct status_piece {
+	Ff__VerbsStatusReply m;
+	Ff__VerbsCtxInfo cm[MAX_CTXS], *cp[MAX_CTXS];
+	Ff__VerbsQpInfo qm[MAX_CTXS][MAX_QPS_PER_CTX], *qp[MAX_CTXS][MAX_QPS_PER_CTX];
+};
+
+static uint32_t count(const struct ffr_vctx *x, uint32_t kind)
+{
+	const struct ffr_vobj *o;
+	uint32_t n = 0;
+
+	TAILQ_FOREACH (o, &x->objs[kind], link)
+		n++;
+	return n;
+}
+
+static void ctx_info(const struct ffr_vctx *x, Ff__VerbsCtxInfo *m, Ff__VerbsQpInfo *qm,
+		     Ff__VerbsQpInfo **qp)
+{
+	const struct ffr_vobj *o;
+	size_t n = 0;
+
+	ff__verbs_ctx_info__init(m);
+	m->container = (char *)x->name;
+	m->pid = (uint32_t)x->pid;
+	m->pds = count(x, FF_VOBJ_PD);
+	m->mrs = count(x, FF_VOBJ_MR);
+	m->cqs = count(x, FF_VOBJ_CQ);
+	m->qps = count(x, FF_VOBJ_QP);
+	m->srqs = count(x, FF_VOBJ_SRQ);
+	m->channels = count(x, FF_VOBJ_CHANNEL);
+	m->memfds = x->use.mems;
+	m->memfd_bytes = x->use.mem_bytes;
+	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_MR], link)
+		m->mr_bytes += ((const struct ffr_vmr *)o)->len;
+	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_CQ], link)
+		m->completions += ((const struct ffr_vcq *)o)->cqes;
+	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_QP], link) {
+		const struct ffr_vqp *q = (const struct ffr_vqp *)o;
+
+		if (n == MAX_QPS_PER_CTX)
+			break;
+		ff__verbs_qp_info__init(&qm[n]);
+		qm[n].qp_num = q->qp->qp_num;
+		qm[n].state = q->state;
+		qm[n].posted = q->posted;
+		qp[n] = &qm[n];
+		n++;
+	}
+	m->n_qp = n;
+	m->qp = qp;
+}
+
+void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	struct ffr_rdma *rd = ch->r->rdma;
+	struct status_piece *p = calloc(1, sizeof(*p));
+	Ff__Reply rep = FF__REPLY__INIT;
+	struct ffr_vctx *x;
+	size_t n = 0;
+
+	if (!p) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INTERNAL, "out of memory");
+		return;
+	}
+	ff__verbs_status_reply__init(&p->m);
+	if (rd) {
+		p->m.device = rd->devname;
+		p->m.virtual_device = (char *)FFR_VDEV_NAME;
+		p->m.contexts_total = rd->ctxs_total;
+		p->m.bad_wqes = rd->bad_wqes;
+		TAILQ_FOREACH (x, &rd->ctxs, link) {
+			if (n == MAX_CTXS)
+				break;
+			ctx_info(x, &p->cm[n], p->qm[n], p->qp[n]);
+			p->cp[n] = &p->cm[n];
+			n++;
+		}
+	}
+	p->m.n_ctxs = n;
+	p->m.ctxs = p->cp;
+	rep.id = req->id;
+	rep.body_case = FF__REPLY__BODY_VERBS_STATUS;
+	rep.verbs_status = &p->m;
+	ffr_reply(ch, &rep, NULL, 0);
+	free(p);
+}

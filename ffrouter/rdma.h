@@ -1,0 +1,279 @@
+/* ffrouter's RDMA side: the physical device, and per app process the
+ * "verbs contexts" through which containers create PDs, MRs, CQs, QPs and
+ * SRQs on it.
+ *
+ * Ownership: the router owns struct ffr_rdma (r->rdma, NULL when no verbs
+ * library or device); it owns every context (rd->ctxs); a context owns its
+ * socket, its doorbell, its real ibv_context and every object created
+ * through it. A container (c->rdma) only counts what its contexts hold,
+ * for quotas. Objects are named by handles that index the context's own
+ * table, so a container can only ever name its own objects; lkeys and
+ * rkeys are the device's, and the device checks them against the PD of the
+ * QP that uses them (each context has its own PDs).
+ *
+ * libibverbs is loaded with dlopen: the router runs without it, and unit
+ * tests substitute a fake (struct ffr_ibv). */
+#pragma once
+
+#include <infiniband/verbs.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <ff/vring.h>
+
+#include "router.h"
+
+/* The libibverbs entry points the router uses (the data-path calls are
+ * inline in verbs.h and go through the objects' own ops). */
+struct ffr_ibv {
+	struct ibv_device **(*get_device_list)(int *num);
+	void (*free_device_list)(struct ibv_device **list);
+	const char *(*get_device_name)(struct ibv_device *dev);
+	struct ibv_context *(*open_device)(struct ibv_device *dev);
+	int (*close_device)(struct ibv_context *ctx);
+	int (*query_device)(struct ibv_context *ctx, struct ibv_device_attr *attr);
+	int (*query_port)(struct ibv_context *ctx, uint8_t port, struct ibv_port_attr *attr);
+	int (*query_gid)(struct ibv_context *ctx, uint8_t port, int index, union ibv_gid *gid);
+	int (*query_gid_ex)(struct ibv_context *ctx, uint32_t port, uint32_t index,
+			    struct ibv_gid_entry *entry, uint32_t flags, size_t size);
+	struct ibv_pd *(*alloc_pd)(struct ibv_context *ctx);
+	int (*dealloc_pd)(struct ibv_pd *pd);
+	struct ibv_mr *(*reg_mr_iova2)(struct ibv_pd *pd, void *addr, size_t len, uint64_t iova,
+				       unsigned int access);
+	int (*dereg_mr)(struct ibv_mr *mr);
+	struct ibv_comp_channel *(*create_comp_channel)(struct ibv_context *ctx);
+	int (*destroy_comp_channel)(struct ibv_comp_channel *ch);
+	struct ibv_cq *(*create_cq)(struct ibv_context *ctx, int cqe, void *cq_context,
+				    struct ibv_comp_channel *ch, int comp_vector);
+	int (*destroy_cq)(struct ibv_cq *cq);
+	int (*get_cq_event)(struct ibv_comp_channel *ch, struct ibv_cq **cq, void **cq_context);
+	void (*ack_cq_events)(struct ibv_cq *cq, unsigned int n);
+	struct ibv_qp *(*create_qp)(struct ibv_pd *pd, struct ibv_qp_init_attr *attr);
+	int (*modify_qp)(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask);
+	int (*query_qp)(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask,
+			struct ibv_qp_init_attr *init);
+	int (*destroy_qp)(struct ibv_qp *qp);
+	struct ibv_srq *(*create_srq)(struct ibv_pd *pd, struct ibv_srq_init_attr *attr);
+	int (*modify_srq)(struct ibv_srq *srq, struct ibv_srq_attr *attr, int mask);
+	int (*query_srq)(struct ibv_srq *srq, struct ibv_srq_attr *attr);
+	int (*destroy_srq)(struct ibv_srq *srq);
+	int (*get_async_event)(struct ibv_context *ctx, struct ibv_async_event *ev);
+	void (*ack_async_event)(struct ibv_async_event *ev);
+};
+
+#define FFR_VDEV_NAME "ffnet0" /* the device containers see */
+
+/* Per-container limits, charged before anything is created. */
+struct ffr_rdma_quota {
+	uint32_t ctxs, pds, mrs, cqs, qps, srqs, chans, mems;
+	uint64_t mem_bytes; /* memfd bytes handed over (pinned when registered) */
+};
+
+struct ffr_vctx;
+TAILQ_HEAD(ffr_vctx_list, ffr_vctx);
+
+struct ffr_rdma {
+	struct ffr_router *r;
+	const struct ffr_ibv *ibv;
+	void *dl;
+	struct ibv_device **list;
+	struct ibv_device *dev;
+	char devname[IBV_SYSFS_NAME_MAX];
+	struct ibv_context *probe; /* kept open for attributes */
+	struct ibv_device_attr dattr;
+	uint8_t port;
+	int gid_index;     /* the RoCE v2 IPv4 GID of that port */
+	union ibv_gid gid; /* this host's physical GID */
+	struct ffr_rdma_quota quota;
+	struct ffr_vctx_list ctxs;
+	uint32_t nctxs;
+	uint64_t ctxs_total, bad_wqes;
+};
+
+/* Counters of one container (c->rdma). */
+struct ffr_rdma_use {
+	uint32_t ctxs, pds, mrs, cqs, qps, srqs, chans, mems;
+	uint64_t mem_bytes;
+};
+
+struct ffr_vobj {
+	uint32_t kind; /* FF_VOBJ_* */
+	uint32_t handle;
+	struct ffr_vctx *x;
+	TAILQ_ENTRY(ffr_vobj) link; /* x->objs[kind] */
+	uint32_t refs;              /* other objects that use this one */
+};
+TAILQ_HEAD(ffr_vobj_list, ffr_vobj);
+
+/* A memfd range the app handed over: [addr, addr+len) of its address space. */
+struct ffr_vmem {
+	TAILQ_ENTRY(ffr_vmem) link;
+	uint64_t addr, len;
+	int fd;
+	uint8_t *map; /* the router's mapping of the whole memfd range */
+	uint32_t refs; /* MRs, plus one while the shim holds it */
+	bool held;
+};
+#define FFR_VMEM_KIND 0 /* for quotas: memfd ranges have no handle */
+TAILQ_HEAD(ffr_vmem_list, ffr_vmem);
+
+struct ffr_vpd {
+	struct ffr_vobj o;
+	struct ibv_pd *pd;
+};
+
+#define FFR_MR_MAX_MEMS 8
+struct ffr_vmr {
+	struct ffr_vobj o;
+	struct ffr_vpd *pd;
+	struct ibv_mr *mr;
+	uint64_t addr, len;
+	uint8_t *map; /* own contiguous mapping when the MR spans several mems */
+	size_t maplen;
+	int nmems;
+	struct ffr_vmem *mems[FFR_MR_MAX_MEMS];
+};
+
+/* A ring memfd the router created and mapped. */
+struct ffr_vring {
+	int fd;
+	struct ff_vring_hdr *hdr;
+	size_t len;
+	struct ff_vq_geom sq, rq, cq; /* private copies: never read back from hdr */
+};
+
+struct ffr_vchan {
+	struct ffr_vobj o;
+	int fd; /* router end */
+};
+
+struct ffr_vcq {
+	struct ffr_vobj o;
+	struct ibv_cq *cq;
+	struct ffr_vring ring;
+	struct ffr_vchan *ch;
+	uint64_t cookie;
+	uint32_t prod;     /* next completion index */
+	uint32_t arm_done; /* last arm_seq answered with an event */
+	bool stalled;      /* ring full with completions left in the device */
+	uint64_t cqes;
+};
+
+struct ffr_vsrq {
+	struct ffr_vobj o;
+	struct ffr_vpd *pd;
+	struct ibv_srq *srq;
+	struct ffr_vring ring;
+	uint32_t cons;
+	uint64_t cookie;
+	uint64_t posted;
+};
+
+struct ffr_vqp {
+	struct ffr_vobj o;
+	struct ffr_vpd *pd;
+	struct ffr_vcq *scq, *rcq;
+	struct ffr_vsrq *srq;
+	struct ibv_qp *qp;
+	struct ffr_vring ring;
+	uint32_t sq_cons, rq_cons;
+	bool sq_full; /* the device's send queue was full: retry after completions */
+	bool broken;  /* a bad ring entry: nothing more is taken from this QP */
+	uint64_t cookie;
+	uint32_t state;
+	uint32_t qp_type;
+	bool sq_sig_all;
+	uint8_t vgid[16]; /* the destination GID the app gave (for query_qp) */
+	uint8_t sgid_index;
+	uint64_t posted, completions;
+};
+
+struct ffr_vctx {
+	TAILQ_ENTRY(ffr_vctx) link;
+	struct ffr_rdma *rd;
+	struct ffr_container *c; /* NULL once its container is unregistered */
+	char name[FFR_NAME_MAX + 1]; /* the container's */
+	pid_t pid;
+	int fd; /* context socket */
+	struct event *ev;
+	int afd; /* router end of the async-event socket */
+	int dbfd;
+	struct event *dbev;
+	struct ibv_context *ctx;
+	struct ibv_comp_channel *cc;
+	struct event *ccev;
+	struct event *asev; /* the device's async events */
+	struct ffr_vobj **tab;
+	uint16_t *gen;
+	uint32_t cap;
+	struct ffr_vobj_list objs[FF_VOBJ_CHANNEL + 1];
+	struct ffr_vmem_list mems;
+	struct ffr_rdma_use use;
+	uint32_t bad;
+	bool dead;
+};
+
+/* rdma-dev.c (and router.h: ffr_rdma_attach, _free, _container_free, ffr_op_verbs_open) */
+/* ffr_rdma_attach with a given verbs implementation (tests). */
+int ffr_rdma_attach_ibv(struct ffr_router *r, const char *name, const struct ffr_ibv *ibv);
+/* The virtual GIDs of a container, in table order. Returns how many. */
+int ffr_vgids(const struct ffr_container *c, uint8_t gids[][16], int max);
+/* The overlay address a virtual GID stands for; -EINVAL if none. */
+int ffr_vgid_ip(const uint8_t gid[16], struct ff_ip *ip);
+/* The physical GID that reaches container t; -EHOSTUNREACH if none. */
+int ffr_rdma_peer_gid(struct ffr_rdma *rd, const struct ffr_container *t, union ibv_gid *gid);
+
+/* rdma-ctx.c */
+int ffr_vctx_new(struct ffr_rdma *rd, struct ffr_container *c, pid_t pid, int *shim_fd,
+		 int *async_fd);
+void ffr_vctx_free(struct ffr_vctx *x);
+/* Object table: charge-free insertion and lookup by handle and kind. */
+int ffr_vobj_add(struct ffr_vctx *x, struct ffr_vobj *o, uint32_t kind);
+void ffr_vobj_del(struct ffr_vobj *o);
+void *ffr_vobj_get(struct ffr_vctx *x, uint32_t handle, uint32_t kind);
+/* Replies on the context socket (fds not consumed). */
+int ffr_vreply(struct ffr_vctx *x, Ff__Reply *rep, const int *fds, int nfds);
+int ffr_vreply_status(struct ffr_vctx *x, uint64_t id, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Quota check and charge: -ENOBUFS when over. */
+int ffr_vcharge(struct ffr_vctx *x, uint32_t kind, int n);
+void ffr_vuncharge(struct ffr_vctx *x, uint32_t kind, int n);
+Ff__Status ffr_errno_status(int err);
+
+/* rdma-obj.c: handlers on the context socket */
+typedef void (*ffr_vhandler)(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_alloc_pd(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_mem_add(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_reg_mr(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_create_channel(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_create_cq(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_create_srq(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_modify_srq(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_destroy(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+/* Destroys o (and what only it held); -EBUSY while others use it. */
+int ffr_vobj_destroy(struct ffr_vobj *o);
+void ffr_vmem_put(struct ffr_vctx *x, struct ffr_vmem *m);
+/* A sealed memfd ring of total len bytes, mapped; 0 or -errno. */
+int ffr_vring_new(struct ffr_vring *rg, uint32_t kind, size_t len);
+void ffr_vring_free(struct ffr_vring *rg);
+/* Slots of a queue of at least n entries of stride bytes, at *off. */
+void ffr_vq_geom(struct ff_vq_geom *g, uint32_t n, uint32_t stride, size_t *off);
+
+/* rdma-qp.c */
+void ffr_vop_create_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_modify_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+void ffr_vop_query_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
+int ffr_vqp_destroy(struct ffr_vqp *q);
+struct ffr_vqp *ffr_vqp_by_num(struct ffr_rdma *rd, uint32_t qpn);
+
+/* rdma-ring.c: the data path */
+/* Takes the work the shim queued on every ring of x, drains stalled CQs. */
+void ffr_vctx_run(struct ffr_vctx *x);
+/* Moves completions from the device's CQ into its ring; signals the channel. */
+void ffr_vcq_drain(struct ffr_vcq *q);
+void ffr_vcc_cb(evutil_socket_t fd, short what, void *arg);
+void ffr_vdb_cb(evutil_socket_t fd, short what, void *arg);
+/* An error completion for a work request the device never saw. */
+void ffr_vcq_push_err(struct ffr_vcq *q, uint64_t wr_id, uint32_t qpn, int opcode, int status);
+
