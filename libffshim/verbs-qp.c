@@ -1,0 +1,673 @@
+/* Queue pairs and shared receive queues of the virtual device. Creating,
+ * changing, querying and destroying them are requests to the router;
+ * posting work (the context's ops, inline in verbs.h) only writes ring
+ * slots and rings the doorbell when the router sleeps (vring.h).
+ * Invariants: a work request is checked here exactly as a device would
+ * (opcode, flags, gather list, inline size, queue room) so its errors stay
+ * synchronous; the router checks it again. */
+#include "real.h"
+#include "shim.h"
+#include "verbs.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+FFS_DEF_REAL(ibv_create_qp)
+FFS_DEF_REAL(ibv_modify_qp)
+FFS_DEF_REAL(ibv_query_qp)
+FFS_DEF_REAL(ibv_destroy_qp)
+FFS_DEF_REAL(ibv_qp_to_qp_ex)
+FFS_DEF_REAL(ibv_create_srq)
+FFS_DEF_REAL(ibv_modify_srq)
+FFS_DEF_REAL(ibv_query_srq)
+FFS_DEF_REAL(ibv_destroy_srq)
+
+#define SEND_FLAGS (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
+
+/* ---- lists (events name objects by cookie) ---- */
+
+#define LINK(x, head, o)                                                                           \
+	do {                                                                                       \
+		pthread_mutex_lock(&(x)->objs_lock);                                               \
+		(o)->next = (x)->head;                                                             \
+		(x)->head = (o);                                                                   \
+		pthread_mutex_unlock(&(x)->objs_lock);                                             \
+	} while (0)
+#define UNLINK(x, head, o, type)                                                                   \
+	do {                                                                                       \
+		pthread_mutex_lock(&(x)->objs_lock);                                               \
+		for (type **pp_ = &(x)->head; *pp_; pp_ = &(*pp_)->next)                           \
+			if (*pp_ == (o)) {                                                         \
+				*pp_ = (o)->next;                                                  \
+				break;                                                             \
+			}                                                                          \
+		pthread_mutex_unlock(&(x)->objs_lock);                                             \
+	} while (0)
+
+struct ffs_vqp *ffs_vqp_find(struct ffs_vctx *x, uint64_t cookie)
+{
+	struct ffs_vqp *q;
+
+	pthread_mutex_lock(&x->objs_lock);
+	for (q = x->qps; q && (uintptr_t)q != cookie; q = q->next)
+		;
+	pthread_mutex_unlock(&x->objs_lock);
+	return q;
+}
+
+struct ffs_vsrq *ffs_vsrq_find(struct ffs_vctx *x, uint64_t cookie)
+{
+	struct ffs_vsrq *s;
+
+	pthread_mutex_lock(&x->objs_lock);
+	for (s = x->srqs; s && (uintptr_t)s != cookie; s = s->next)
+		;
+	pthread_mutex_unlock(&x->objs_lock);
+	return s;
+}
+
+/* ---- QP create ---- */
+
+static bool ours(struct ibv_context *ctx, const void *cq_or_srq_ctx)
+{
+	return cq_or_srq_ctx == ctx;
+}
+
+static int qp_call(struct ffs_vctx *x, struct ffs_vqp *q, struct ibv_pd *pd,
+		   struct ibv_qp_init_attr *a)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__VerbsCreateQp m = FF__VERBS_CREATE_QP__INIT;
+	Ff__VerbsQpCaps caps = FF__VERBS_QP_CAPS__INIT;
+	const Ff__VerbsQpCaps *rc;
+	Ff__Reply *rep;
+	int fd, err;
+
+	caps.max_send_wr = a->cap.max_send_wr;
+	caps.max_recv_wr = a->cap.max_recv_wr;
+	caps.max_send_sge = a->cap.max_send_sge;
+	caps.max_recv_sge = a->cap.max_recv_sge;
+	caps.max_inline_data = a->cap.max_inline_data;
+	m.pd = to_vpd(pd)->h;
+	m.send_cq = to_vcq(a->send_cq)->h;
+	m.recv_cq = to_vcq(a->recv_cq)->h;
+	m.srq = a->srq ? to_vsrq(a->srq)->h : 0;
+	m.qp_type = a->qp_type;
+	m.sq_sig_all = a->sq_sig_all;
+	m.caps = &caps;
+	m.cookie = (uintptr_t)q;
+	req.body_case = FF__REQUEST__BODY_VERBS_CREATE_QP;
+	req.verbs_create_qp = &m;
+	err = ffs_vcall(x, &req, NULL, 0, &rep, &fd);
+	if (err)
+		return err;
+	q->h = rep->verbs_obj->handle;
+	q->qp.qp_num = rep->verbs_obj->qp_num;
+	rc = rep->verbs_obj->caps;
+	if (rc) {
+		a->cap.max_send_wr = rc->max_send_wr;
+		a->cap.max_recv_wr = rc->max_recv_wr;
+		a->cap.max_send_sge = rc->max_send_sge;
+		a->cap.max_recv_sge = rc->max_recv_sge;
+		a->cap.max_inline_data = rc->max_inline_data;
+	}
+	ff__reply__free_unpacked(rep, NULL);
+	err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_QP, &q->ring);
+	if (err) {
+		ffs_vdestroy(x, FF_VOBJ_QP, q->h);
+		return err;
+	}
+	q->sq = q->ring.hdr->sq;
+	q->rq = q->ring.hdr->rq;
+	return 0;
+}
+
+static struct ibv_qp *vcreate_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
+{
+	struct ibv_context *ctx = pd->context;
+	struct ffs_vqp *q;
+	int err;
+
+	if (!a->send_cq || !a->recv_cq || !ours(ctx, a->send_cq->context) ||
+	    !ours(ctx, a->recv_cq->context) || (a->srq && !ours(ctx, a->srq->context))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	err = qp_call(to_vctx(ctx), q, pd, a);
+	if (err) {
+		if (err == -EOPNOTSUPP)
+			ffs_vunsupported("this QP type");
+		free(q);
+		errno = -err;
+		return NULL;
+	}
+	pthread_spin_init(&q->sq_lock, PTHREAD_PROCESS_PRIVATE);
+	pthread_spin_init(&q->rq_lock, PTHREAD_PROCESS_PRIVATE);
+	q->sq_sig_all = a->sq_sig_all;
+	q->qp.context = ctx;
+	q->qp.qp_context = a->qp_context;
+	q->qp.pd = pd;
+	q->qp.send_cq = a->send_cq;
+	q->qp.recv_cq = a->recv_cq;
+	q->qp.srq = a->srq;
+	q->qp.handle = q->h;
+	q->qp.state = IBV_QPS_RESET;
+	q->qp.qp_type = a->qp_type;
+	pthread_mutex_init(&q->qp.mutex, NULL);
+	pthread_cond_init(&q->qp.cond, NULL);
+	LINK(to_vctx(ctx), qps, q);
+	return &q->qp;
+}
+
+FFS_EXPORT struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
+{
+	if (!ffs_is_vctx(pd->context))
+		return VREAL(ibv_create_qp)(pd, attr);
+	return vcreate_qp(pd, attr);
+}
+
+struct ibv_qp *ffs_vcreate_qp_ex(struct ibv_context *ctx, struct ibv_qp_init_attr_ex *ax)
+{
+	struct ibv_qp_init_attr a;
+	struct ibv_qp *qp;
+
+	if ((ax->comp_mask & ~(uint32_t)(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS)) ||
+	    ax->create_flags || !(ax->comp_mask & IBV_QP_INIT_ATTR_PD) || !ax->pd ||
+	    ax->pd->context != ctx) {
+		ffs_vunsupported("ibv_create_qp_ex with these attributes");
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
+	memset(&a, 0, sizeof(a));
+	a.qp_context = ax->qp_context;
+	a.send_cq = ax->send_cq;
+	a.recv_cq = ax->recv_cq;
+	a.srq = ax->srq;
+	a.cap = ax->cap;
+	a.qp_type = ax->qp_type;
+	a.sq_sig_all = ax->sq_sig_all;
+	qp = vcreate_qp(ax->pd, &a);
+	if (qp)
+		ax->cap = a.cap;
+	return qp;
+}
+
+/* The new post-send API needs a provider's ibv_qp_ex: not offered. */
+FFS_EXPORT struct ibv_qp_ex *ibv_qp_to_qp_ex(struct ibv_qp *qp)
+{
+	if (!ffs_is_vctx(qp->context))
+		return VREAL(ibv_qp_to_qp_ex)(qp);
+	return NULL;
+}
+
+FFS_EXPORT int ibv_destroy_qp(struct ibv_qp *qp)
+{
+	struct ffs_vqp *q = to_vqp(qp);
+	struct ffs_vctx *x;
+	int err;
+
+	if (!ffs_is_vctx(qp->context))
+		return VREAL(ibv_destroy_qp)(qp);
+	x = to_vctx(qp->context);
+	err = ffs_vdestroy(x, FF_VOBJ_QP, q->h);
+	if (err && err != -EIO)
+		return -err;
+	UNLINK(x, qps, q, struct ffs_vqp);
+	ffs_vring_unmap(&q->ring);
+	pthread_spin_destroy(&q->sq_lock);
+	pthread_spin_destroy(&q->rq_lock);
+	pthread_mutex_destroy(&qp->mutex);
+	pthread_cond_destroy(&qp->cond);
+	free(q);
+	return 0;
+}
+
+/* ---- modify / query ---- */
+
+static void ah_to_msg(const struct ibv_ah_attr *ah, Ff__VerbsAh *m)
+{
+	ff__verbs_ah__init(m);
+	m->dgid.data = (uint8_t *)ah->grh.dgid.raw;
+	m->dgid.len = 16;
+	m->flow_label = ah->grh.flow_label;
+	m->sgid_index = ah->grh.sgid_index;
+	m->hop_limit = ah->grh.hop_limit;
+	m->traffic_class = ah->grh.traffic_class;
+	m->dlid = ah->dlid;
+	m->sl = ah->sl;
+	m->src_path_bits = ah->src_path_bits;
+	m->static_rate = ah->static_rate;
+	m->is_global = ah->is_global;
+	m->port_num = ah->port_num;
+}
+
+static void attr_to_msg(const struct ibv_qp_attr *a, int mask, Ff__VerbsQpAttr *m,
+			Ff__VerbsAh *ah)
+{
+	ff__verbs_qp_attr__init(m);
+	m->mask = (uint32_t)mask;
+	m->qp_state = a->qp_state;
+	m->cur_qp_state = a->cur_qp_state;
+	m->path_mtu = a->path_mtu;
+	m->path_mig_state = a->path_mig_state;
+	m->qkey = a->qkey;
+	m->rq_psn = a->rq_psn;
+	m->sq_psn = a->sq_psn;
+	m->dest_qp_num = a->dest_qp_num;
+	m->qp_access_flags = (uint32_t)a->qp_access_flags;
+	m->pkey_index = a->pkey_index;
+	m->en_sqd_async_notify = a->en_sqd_async_notify;
+	m->max_rd_atomic = a->max_rd_atomic;
+	m->max_dest_rd_atomic = a->max_dest_rd_atomic;
+	m->min_rnr_timer = a->min_rnr_timer;
+	m->port_num = a->port_num;
+	m->timeout = a->timeout;
+	m->retry_cnt = a->retry_cnt;
+	m->rnr_retry = a->rnr_retry;
+	if (mask & IBV_QP_AV) {
+		ah_to_msg(&a->ah_attr, ah);
+		m->ah_attr = ah;
+	}
+}
+
+FFS_EXPORT int ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__VerbsModifyQp m = FF__VERBS_MODIFY_QP__INIT;
+	Ff__VerbsQpAttr am;
+	Ff__VerbsAh ah;
+	int err;
+
+	if (!ffs_is_vctx(qp->context))
+		return VREAL(ibv_modify_qp)(qp, attr, mask);
+	attr_to_msg(attr, mask, &am, &ah);
+	m.qp = to_vqp(qp)->h;
+	m.attr = &am;
+	req.body_case = FF__REQUEST__BODY_VERBS_MODIFY_QP;
+	req.verbs_modify_qp = &m;
+	err = ffs_vcall0(to_vctx(qp->context), &req, NULL, 0);
+	if (err == -EOPNOTSUPP)
+		ffs_vunsupported("modify_qp with these attributes");
+	if (!err && (mask & IBV_QP_STATE))
+		qp->state = attr->qp_state;
+	return -err;
+}
+
+static void attr_from_msg(const Ff__VerbsQpAttr *m, struct ibv_qp_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->qp_state = m->qp_state;
+	a->cur_qp_state = m->cur_qp_state;
+	a->path_mtu = m->path_mtu;
+	a->path_mig_state = m->path_mig_state;
+	a->qkey = m->qkey;
+	a->rq_psn = m->rq_psn;
+	a->sq_psn = m->sq_psn;
+	a->dest_qp_num = m->dest_qp_num;
+	a->qp_access_flags = (int)m->qp_access_flags;
+	a->pkey_index = (uint16_t)m->pkey_index;
+	a->en_sqd_async_notify = (uint8_t)m->en_sqd_async_notify;
+	a->sq_draining = (uint8_t)m->sq_draining;
+	a->max_rd_atomic = (uint8_t)m->max_rd_atomic;
+	a->max_dest_rd_atomic = (uint8_t)m->max_dest_rd_atomic;
+	a->min_rnr_timer = (uint8_t)m->min_rnr_timer;
+	a->port_num = (uint8_t)m->port_num;
+	a->timeout = (uint8_t)m->timeout;
+	a->retry_cnt = (uint8_t)m->retry_cnt;
+	a->rnr_retry = (uint8_t)m->rnr_retry;
+	if (m->cap) {
+		a->cap.max_send_wr = m->cap->max_send_wr;
+		a->cap.max_recv_wr = m->cap->max_recv_wr;
+		a->cap.max_send_sge = m->cap->max_send_sge;
+		a->cap.max_recv_sge = m->cap->max_recv_sge;
+		a->cap.max_inline_data = m->cap->max_inline_data;
+	}
+	if (m->ah_attr && m->ah_attr->dgid.len == 16) {
+		const Ff__VerbsAh *ah = m->ah_attr;
+
+		memcpy(a->ah_attr.grh.dgid.raw, ah->dgid.data, 16);
+		a->ah_attr.grh.flow_label = ah->flow_label;
+		a->ah_attr.grh.sgid_index = (uint8_t)ah->sgid_index;
+		a->ah_attr.grh.hop_limit = (uint8_t)ah->hop_limit;
+		a->ah_attr.grh.traffic_class = (uint8_t)ah->traffic_class;
+		a->ah_attr.sl = (uint8_t)ah->sl;
+		a->ah_attr.static_rate = (uint8_t)ah->static_rate;
+		a->ah_attr.is_global = (uint8_t)ah->is_global;
+		a->ah_attr.port_num = (uint8_t)ah->port_num;
+	}
+}
+
+FFS_EXPORT int ibv_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask,
+			    struct ibv_qp_init_attr *init)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__VerbsQueryQp m = FF__VERBS_QUERY_QP__INIT;
+	Ff__Reply *rep;
+	int err;
+
+	if (!ffs_is_vctx(qp->context))
+		return VREAL(ibv_query_qp)(qp, attr, mask, init);
+	m.qp = to_vqp(qp)->h;
+	m.mask = (uint32_t)mask;
+	req.body_case = FF__REQUEST__BODY_VERBS_QUERY_QP;
+	req.verbs_query_qp = &m;
+	err = ffs_vcall(to_vctx(qp->context), &req, NULL, 0, &rep, NULL);
+	if (err)
+		return -err;
+	if (rep->body_case != FF__REPLY__BODY_VERBS_QP_ATTR) {
+		ff__reply__free_unpacked(rep, NULL);
+		return EPROTO;
+	}
+	attr_from_msg(rep->verbs_qp_attr, attr);
+	ff__reply__free_unpacked(rep, NULL);
+	memset(init, 0, sizeof(*init));
+	init->qp_context = qp->qp_context;
+	init->send_cq = qp->send_cq;
+	init->recv_cq = qp->recv_cq;
+	init->srq = qp->srq;
+	init->cap = attr->cap;
+	init->qp_type = qp->qp_type;
+	init->sq_sig_all = to_vqp(qp)->sq_sig_all;
+	qp->state = attr->qp_state;
+	return 0;
+}
+
+/* ---- posting ---- */
+
+static void ring_publish(struct ffs_vctx *x, struct ff_vq_idx *ix, uint32_t prod)
+{
+	__atomic_store_n(&ix->prod, prod, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&ix->need_db, __ATOMIC_RELAXED) &&
+	    __atomic_exchange_n(&ix->need_db, 0, __ATOMIC_SEQ_CST))
+		ffs_vdoorbell(x);
+}
+
+static int opcode_ok(const struct ibv_qp *qp, enum ibv_wr_opcode op)
+{
+	switch (op) {
+	case IBV_WR_SEND:
+	case IBV_WR_SEND_WITH_IMM:
+	case IBV_WR_RDMA_WRITE:
+	case IBV_WR_RDMA_WRITE_WITH_IMM:
+		return 1;
+	case IBV_WR_RDMA_READ:
+	case IBV_WR_ATOMIC_CMP_AND_SWP:
+	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+		return qp->qp_type == IBV_QPT_RC;
+	default:
+		return 0;
+	}
+}
+
+static int inline_copy(const struct ff_vq_geom *g, uint8_t *dst, const struct ibv_send_wr *wr,
+		       uint32_t *len)
+{
+	uint32_t n = 0;
+
+	for (int i = 0; i < wr->num_sge; i++) {
+		if (wr->sg_list[i].length > g->max_inline - n)
+			return EINVAL;
+		memcpy(dst + n, (void *)(uintptr_t)wr->sg_list[i].addr, wr->sg_list[i].length);
+		n += wr->sg_list[i].length;
+	}
+	*len = n;
+	return 0;
+}
+
+static int wqe_fill(struct ffs_vqp *q, struct ff_vwqe *w, const struct ibv_send_wr *wr)
+{
+	const struct ff_vq_geom *g = &q->sq;
+	bool atomic = wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
+		      wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
+
+	if (!opcode_ok(&q->qp, wr->opcode) || (wr->send_flags & ~SEND_FLAGS) || wr->num_sge < 0)
+		return EINVAL;
+	w->wr_id = wr->wr_id;
+	w->opcode = (uint8_t)wr->opcode;
+	w->send_flags = wr->send_flags;
+	w->imm_data = wr->imm_data;
+	w->remote_addr = atomic ? wr->wr.atomic.remote_addr : wr->wr.rdma.remote_addr;
+	w->rkey = atomic ? wr->wr.atomic.rkey : wr->wr.rdma.rkey;
+	w->compare_add = atomic ? wr->wr.atomic.compare_add : 0;
+	w->swap = atomic ? wr->wr.atomic.swap : 0;
+	w->inline_len = 0;
+	w->num_sge = 0;
+	if (wr->send_flags & IBV_SEND_INLINE) {
+		if (atomic || wr->opcode == IBV_WR_RDMA_READ)
+			return EINVAL;
+		return inline_copy(g, (uint8_t *)&w->sge[g->max_sge], wr, &w->inline_len);
+	}
+	if ((uint32_t)wr->num_sge > g->max_sge)
+		return EINVAL;
+	memcpy(w->sge, wr->sg_list, (size_t)wr->num_sge * sizeof(struct ff_vsge));
+	w->num_sge = (uint8_t)wr->num_sge;
+	return 0;
+}
+
+int ffs_vpost_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
+{
+	struct ffs_vqp *q = to_vqp(qp);
+	struct ff_vq_idx *ix = &q->ring.hdr->sqi;
+	uint32_t start;
+	int err = 0;
+
+	if (qp->state < IBV_QPS_RTS) {
+		*bad = wr;
+		return EINVAL;
+	}
+	pthread_spin_lock(&q->sq_lock);
+	start = q->sq_prod;
+	for (; wr; wr = wr->next) {
+		uint32_t cons = __atomic_load_n(&ix->cons, __ATOMIC_ACQUIRE);
+
+		if (q->sq_prod - cons >= q->sq.size) {
+			err = ENOMEM;
+			break;
+		}
+		err = wqe_fill(q, FF_VRING_SLOT(q->ring.hdr, &q->sq, q->sq_prod), wr);
+		if (err)
+			break;
+		q->sq_prod++;
+	}
+	if (q->sq_prod != start)
+		ring_publish(to_vctx(qp->context), ix, q->sq_prod);
+	pthread_spin_unlock(&q->sq_lock);
+	if (err)
+		*bad = wr;
+	return err;
+}
+
+/* Queues receive requests on a QP's or an SRQ's ring. Lock held. */
+static int rq_post(struct ffs_vctx *x, struct ffs_vring *rg, const struct ff_vq_geom *g,
+		   uint32_t *prod, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+	struct ff_vq_idx *ix = &rg->hdr->rqi;
+	uint32_t start = *prod;
+	int err = 0;
+
+	for (; wr; wr = wr->next) {
+		uint32_t cons = __atomic_load_n(&ix->cons, __ATOMIC_ACQUIRE);
+		struct ff_vrqe *e;
+
+		if (*prod - cons >= g->size) {
+			err = ENOMEM;
+			break;
+		}
+		if (wr->num_sge < 0 || (uint32_t)wr->num_sge > g->max_sge) {
+			err = EINVAL;
+			break;
+		}
+		e = FF_VRING_SLOT(rg->hdr, g, *prod);
+		e->wr_id = wr->wr_id;
+		e->num_sge = (uint32_t)wr->num_sge;
+		memcpy(e->sge, wr->sg_list, (size_t)wr->num_sge * sizeof(struct ff_vsge));
+		(*prod)++;
+	}
+	if (*prod != start)
+		ring_publish(x, ix, *prod);
+	if (err)
+		*bad = wr;
+	return err;
+}
+
+int ffs_vpost_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+	struct ffs_vqp *q = to_vqp(qp);
+	int err;
+
+	if (qp->srq || qp->state == IBV_QPS_RESET || !q->rq.size) {
+		*bad = wr;
+		return EINVAL;
+	}
+	pthread_spin_lock(&q->rq_lock);
+	err = rq_post(to_vctx(qp->context), &q->ring, &q->rq, &q->rq_prod, wr, bad);
+	pthread_spin_unlock(&q->rq_lock);
+	return err;
+}
+
+int ffs_vpost_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+	struct ffs_vsrq *s = to_vsrq(srq);
+	int err;
+
+	pthread_spin_lock(&s->lock);
+	err = rq_post(to_vctx(srq->context), &s->ring, &s->g, &s->prod, wr, bad);
+	pthread_spin_unlock(&s->lock);
+	return err;
+}
+
+/* ---- SRQ ---- */
+
+static int srq_call(struct ffs_vctx *x, struct ffs_vsrq *s, struct ibv_pd *pd,
+		    struct ibv_srq_init_attr *a)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__VerbsCreateSrq m = FF__VERBS_CREATE_SRQ__INIT;
+	Ff__Reply *rep;
+	int fd, err;
+
+	m.pd = to_vpd(pd)->h;
+	m.max_wr = a->attr.max_wr;
+	m.max_sge = a->attr.max_sge;
+	m.srq_limit = a->attr.srq_limit;
+	m.cookie = (uintptr_t)s;
+	req.body_case = FF__REQUEST__BODY_VERBS_CREATE_SRQ;
+	req.verbs_create_srq = &m;
+	err = ffs_vcall(x, &req, NULL, 0, &rep, &fd);
+	if (err)
+		return err;
+	s->h = rep->verbs_obj->handle;
+	a->attr.max_wr = rep->verbs_obj->max_wr;
+	a->attr.max_sge = rep->verbs_obj->max_sge;
+	ff__reply__free_unpacked(rep, NULL);
+	err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_SRQ, &s->ring);
+	if (err) {
+		ffs_vdestroy(x, FF_VOBJ_SRQ, s->h);
+		return err;
+	}
+	s->g = s->ring.hdr->rq;
+	return 0;
+}
+
+FFS_EXPORT struct ibv_srq *ibv_create_srq(struct ibv_pd *pd, struct ibv_srq_init_attr *attr)
+{
+	struct ffs_vsrq *s;
+	int err;
+
+	if (!ffs_is_vctx(pd->context))
+		return VREAL(ibv_create_srq)(pd, attr);
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	err = srq_call(to_vctx(pd->context), s, pd, attr);
+	if (err) {
+		free(s);
+		errno = -err;
+		return NULL;
+	}
+	pthread_spin_init(&s->lock, PTHREAD_PROCESS_PRIVATE);
+	s->srq.context = pd->context;
+	s->srq.srq_context = attr->srq_context;
+	s->srq.pd = pd;
+	s->srq.handle = s->h;
+	pthread_mutex_init(&s->srq.mutex, NULL);
+	pthread_cond_init(&s->srq.cond, NULL);
+	LINK(to_vctx(pd->context), srqs, s);
+	return &s->srq;
+}
+
+static int srq_attr_call(struct ibv_srq *srq, struct ibv_srq_attr *attr, int mask)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__VerbsModifySrq m = FF__VERBS_MODIFY_SRQ__INIT;
+	Ff__Reply *rep;
+	int err;
+
+	m.srq = to_vsrq(srq)->h;
+	m.mask = (uint32_t)mask;
+	m.max_wr = attr->max_wr;
+	m.srq_limit = attr->srq_limit;
+	req.body_case = FF__REQUEST__BODY_VERBS_MODIFY_SRQ;
+	req.verbs_modify_srq = &m;
+	err = ffs_vcall(to_vctx(srq->context), &req, NULL, 0, &rep, NULL);
+	if (err)
+		return -err;
+	attr->max_wr = rep->verbs_obj->max_wr;
+	attr->max_sge = rep->verbs_obj->max_sge;
+	attr->srq_limit = rep->verbs_obj->srq_limit;
+	ff__reply__free_unpacked(rep, NULL);
+	return 0;
+}
+
+FFS_EXPORT int ibv_modify_srq(struct ibv_srq *srq, struct ibv_srq_attr *attr, int mask)
+{
+	struct ibv_srq_attr tmp;
+
+	if (!ffs_is_vctx(srq->context))
+		return VREAL(ibv_modify_srq)(srq, attr, mask);
+	if (mask & IBV_SRQ_MAX_WR) {
+		ffs_vunsupported("resizing an SRQ");
+		return EOPNOTSUPP;
+	}
+	tmp = *attr;
+	return srq_attr_call(srq, &tmp, mask);
+}
+
+FFS_EXPORT int ibv_query_srq(struct ibv_srq *srq, struct ibv_srq_attr *attr)
+{
+	if (!ffs_is_vctx(srq->context))
+		return VREAL(ibv_query_srq)(srq, attr);
+	return srq_attr_call(srq, attr, 0);
+}
+
+FFS_EXPORT int ibv_destroy_srq(struct ibv_srq *srq)
+{
+	struct ffs_vsrq *s = to_vsrq(srq);
+	struct ffs_vctx *x;
+	int err;
+
+	if (!ffs_is_vctx(srq->context))
+		return VREAL(ibv_destroy_srq)(srq);
+	x = to_vctx(srq->context);
+	err = ffs_vdestroy(x, FF_VOBJ_SRQ, s->h);
+	if (err && err != -EIO)
+		return -err;
+	UNLINK(x, srqs, s, struct ffs_vsrq);
+	ffs_vring_unmap(&s->ring);
+	pthread_spin_destroy(&s->lock);
+	pthread_mutex_destroy(&srq->mutex);
+	pthread_cond_destroy(&srq->cond);
+	free(s);
+	return 0;
+}

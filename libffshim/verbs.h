@@ -1,0 +1,185 @@
+/* libffshim's RDMA verbs: a virtual device whose objects live in the
+ * router. Apps see ordinary libibverbs structs; each is the first member of
+ * a shim wrapper (to_vX()), so inline verbs.h calls that read the structs
+ * keep working, and the context's ops table points into the shim.
+ *
+ * An object is the shim's iff its context is: ffs_is_vctx() checks the
+ * context's device. Anything else passes through to the real libibverbs
+ * (RTLD_NEXT), so a program with real devices and no router is untouched.
+ * Every verbs call that is not a data-path call is one request/reply on
+ * the context's socket; data-path calls only touch the rings (vring.h). */
+#pragma once
+
+#include <infiniband/verbs.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ff/vring.h>
+
+#include "ff.pb-c.h"
+
+#define FFS_EXPORT __attribute__((visibility("default")))
+
+/* FFS_DEF_REAL(f) once per file, then VREAL(f)(args): the real f. */
+#define FFS_DEF_REAL(name)                                                                         \
+	static void *real_##name(void)                                                             \
+	{                                                                                          \
+		static void *p;                                                                    \
+		if (!p)                                                                            \
+			p = ffs_vreal(#name);                                                      \
+		return p;                                                                          \
+	}
+#define VREAL(name) ((typeof(&name))real_##name())
+#define FFS_MAX_GIDS 10
+
+/* The virtual device as the router describes it. */
+struct ffs_vinfo {
+	char name[IBV_SYSFS_NAME_MAX];
+	uint64_t guid; /* host order */
+	struct ibv_device_attr da;
+	struct ibv_port_attr pa;
+	int ngids;
+	union ibv_gid gids[FFS_MAX_GIDS];
+};
+
+struct ffs_vctx {
+	struct verbs_context vc; /* the app's ibv_context is vc.context */
+	pthread_mutex_t lock;    /* one request in flight on sock */
+	int sock;                /* context socket (hidden fd) */
+	int dbfd;                /* doorbell eventfd (hidden fd) */
+	uint64_t next_id;
+	struct ffs_vinfo info;
+	pthread_mutex_t objs_lock; /* the lists below */
+	struct ffs_vcq *cqs;
+	struct ffs_vqp *qps;
+	struct ffs_vsrq *srqs;
+};
+
+struct ffs_vpd {
+	struct ibv_pd pd;
+	uint32_t h;
+};
+
+struct ffs_region;
+#define FFS_MR_MAX_REGIONS 8
+struct ffs_vmr {
+	struct ibv_mr mr;
+	uint32_t h;
+	int nregs;
+	struct ffs_region *regs[FFS_MR_MAX_REGIONS];
+};
+
+struct ffs_vchan {
+	struct ibv_comp_channel ch;
+	uint32_t h;
+};
+
+/* A ring memfd the shim mapped. */
+struct ffs_vring {
+	struct ff_vring_hdr *hdr;
+	size_t len;
+};
+
+struct ffs_vcq {
+	struct ibv_cq cq;
+	uint32_t h;
+	struct ffs_vring ring;
+	struct ff_vq_geom g;
+	pthread_spinlock_t lock;
+	uint32_t cons;
+	uint32_t events; /* delivered by ibv_get_cq_event */
+	uint32_t acked;
+	struct ffs_vcq *next; /* in the context's list */
+};
+
+struct ffs_vsrq {
+	struct ibv_srq srq;
+	uint32_t h;
+	struct ffs_vring ring;
+	struct ff_vq_geom g;
+	pthread_spinlock_t lock;
+	uint32_t prod;
+	struct ffs_vsrq *next;
+};
+
+struct ffs_vqp {
+	struct ibv_qp qp;
+	uint32_t h;
+	struct ffs_vring ring;
+	struct ff_vq_geom sq, rq;
+	pthread_spinlock_t sq_lock, rq_lock;
+	uint32_t sq_prod, rq_prod;
+	bool sq_sig_all;
+	struct ffs_vqp *next;
+};
+
+#define FFS_CONTAINER_OF(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+static inline struct ffs_vctx *to_vctx(struct ibv_context *c)
+{
+	return FFS_CONTAINER_OF(c, struct ffs_vctx, vc.context);
+}
+#define to_vpd(p) ((struct ffs_vpd *)(p))
+#define to_vmr(p) ((struct ffs_vmr *)(p))
+#define to_vcq(p) ((struct ffs_vcq *)(p))
+#define to_vqp(p) ((struct ffs_vqp *)(p))
+#define to_vsrq(p) ((struct ffs_vsrq *)(p))
+#define to_vchan(p) ((struct ffs_vchan *)(p))
+
+/* verbs-call.c */
+extern struct ibv_device ffs_vdev;
+bool ffs_is_vctx(const struct ibv_context *ctx);
+/* The real libibverbs/librdmacm function, or NULL (the app lacks it). */
+void *ffs_vreal(const char *name);
+/* Logs once per name that an app used a verb the virtual device lacks. */
+void ffs_vunsupported(const char *what);
+/* Sends req on x's socket (fds not consumed) and waits for the reply.
+ * Returns 0 with *rep set (free with ff__reply__free_unpacked) and *rfd
+ * the fd it carried (or -1; rfd may be NULL when none is expected), or
+ * -errno: the router's errno for a refused request, -EIO when the router
+ * is gone. */
+int ffs_vcall(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep,
+	      int *rfd);
+/* The same for requests whose reply has no body worth keeping. */
+int ffs_vcall0(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds);
+int ffs_vdestroy(struct ffs_vctx *x, uint32_t kind, uint32_t h);
+/* Maps a ring memfd (consumed). 0 or -errno. */
+int ffs_vring_map(int fd, uint32_t kind, struct ffs_vring *rg);
+void ffs_vring_unmap(struct ffs_vring *rg);
+void ffs_vdoorbell(struct ffs_vctx *x);
+/* Describes the virtual device (VerbsOpen probe); -errno without one. */
+int ffs_vprobe(struct ffs_vinfo *info);
+/* Opens a context on the virtual device; NULL + errno. */
+struct ibv_context *ffs_vopen(void);
+void ffs_vclose(struct ffs_vctx *x);
+void ffs_vinfo_from_reply(const Ff__VerbsOpenReply *m, struct ffs_vinfo *info);
+
+/* verbs-dev.c */
+/* Exported by libibverbs without a prototype in verbs.h. */
+int ibv_query_gid_type(struct ibv_context *ctx, uint8_t port, unsigned int index, int *type);
+/* Its type values (rdma-core's enum ibv_gid_type_sysfs). */
+#define FFS_GID_TYPE_SYSFS_ROCE_V2 1
+int ffs_vquery_port(struct ibv_context *ctx, uint8_t port, struct ibv_port_attr *attr,
+		    size_t len);
+int ffs_vquery_device_ex(struct ibv_context *ctx, const struct ibv_query_device_ex_input *in,
+			 struct ibv_device_attr_ex *attr, size_t len);
+
+/* verbs-mr.c */
+/* Drops the regions' records of x (its router side is gone). */
+void ffs_regions_forget_ctx(struct ffs_vctx *x);
+
+/* verbs-cq.c */
+int ffs_vpoll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
+int ffs_vreq_notify_cq(struct ibv_cq *cq, int solicited_only);
+
+/* verbs-qp.c */
+int ffs_vpost_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
+int ffs_vpost_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
+int ffs_vpost_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
+struct ibv_qp *ffs_vcreate_qp_ex(struct ibv_context *ctx, struct ibv_qp_init_attr_ex *attr);
+/* Cookie -> object, for events; NULL when it no longer exists. */
+struct ffs_vqp *ffs_vqp_find(struct ffs_vctx *x, uint64_t cookie);
+struct ffs_vsrq *ffs_vsrq_find(struct ffs_vctx *x, uint64_t cookie);
+struct ffs_vcq *ffs_vcq_find(struct ffs_vctx *x, uint64_t cookie);
