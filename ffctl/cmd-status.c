@@ -130,6 +130,8 @@ static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	print_listeners(ctx, reps, n);
 	printf(ctx->json ? ", \"conns\": " : "");
 	print_conns(ctx, reps, n);
+	printf(ctx->json ? ", \"rdma\": " : "");
+	ffc_print_rdma(ctx);
 	if (ctx->json)
 		printf("}\n");
 }

@@ -48,3 +48,5 @@ int ffc_cmd_status(struct ffc_ctx *ctx, int argc, char **argv);
 int ffc_cmd_host(struct ffc_ctx *ctx, int argc, char **argv);
 int ffc_cmd_publish(struct ffc_ctx *ctx, int argc, char **argv);
 void ffc_print_hosts(struct ffc_ctx *ctx, Ff__Host **h, size_t n);
+/* cmd-rdma.c: the RDMA section of status (after the rest of it). */
+void ffc_print_rdma(struct ffc_ctx *ctx);
