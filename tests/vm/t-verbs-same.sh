@@ -1,0 +1,70 @@
+#!/bin/bash
+# vm-verbs-same: RDMA verbs between two containers on one host, through
+# ffnet. Single layout (rxe0), RDMA namespaces exclusive: the containers
+# (network namespaces ffv-a, ffv-b) have no RDMA device of their own, so
+# everything below goes through the shim and the router.
+#   - without the shim a container sees no device (ibv_devices, rdma dev,
+#     /sys/class/infiniband); with it, ibv_devices and ibv_devinfo show the
+#     virtual device ffnet0 with the container's virtual GIDs;
+#   - ibv_rc_pingpong: 100 iterations on both sides;
+#   - ib_write_bw, ib_send_bw, ib_read_bw (64 KiB x 200): the result line
+#     with a positive average on the client;
+#   - ib_write_lat, ib_send_lat, ib_read_lat (2 B x 200): the latency line
+#     with a positive t_avg;
+#   - ffctl status shows the contexts while they run and none after.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname -- "$(readlink -f -- "$0")")/lib.sh"
+
+if ! in_vm; then
+	FFVM_RDMA_NETNS=exclusive run_vm --layout single --timeout 500 -- "$0"
+	exit
+fi
+# shellcheck source=verbs-lib.sh
+. "$(dirname -- "$(readlink -f -- "$0")")/verbs-lib.sh"
+
+vb_containers 10.78.0.1 10.78.0.2
+vb_router h1 rxe0
+vb_register h1 a
+vb_register h1 b
+vb_no_device a
+vb_no_device b
+pass "the containers see no RDMA device of their own"
+
+devs=$(vb_ct a ibv_devices)
+printf '%s\n' "$devs"
+grep -Eq '^[[:space:]]+ffnet0[[:space:]]+0266666e0a4e0001$' <<<"$devs" ||
+	fail "ibv_devices in a does not list ffnet0 with a's GUID"
+info=$(vb_ct b ibv_devinfo -v)
+grep -q 'state:[[:space:]]*PORT_ACTIVE' <<<"$info" || fail "ibv_devinfo: port not active"
+grep -q 'link_layer:[[:space:]]*Ethernet' <<<"$info" || fail "ibv_devinfo: not Ethernet"
+grep -q 'GID\[  1\]:[[:space:]]*::ffff:10.78.0.2, RoCE v2' <<<"$info" ||
+	fail "ibv_devinfo: GID 1 is not b's virtual GID"
+pass "ibv_devices and ibv_devinfo show ffnet0 with the container's GIDs"
+
+vb_run rc_pingpong a b ibv_rc_pingpong -g 1 -n 100
+for side in server client; do
+	grep -Eq '^100 iters in [0-9.]+ seconds = [0-9.]+ usec/iter$' "$VB_LOGS/rc_pingpong.$side" ||
+		fail "ibv_rc_pingpong $side did not report 100 iterations"
+	grep -Eq '^819200 bytes in [0-9.]+ seconds' "$VB_LOGS/rc_pingpong.$side" ||
+		fail "ibv_rc_pingpong $side did not move 819200 bytes"
+done
+pass "ibv_rc_pingpong: 100 iterations ($(grep -o '[0-9.]* usec/iter' "$VB_LOGS/rc_pingpong.client"))"
+
+PT=(-d ffnet0 -x 1 -F)
+for t in write send read; do
+	vb_run "${t}_bw" a b "ib_${t}_bw" "${PT[@]}" -s 65536 -n 200
+	avg=$(vb_bw_line "$VB_LOGS/${t}_bw.client" 65536 200)
+	pass "ib_${t}_bw: 200 x 64 KiB, average $avg MB/s"
+done
+for t in write send read; do
+	vb_run "${t}_lat" a b "ib_${t}_lat" "${PT[@]}" -n 200
+	avg=$(vb_lat_line "$VB_LOGS/${t}_lat.client" 2 200)
+	pass "ib_${t}_lat: 200 x 2 B, t_avg $avg us"
+done
+
+st=$(vb_status h1 --json)
+[[ $(jq '.rdma.contexts | length' <<<"$st") == 0 ]] || fail "contexts left in the router: $st"
+[[ $(jq '.rdma.contexts_total' <<<"$st") -ge 15 ]] || fail "the router counted too few contexts: $st"
+[[ $(jq '.rdma.bad_wqes' <<<"$st") == 0 ]] || fail "bad work requests: $st"
+pass "after the programs exit the router holds no RDMA object ($(jq '.rdma.contexts_total' <<<"$st") contexts served)"

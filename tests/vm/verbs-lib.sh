@@ -1,0 +1,158 @@
+# shellcheck shell=bash
+# Helpers for the vm-verbs-* tests (sourced after lib.sh, in the guest).
+#
+# A "host" is an ffrouter on one rxe device with its own run directory; a
+# "container" is a network namespace joined to the others by a veth pair,
+# registered with the router, whose programs run with the shim preloaded and
+# FFNET_SOCK pointing at its own container socket. The guest runs with
+# FFVM_RDMA_NETNS=exclusive: a namespace sees no RDMA device of its own, so
+# every verb a container issues goes through ffnet (vb_no_device proves it).
+#
+# The build directory comes from FF_BUILD (meson sets it; ffvm passes FF*
+# variables into the guest).
+
+VB_BUILD=${FF_BUILD:-$(cd "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)/build}
+VB_SHIM=$VB_BUILD/libffshim/libffshim.so
+VB_ROUTER=$VB_BUILD/ffrouter/ffrouter
+VB_FFCTL=$VB_BUILD/ffctl/ffctl
+VB_LOGS=$(mktemp -d /tmp/vb.XXXXXX)
+VB_PORT=18600
+declare -A VB_RUNDIR VB_NS VB_IP VB_PID
+
+[[ -x $VB_ROUTER && -f $VB_SHIM ]] || fail "no build in $VB_BUILD (set FF_BUILD)"
+
+# vb_router HOST DEV: starts a router for rxe device DEV with run directory
+# /tmp/vb-HOST and waits for its admin socket.
+vb_router() {
+	local host=$1 dev=$2 dir=/tmp/vb-$1 i
+	mkdir -p "$dir"
+	"$VB_ROUTER" --rundir "$dir" --rdma-dev "$dev" --log-level "${VB_ROUTER_LOG:-info}" \
+		>"$VB_LOGS/router-$host.log" 2>&1 &
+	VB_PID[$host]=$!
+	VB_RUNDIR[$host]=$dir
+	for ((i = 0; i < 100; i++)); do
+		[[ -S $dir/ffrouter.sock ]] && return 0
+		sleep 0.05
+	done
+	cat "$VB_LOGS/router-$host.log" >&2
+	fail "router $host did not start"
+}
+
+# vb_containers IP-A IP-B: network namespaces ffv-a and ffv-b joined by a
+# veth pair (10.78.0.0/24), so the programs' own TCP exchanges can flow.
+vb_containers() {
+	local n
+	ip netns add ffv-a
+	ip netns add ffv-b
+	ip link add vb-a type veth peer name vb-b
+	ip link set vb-a netns ffv-a
+	ip link set vb-b netns ffv-b
+	ip -n ffv-a addr add "$1/24" dev vb-a
+	ip -n ffv-b addr add "$2/24" dev vb-b
+	for n in a b; do
+		ip -n "ffv-$n" link set lo up
+		ip -n "ffv-$n" link set "vb-$n" up
+	done
+	VB_IP[a]=$1
+	VB_IP[b]=$2
+}
+
+# vb_register HOST NAME [ARGS...]: registers container NAME (netns ffv-NAME)
+# on HOST's router, with the address vb_containers gave it.
+vb_register() {
+	local host=$1 name=$2
+	shift 2
+	"$VB_FFCTL" --rundir "${VB_RUNDIR[$host]}" register "$name" --ip "${VB_IP[$name]}" \
+		--netns "/run/netns/ffv-$name" "$@" >/dev/null || fail "register $name on $host"
+	VB_NS[$name]=$host
+}
+
+# vb_ct NAME CMD...: runs CMD in container NAME with the shim preloaded.
+vb_ct() {
+	local name=$1
+	shift
+	ip netns exec "ffv-$name" env LD_PRELOAD="$VB_SHIM" \
+		FFNET_SOCK="${VB_RUNDIR[${VB_NS[$name]}]}/c/$name/ffrouter.sock" "$@"
+}
+
+vb_status() { "$VB_FFCTL" --rundir "${VB_RUNDIR[$1]}" status "${@:2}"; }
+
+# vb_no_device NAME: without the shim the container sees no RDMA device.
+vb_no_device() {
+	local out
+	out=$(ip netns exec "ffv-$1" ibv_devices 2>&1 | tail -n +3)
+	[[ -z ${out//[[:space:]]/} ]] || fail "container $1 sees an RDMA device of its own: $out"
+	out=$(ip netns exec "ffv-$1" rdma dev 2>&1)
+	[[ -z $out ]] || fail "rdma dev in container $1: $out"
+	out=$(ip netns exec "ffv-$1" sh -c 'ls /sys/class/infiniband 2>/dev/null')
+	[[ -z $out ]] || fail "container $1 has /sys/class/infiniband/$out"
+}
+
+vb_wait_listen() { # NAME PORT
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[[ -n $(ip netns exec "ffv-$1" ss -Hltn "sport = :$2") ]] && return 0
+		sleep 0.05
+	done
+	fail "nothing listens on port $2 in container $1 after 10 s"
+}
+
+# vb_run NAME SERVER CLIENT PROG ARGS...: runs PROG ARGS in container SERVER
+# and PROG ARGS SERVER-IP in CLIENT (a fresh port each time). Outputs go to
+# $VB_LOGS/NAME.{server,client}; both must exit 0 and print no error.
+vb_run() {
+	local name=$1 srv=$2 cli=$3 crc=0 src=0 spid
+	shift 3
+	VB_PORT=$((VB_PORT + 1))
+	vb_ct "$srv" timeout -k 5 "${VB_TIMEOUT:-120}" "$@" -p "$VB_PORT" >"$VB_LOGS/$name.server" 2>&1 &
+	spid=$!
+	vb_wait_listen "$srv" "$VB_PORT"
+	vb_ct "$cli" timeout -k 5 "${VB_TIMEOUT:-120}" "$@" -p "$VB_PORT" "${VB_IP[$srv]}" \
+		>"$VB_LOGS/$name.client" 2>&1 || crc=$?
+	wait "$spid" || src=$?
+	show "$name server" "$VB_LOGS/$name.server"
+	show "$name client" "$VB_LOGS/$name.client"
+	((crc == 0)) || fail "$name client exited $crc"
+	((src == 0)) || fail "$name server exited $src"
+	no_errors "$name server" "$VB_LOGS/$name.server"
+	no_errors "$name client" "$VB_LOGS/$name.client"
+}
+
+# vb_bw_line FILE SIZE ITERS: perftest's bandwidth result line for SIZE;
+# prints the average MB/s, fails unless it is there and positive.
+vb_bw_line() {
+	local line avg
+	line=$(grep -E "^[[:space:]]*$2[[:space:]]+$3[[:space:]]+[0-9.]+[[:space:]]+[0-9.]+[[:space:]]+[0-9.]+" "$1") ||
+		fail "$(basename "$1"): no '$2 $3 <peak> <average> <rate>' line"
+	read -r _ _ _ avg _ <<<"$line"
+	awk -v a="$avg" 'BEGIN { exit !(a > 0) }' || fail "$(basename "$1"): average bandwidth $avg"
+	echo "$avg"
+}
+
+# vb_lat_line FILE SIZE ITERS: perftest's latency line; prints t_avg (us).
+vb_lat_line() {
+	local line avg
+	line=$(grep -E "^[[:space:]]*$2[[:space:]]+$3[[:space:]]+[0-9.]+[[:space:]]+[0-9.]+" "$1") ||
+		fail "$(basename "$1"): no '$2 $3 <t_min> ...' line"
+	read -r _ _ _ _ _ avg _ <<<"$line"
+	awk -v a="$avg" 'BEGIN { exit !(a > 0) }' || fail "$(basename "$1"): t_avg $avg"
+	echo "$avg"
+}
+
+# vb_sizes FILE ITERS KIND: the -a table has a positive line for every
+# power of two from 2 to 65536 (KIND bw or lat).
+vb_sizes() {
+	local s
+	for ((s = 2; s <= 65536; s *= 2)); do
+		"vb_$3_line" "$1" "$s" "$2" >/dev/null
+	done
+}
+
+vb_cleanup() {
+	local h
+	for h in "${!VB_PID[@]}"; do
+		kill -TERM "${VB_PID[$h]}" 2>/dev/null && wait "${VB_PID[$h]}" 2>/dev/null
+	done
+	return 0
+}
+trap vb_cleanup EXIT
