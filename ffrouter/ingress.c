@@ -86,6 +86,11 @@ static void preamble(struct ffr_ingress *g)
 	char name[FFR_NAME_MAX + FFR_HOST_MAX + 2], a[FF_ADDRSTRLEN];
 	int err = ffr_preamble_open(r, g->in + 2, g->inlen - 2, &p);
 
+	/* Out of our epoll set before the socket is handed over: a
+	 * registration belongs to the open file, which the app keeps, and would
+	 * wake this loop for every packet of the connection from then on. */
+	event_del(g->ev);
+
 	if (err) {
 		r->bad_messages++;
 		ff_warn("ingress from %s: preamble refused (%s)", ff_sa_fmt(&g->from, a, sizeof(a)),

@@ -37,16 +37,21 @@ accelerated() {
 gt0() { awk -v x="$1" 'BEGIN { exit !(x + 0 > 0) }'; }
 
 # ---- iperf3
+router_ticks() { [[ -n ${FF_ROUTER_PID:-} ]] && awk '{ print $14 + $15 }' "/proc/$FF_ROUTER_PID/stat" || echo 0; }
 iperf() { # LABEL ARGS...
-	local label=$1 srv cli out bps sent rcvd flow=1
+	local label=$1 srv cli out bps sent rcvd flow=1 t0
 	shift
 	srv=$(ff_x_bg c1 -- iperf3 -s -1 -p 5201)
 	tb_wait_port c1 5201
+	t0=$(router_ticks)
 	cli=$(ff_x_bg c2 -- iperf3 -c "$FF_IP1" -p 5201 -t 2 -J "$@")
 	sleep 1
 	accelerated c2 c1 5201 || flow=0
 	tb_wait "$cli" 30 || true
 	tb_wait "$srv" 10 || true
+	t0=$(($(router_ticks) - t0))
+	# the router is not on the data path: it may not be busy meanwhile
+	((t0 < 30)) || { ff_nok "iperf3 $label: router busy during the transfer ($t0 ticks)"; flow=0; }
 	out=$(tb_bg_log "$cli")
 	bps=$(jq -r '.end.sum_received.bits_per_second // 0' <<<"$out" 2>/dev/null || echo 0)
 	sent=$(jq -r '.end.sum_sent.bytes // 0' <<<"$out" 2>/dev/null || echo 0)

@@ -61,18 +61,24 @@ bg() { # LOG CONTAINER -- CMD...: background with the shim, its pid in XH_PID
 }
 
 # ---- programs
+ticks() { awk '{ print $14 + $15 }' "/proc/${XH_ROUTER[$1]}/stat"; }
 iperf() {
-	local label=$1 spid cpid out bps f=1
+	local label=$1 spid cpid out bps f=1 ta tb
 	shift
 	bg srv.log b1 -- iperf3 -s -1 -p 5201
 	spid=$XH_PID
 	xh_wait_port b1 5201
+	ta=$(ticks A) tb=$(ticks B)
 	bg cli.log a1 -- iperf3 -c "$B1" -p 5201 -t 2 -J "$@"
 	cpid=$XH_PID
 	sleep 1
 	flow 5201 || f=0
 	wait $cpid
 	wait $spid
+	# no router is on the data path: neither may be busy meanwhile
+	ta=$(($(ticks A) - ta)) tb=$(($(ticks B) - tb))
+	((ta < 20 && tb < 20)) && ok "iperf3 $label: routers idle during the transfer ($ta, $tb ticks)" ||
+		nok "iperf3 $label: routers busy during the transfer: A $ta, B $tb ticks"
 	out=$(cat "$XH_WORK/cli.log")
 	bps=$(jq -r '.end.sum_received.bits_per_second // 0' <<<"$out" 2>/dev/null || echo 0)
 	if gt0 "$bps" && ((f)); then
