@@ -20,11 +20,13 @@ if [[ ! -f $build/proto/ff.pb-c.c ]]; then
 	exit 1
 fi
 mkdir -p "$out/corpus" "$out/crashes"
-srcs=("$top"/common/{log,fdpass,msg,addr,map,sha256,json}.c "$top"/ffrouter/{router,chan,container,listener,conn,shimops,ctl,map-file,host,xauth,xconn,ingress,ctl-host,map-etcd}.c
-	"$build/proto/ff.pb-c.c" "$top/fuzz/fuzz_router.c")
+# every source of the router library and of common/ (main.c aside), so the
+# target follows the tree without a list to keep in step
+mapfile -t srcs < <(ls "$top"/common/*.c "$top"/ffrouter/*.c | grep -v '/ffrouter/main\.c$')
+srcs+=("$build/proto/ff.pb-c.c" "$top/fuzz/fuzz_router.c")
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	-DFF_VERSION='"fuzz"' -I"$top/include" -I"$top/common" -I"$top/ffrouter" -I"$build/proto" \
-	"${srcs[@]}" -levent_core -levent_extra -lprotobuf-c -o "$out/fuzz_router"
+	"${srcs[@]}" -levent_core -levent_extra -lprotobuf-c -libverbs -o "$out/fuzz_router"
 FUZZ_SEEDS="$out/corpus" "$out/fuzz_router" >/dev/null 2>&1 || true
 echo "fuzzing the router for ${secs}s ($(ls "$out/corpus" | wc -l) inputs in the corpus)"
 ulimit -n 4096
