@@ -40,6 +40,8 @@ static void print_ctx_json(const Ff__VerbsCtxInfo *c)
 
 static void print_rdma(struct ffc_ctx *ctx, const Ff__VerbsStatusReply *s)
 {
+	char a[FF_ADDRSTRLEN];
+
 	if (!s->device || !*s->device) {
 		printf(ctx->json ? "null" : "\nRDMA: no device\n");
 		return;
@@ -49,11 +51,18 @@ static void print_rdma(struct ffc_ctx *ctx, const Ff__VerbsStatusReply *s)
 		ffc_json_str(stdout, s->device);
 		printf(", \"virtual_device\": ");
 		ffc_json_str(stdout, s->virtual_device);
-		printf(", \"contexts_total\": %" PRIu64 ", \"bad_wqes\": %" PRIu64 ", \"contexts\": [",
-		       s->contexts_total, s->bad_wqes);
+		printf(", \"contexts_total\": %" PRIu64 ", \"bad_wqes\": %" PRIu64
+		       ", \"cm_conns_total\": %" PRIu64 ", \"contexts\": [",
+		       s->contexts_total, s->bad_wqes, s->cm_conns_total);
 		for (size_t i = 0; i < s->n_ctxs; i++) {
 			printf(i ? ", " : "");
 			print_ctx_json(s->ctxs[i]);
+		}
+		printf("], \"cm_listeners\": [");
+		for (size_t i = 0; i < s->n_cm_listeners; i++) {
+			printf("%s{\"container\": ", i ? ", " : "");
+			ffc_json_str(stdout, s->cm_listeners[i]->container);
+			printf(", \"addr\": \"%s\"}", ffc_addr_str(s->cm_listeners[i]->addr, a, sizeof(a)));
 		}
 		printf("]}");
 		return;
@@ -65,6 +74,11 @@ static void print_rdma(struct ffc_ctx *ctx, const Ff__VerbsStatusReply *s)
 	       "COMPLETIONS");
 	for (size_t i = 0; i < s->n_ctxs; i++)
 		print_ctx_text(s->ctxs[i]);
+	if (s->n_cm_listeners)
+		printf("\nrdma_cm listeners (%" PRIu64 " connections made):\n", s->cm_conns_total);
+	for (size_t i = 0; i < s->n_cm_listeners; i++)
+		printf("    %-16s %s\n", s->cm_listeners[i]->container,
+		       ffc_addr_str(s->cm_listeners[i]->addr, a, sizeof(a)));
 }
 
 /* Asks the router and prints the section; an older router without verbs

@@ -44,6 +44,7 @@ static const struct op ops[] = {
 	[FF__REQUEST__BODY_STATUS] = {ffr_op_status, 0, false, true},
 	[FF__REQUEST__BODY_VERBS_OPEN] = {ffr_op_verbs_open, 0, true, false},
 	[FF__REQUEST__BODY_VERBS_STATUS] = {ffr_op_verbs_status, 0, false, true},
+	[FF__REQUEST__BODY_RDMA_CM_OPEN] = {ffr_op_rdma_cm_open, 0, true, false},
 };
 
 static bool chan_dead(struct ffr_chan *ch)

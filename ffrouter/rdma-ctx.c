@@ -110,77 +110,105 @@ Ff__Status ffr_errno_status(int err)
 	}
 }
 
-/* ---- the object table ---- */
+/* ---- handle tables ---- */
 
-static int tab_grow(struct ffr_vctx *x)
+static int htab_grow(struct ffr_htab *t)
 {
-	uint32_t cap = x->cap ? x->cap * 2 : 64;
-	struct ffr_vobj **tab;
+	uint32_t cap = t->cap ? t->cap * 2 : 64;
+	void **v;
 	uint16_t *gen;
 
 	if (cap > IDX_MASK + 1)
 		return -ENOBUFS;
-	tab = realloc(x->tab, cap * sizeof(*tab));
-	if (!tab)
+	v = realloc(t->v, cap * sizeof(*v));
+	if (!v)
 		return -ENOMEM;
-	x->tab = tab;
-	gen = realloc(x->gen, cap * sizeof(*gen));
+	t->v = v;
+	gen = realloc(t->gen, cap * sizeof(*gen));
 	if (!gen)
 		return -ENOMEM;
-	x->gen = gen;
-	memset(tab + x->cap, 0, (cap - x->cap) * sizeof(*tab));
-	memset(gen + x->cap, 0, (cap - x->cap) * sizeof(*gen));
-	x->cap = cap;
+	t->gen = gen;
+	memset(v + t->cap, 0, (cap - t->cap) * sizeof(*v));
+	memset(gen + t->cap, 0, (cap - t->cap) * sizeof(*gen));
+	t->cap = cap;
 	return 0;
 }
 
-int ffr_vobj_add(struct ffr_vctx *x, struct ffr_vobj *o, uint32_t kind)
+int ffr_htab_add(struct ffr_htab *t, void *p, uint32_t *handle)
 {
 	uint32_t i;
 	int err;
 
 	for (;;) {
-		for (i = 1; i < x->cap && x->tab[i]; i++)
+		for (i = t->hint ? t->hint : 1; i < t->cap && t->v[i]; i++)
 			;
-		if (i < x->cap)
+		if (i < t->cap)
 			break;
-		err = tab_grow(x);
+		if (t->hint > 1) {
+			t->hint = 1;
+			continue;
+		}
+		err = htab_grow(t);
 		if (err)
 			return err;
 	}
-	x->gen[i] = (uint16_t)((x->gen[i] + 1) & GEN_MASK);
-	x->tab[i] = o;
+	t->gen[i] = (uint16_t)((t->gen[i] + 1) & GEN_MASK);
+	t->v[i] = p;
+	t->hint = i + 1;
+	*handle = i | (uint32_t)t->gen[i] << IDX_BITS;
+	return 0;
+}
+
+void ffr_htab_del(struct ffr_htab *t, uint32_t handle, const void *p)
+{
+	uint32_t i = handle & IDX_MASK;
+
+	if (i < t->cap && t->v[i] == p)
+		t->v[i] = NULL;
+}
+
+void *ffr_htab_get(const struct ffr_htab *t, uint32_t handle)
+{
+	uint32_t i = handle & IDX_MASK;
+
+	if (i == 0 || i >= t->cap || t->gen[i] != handle >> IDX_BITS)
+		return NULL;
+	return t->v[i];
+}
+
+void ffr_htab_free(struct ffr_htab *t)
+{
+	free(t->v);
+	free(t->gen);
+	memset(t, 0, sizeof(*t));
+}
+
+int ffr_vobj_add(struct ffr_vctx *x, struct ffr_vobj *o, uint32_t kind)
+{
+	int err = ffr_htab_add(&x->objtab, o, &o->handle);
+
+	if (err)
+		return err;
 	o->kind = kind;
 	o->x = x;
-	o->handle = i | (uint32_t)x->gen[i] << IDX_BITS;
 	TAILQ_INSERT_TAIL(&x->objs[kind], o, link);
 	return 0;
 }
 
 void ffr_vobj_del(struct ffr_vobj *o)
 {
-	struct ffr_vctx *x = o->x;
-	uint32_t i = o->handle & IDX_MASK;
-
-	if (!x)
+	if (!o->x)
 		return;
-	TAILQ_REMOVE(&x->objs[o->kind], o, link);
-	if (i < x->cap && x->tab[i] == o)
-		x->tab[i] = NULL;
+	TAILQ_REMOVE(&o->x->objs[o->kind], o, link);
+	ffr_htab_del(&o->x->objtab, o->handle, o);
 	o->x = NULL;
 }
 
 void *ffr_vobj_get(struct ffr_vctx *x, uint32_t handle, uint32_t kind)
 {
-	uint32_t i = handle & IDX_MASK;
-	struct ffr_vobj *o;
+	struct ffr_vobj *o = ffr_htab_get(&x->objtab, handle);
 
-	if (i == 0 || i >= x->cap)
-		return NULL;
-	o = x->tab[i];
-	if (!o || o->kind != kind || x->gen[i] != handle >> IDX_BITS)
-		return NULL;
-	return o;
+	return o && o->kind == kind ? o : NULL;
 }
 
 /* ---- replies ---- */
@@ -492,7 +520,6 @@ void ffr_vctx_free(struct ffr_vctx *x)
 	if (x->c && x->c->rdma)
 		x->c->rdma->ctxs--;
 	ff_info("verbs %s pid %d: context closed", x->name, (int)x->pid);
-	free(x->tab);
-	free(x->gen);
+	ffr_htab_free(&x->objtab);
 	free(x);
 }

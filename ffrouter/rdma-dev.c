@@ -138,6 +138,7 @@ static int open_dev(struct ffr_rdma *rd, const char *name)
 	if (rd->ibv->query_device(rd->probe, &rd->dattr) ||
 	    rd->ibv->query_port(rd->probe, rd->port, &pa))
 		return -EIO;
+	rd->active_mtu = pa.active_mtu;
 	return pick_gid(rd, pa.gid_tbl_len);
 }
 
@@ -152,6 +153,8 @@ int ffr_rdma_attach_ibv(struct ffr_router *r, const char *name, const struct ffr
 	rd->ibv = ibv;
 	rd->quota = default_quota;
 	TAILQ_INIT(&rd->ctxs);
+	TAILQ_INIT(&rd->cmchans);
+	TAILQ_INIT(&rd->listens);
 	err = open_dev(rd, name);
 	if (err) {
 		if (name || err != -ENODEV)
@@ -188,10 +191,13 @@ int ffr_rdma_attach(struct ffr_router *r, const char *name)
 
 void ffr_rdma_free(struct ffr_rdma *rd)
 {
+	struct ffr_cmchan *ch;
 	struct ffr_vctx *x;
 
 	if (!rd)
 		return;
+	while ((ch = TAILQ_FIRST(&rd->cmchans)))
+		ffr_cmchan_free(ch);
 	while ((x = TAILQ_FIRST(&rd->ctxs)))
 		ffr_vctx_free(x);
 	if (rd->probe)
@@ -210,12 +216,17 @@ void ffr_rdma_free(struct ffr_rdma *rd)
 void ffr_rdma_container_free(struct ffr_container *c)
 {
 	struct ffr_rdma *rd = c->r->rdma;
+	struct ffr_cmchan *ch;
 	struct ffr_vctx *x;
 
-	if (rd)
+	if (rd) {
 		TAILQ_FOREACH (x, &rd->ctxs, link)
 			if (x->c == c)
 				x->c = NULL;
+		TAILQ_FOREACH (ch, &rd->cmchans, link)
+			if (ch->c == c)
+				ch->c = NULL;
+	}
 	free(c->rdma);
 	c->rdma = NULL;
 }

@@ -231,25 +231,18 @@ static int peer_ok(struct ffr_rdma *rd, const struct ffr_container *t, uint32_t 
 	return p && p->o.x->c == t ? 0 : -EINVAL;
 }
 
-/* Replaces the app's address vector by the one that reaches its peer. */
-static int translate_av(struct ffr_vqp *q, const Ff__VerbsAh *ah, struct ibv_ah_attr *out,
-			struct ffr_container **peer)
+/* The device's address vector to the container that owns ip. */
+static int av_for(struct ffr_vqp *q, const struct ff_ip *ip, struct ibv_ah_attr *out,
+		  struct ffr_container **peer)
 {
 	struct ffr_rdma *rd = q->o.x->rd;
-	struct ffr_container *t;
-	struct ff_ip ip;
+	struct ffr_container *t = ffr_container_by_ip(rd->r, ip);
+	char s[FF_ADDRSTRLEN];
 	int err;
 
-	if (!ah || !ah->is_global || ah->dgid.len != 16 || ah->port_num > 1)
-		return -EINVAL;
-	if (ffr_vgid_ip(ah->dgid.data, &ip) < 0)
-		return -EINVAL;
-	t = ffr_container_by_ip(rd->r, &ip);
 	if (!t) {
-		char s[FF_ADDRSTRLEN];
-
-		ff_warn("verbs %s: modify_qp to %s: not a container address", q->o.x->name,
-			ff_ip_fmt(&ip, s, sizeof(s)));
+		ff_warn("verbs %s: QP %u to %s: not a container address", q->o.x->name,
+			q->qp->qp_num, ff_ip_fmt(ip, s, sizeof(s)));
 		return -EHOSTUNREACH;
 	}
 	memset(out, 0, sizeof(*out));
@@ -258,15 +251,33 @@ static int translate_av(struct ffr_vqp *q, const Ff__VerbsAh *ah, struct ibv_ah_
 		return err;
 	out->is_global = 1;
 	out->grh.sgid_index = (uint8_t)rd->gid_index;
+	out->grh.hop_limit = 64;
+	out->port_num = rd->port;
+	*peer = t;
+	return 0;
+}
+
+/* Replaces the app's address vector by the one that reaches its peer. */
+static int translate_av(struct ffr_vqp *q, const Ff__VerbsAh *ah, struct ibv_ah_attr *out,
+			struct ffr_container **peer)
+{
+	struct ff_ip ip;
+	int err;
+
+	if (!ah || !ah->is_global || ah->dgid.len != 16 || ah->port_num > 1)
+		return -EINVAL;
+	if (ffr_vgid_ip(ah->dgid.data, &ip) < 0)
+		return -EINVAL;
+	err = av_for(q, &ip, out, peer);
+	if (err)
+		return err;
 	out->grh.hop_limit = ah->hop_limit ? (uint8_t)ah->hop_limit : 64;
 	out->grh.traffic_class = (uint8_t)ah->traffic_class;
 	out->grh.flow_label = ah->flow_label;
 	out->sl = (uint8_t)ah->sl;
 	out->static_rate = (uint8_t)ah->static_rate;
-	out->port_num = rd->port;
 	memcpy(q->vgid, ah->dgid.data, 16);
 	q->sgid_index = (uint8_t)ah->sgid_index;
-	*peer = t;
 	return 0;
 }
 
@@ -393,4 +404,83 @@ void ffr_vop_query_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
 	rep.body_case = FF__REPLY__BODY_VERBS_QP_ATTR;
 	rep.verbs_qp_attr = &o.m;
 	ffr_vreply(x, &rep, NULL, 0);
+}
+
+/* ---- for rdma_cm ---- */
+
+struct ffr_vqp *ffr_vqp_of(struct ffr_rdma *rd, const struct ffr_container *c, uint32_t qpn)
+{
+	struct ffr_vqp *q = ffr_vqp_by_num(rd, qpn);
+
+	return q && q->o.x->c == c ? q : NULL;
+}
+
+static int qp_to(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask)
+{
+	int err = q->o.x->rd->ibv->modify_qp(q->qp, a, mask | IBV_QP_STATE);
+
+	if (err)
+		return -err;
+	q->state = a->qp_state;
+	return 0;
+}
+
+static int qp_init(struct ffr_vqp *q)
+{
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_INIT, .pkey_index = 0, .port_num = q->o.x->rd->port,
+		.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+				   IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC,
+	};
+
+	return qp_to(q, &a, IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+}
+
+int ffr_vqp_connect(struct ffr_vqp *q, const struct ff_ip *peer_ip, const struct ffr_qp_conn *p)
+{
+	struct ffr_container *t;
+	struct ibv_qp_attr a = {.qp_state = IBV_QPS_RTR};
+	int err = q->state == IBV_QPS_RESET ? qp_init(q) : 0;
+
+	if (!err)
+		err = av_for(q, peer_ip, &a.ah_attr, &t);
+	if (err)
+		return err;
+	a.path_mtu = q->o.x->rd->active_mtu;
+	a.dest_qp_num = p->dest_qpn;
+	a.rq_psn = p->rq_psn;
+	a.max_dest_rd_atomic = p->max_dest_rd_atomic;
+	a.min_rnr_timer = 12;
+	err = qp_to(q, &a, IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+				   IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
+	if (err)
+		return err;
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTS;
+	a.timeout = 14;
+	a.retry_cnt = p->retry_cnt;
+	a.rnr_retry = p->rnr_retry;
+	a.sq_psn = p->sq_psn;
+	a.max_rd_atomic = p->max_rd_atomic;
+	err = qp_to(q, &a, IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
+				   IBV_QP_MAX_QP_RD_ATOMIC);
+	if (err)
+		return err;
+	memset(q->vgid, 0, sizeof(q->vgid));
+	if (peer_ip->family == AF_INET6) {
+		memcpy(q->vgid, peer_ip->ip, 16);
+	} else {
+		q->vgid[10] = q->vgid[11] = 0xff;
+		memcpy(q->vgid + 12, peer_ip->ip, 4);
+	}
+	q->sgid_index = 1;
+	ffr_vctx_run(q->o.x);
+	return 0;
+}
+
+int ffr_vqp_set_error(struct ffr_vqp *q)
+{
+	struct ibv_qp_attr a = {.qp_state = IBV_QPS_ERR};
+
+	return qp_to(q, &a, 0);
 }

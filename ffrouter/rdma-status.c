@@ -11,9 +11,13 @@
 
 #define MAX_CTXS 64
 #define MAX_QPS_PER_CTX 16
+#define MAX_LISTENERS 64
 
 struct status_piece {
 	Ff__VerbsStatusReply m;
+	Ff__VerbsCmListener lm[MAX_LISTENERS], *lp[MAX_LISTENERS];
+	Ff__Addr la[MAX_LISTENERS];
+	uint8_t lb[MAX_LISTENERS][16];
 	Ff__VerbsCtxInfo cm[MAX_CTXS], *cp[MAX_CTXS];
 	Ff__VerbsQpInfo qm[MAX_CTXS][MAX_QPS_PER_CTX], *qp[MAX_CTXS][MAX_QPS_PER_CTX];
 };
@@ -65,6 +69,25 @@ static void ctx_info(const struct ffr_vctx *x, Ff__VerbsCtxInfo *m, Ff__VerbsQpI
 	m->qp = qp;
 }
 
+static void listeners(struct ffr_rdma *rd, struct status_piece *p)
+{
+	struct ffr_cmid *l;
+	size_t n = 0;
+
+	TAILQ_FOREACH (l, &rd->listens, llink) {
+		if (n == MAX_LISTENERS)
+			break;
+		ff__verbs_cm_listener__init(&p->lm[n]);
+		p->lm[n].container = l->ch->name;
+		ff_sa_to_proto(&l->local, &p->la[n], p->lb[n]);
+		p->lm[n].addr = &p->la[n];
+		p->lp[n] = &p->lm[n];
+		n++;
+	}
+	p->m.n_cm_listeners = n;
+	p->m.cm_listeners = p->lp;
+}
+
 void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_rdma *rd = ch->r->rdma;
@@ -83,6 +106,8 @@ void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 		p->m.virtual_device = (char *)FFR_VDEV_NAME;
 		p->m.contexts_total = rd->ctxs_total;
 		p->m.bad_wqes = rd->bad_wqes;
+		p->m.cm_conns_total = rd->cm_conns_total;
+		listeners(rd, p);
 		TAILQ_FOREACH (x, &rd->ctxs, link) {
 			if (n == MAX_CTXS)
 				break;

@@ -73,6 +73,18 @@ struct ffr_rdma_quota {
 struct ffr_vctx;
 TAILQ_HEAD(ffr_vctx_list, ffr_vctx);
 
+/* Handles: an index into v plus a generation, so a stale handle misses. */
+struct ffr_htab {
+	void **v;
+	uint16_t *gen;
+	uint32_t cap, hint;
+};
+
+struct ffr_cmchan;
+struct ffr_cmid;
+TAILQ_HEAD(ffr_cmchan_list, ffr_cmchan);
+TAILQ_HEAD(ffr_cmid_list, ffr_cmid);
+
 struct ffr_rdma {
 	struct ffr_router *r;
 	const struct ffr_ibv *ibv;
@@ -85,10 +97,15 @@ struct ffr_rdma {
 	uint8_t port;
 	int gid_index;     /* the RoCE v2 IPv4 GID of that port */
 	union ibv_gid gid; /* this host's physical GID */
+	enum ibv_mtu active_mtu;
 	struct ffr_rdma_quota quota;
 	struct ffr_vctx_list ctxs;
 	uint32_t nctxs;
 	uint64_t ctxs_total, bad_wqes;
+	struct ffr_cmchan_list cmchans;
+	struct ffr_cmid_list listens; /* rdma_cm ids in the listening state */
+	uint16_t next_port;
+	uint64_t cm_conns_total;
 };
 
 /* Counters of one container (c->rdma). */
@@ -204,9 +221,7 @@ struct ffr_vctx {
 	struct ibv_comp_channel *cc;
 	struct event *ccev;
 	struct event *asev; /* the device's async events */
-	struct ffr_vobj **tab;
-	uint16_t *gen;
-	uint32_t cap;
+	struct ffr_htab objtab;
 	struct ffr_vobj_list objs[FF_VOBJ_CHANNEL + 1];
 	struct ffr_vmem_list mems;
 	struct ffr_rdma_use use;
@@ -228,6 +243,10 @@ int ffr_rdma_peer_gid(struct ffr_rdma *rd, const struct ffr_container *t, union 
 int ffr_vctx_new(struct ffr_rdma *rd, struct ffr_container *c, pid_t pid, int *shim_fd,
 		 int *async_fd);
 void ffr_vctx_free(struct ffr_vctx *x);
+int ffr_htab_add(struct ffr_htab *t, void *p, uint32_t *handle);
+void ffr_htab_del(struct ffr_htab *t, uint32_t handle, const void *p);
+void *ffr_htab_get(const struct ffr_htab *t, uint32_t handle);
+void ffr_htab_free(struct ffr_htab *t);
 /* Object table: charge-free insertion and lookup by handle and kind. */
 int ffr_vobj_add(struct ffr_vctx *x, struct ffr_vobj *o, uint32_t kind);
 void ffr_vobj_del(struct ffr_vobj *o);
@@ -277,3 +296,90 @@ void ffr_vdb_cb(evutil_socket_t fd, short what, void *arg);
 /* An error completion for a work request the device never saw. */
 void ffr_vcq_push_err(struct ffr_vcq *q, uint64_t wr_id, uint32_t qpn, int opcode, int status);
 
+
+/* ---- rdma_cm ---- */
+
+enum ffr_cm_state {
+	CM_IDLE,
+	CM_BOUND,
+	CM_LISTEN,
+	CM_ADDR,       /* address resolved */
+	CM_ROUTE,      /* route resolved */
+	CM_CONNECTING, /* active side, request sent */
+	CM_REQ,        /* passive side (a listener's child), request received */
+	CM_CONNECTED,
+	CM_DISCONNECTED,
+};
+
+/* What one side asked for at connect or accept. */
+struct ffr_cm_param {
+	uint8_t pdata[256];
+	uint32_t pdata_len;
+	uint8_t responder_resources, initiator_depth, retry_count, rnr_retry_count;
+	uint8_t flow_control;
+	bool srq;
+	uint32_t qp_num;
+};
+
+struct ffr_cmid {
+	TAILQ_ENTRY(ffr_cmid) link;  /* ch->ids */
+	TAILQ_ENTRY(ffr_cmid) llink; /* rd->listens, while listening */
+	struct ffr_cmchan *ch;
+	uint32_t h;
+	enum ffr_cm_state state;
+	uint32_t ps, qp_type;
+	struct ff_sa local, peer;
+	int backlog;
+	uint32_t pending;          /* a listener's children not yet accepted or rejected */
+	struct ffr_cmid *parent;   /* a child: its listener, until it answers */
+	struct ffr_cmid *peer_id;  /* the other end, while connecting or connected */
+	struct ffr_cm_param param; /* this side's connect or accept */
+	uint32_t psn;
+};
+
+/* An app's rdma_event_channel: a request socket and an event socket. */
+struct ffr_cmchan {
+	TAILQ_ENTRY(ffr_cmchan) link;
+	struct ffr_rdma *rd;
+	struct ffr_container *c; /* NULL once unregistered */
+	char name[FFR_NAME_MAX + 1];
+	pid_t pid;
+	int fd;  /* requests */
+	int efd; /* events, router end */
+	struct event *ev;
+	struct ffr_htab ids_tab;
+	struct ffr_cmid_list ids;
+	uint32_t bad;
+	bool dead;
+};
+
+/* rdma-cm.c (and router.h: ffr_op_rdma_cm_open) */
+void ffr_cmchan_free(struct ffr_cmchan *ch);
+int ffr_cm_reply_status(struct ffr_cmchan *ch, uint64_t id, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* A new id of ch (a listener's child for a connect request). */
+struct ffr_cmid *ffr_cmid_new(struct ffr_cmchan *ch);
+void ffr_cmid_free(struct ffr_cmid *id);
+/* Writes one event for id (param and peer_gid may be NULL). */
+void ffr_cm_event(struct ffr_cmid *id, uint32_t type, int status, const struct ffr_cm_param *param,
+		  bool swap_rd, const uint8_t *peer_gid);
+
+/* rdma-cmconn.c: connection set-up between two ids */
+int ffr_cm_connect(struct ffr_cmid *id, const Ff__RdmaConnParam *p);
+int ffr_cm_accept(struct ffr_cmid *id, const Ff__RdmaConnParam *p);
+int ffr_cm_reject(struct ffr_cmid *id, const uint8_t *pdata, size_t len);
+int ffr_cm_disconnect(struct ffr_cmid *id);
+/* id goes away: its peer learns it as a reject or a disconnect. */
+void ffr_cm_detach(struct ffr_cmid *id);
+
+/* rdma-qp.c, for rdma_cm */
+struct ffr_qp_conn {
+	uint32_t dest_qpn, rq_psn, sq_psn;
+	uint8_t max_rd_atomic, max_dest_rd_atomic, retry_cnt, rnr_retry;
+};
+/* Moves q (of container c) to RTS, connected to QP dest_qpn of the
+ * container that owns peer_ip. */
+int ffr_vqp_connect(struct ffr_vqp *q, const struct ff_ip *peer_ip, const struct ffr_qp_conn *p);
+int ffr_vqp_set_error(struct ffr_vqp *q);
+/* The QP numbered qpn if it belongs to container c. */
+struct ffr_vqp *ffr_vqp_of(struct ffr_rdma *rd, const struct ffr_container *c, uint32_t qpn);

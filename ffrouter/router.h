@@ -391,3 +391,4 @@ void ffr_rdma_free(struct ffr_rdma *rd);
 void ffr_rdma_container_free(struct ffr_container *c);
 void ffr_op_verbs_open(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+void ffr_op_rdma_cm_open(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
