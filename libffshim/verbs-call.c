@@ -62,12 +62,12 @@ void ffs_vunsupported(const char *what)
 
 /* ---- requests ---- */
 
-static int wait_reply(struct ffs_vctx *x, uint64_t id, Ff__Reply **rep, int *rfds, int *nr)
+static int wait_reply(int sock, uint64_t id, Ff__Reply **rep, int *rfds, int *nr)
 {
 	uint8_t buf[VREPLY_BUF];
 
 	for (;;) {
-		struct pollfd p = {.fd = x->sock, .events = POLLIN};
+		struct pollfd p = {.fd = sock, .events = POLLIN};
 		ProtobufCMessage *m;
 		int r = poll(&p, 1, VREPLY_TIMEOUT_MS);
 
@@ -75,8 +75,7 @@ static int wait_reply(struct ffs_vctx *x, uint64_t id, Ff__Reply **rep, int *rfd
 			continue;
 		if (r <= 0)
 			return r < 0 ? -errno : -ETIMEDOUT;
-		r = ff_msg_recv(x->sock, &ff__reply__descriptor, buf, sizeof(buf), &m, rfds, 2, nr,
-				0);
+		r = ff_msg_recv(sock, &ff__reply__descriptor, buf, sizeof(buf), &m, rfds, 2, nr, 0);
 		if (r <= 0)
 			return -EIO;
 		if (((Ff__Reply *)m)->id == id) {
@@ -95,21 +94,21 @@ static int reply_errno(const Ff__Reply *rep)
 	return -ff_status_errno(rep->status);
 }
 
-int ffs_vcall(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep,
-	      int *rfd)
+int ffs_sockcall(int *sock, pthread_mutex_t *lock, uint64_t *next_id, Ff__Request *req,
+		 const int *fds, int nfds, Ff__Reply **rep, int *rfd)
 {
 	int rfds[2] = {-1, -1}, nr = 0, err = -EIO;
 
 	if (rfd)
 		*rfd = -1;
-	pthread_mutex_lock(&x->lock);
-	if (x->sock >= 0) {
-		req->id = ++x->next_id;
-		err = ff_msg_send(x->sock, &req->base, fds, nfds);
+	pthread_mutex_lock(lock);
+	if (*sock >= 0) {
+		req->id = ++*next_id;
+		err = ff_msg_send(*sock, &req->base, fds, nfds);
 		if (!err)
-			err = wait_reply(x, req->id, rep, rfds, &nr);
+			err = wait_reply(*sock, req->id, rep, rfds, &nr);
 	}
-	pthread_mutex_unlock(&x->lock);
+	pthread_mutex_unlock(lock);
 	if (err)
 		return err == -ETIMEDOUT ? err : -EIO;
 	if ((*rep)->status != FF__STATUS__ST_OK) {
@@ -126,6 +125,12 @@ int ffs_vcall(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds, Ff
 	}
 	ff_close_fds(rfds, nr);
 	return 0;
+}
+
+int ffs_vcall(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep,
+	      int *rfd)
+{
+	return ffs_sockcall(&x->sock, &x->lock, &x->next_id, req, fds, nfds, rep, rfd);
 }
 
 int ffs_vcall0(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds)

@@ -140,6 +140,8 @@ void ffs_vunsupported(const char *what);
  * the fd it carried (or -1; rfd may be NULL when none is expected), or
  * -errno: the router's errno for a refused request, -EIO when the router
  * is gone. */
+int ffs_sockcall(int *sock, pthread_mutex_t *lock, uint64_t *next_id, Ff__Request *req,
+		 const int *fds, int nfds, Ff__Reply **rep, int *rfd);
 int ffs_vcall(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep,
 	      int *rfd);
 /* The same for requests whose reply has no body worth keeping. */

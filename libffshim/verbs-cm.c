@@ -1,0 +1,450 @@
+/* rdma_cm on the virtual device: event channels and ids whose state lives
+ * in the router. A channel is two sockets from the router: requests (one in
+ * flight, hidden fd) and events (the app's channel->fd, so it can poll it).
+ * Ids use one process-wide context on ffnet0 (id->verbs), like librdmacm's
+ * per-device context. Channels, ids and events that are not the shim's go
+ * to the real librdmacm.
+ * Invariants: an id is the shim's iff its channel is; ids are found by the
+ * router's handle under the channel's ids lock; an id is freed only by
+ * rdma_destroy_id, after the router forgot it. */
+#include "real.h"
+#include "shim.h"
+#include "verbs-cm.h"
+
+#include "fdpass.h"
+#include "log.h"
+#include "msg.h"
+
+#include <ff/wire.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+FFS_DEF_REAL(rdma_create_event_channel)
+FFS_DEF_REAL(rdma_destroy_event_channel)
+FFS_DEF_REAL(rdma_create_id)
+FFS_DEF_REAL(rdma_destroy_id)
+FFS_DEF_REAL(rdma_bind_addr)
+FFS_DEF_REAL(rdma_listen)
+FFS_DEF_REAL(rdma_resolve_addr)
+FFS_DEF_REAL(rdma_resolve_route)
+FFS_DEF_REAL(rdma_connect)
+FFS_DEF_REAL(rdma_accept)
+FFS_DEF_REAL(rdma_reject)
+FFS_DEF_REAL(rdma_disconnect)
+
+static pthread_mutex_t chans_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ffs_cmchan *chans;
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ibv_context *cm_ctx;
+
+bool ffs_cm_ours(const struct rdma_event_channel *ch)
+{
+	struct ffs_cmchan *c;
+
+	pthread_mutex_lock(&chans_lock);
+	for (c = chans; c && &c->ch != ch; c = c->next)
+		;
+	pthread_mutex_unlock(&chans_lock);
+	return c != NULL;
+}
+
+struct ibv_context *ffs_cm_verbs(void)
+{
+	pthread_mutex_lock(&ctx_lock);
+	if (!cm_ctx)
+		cm_ctx = ffs_vopen();
+	pthread_mutex_unlock(&ctx_lock);
+	return cm_ctx;
+}
+
+int ffs_cmcall(struct ffs_cmchan *ch, Ff__Request *req, Ff__Reply **rep)
+{
+	return ffs_sockcall(&ch->req, &ch->lock, &ch->next_id, req, NULL, 0, rep, NULL);
+}
+
+/* ---- channels ---- */
+
+static int cm_open(int *fds)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaCmOpen m = FF__RDMA_CM_OPEN__INIT;
+	Ff__Reply *rep = NULL;
+	int rfds[FF_MAX_FDS], nr = 0, err;
+
+	if (!ffs_enabled)
+		return -ENODEV;
+	req.body_case = FF__REQUEST__BODY_RDMA_CM_OPEN;
+	req.rdma_cm_open = &m;
+	err = ffs_call(&req, NULL, 0, &rep, rfds, &nr);
+	if (err)
+		return err;
+	if (rep->status || nr != 2)
+		err = rep->status ? -ff_status_errno(rep->status) : -EPROTO;
+	ff__reply__free_unpacked(rep, NULL);
+	if (err) {
+		ff_close_fds(rfds, nr);
+		return err;
+	}
+	fds[0] = rfds[0];
+	fds[1] = rfds[1];
+	return 0;
+}
+
+FFS_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)
+{
+	struct ffs_cmchan *ch;
+	int fds[2], saved = errno;
+
+	ffs_init();
+	if (cm_open(fds) < 0) {
+		errno = saved;
+		if (!VREAL(rdma_create_event_channel)) {
+			errno = ENODEV;
+			return NULL;
+		}
+		return VREAL(rdma_create_event_channel)();
+	}
+	ch = calloc(1, sizeof(*ch));
+	if (!ch) {
+		ff_close_fds(fds, 2);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&ch->lock, NULL);
+	pthread_mutex_init(&ch->ids_lock, NULL);
+	ch->req = ffs_hide_fd(fds[0]);
+	ffs_fd_internal(ch->req, &ch->req);
+	ch->ch.fd = fds[1];
+	pthread_mutex_lock(&chans_lock);
+	ch->next = chans;
+	chans = ch;
+	pthread_mutex_unlock(&chans_lock);
+	return &ch->ch;
+}
+
+FFS_EXPORT void rdma_destroy_event_channel(struct rdma_event_channel *channel)
+{
+	struct ffs_cmchan *ch = to_cmchan(channel), **pp;
+
+	if (!ffs_cm_ours(channel)) {
+		VREAL(rdma_destroy_event_channel)(channel);
+		return;
+	}
+	pthread_mutex_lock(&chans_lock);
+	for (pp = &chans; *pp; pp = &(*pp)->next)
+		if (*pp == ch) {
+			*pp = ch->next;
+			break;
+		}
+	pthread_mutex_unlock(&chans_lock);
+	ffs_internal_close(&ch->req);
+	REAL(close)(ch->ch.fd);
+	pthread_mutex_destroy(&ch->lock);
+	pthread_mutex_destroy(&ch->ids_lock);
+	free(ch);
+}
+
+/* ---- ids ---- */
+
+struct ffs_cmid *ffs_cmid_find(struct ffs_cmchan *ch, uint32_t h)
+{
+	struct ffs_cmid *id;
+
+	pthread_mutex_lock(&ch->ids_lock);
+	for (id = ch->ids; id && id->h != h; id = id->next)
+		;
+	pthread_mutex_unlock(&ch->ids_lock);
+	return id;
+}
+
+struct ffs_cmid *ffs_cmid_add(struct ffs_cmchan *ch, uint32_t h, void *context,
+			      enum rdma_port_space ps)
+{
+	struct ffs_cmid *id = calloc(1, sizeof(*id));
+
+	if (!id)
+		return NULL;
+	id->h = h;
+	id->ch = ch;
+	id->id.channel = &ch->ch;
+	id->id.context = context;
+	id->id.ps = ps;
+	id->id.qp_type = ps == RDMA_PS_UDP || ps == RDMA_PS_IPOIB ? IBV_QPT_UD : IBV_QPT_RC;
+	pthread_mutex_lock(&ch->ids_lock);
+	id->next = ch->ids;
+	ch->ids = id;
+	pthread_mutex_unlock(&ch->ids_lock);
+	return id;
+}
+
+static void cmid_del(struct ffs_cmid *id)
+{
+	struct ffs_cmchan *ch = id->ch;
+
+	pthread_mutex_lock(&ch->ids_lock);
+	for (struct ffs_cmid **pp = &ch->ids; *pp; pp = &(*pp)->next)
+		if (*pp == id) {
+			*pp = id->next;
+			break;
+		}
+	pthread_mutex_unlock(&ch->ids_lock);
+	free(id);
+}
+
+FFS_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm_id **out,
+			      void *context, enum rdma_port_space ps)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaCreateId m = FF__RDMA_CREATE_ID__INIT;
+	struct ffs_cmid *id;
+	Ff__Reply *rep = NULL;
+	int err;
+
+	if (!channel || !ffs_cm_ours(channel)) {
+		if (!channel && ffs_vprobe(&(struct ffs_vinfo){0}) == 0)
+			return ffs_cm_fail("rdma_create_id without an event channel (synchronous ids)");
+		return VREAL(rdma_create_id)(channel, out, context, ps);
+	}
+	m.ps = ps;
+	req.body_case = FF__REQUEST__BODY_RDMA_CREATE_ID;
+	req.rdma_create_id = &m;
+	err = ffs_cmcall(to_cmchan(channel), &req, &rep);
+	if (err)
+		return ffs_cm_err(err);
+	id = ffs_cmid_add(to_cmchan(channel), rep->rdma_cm ? rep->rdma_cm->id : 0, context, ps);
+	ff__reply__free_unpacked(rep, NULL);
+	if (!id)
+		return ffs_cm_err(-ENOMEM);
+	*out = &id->id;
+	return 0;
+}
+
+static int id_op(struct ffs_cmid *id, Ff__Request *req, Ff__Reply **rep)
+{
+	Ff__Reply *r = NULL;
+	int err = ffs_cmcall(id->ch, req, &r);
+
+	if (err)
+		return ffs_cm_err(err);
+	if (rep)
+		*rep = r;
+	else
+		ff__reply__free_unpacked(r, NULL);
+	return 0;
+}
+
+FFS_EXPORT int rdma_destroy_id(struct rdma_cm_id *cid)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaIdOp m = FF__RDMA_ID_OP__INIT;
+	struct ffs_cmid *id = to_cmid(cid);
+
+	if (!ffs_cm_ours(cid->channel))
+		return VREAL(rdma_destroy_id)(cid);
+	m.id = id->h;
+	req.body_case = FF__REQUEST__BODY_RDMA_DESTROY_ID;
+	req.rdma_destroy_id = &m;
+	id_op(id, &req, NULL); /* the router may be gone: forget it anyway */
+	free(cid->route.path_rec);
+	cmid_del(id);
+	return 0;
+}
+
+/* The addresses the router settled for id. */
+static void take_addrs(struct ffs_cmid *id, const Ff__RdmaCmReply *m)
+{
+	if (m && m->local)
+		ffs_cm_set_addr(&id->id.route.addr.src_storage, m->local);
+	if (m && m->peer)
+		ffs_cm_set_addr(&id->id.route.addr.dst_storage, m->peer);
+}
+
+static int attach_verbs(struct ffs_cmid *id)
+{
+	if (id->id.verbs)
+		return 0;
+	id->id.verbs = ffs_cm_verbs();
+	id->id.port_num = 1;
+	return id->id.verbs ? 0 : ffs_cm_err(-errno);
+}
+
+FFS_EXPORT int rdma_bind_addr(struct rdma_cm_id *cid, struct sockaddr *addr)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaBind m = FF__RDMA_BIND__INIT;
+	struct ffs_cmid *id = to_cmid(cid);
+	Ff__Addr a;
+	uint8_t ab[16];
+	Ff__Reply *rep = NULL;
+	int err;
+
+	if (!ffs_cm_ours(cid->channel))
+		return VREAL(rdma_bind_addr)(cid, addr);
+	err = ffs_cm_addr(addr, &a, ab);
+	if (err)
+		return ffs_cm_err(err);
+	m.id = id->h;
+	m.addr = &a;
+	req.body_case = FF__REQUEST__BODY_RDMA_BIND;
+	req.rdma_bind = &m;
+	err = id_op(id, &req, &rep);
+	if (err)
+		return err;
+	take_addrs(id, rep->rdma_cm);
+	ff__reply__free_unpacked(rep, NULL);
+	/* like librdmacm: an id bound to a device address knows its device */
+	return ffs_cm_is_any(&cid->route.addr.src_addr) ? 0 : attach_verbs(id);
+}
+
+FFS_EXPORT int rdma_listen(struct rdma_cm_id *cid, int backlog)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaListen m = FF__RDMA_LISTEN__INIT;
+
+	if (!ffs_cm_ours(cid->channel))
+		return VREAL(rdma_listen)(cid, backlog);
+	m.id = to_cmid(cid)->h;
+	m.backlog = backlog;
+	req.body_case = FF__REQUEST__BODY_RDMA_LISTEN;
+	req.rdma_listen = &m;
+	return id_op(to_cmid(cid), &req, NULL);
+}
+
+FFS_EXPORT int rdma_resolve_addr(struct rdma_cm_id *cid, struct sockaddr *src,
+				 struct sockaddr *dst, int timeout_ms)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaResolveAddr m = FF__RDMA_RESOLVE_ADDR__INIT;
+	struct ffs_cmid *id = to_cmid(cid);
+	Ff__Addr sa, da;
+	uint8_t sb[16], db[16];
+	Ff__Reply *rep = NULL;
+	int err;
+
+	if (!ffs_cm_ours(cid->channel))
+		return VREAL(rdma_resolve_addr)(cid, src, dst, timeout_ms);
+	err = ffs_cm_addr(dst, &da, db);
+	if (!err && src)
+		err = ffs_cm_addr(src, &sa, sb);
+	if (err)
+		return ffs_cm_err(err);
+	m.id = id->h;
+	m.dst = &da;
+	m.src = src ? &sa : NULL;
+	req.body_case = FF__REQUEST__BODY_RDMA_RESOLVE_ADDR;
+	req.rdma_resolve_addr = &m;
+	err = attach_verbs(id);
+	if (!err)
+		err = id_op(id, &req, &rep);
+	if (err)
+		return err;
+	take_addrs(id, rep->rdma_cm);
+	ff__reply__free_unpacked(rep, NULL);
+	return 0;
+}
+
+FFS_EXPORT int rdma_resolve_route(struct rdma_cm_id *cid, int timeout_ms)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaResolveRoute m = FF__RDMA_RESOLVE_ROUTE__INIT;
+
+	if (!ffs_cm_ours(cid->channel))
+		return VREAL(rdma_resolve_route)(cid, timeout_ms);
+	m.id = to_cmid(cid)->h;
+	req.body_case = FF__REQUEST__BODY_RDMA_RESOLVE_ROUTE;
+	req.rdma_resolve_route = &m;
+	return id_op(to_cmid(cid), &req, NULL);
+}
+
+static void param_msg(const struct rdma_cm_id *cid, const struct rdma_conn_param *p,
+		      Ff__RdmaConnParam *m)
+{
+	ff__rdma_conn_param__init(m);
+	if (p) {
+		m->private_data.data = (uint8_t *)p->private_data;
+		m->private_data.len = p->private_data ? p->private_data_len : 0;
+		m->responder_resources = p->responder_resources;
+		m->initiator_depth = p->initiator_depth;
+		m->flow_control = p->flow_control;
+		m->retry_count = p->retry_count;
+		m->rnr_retry_count = p->rnr_retry_count;
+		m->srq = p->srq;
+		m->qp_num = p->qp_num;
+	} else {
+		m->retry_count = 7;
+		m->rnr_retry_count = 7;
+	}
+	if (cid->qp) {
+		m->qp_num = cid->qp->qp_num;
+		m->srq = cid->qp->srq != NULL;
+	}
+}
+
+static int conn_op(struct rdma_cm_id *cid, const struct rdma_conn_param *p, bool accept)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaConnect m = FF__RDMA_CONNECT__INIT;
+	Ff__RdmaConnParam pm;
+
+	if (!cid->qp)
+		return ffs_cm_fail("rdma_cm connections without a QP on the id");
+	param_msg(cid, p, &pm);
+	m.id = to_cmid(cid)->h;
+	m.param = &pm;
+	req.body_case = accept ? FF__REQUEST__BODY_RDMA_ACCEPT : FF__REQUEST__BODY_RDMA_CONNECT;
+	if (accept)
+		req.rdma_accept = &m;
+	else
+		req.rdma_connect = &m;
+	return id_op(to_cmid(cid), &req, NULL);
+}
+
+FFS_EXPORT int rdma_connect(struct rdma_cm_id *cid, struct rdma_conn_param *p)
+{
+	if (!ffs_cm_ours(cid->channel))
+		return VREAL(rdma_connect)(cid, p);
+	return conn_op(cid, p, false);
+}
+
+/* As with librdmacm, the QP is ready to send once accept returns. */
+FFS_EXPORT int rdma_accept(struct rdma_cm_id *cid, struct rdma_conn_param *p)
+{
+	int ret;
+
+	if (!ffs_cm_ours(cid->channel))
+		return VREAL(rdma_accept)(cid, p);
+	ret = conn_op(cid, p, true);
+	if (!ret)
+		cid->qp->state = IBV_QPS_RTS;
+	return ret;
+}
+
+FFS_EXPORT int rdma_reject(struct rdma_cm_id *cid, const void *pdata, uint8_t len)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaReject m = FF__RDMA_REJECT__INIT;
+
+	if (!ffs_cm_ours(cid->channel))
+		return VREAL(rdma_reject)(cid, pdata, len);
+	m.id = to_cmid(cid)->h;
+	m.private_data.data = (uint8_t *)pdata;
+	m.private_data.len = pdata ? len : 0;
+	req.body_case = FF__REQUEST__BODY_RDMA_REJECT;
+	req.rdma_reject = &m;
+	return id_op(to_cmid(cid), &req, NULL);
+}
+
+FFS_EXPORT int rdma_disconnect(struct rdma_cm_id *cid)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__RdmaIdOp m = FF__RDMA_ID_OP__INIT;
+
+	if (!ffs_cm_ours(cid->channel))
+		return VREAL(rdma_disconnect)(cid);
+	m.id = to_cmid(cid)->h;
+	req.body_case = FF__REQUEST__BODY_RDMA_DISCONNECT;
+	req.rdma_disconnect = &m;
+	return id_op(to_cmid(cid), &req, NULL);
+}

@@ -1,0 +1,55 @@
+/* libffshim's rdma_cm (verbs-cm*.c): the shim's event channels, ids and
+ * events. Each wraps the librdmacm struct the app sees (first member or
+ * embedded), like the verbs objects in verbs.h. */
+#pragma once
+
+#include <rdma/rdma_cma.h>
+
+#include "verbs.h"
+
+struct ffs_cmid;
+
+struct ffs_cmchan {
+	struct rdma_event_channel ch; /* ch.fd: the event socket */
+	int req;                      /* request socket (hidden fd) */
+	pthread_mutex_t lock;         /* one request in flight */
+	pthread_mutex_t ids_lock;     /* ids */
+	uint64_t next_id;
+	struct ffs_cmid *ids;
+	struct ffs_cmchan *next;
+};
+
+struct ffs_cmid {
+	struct rdma_cm_id id;
+	uint32_t h; /* the router's handle */
+	struct ffs_cmchan *ch;
+	struct ffs_cmid *next;
+	bool own_cqs; /* rdma_create_qp made the CQs and channels */
+};
+
+struct ffs_cmevent {
+	struct rdma_cm_event ev;
+	struct ffs_cmevent *next; /* unacknowledged events */
+	uint8_t pdata[256];
+};
+
+#define to_cmchan(p) FFS_CONTAINER_OF(p, struct ffs_cmchan, ch)
+#define to_cmid(p) ((struct ffs_cmid *)(p))
+
+/* verbs-cm.c */
+bool ffs_cm_ours(const struct rdma_event_channel *ch);
+/* The process's context on ffnet0 for rdma_cm ids (opened once); NULL + errno. */
+struct ibv_context *ffs_cm_verbs(void);
+int ffs_cmcall(struct ffs_cmchan *ch, Ff__Request *req, Ff__Reply **rep);
+struct ffs_cmid *ffs_cmid_find(struct ffs_cmchan *ch, uint32_t h);
+struct ffs_cmid *ffs_cmid_add(struct ffs_cmchan *ch, uint32_t h, void *context,
+			      enum rdma_port_space ps);
+
+/* verbs-cmev.c */
+/* librdmacm's error convention: -1 with errno = -err. */
+int ffs_cm_err(int err);
+/* Logs once that the call is not supported; -1 with errno EOPNOTSUPP. */
+int ffs_cm_fail(const char *what);
+int ffs_cm_addr(const struct sockaddr *sa, Ff__Addr *a, uint8_t buf[16]);
+void ffs_cm_set_addr(struct sockaddr_storage *out, const Ff__Addr *a);
+bool ffs_cm_is_any(const struct sockaddr *sa);
