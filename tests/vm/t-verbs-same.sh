@@ -11,6 +11,8 @@
 #     with a positive average on the client;
 #   - ib_write_lat, ib_send_lat, ib_read_lat (2 B x 200): the latency line
 #     with a positive t_avg;
+#   - ib_write_bw -R: the same over rdma_cm (connections set up by the
+#     router, both for perftest's exchange and the test's QPs);
 #   - ffctl status shows the contexts while they run and none after.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -63,8 +65,15 @@ for t in write send read; do
 	pass "ib_${t}_lat: 200 x 2 B, t_avg $avg us"
 done
 
+VB_WAIT=cm vb_run write_bw_cm a b ib_write_bw -R "${PT[@]}" -s 65536 -n 200
+avg=$(vb_bw_line "$VB_LOGS/write_bw_cm.client" 65536 200)
+grep -q 'rdma_cm QPs[[:space:]]*: ON' "$VB_LOGS/write_bw_cm.client" || fail "ib_write_bw -R did not use rdma_cm"
+pass "ib_write_bw -R (rdma_cm): 200 x 64 KiB, average $avg MB/s"
+
 st=$(vb_status h1 --json)
 [[ $(jq '.rdma.contexts | length' <<<"$st") == 0 ]] || fail "contexts left in the router: $st"
 [[ $(jq '.rdma.contexts_total' <<<"$st") -ge 15 ]] || fail "the router counted too few contexts: $st"
 [[ $(jq '.rdma.bad_wqes' <<<"$st") == 0 ]] || fail "bad work requests: $st"
+[[ $(jq '.rdma.cm_conns_total' <<<"$st") == 2 ]] || fail "rdma_cm connections: $st"
+[[ $(jq '.rdma.cm_listeners | length' <<<"$st") == 0 ]] || fail "rdma_cm listeners left: $st"
 pass "after the programs exit the router holds no RDMA object ($(jq '.rdma.contexts_total' <<<"$st") contexts served)"
