@@ -31,10 +31,13 @@ static void usage(FILE *f)
 		   "  --store URL        etcd://HOST:PORT: share the locality map through etcd\n"
 		   "  --advertise IP:PORT where other routers reach this one (default: --ingress)\n"
 		   "  --rdma-dev NAME    RDMA device for containers' verbs (default: the first\n"
-		   "                     one, if any; none: no RDMA)\n");
+		   "                     one, if any; none: no RDMA)\n"
+		   "  --rdma-poll-us N   after verbs work, poll the data path for N us before\n"
+		   "                     sleeping again (default 0: never poll)\n");
 }
 
-static const char *rdma_dev; /* --rdma-dev */
+static const char *rdma_dev;        /* --rdma-dev */
+static uint32_t rdma_poll_us;        /* --rdma-poll-us */
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -72,6 +75,7 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 		{"store", required_argument, NULL, 'E'},
 		{"advertise", required_argument, NULL, 'A'},
 		{"rdma-dev", required_argument, NULL, 'D'},
+		{"rdma-poll-us", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -137,6 +141,13 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 		case 'D':
 			rdma_dev = optarg;
 			break;
+		case 'P':
+			if ((parse_u32(optarg, &v) < 0 && strcmp(optarg, "0")) || v > 10000000) {
+				fprintf(stderr, "ffrouter: bad poll time '%s'\n", optarg);
+				return 2;
+			}
+			rdma_poll_us = strcmp(optarg, "0") ? v : 0;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -153,6 +164,28 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 		return 2;
 	}
 	return 0;
+}
+
+/* The event loop; while the verbs data path is hot it alternates
+ * non-blocking turns of the loop with polling passes instead of sleeping. */
+static void run_loop(struct event_base *base, struct ffr_router *r)
+{
+	unsigned n = 0;
+
+	for (;;) {
+		bool hot = ffr_rdma_hot(r);
+
+		/* a turn of the loop costs a system call: one every 16 passes */
+		if (!hot || ++n % 16 == 0) {
+			if (event_base_loop(base, hot ? EVLOOP_NONBLOCK : EVLOOP_ONCE) < 0 ||
+			    event_base_got_exit(base) || event_base_got_break(base))
+				return;
+			if (!hot && !event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED))
+				return;
+		}
+		if (hot)
+			ffr_rdma_poll(r);
+	}
 }
 
 static void raise_nofile(void)
@@ -206,7 +239,8 @@ int main(int argc, char **argv)
 	evsignal_add(sigint, NULL);
 	ff_info("ready: host %s, rundir %s, state %s%s%s", r->host_id, r->rundir, r->state,
 		cfg.ingress ? ", ingress " : "", cfg.ingress ? cfg.ingress : "");
-	event_base_dispatch(base);
+	ffr_rdma_set_poll(r, rdma_poll_us);
+	run_loop(base, r);
 	ffr_router_free(r);
 	event_free(sigterm);
 	event_free(sigint);

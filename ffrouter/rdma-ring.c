@@ -5,15 +5,24 @@
  * checked and used (the app may change it under us); the router never
  * reads a slot beyond its own consumer index plus the ring size; a bad slot
  * becomes an error completion and marks the QP broken, never a crash.
- * Completion queues are drained poll -> arm -> poll. */
+ * Completion queues are drained poll -> arm -> poll.
+ * Busy polling: data-path work makes the router "hot" for poll_ns; while hot
+ * the main loop calls ffr_rdma_poll between non-blocking event-loop turns,
+ * the rings are not armed (so the shims ring no doorbell) and completion
+ * queues are not re-armed (so the device raises no events); going cold arms
+ * everything and looks once more. On a machine where waking a sleeping
+ * thread costs tens of microseconds, each wake-up on the data path would
+ * otherwise cost more than the operation itself. */
 #include "rdma.h"
 
 #include "log.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BATCH 32
@@ -90,7 +99,7 @@ static void cqe_put(struct ffr_vcq *q, const struct ibv_wc *wc)
 	q->cqes++;
 }
 
-void ffr_vcq_drain(struct ffr_vcq *q)
+uint32_t ffr_vcq_drain(struct ffr_vcq *q)
 {
 	struct ibv_wc wc[BATCH];
 	uint32_t added = 0, room;
@@ -118,6 +127,7 @@ void ffr_vcq_drain(struct ffr_vcq *q)
 	}
 	if (added)
 		cq_notify(q);
+	return added;
 }
 
 void ffr_vcq_push_err(struct ffr_vcq *q, uint64_t wr_id, uint32_t qpn, int opcode, int status)
@@ -419,12 +429,31 @@ static int vctx_pass(struct ffr_vctx *x)
 	return did;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void heat(struct ffr_rdma *rd)
+{
+	if (rd->poll_ns)
+		rd->hot_until = now_ns() + rd->poll_ns;
+}
+
+static bool hot(const struct ffr_rdma *rd)
+{
+	return rd->poll_ns && rd->hot_until;
+}
+
 void ffr_vctx_run(struct ffr_vctx *x)
 {
 	for (int pass = 0; pass < RUN_PASSES; pass++) {
 		if (vctx_pass(x))
 			continue;
-		if (!vctx_arm(x))
+		if (hot(x->rd) || !vctx_arm(x))
 			return;
 	}
 	/* still busy: let the other contexts have a turn first */
@@ -433,11 +462,13 @@ void ffr_vctx_run(struct ffr_vctx *x)
 
 void ffr_vdb_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct ffr_vctx *x = arg;
 	uint64_t v;
 
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		ff_dbg("verbs: doorbell: %s", strerror(errno));
-	ffr_vctx_run(arg);
+	heat(x->rd);
+	ffr_vctx_run(x);
 }
 
 void ffr_vcc_cb(evutil_socket_t fd, short what, void *arg)
@@ -447,11 +478,16 @@ void ffr_vcc_cb(evutil_socket_t fd, short what, void *arg)
 	struct ibv_cq *cq;
 	void *cctx;
 
+	heat(x->rd);
 	while (x->rd->ibv->get_cq_event(x->cc, &cq, &cctx) == 0) {
 		struct ffr_vcq *q = cctx;
 
 		x->rd->ibv->ack_cq_events(cq, 1);
 		ffr_vcq_drain(q);
+		if (hot(x->rd)) {
+			q->unarmed = true; /* polled until the router cools down */
+			continue;
+		}
 		ibv_req_notify_cq(cq, 0);
 		ffr_vcq_drain(q);
 	}
@@ -459,4 +495,77 @@ void ffr_vcc_cb(evutil_socket_t fd, short what, void *arg)
 	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_QP], link)
 		((struct ffr_vqp *)o)->sq_full = false;
 	ffr_vctx_run(x);
+}
+
+/* One busy-polling pass over a context: its rings and its device CQs. */
+static int vctx_poll(struct ffr_vctx *x)
+{
+	struct ffr_vobj *o;
+	int did = 0;
+
+	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_CQ], link)
+		if (ffr_vcq_drain((struct ffr_vcq *)o)) {
+			did++;
+			/* completions free send slots in the device */
+			struct ffr_vobj *p;
+			TAILQ_FOREACH (p, &x->objs[FF_VOBJ_QP], link)
+				((struct ffr_vqp *)p)->sq_full = false;
+		}
+	return did + vctx_pass(x);
+}
+
+/* Cooling down: request completion events again and arm the rings, then
+ * look once more for what arrived before the arming. */
+static void vctx_cool(struct ffr_vctx *x)
+{
+	struct ffr_vobj *o;
+
+	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_CQ], link) {
+		struct ffr_vcq *q = (struct ffr_vcq *)o;
+
+		if (!q->unarmed)
+			continue;
+		q->unarmed = false;
+		ibv_req_notify_cq(q->cq, 0);
+		ffr_vcq_drain(q);
+	}
+	ffr_vctx_run(x);
+}
+
+void ffr_rdma_set_poll(struct ffr_router *r, uint32_t poll_us)
+{
+	if (r->rdma)
+		r->rdma->poll_ns = (uint64_t)poll_us * 1000u;
+}
+
+bool ffr_rdma_hot(const struct ffr_router *r)
+{
+	return r->rdma && hot(r->rdma);
+}
+
+bool ffr_rdma_poll(struct ffr_router *r)
+{
+	struct ffr_rdma *rd = r->rdma;
+	struct ffr_vctx *x;
+	int did = 0;
+
+	if (!rd || !hot(rd))
+		return false;
+	TAILQ_FOREACH (x, &rd->ctxs, link)
+		if (!x->dead)
+			did += vctx_poll(x);
+	if (did) {
+		heat(rd);
+		return true;
+	}
+	if (now_ns() < rd->hot_until) {
+		/* idle: a program polling on this CPU gets it at once */
+		sched_yield();
+		return true;
+	}
+	rd->hot_until = 0;
+	TAILQ_FOREACH (x, &rd->ctxs, link)
+		if (!x->dead)
+			vctx_cool(x);
+	return false;
 }

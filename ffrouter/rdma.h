@@ -104,6 +104,8 @@ struct ffr_rdma {
 	uint64_t ctxs_total, bad_wqes;
 	struct ffr_cmchan_list cmchans;
 	struct ffr_cmid_list listens; /* rdma_cm ids in the listening state */
+	uint64_t poll_ns;             /* busy polling after data-path work; 0: never */
+	uint64_t hot_until;           /* CLOCK_MONOTONIC ns; busy polling until then */
 	uint16_t next_port;
 	uint64_t cm_conns_total;
 };
@@ -174,6 +176,7 @@ struct ffr_vcq {
 	uint32_t prod;     /* next completion index */
 	uint32_t arm_done; /* last arm_seq answered with an event */
 	bool stalled;      /* ring full with completions left in the device */
+	bool unarmed;      /* busy polling: no completion event requested */
 	uint64_t cqes;
 };
 
@@ -289,8 +292,9 @@ struct ffr_vqp *ffr_vqp_by_num(struct ffr_rdma *rd, uint32_t qpn);
 /* rdma-ring.c: the data path */
 /* Takes the work the shim queued on every ring of x, drains stalled CQs. */
 void ffr_vctx_run(struct ffr_vctx *x);
-/* Moves completions from the device's CQ into its ring; signals the channel. */
-void ffr_vcq_drain(struct ffr_vcq *q);
+/* Moves completions from the device's CQ into its ring; signals the
+ * channel. Returns how many it moved. */
+uint32_t ffr_vcq_drain(struct ffr_vcq *q);
 void ffr_vcc_cb(evutil_socket_t fd, short what, void *arg);
 void ffr_vdb_cb(evutil_socket_t fd, short what, void *arg);
 /* An error completion for a work request the device never saw. */

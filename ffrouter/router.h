@@ -386,6 +386,14 @@ struct ffr_rdma_use;
 /* Opens RDMA device name (NULL: the first one, "none": no RDMA). A router
  * without verbs library or device runs without RDMA: that returns 0 too. */
 int ffr_rdma_attach(struct ffr_router *r, const char *name);
+/* Busy polling of the verbs data path (rdma-ring.c): after work arrives the
+ * router polls every ring and completion queue itself for poll_us before it
+ * sleeps on doorbells and completion events again. ffr_rdma_hot says whether
+ * the main loop should poll rather than sleep; ffr_rdma_poll does one pass
+ * and returns whether to keep polling. */
+void ffr_rdma_set_poll(struct ffr_router *r, uint32_t poll_us);
+bool ffr_rdma_hot(const struct ffr_router *r);
+bool ffr_rdma_poll(struct ffr_router *r);
 void ffr_rdma_free(struct ffr_rdma *rd);
 /* Destroys everything the container's verbs contexts hold. */
 void ffr_rdma_container_free(struct ffr_container *c);

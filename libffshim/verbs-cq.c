@@ -13,6 +13,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -210,6 +211,8 @@ FFS_EXPORT int ibv_resize_cq(struct ibv_cq *cq, int cqe)
 
 /* ---- data path ---- */
 
+#define FFS_POLL_SPINS 16
+
 static void wc_from(struct ibv_wc *wc, const struct ff_vcqe *e)
 {
 	wc->wr_id = e->wr_id;
@@ -247,6 +250,15 @@ int ffs_vpoll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
 			ffs_vdoorbell(to_vctx(cq->context));
 	}
 	pthread_spin_unlock(&q->lock);
+	/* A program that spins on an empty CQ waits for the router: with no
+	 * more CPUs than spinning programs, the router only runs when they
+	 * give way, so every few empty polls this one does. */
+	if (k)
+		q->empty = 0;
+	else if (++q->empty >= FFS_POLL_SPINS) {
+		q->empty = 0;
+		sched_yield();
+	}
 	return k;
 }
 

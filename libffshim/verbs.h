@@ -91,6 +91,7 @@ struct ffs_vcq {
 	uint32_t cons;
 	uint32_t events; /* delivered by ibv_get_cq_event */
 	uint32_t acked;
+	uint32_t empty; /* polls in a row that found nothing */
 	struct ffs_vcq *next; /* in the context's list */
 };
 
