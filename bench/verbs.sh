@@ -255,8 +255,8 @@ while read -r key where run val; do
 	v[$key.$where]+=" $val"
 done <"$raw/results.tsv"
 metrics=(write_bw_4k write_bw_64k send_bw_4k send_bw_64k
-	send_lat_2_avg send_lat_2_typ send_lat_64_avg send_lat_64_typ
-	write_lat_2_avg write_lat_2_typ write_lat_64_avg write_lat_64_typ)
+	send_lat_2_typ send_lat_2_avg send_lat_64_typ send_lat_64_avg
+	write_lat_2_typ write_lat_2_avg write_lat_64_typ write_lat_64_avg)
 declare -A label=() target=()
 for k in "${metrics[@]}"; do
 	for w in native ffnet; do
