@@ -373,6 +373,10 @@ static void param_msg(const struct rdma_cm_id *cid, const struct rdma_conn_param
 		m->srq = p->srq;
 		m->qp_num = p->qp_num;
 	} else {
+		/* like librdmacm without parameters: as many as the device and
+		 * the other side allow (the router resolves RDMA_MAX_*) */
+		m->responder_resources = RDMA_MAX_RESP_RES;
+		m->initiator_depth = RDMA_MAX_INIT_DEPTH;
 		m->retry_count = 7;
 		m->rnr_retry_count = 7;
 	}
