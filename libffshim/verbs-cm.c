@@ -50,6 +50,33 @@ bool ffs_cm_ours(const struct rdma_event_channel *ch)
 	return c != NULL;
 }
 
+struct ffs_cmchan *ffs_cmchan_get(const struct rdma_event_channel *ch)
+{
+	struct ffs_cmchan *c;
+
+	pthread_mutex_lock(&chans_lock);
+	for (c = chans; c && &c->ch != ch; c = c->next)
+		;
+	if (c)
+		c->refs++;
+	pthread_mutex_unlock(&chans_lock);
+	return c;
+}
+
+void ffs_cmchan_put(struct ffs_cmchan *ch)
+{
+	bool last;
+
+	pthread_mutex_lock(&chans_lock);
+	last = --ch->refs == 0;
+	pthread_mutex_unlock(&chans_lock);
+	if (!last)
+		return;
+	pthread_mutex_destroy(&ch->lock);
+	pthread_mutex_destroy(&ch->ids_lock);
+	free(ch);
+}
+
 struct ibv_context *ffs_cm_verbs(void)
 {
 	pthread_mutex_lock(&ctx_lock);
@@ -117,6 +144,7 @@ FFS_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)
 	ch->req = ffs_hide_fd(fds[0]);
 	ffs_fd_internal(ch->req, &ch->req);
 	ch->ch.fd = fds[1];
+	ch->refs = 1;
 	pthread_mutex_lock(&chans_lock);
 	ch->next = chans;
 	chans = ch;
@@ -138,12 +166,13 @@ FFS_EXPORT void rdma_destroy_event_channel(struct rdma_event_channel *channel)
 			*pp = ch->next;
 			break;
 		}
+	/* before the router closes the event socket: a thread blocked in
+	 * rdma_get_cm_event then knows the end is the app's own doing */
+	__atomic_store_n(&ch->closing, true, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&chans_lock);
 	ffs_internal_close(&ch->req);
 	REAL(close)(ch->ch.fd);
-	pthread_mutex_destroy(&ch->lock);
-	pthread_mutex_destroy(&ch->ids_lock);
-	free(ch);
+	ffs_cmchan_put(ch);
 }
 
 /* ---- ids ---- */

@@ -17,6 +17,8 @@ struct ffs_cmchan {
 	uint64_t next_id;
 	struct ffs_cmid *ids;
 	struct ffs_cmchan *next;
+	int refs;     /* the channel list's, plus one per rdma_get_cm_event under way */
+	bool closing; /* rdma_destroy_event_channel was called */
 };
 
 struct ffs_cmid {
@@ -38,6 +40,10 @@ struct ffs_cmevent {
 
 /* verbs-cm.c */
 bool ffs_cm_ours(const struct rdma_event_channel *ch);
+/* The shim's channel behind ch, referenced (NULL: librdmacm's); put frees
+ * a destroyed channel with its last reference. */
+struct ffs_cmchan *ffs_cmchan_get(const struct rdma_event_channel *ch);
+void ffs_cmchan_put(struct ffs_cmchan *ch);
 /* The process's context on ffnet0 for rdma_cm ids (opened once); NULL + errno. */
 struct ibv_context *ffs_cm_verbs(void);
 int ffs_cmcall(struct ffs_cmchan *ch, Ff__Request *req, Ff__Reply **rep);

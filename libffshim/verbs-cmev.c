@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define EVENT_BUF 2048
 
@@ -222,25 +223,44 @@ static struct ffs_cmevent *event_build(struct ffs_cmchan *ch, const Ff__RdmaCmEv
 	return e;
 }
 
+/* The channel was destroyed while this thread waited for an event: with
+ * librdmacm the read would block for good (it holds the file, and no event
+ * comes any more), and programs (rping) count on that rather than on an
+ * error that makes them exit with a failure. */
+static void wait_forever(void)
+{
+	for (;;)
+		pause();
+}
+
 FFS_EXPORT int rdma_get_cm_event(struct rdma_event_channel *channel, struct rdma_cm_event **out)
 {
+	struct ffs_cmchan *ch = ffs_cmchan_get(channel);
 	struct ffs_cmevent *e = NULL;
 	uint8_t buf[EVENT_BUF];
+	int fd = channel->fd;
 
-	if (!ffs_cm_ours(channel))
+	if (!ch)
 		return VREAL(rdma_get_cm_event)(channel, out);
 	while (!e) {
 		ProtobufCMessage *m;
 		int fds[2], nfds = 0;
-		int r = ff_msg_recv(channel->fd, &ff__rdma_cm_event__descriptor, buf, sizeof(buf), &m,
-				    fds, 2, &nfds, 0);
+		int r = ff_msg_recv(fd, &ff__rdma_cm_event__descriptor, buf, sizeof(buf), &m, fds,
+				    2, &nfds, 0);
 
-		if (r <= 0)
+		if ((r == 0 || r == -ECONNRESET) && __atomic_load_n(&ch->closing, __ATOMIC_SEQ_CST)) {
+			ffs_cmchan_put(ch);
+			wait_forever();
+		}
+		if (r <= 0) {
+			ffs_cmchan_put(ch);
 			return ffs_cm_err(r ? r : -ENODEV);
+		}
 		ff_close_fds(fds, nfds);
-		e = event_build(to_cmchan(channel), (Ff__RdmaCmEvent *)m);
+		e = event_build(ch, (Ff__RdmaCmEvent *)m);
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
+	ffs_cmchan_put(ch);
 	pthread_mutex_lock(&events_lock);
 	e->next = events;
 	events = e;
