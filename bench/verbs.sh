@@ -168,7 +168,7 @@ guest() {
 	local runs=$1 r t key prog size var where order
 	local -A iters=([BW4K]=$2 [BW64K]=$3 [LAT]=$4)
 	[[ -n ${FFVM_OUT:-} ]] || fail "no /ffvm/out in the guest (ffvm --out missing)"
-	BV_LOGS=$FFVM_OUT/logs BV_RESULTS=$FFVM_OUT/results.tsv BV_PORT=18700 BV_TIMEOUT=600
+	BV_LOGS=$FFVM_OUT/logs BV_RESULTS=$FFVM_OUT/results.tsv BV_PORT=18700 BV_TIMEOUT=300
 	mkdir -p "$BV_LOGS"
 	: >"$BV_RESULTS"
 	: >"$FFVM_OUT/retries"
@@ -284,13 +284,14 @@ done
 kernel=$(awk '$1 == "kernel" { print $2 }' "$raw/info")
 cpus=$(awk '$1 == "cpus" { print $2 }' "$raw/info")
 perftest=$(dpkg-query -W -f='${Version}' perftest 2>/dev/null || echo unknown)
-commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# the source tree's state; FF_BUILD may hold a build of another one
+commit=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 
 printf '\nffnet RDMA verbs benchmark: median of %d interleaved runs; rxe under QEMU TCG, kernel %s, %s vCPUs\n' \
 	"$BENCH_RUNS" "$kernel" "$cpus"
 printf 'native: both ends on rxe0 in the initial namespace; ffnet: container a <- b through ffnet0 on one router\n'
-printf 'iterations: bw 4 KiB %d, bw 64 KiB %d, latency %d; perftest %s; ffnet %s\n' "$BENCH_BW4K_ITERS" \
-	"$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS" "$perftest" "$commit"
+printf 'iterations: bw 4 KiB %d, bw 64 KiB %d, latency %d; perftest %s; ffnet %s built in %s\n' \
+	"$BENCH_BW4K_ITERS" "$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS" "$perftest" "$commit" "$FF_BUILD"
 printf 'host load average before: %s, after: %s; pairs re-run after a failed clock estimate: %d\n\n' \
 	"$load0" "$load1" "$retries"
 printf '%-34s %10s %10s %13s  %s\n' metric native ffnet ffnet/native target
@@ -305,8 +306,8 @@ printf '\ntargets met: %d of %d (bandwidth >= 0.9x native at 64 KiB, >= 0.8x at 
 
 json=$out/verbs.json
 {
-	printf '{"runs": %d, "backend": "rxe in QEMU TCG", "kernel": "%s", "cpus": %s, "perftest": "%s", "commit": "%s",\n' \
-		"$BENCH_RUNS" "$kernel" "$cpus" "$perftest" "$commit"
+	printf '{"runs": %d, "backend": "rxe in QEMU TCG", "kernel": "%s", "cpus": %s, "perftest": "%s", "commit": "%s",\n "build": "%s",' \
+		"$BENCH_RUNS" "$kernel" "$cpus" "$perftest" "$commit" "$FF_BUILD"
 	printf ' "iterations": {"bw_4k": %d, "bw_64k": %d, "lat": %d},\n' \
 		"$BENCH_BW4K_ITERS" "$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS"
 	printf ' "host_load": {"before": "%s", "after": "%s"}, "clock_retries": %d,\n "metrics": {' \
