@@ -135,6 +135,65 @@ vb_run() {
 	no_errors "$name client" "$VB_LOGS/$name.client"
 }
 
+# vb_run_args NAME SERVER CLIENT SERVER-CMD... -- CLIENT-CMD...: like
+# vb_run, for programs that take no "-p PORT SERVER-IP" at the end: in both
+# command lines the word @PORT@ becomes a fresh port and @IP@ the server's
+# address. The client starts once the server listens (VB_WAIT as for
+# vb_run); both must exit 0 and print no error.
+vb_run_args() {
+	local name=$1 srv=$2 cli=$3 crc=0 src=0 spid w
+	local -a scmd=() ccmd=()
+	shift 3
+	VB_PORT=$((VB_PORT + 1))
+	while (($#)) && [[ $1 != -- ]]; do
+		w=${1//@PORT@/$VB_PORT}
+		scmd+=("${w//@IP@/${VB_IP[$srv]}}")
+		shift
+	done
+	(($#)) || fail "vb_run_args $name: no -- before the client's command"
+	shift
+	for w; do
+		w=${w//@PORT@/$VB_PORT}
+		ccmd+=("${w//@IP@/${VB_IP[$srv]}}")
+	done
+	vb_ct "$srv" timeout -k 5 "${VB_TIMEOUT:-120}" "${scmd[@]}" >"$VB_LOGS/$name.server" 2>&1 &
+	spid=$!
+	if [[ ${VB_WAIT:-tcp} == cm ]]; then
+		vb_wait_cm "${VB_NS[$srv]}" "$VB_PORT"
+	else
+		vb_wait_listen "$srv" "$VB_PORT"
+	fi
+	vb_ct "$cli" timeout -k 5 "${VB_TIMEOUT:-120}" "${ccmd[@]}" >"$VB_LOGS/$name.client" 2>&1 ||
+		crc=$?
+	wait "$spid" || src=$?
+	show "$name server" "$VB_LOGS/$name.server"
+	show "$name client" "$VB_LOGS/$name.client"
+	((crc == 0)) || fail "$name client exited $crc"
+	((src == 0)) || fail "$name server exited $src"
+	no_errors "$name server" "$VB_LOGS/$name.server"
+	no_errors "$name client" "$VB_LOGS/$name.client"
+}
+
+# vb_rping_lines FILE PREFIX COUNT: FILE has exactly the COUNT lines
+# "PREFIXrdma-ping-N: <data>" rping -v prints for N = 0..COUNT-1, with
+# rping's data pattern for its default 64-byte buffer: letters from 'A'+N
+# on (wrapping after 'z' to 'A'), up to 63 characters in all.
+vb_rping_lines() {
+	local want got
+	want=$(awk -v n="$3" -v p="$2" 'BEGIN {
+		for (i = 0; i < n; i++) {
+			s = sprintf("rdma-ping-%d: ", i); c = 65 + i % 58
+			while (length(s) < 63) { s = s sprintf("%c", c); if (++c > 122) c = 65 }
+			print p s
+		}
+	}')
+	got=$(grep -F "$2rdma-ping-" "$1" || true)
+	[[ $got == "$want" ]] || {
+		diff <(printf '%s\n' "$want") <(printf '%s\n' "$got") | head -n 10 >&2
+		fail "$(basename "$1"): not the $3 '${2}rdma-ping-N: ...' lines rping -v prints"
+	}
+}
+
 # vb_bw_line FILE SIZE ITERS: perftest's bandwidth result line for SIZE;
 # prints the average MB/s, fails unless it is there with a positive message
 # rate (tiny sizes round to 0.00 MB/s).
@@ -172,6 +231,19 @@ vb_sizes() {
 	done
 	((good * 2 > n)) || fail "$(basename "$1"): only $good of $n sizes have figures"
 	echo "$good"
+}
+
+# vb_logs_on_failure: when the test fails, the routers' logs go to its
+# output too (vb_cleanup still runs).
+vb_logs_on_failure() { trap vb_exit_logs EXIT; }
+vb_exit_logs() {
+	local rc=$? f
+	if ((rc)); then
+		for f in "$VB_LOGS"/router-*.log; do
+			show "$(basename "$f")" "$f"
+		done
+	fi
+	vb_cleanup
 }
 
 vb_cleanup() {
