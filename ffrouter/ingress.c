@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -99,6 +100,11 @@ static void preamble(struct ffr_ingress *g)
 			: err == -EALREADY ? "replayed"
 					   : strerror(-err));
 		answer(g->fd, FF__STATUS__ST_PERM, "not authenticated");
+		return;
+	}
+	if (p->cm) { /* rdma_cm: the connection becomes that connection's lifeline */
+		ffr_cmx_incoming(r, p, g->fd, g->in + g->inlen - FF_SHA256_LEN);
+		g->fd = -1;
 		return;
 	}
 	snprintf(name, sizeof(name), "%.63s@%.63s", p->src_container, p->src_host);

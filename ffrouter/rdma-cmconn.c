@@ -1,12 +1,20 @@
-/* rdma_cm connections between containers on this host: a connect from an
- * active id reaches the listener that owns the destination address and
- * port as a new child id (CONNECT_REQUEST); accept moves both QPs to RTS
- * with each other's numbers and PSNs and the physical addresses from the
- * locality map, then both sides see ESTABLISHED; reject and disconnect
- * reach the other side as REJECTED and DISCONNECTED.
+/* rdma_cm connections: a connect from an active id reaches the listener
+ * that owns the destination address and port as a new child id
+ * (CONNECT_REQUEST); accept moves both QPs to RTS with each other's numbers
+ * and PSNs and the physical addresses from the locality map, then both
+ * sides see ESTABLISHED; reject and disconnect reach the other side as
+ * REJECTED and DISCONNECTED. Between containers of this host both ids are
+ * here (peer_id); with a container on another host the other id is in that
+ * host's router, reached through the id's lifeline (rdma-cmx.c).
+ * Responder resources and initiator depth follow librdmacm and the IB CM:
+ * RDMA_MAX_RESP_RES / RDMA_MAX_INIT_DEPTH (255, and what an accept without
+ * parameters asks for) mean "as many as the device and the other side
+ * allow", larger explicit values are EINVAL; the passive side's accepted
+ * values decide both QPs.
  * Invariants: a connection only ever uses QPs of the two containers whose
  * ids it joins (checked by QP number and owner); peer_id links are kept
- * symmetric and cleared on both sides before either id goes away. */
+ * symmetric and cleared on both sides before either id goes away; an id
+ * has a peer_id or a lifeline, never both. */
 #include "rdma.h"
 
 #include "log.h"
@@ -15,11 +23,9 @@
 #include <rdma/rdma_cma.h>
 #include <string.h>
 
-#define REJ_INVALID_SERVICE_ID 8 /* IB CM: no listener */
-#define REJ_CONSUMER_DEFINED 28
 #define MAX_PDATA 196
 
-static int param_from(const Ff__RdmaConnParam *m, struct ffr_cm_param *p)
+int ffr_cm_param_from(const Ff__RdmaConnParam *m, struct ffr_cm_param *p)
 {
 	memset(p, 0, sizeof(*p));
 	if (!m)
@@ -34,11 +40,11 @@ static int param_from(const Ff__RdmaConnParam *m, struct ffr_cm_param *p)
 	p->retry_count = m->retry_count > 7 ? 7 : (uint8_t)m->retry_count;
 	p->rnr_retry_count = m->rnr_retry_count > 7 ? 7 : (uint8_t)m->rnr_retry_count;
 	p->srq = m->srq;
-	p->qp_num = m->qp_num;
+	p->qp_num = m->qp_num & 0xffffff;
 	return 0;
 }
 
-static void vgid_of(const struct ff_ip *ip, uint8_t g[16])
+void ffr_cm_vgid(const struct ff_ip *ip, uint8_t g[16])
 {
 	memset(g, 0, 16);
 	if (ip->family == AF_INET6) {
@@ -47,6 +53,59 @@ static void vgid_of(const struct ff_ip *ip, uint8_t g[16])
 	}
 	g[10] = g[11] = 0xff;
 	memcpy(g + 12, ip->ip, 4);
+}
+
+static uint8_t clamp(uint8_t v, int max)
+{
+	return v > max ? (uint8_t)(max < 0 ? 0 : max) : v;
+}
+
+/* One of the two depths: 255 takes what the other side offered, up to the
+ * device's limit; anything else must be within that limit. */
+static int depth(uint8_t *v, int max, uint8_t offered)
+{
+	if (*v == RDMA_MAX_INIT_DEPTH)
+		*v = clamp(offered, max);
+	else if (*v > max)
+		return -EINVAL;
+	return 0;
+}
+
+int ffr_cm_depths(struct ffr_rdma *rd, struct ffr_cm_param *p, const struct ffr_cm_param *other)
+{
+	/* from this side's point of view, the other side's initiator depth is
+	 * what it wants of our responder resources, and the other way round */
+	int err = depth(&p->responder_resources, rd->dattr.max_qp_rd_atom,
+			other ? other->initiator_depth : RDMA_MAX_RESP_RES);
+
+	return err ? err
+		   : depth(&p->initiator_depth, rd->dattr.max_qp_init_rd_atom,
+			   other ? other->responder_resources : RDMA_MAX_INIT_DEPTH);
+}
+
+void ffr_cm_qp_conn(struct ffr_rdma *rd, const struct ffr_cm_param *act, uint32_t act_psn,
+		    const struct ffr_cm_param *acc, uint32_t acc_psn, bool active,
+		    struct ffr_qp_conn *out)
+{
+	int rd_max = rd->dattr.max_qp_init_rd_atom, dest_max = rd->dattr.max_qp_rd_atom;
+
+	memset(out, 0, sizeof(*out));
+	out->retry_cnt = act->retry_count;
+	if (active) {
+		out->dest_qpn = acc->qp_num;
+		out->rq_psn = acc_psn;
+		out->sq_psn = act_psn;
+		out->max_dest_rd_atomic = clamp(acc->initiator_depth, dest_max);
+		out->max_rd_atomic = clamp(acc->responder_resources, rd_max);
+		out->rnr_retry = acc->rnr_retry_count;
+	} else {
+		out->dest_qpn = act->qp_num;
+		out->rq_psn = act_psn;
+		out->sq_psn = acc_psn;
+		out->max_dest_rd_atomic = clamp(acc->responder_resources, dest_max);
+		out->max_rd_atomic = clamp(acc->initiator_depth, rd_max);
+		out->rnr_retry = act->rnr_retry_count;
+	}
 }
 
 static struct ffr_cmid *find_listener(struct ffr_rdma *rd, const struct ffr_container *t,
@@ -61,6 +120,23 @@ static struct ffr_cmid *find_listener(struct ffr_rdma *rd, const struct ffr_cont
 	return NULL;
 }
 
+struct ffr_cmid *ffr_cm_request(struct ffr_rdma *rd, const struct ffr_container *t,
+				const struct ff_sa *dst, const struct ff_sa *src)
+{
+	struct ffr_cmid *l = find_listener(rd, t, dst), *child;
+
+	if (!l || l->pending >= (uint32_t)l->backlog || !(child = ffr_cmid_new(l->ch)))
+		return NULL;
+	child->state = CM_REQ;
+	child->parent = l;
+	l->pending++;
+	child->ps = l->ps;
+	child->qp_type = l->qp_type;
+	child->local = *dst;
+	child->peer = *src;
+	return child;
+}
+
 static void unlink_peer(struct ffr_cmid *id)
 {
 	if (id->peer_id)
@@ -68,77 +144,64 @@ static void unlink_peer(struct ffr_cmid *id)
 	id->peer_id = NULL;
 }
 
-static void leave_listener(struct ffr_cmid *child)
+void ffr_cm_leave_listener(struct ffr_cmid *child)
 {
 	if (child->parent)
 		child->parent->pending--;
 	child->parent = NULL;
 }
 
+struct ffr_vqp *ffr_cm_qp(struct ffr_cmid *id)
+{
+	return id->ch->c ? ffr_vqp_of(id->ch->rd, id->ch->c, id->param.qp_num) : NULL;
+}
+
 int ffr_cm_connect(struct ffr_cmid *id, const Ff__RdmaConnParam *m)
 {
 	struct ffr_rdma *rd = id->ch->rd;
 	struct ffr_container *t;
-	struct ffr_cmid *l, *child;
+	struct ffr_cmid *child;
 	struct ffr_vqp *q;
 	uint8_t gid[16];
 	int err;
 
 	if (id->state != CM_ROUTE || !id->ch->c)
 		return -EINVAL;
-	err = param_from(m, &id->param);
+	err = ffr_cm_param_from(m, &id->param);
+	if (!err)
+		err = ffr_cm_depths(rd, &id->param, NULL);
 	if (err)
 		return err;
-	q = ffr_vqp_of(rd, id->ch->c, id->param.qp_num);
+	q = ffr_cm_qp(id);
 	if (!q || (q->state != IBV_QPS_INIT && q->state != IBV_QPS_RESET))
 		return -EINVAL;
 	t = ffr_container_by_ip(rd->r, &id->peer.ip);
 	if (t && t->remote)
-		return -EOPNOTSUPP; /* rdma_cm across hosts: not yet */
-	l = t ? find_listener(rd, t, &id->peer) : NULL;
-	if (!l || l->pending >= (uint32_t)l->backlog || !(child = ffr_cmid_new(l->ch))) {
-		ffr_cm_event(id, RDMA_CM_EVENT_REJECTED, REJ_INVALID_SERVICE_ID, NULL, false, NULL);
+		return ffr_cmx_connect(id, t);
+	child = t ? ffr_cm_request(rd, t, &id->peer, &id->local) : NULL;
+	if (!child) {
+		ffr_cm_event(id, RDMA_CM_EVENT_REJECTED, FFR_REJ_INVALID_SERVICE_ID, NULL, false,
+			     NULL);
 		return 0;
 	}
 	id->state = CM_CONNECTING;
-	child->state = CM_REQ;
-	child->parent = l;
-	l->pending++;
-	child->ps = l->ps;
-	child->qp_type = l->qp_type;
-	child->local = id->peer;
-	child->peer = id->local;
 	child->peer_id = id;
 	id->peer_id = child;
-	vgid_of(&id->local.ip, gid);
+	ffr_cm_vgid(&id->local.ip, gid);
 	ffr_cm_event(child, RDMA_CM_EVENT_CONNECT_REQUEST, 0, &id->param, true, gid);
 	return 0;
-}
-
-static uint8_t clamp(uint8_t v, int max)
-{
-	return v > max ? (uint8_t)max : v;
 }
 
 /* Both QPs to RTS: the passive side's (acc) first, then the active one's. */
 static int join_qps(struct ffr_rdma *rd, struct ffr_cmid *act, struct ffr_cmid *acc,
 		    struct ffr_vqp *aq, struct ffr_vqp *pq)
 {
-	int rd_max = rd->dattr.max_qp_init_rd_atom, dest_max = rd->dattr.max_qp_rd_atom;
-	struct ffr_qp_conn pc = {
-		.dest_qpn = aq->qp->qp_num, .rq_psn = act->psn, .sq_psn = acc->psn,
-		.max_dest_rd_atomic = clamp(acc->param.responder_resources, dest_max),
-		.max_rd_atomic = clamp(acc->param.initiator_depth, rd_max),
-		.retry_cnt = act->param.retry_count, .rnr_retry = act->param.rnr_retry_count,
-	};
-	struct ffr_qp_conn ac = {
-		.dest_qpn = pq->qp->qp_num, .rq_psn = acc->psn, .sq_psn = act->psn,
-		.max_dest_rd_atomic = clamp(act->param.responder_resources, dest_max),
-		.max_rd_atomic = clamp(act->param.initiator_depth, rd_max),
-		.retry_cnt = act->param.retry_count, .rnr_retry = acc->param.rnr_retry_count,
-	};
-	int err = ffr_vqp_connect(pq, &act->local.ip, &pc);
+	struct ffr_qp_conn pc, ac;
+	int err;
 
+	ffr_cm_qp_conn(rd, &act->param, act->psn, &acc->param, acc->psn, false, &pc);
+	ffr_cm_qp_conn(rd, &act->param, act->psn, &acc->param, acc->psn, true, &ac);
+	err = ffr_vqp_connect(pq, &act->local.ip, &pc);
 	return err ? err : ffr_vqp_connect(aq, &acc->local.ip, &ac);
 }
 
@@ -152,26 +215,30 @@ int ffr_cm_accept(struct ffr_cmid *id, const Ff__RdmaConnParam *m)
 
 	if (id->state != CM_REQ || !id->ch->c)
 		return -EINVAL;
-	if (!act)
+	if (!act && !id->x)
 		return -ECONNRESET; /* the active side went away */
-	err = param_from(m, &id->param);
+	err = ffr_cm_param_from(m, &id->param);
+	if (!err)
+		err = ffr_cm_depths(rd, &id->param, act ? &act->param : ffr_cmx_peer_param(id->x));
 	if (err)
 		return err;
-	pq = ffr_vqp_of(rd, id->ch->c, id->param.qp_num);
-	aq = act->ch->c ? ffr_vqp_of(rd, act->ch->c, act->param.qp_num) : NULL;
+	pq = ffr_cm_qp(id);
 	if (!pq)
 		return -EINVAL;
+	if (id->x)
+		return ffr_cmx_accept(id, pq);
+	aq = ffr_cm_qp(act);
 	if (!aq)
 		return -ECONNRESET;
 	err = join_qps(rd, act, id, aq, pq);
 	if (err)
 		return err;
-	leave_listener(id);
+	ffr_cm_leave_listener(id);
 	id->state = act->state = CM_CONNECTED;
 	rd->cm_conns_total++;
-	vgid_of(&id->local.ip, gid);
+	ffr_cm_vgid(&id->local.ip, gid);
 	ffr_cm_event(act, RDMA_CM_EVENT_ESTABLISHED, 0, &id->param, true, gid);
-	vgid_of(&act->local.ip, gid);
+	ffr_cm_vgid(&act->local.ip, gid);
 	ffr_cm_event(id, RDMA_CM_EVENT_ESTABLISHED, 0, &act->param, true, gid);
 	return 0;
 }
@@ -183,21 +250,26 @@ int ffr_cm_reject(struct ffr_cmid *id, const uint8_t *pdata, size_t len)
 
 	if (id->state != CM_REQ || len > MAX_PDATA)
 		return -EINVAL;
-	leave_listener(id);
+	ffr_cm_leave_listener(id);
 	id->state = CM_IDLE;
+	if (id->x) {
+		ffr_cmx_reject(id->x, FFR_REJ_CONSUMER_DEFINED, pdata, len);
+		ffr_cmx_free(id->x);
+		return 0;
+	}
 	unlink_peer(id);
 	if (act) {
 		memcpy(p.pdata, pdata, len);
 		p.pdata_len = (uint32_t)len;
 		act->state = CM_ROUTE;
-		ffr_cm_event(act, RDMA_CM_EVENT_REJECTED, REJ_CONSUMER_DEFINED, &p, false, NULL);
+		ffr_cm_event(act, RDMA_CM_EVENT_REJECTED, FFR_REJ_CONSUMER_DEFINED, &p, false, NULL);
 	}
 	return 0;
 }
 
-static void qp_error(struct ffr_cmid *id)
+void ffr_cm_qp_error(struct ffr_cmid *id)
 {
-	struct ffr_vqp *q = id->ch->c ? ffr_vqp_of(id->ch->rd, id->ch->c, id->param.qp_num) : NULL;
+	struct ffr_vqp *q = ffr_cm_qp(id);
 
 	if (q)
 		ffr_vqp_set_error(q);
@@ -211,12 +283,13 @@ int ffr_cm_disconnect(struct ffr_cmid *id)
 		return 0;
 	if (id->state != CM_CONNECTED)
 		return -EINVAL;
-	qp_error(id);
+	ffr_cm_qp_error(id);
 	id->state = CM_DISCONNECTED;
 	unlink_peer(id);
+	ffr_cmx_free(id->x); /* the other router learns it from the close */
 	ffr_cm_event(id, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, false, NULL);
 	if (peer) {
-		qp_error(peer);
+		ffr_cm_qp_error(peer);
 		peer->state = CM_DISCONNECTED;
 		ffr_cm_event(peer, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, false, NULL);
 	}
@@ -232,16 +305,22 @@ void ffr_cm_detach(struct ffr_cmid *id)
 		TAILQ_FOREACH (c, &id->ch->ids, link)
 			if (c->parent == id)
 				c->parent = NULL;
-	leave_listener(id);
+	ffr_cm_leave_listener(id);
+	if (id->x) {
+		if (id->state == CM_REQ) /* never answered */
+			ffr_cmx_reject(id->x, FFR_REJ_CONSUMER_DEFINED, NULL, 0);
+		ffr_cmx_free(id->x);
+		return;
+	}
 	if (!peer)
 		return;
 	unlink_peer(id);
 	if (id->state == CM_REQ) { /* never answered */
 		peer->state = CM_ROUTE;
-		ffr_cm_event(peer, RDMA_CM_EVENT_REJECTED, REJ_CONSUMER_DEFINED, &none, false, NULL);
+		ffr_cm_event(peer, RDMA_CM_EVENT_REJECTED, FFR_REJ_CONSUMER_DEFINED, &none, false, NULL);
 	} else if (id->state == CM_CONNECTED) {
-		qp_error(id);
-		qp_error(peer);
+		ffr_cm_qp_error(id);
+		ffr_cm_qp_error(peer);
 		peer->state = CM_DISCONNECTED;
 		ffr_cm_event(peer, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, false, NULL);
 	}

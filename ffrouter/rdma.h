@@ -82,6 +82,8 @@ struct ffr_htab {
 
 struct ffr_cmchan;
 struct ffr_cmid;
+struct ffr_cmx;
+struct ffr_qp_conn;
 TAILQ_HEAD(ffr_cmchan_list, ffr_cmchan);
 TAILQ_HEAD(ffr_cmid_list, ffr_cmid);
 
@@ -337,6 +339,7 @@ struct ffr_cmid {
 	uint32_t pending;          /* a listener's children not yet accepted or rejected */
 	struct ffr_cmid *parent;   /* a child: its listener, until it answers */
 	struct ffr_cmid *peer_id;  /* the other end, while connecting or connected */
+	struct ffr_cmx *x;         /* or: the lifeline to the other end's router */
 	struct ffr_cm_param param; /* this side's connect or accept */
 	uint32_t psn;
 };
@@ -369,12 +372,51 @@ void ffr_cm_event(struct ffr_cmid *id, uint32_t type, int status, const struct f
 		  bool swap_rd, const uint8_t *peer_gid);
 
 /* rdma-cmconn.c: connection set-up between two ids */
+#define FFR_REJ_NO_RESOURCES 3       /* IB CM reject reasons (the event's status) */
+#define FFR_REJ_INVALID_SERVICE_ID 8 /* no listener */
+#define FFR_REJ_INVALID_GID 12
+#define FFR_REJ_CONSUMER_DEFINED 28
 int ffr_cm_connect(struct ffr_cmid *id, const Ff__RdmaConnParam *p);
 int ffr_cm_accept(struct ffr_cmid *id, const Ff__RdmaConnParam *p);
 int ffr_cm_reject(struct ffr_cmid *id, const uint8_t *pdata, size_t len);
 int ffr_cm_disconnect(struct ffr_cmid *id);
 /* id goes away: its peer learns it as a reject or a disconnect. */
 void ffr_cm_detach(struct ffr_cmid *id);
+/* A connect's or accept's parameters from a message: -EINVAL if too much
+ * private data; the rest clamped to what the fields can hold. */
+int ffr_cm_param_from(const Ff__RdmaConnParam *m, struct ffr_cm_param *p);
+/* Resolves p's responder resources and initiator depth (255: as many as
+ * allowed) against this device and, for an accept, the request (other). */
+int ffr_cm_depths(struct ffr_rdma *rd, struct ffr_cm_param *p, const struct ffr_cm_param *other);
+/* The QP attributes of one side (active or not) of a connection between
+ * the active side's act/act_psn and the passive side's acc/acc_psn. */
+void ffr_cm_qp_conn(struct ffr_rdma *rd, const struct ffr_cm_param *act, uint32_t act_psn,
+		    const struct ffr_cm_param *acc, uint32_t acc_psn, bool active,
+		    struct ffr_qp_conn *out);
+/* A new child of t's listener for dst (state CM_REQ), or NULL: none, or
+ * its backlog is full. */
+struct ffr_cmid *ffr_cm_request(struct ffr_rdma *rd, const struct ffr_container *t,
+				const struct ff_sa *dst, const struct ff_sa *src);
+void ffr_cm_leave_listener(struct ffr_cmid *child);
+/* The QP id's connect or accept named, if it is still its container's. */
+struct ffr_vqp *ffr_cm_qp(struct ffr_cmid *id);
+void ffr_cm_qp_error(struct ffr_cmid *id);
+void ffr_cm_vgid(const struct ff_ip *ip, uint8_t g[16]);
+
+/* rdma-cmx.c: connections with an id on another host, over a TCP
+ * connection between the two routers (proto/ff.proto XCmRequest). */
+/* Sends id's connect request to t's host; id goes to CM_CONNECTING, or
+ * its app sees UNREACHABLE at once. */
+int ffr_cmx_connect(struct ffr_cmid *id, struct ffr_container *t);
+/* The request a passive id received from the other router. */
+const struct ffr_cm_param *ffr_cmx_peer_param(const struct ffr_cmx *x);
+/* Moves the passive id's QP q and answers ACCEPT; ESTABLISHED follows
+ * when the other router says its QP is ready. */
+int ffr_cmx_accept(struct ffr_cmid *id, struct ffr_vqp *q);
+/* Sends a REJECT (best effort; x stays). */
+void ffr_cmx_reject(struct ffr_cmx *x, int reason, const uint8_t *pdata, size_t len);
+/* Closes the lifeline and unlinks it from its id. NULL is a no-op. */
+void ffr_cmx_free(struct ffr_cmx *x);
 
 /* rdma-qp.c, for rdma_cm */
 struct ffr_qp_conn {

@@ -336,6 +336,9 @@ void ffr_op_list_hosts(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 void ffr_op_publish(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_host_to_proto(struct ffr_router *r, const struct ffr_host *h, Ff__Host *m, Ff__Addr *a,
 		       uint8_t ab[16]);
+/* rdma-cmx.c: an rdma_cm connect request another router sent to the
+ * ingress (p->cm set). Consumes p and fd; tag: the preamble's MAC. */
+void ffr_cmx_incoming(struct ffr_router *r, Ff__XPreamble *p, int fd, const uint8_t *tag);
 
 /* map-etcd.c: the cluster store */
 int ffr_etcd_open(struct ffr_router *r, const char *url, const char *advertise);
