@@ -1,0 +1,140 @@
+#!/bin/bash
+# vm-verbs-cross: RDMA verbs between containers on two hosts, through
+# ffnet. Pair layout: host h1 is a router on rxe0 (10.77.0.1, veth0), host
+# h2 a router on rxe1 (10.77.0.2, veth1), each with its ingress on its host
+# address and a shared cluster secret, each declaring the other host and
+# its container in its locality map. Container a (on h1) and container b
+# (on h2) are network namespaces with no link at all and no RDMA device
+# (namespaces exclusive): the programs' own TCP exchange flows through
+# ffnet's cross-host hand-off (a host TCP connection from router to
+# ingress), and their RDMA traffic through the routers' QPs.
+#   - ibv_rc_pingpong -g 1: 100 iterations on both sides;
+#   - ib_write_bw, ib_send_bw, ib_read_bw (64 KiB x 200): the result line,
+#     and the bytes crossed the veth in the direction of the data;
+#   - ib_write_lat, ib_send_lat, ib_read_lat (2 B x 200): the latency line;
+#   - native ib_write_bw and ib_send_lat between rxe1 and rxe0 in the same
+#     run, for comparison (printed, not asserted);
+#   - rdma_cm across hosts (the routers carry the connect request over an
+#     authenticated TCP connection that stays open as the lifeline):
+#     rping -C 100 with its data pattern, ucmatose, ib_write_bw -R;
+#   - both routers count their cross-host TCP hand-offs and rdma_cm
+#     connections, and hold no RDMA object afterwards.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname -- "$(readlink -f -- "$0")")/lib.sh"
+
+if ! in_vm; then
+	FFVM_RDMA_NETNS=exclusive run_vm --layout pair --timeout 860 -- "$0"
+	exit
+fi
+# shellcheck source=verbs-lib.sh
+. "$(dirname -- "$(readlink -f -- "$0")")/verbs-lib.sh"
+
+[[ $FFVM_HOSTS == "10.77.0.1:rxe0 10.77.0.2:rxe1" ]] || fail "FFVM_HOSTS='$FFVM_HOSTS'"
+vb_logs_on_failure
+vb_alone a 10.78.0.1
+vb_alone b 10.78.0.2
+vb_hosts 10.77.0.1 rxe0 10.77.0.2 rxe1
+vb_register h1 a
+vb_register_remote h1 b h2
+vb_register h2 b
+vb_register_remote h2 a h1
+vb_no_device a
+vb_no_device b
+pass "hosts h1 (rxe0) and h2 (rxe1); container a on h1, b on h2, no link between them"
+
+tx() { echo $(($(<"/sys/class/net/$1/statistics/tx_bytes"))); }
+
+# --- native rxe1 -> rxe0, for comparison (figures printed, not asserted)
+native() { # NAME PORT KIND SIZE CMD...: server on rxe0, client on rxe1
+	local name=$1 port=$2 kind=$3 size=$4 rc spid
+	shift 4
+	for _ in 1 2 3; do
+		rc=0
+		"$@" -d rxe0 -p "$port" >"$VB_LOGS/$name.server" 2>&1 &
+		spid=$!
+		wait_listen "$port"
+		"$@" -d rxe1 -p "$port" 10.77.0.1 >"$VB_LOGS/$name.client" 2>&1 || rc=$?
+		wait "$spid" || rc=$?
+		((rc == 0)) || {
+			show "$name server" "$VB_LOGS/$name.server" >&2
+			show "$name client" "$VB_LOGS/$name.client" >&2
+			fail "native $name exited $rc"
+		}
+		vb_clock_failed "$VB_LOGS/$name.client" "$size" 200 || break
+	done
+	"vb_${kind}_line" "$VB_LOGS/$name.client" "$size" 200
+}
+native_bw=$(native native_write_bw 18590 bw 65536 ib_write_bw -x 1 -F -s 65536 -n 200)
+native_lat=$(native native_send_lat 18591 lat 2 ib_send_lat -x 1 -F -n 200)
+pass "native rxe1 -> rxe0: ib_write_bw 64 KiB $native_bw MB/s, ib_send_lat $native_lat us"
+
+# --- verbs programs, server in a (h1), client in b (h2)
+vb_run rc_pingpong a b ibv_rc_pingpong -g 1 -n 100
+for side in server client; do
+	grep -Eq '^100 iters in [0-9.]+ seconds = [0-9.]+ usec/iter$' "$VB_LOGS/rc_pingpong.$side" ||
+		fail "ibv_rc_pingpong $side did not report 100 iterations"
+	grep -Eq '^819200 bytes in [0-9.]+ seconds' "$VB_LOGS/rc_pingpong.$side" ||
+		fail "ibv_rc_pingpong $side did not move 819200 bytes"
+done
+pass "ibv_rc_pingpong -g 1 a <- b: 100 iterations ($(grep -o '[0-9.]* usec/iter' "$VB_LOGS/rc_pingpong.client"))"
+
+PT=(-d ffnet0 -x 1 -F)
+SIZE=65536
+ITERS=200
+for t in write send read; do
+	# the data goes from the client (b, veth1) except for reads
+	dev=veth1
+	[[ $t == read ]] && dev=veth0
+	before=$(tx "$dev")
+	vb_perf bw "${t}_bw" a b "$SIZE" "$ITERS" "ib_${t}_bw" "${PT[@]}" -s "$SIZE" -n "$ITERS"
+	sent=$(($(tx "$dev") - before))
+	((sent >= SIZE * ITERS)) || fail "ib_${t}_bw: $dev sent $sent B, want >= $((SIZE * ITERS))"
+	pass "ib_${t}_bw a <- b: $ITERS x 64 KiB, average $VB_AVG MB/s; $dev sent $sent B"
+done
+for t in write send read; do
+	vb_perf lat "${t}_lat" a b 2 "$ITERS" "ib_${t}_lat" "${PT[@]}" -n "$ITERS"
+	pass "ib_${t}_lat a <- b: $ITERS x 2 B, t_avg $VB_AVG us"
+done
+
+for h in h1 h2; do
+	n=$(vb_status "$h" --json | jq '.conns_total')
+	((n >= 7)) || fail "router $h made $n TCP hand-offs, want >= 7 (one per program)"
+done
+pass "the programs' TCP went through the routers' cross-host hand-off"
+
+# --- rdma_cm across hosts (server in b on h2, client in a on h1)
+before=$(tx veth0)
+VB_WAIT=cm vb_run_args rping b a stdbuf -oL rping -s -v -a @IP@ -p @PORT@ -- \
+	stdbuf -oL rping -c -v -V -C 100 -a @IP@ -p @PORT@
+vb_rping_lines "$VB_LOGS/rping.client" "ping data: " 100
+vb_rping_lines "$VB_LOGS/rping.server" "server ping data: " 100
+pass "rping a -> b across hosts: 100 pings with rping's data pattern; veth0 sent $(($(tx veth0) - before)) B"
+
+VB_WAIT=cm vb_run_args ucmatose b a stdbuf -oL ucmatose -b @IP@ -p @PORT@ -- \
+	stdbuf -oL ucmatose -s @IP@ -p @PORT@
+for l in "initiating data transfers" "completing sends" "receiving data transfers" \
+	"data transfers complete" "disconnected" "return status 0"; do
+	grep -qx "$l" "$VB_LOGS/ucmatose.server" || fail "ucmatose server did not print '$l'"
+done
+for l in "receiving data transfers" "sending replies" "data transfers complete" "return status 0"; do
+	grep -qx "$l" "$VB_LOGS/ucmatose.client" || fail "ucmatose client did not print '$l'"
+done
+pass "ucmatose a -> b across hosts: connect, data transfers and disconnect on both sides"
+
+before=$(tx veth0)
+VB_WAIT=cm vb_perf bw write_bw_cm b a "$SIZE" "$ITERS" ib_write_bw -R "${PT[@]}" -s "$SIZE" -n "$ITERS"
+sent=$(($(tx veth0) - before))
+grep -q 'rdma_cm QPs[[:space:]]*: ON' "$VB_LOGS/write_bw_cm.client" || fail "ib_write_bw -R did not use rdma_cm"
+((sent >= SIZE * ITERS)) || fail "ib_write_bw -R: veth0 sent $sent B, want >= $((SIZE * ITERS))"
+pass "ib_write_bw -R a -> b across hosts: $ITERS x 64 KiB, average $VB_AVG MB/s; veth0 sent $sent B"
+
+for h in h1 h2; do
+	st=$(vb_status "$h" --json)
+	[[ $(jq '.rdma.contexts | length' <<<"$st") == 0 ]] || fail "contexts left in $h: $st"
+	[[ $(jq '.rdma.bad_wqes' <<<"$st") == 0 ]] || fail "bad work requests in $h: $st"
+	[[ $(jq '.rdma.cm_listeners | length' <<<"$st") == 0 ]] || fail "rdma_cm listeners left in $h: $st"
+	n=$(jq '.rdma.cm_conns_total' <<<"$st")
+	((n >= 4)) || fail "$h counted $n rdma_cm connections, want 4 or more (rping, ucmatose, ib_write_bw -R: 2 a run)"
+done
+pass "after the programs exit neither router holds an RDMA object"
