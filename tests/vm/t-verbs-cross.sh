@@ -17,6 +17,10 @@
 #   - rdma_cm across hosts (the routers carry the connect request over an
 #     authenticated TCP connection that stays open as the lifeline):
 #     rping -C 100 with its data pattern, ucmatose, ib_write_bw -R;
+#   - refusals come back with the IB CM reason: 8 for a port nobody
+#     listens on, 12 for a source the other router's map does not know;
+#   - killing the server in the middle of an endless rping: its router
+#     closes the lifeline, and the client sees DISCONNECTED and exits 0;
 #   - both routers count their cross-host TCP hand-offs and rdma_cm
 #     connections, and hold no RDMA object afterwards.
 set -euo pipefail
@@ -129,12 +133,56 @@ grep -q 'rdma_cm QPs[[:space:]]*: ON' "$VB_LOGS/write_bw_cm.client" || fail "ib_
 ((sent >= SIZE * ITERS)) || fail "ib_write_bw -R: veth0 sent $sent B, want >= $((SIZE * ITERS))"
 pass "ib_write_bw -R a -> b across hosts: $ITERS x 64 KiB, average $VB_AVG MB/s; veth0 sent $sent B"
 
+# --- refusals across hosts: ucmatose's connect event must say why
+cm_refused() { # NAME CONTAINER WANT-LINE
+	local rc=0
+	VB_PORT=$((VB_PORT + 1))
+	vb_ct "$2" timeout -k 5 60 stdbuf -oL ucmatose -s "${VB_IP[b]}" -p "$VB_PORT" \
+		>"$VB_LOGS/$1" 2>&1 || rc=$?
+	show "$1" "$VB_LOGS/$1"
+	((rc != 0 && rc != 124 && rc != 137)) || fail "$1: ucmatose exited $rc"
+	grep -qx "$3" "$VB_LOGS/$1" || fail "$1: no '$3' line"
+}
+cm_refused no_listener a "cmatose: event: RDMA_CM_EVENT_REJECTED, error: 8"
+pass "rdma_cm a -> b:port with no listener: REJECTED, reason 8 (invalid service id), from h2"
+vb_alone c 10.78.0.3
+vb_register h1 c # h2 has not heard of it
+cm_refused unknown_source c "cmatose: event: RDMA_CM_EVENT_REJECTED, error: 12"
+grep -q 'connect request from c@h1 refused: its source is not a container of that host' \
+	"$VB_LOGS/router-h2.log" || fail "h2 did not log why it refused c's request"
+pass "rdma_cm from c, which h2's locality map does not know: REJECTED, reason 12, logged by h2"
+
+# --- the lifeline: the server is killed in the middle of an endless
+# rping; its router closes the connection to the client's router, whose
+# app must see DISCONNECTED and stop at once.
+VB_PORT=$((VB_PORT + 1))
+conns=$(vb_status h1 --json | jq '.rdma.cm_conns_total')
+vb_ct b rping -s -a "${VB_IP[b]}" -p "$VB_PORT" >"$VB_LOGS/lifeline.server" 2>&1 &
+vb_wait_cm h2 "$VB_PORT"
+crc=0
+vb_ct a timeout -k 5 120 rping -c -a "${VB_IP[b]}" -p "$VB_PORT" >"$VB_LOGS/lifeline.client" 2>&1 &
+cpid=$!
+for ((i = 0; i < 200; i++)); do
+	(($(vb_status h1 --json | jq '.rdma.cm_conns_total') > conns)) && break
+	sleep 0.1
+done
+((i < 200)) || fail "the endless rping did not connect in 20 s"
+sleep 2
+ip netns pids ffv-b | xargs -r kill -KILL
+killed=$SECONDS
+wait "$cpid" || crc=$?
+show "lifeline client" "$VB_LOGS/lifeline.client"
+((crc == 0)) || fail "rping client exited $crc after its server was killed"
+grep -qx 'client DISCONNECT EVENT...' "$VB_LOGS/lifeline.client" ||
+	fail "rping client saw no DISCONNECTED event"
+pass "server killed mid-rping: the client saw DISCONNECTED and exited 0 within $((SECONDS - killed)) s"
+
 for h in h1 h2; do
 	st=$(vb_status "$h" --json)
 	[[ $(jq '.rdma.contexts | length' <<<"$st") == 0 ]] || fail "contexts left in $h: $st"
 	[[ $(jq '.rdma.bad_wqes' <<<"$st") == 0 ]] || fail "bad work requests in $h: $st"
 	[[ $(jq '.rdma.cm_listeners | length' <<<"$st") == 0 ]] || fail "rdma_cm listeners left in $h: $st"
 	n=$(jq '.rdma.cm_conns_total' <<<"$st")
-	((n >= 4)) || fail "$h counted $n rdma_cm connections, want 4 or more (rping, ucmatose, ib_write_bw -R: 2 a run)"
+	((n >= 5)) || fail "$h counted $n rdma_cm connections, want 5 or more (rping twice, ucmatose, ib_write_bw -R: 2 a run)"
 done
 pass "after the programs exit neither router holds an RDMA object"
