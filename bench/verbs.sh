@@ -284,8 +284,9 @@ done
 kernel=$(awk '$1 == "kernel" { print $2 }' "$raw/info")
 cpus=$(awk '$1 == "cpus" { print $2 }' "$raw/info")
 perftest=$(dpkg-query -W -f='${Version}' perftest 2>/dev/null || echo unknown)
-# the source tree's state; FF_BUILD may hold a build of another one
-commit=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
+# the state of the tree FF_BUILD was built from ("unknown" if not a git tree)
+src=$(jq -r .directories.source "$FF_BUILD/meson-info/meson-info.json" 2>/dev/null || echo "$top")
+commit=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
 
 printf '\nffnet RDMA verbs benchmark: median of %d interleaved runs; rxe under QEMU TCG, kernel %s, %s vCPUs\n' \
 	"$BENCH_RUNS" "$kernel" "$cpus"
