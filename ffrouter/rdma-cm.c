@@ -1,7 +1,8 @@
 /* rdma_cm for containers: event channels, ids, binding, listening and
  * address/route resolution on overlay addresses. The connection itself is
- * set up by rdma-cmconn.c. No kernel rdma_cm is involved: the router knows
- * both ends (or their host) from the locality map and moves the QPs.
+ * set up by rdma-cmconn.c (with another host's router: rdma-cmx.c). No
+ * kernel rdma_cm is involved: the router knows both ends (or their host)
+ * from the locality map and moves the QPs.
  * Invariants: an id belongs to one channel, and a channel to one
  * container, which only binds and connects from its own addresses; a
  * closed request socket (the app exited) destroys all of the channel's
@@ -285,6 +286,8 @@ static void op_resolve_addr(struct ffr_cmchan *ch, Ff__Request *req)
 {
 	const Ff__RdmaResolveAddr *m = req->rdma_resolve_addr;
 	struct ffr_cmid *id = id_get(ch, m->id);
+	struct ffr_container *t;
+	union ibv_gid gid;
 	struct ff_sa dst;
 	int err = -EINVAL;
 
@@ -298,7 +301,9 @@ static void op_resolve_addr(struct ffr_cmchan *ch, Ff__Request *req)
 		goto out_err;
 	id->peer = dst;
 	reply_id(ch, req->id, id);
-	if (!ffr_container_by_ip(ch->rd->r, &dst.ip)) {
+	/* an overlay address, on this host or one the map says has RDMA */
+	t = ffr_container_by_ip(ch->rd->r, &dst.ip);
+	if (!t || ffr_rdma_peer_gid(ch->rd, t, &gid) < 0) {
 		ffr_cm_event(id, RDMA_CM_EVENT_ADDR_ERROR, -EHOSTUNREACH, NULL, false, NULL);
 		return;
 	}

@@ -18,7 +18,8 @@
 #     authenticated TCP connection that stays open as the lifeline):
 #     rping -C 100 with its data pattern, ucmatose, ib_write_bw -R;
 #   - refusals come back with the IB CM reason: 8 for a port nobody
-#     listens on, 12 for a source the other router's map does not know;
+#     listens on, 12 for a source the other router's map does not know; a
+#     container on a host declared without RDMA is an ADDR_ERROR;
 #   - killing the server in the middle of an endless rping: its router
 #     closes the lifeline, and the client sees DISCONNECTED and exits 0;
 #   - both routers count their cross-host TCP hand-offs and rdma_cm
@@ -134,23 +135,29 @@ grep -q 'rdma_cm QPs[[:space:]]*: ON' "$VB_LOGS/write_bw_cm.client" || fail "ib_
 pass "ib_write_bw -R a -> b across hosts: $ITERS x 64 KiB, average $VB_AVG MB/s; veth0 sent $sent B"
 
 # --- refusals across hosts: ucmatose's connect event must say why
-cm_refused() { # NAME CONTAINER WANT-LINE
+cm_refused() { # NAME FROM TO WANT-LINE
 	local rc=0
 	VB_PORT=$((VB_PORT + 1))
-	vb_ct "$2" timeout -k 5 60 stdbuf -oL ucmatose -s "${VB_IP[b]}" -p "$VB_PORT" \
+	vb_ct "$2" timeout -k 5 60 stdbuf -oL ucmatose -s "${VB_IP[$3]}" -p "$VB_PORT" \
 		>"$VB_LOGS/$1" 2>&1 || rc=$?
 	show "$1" "$VB_LOGS/$1"
 	((rc != 0 && rc != 124 && rc != 137)) || fail "$1: ucmatose exited $rc"
-	grep -qx "$3" "$VB_LOGS/$1" || fail "$1: no '$3' line"
+	grep -qx "$4" "$VB_LOGS/$1" || fail "$1: no '$4' line"
 }
-cm_refused no_listener a "cmatose: event: RDMA_CM_EVENT_REJECTED, error: 8"
+cm_refused no_listener a b "cmatose: event: RDMA_CM_EVENT_REJECTED, error: 8"
 pass "rdma_cm a -> b:port with no listener: REJECTED, reason 8 (invalid service id), from h2"
 vb_alone c 10.78.0.3
 vb_register h1 c # h2 has not heard of it
-cm_refused unknown_source c "cmatose: event: RDMA_CM_EVENT_REJECTED, error: 12"
+cm_refused unknown_source c b "cmatose: event: RDMA_CM_EVENT_REJECTED, error: 12"
 grep -q 'connect request from c@h1 refused: its source is not a container of that host' \
 	"$VB_LOGS/router-h2.log" || fail "h2 did not log why it refused c's request"
 pass "rdma_cm from c, which h2's locality map does not know: REJECTED, reason 12, logged by h2"
+"$VB_FFCTL" --rundir "${VB_RUNDIR[h1]}" host add h3 --addr 10.77.0.9:$VB_XPORT >/dev/null ||
+	fail "host add h3 on h1"
+VB_IP[d]=10.78.0.4
+vb_register_remote h1 d h3
+cm_refused no_rdma a d "cmatose: event: RDMA_CM_EVENT_ADDR_ERROR, error: -113"
+pass "rdma_cm to d, on a host declared without RDMA: ADDR_ERROR (EHOSTUNREACH) at once"
 
 # --- the lifeline: the server is killed in the middle of an endless
 # rping; its router closes the connection to the client's router, whose
