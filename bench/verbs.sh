@@ -36,7 +36,8 @@
 # 64 KiB and >= 0.8x at 4 KiB; latency <= 1.3x native.
 # Environment: BENCH_RUNS (3), BENCH_BW4K_ITERS (5000), BENCH_BW64K_ITERS
 # (1000), BENCH_LAT_ITERS (1000), BENCH_VM_TIMEOUT (3600 s), BENCH_OUT
-# (bench/out), FF_BUILD (build/).
+# (bench/out), FF_BUILD (build/), BENCH_ROUTER_ARGS (extra ffrouter options,
+# e.g. "--rdma-poll-us 20000").
 set -euo pipefail
 here=$(cd "$(dirname -- "$(readlink -f -- "$0")")" && pwd -P)
 top=$(dirname -- "$here")
@@ -180,7 +181,8 @@ guest() {
 	ibv_devices | grep -Eq '^[[:space:]]+rxe0[[:space:]]' ||
 		fail "the initial namespace does not see rxe0: no native baseline"
 	vb_containers 10.78.0.1 10.78.0.2
-	vb_router h1 rxe0
+	# shellcheck disable=SC2086 # options, split on purpose
+	vb_router h1 rxe0 ${FF_ROUTER_ARGS:-}
 	vb_register h1 a
 	vb_register h1 b
 	vb_no_device a
@@ -214,6 +216,7 @@ fi
 : "${BENCH_LAT_ITERS:=1000}" "${BENCH_VM_TIMEOUT:=3600}"
 out=${BENCH_OUT:-$here/out}
 export FF_BUILD=${FF_BUILD:-$top/build}
+export FF_ROUTER_ARGS=${BENCH_ROUTER_ARGS:-}
 die() { printf 'bench/verbs: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 [[ -x $FF_BUILD/ffrouter/ffrouter && -f $FF_BUILD/libffshim/libffshim.so && -x $FF_BUILD/ffctl/ffctl ]] ||
@@ -233,8 +236,8 @@ mkdir -p "$out"
 raw=$out/verbs
 rm -rf "$raw"
 mkdir -p "$raw"
-printf 'bench/verbs: one VM run, %d runs of %d tests x native/ffnet; logs in %s\n' \
-	"$BENCH_RUNS" "${#TESTS[@]}" "$raw" >&2
+printf 'bench/verbs: one VM run, %d runs of %d tests x native/ffnet; logs in %s; router options: %s\n' \
+	"$BENCH_RUNS" "${#TESTS[@]}" "$raw" "${FF_ROUTER_ARGS:-none}" >&2
 load0=$(cut -d ' ' -f 1-3 /proc/loadavg)
 rc=0
 FFVM_RDMA_NETNS=exclusive "$FFVM" --layout single --timeout "$BENCH_VM_TIMEOUT" --out "$raw" \
@@ -291,8 +294,8 @@ commit=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
 printf '\nffnet RDMA verbs benchmark: median of %d interleaved runs; rxe under QEMU TCG, kernel %s, %s vCPUs\n' \
 	"$BENCH_RUNS" "$kernel" "$cpus"
 printf 'native: both ends on rxe0 in the initial namespace; ffnet: container a <- b through ffnet0 on one router\n'
-printf 'iterations: bw 4 KiB %d, bw 64 KiB %d, latency %d; perftest %s; ffnet %s built in %s\n' \
-	"$BENCH_BW4K_ITERS" "$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS" "$perftest" "$commit" "$FF_BUILD"
+printf 'iterations: bw 4 KiB %d, bw 64 KiB %d, latency %d; perftest %s; ffnet %s built in %s; router options: %s\n' \
+	"$BENCH_BW4K_ITERS" "$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS" "$perftest" "$commit" "$FF_BUILD" "${FF_ROUTER_ARGS:-none}"
 printf 'host load average before: %s, after: %s; pairs re-run after a failed clock estimate: %d\n\n' \
 	"$load0" "$load1" "$retries"
 printf '%-34s %10s %10s %13s  %s\n' metric native ffnet ffnet/native target
@@ -307,8 +310,8 @@ printf '\ntargets met: %d of %d (bandwidth >= 0.9x native at 64 KiB, >= 0.8x at 
 
 json=$out/verbs.json
 {
-	printf '{"runs": %d, "backend": "rxe in QEMU TCG", "kernel": "%s", "cpus": %s, "perftest": "%s", "commit": "%s",\n "build": "%s",' \
-		"$BENCH_RUNS" "$kernel" "$cpus" "$perftest" "$commit" "$FF_BUILD"
+	printf '{"runs": %d, "backend": "rxe in QEMU TCG", "kernel": "%s", "cpus": %s, "perftest": "%s", "commit": "%s",\n "build": "%s", "router_args": "%s",' \
+		"$BENCH_RUNS" "$kernel" "$cpus" "$perftest" "$commit" "$FF_BUILD" "${FF_ROUTER_ARGS:-}"
 	printf ' "iterations": {"bw_4k": %d, "bw_64k": %d, "lat": %d},\n' \
 		"$BENCH_BW4K_ITERS" "$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS"
 	printf ' "host_load": {"before": "%s", "after": "%s"}, "clock_retries": %d,\n "metrics": {' \
