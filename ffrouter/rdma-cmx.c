@@ -372,6 +372,7 @@ static void got_accept(struct ffr_cmx *x, const Ff__XCmMsg *m)
 	rtu.kind = FF__XCM_MSG__KIND__RTU;
 	err = cmx_send(x, &rtu);
 	if (err) {
+		ffr_vqp_set_error(q);
 		cmx_fail(x, err, "RTU not sent");
 		return;
 	}
