@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <rdma/rdma_verbs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +41,18 @@ FFS_DEF_REAL(rdma_migrate_id)
 FFS_DEF_REAL(rdma_notify)
 FFS_DEF_REAL(rdma_get_devices)
 FFS_DEF_REAL(rdma_free_devices)
+FFS_DEF_REAL(rdma_create_ep)
+FFS_DEF_REAL(rdma_destroy_ep)
+FFS_DEF_REAL(rdma_get_request)
+FFS_DEF_REAL(rdma_join_multicast)
+FFS_DEF_REAL(rdma_join_multicast_ex)
+FFS_DEF_REAL(rdma_leave_multicast)
+FFS_DEF_REAL(rdma_set_local_ece)
+FFS_DEF_REAL(rdma_get_remote_ece)
+FFS_DEF_REAL(rdma_reject_ece)
+FFS_DEF_REAL(rdma_create_srq)
+FFS_DEF_REAL(rdma_create_srq_ex)
+FFS_DEF_REAL(rdma_destroy_srq)
 
 static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ffs_cmevent *events;
@@ -454,6 +467,108 @@ FFS_EXPORT int rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
 	if (!ffs_cm_ours(id->channel))
 		return VREAL(rdma_notify)(id, event);
 	return 0;
+}
+
+/* ---- what the virtual device's ids do not offer ----
+ * librdmacm would treat the shim's ids and channels as its own (and crash):
+ * each of these fails with EOPNOTSUPP and a log line instead. */
+
+FFS_EXPORT int rdma_create_ep(struct rdma_cm_id **id, struct rdma_addrinfo *res,
+			      struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
+{
+	struct ffs_vinfo info;
+
+	ffs_init();
+	if (ffs_vprobe(&info) < 0)
+		return VREAL(rdma_create_ep)(id, res, pd, attr);
+	return ffs_cm_fail("rdma_create_ep (synchronous ids)");
+}
+
+FFS_EXPORT void rdma_destroy_ep(struct rdma_cm_id *id)
+{
+	if (!ffs_cm_ours(id->channel)) {
+		VREAL(rdma_destroy_ep)(id);
+		return;
+	}
+	rdma_destroy_qp(id);
+	rdma_destroy_id(id);
+}
+
+FFS_EXPORT int rdma_get_request(struct rdma_cm_id *listen, struct rdma_cm_id **id)
+{
+	if (!ffs_cm_ours(listen->channel))
+		return VREAL(rdma_get_request)(listen, id);
+	return ffs_cm_fail("rdma_get_request (synchronous ids)");
+}
+
+FFS_EXPORT int rdma_join_multicast(struct rdma_cm_id *id, struct sockaddr *addr, void *context)
+{
+	if (!ffs_cm_ours(id->channel))
+		return VREAL(rdma_join_multicast)(id, addr, context);
+	return ffs_cm_fail("rdma_join_multicast");
+}
+
+FFS_EXPORT int rdma_join_multicast_ex(struct rdma_cm_id *id, struct rdma_cm_join_mc_attr_ex *attr,
+				      void *context)
+{
+	if (!ffs_cm_ours(id->channel))
+		return VREAL(rdma_join_multicast_ex)(id, attr, context);
+	return ffs_cm_fail("rdma_join_multicast_ex");
+}
+
+FFS_EXPORT int rdma_leave_multicast(struct rdma_cm_id *id, struct sockaddr *addr)
+{
+	if (!ffs_cm_ours(id->channel))
+		return VREAL(rdma_leave_multicast)(id, addr);
+	return ffs_cm_fail("rdma_leave_multicast");
+}
+
+FFS_EXPORT int rdma_set_local_ece(struct rdma_cm_id *id, struct ibv_ece *ece)
+{
+	if (!ffs_cm_ours(id->channel))
+		return VREAL(rdma_set_local_ece)(id, ece);
+	return ffs_cm_fail("rdma_set_local_ece");
+}
+
+FFS_EXPORT int rdma_get_remote_ece(struct rdma_cm_id *id, struct ibv_ece *ece)
+{
+	if (!ffs_cm_ours(id->channel))
+		return VREAL(rdma_get_remote_ece)(id, ece);
+	return ffs_cm_fail("rdma_get_remote_ece");
+}
+
+FFS_EXPORT int rdma_reject_ece(struct rdma_cm_id *id, const void *pdata, uint8_t len)
+{
+	if (!ffs_cm_ours(id->channel))
+		return VREAL(rdma_reject_ece)(id, pdata, len);
+	return ffs_cm_fail("rdma_reject_ece");
+}
+
+FFS_EXPORT int rdma_create_srq(struct rdma_cm_id *id, struct ibv_pd *pd,
+			       struct ibv_srq_init_attr *attr)
+{
+	if (!ffs_cm_ours(id->channel))
+		return VREAL(rdma_create_srq)(id, pd, attr);
+	return ffs_cm_fail("rdma_create_srq (an SRQ on the id: use ibv_create_srq)");
+}
+
+FFS_EXPORT int rdma_create_srq_ex(struct rdma_cm_id *id, struct ibv_srq_init_attr_ex *attr)
+{
+	if (!ffs_cm_ours(id->channel))
+		return VREAL(rdma_create_srq_ex)(id, attr);
+	return ffs_cm_fail("rdma_create_srq_ex (an SRQ on the id: use ibv_create_srq)");
+}
+
+/* Only ever an SRQ the app put on the id itself: the shim makes none. */
+FFS_EXPORT void rdma_destroy_srq(struct rdma_cm_id *id)
+{
+	if (!ffs_cm_ours(id->channel)) {
+		VREAL(rdma_destroy_srq)(id);
+		return;
+	}
+	if (id->srq)
+		ibv_destroy_srq(id->srq);
+	id->srq = NULL;
 }
 
 static struct ibv_context **our_devlist;

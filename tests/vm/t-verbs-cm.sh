@@ -12,7 +12,8 @@
 #     disconnect events);
 #   - ucmatose -m (rdma_migrate_id after the transfers) is not offered:
 #     both sides must fail with "Operation not supported", neither hang nor
-#     crash, the shim must log why, and the router must carry on;
+#     crash, the shim must log why, and the router must carry on; so must
+#     rdma_server/rdma_client (synchronous endpoints) and mckey (multicast);
 #   - afterwards the router holds no rdma_cm listener and no context.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -82,6 +83,27 @@ for side in server client; do
 done
 vb_status h1 >/dev/null || fail "the router is gone after ucmatose -m"
 pass "ucmatose -m (rdma_migrate_id): EOPNOTSUPP with a log line on both sides, the router carries on"
+
+# Programs that need what ffnet0 does not offer fail cleanly, never crash
+# (librdmacm itself crashed on the shim's ids before these were
+# interposed): synchronous ids and endpoints (rdma_server/rdma_client),
+# multicast (mckey: a group address is no container's, so ADDR_ERROR).
+refused() { # NAME CONTAINER WANT-LINE CMD...
+	local name=$1 ct=$2 want=$3 rc=0
+	shift 3
+	vb_ct "$ct" timeout -k 5 60 stdbuf -oL "$@" >"$VB_LOGS/$name" 2>&1 || rc=$?
+	show "$name" "$VB_LOGS/$name"
+	((rc != 0 && rc != 124 && rc != 137 && (rc < 129 || rc > 159))) ||
+		fail "$name exited $rc: want a failure, neither a hang nor a crash"
+	grep -qx "$want" "$VB_LOGS/$name" || fail "$name: no '$want' line"
+}
+refused rdma_server b "rdma_create_ep: Operation not supported" rdma_server -s "${VB_IP[b]}"
+grep -q 'rdma_create_ep (synchronous ids) is not supported' "$VB_LOGS/rdma_server" ||
+	fail "rdma_server: the shim logged nothing about rdma_create_ep"
+refused rdma_client a "rdma_create_ep: Operation not supported" rdma_client -s "${VB_IP[b]}"
+refused mckey a "mckey: event: RDMA_CM_EVENT_ADDR_ERROR, error: -113" mckey -m 239.1.1.1 -b "${VB_IP[a]}"
+vb_status h1 >/dev/null || fail "the router is gone"
+pass "rdma_server, rdma_client, mckey: a clean EOPNOTSUPP or ADDR_ERROR, no crash"
 
 st=$(vb_status h1 --json)
 [[ $(jq '.rdma.cm_listeners | length' <<<"$st") == 0 ]] || fail "rdma_cm listeners left: $st"
