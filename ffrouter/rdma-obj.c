@@ -294,11 +294,13 @@ static void vmr_release(struct ffr_vctx *x, struct ffr_vmr *mr)
 
 static int vmr_reg(struct ffr_vctx *x, const Ff__VerbsRegMr *m, struct ffr_vmr *mr)
 {
-	uint64_t ps = page_size(), lo, hi;
+	uint64_t ps = page_size(), lo, hi, end;
 	uint8_t *ptr = NULL;
 	int err;
 
-	if (!m->length || m->addr + m->length < m->addr || (m->access & ~MR_ACCESS))
+	/* the range must not wrap, even once rounded up to whole pages */
+	if (!m->length || __builtin_add_overflow(m->addr, m->length, &end) ||
+	    end > UINT64_MAX - (ps - 1) || (m->access & ~MR_ACCESS))
 		return -EINVAL;
 	mr->pd = ffr_vobj_get(x, m->pd, FF_VOBJ_PD);
 	if (!mr->pd)
@@ -452,10 +454,12 @@ static int vsrq_make(struct ffr_vctx *x, const Ff__VerbsCreateSrq *m, struct ffr
 	size_t off = FF_VRING_HDR;
 	int err;
 
-	s->pd = ffr_vobj_get(x, m->pd, FF_VOBJ_PD);
-	if (!s->pd || !m->max_wr || m->max_wr > FF_VRING_MAX_WR || m->max_sge > FF_VRING_MAX_SGE)
+	if (!m->max_wr || m->max_wr > FF_VRING_MAX_WR || m->max_sge > FF_VRING_MAX_SGE)
 		return -EINVAL;
-	s->pd->o.refs++;
+	s->pd = ffr_vobj_get(x, m->pd, FF_VOBJ_PD);
+	if (!s->pd)
+		return -EINVAL;
+	s->pd->o.refs++; /* vsrq_release drops it: s->pd is set only with it */
 	s->cookie = m->cookie;
 	ia.attr.max_wr = m->max_wr;
 	ia.attr.max_sge = m->max_sge ? m->max_sge : 1;
@@ -463,6 +467,10 @@ static int vsrq_make(struct ffr_vctx *x, const Ff__VerbsCreateSrq *m, struct ffr
 	s->srq = x->rd->ibv->create_srq(s->pd->pd, &ia);
 	if (!s->srq)
 		return errno ? -errno : -EIO;
+	if (ia.attr.max_sge > FF_VRING_MAX_SGE) /* the router's gather lists hold no more */
+		ia.attr.max_sge = FF_VRING_MAX_SGE;
+	if (ia.attr.max_wr > FF_VRING_MAX_WR)
+		ia.attr.max_wr = FF_VRING_MAX_WR;
 	ffr_vq_geom(&s->ring.rq, ia.attr.max_wr,
 		    sizeof(struct ff_vrqe) + ia.attr.max_sge * sizeof(struct ff_vsge), &off);
 	s->ring.rq.max_sge = ia.attr.max_sge;
@@ -539,6 +547,38 @@ out_err:
 
 /* ---- destroy ---- */
 
+/* The device's object goes first: while the device refuses (it still
+ * uses it), the wrapper its context pointer names must stay. */
+static int vobj_device_destroy(struct ffr_vctx *x, struct ffr_vobj *o)
+{
+	const struct ffr_ibv *ibv = x->rd->ibv;
+	struct ffr_vmr *mr = (struct ffr_vmr *)o;
+	struct ffr_vcq *cq = (struct ffr_vcq *)o;
+	struct ffr_vsrq *srq = (struct ffr_vsrq *)o;
+
+	switch (o->kind) {
+	case FF_VOBJ_PD:
+		return ibv->dealloc_pd(((struct ffr_vpd *)o)->pd) ? -EBUSY : 0;
+	case FF_VOBJ_MR:
+		if (mr->mr && ibv->dereg_mr(mr->mr))
+			return -EBUSY;
+		mr->mr = NULL;
+		return 0;
+	case FF_VOBJ_CQ:
+		if (cq->cq && ibv->destroy_cq(cq->cq))
+			return -EBUSY;
+		cq->cq = NULL;
+		return 0;
+	case FF_VOBJ_SRQ:
+		if (srq->srq && ibv->destroy_srq(srq->srq))
+			return -EBUSY;
+		srq->srq = NULL;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 int ffr_vobj_destroy(struct ffr_vobj *o)
 {
 	struct ffr_vctx *x = o->x;
@@ -548,7 +588,7 @@ int ffr_vobj_destroy(struct ffr_vobj *o)
 		return -EBUSY;
 	if (kind == FF_VOBJ_QP)
 		return ffr_vqp_destroy((struct ffr_vqp *)o);
-	if (kind == FF_VOBJ_PD && x->rd->ibv->dealloc_pd(((struct ffr_vpd *)o)->pd))
+	if (vobj_device_destroy(x, o))
 		return -EBUSY;
 	ffr_vobj_del(o);
 	switch (kind) {

@@ -74,14 +74,21 @@ static int caps_ok(const Ff__VerbsQpCaps *c)
 	       c->max_inline_data <= FF_VRING_MAX_INLINE;
 }
 
+/* Takes a reference on each object the QP names, or on none of them
+ * (vqp_unref drops what q points to). */
 static int vqp_refs(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_vqp *q)
 {
-	q->pd = ffr_vobj_get(x, m->pd, FF_VOBJ_PD);
-	q->scq = ffr_vobj_get(x, m->send_cq, FF_VOBJ_CQ);
-	q->rcq = ffr_vobj_get(x, m->recv_cq, FF_VOBJ_CQ);
-	q->srq = m->srq ? ffr_vobj_get(x, m->srq, FF_VOBJ_SRQ) : NULL;
-	if (!q->pd || !q->scq || !q->rcq || (m->srq && !q->srq))
+	struct ffr_vpd *pd = ffr_vobj_get(x, m->pd, FF_VOBJ_PD);
+	struct ffr_vcq *scq = ffr_vobj_get(x, m->send_cq, FF_VOBJ_CQ);
+	struct ffr_vcq *rcq = ffr_vobj_get(x, m->recv_cq, FF_VOBJ_CQ);
+	struct ffr_vsrq *srq = m->srq ? ffr_vobj_get(x, m->srq, FF_VOBJ_SRQ) : NULL;
+
+	if (!pd || !scq || !rcq || (m->srq && !srq))
 		return -EINVAL;
+	q->pd = pd;
+	q->scq = scq;
+	q->rcq = rcq;
+	q->srq = srq;
 	q->pd->o.refs++;
 	q->scq->o.refs++;
 	q->rcq->o.refs++;
@@ -128,8 +135,19 @@ static int vqp_make(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_v
 	q->qp = x->rd->ibv->create_qp(q->pd->pd, &ia);
 	if (!q->qp)
 		return errno ? -errno : -EIO;
+	/* a device may offer more than asked (rxe rounds queues up and turns
+	 * inline bytes into SGEs); rings and the router's gather lists hold no
+	 * more than the limits, and the app is told so */
 	if (ia.cap.max_inline_data > FF_VRING_MAX_INLINE)
 		ia.cap.max_inline_data = FF_VRING_MAX_INLINE;
+	if (ia.cap.max_send_wr > FF_VRING_MAX_WR)
+		ia.cap.max_send_wr = FF_VRING_MAX_WR;
+	if (ia.cap.max_recv_wr > FF_VRING_MAX_WR)
+		ia.cap.max_recv_wr = FF_VRING_MAX_WR;
+	if (ia.cap.max_send_sge > FF_VRING_MAX_SGE)
+		ia.cap.max_send_sge = FF_VRING_MAX_SGE;
+	if (ia.cap.max_recv_sge > FF_VRING_MAX_SGE)
+		ia.cap.max_recv_sge = FF_VRING_MAX_SGE;
 	q->cookie = m->cookie;
 	q->qp_type = m->qp_type;
 	q->sq_sig_all = m->sq_sig_all;
