@@ -149,7 +149,6 @@ void ffr_vmem_put(struct ffr_vctx *x, struct ffr_vmem *m)
 	}
 	TAILQ_REMOVE(&x->mems, m, link);
 	munmap(m->map, m->len);
-	close(m->fd);
 	ffr_vuncharge(x, FFR_VMEM_KIND, 1);
 	x->use.mem_bytes -= m->len;
 	if (x->c && x->c->rdma)
@@ -157,7 +156,8 @@ void ffr_vmem_put(struct ffr_vctx *x, struct ffr_vmem *m)
 	free(m);
 }
 
-/* fd must be a memfd of at least len bytes that can be sealed. */
+/* fd must be a memfd of at least len bytes that can be sealed; the
+ * mapping is all the router keeps of it (fd not consumed). */
 static int vmem_map(int fd, uint64_t len, uint8_t **out)
 {
 	struct stat st;
@@ -174,6 +174,7 @@ static int vmem_map(int fd, uint64_t len, uint8_t **out)
 	return 0;
 }
 
+/* Maps fd (not consumed) as the range m names. */
 static int vmem_add(struct ffr_vctx *x, const Ff__VerbsMemAdd *m, int fd)
 {
 	uint64_t ps = page_size(), quota = x->rd->quota.mem_bytes;
@@ -198,7 +199,6 @@ static int vmem_add(struct ffr_vctx *x, const Ff__VerbsMemAdd *m, int fd)
 	}
 	v->addr = m->addr;
 	v->len = m->length;
-	v->fd = fd;
 	v->refs = 1; /* the shim's, until it removes the range */
 	v->held = true;
 	TAILQ_INSERT_TAIL(&x->mems, v, link);
@@ -227,8 +227,9 @@ void ffr_vop_mem_add(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
 	}
 	if (nfds == 1)
 		err = vmem_add(x, m, fds[0]);
-	if (err)
-		ff_close_fds(fds, nfds);
+	/* the router keeps mappings, not fds: what a container hands over
+	 * costs it no file descriptor */
+	ff_close_fds(fds, nfds);
 	ffr_vreply_status(x, req->id, err, err ? "memory range refused: %s" : NULL,
 			  strerror(-err));
 }
@@ -252,7 +253,8 @@ static int vmr_cover(struct ffr_vctx *x, struct ffr_vmr *mr, uint64_t lo, uint64
 }
 
 /* The router's address of the app's addr: one mem maps it already;
- * several are mapped side by side into a reserved range. */
+ * several are mapped side by side into a reserved range, each a second
+ * mapping of the same shared pages (mremap with old size 0). */
 static int vmr_map(struct ffr_vmr *mr, uint64_t lo, uint64_t hi, uint8_t **out)
 {
 	uint8_t *base;
@@ -271,8 +273,8 @@ static int vmr_map(struct ffr_vmr *mr, uint64_t lo, uint64_t hi, uint8_t **out)
 		uint64_t a = m->addr > lo ? m->addr : lo;
 		uint64_t b = m->addr + m->len < hi ? m->addr + m->len : hi;
 
-		if (mmap(base + (a - lo), b - a, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-			 m->fd, (off_t)(a - m->addr)) == MAP_FAILED)
+		if (mremap(m->map + (a - m->addr), 0, b - a, MREMAP_MAYMOVE | MREMAP_FIXED,
+			   base + (a - lo)) == MAP_FAILED)
 			return -errno;
 	}
 	*out = base + (mr->addr - lo);

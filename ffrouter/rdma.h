@@ -127,11 +127,11 @@ struct ffr_vobj {
 };
 TAILQ_HEAD(ffr_vobj_list, ffr_vobj);
 
-/* A memfd range the app handed over: [addr, addr+len) of its address space. */
+/* A memfd range the app handed over: [addr, addr+len) of its address space.
+ * The router keeps only its mapping of the memfd, not the fd. */
 struct ffr_vmem {
 	TAILQ_ENTRY(ffr_vmem) link;
 	uint64_t addr, len;
-	int fd;
 	uint8_t *map; /* the router's mapping of the whole memfd range */
 	uint32_t refs; /* MRs, plus one while the shim holds it */
 	bool held;
