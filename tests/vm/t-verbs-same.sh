@@ -53,41 +53,19 @@ for side in server client; do
 done
 pass "ibv_rc_pingpong: 100 iterations ($(grep -o '[0-9.]* usec/iter' "$VB_LOGS/rc_pingpong.client"))"
 
-# perf_run KIND NAME SIZE PROG ARGS...: vb_run, then the result line
-# (vb_bw_line or vb_lat_line), its figure left in $avg. perftest turns its
-# figures into MB/s and us with a CPU clock it estimates first; on a loaded TCG guest that estimate
-# sometimes fails ("Correlation coefficient r^2 < 0.9") and every figure
-# prints as 0. Such a run proves nothing either way, so it is run again (at
-# most twice, saying so); any other bad result line fails at once.
-perf_run() {
-	local kind=$1 name=$2 size=$3 try
-	shift 3
-	for try in 1 2 3; do
-		vb_run "$name" a b "$@"
-		if grep -q 'Correlation coefficient' "$VB_LOGS/$name.client" &&
-			! (vb_"$kind"_line "$VB_LOGS/$name.client" "$size" 200 >/dev/null) 2>/dev/null; then
-			echo "note: $name: perftest could not estimate the CPU clock (try $try), again"
-			continue
-		fi
-		avg=$(vb_"$kind"_line "$VB_LOGS/$name.client" "$size" 200)
-		return
-	done
-	fail "$name: perftest could not estimate the CPU clock in 3 tries"
-}
-
 PT=(-d ffnet0 -x 1 -F)
 for t in write send read; do
-	perf_run bw "${t}_bw" 65536 "ib_${t}_bw" "${PT[@]}" -s 65536 -n 200
-	pass "ib_${t}_bw: 200 x 64 KiB, average $avg MB/s"
+	vb_perf bw "${t}_bw" a b 65536 200 "ib_${t}_bw" "${PT[@]}" -s 65536 -n 200
+	pass "ib_${t}_bw: 200 x 64 KiB, average $VB_AVG MB/s"
 done
 for t in write send read; do
-	perf_run lat "${t}_lat" 2 "ib_${t}_lat" "${PT[@]}" -n 200
-	pass "ib_${t}_lat: 200 x 2 B, t_avg $avg us"
+	vb_perf lat "${t}_lat" a b 2 200 "ib_${t}_lat" "${PT[@]}" -n 200
+	pass "ib_${t}_lat: 200 x 2 B, t_avg $VB_AVG us"
 done
 
-VB_WAIT=cm perf_run bw write_bw_cm 65536 ib_write_bw -R "${PT[@]}" -s 65536 -n 200
+VB_WAIT=cm vb_perf bw write_bw_cm a b 65536 200 ib_write_bw -R "${PT[@]}" -s 65536 -n 200
 grep -q 'rdma_cm QPs[[:space:]]*: ON' "$VB_LOGS/write_bw_cm.client" || fail "ib_write_bw -R did not use rdma_cm"
-pass "ib_write_bw -R (rdma_cm): 200 x 64 KiB, average $avg MB/s"
+pass "ib_write_bw -R (rdma_cm): 200 x 64 KiB, average $VB_AVG MB/s"
 
 st=$(vb_status h1 --json)
 [[ $(jq '.rdma.contexts | length' <<<"$st") == 0 ]] || fail "contexts left in the router: $st"

@@ -266,7 +266,10 @@ vb_clock_failed() {
 # SERVER CLIENT PROG ARGS, then the client's result line for SIZE x ITERS
 # (KIND bw: vb_bw_line, lat: vb_lat_line), whose figure goes to VB_AVG. A
 # run whose clock estimate failed (vb_clock_failed) is run again, at most
-# three times in all, saying so.
+# three times in all, saying so. If every try fails that way, the programs
+# still ran all ITERS iterations with no error (vb_run and the result line
+# show it), which is what the test asks; only the rate is unknown, and
+# VB_AVG says so.
 vb_perf() {
 	local kind=$1 name=$2 srv=$3 cli=$4 size=$5 iters=$6 try
 	shift 6
@@ -280,7 +283,9 @@ vb_perf() {
 		VB_AVG=$(vb_"$kind"_line "$VB_LOGS/$name.client" "$size" "$iters")
 		return 0
 	done
-	fail "$name: perftest could not estimate the CPU clock in 3 tries"
+	echo "note: $name: $iters iterations done, rate unknown (perftest's clock estimate failed 3 times)"
+	# shellcheck disable=SC2034 # for the caller
+	VB_AVG="(rate unknown)"
 }
 
 # vb_sizes FILE ITERS: the -a table has a line for every power of two from
