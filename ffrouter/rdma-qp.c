@@ -240,13 +240,59 @@ static void attr_from_msg(const Ff__VerbsQpAttr *m, struct ibv_qp_attr *a)
 	a->rnr_retry = (uint8_t)m->rnr_retry;
 }
 
-/* The peer must be a container QP of the owner of the address (same
- * host); a peer on another host is checked by that host's router. */
-static int peer_ok(struct ffr_rdma *rd, const struct ffr_container *t, uint32_t qpn)
+/* The peer must be a QP of the container that owns the address (same
+ * host; a peer on another host is checked by that host's router), and not
+ * one connected to another QP: the device does not check who sends to a
+ * QP, so q could write into that connection with its peer's rkeys. */
+static int peer_ok(struct ffr_vqp *q, const struct ffr_container *t, uint32_t qpn)
 {
-	struct ffr_vqp *p = ffr_vqp_by_num(rd, qpn);
+	struct ffr_vqp *p = ffr_vqp_by_num(q->o.x->rd, qpn);
 
-	return p && p->o.x->c == t ? 0 : -EINVAL;
+	if (!p || p->o.x->c != t) {
+		ff_warn("verbs %s: QP %u may not connect to QP %u: not one of %s's", q->o.x->name,
+			q->qp->qp_num, qpn, t->name);
+		return -EINVAL;
+	}
+	if (p != q && p->connected && (!p->dest_local || p->dest_qpn != q->qp->qp_num)) {
+		ff_warn("verbs %s: QP %u may not connect to QP %u of %s: it is connected to QP %u",
+			q->o.x->name, q->qp->qp_num, qpn, t->name, p->dest_qpn);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* q now talks to dest_qpn: a QP of this host still connected to q from
+ * before (when q was free to take it) is cut off, moved to the error
+ * state, so that only q's chosen peer can reach it. */
+static void vqp_connected(struct ffr_vqp *q, uint32_t dest_qpn, bool local)
+{
+	struct ffr_vctx *x;
+	struct ffr_vobj *o;
+
+	q->connected = true;
+	q->dest_local = local;
+	q->dest_qpn = dest_qpn;
+	TAILQ_FOREACH (x, &q->o.x->rd->ctxs, link)
+		TAILQ_FOREACH (o, &x->objs[FF_VOBJ_QP], link) {
+			struct ffr_vqp *z = (struct ffr_vqp *)o;
+
+			if (z == q || !z->connected || !z->dest_local ||
+			    z->dest_qpn != q->qp->qp_num || (local && z->qp->qp_num == dest_qpn))
+				continue;
+			ff_warn("verbs %s: QP %u was connected to QP %u of %s, which now talks to "
+				"QP %u: QP %u goes to the error state",
+				x->name, z->qp->qp_num, q->qp->qp_num, q->o.x->name, dest_qpn,
+				z->qp->qp_num);
+			ffr_vqp_set_error(z);
+			z->connected = false;
+		}
+}
+
+static void vqp_state(struct ffr_vqp *q, uint32_t state)
+{
+	q->state = state;
+	if (state == IBV_QPS_RESET)
+		q->connected = false;
 }
 
 /* The device's address vector to the container that owns ip. */
@@ -321,17 +367,15 @@ static int vqp_modify(struct ffr_vqp *q, const Ff__VerbsQpAttr *m)
 		if (err)
 			return err;
 	}
-	if (peer && !peer->remote && (mask & IBV_QP_DEST_QPN) &&
-	    peer_ok(rd, peer, a.dest_qp_num) < 0) {
-		ff_warn("verbs %s: QP %u may not connect to QP %u: not one of %s's", q->o.x->name,
-			q->qp->qp_num, a.dest_qp_num, peer->name);
+	if (peer && !peer->remote && (mask & IBV_QP_DEST_QPN) && peer_ok(q, peer, a.dest_qp_num))
 		return -EINVAL;
-	}
 	err = rd->ibv->modify_qp(q->qp, &a, mask);
 	if (err)
 		return -err;
 	if (mask & IBV_QP_STATE)
-		q->state = a.qp_state;
+		vqp_state(q, a.qp_state);
+	if (mask & IBV_QP_DEST_QPN)
+		vqp_connected(q, a.dest_qp_num, peer && !peer->remote);
 	return 0;
 }
 
@@ -439,7 +483,7 @@ static int qp_to(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask)
 
 	if (err)
 		return -err;
-	q->state = a->qp_state;
+	vqp_state(q, a->qp_state);
 	return 0;
 }
 
@@ -473,6 +517,7 @@ int ffr_vqp_connect(struct ffr_vqp *q, const struct ff_ip *peer_ip, const struct
 				   IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
 	if (err)
 		return err;
+	vqp_connected(q, p->dest_qpn, !t->remote);
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTS;
 	a.timeout = 14;

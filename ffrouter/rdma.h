@@ -206,6 +206,9 @@ struct ffr_vqp {
 	uint32_t state;
 	uint32_t qp_type;
 	bool sq_sig_all;
+	bool connected;    /* RTR or later since its last RESET, towards dest_qpn */
+	bool dest_local;   /* dest_qpn is a QP of this host */
+	uint32_t dest_qpn;
 	uint8_t vgid[16]; /* the destination GID the app gave (for query_qp) */
 	uint8_t sgid_index;
 	uint64_t posted, completions;
