@@ -112,8 +112,8 @@ bw_result() {
 	echo "$avg"
 }
 
-# lat_result FILE SIZE ITERS: "T_TYPICAL T_AVG" (us) from perftest's
-# result line for SIZE x ITERS; both must be finite and positive.
+# lat_result FILE SIZE ITERS: "T_TYPICAL T_AVG" from perftest's result line
+# for SIZE x ITERS (cycles with -C); both must be finite and positive.
 lat_result() {
 	local line typ avg num='[0-9]+(\.[0-9]+)?'
 	line=$(grep -E "^[[:space:]]*$2[[:space:]]+$3([[:space:]]+$num){4}" "$1") ||
@@ -129,12 +129,18 @@ lat_result() {
 # and first estimates its rate against gettimeofday; when the guest is
 # descheduled during that estimate (often, on this shared host) it says
 # "Correlation coefficient r^2 < 0.9" and prints inf or 0 figures. Such a
-# pair is run again, up to 3 times, and counted in retries.
+# pair is run again, up to 3 times, and counted in retries. Latency tests
+# report TSC cycles instead (-C), converted with the kernel's TSC rate, so
+# only the bandwidth tests depend on that estimate.
 measure() {
 	local run=$1 where=$2 key=$3 prog=$4 size=$5 iters=$6 log try bw lat typ avg
 	log=$BV_LOGS/$key.$where.$run
+	# latency in TSC cycles (-C): no clock estimate, converted below with
+	# the guest kernel's TSC rate, the same for native and ffnet
+	local cyc=()
+	[[ $prog == *_lat ]] && cyc=(-C)
 	for ((try = 1; ; try++)); do
-		pt "$where" "$log" "$prog" -s "$size" -n "$iters"
+		pt "$where" "$log" "$prog" "${cyc[@]}" -s "$size" -n "$iters"
 		grep -q 'Correlation coefficient' "$log.client" || break
 		((try < 3)) || fail "$log.client: perftest could not estimate its clock rate 3 times in a row"
 		mv "$log.client" "$log.client.try$try"
@@ -150,6 +156,8 @@ measure() {
 	else
 		lat=$(lat_result "$log.client" "$size" "$iters")
 		read -r typ avg <<<"$lat"
+		typ=$(awk -v c="$typ" -v m="$BV_MHZ" 'BEGIN { printf "%.2f", c / m }')
+		avg=$(awk -v c="$avg" -v m="$BV_MHZ" 'BEGIN { printf "%.2f", c / m }')
 		printf '%s_typ %s %s %s\n%s_avg %s %s %s\n' "$key" "$where" "$run" "$typ" \
 			"$key" "$where" "$run" "$avg" >>"$BV_RESULTS"
 		printf 'run %s %-6s %-12s %5s B x %s: t_typical %s us, t_avg %s us\n' "$run" "$where" \
@@ -170,6 +178,8 @@ guest() {
 	local -A iters=([BW4K]=$2 [BW64K]=$3 [LAT]=$4)
 	[[ -n ${FFVM_OUT:-} ]] || fail "no /ffvm/out in the guest (ffvm --out missing)"
 	BV_LOGS=$FFVM_OUT/logs BV_RESULTS=$FFVM_OUT/results.tsv BV_PORT=18700 BV_TIMEOUT=300
+	BV_MHZ=$(awk -F': *' '/^cpu MHz/ { print $2; exit }' /proc/cpuinfo)
+	awk -v m="$BV_MHZ" 'BEGIN { exit !(m > 0) }' || fail "no TSC rate in /proc/cpuinfo ('$BV_MHZ')"
 	mkdir -p "$BV_LOGS"
 	: >"$BV_RESULTS"
 	: >"$FFVM_OUT/retries"
