@@ -33,11 +33,11 @@ static void usage(FILE *f)
 		   "  --rdma-dev NAME    RDMA device for containers' verbs (default: the first\n"
 		   "                     one, if any; none: no RDMA)\n"
 		   "  --rdma-poll-us N   after verbs work, poll the data path for N us before\n"
-		   "                     sleeping again (default 20000; 0: never)\n");
+		   "                     sleeping again (default 2000; 0: never)\n");
 }
 
 static const char *rdma_dev;        /* --rdma-dev */
-static uint32_t rdma_poll_us = 20000; /* --rdma-poll-us */
+static uint32_t rdma_poll_us = 2000; /* --rdma-poll-us */
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
