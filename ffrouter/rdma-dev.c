@@ -340,9 +340,10 @@ static void vdev_attr(const struct ffr_rdma *rd, const struct ffr_container *c,
 	a->max_ah = 0;
 	a->max_mw = 0;
 	a->max_mcast_grp = a->max_mcast_qp_attach = a->max_total_mcast_qp_attach = 0;
+	/* no SRQ resize: an SRQ's ring is sized once (ibv_modify_srq with
+	 * IBV_SRQ_MAX_WR fails with EOPNOTSUPP) */
 	a->device_cap_flags &= IBV_DEVICE_RC_RNR_NAK_GEN | IBV_DEVICE_SHUTDOWN_PORT |
-			       IBV_DEVICE_PORT_ACTIVE_EVENT | IBV_DEVICE_SYS_IMAGE_GUID |
-			       IBV_DEVICE_SRQ_RESIZE;
+			       IBV_DEVICE_PORT_ACTIVE_EVENT | IBV_DEVICE_SYS_IMAGE_GUID;
 }
 
 static void vport_attr(struct ffr_rdma *rd, int ngids, struct ibv_port_attr *p)
