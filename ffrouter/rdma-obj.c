@@ -372,7 +372,12 @@ void ffr_vop_create_channel(struct ffr_vctx *x, Ff__Request *req, int *fds, int 
 	}
 	ch->fd = sp[0];
 	fcntl(ch->fd, F_SETFL, O_NONBLOCK);
-	ffr_vobj_add(x, &ch->o, FF_VOBJ_CHANNEL);
+	err = ffr_vobj_add(x, &ch->o, FF_VOBJ_CHANNEL);
+	if (err) {
+		ff_close_fds(sp, 2);
+		free(ch);
+		goto out_uncharge;
+	}
 	ob.handle = ch->o.handle;
 	reply_obj(x, req->id, &ob, sp[1]);
 	close(sp[1]);
