@@ -185,6 +185,7 @@ static void post_receives(struct side *s)
 {
 	uint64_t b = (uintptr_t)s->buf->addr;
 	struct ibv_srq_attr a = {.srq_limit = SRQ_LIMIT};
+	int err;
 
 	for (int i = 0; i < 4; i++)
 		FFV_CHECK(
@@ -200,6 +201,14 @@ static void post_receives(struct side *s)
 		  "ibv_query_srq: limit %u, max_wr %u", a.srq_limit, a.max_wr);
 	ffv_ok("SRQ: %d receives posted, limit %d set (ibv_modify_srq, ibv_query_srq)", SRQ_WRS,
 	       SRQ_LIMIT);
+	a.max_wr = 2 * SRQ_WRS;
+	err = ibv_modify_srq(s->srq, &a, IBV_SRQ_MAX_WR);
+	FFV_CHECK(!!(s->d.da.device_cap_flags & IBV_DEVICE_SRQ_RESIZE) == !err,
+		  "the device %s IBV_DEVICE_SRQ_RESIZE, and resizing the SRQ gives %s",
+		  s->d.da.device_cap_flags & IBV_DEVICE_SRQ_RESIZE ? "has" : "lacks",
+		  strerror(err));
+	ffv_ok("SRQ resize: %s, as the device's IBV_DEVICE_SRQ_RESIZE says",
+	       err ? strerror(err) : "done");
 }
 
 /* Receives on the main QP through the completion channel only. */

@@ -465,6 +465,29 @@ static void forge_flood(struct forge *f)
 	ffv_ok("memfd flood: %d accepted, then ENOBUFS", i);
 }
 
+/* Contexts until the quota says no; then all of them go. */
+static void forge_contexts(struct forge *f)
+{
+	static int fds[1024];
+	struct reply r;
+	int n = 0;
+
+	for (;;) {
+		fw_call(f->ch, B_VOPEN, fw_msg(), NULL, 0, &r);
+		if (r.status)
+			break;
+		FFV_CHECK(r.nfds == 2 && n + 2 <= (int)(sizeof(fds) / sizeof(fds[0])),
+			  "VerbsOpen %d brought %d fds", n, r.nfds);
+		fds[n++] = r.fds[0];
+		fds[n++] = r.fds[1];
+	}
+	FFV_CHECK(r.status == 8 && n >= 2, "context %d refused with %s (%s)", n / 2,
+		  fw_status_str(r.status), r.error);
+	ffv_ok("context flood: %d opened, then %s", n / 2, fw_status_str(r.status));
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
 int ffv_forge(const char *file)
 {
 	struct forge f = {.ctx = -1, .async = -1, .db = -1};
@@ -487,6 +510,7 @@ int ffv_forge(const char *file)
 	ffv_ok("a new context on the same container socket opens");
 	forge_flood(&f);
 	ctx_close(&f);
+	forge_contexts(&f);
 	close(f.ch);
 	ffv_ok("all forged requests refused");
 	return 0;
