@@ -62,6 +62,9 @@ void ffs_vunsupported(const char *what)
 
 /* ---- requests ---- */
 
+/* The reply to request id. One request is in flight per socket, so a
+ * reply with id 0 (the router could not read the request: it may have
+ * been out of fds to receive the ones it carried) answers it too. */
 static int wait_reply(int sock, uint64_t id, Ff__Reply **rep, int *rfds, int *nr)
 {
 	uint8_t buf[VREPLY_BUF];
@@ -78,7 +81,7 @@ static int wait_reply(int sock, uint64_t id, Ff__Reply **rep, int *rfds, int *nr
 		r = ff_msg_recv(sock, &ff__reply__descriptor, buf, sizeof(buf), &m, rfds, 2, nr, 0);
 		if (r <= 0)
 			return -EIO;
-		if (((Ff__Reply *)m)->id == id) {
+		if (((Ff__Reply *)m)->id == id || ((Ff__Reply *)m)->id == 0) {
 			*rep = (Ff__Reply *)m;
 			return 0;
 		}
