@@ -340,8 +340,6 @@ static int translate_av(struct ffr_vqp *q, const Ff__VerbsAh *ah, struct ibv_ah_
 	out->grh.flow_label = ah->flow_label;
 	out->sl = (uint8_t)ah->sl;
 	out->static_rate = (uint8_t)ah->static_rate;
-	memcpy(q->vgid, ah->dgid.data, 16);
-	q->sgid_index = (uint8_t)ah->sgid_index;
 	return 0;
 }
 
@@ -372,6 +370,10 @@ static int vqp_modify(struct ffr_vqp *q, const Ff__VerbsQpAttr *m)
 	err = rd->ibv->modify_qp(q->qp, &a, mask);
 	if (err)
 		return -err;
+	if (mask & IBV_QP_AV) { /* what query_qp tells the app: its own view */
+		memcpy(q->vgid, m->ah_attr->dgid.data, 16);
+		q->sgid_index = (uint8_t)m->ah_attr->sgid_index;
+	}
 	if (mask & IBV_QP_STATE)
 		vqp_state(q, a.qp_state);
 	if (mask & IBV_QP_DEST_QPN)
