@@ -266,14 +266,22 @@ static enum ibv_wc_status attack(struct ffv_dev *d, struct ibv_mr *mr, const str
 	return t->recv_victim ? rcv : snd;
 }
 
-/* modify_qp to RTR towards (gid, qpn); the errno it fails with. */
+/* modify_qp to RTR towards (gid, qpn); the errno it fails with. A QP
+ * whose RTR was refused is still in INIT with no destination. */
 static int connect_to(struct ffv_dev *d, struct ibv_cq *cq, const uint8_t gid[16], uint32_t qpn)
 {
+	static const uint8_t none[16];
 	struct ibv_qp *qp = ffv_qp_rc(d, cq, cq, NULL, 0);
+	struct ibv_qp_init_attr ia;
+	struct ibv_qp_attr a;
 	const char *step;
 	int err = ffv_qp_connect(d, qp, qpn, gid, 1, 1, &step);
 
 	FFV_CHECK(!err || !strcmp(step, "RTR"), "connect failed at %s: %s", step, strerror(err));
+	FFV_CHECK(!ibv_query_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV, &ia), "ibv_query_qp failed");
+	FFV_CHECK(!err || (a.qp_state == IBV_QPS_INIT && !memcmp(a.ah_attr.grh.dgid.raw, none, 16)),
+		  "after a refused RTR, query_qp says state %d, dgid %02x%02x...%02x", a.qp_state,
+		  a.ah_attr.grh.dgid.raw[0], a.ah_attr.grh.dgid.raw[1], a.ah_attr.grh.dgid.raw[15]);
 	ffv_qp_destroy(qp);
 	return err;
 }
