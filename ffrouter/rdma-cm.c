@@ -45,25 +45,15 @@ static int cm_reply(struct ffr_cmchan *ch, Ff__Reply *rep)
 
 int ffr_cm_reply_status(struct ffr_cmchan *ch, uint64_t id, int err, const char *fmt, ...)
 {
-	Ff__Reply rep = FF__REPLY__INIT;
-	Ff__VerbsObjReply ob = FF__VERBS_OBJ_REPLY__INIT;
-	char msg[256] = "";
+	struct ffr_status_reply s;
+	char who[FFR_NAME_MAX + 32];
 	va_list ap;
 
-	if (fmt) {
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-	}
-	if (err)
-		ff_dbg("rdma_cm %s pid %d: %s", ch->name, (int)ch->pid, msg);
-	rep.id = id;
-	rep.status = ffr_errno_status(err);
-	rep.error = msg;
-	ob.err = (uint32_t)-err;
-	rep.body_case = FF__REPLY__BODY_VERBS_OBJ;
-	rep.verbs_obj = &ob;
-	return cm_reply(ch, &rep);
+	snprintf(who, sizeof(who), "rdma_cm %s pid %d", ch->name, (int)ch->pid);
+	va_start(ap, fmt);
+	ffr_status_fill(&s, id, err, who, fmt, ap);
+	va_end(ap);
+	return cm_reply(ch, &s.rep);
 }
 
 static void reply_id(struct ffr_cmchan *ch, uint64_t rid, const struct ffr_cmid *id)

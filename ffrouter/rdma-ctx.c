@@ -228,27 +228,35 @@ int ffr_vreply(struct ffr_vctx *x, Ff__Reply *rep, const int *fds, int nfds)
 	return err;
 }
 
+void ffr_status_fill(struct ffr_status_reply *s, uint64_t id, int err, const char *who,
+		     const char *fmt, va_list ap)
+{
+	ff__reply__init(&s->rep);
+	ff__verbs_obj_reply__init(&s->ob);
+	s->msg[0] = 0;
+	if (fmt)
+		vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
+	if (err)
+		ff_dbg("%s: %s", who, s->msg);
+	s->rep.id = id;
+	s->rep.status = ffr_errno_status(err);
+	s->rep.error = s->msg;
+	s->ob.err = (uint32_t)-err;
+	s->rep.body_case = FF__REPLY__BODY_VERBS_OBJ;
+	s->rep.verbs_obj = &s->ob;
+}
+
 int ffr_vreply_status(struct ffr_vctx *x, uint64_t id, int err, const char *fmt, ...)
 {
-	Ff__Reply rep = FF__REPLY__INIT;
-	Ff__VerbsObjReply ob = FF__VERBS_OBJ_REPLY__INIT;
-	char msg[256] = "";
+	struct ffr_status_reply s;
+	char who[FFR_NAME_MAX + 32];
 	va_list ap;
 
-	if (fmt) {
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-	}
-	if (err)
-		ff_dbg("verbs %s pid %d: %s", x->name, (int)x->pid, msg);
-	rep.id = id;
-	rep.status = ffr_errno_status(err);
-	rep.error = msg;
-	ob.err = (uint32_t)-err;
-	rep.body_case = FF__REPLY__BODY_VERBS_OBJ;
-	rep.verbs_obj = &ob;
-	return ffr_vreply(x, &rep, NULL, 0);
+	snprintf(who, sizeof(who), "verbs %s pid %d", x->name, (int)x->pid);
+	va_start(ap, fmt);
+	ffr_status_fill(&s, id, err, who, fmt, ap);
+	va_end(ap);
+	return ffr_vreply(x, &s.rep, NULL, 0);
 }
 
 /* ---- requests ---- */

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <infiniband/verbs.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -261,6 +262,16 @@ void ffr_vobj_del(struct ffr_vobj *o);
 void *ffr_vobj_get(struct ffr_vctx *x, uint32_t handle, uint32_t kind);
 /* Replies on the context socket (fds not consumed). */
 int ffr_vreply(struct ffr_vctx *x, Ff__Reply *rep, const int *fds, int nfds);
+/* A status reply (a VerbsObjReply with err) in one piece, for the verbs
+ * context and the rdma_cm channel alike; fills it and logs a failure at
+ * debug level as "WHO: message". */
+struct ffr_status_reply {
+	Ff__Reply rep;
+	Ff__VerbsObjReply ob;
+	char msg[256];
+};
+void ffr_status_fill(struct ffr_status_reply *s, uint64_t id, int err, const char *who,
+		     const char *fmt, va_list ap);
 int ffr_vreply_status(struct ffr_vctx *x, uint64_t id, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Quota check and charge: -ENOBUFS when over. */
