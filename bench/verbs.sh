@@ -190,13 +190,8 @@ guest() {
 	rdma system show | grep -q 'netns exclusive' || fail "RDMA namespaces are not exclusive"
 	ibv_devices | grep -Eq '^[[:space:]]+rxe0[[:space:]]' ||
 		fail "the initial namespace does not see rxe0: no native baseline"
-	vb_containers 10.78.0.1 10.78.0.2
 	# shellcheck disable=SC2086 # options, split on purpose
-	vb_router h1 rxe0 ${FF_ROUTER_ARGS:-}
-	vb_register h1 a
-	vb_register h1 b
-	vb_no_device a
-	vb_no_device b
+	vb_one_host ${FF_ROUTER_ARGS:-}
 	printf '%s %s\n' kernel "$(uname -r)" cpus "$(nproc)" >"$FFVM_OUT/info"
 
 	for ((r = 1; r <= runs; r++)); do

@@ -27,12 +27,7 @@ fi
 . "$(dirname -- "$(readlink -f -- "$0")")/verbs-lib.sh"
 
 vb_logs_on_failure
-vb_containers 10.78.0.1 10.78.0.2
-vb_router h1 rxe0
-vb_register h1 a
-vb_register h1 b
-vb_no_device a
-vb_no_device b
+vb_one_host
 
 # stdout line-buffered: it shares the log with stderr
 VB_WAIT=cm vb_run_args rping b a stdbuf -oL rping -s -v -a @IP@ -p @PORT@ -- \

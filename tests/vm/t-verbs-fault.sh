@@ -49,10 +49,7 @@ on_exit() {
 }
 trap on_exit EXIT
 
-vb_containers 10.78.0.1 10.78.0.2
-vb_router h1 rxe0
-vb_register h1 a
-vb_register h1 b
+vb_one_host
 RPID=${VB_PID[h1]}
 PT=(-d ffnet0 -x 1 -F)
 

@@ -25,12 +25,7 @@ fi
 # shellcheck source=verbs-lib.sh
 . "$(dirname -- "$(readlink -f -- "$0")")/verbs-lib.sh"
 
-vb_containers 10.78.0.1 10.78.0.2
-vb_router h1 rxe0
-vb_register h1 a
-vb_register h1 b
-vb_no_device a
-vb_no_device b
+vb_one_host
 pass "the containers see no RDMA device of their own"
 
 devs=$(vb_ct a ibv_devices)

@@ -17,12 +17,7 @@ fi
 # shellcheck source=verbs-lib.sh
 . "$(dirname -- "$(readlink -f -- "$0")")/verbs-lib.sh"
 
-vb_containers 10.78.0.1 10.78.0.2
-vb_router h1 rxe0
-vb_register h1 a
-vb_register h1 b
-vb_no_device a
-vb_no_device b
+vb_one_host
 
 PT=(-d ffnet0 -x 1 -F -a -n 10)
 for t in write send read; do

@@ -104,6 +104,18 @@ vb_register() {
 	VB_NS[$name]=$host
 }
 
+# vb_one_host [ROUTER-ARGS...]: the same-host layout of the vm-verbs tests:
+# containers a (10.78.0.1) and b (10.78.0.2), router h1 on rxe0 with both
+# registered, and neither container seeing an RDMA device of its own.
+vb_one_host() {
+	vb_containers 10.78.0.1 10.78.0.2
+	vb_router h1 rxe0 "$@"
+	vb_register h1 a
+	vb_register h1 b
+	vb_no_device a
+	vb_no_device b
+}
+
 # vb_ct NAME CMD...: runs CMD in container NAME with the shim preloaded.
 vb_ct() {
 	local name=$1
