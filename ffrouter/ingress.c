@@ -130,29 +130,19 @@ static void preamble(struct ffr_ingress *g)
 static void ingress_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_ingress *g = arg;
+	int err;
 
 	if (what & EV_TIMEOUT) {
 		ingress_free(g);
 		return;
 	}
-	while (g->inlen < g->inwant) {
-		ssize_t n = recv(fd, g->in + g->inlen, g->inwant - g->inlen, MSG_DONTWAIT);
-
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0)
-			goto out_free;
-		g->inlen += (size_t)n;
-		if (g->inwant == 2 && g->inlen == 2) {
-			g->inwant = 2 + ((size_t)g->in[0] << 8 | g->in[1]);
-			if (g->inwant > sizeof(g->in) || g->inwant < 3) {
-				g->r->bad_messages++;
-				goto out_free;
-			}
-		}
-	}
-	preamble(g);
-out_free:
+	err = ffr_xframe_read(fd, g->in, sizeof(g->in), &g->inlen, &g->inwant);
+	if (!err)
+		return;
+	if (err == -EPROTO)
+		g->r->bad_messages++;
+	else if (err > 0)
+		preamble(g);
 	ingress_free(g);
 }
 

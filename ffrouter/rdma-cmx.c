@@ -128,21 +128,7 @@ static void param_msg(const struct ffr_cm_param *p, Ff__RdmaConnParam *m)
  * come, -errno (-ECONNRESET: the other router closed). */
 static int frame_read(struct ffr_cmx *x)
 {
-	while (x->inlen < x->inwant) {
-		ssize_t n = recv(x->fd, x->in + x->inlen, x->inwant - x->inlen, MSG_DONTWAIT);
-
-		if (n < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		x->inlen += (size_t)n;
-		if (x->inwant == 2 && x->inlen == 2) {
-			x->inwant = 2 + ((size_t)x->in[0] << 8 | x->in[1]);
-			if (x->inwant > sizeof(x->in) || x->inwant < 3)
-				return -EPROTO;
-		}
-	}
-	return 1;
+	return ffr_xframe_read(x->fd, x->in, sizeof(x->in), &x->inlen, &x->inwant);
 }
 
 /* The frame in x->in if its MAC holds, else NULL. */

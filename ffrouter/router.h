@@ -298,6 +298,11 @@ int ffr_read_secret(struct ffr_router *r, const char *path);
 
 /* xauth.c: the preamble one router sends another, sealed with the secret */
 #define FFR_XFRAME_MAX 1024
+/* Reads a length-prefixed frame (2-byte big-endian length, then at most
+ * FFR_XFRAME_MAX bytes) into in[cap], never a byte past it. *inwant starts
+ * at 2. Returns 1 when the frame is complete, 0 when more is to come,
+ * -EPROTO for a length out of range, -ECONNRESET at EOF, or -errno. */
+int ffr_xframe_read(int fd, uint8_t *in, size_t cap, size_t *inlen, size_t *inwant);
 /* Fills version, time and nonce of p and writes the length-prefixed,
  * MAC'd frame into buf. Returns its length or -errno. */
 int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size_t cap);

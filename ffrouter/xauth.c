@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -185,4 +186,23 @@ size_t ffr_xreply_frame(Ff__Status st, const char *err, uint8_t *buf, size_t cap
 	buf[0] = (uint8_t)(len >> 8);
 	buf[1] = (uint8_t)len;
 	return 2 + len;
+}
+
+int ffr_xframe_read(int fd, uint8_t *in, size_t cap, size_t *inlen, size_t *inwant)
+{
+	while (*inlen < *inwant) {
+		ssize_t n = recv(fd, in + *inlen, *inwant - *inlen, MSG_DONTWAIT);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		*inlen += (size_t)n;
+		if (*inwant == 2 && *inlen == 2) {
+			*inwant = 2 + ((size_t)in[0] << 8 | in[1]);
+			if (*inwant > cap || *inwant < 3)
+				return -EPROTO;
+		}
+	}
+	return 1;
 }

@@ -160,21 +160,7 @@ static void finish(struct ffr_xconn *x, Ff__Status st, const char *why)
  * be writing on this connection. Returns 1 when complete. */
 static int read_reply(struct ffr_xconn *x)
 {
-	while (x->inlen < x->inwant) {
-		ssize_t n = recv(x->fd, x->in + x->inlen, x->inwant - x->inlen, MSG_DONTWAIT);
-
-		if (n < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		x->inlen += (size_t)n;
-		if (x->inwant == 2 && x->inlen == 2) {
-			x->inwant = 2 + ((size_t)x->in[0] << 8 | x->in[1]);
-			if (x->inwant > sizeof(x->in) || x->inwant < 3)
-				return -EPROTO;
-		}
-	}
-	return 1;
+	return ffr_xframe_read(x->fd, x->in, sizeof(x->in), &x->inlen, &x->inwant);
 }
 
 static void got_reply(struct ffr_xconn *x)
