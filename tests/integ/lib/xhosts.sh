@@ -73,6 +73,16 @@ xh_init() {
 		echo "SKIP: needs root, iproute2 and iptables"
 		return 77
 	fi
+	# a run that was killed leaves its namespaces, and the next one would
+	# fail to create them: take them down first (the vm and integ tests
+	# never run in parallel)
+	for c in a1 a2 b1 A B; do
+		if ip netns pids "$(xh_ns "$c")" >/dev/null 2>&1; then
+			echo "note: removing namespace $(xh_ns "$c") left by an earlier run"
+			ip netns pids "$(xh_ns "$c")" | xargs -r kill -KILL 2>/dev/null
+			ip netns del "$(xh_ns "$c")"
+		fi
+	done
 	trap xh_cleanup EXIT
 	mkdir -p "$XH_WORK"
 	if ! _xh_host A 2>"$XH_WORK/init.err"; then
