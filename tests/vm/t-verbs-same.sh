@@ -59,6 +59,7 @@ for t in write send read; do
 done
 
 VB_WAIT=cm vb_perf bw write_bw_cm a b 65536 200 ib_write_bw -R "${PT[@]}" -s 65536 -n 200
+cm_runs=$VB_TRIES
 grep -q 'rdma_cm QPs[[:space:]]*: ON' "$VB_LOGS/write_bw_cm.client" || fail "ib_write_bw -R did not use rdma_cm"
 pass "ib_write_bw -R (rdma_cm): 200 x 64 KiB, average $VB_AVG MB/s"
 
@@ -66,6 +67,8 @@ st=$(vb_status h1 --json)
 [[ $(jq '.rdma.contexts | length' <<<"$st") == 0 ]] || fail "contexts left in the router: $st"
 [[ $(jq '.rdma.contexts_total' <<<"$st") -ge 15 ]] || fail "the router counted too few contexts: $st"
 [[ $(jq '.rdma.bad_wqes' <<<"$st") == 0 ]] || fail "bad work requests: $st"
-[[ $(jq '.rdma.cm_conns_total' <<<"$st") == 2 ]] || fail "rdma_cm connections: $st"
+# each run of ib_write_bw -R: one connection for the exchange, one for the test
+[[ $(jq '.rdma.cm_conns_total' <<<"$st") == $((2 * cm_runs)) ]] ||
+	fail "rdma_cm connections, want $((2 * cm_runs)): $st"
 [[ $(jq '.rdma.cm_listeners | length' <<<"$st") == 0 ]] || fail "rdma_cm listeners left: $st"
 pass "after the programs exit the router holds no RDMA object ($(jq '.rdma.contexts_total' <<<"$st") contexts served)"

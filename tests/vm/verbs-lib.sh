@@ -278,14 +278,15 @@ vb_clock_failed() {
 # SERVER CLIENT PROG ARGS, then the client's result line for SIZE x ITERS
 # (KIND bw: vb_bw_line, lat: vb_lat_line), whose figure goes to VB_AVG. A
 # run whose clock estimate failed (vb_clock_failed) is run again, at most
-# three times in all, saying so. If every try fails that way, the programs
-# still ran all ITERS iterations with no error (vb_run and the result line
-# show it), which is what the test asks; only the rate is unknown, and
-# VB_AVG says so.
+# three times in all, saying so (VB_TRIES: how many runs). If every try
+# fails that way, the programs still ran all ITERS iterations with no error
+# (vb_run and the result line show it), which is what the test asks; only
+# the rate is unknown, and VB_AVG says so.
 vb_perf() {
 	local kind=$1 name=$2 srv=$3 cli=$4 size=$5 iters=$6 try
 	shift 6
 	for try in 1 2 3; do
+		VB_TRIES=$try
 		vb_run "$name" "$srv" "$cli" "$@"
 		if vb_clock_failed "$VB_LOGS/$name.client" "$size" "$iters"; then
 			echo "note: $name: perftest could not estimate the CPU clock (try $try)"
