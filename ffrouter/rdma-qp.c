@@ -12,6 +12,8 @@
 #include "log.h"
 #include "msg.h"
 
+#include <ff/vwire.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,29 +219,6 @@ int ffr_vqp_destroy(struct ffr_vqp *q)
 
 /* ---- modify ---- */
 
-static void attr_from_msg(const Ff__VerbsQpAttr *m, struct ibv_qp_attr *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->qp_state = m->qp_state;
-	a->cur_qp_state = m->cur_qp_state;
-	a->path_mtu = m->path_mtu;
-	a->path_mig_state = m->path_mig_state;
-	a->qkey = m->qkey;
-	a->rq_psn = m->rq_psn;
-	a->sq_psn = m->sq_psn;
-	a->dest_qp_num = m->dest_qp_num;
-	a->qp_access_flags = m->qp_access_flags;
-	a->pkey_index = (uint16_t)m->pkey_index;
-	a->en_sqd_async_notify = (uint8_t)m->en_sqd_async_notify;
-	a->max_rd_atomic = (uint8_t)m->max_rd_atomic;
-	a->max_dest_rd_atomic = (uint8_t)m->max_dest_rd_atomic;
-	a->min_rnr_timer = (uint8_t)m->min_rnr_timer;
-	a->port_num = (uint8_t)m->port_num;
-	a->timeout = (uint8_t)m->timeout;
-	a->retry_cnt = (uint8_t)m->retry_cnt;
-	a->rnr_retry = (uint8_t)m->rnr_retry;
-}
-
 /* The peer must be a QP of the container that owns the address (same
  * host; a peer on another host is checked by that host's router), and not
  * one connected to another QP: the device does not check who sends to a
@@ -352,7 +331,7 @@ static int vqp_modify(struct ffr_vqp *q, const Ff__VerbsQpAttr *m)
 
 	if (m->mask & ~(uint32_t)QP_MASK_OK)
 		return -EOPNOTSUPP;
-	attr_from_msg(m, &a);
+	ff_vqp_attr_scalars(m, &a);
 	if ((mask & IBV_QP_PKEY_INDEX) && a.pkey_index)
 		return -EINVAL;
 	if (mask & IBV_QP_PORT) {

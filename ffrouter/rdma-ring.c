@@ -17,6 +17,8 @@
 
 #include "log.h"
 
+#include <ff/vwire.h>
+
 #include <errno.h>
 #include <sched.h>
 #include <stddef.h>
@@ -146,23 +148,6 @@ void ffr_vcq_push_err(struct ffr_vcq *q, uint64_t wr_id, uint32_t qpn, int opcod
 
 /* ---- work requests ---- */
 
-static int opcode_ok(const struct ffr_vqp *q, unsigned op)
-{
-	switch (op) {
-	case IBV_WR_SEND:
-	case IBV_WR_SEND_WITH_IMM:
-	case IBV_WR_RDMA_WRITE:
-	case IBV_WR_RDMA_WRITE_WITH_IMM:
-		return 1;
-	case IBV_WR_RDMA_READ:
-	case IBV_WR_ATOMIC_CMP_AND_SWP:
-	case IBV_WR_ATOMIC_FETCH_AND_ADD:
-		return q->qp_type == IBV_QPT_RC;
-	default:
-		return 0;
-	}
-}
-
 /* Slot idx of the send queue as a work request (sg: its gather list). */
 static int wqe_take(const struct ffr_vqp *q, uint32_t idx, struct ibv_send_wr *wr,
 		    struct ibv_sge *sg)
@@ -174,7 +159,7 @@ static int wqe_take(const struct ffr_vqp *q, uint32_t idx, struct ibv_send_wr *w
 	memcpy(&w, slot, sizeof(w));
 	memset(wr, 0, sizeof(*wr));
 	wr->wr_id = w.wr_id;
-	if (!opcode_ok(q, w.opcode) || (w.send_flags & ~SEND_FLAGS))
+	if (!ff_vwr_opcode_ok(w.opcode, q->qp_type) || (w.send_flags & ~SEND_FLAGS))
 		return -EINVAL;
 	wr->opcode = w.opcode;
 	wr->send_flags = w.send_flags;
@@ -448,6 +433,15 @@ static bool hot(const struct ffr_rdma *rd)
 	return rd->poll_ns && rd->hot_until;
 }
 
+/* Completions free send slots in the device: the QPs may post again. */
+static void sq_unblock(struct ffr_vctx *x)
+{
+	struct ffr_vobj *o;
+
+	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_QP], link)
+		((struct ffr_vqp *)o)->sq_full = false;
+}
+
 void ffr_vctx_run(struct ffr_vctx *x)
 {
 	for (int pass = 0; pass < RUN_PASSES; pass++) {
@@ -474,7 +468,6 @@ void ffr_vdb_cb(evutil_socket_t fd, short what, void *arg)
 void ffr_vcc_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_vctx *x = arg;
-	struct ffr_vobj *o;
 	struct ibv_cq *cq;
 	void *cctx;
 
@@ -491,9 +484,7 @@ void ffr_vcc_cb(evutil_socket_t fd, short what, void *arg)
 		ibv_req_notify_cq(cq, 0);
 		ffr_vcq_drain(q);
 	}
-	/* completions free send slots in the device */
-	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_QP], link)
-		((struct ffr_vqp *)o)->sq_full = false;
+	sq_unblock(x);
 	ffr_vctx_run(x);
 }
 
@@ -504,13 +495,9 @@ static int vctx_poll(struct ffr_vctx *x)
 	int did = 0;
 
 	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_CQ], link)
-		if (ffr_vcq_drain((struct ffr_vcq *)o)) {
-			did++;
-			/* completions free send slots in the device */
-			struct ffr_vobj *p;
-			TAILQ_FOREACH (p, &x->objs[FF_VOBJ_QP], link)
-				((struct ffr_vqp *)p)->sq_full = false;
-		}
+		did += ffr_vcq_drain((struct ffr_vcq *)o) > 0;
+	if (did)
+		sq_unblock(x);
 	return did + vctx_pass(x);
 }
 

@@ -84,33 +84,11 @@ FFS_EXPORT int ibv_destroy_comp_channel(struct ibv_comp_channel *ibch)
 
 /* ---- CQs ---- */
 
-static void cq_link(struct ffs_vctx *x, struct ffs_vcq *q)
-{
-	pthread_mutex_lock(&x->objs_lock);
-	q->next = x->cqs;
-	x->cqs = q;
-	pthread_mutex_unlock(&x->objs_lock);
-}
-
-static void cq_unlink(struct ffs_vctx *x, struct ffs_vcq *q)
-{
-	pthread_mutex_lock(&x->objs_lock);
-	for (struct ffs_vcq **pp = &x->cqs; *pp; pp = &(*pp)->next)
-		if (*pp == q) {
-			*pp = q->next;
-			break;
-		}
-	pthread_mutex_unlock(&x->objs_lock);
-}
-
 struct ffs_vcq *ffs_vcq_find(struct ffs_vctx *x, uint64_t cookie)
 {
 	struct ffs_vcq *q;
 
-	pthread_mutex_lock(&x->objs_lock);
-	for (q = x->cqs; q && (uintptr_t)q != cookie; q = q->next)
-		;
-	pthread_mutex_unlock(&x->objs_lock);
+	FFS_VFIND(x, cqs, cookie, q);
 	return q;
 }
 
@@ -176,7 +154,7 @@ FFS_EXPORT struct ibv_cq *ibv_create_cq(struct ibv_context *ctx, int cqe, void *
 	pthread_cond_init(&q->cq.cond, NULL);
 	if (channel)
 		channel->refcnt++;
-	cq_link(to_vctx(ctx), q);
+	FFS_VLINK(to_vctx(ctx), cqs, q);
 	return &q->cq;
 }
 
@@ -190,7 +168,7 @@ FFS_EXPORT int ibv_destroy_cq(struct ibv_cq *cq)
 	err = ffs_vdestroy(to_vctx(cq->context), FF_VOBJ_CQ, q->h);
 	if (err && err != -EIO)
 		return -err;
-	cq_unlink(to_vctx(cq->context), q);
+	FFS_VUNLINK(to_vctx(cq->context), cqs, q, struct ffs_vcq);
 	ffs_vring_unmap(&q->ring);
 	if (cq->channel)
 		cq->channel->refcnt--;

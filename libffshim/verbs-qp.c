@@ -11,6 +11,8 @@
 
 #include "log.h"
 
+#include <ff/vwire.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,34 +29,11 @@ FFS_DEF_REAL(ibv_destroy_srq)
 
 #define SEND_FLAGS (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
 
-/* ---- lists (events name objects by cookie) ---- */
-
-#define LINK(x, head, o)                                                                           \
-	do {                                                                                       \
-		pthread_mutex_lock(&(x)->objs_lock);                                               \
-		(o)->next = (x)->head;                                                             \
-		(x)->head = (o);                                                                   \
-		pthread_mutex_unlock(&(x)->objs_lock);                                             \
-	} while (0)
-#define UNLINK(x, head, o, type)                                                                   \
-	do {                                                                                       \
-		pthread_mutex_lock(&(x)->objs_lock);                                               \
-		for (type **pp_ = &(x)->head; *pp_; pp_ = &(*pp_)->next)                           \
-			if (*pp_ == (o)) {                                                         \
-				*pp_ = (o)->next;                                                  \
-				break;                                                             \
-			}                                                                          \
-		pthread_mutex_unlock(&(x)->objs_lock);                                             \
-	} while (0)
-
 struct ffs_vqp *ffs_vqp_find(struct ffs_vctx *x, uint64_t cookie)
 {
 	struct ffs_vqp *q;
 
-	pthread_mutex_lock(&x->objs_lock);
-	for (q = x->qps; q && (uintptr_t)q != cookie; q = q->next)
-		;
-	pthread_mutex_unlock(&x->objs_lock);
+	FFS_VFIND(x, qps, cookie, q);
 	return q;
 }
 
@@ -62,10 +41,7 @@ struct ffs_vsrq *ffs_vsrq_find(struct ffs_vctx *x, uint64_t cookie)
 {
 	struct ffs_vsrq *s;
 
-	pthread_mutex_lock(&x->objs_lock);
-	for (s = x->srqs; s && (uintptr_t)s != cookie; s = s->next)
-		;
-	pthread_mutex_unlock(&x->objs_lock);
+	FFS_VFIND(x, srqs, cookie, s);
 	return s;
 }
 
@@ -163,7 +139,7 @@ static struct ibv_qp *vcreate_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
 	q->qp.qp_type = a->qp_type;
 	pthread_mutex_init(&q->qp.mutex, NULL);
 	pthread_cond_init(&q->qp.cond, NULL);
-	LINK(to_vctx(ctx), qps, q);
+	FFS_VLINK(to_vctx(ctx), qps, q);
 	return &q->qp;
 }
 
@@ -220,7 +196,7 @@ FFS_EXPORT int ibv_destroy_qp(struct ibv_qp *qp)
 	err = ffs_vdestroy(x, FF_VOBJ_QP, q->h);
 	if (err && err != -EIO)
 		return -err;
-	UNLINK(x, qps, q, struct ffs_vqp);
+	FFS_VUNLINK(x, qps, q, struct ffs_vqp);
 	ffs_vring_unmap(&q->ring);
 	pthread_spin_destroy(&q->sq_lock);
 	pthread_spin_destroy(&q->rq_lock);
@@ -303,26 +279,7 @@ FFS_EXPORT int ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int ma
 
 static void attr_from_msg(const Ff__VerbsQpAttr *m, struct ibv_qp_attr *a)
 {
-	memset(a, 0, sizeof(*a));
-	a->qp_state = m->qp_state;
-	a->cur_qp_state = m->cur_qp_state;
-	a->path_mtu = m->path_mtu;
-	a->path_mig_state = m->path_mig_state;
-	a->qkey = m->qkey;
-	a->rq_psn = m->rq_psn;
-	a->sq_psn = m->sq_psn;
-	a->dest_qp_num = m->dest_qp_num;
-	a->qp_access_flags = (int)m->qp_access_flags;
-	a->pkey_index = (uint16_t)m->pkey_index;
-	a->en_sqd_async_notify = (uint8_t)m->en_sqd_async_notify;
-	a->sq_draining = (uint8_t)m->sq_draining;
-	a->max_rd_atomic = (uint8_t)m->max_rd_atomic;
-	a->max_dest_rd_atomic = (uint8_t)m->max_dest_rd_atomic;
-	a->min_rnr_timer = (uint8_t)m->min_rnr_timer;
-	a->port_num = (uint8_t)m->port_num;
-	a->timeout = (uint8_t)m->timeout;
-	a->retry_cnt = (uint8_t)m->retry_cnt;
-	a->rnr_retry = (uint8_t)m->rnr_retry;
+	ff_vqp_attr_scalars(m, a);
 	if (m->cap) {
 		a->cap.max_send_wr = m->cap->max_send_wr;
 		a->cap.max_recv_wr = m->cap->max_recv_wr;
@@ -391,23 +348,6 @@ static void ring_publish(struct ffs_vctx *x, struct ff_vq_idx *ix, uint32_t prod
 		ffs_vdoorbell(x);
 }
 
-static int opcode_ok(const struct ibv_qp *qp, enum ibv_wr_opcode op)
-{
-	switch (op) {
-	case IBV_WR_SEND:
-	case IBV_WR_SEND_WITH_IMM:
-	case IBV_WR_RDMA_WRITE:
-	case IBV_WR_RDMA_WRITE_WITH_IMM:
-		return 1;
-	case IBV_WR_RDMA_READ:
-	case IBV_WR_ATOMIC_CMP_AND_SWP:
-	case IBV_WR_ATOMIC_FETCH_AND_ADD:
-		return qp->qp_type == IBV_QPT_RC;
-	default:
-		return 0;
-	}
-}
-
 static int inline_copy(const struct ff_vq_geom *g, uint8_t *dst, const struct ibv_send_wr *wr,
 		       uint32_t *len)
 {
@@ -429,7 +369,7 @@ static int wqe_fill(struct ffs_vqp *q, struct ff_vwqe *w, const struct ibv_send_
 	bool atomic = wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
 		      wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
 
-	if (!opcode_ok(&q->qp, wr->opcode) || (wr->send_flags & ~SEND_FLAGS) || wr->num_sge < 0)
+	if (!ff_vwr_opcode_ok(wr->opcode, q->qp.qp_type) || (wr->send_flags & ~SEND_FLAGS) || wr->num_sge < 0)
 		return EINVAL;
 	w->wr_id = wr->wr_id;
 	w->opcode = (uint8_t)wr->opcode;
@@ -603,7 +543,7 @@ FFS_EXPORT struct ibv_srq *ibv_create_srq(struct ibv_pd *pd, struct ibv_srq_init
 	s->srq.handle = s->h;
 	pthread_mutex_init(&s->srq.mutex, NULL);
 	pthread_cond_init(&s->srq.cond, NULL);
-	LINK(to_vctx(pd->context), srqs, s);
+	FFS_VLINK(to_vctx(pd->context), srqs, s);
 	return &s->srq;
 }
 
@@ -663,7 +603,7 @@ FFS_EXPORT int ibv_destroy_srq(struct ibv_srq *srq)
 	err = ffs_vdestroy(x, FF_VOBJ_SRQ, s->h);
 	if (err && err != -EIO)
 		return -err;
-	UNLINK(x, srqs, s, struct ffs_vsrq);
+	FFS_VUNLINK(x, srqs, s, struct ffs_vsrq);
 	ffs_vring_unmap(&s->ring);
 	pthread_spin_destroy(&s->lock);
 	pthread_mutex_destroy(&srq->mutex);

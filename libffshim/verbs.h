@@ -151,6 +151,34 @@ int ffs_vdestroy(struct ffs_vctx *x, uint32_t kind, uint32_t h);
 /* Maps a ring memfd (consumed). 0 or -errno. */
 int ffs_vring_map(int fd, uint32_t kind, struct ffs_vring *rg);
 void ffs_vring_unmap(struct ffs_vring *rg);
+/* A context's object lists (events name objects by cookie, which is the
+ * object's address), under x->objs_lock. */
+
+#define FFS_VLINK(x, head, o)                                                                           \
+	do {                                                                                       \
+		pthread_mutex_lock(&(x)->objs_lock);                                               \
+		(o)->next = (x)->head;                                                             \
+		(x)->head = (o);                                                                   \
+		pthread_mutex_unlock(&(x)->objs_lock);                                             \
+	} while (0)
+#define FFS_VUNLINK(x, head, o, type)                                                                   \
+	do {                                                                                       \
+		pthread_mutex_lock(&(x)->objs_lock);                                               \
+		for (type **pp_ = &(x)->head; *pp_; pp_ = &(*pp_)->next)                           \
+			if (*pp_ == (o)) {                                                         \
+				*pp_ = (o)->next;                                                  \
+				break;                                                             \
+			}                                                                          \
+		pthread_mutex_unlock(&(x)->objs_lock);                                             \
+	} while (0)
+#define FFS_VFIND(x, head, cookie, o)                                                              \
+	do {                                                                                       \
+		pthread_mutex_lock(&(x)->objs_lock);                                               \
+		for ((o) = (x)->head; (o) && (uintptr_t)(o) != (cookie); (o) = (o)->next)          \
+			;                                                                          \
+		pthread_mutex_unlock(&(x)->objs_lock);                                             \
+	} while (0)
+
 void ffs_vdoorbell(struct ffs_vctx *x);
 /* Describes the virtual device (VerbsOpen probe); -errno without one. */
 int ffs_vprobe(struct ffs_vinfo *info);
