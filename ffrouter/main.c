@@ -33,11 +33,17 @@ static void usage(FILE *f)
 		   "  --rdma-dev NAME    RDMA device for containers' verbs (default: the first\n"
 		   "                     one, if any; none: no RDMA)\n"
 		   "  --rdma-poll-us N   after verbs work, poll the data path for N us before\n"
-		   "                     sleeping again (default 2000; 0: never)\n");
+		   "                     sleeping again (default 2000; 0: never)\n"
+		   "  --verbs-path PATH  direct: apps post to and poll the device's queues\n"
+		   "                     themselves (soft-RoCE only; native speed, native RDMA\n"
+		   "                     trust between QPs); ring: every work request passes\n"
+		   "                     through the router, which can then refuse any of them;\n"
+		   "                     auto (default): direct where the device has it\n");
 }
 
 static const char *rdma_dev;        /* --rdma-dev */
 static uint32_t rdma_poll_us = 2000; /* --rdma-poll-us */
+static const char *verbs_path = "auto"; /* --verbs-path */
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -76,6 +82,7 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 		{"advertise", required_argument, NULL, 'A'},
 		{"rdma-dev", required_argument, NULL, 'D'},
 		{"rdma-poll-us", required_argument, NULL, 'P'},
+		{"verbs-path", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -147,6 +154,16 @@ static int parse_args(int argc, char **argv, struct ffr_config *cfg)
 				return 2;
 			}
 			rdma_poll_us = strcmp(optarg, "0") ? v : 0;
+			break;
+		case 'W':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "direct") &&
+			    strcmp(optarg, "ring")) {
+				fprintf(stderr,
+					"ffrouter: bad verbs path '%s' (auto, direct or ring)\n",
+					optarg);
+				return 2;
+			}
+			verbs_path = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -227,7 +244,7 @@ int main(int argc, char **argv)
 		event_base_free(base);
 		return 1;
 	}
-	if (ffr_rdma_attach(r, rdma_dev) < 0) {
+	if (ffr_rdma_attach(r, rdma_dev) < 0 || ffr_rdma_set_path(r, verbs_path) < 0) {
 		ff_err("cannot open RDMA device %s", rdma_dev);
 		ffr_router_free(r);
 		event_base_free(base);

@@ -269,7 +269,10 @@ static void op_ctx_init(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds
 	rep.id = req->id;
 	rep.body_case = FF__REPLY__BODY_VERBS_OBJ;
 	rep.verbs_obj = &ob;
-	ffr_vreply(x, &rep, &x->dbfd, 1);
+	/* direct: the app's queues are in the device context, and it rings
+	 * the device itself; ring: it rings the router */
+	ob.direct = x->direct;
+	ffr_vreply(x, &rep, x->direct ? &x->ctx->cmd_fd : &x->dbfd, 1);
 }
 
 struct vop {
@@ -408,7 +411,8 @@ static int vctx_events(struct ffr_vctx *x)
 	x->ev = event_new(base, x->fd, EV_READ | EV_PERSIST, vctx_read_cb, x);
 	x->dbev = event_new(base, x->dbfd, EV_READ | EV_PERSIST, ffr_vdb_cb, x);
 	x->ccev = event_new(base, x->cc->fd, EV_READ | EV_PERSIST, ffr_vcc_cb, x);
-	x->asev = event_new(base, x->ctx->async_fd, EV_READ | EV_PERSIST, vasync_cb, x);
+	x->asev = event_new(base, x->ctx->async_fd, EV_READ | EV_PERSIST,
+			    x->direct ? ffr_dasync_cb : vasync_cb, x);
 	if (!x->ev || !x->dbev || !x->ccev || !x->asev || event_add(x->ev, NULL) < 0 ||
 	    event_add(x->dbev, NULL) < 0 || event_add(x->ccev, NULL) < 0 ||
 	    event_add(x->asev, NULL) < 0)
@@ -434,6 +438,7 @@ static int vctx_open(struct ffr_vctx *x, int *shim_fd, int *async_fd)
 	x->ctx = x->rd->ibv->open_device(x->rd->dev);
 	if (!x->ctx)
 		return errno ? -errno : -EIO;
+	x->direct = x->rd->direct;
 	x->cc = x->rd->ibv->create_comp_channel(x->ctx);
 	if (!x->cc)
 		return errno ? -errno : -EIO;
@@ -475,7 +480,8 @@ int ffr_vctx_new(struct ffr_rdma *rd, struct ffr_container *c, pid_t pid, int *s
 		return err;
 	}
 	rd->ctxs_total++;
-	ff_info("verbs %s pid %d: context opened", x->name, (int)pid);
+	ff_info("verbs %s pid %d: context opened (%s data path)", x->name, (int)pid,
+		x->direct ? "direct" : "ring");
 	return 0;
 }
 

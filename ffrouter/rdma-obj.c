@@ -365,6 +365,21 @@ void ffr_vop_create_channel(struct ffr_vctx *x, Ff__Request *req, int *fds, int 
 	err = -ENOMEM;
 	if (!ch)
 		goto out_uncharge;
+	if (x->direct) {
+		/* the kernel's own channel: its events name the CQ's cookie */
+		ch->fd = -1;
+		ch->kcc = x->rd->ibv->create_comp_channel(x->ctx);
+		err = ch->kcc ? ffr_vobj_add(x, &ch->o, FF_VOBJ_CHANNEL) : (errno ? -errno : -EIO);
+		if (err) {
+			if (ch->kcc)
+				x->rd->ibv->destroy_comp_channel(ch->kcc);
+			free(ch);
+			goto out_uncharge;
+		}
+		ob.handle = ch->o.handle;
+		reply_obj(x, req->id, &ob, ch->kcc->fd);
+		return;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		err = -errno;
 		free(ch);
@@ -404,6 +419,8 @@ static int vcq_make(struct ffr_vctx *x, const Ff__VerbsCreateCq *m, struct ffr_v
 		q->ch->o.refs++;
 	}
 	q->cookie = m->cookie;
+	if (x->direct)
+		return ffr_dcq_create(x, q, m->cqe);
 	ffr_vq_geom(&q->ring.cq, m->cqe, sizeof(struct ff_vcqe), &off);
 	err = ffr_vring_new(&q->ring, FF_VOBJ_CQ, off);
 	if (err)
@@ -418,6 +435,8 @@ static void vcq_release(struct ffr_vctx *x, struct ffr_vcq *q)
 {
 	if (q->cq)
 		x->rd->ibv->destroy_cq(q->cq);
+	if (q->dmap.len)
+		ffr_ddestroy(x, FF_VOBJ_CQ, q->dh);
 	ffr_vring_free(&q->ring);
 	if (q->ch)
 		q->ch->o.refs--;
@@ -445,6 +464,14 @@ void ffr_vop_create_cq(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
 		goto out_err;
 	}
 	ob.handle = q->o.handle;
+	if (x->direct) {
+		ob.cqe = q->dcqe;
+		ob.dev_handle = q->dh;
+		ob.map_off = q->dmap.off;
+		ob.map_len = q->dmap.len;
+		reply_obj(x, req->id, &ob, -1);
+		return;
+	}
 	ob.cqe = q->ring.cq.size < (uint32_t)q->cq->cqe ? q->ring.cq.size : (uint32_t)q->cq->cqe;
 	reply_obj(x, req->id, &ob, q->ring.fd);
 	ff_close_fds(&q->ring.fd, 1);
@@ -471,6 +498,12 @@ static int vsrq_make(struct ffr_vctx *x, const Ff__VerbsCreateSrq *m, struct ffr
 	ia.attr.max_wr = m->max_wr;
 	ia.attr.max_sge = m->max_sge ? m->max_sge : 1;
 	ia.attr.srq_limit = m->srq_limit;
+	if (x->direct) {
+		err = ffr_dsrq_create(x, s, &ia.attr);
+		s->max_wr = ia.attr.max_wr;
+		s->max_sge = ia.attr.max_sge;
+		return err;
+	}
 	s->srq = x->rd->ibv->create_srq(s->pd->pd, &ia);
 	if (!s->srq)
 		return errno ? -errno : -EIO;
@@ -489,6 +522,8 @@ static void vsrq_release(struct ffr_vctx *x, struct ffr_vsrq *s)
 {
 	if (s->srq)
 		x->rd->ibv->destroy_srq(s->srq);
+	if (s->dmap.len)
+		ffr_ddestroy(x, FF_VOBJ_SRQ, s->dh);
 	ffr_vring_free(&s->ring);
 	if (s->pd)
 		s->pd->o.refs--;
@@ -516,9 +551,18 @@ void ffr_vop_create_srq(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds
 		goto out_err;
 	}
 	ob.handle = s->o.handle;
+	ob.srq_limit = req->verbs_create_srq->srq_limit;
+	if (x->direct) {
+		ob.max_wr = s->max_wr;
+		ob.max_sge = s->max_sge;
+		ob.dev_handle = s->dh;
+		ob.map_off = s->dmap.off;
+		ob.map_len = s->dmap.len;
+		reply_obj(x, req->id, &ob, -1);
+		return;
+	}
 	ob.max_wr = s->ring.rq.size;
 	ob.max_sge = s->ring.rq.max_sge;
-	ob.srq_limit = req->verbs_create_srq->srq_limit;
 	reply_obj(x, req->id, &ob, s->ring.fd);
 	ff_close_fds(&s->ring.fd, 1);
 	return;
@@ -537,13 +581,19 @@ void ffr_vop_modify_srq(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds
 	/* resizing would need a new ring: only the limit can change */
 	if (!s || (m->mask & ~(uint32_t)IBV_SRQ_LIMIT))
 		goto out_err;
-	err = m->mask ? -x->rd->ibv->modify_srq(s->srq, &a, (int)m->mask) : 0;
-	if (!err)
-		err = -x->rd->ibv->query_srq(s->srq, &a);
+	if (x->direct) {
+		err = m->mask ? ffr_dsrq_modify(s, &a, (int)m->mask) : 0;
+		if (!err)
+			err = ffr_dsrq_query(s, &a);
+	} else {
+		err = m->mask ? -x->rd->ibv->modify_srq(s->srq, &a, (int)m->mask) : 0;
+		if (!err)
+			err = -x->rd->ibv->query_srq(s->srq, &a);
+	}
 	if (err)
 		goto out_err;
 	ob.handle = s->o.handle;
-	ob.max_wr = s->ring.rq.size < a.max_wr ? s->ring.rq.size : a.max_wr;
+	ob.max_wr = x->direct || s->ring.rq.size >= a.max_wr ? a.max_wr : s->ring.rq.size;
 	ob.max_sge = a.max_sge;
 	ob.srq_limit = a.srq_limit;
 	reply_obj(x, req->id, &ob, -1);
@@ -574,12 +624,24 @@ static int vobj_device_destroy(struct ffr_vctx *x, struct ffr_vobj *o)
 	case FF_VOBJ_CQ:
 		if (cq->cq && ibv->destroy_cq(cq->cq))
 			return -EBUSY;
+		if (cq->dmap.len && ffr_ddestroy(x, FF_VOBJ_CQ, cq->dh))
+			return -EBUSY;
 		cq->cq = NULL;
+		cq->dmap.len = 0;
 		return 0;
 	case FF_VOBJ_SRQ:
 		if (srq->srq && ibv->destroy_srq(srq->srq))
 			return -EBUSY;
+		if (srq->dmap.len && ffr_ddestroy(x, FF_VOBJ_SRQ, srq->dh))
+			return -EBUSY;
 		srq->srq = NULL;
+		srq->dmap.len = 0;
+		return 0;
+	case FF_VOBJ_CHANNEL:
+		if (((struct ffr_vchan *)o)->kcc &&
+		    ibv->destroy_comp_channel(((struct ffr_vchan *)o)->kcc))
+			return -EBUSY;
+		((struct ffr_vchan *)o)->kcc = NULL;
 		return 0;
 	default:
 		return 0;
@@ -609,7 +671,7 @@ int ffr_vobj_destroy(struct ffr_vobj *o)
 		vsrq_release(x, (struct ffr_vsrq *)o);
 		break;
 	case FF_VOBJ_CHANNEL:
-		close(((struct ffr_vchan *)o)->fd);
+		ff_close_fds(&((struct ffr_vchan *)o)->fd, 1);
 		free(o);
 		break;
 	default:

@@ -43,7 +43,7 @@ struct ffr_vqp *ffr_vqp_by_num(struct ffr_rdma *rd, uint32_t qpn)
 
 	TAILQ_FOREACH (x, &rd->ctxs, link)
 		TAILQ_FOREACH (o, &x->objs[FF_VOBJ_QP], link)
-			if (((struct ffr_vqp *)o)->qp->qp_num == qpn)
+			if (((struct ffr_vqp *)o)->qpn == qpn)
 				return (struct ffr_vqp *)o;
 	return NULL;
 }
@@ -124,6 +124,20 @@ static int vqp_make(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_v
 	err = vqp_refs(x, m, q);
 	if (err)
 		return err;
+	q->cookie = m->cookie;
+	q->qp_type = m->qp_type;
+	q->sq_sig_all = m->sq_sig_all;
+	q->state = IBV_QPS_RESET;
+	if (x->direct) {
+		*cap = (struct ibv_qp_cap){
+			.max_send_wr = m->caps->max_send_wr,
+			.max_recv_wr = q->srq ? 0 : m->caps->max_recv_wr,
+			.max_send_sge = m->caps->max_send_sge,
+			.max_recv_sge = q->srq ? 0 : m->caps->max_recv_sge,
+			.max_inline_data = m->caps->max_inline_data,
+		};
+		return ffr_dqp_create(x, q, cap);
+	}
 	ia.send_cq = q->scq->cq;
 	ia.recv_cq = q->rcq->cq;
 	ia.srq = q->srq ? q->srq->srq : NULL;
@@ -137,6 +151,7 @@ static int vqp_make(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_v
 	q->qp = x->rd->ibv->create_qp(q->pd->pd, &ia);
 	if (!q->qp)
 		return errno ? -errno : -EIO;
+	q->qpn = q->qp->qp_num;
 	/* a device may offer more than asked (rxe rounds queues up and turns
 	 * inline bytes into SGEs); rings and the router's gather lists hold no
 	 * more than the limits, and the app is told so */
@@ -150,10 +165,6 @@ static int vqp_make(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_v
 		ia.cap.max_send_sge = FF_VRING_MAX_SGE;
 	if (ia.cap.max_recv_sge > FF_VRING_MAX_SGE)
 		ia.cap.max_recv_sge = FF_VRING_MAX_SGE;
-	q->cookie = m->cookie;
-	q->qp_type = m->qp_type;
-	q->sq_sig_all = m->sq_sig_all;
-	q->state = IBV_QPS_RESET;
 	*cap = ia.cap;
 	return vqp_ring(q, cap);
 }
@@ -162,6 +173,8 @@ static void vqp_release(struct ffr_vctx *x, struct ffr_vqp *q)
 {
 	if (q->qp)
 		x->rd->ibv->destroy_qp(q->qp);
+	if (q->dsq.len)
+		ffr_ddestroy(x, FF_VOBJ_QP, q->dh);
 	ffr_vring_free(&q->ring);
 	vqp_unref(q);
 	free(q);
@@ -192,11 +205,20 @@ void ffr_vop_create_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
 	}
 	caps_to_msg(&cap, &caps);
 	ob.handle = q->o.handle;
-	ob.qp_num = q->qp->qp_num;
+	ob.qp_num = q->qpn;
 	ob.caps = &caps;
 	rep.id = req->id;
 	rep.body_case = FF__REPLY__BODY_VERBS_OBJ;
 	rep.verbs_obj = &ob;
+	if (x->direct) {
+		ob.dev_handle = q->dh;
+		ob.map_off = q->dsq.off;
+		ob.map_len = q->dsq.len;
+		ob.map2_off = q->drq.off;
+		ob.map2_len = q->drq.len;
+		ffr_vreply(x, &rep, NULL, 0);
+		return;
+	}
 	ffr_vreply(x, &rep, &q->ring.fd, 1);
 	ff_close_fds(&q->ring.fd, 1);
 	return;
@@ -204,13 +226,26 @@ out_err:
 	ffr_vreply_status(x, req->id, err, "create_qp: %s", strerror(-err));
 }
 
+/* The device's QP, whichever path made it. */
+static int dev_modify(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask)
+{
+	return q->o.x->direct ? -ffr_dqp_modify(q, a, mask) : q->o.x->rd->ibv->modify_qp(q->qp, a, mask);
+}
+
+static int dev_query(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask, struct ibv_qp_init_attr *ia)
+{
+	return q->o.x->direct ? -ffr_dqp_query(q, a, mask, ia)
+			      : q->o.x->rd->ibv->query_qp(q->qp, a, mask, ia);
+}
+
 int ffr_vqp_destroy(struct ffr_vqp *q)
 {
 	struct ffr_vctx *x = q->o.x;
 
-	if (x->rd->ibv->destroy_qp(q->qp))
+	if (x->direct ? ffr_ddestroy(x, FF_VOBJ_QP, q->dh) != 0 : x->rd->ibv->destroy_qp(q->qp) != 0)
 		return -EBUSY;
 	q->qp = NULL;
+	q->dsq.len = 0;
 	ffr_vobj_del(&q->o);
 	vqp_release(x, q);
 	ffr_vuncharge(x, FF_VOBJ_QP, 1);
@@ -229,12 +264,12 @@ static int peer_ok(struct ffr_vqp *q, const struct ffr_container *t, uint32_t qp
 
 	if (!p || p->o.x->c != t) {
 		ff_warn("verbs %s: QP %u may not connect to QP %u: not one of %s's", q->o.x->name,
-			q->qp->qp_num, qpn, t->name);
+			q->qpn, qpn, t->name);
 		return -EINVAL;
 	}
-	if (p != q && p->connected && (!p->dest_local || p->dest_qpn != q->qp->qp_num)) {
+	if (p != q && p->connected && (!p->dest_local || p->dest_qpn != q->qpn)) {
 		ff_warn("verbs %s: QP %u may not connect to QP %u of %s: it is connected to QP %u",
-			q->o.x->name, q->qp->qp_num, qpn, t->name, p->dest_qpn);
+			q->o.x->name, q->qpn, qpn, t->name, p->dest_qpn);
 		return -EINVAL;
 	}
 	return 0;
@@ -256,12 +291,12 @@ static void vqp_connected(struct ffr_vqp *q, uint32_t dest_qpn, bool local)
 			struct ffr_vqp *z = (struct ffr_vqp *)o;
 
 			if (z == q || !z->connected || !z->dest_local ||
-			    z->dest_qpn != q->qp->qp_num || (local && z->qp->qp_num == dest_qpn))
+			    z->dest_qpn != q->qpn || (local && z->qpn == dest_qpn))
 				continue;
 			ff_warn("verbs %s: QP %u was connected to QP %u of %s, which now talks to "
 				"QP %u: QP %u goes to the error state",
-				x->name, z->qp->qp_num, q->qp->qp_num, q->o.x->name, dest_qpn,
-				z->qp->qp_num);
+				x->name, z->qpn, q->qpn, q->o.x->name, dest_qpn,
+				z->qpn);
 			ffr_vqp_set_error(z);
 			z->connected = false;
 		}
@@ -285,7 +320,7 @@ static int av_for(struct ffr_vqp *q, const struct ff_ip *ip, struct ibv_ah_attr 
 
 	if (!t) {
 		ff_warn("verbs %s: QP %u to %s: not a container address", q->o.x->name,
-			q->qp->qp_num, ff_ip_fmt(ip, s, sizeof(s)));
+			q->qpn, ff_ip_fmt(ip, s, sizeof(s)));
 		return -EHOSTUNREACH;
 	}
 	memset(out, 0, sizeof(*out));
@@ -346,7 +381,7 @@ static int vqp_modify(struct ffr_vqp *q, const Ff__VerbsQpAttr *m)
 	}
 	if (peer && !peer->remote && (mask & IBV_QP_DEST_QPN) && peer_ok(q, peer, a.dest_qp_num))
 		return -EINVAL;
-	err = rd->ibv->modify_qp(q->qp, &a, mask);
+	err = dev_modify(q, &a, mask);
 	if (err)
 		return -err;
 	if (mask & IBV_QP_AV) { /* what query_qp tells the app: its own view */
@@ -407,8 +442,8 @@ static void attr_to_msg(const struct ffr_vqp *q, const struct ibv_qp_attr *a,
 	m->sq_sig_all = q->sq_sig_all;
 	m->qp_type = q->qp_type;
 	caps_to_msg(&ia->cap, &o->cap);
-	o->cap.max_send_wr = q->ring.sq.size < ia->cap.max_send_wr ? q->ring.sq.size
-								   : ia->cap.max_send_wr;
+	if (!q->o.x->direct && q->ring.sq.size < ia->cap.max_send_wr)
+		o->cap.max_send_wr = q->ring.sq.size;
 	m->cap = &o->cap;
 	o->ah.dgid.data = (uint8_t *)q->vgid;
 	o->ah.dgid.len = 16;
@@ -435,7 +470,7 @@ void ffr_vop_query_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
 	if (q) {
 		memset(&a, 0, sizeof(a));
 		memset(&ia, 0, sizeof(ia));
-		err = -x->rd->ibv->query_qp(q->qp, &a, (int)req->verbs_query_qp->mask, &ia);
+		err = -dev_query(q, &a, (int)req->verbs_query_qp->mask, &ia);
 	}
 	if (err) {
 		ffr_vreply_status(x, req->id, err, "query_qp: %s", strerror(-err));
@@ -460,7 +495,7 @@ struct ffr_vqp *ffr_vqp_of(struct ffr_rdma *rd, const struct ffr_container *c, u
 
 static int qp_to(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask)
 {
-	int err = q->o.x->rd->ibv->modify_qp(q->qp, a, mask | IBV_QP_STATE);
+	int err = dev_modify(q, a, mask | IBV_QP_STATE);
 
 	if (err)
 		return -err;

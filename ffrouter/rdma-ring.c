@@ -195,7 +195,7 @@ static void qp_broken(struct ffr_vqp *q, const char *why)
 {
 	if (!q->broken)
 		ff_warn("verbs %s: QP %u: %s; no more work is taken from it", q->o.x->name,
-			q->qp->qp_num, why);
+			q->qpn, why);
 	q->broken = true;
 	q->o.x->rd->bad_wqes++;
 }
@@ -231,7 +231,7 @@ static int sq_batch(struct ffr_vqp *q, uint32_t prod)
 	} else if (ret || bad_slot) {
 		struct ibv_send_wr *e = ret ? bad : &wr[n];
 
-		ffr_vcq_push_err(q->scq, e->wr_id, q->qp->qp_num, wc_opcode(e->opcode),
+		ffr_vcq_push_err(q->scq, e->wr_id, q->qpn, wc_opcode(e->opcode),
 				 IBV_WC_LOC_QP_OP_ERR);
 		qp_broken(q, ret ? "the device refused a work request" : "malformed send slot");
 	}
@@ -341,7 +341,7 @@ static int qp_rq_run(struct ffr_vqp *q)
 		return 0;
 	k = rq_run(&r, &wr_id);
 	if (k < 0) {
-		ffr_vcq_push_err(q->rcq, wr_id, q->qp->qp_num, IBV_WC_RECV, IBV_WC_LOC_QP_OP_ERR);
+		ffr_vcq_push_err(q->rcq, wr_id, q->qpn, IBV_WC_RECV, IBV_WC_LOC_QP_OP_ERR);
 		qp_broken(q, "bad receive slot");
 		return 0;
 	}
@@ -444,6 +444,8 @@ static void sq_unblock(struct ffr_vctx *x)
 
 void ffr_vctx_run(struct ffr_vctx *x)
 {
+	if (x->direct) /* no rings: the shim posts to the device itself */
+		return;
 	for (int pass = 0; pass < RUN_PASSES; pass++) {
 		if (vctx_pass(x))
 			continue;
@@ -494,6 +496,8 @@ static int vctx_poll(struct ffr_vctx *x)
 	struct ffr_vobj *o;
 	int did = 0;
 
+	if (x->direct)
+		return 0;
 	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_CQ], link)
 		did += ffr_vcq_drain((struct ffr_vcq *)o) > 0;
 	if (did)
@@ -507,6 +511,8 @@ static void vctx_cool(struct ffr_vctx *x)
 {
 	struct ffr_vobj *o;
 
+	if (x->direct)
+		return;
 	TAILQ_FOREACH (o, &x->objs[FF_VOBJ_CQ], link) {
 		struct ffr_vcq *q = (struct ffr_vcq *)o;
 
@@ -517,6 +523,31 @@ static void vctx_cool(struct ffr_vctx *x)
 		ffr_vcq_drain(q);
 	}
 	ffr_vctx_run(x);
+}
+
+int ffr_rdma_set_path(struct ffr_router *r, const char *path)
+{
+	struct ffr_rdma *rd = r->rdma;
+
+	if (!rd)
+		return 0;
+	if (!strcmp(path, "ring")) {
+		rd->direct = false;
+	} else if (!strcmp(path, "direct")) {
+		if (!ffr_direct_supported(rd)) {
+			ff_err("rdma: --verbs-path direct: device %s is not soft-RoCE (rxe), the only "
+			       "device with a direct data path",
+			       rd->devname);
+			return -EOPNOTSUPP;
+		}
+		rd->direct = true;
+	} else if (!strcmp(path, "auto")) {
+		rd->direct = ffr_direct_supported(rd);
+	} else {
+		return -EINVAL;
+	}
+	ff_info("rdma: verbs data path: %s", rd->direct ? "direct" : "ring");
+	return 0;
 }
 
 void ffr_rdma_set_poll(struct ffr_router *r, uint32_t poll_us)

@@ -59,7 +59,7 @@ static void ctx_info(const struct ffr_vctx *x, Ff__VerbsCtxInfo *m, Ff__VerbsQpI
 		if (n == MAX_QPS_PER_CTX)
 			break;
 		ff__verbs_qp_info__init(&qm[n]);
-		qm[n].qp_num = q->qp->qp_num;
+		qm[n].qp_num = q->qpn;
 		qm[n].state = q->state;
 		qm[n].posted = q->posted;
 		qp[n] = &qm[n];

@@ -111,6 +111,7 @@ struct ffr_rdma {
 	uint64_t hot_until;           /* CLOCK_MONOTONIC ns; busy polling until then */
 	uint16_t next_port;
 	uint64_t cm_conns_total;
+	bool direct; /* containers' queues are theirs to post and poll (rdma-direct.c) */
 };
 
 /* Counters of one container (c->rdma). */
@@ -167,7 +168,14 @@ struct ffr_vring {
 
 struct ffr_vchan {
 	struct ffr_vobj o;
-	int fd; /* router end */
+	int fd;                      /* router end (-1: direct) */
+	struct ibv_comp_channel *kcc; /* direct: the kernel's channel, the app has its fd */
+};
+
+/* A queue the shim maps from its context's fd (direct data path). */
+struct ffr_dmap {
+	uint64_t off;
+	uint32_t len;
 };
 
 struct ffr_vcq {
@@ -181,6 +189,8 @@ struct ffr_vcq {
 	bool stalled;      /* ring full with completions left in the device */
 	bool unarmed;      /* busy polling: no completion event requested */
 	uint64_t cqes;
+	uint32_t dh, dcqe; /* direct: the kernel's handle and size */
+	struct ffr_dmap dmap;
 };
 
 struct ffr_vsrq {
@@ -191,6 +201,8 @@ struct ffr_vsrq {
 	uint32_t cons;
 	uint64_t cookie;
 	uint64_t posted;
+	uint32_t dh, max_wr, max_sge; /* direct: the kernel's handle, its size */
+	struct ffr_dmap dmap;
 };
 
 struct ffr_vqp {
@@ -213,6 +225,9 @@ struct ffr_vqp {
 	uint8_t vgid[16]; /* the destination GID the app gave (for query_qp) */
 	uint8_t sgid_index;
 	uint64_t posted, completions;
+	uint32_t qpn;
+	uint32_t dh; /* direct: the kernel's handle */
+	struct ffr_dmap dsq, drq;
 };
 
 struct ffr_vctx {
@@ -236,6 +251,7 @@ struct ffr_vctx {
 	struct ffr_rdma_use use;
 	uint32_t bad;
 	bool dead;
+	bool direct; /* the shim posts and polls the device's queues itself */
 };
 
 /* rdma-dev.c (and router.h: ffr_rdma_attach, _free, _container_free, ffr_op_verbs_open) */
@@ -304,6 +320,19 @@ void ffr_vop_modify_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
 void ffr_vop_query_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
 int ffr_vqp_destroy(struct ffr_vqp *q);
 struct ffr_vqp *ffr_vqp_by_num(struct ffr_rdma *rd, uint32_t qpn);
+
+/* rdma-direct.c: kernel commands for the direct data path */
+bool ffr_direct_supported(const struct ffr_rdma *rd);
+int ffr_dcq_create(struct ffr_vctx *x, struct ffr_vcq *q, uint32_t cqe);
+/* cap: asked for, then what the device gave */
+int ffr_dqp_create(struct ffr_vctx *x, struct ffr_vqp *q, struct ibv_qp_cap *cap);
+int ffr_dsrq_create(struct ffr_vctx *x, struct ffr_vsrq *s, struct ibv_srq_attr *a);
+int ffr_dqp_modify(struct ffr_vqp *q, const struct ibv_qp_attr *a, int mask);
+int ffr_dqp_query(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask, struct ibv_qp_init_attr *ia);
+int ffr_dsrq_modify(struct ffr_vsrq *s, const struct ibv_srq_attr *a, int mask);
+int ffr_dsrq_query(struct ffr_vsrq *s, struct ibv_srq_attr *a);
+int ffr_ddestroy(struct ffr_vctx *x, uint32_t kind, uint32_t dh);
+void ffr_dasync_cb(evutil_socket_t fd, short what, void *arg);
 
 /* rdma-ring.c: the data path */
 /* Takes the work the shim queued on every ring of x, drains stalled CQs. */

@@ -400,6 +400,10 @@ int ffr_rdma_attach(struct ffr_router *r, const char *name);
  * the main loop should poll rather than sleep; ffr_rdma_poll does one pass
  * and returns whether to keep polling. */
 void ffr_rdma_set_poll(struct ffr_router *r, uint32_t poll_us);
+/* "direct" (the shim posts and polls the device's queues: rxe only),
+ * "ring" (every work request through the router) or "auto" (direct when
+ * the device has it). 0, -EINVAL (no such path) or -EOPNOTSUPP. */
+int ffr_rdma_set_path(struct ffr_router *r, const char *path);
 bool ffr_rdma_hot(const struct ffr_router *r);
 bool ffr_rdma_poll(struct ffr_router *r);
 void ffr_rdma_free(struct ffr_rdma *rd);

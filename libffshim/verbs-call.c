@@ -266,6 +266,7 @@ static void ctxs_fork_child(void)
 	for (size_t i = 0; i < open_ctxs.n; i++) {
 		ffs_internal_close(&open_ctxs.v[i]->sock);
 		ffs_internal_close(&open_ctxs.v[i]->dbfd);
+		ffs_internal_close(&open_ctxs.v[i]->ufd);
 	}
 	pthread_mutex_unlock(&open_ctxs.lock);
 }
@@ -332,18 +333,29 @@ static int ctx_init(struct ffs_vctx *x)
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__VerbsCtxInit m = FF__VERBS_CTX_INIT__INIT;
 	Ff__Reply *rep = NULL;
-	int err;
+	struct ibv_context *c = &x->vc.context;
+	int err, fd, *keep;
+	bool direct;
 
 	req.body_case = FF__REQUEST__BODY_VERBS_CTX_INIT;
 	req.verbs_ctx_init = &m;
-	err = ffs_vcall(x, &req, NULL, 0, &rep, &x->dbfd);
+	err = ffs_vcall(x, &req, NULL, 0, &rep, &fd);
 	if (err)
 		return err;
+	direct = rep->verbs_obj && rep->verbs_obj->direct;
 	ff__reply__free_unpacked(rep, NULL);
-	if (x->dbfd < 0)
+	if (fd < 0)
 		return -EPROTO;
-	x->dbfd = ffs_hide_fd(x->dbfd);
-	ffs_fd_internal(x->dbfd, &x->dbfd);
+	keep = direct ? &x->ufd : &x->dbfd;
+	*keep = ffs_hide_fd(fd);
+	ffs_fd_internal(*keep, keep);
+	if (direct) { /* the app's data path calls go straight to the device */
+		c->ops.poll_cq = ffs_dpoll_cq;
+		c->ops.req_notify_cq = ffs_dreq_notify_cq;
+		c->ops.post_send = ffs_dpost_send;
+		c->ops.post_recv = ffs_dpost_recv;
+		c->ops.post_srq_recv = ffs_dpost_srq_recv;
+	}
 	return 0;
 }
 
@@ -358,7 +370,7 @@ struct ibv_context *ffs_vopen(void)
 	}
 	pthread_mutex_init(&x->lock, NULL);
 	pthread_mutex_init(&x->objs_lock, NULL);
-	x->dbfd = -1;
+	x->dbfd = x->ufd = -1;
 	err = open_call(false, &x->info, fds);
 	if (err) {
 		free(x);
@@ -386,6 +398,7 @@ void ffs_vclose(struct ffs_vctx *x)
 	ffs_regions_forget_ctx(x);
 	ffs_internal_close(&x->sock);
 	ffs_internal_close(&x->dbfd);
+	ffs_internal_close(&x->ufd);
 	if (x->vc.context.async_fd >= 0)
 		REAL(close)(x->vc.context.async_fd);
 	pthread_mutex_destroy(&x->vc.context.mutex);

@@ -109,16 +109,19 @@ static int cq_call(struct ffs_vctx *x, struct ffs_vcq *q, int cqe, struct ffs_vc
 		return err;
 	q->h = rep->verbs_obj->handle;
 	q->cq.cqe = (int)rep->verbs_obj->cqe;
+	if (ffs_vdirect(x)) {
+		q->dh = rep->verbs_obj->dev_handle;
+		err = ffs_dq_map(x, rep->verbs_obj->map_off, rep->verbs_obj->map_len, &q->dq);
+	} else {
+		err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_CQ, &q->ring);
+	}
 	ff__reply__free_unpacked(rep, NULL);
-	if (fd < 0)
-		err = -EPROTO;
-	else
-		err = ffs_vring_map(fd, FF_VOBJ_CQ, &q->ring);
 	if (err) {
 		ffs_vdestroy(x, FF_VOBJ_CQ, q->h);
 		return err;
 	}
-	q->g = q->ring.hdr->cq;
+	if (q->ring.hdr)
+		q->g = q->ring.hdr->cq;
 	return 0;
 }
 
@@ -170,6 +173,7 @@ FFS_EXPORT int ibv_destroy_cq(struct ibv_cq *cq)
 		return -err;
 	FFS_VUNLINK(to_vctx(cq->context), cqs, q, struct ffs_vcq);
 	ffs_vring_unmap(&q->ring);
+	ffs_dq_unmap(&q->dq);
 	if (cq->channel)
 		cq->channel->refcnt--;
 	pthread_spin_destroy(&q->lock);

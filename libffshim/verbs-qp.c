@@ -90,14 +90,28 @@ static int qp_call(struct ffs_vctx *x, struct ffs_vqp *q, struct ibv_pd *pd,
 		a->cap.max_recv_sge = rc->max_recv_sge;
 		a->cap.max_inline_data = rc->max_inline_data;
 	}
+	q->cap = a->cap;
+	if (ffs_vdirect(x)) {
+		const Ff__VerbsObjReply *o = rep->verbs_obj;
+
+		q->dh = o->dev_handle;
+		err = ffs_dq_map(x, o->map_off, o->map_len, &q->dsq);
+		if (!err && o->map2_len)
+			err = ffs_dq_map(x, o->map2_off, o->map2_len, &q->drq);
+	} else {
+		err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_QP, &q->ring);
+	}
 	ff__reply__free_unpacked(rep, NULL);
-	err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_QP, &q->ring);
 	if (err) {
+		ffs_dq_unmap(&q->dsq);
+		ffs_dq_unmap(&q->drq);
 		ffs_vdestroy(x, FF_VOBJ_QP, q->h);
 		return err;
 	}
-	q->sq = q->ring.hdr->sq;
-	q->rq = q->ring.hdr->rq;
+	if (q->ring.hdr) {
+		q->sq = q->ring.hdr->sq;
+		q->rq = q->ring.hdr->rq;
+	}
 	return 0;
 }
 
@@ -198,6 +212,8 @@ FFS_EXPORT int ibv_destroy_qp(struct ibv_qp *qp)
 		return -err;
 	FFS_VUNLINK(x, qps, q, struct ffs_vqp);
 	ffs_vring_unmap(&q->ring);
+	ffs_dq_unmap(&q->dsq);
+	ffs_dq_unmap(&q->drq);
 	pthread_spin_destroy(&q->sq_lock);
 	pthread_spin_destroy(&q->rq_lock);
 	pthread_mutex_destroy(&qp->mutex);
@@ -508,13 +524,18 @@ static int srq_call(struct ffs_vctx *x, struct ffs_vsrq *s, struct ibv_pd *pd,
 	s->h = rep->verbs_obj->handle;
 	a->attr.max_wr = rep->verbs_obj->max_wr;
 	a->attr.max_sge = rep->verbs_obj->max_sge;
+	s->max_sge = a->attr.max_sge;
+	if (ffs_vdirect(x))
+		err = ffs_dq_map(x, rep->verbs_obj->map_off, rep->verbs_obj->map_len, &s->dq);
+	else
+		err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_SRQ, &s->ring);
 	ff__reply__free_unpacked(rep, NULL);
-	err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_SRQ, &s->ring);
 	if (err) {
 		ffs_vdestroy(x, FF_VOBJ_SRQ, s->h);
 		return err;
 	}
-	s->g = s->ring.hdr->rq;
+	if (s->ring.hdr)
+		s->g = s->ring.hdr->rq;
 	return 0;
 }
 
@@ -605,6 +626,7 @@ FFS_EXPORT int ibv_destroy_srq(struct ibv_srq *srq)
 		return -err;
 	FFS_VUNLINK(x, srqs, s, struct ffs_vsrq);
 	ffs_vring_unmap(&s->ring);
+	ffs_dq_unmap(&s->dq);
 	pthread_spin_destroy(&s->lock);
 	pthread_mutex_destroy(&srq->mutex);
 	pthread_cond_destroy(&srq->cond);

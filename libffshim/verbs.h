@@ -48,7 +48,8 @@ struct ffs_vctx {
 	struct verbs_context vc; /* the app's ibv_context is vc.context */
 	pthread_mutex_t lock;    /* one request in flight on sock */
 	int sock;                /* context socket (hidden fd) */
-	int dbfd;                /* doorbell eventfd (hidden fd) */
+	int dbfd;                /* doorbell eventfd (hidden fd), ring data path */
+	int ufd;                 /* the device context (hidden fd), direct data path */
 	uint64_t next_id;
 	struct ffs_vinfo info;
 	pthread_mutex_t objs_lock; /* the lists below */
@@ -76,6 +77,15 @@ struct ffs_vchan {
 	uint32_t h;
 };
 
+/* A device queue mapped from the context's fd (direct data path):
+ * rdma/rdma_user_rxe.h struct rxe_queue_buf and its slots. */
+struct rxe_queue_buf;
+struct ffs_dq {
+	struct rxe_queue_buf *b;
+	size_t len;
+	uint32_t mask, log2; /* private copies: never read back from b */
+};
+
 /* A ring memfd the shim mapped. */
 struct ffs_vring {
 	struct ff_vring_hdr *hdr;
@@ -92,6 +102,8 @@ struct ffs_vcq {
 	uint32_t events; /* delivered by ibv_get_cq_event */
 	uint32_t acked;
 	uint32_t empty; /* polls in a row that found nothing */
+	uint32_t dh;    /* direct: the device's handle */
+	struct ffs_dq dq;
 	struct ffs_vcq *next; /* in the context's list */
 };
 
@@ -102,6 +114,8 @@ struct ffs_vsrq {
 	struct ff_vq_geom g;
 	pthread_spinlock_t lock;
 	uint32_t prod;
+	uint32_t max_sge; /* direct */
+	struct ffs_dq dq;
 	struct ffs_vsrq *next;
 };
 
@@ -113,6 +127,9 @@ struct ffs_vqp {
 	pthread_spinlock_t sq_lock, rq_lock;
 	uint32_t sq_prod, rq_prod;
 	bool sq_sig_all;
+	uint32_t dh; /* direct: the device's handle, queues, limits */
+	struct ffs_dq dsq, drq;
+	struct ibv_qp_cap cap;
 	struct ffs_vqp *next;
 };
 
@@ -204,6 +221,20 @@ void ffs_regions_forget_ctx(struct ffs_vctx *x);
 /* verbs-cq.c */
 int ffs_vpoll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
 int ffs_vreq_notify_cq(struct ibv_cq *cq, int solicited_only);
+
+/* verbs-direct.c: the direct data path (the router's VerbsObjReply.direct) */
+static inline bool ffs_vdirect(const struct ffs_vctx *x)
+{
+	return x->ufd >= 0;
+}
+/* Maps [off, off+len) of x's device fd as a queue; 0 or -errno. */
+int ffs_dq_map(struct ffs_vctx *x, uint64_t off, uint32_t len, struct ffs_dq *q);
+void ffs_dq_unmap(struct ffs_dq *q);
+int ffs_dpoll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
+int ffs_dreq_notify_cq(struct ibv_cq *cq, int solicited_only);
+int ffs_dpost_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
+int ffs_dpost_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
+int ffs_dpost_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
 
 /* verbs-qp.c */
 int ffs_vpost_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
