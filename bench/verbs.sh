@@ -183,6 +183,7 @@ guest() {
 	mkdir -p "$BV_LOGS"
 	: >"$BV_RESULTS"
 	: >"$FFVM_OUT/retries"
+	VB_VERBS_PATH=auto # not guest's arguments; BENCH_ROUTER_ARGS may say --verbs-path
 	# shellcheck source=../tests/vm/verbs-lib.sh
 	. "$top/tests/vm/verbs-lib.sh"
 	trap guest_exit EXIT
@@ -192,7 +193,8 @@ guest() {
 		fail "the initial namespace does not see rxe0: no native baseline"
 	# shellcheck disable=SC2086 # options, split on purpose
 	vb_one_host ${FF_ROUTER_ARGS:-}
-	printf '%s %s\n' kernel "$(uname -r)" cpus "$(nproc)" >"$FFVM_OUT/info"
+	printf '%s %s\n' kernel "$(uname -r)" cpus "$(nproc)" path \
+		"$(sed -n 's/.*verbs data path: \([a-z]*\).*/\1/p' "$VB_LOGS/router-h1.log")" >"$FFVM_OUT/info"
 
 	for ((r = 1; r <= runs; r++)); do
 		order=(native ffnet)
@@ -291,6 +293,7 @@ for k in "${metrics[@]}"; do
 done
 kernel=$(awk '$1 == "kernel" { print $2 }' "$raw/info")
 cpus=$(awk '$1 == "cpus" { print $2 }' "$raw/info")
+path=$(awk '$1 == "path" { print $2 }' "$raw/info")
 perftest=$(dpkg-query -W -f='${Version}' perftest 2>/dev/null || echo unknown)
 # the state of the tree FF_BUILD was built from ("unknown" if not a git tree)
 src=$(jq -r .directories.source "$FF_BUILD/meson-info/meson-info.json" 2>/dev/null || echo "$top")
@@ -298,7 +301,8 @@ commit=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
 
 printf '\nffnet RDMA verbs benchmark: median of %d interleaved runs; rxe under QEMU TCG, kernel %s, %s vCPUs\n' \
 	"$BENCH_RUNS" "$kernel" "$cpus"
-printf 'native: both ends on rxe0 in the initial namespace; ffnet: container a <- b through ffnet0 on one router\n'
+printf 'native: both ends on rxe0 in the initial namespace; ffnet: container a <- b through ffnet0 on one router, %s data path\n' \
+	"${path:-unknown}"
 printf 'iterations: bw 4 KiB %d, bw 64 KiB %d, latency %d; perftest %s; ffnet %s built in %s; router options: %s\n' \
 	"$BENCH_BW4K_ITERS" "$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS" "$perftest" "$commit" "$FF_BUILD" "${FF_ROUTER_ARGS:-none}"
 printf 'host load average before: %s, after: %s; pairs re-run after a failed clock estimate: %d\n\n' \
@@ -315,8 +319,8 @@ printf '\ntargets met: %d of %d (bandwidth >= 0.9x native at 64 KiB, >= 0.8x at 
 
 json=$out/verbs.json
 {
-	printf '{"runs": %d, "backend": "rxe in QEMU TCG", "kernel": "%s", "cpus": %s, "perftest": "%s", "commit": "%s",\n "build": "%s", "router_args": "%s",' \
-		"$BENCH_RUNS" "$kernel" "$cpus" "$perftest" "$commit" "$FF_BUILD" "${FF_ROUTER_ARGS:-}"
+	printf '{"runs": %d, "backend": "rxe in QEMU TCG", "kernel": "%s", "cpus": %s, "perftest": "%s", "commit": "%s",\n "build": "%s", "router_args": "%s", "data_path": "%s",' \
+		"$BENCH_RUNS" "$kernel" "$cpus" "$perftest" "$commit" "$FF_BUILD" "${FF_ROUTER_ARGS:-}" "${path:-unknown}"
 	printf ' "iterations": {"bw_4k": %d, "bw_64k": %d, "lat": %d},\n' \
 		"$BENCH_BW4K_ITERS" "$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS"
 	printf ' "host_load": {"before": "%s", "after": "%s"}, "clock_retries": %d,\n "metrics": {' \

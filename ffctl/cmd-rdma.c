@@ -13,14 +13,18 @@ static const char *qp_state(uint32_t s)
 	return s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
 }
 
-static void print_ctx_text(const Ff__VerbsCtxInfo *c)
+static void print_ctx_text(const Ff__VerbsCtxInfo *c, bool direct)
 {
 	printf("%-16s %7u %4u %4u %12" PRIu64 " %6u %12" PRIu64 " %4u %4u %4u %8u %11" PRIu64 "\n",
 	       c->container, c->pid, c->pds, c->mrs, c->mr_bytes, c->memfds, c->memfd_bytes, c->cqs,
 	       c->qps, c->srqs, c->channels, c->completions);
-	for (size_t i = 0; i < c->n_qp; i++)
-		printf("    QP 0x%06x %-5s %" PRIu64 " send requests posted\n", c->qp[i]->qp_num,
-		       qp_state(c->qp[i]->state), c->qp[i]->posted);
+	for (size_t i = 0; i < c->n_qp; i++) {
+		if (direct)
+			printf("    QP 0x%06x %s\n", c->qp[i]->qp_num, qp_state(c->qp[i]->state));
+		else
+			printf("    QP 0x%06x %-5s %" PRIu64 " send requests posted\n",
+			       c->qp[i]->qp_num, qp_state(c->qp[i]->state), c->qp[i]->posted);
+	}
 }
 
 static void print_ctx_json(const Ff__VerbsCtxInfo *c)
@@ -51,6 +55,8 @@ static void print_rdma(struct ffc_ctx *ctx, const Ff__VerbsStatusReply *s)
 		ffc_json_str(stdout, s->device);
 		printf(", \"virtual_device\": ");
 		ffc_json_str(stdout, s->virtual_device);
+		printf(", \"data_path\": ");
+		ffc_json_str(stdout, s->data_path ? s->data_path : "");
 		printf(", \"contexts_total\": %" PRIu64 ", \"bad_wqes\": %" PRIu64
 		       ", \"cm_conns_total\": %" PRIu64 ", \"contexts\": [",
 		       s->contexts_total, s->bad_wqes, s->cm_conns_total);
@@ -67,13 +73,14 @@ static void print_rdma(struct ffc_ctx *ctx, const Ff__VerbsStatusReply *s)
 		printf("]}");
 		return;
 	}
-	printf("\nRDMA: %s (containers see %s): %" PRIu64 " contexts opened, %" PRIu64
+	printf("\nRDMA: %s (containers see %s, %s data path): %" PRIu64 " contexts opened, %" PRIu64
 	       " bad work requests\n%-16s %7s %4s %4s %12s %6s %12s %4s %4s %4s %8s %11s\n",
-	       s->device, s->virtual_device, s->contexts_total, s->bad_wqes, "CONTAINER", "PID",
+	       s->device, s->virtual_device, s->data_path && *s->data_path ? s->data_path : "?",
+	       s->contexts_total, s->bad_wqes, "CONTAINER", "PID",
 	       "PDS", "MRS", "MR-BYTES", "MEMFDS", "MEMFD-BYTES", "CQS", "QPS", "SRQS", "CHANNELS",
 	       "COMPLETIONS");
 	for (size_t i = 0; i < s->n_ctxs; i++)
-		print_ctx_text(s->ctxs[i]);
+		print_ctx_text(s->ctxs[i], s->data_path && !strcmp(s->data_path, "direct"));
 	if (s->n_cm_listeners)
 		printf("\nrdma_cm listeners (%" PRIu64 " connections made):\n", s->cm_conns_total);
 	for (size_t i = 0; i < s->n_cm_listeners; i++)

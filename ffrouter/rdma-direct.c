@@ -103,7 +103,7 @@ int ffr_dqp_create(struct ffr_vctx *x, struct ffr_vqp *q, struct ibv_qp_cap *cap
 	c.send_cq_handle = q->scq->dh;
 	c.recv_cq_handle = q->rcq->dh;
 	c.srq_handle = q->srq ? q->srq->dh : 0;
-	c.is_srq = 0;
+	c.is_srq = q->srq != NULL;
 	c.max_send_wr = cap->max_send_wr;
 	c.max_recv_wr = cap->max_recv_wr;
 	c.max_send_sge = cap->max_send_sge;

@@ -104,6 +104,7 @@ void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 	if (rd) {
 		p->m.device = rd->devname;
 		p->m.virtual_device = (char *)FFR_VDEV_NAME;
+		p->m.data_path = (char *)(rd->direct ? "direct" : "ring");
 		p->m.contexts_total = rd->ctxs_total;
 		p->m.bad_wqes = rd->bad_wqes;
 		p->m.cm_conns_total = rd->cm_conns_total;

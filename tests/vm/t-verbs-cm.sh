@@ -20,7 +20,7 @@ set -euo pipefail
 . "$(dirname -- "$(readlink -f -- "$0")")/lib.sh"
 
 if ! in_vm; then
-	FFVM_RDMA_NETNS=exclusive run_vm --layout single --timeout 500 -- "$0"
+	FFVM_RDMA_NETNS=exclusive run_vm --layout single --timeout 500 -- "$0" "$@"
 	exit
 fi
 # shellcheck source=verbs-lib.sh

@@ -29,7 +29,7 @@ set -euo pipefail
 . "$(dirname -- "$(readlink -f -- "$0")")/lib.sh"
 
 if ! in_vm; then
-	FFVM_RDMA_NETNS=exclusive run_vm --layout pair --timeout 860 -- "$0"
+	FFVM_RDMA_NETNS=exclusive run_vm --layout pair --timeout 860 -- "$0" "$@"
 	exit
 fi
 # shellcheck source=verbs-lib.sh

@@ -18,6 +18,9 @@ VB_FFCTL=$VB_BUILD/ffctl/ffctl
 VB_LOGS=$(mktemp -d /tmp/vb.XXXXXX)
 VB_PORT=18600
 declare -A VB_RUNDIR VB_NS VB_IP VB_PID
+# The routers' verbs data path (ffrouter --verbs-path): the test script's
+# first argument (or VB_VERBS_PATH), else auto (direct on rxe).
+VB_VERBS_PATH=${VB_VERBS_PATH:-${1:-auto}}
 
 [[ -x $VB_ROUTER && -f $VB_SHIM ]] || fail "no build in $VB_BUILD (set FF_BUILD)"
 
@@ -28,7 +31,8 @@ vb_router() {
 	local host=$1 dev=$2 dir=/tmp/vb-$1 i
 	shift 2
 	mkdir -p "$dir"
-	"$VB_ROUTER" --rundir "$dir" --rdma-dev "$dev" --log-level "${VB_ROUTER_LOG:-info}" "$@" \
+	"$VB_ROUTER" --rundir "$dir" --rdma-dev "$dev" --log-level "${VB_ROUTER_LOG:-info}" \
+		--verbs-path "$VB_VERBS_PATH" "$@" \
 		>"$VB_LOGS/router-$host.log" 2>&1 &
 	VB_PID[$host]=$!
 	VB_RUNDIR[$host]=$dir
