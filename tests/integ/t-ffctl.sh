@@ -62,5 +62,12 @@ expect "registrations survive a restart" 0 'web' -- list
 expect "unregister" 0 'unregistered web' -- unregister web
 [[ ! -e $dir/run/c/web ]] && { pass=$((pass + 1)); echo "ok - unregister removed c/web"; } ||
 	{ fail=$((fail + 1)); echo "not ok - c/web still there"; }
+# the router's own usage errors: exit 2 and a message, nothing started
+rc=0
+"$build/ffrouter/ffrouter" --rundir "$dir/run2" --verbs-path fast >"$dir/out" 2>&1 || rc=$?
+((rc == 2)) && grep -q "bad verbs path 'fast' (auto, direct or ring)" "$dir/out" &&
+	[[ ! -e $dir/run2/ffrouter.sock ]] &&
+	{ pass=$((pass + 1)); echo "ok - ffrouter --verbs-path fast: exit 2, $(head -1 "$dir/out")"; } ||
+	{ fail=$((fail + 1)); echo "not ok - ffrouter --verbs-path fast: exit $rc, $(cat "$dir/out")"; }
 echo "# $pass passed, $fail failed"
 ((fail == 0))

@@ -27,6 +27,11 @@ fi
 
 vb_one_host
 pass "the containers see no RDMA device of their own"
+want=direct
+[[ $VB_VERBS_PATH == ring ]] && want=ring
+got=$(vb_status h1 --json | jq -r .rdma.data_path)
+[[ $got == "$want" ]] || fail "--verbs-path $VB_VERBS_PATH on rxe0: ffctl status says data path '$got', not $want"
+pass "--verbs-path $VB_VERBS_PATH on rxe0: the $got data path (ffctl status)"
 
 devs=$(vb_ct a ibv_devices)
 printf '%s\n' "$devs"
