@@ -15,9 +15,13 @@
 #           namespaces with no RDMA device), shim preloaded, -d ffnet0; one
 #           router on rxe0, so the same device loops the traffic back.
 # Both use -x 1 -F and perftest's defaults otherwise (TX depth, CQ
-# moderation, inline size). Nothing is pinned: perftest busy-polls, and rxe
-# (and for ffnet the router) needs a free vCPU for its own work; two vCPUs
-# leave no room for a pinning that treats both setups alike.
+# moderation, inline size). Latency tests are pinned, the server to vCPU 1
+# and the client to vCPU 0 (taskset), native and ffnet alike: unpinned,
+# both setups flip between ~15 and ~25 us per round trip from one run to
+# the next, and a median of 3 is a coin toss. With the ring data path the
+# router needs a vCPU of its own, so there nothing is pinned (BENCH_PIN=0
+# turns pinning off, BENCH_PIN=1 forces it). Bandwidth tests are never
+# pinned: rxe's work runs beside them.
 # Iteration counts (-n, not -D): under TCG, perftest 4.5's duration mode
 # runs the bandwidth tests with CQ moderation 1 (a fraction of the -n
 # figure at 64 KiB) and its latency tests print t_avg only.
@@ -34,7 +38,7 @@
 # Exits 77 when the VM cannot run here, 124 when it times out.
 # Targets (printed, never enforced): ffnet bandwidth >= 0.9x native at
 # 64 KiB and >= 0.8x at 4 KiB; latency <= 1.3x native.
-# Environment: BENCH_RUNS (3), BENCH_BW4K_ITERS (5000), BENCH_BW64K_ITERS
+# Environment: BENCH_RUNS (3), BENCH_PIN (auto), BENCH_BW4K_ITERS (5000), BENCH_BW64K_ITERS
 # (1000), BENCH_LAT_ITERS (1000), BENCH_VM_TIMEOUT (3600 s), BENCH_OUT
 # (bench/out), FF_BUILD (build/), BENCH_ROUTER_ARGS (extra ffrouter options,
 # e.g. "--rdma-poll-us 20000").
@@ -76,18 +80,22 @@ on() {
 # that looks like an error; otherwise their outputs go to stderr and the
 # run stops.
 pt() {
-	local where=$1 log=$2 prog=$3 dev=rxe0 ip=10.77.0.1 spid crc=0 src=0
+	local where=$1 log=$2 prog=$3 dev=rxe0 ip=10.77.0.1 spid crc=0 src=0 pins=() pinc=()
 	shift 3
+	if [[ $prog == *_lat && $BV_PIN == 1 ]]; then
+		pins=(taskset -c 1)
+		pinc=(taskset -c 0)
+	fi
 	if [[ $where == ffnet ]]; then
 		dev=ffnet0
 		ip=${VB_IP[a]}
 	fi
 	BV_PORT=$((BV_PORT + 1))
-	on "$where" server timeout -k 5 "$BV_TIMEOUT" "$prog" -d "$dev" -x 1 -F "$@" -p "$BV_PORT" \
+	on "$where" server "${pins[@]}" timeout -k 5 "$BV_TIMEOUT" "$prog" -d "$dev" -x 1 -F "$@" -p "$BV_PORT" \
 		>"$log.server" 2>&1 &
 	spid=$!
 	if [[ $where == native ]]; then wait_listen "$BV_PORT"; else vb_wait_listen a "$BV_PORT"; fi
-	on "$where" client timeout -k 5 "$BV_TIMEOUT" "$prog" -d "$dev" -x 1 -F "$@" -p "$BV_PORT" "$ip" \
+	on "$where" client "${pinc[@]}" timeout -k 5 "$BV_TIMEOUT" "$prog" -d "$dev" -x 1 -F "$@" -p "$BV_PORT" "$ip" \
 		>"$log.client" 2>&1 || crc=$?
 	wait "$spid" || src=$?
 	if ((crc != 0 || src != 0)); then
@@ -176,6 +184,7 @@ guest_exit() {
 guest() {
 	local runs=$1 r t key prog size var where order
 	local -A iters=([BW4K]=$2 [BW64K]=$3 [LAT]=$4)
+	BV_PIN=$5
 	[[ -n ${FFVM_OUT:-} ]] || fail "no /ffvm/out in the guest (ffvm --out missing)"
 	BV_LOGS=$FFVM_OUT/logs BV_RESULTS=$FFVM_OUT/results.tsv BV_PORT=18700 BV_TIMEOUT=300
 	BV_MHZ=$(awk -F': *' '/^cpu MHz/ { print $2; exit }' /proc/cpuinfo)
@@ -193,8 +202,12 @@ guest() {
 		fail "the initial namespace does not see rxe0: no native baseline"
 	# shellcheck disable=SC2086 # options, split on purpose
 	vb_one_host ${FF_ROUTER_ARGS:-}
-	printf '%s %s\n' kernel "$(uname -r)" cpus "$(nproc)" path \
-		"$(sed -n 's/.*verbs data path: \([a-z]*\).*/\1/p' "$VB_LOGS/router-h1.log")" >"$FFVM_OUT/info"
+	BV_PATH=$(sed -n 's/.*verbs data path: \([a-z]*\).*/\1/p' "$VB_LOGS/router-h1.log")
+	if [[ $BV_PIN == auto ]]; then
+		BV_PIN=0
+		[[ $BV_PATH == direct ]] && BV_PIN=1
+	fi
+	printf '%s %s\n' kernel "$(uname -r)" cpus "$(nproc)" path "$BV_PATH" pin "$BV_PIN" >"$FFVM_OUT/info"
 
 	for ((r = 1; r <= runs; r++)); do
 		order=(native ffnet)
@@ -230,7 +243,7 @@ die() { printf 'bench/verbs: %s\n' "$1" >&2; exit "${2:-1}"; }
 	die "no ffrouter, libffshim.so or ffctl in $FF_BUILD: build first (scripts/build.sh)"
 ((EUID == 0)) || die "run as root (the VM reads the host's / as the caller)"
 # the guest runs the host's programs
-tb_ensure ib_write_bw:perftest ibv_devices:ibverbs-utils rdma:iproute2 ss:iproute2 jq \
+tb_ensure ib_write_bw:perftest ibv_devices:ibverbs-utils rdma:iproute2 ss:iproute2 jq taskset:util-linux \
 	timeout:coreutils || die "missing packages (above)"
 # libibverbs only recommends its providers; rxe's is a file, not a command
 if ! compgen -G '/usr/lib/*/libibverbs/librxe-*.so' >/dev/null; then
@@ -249,7 +262,7 @@ load0=$(cut -d ' ' -f 1-3 /proc/loadavg)
 rc=0
 FFVM_RDMA_NETNS=exclusive "$FFVM" --layout single --timeout "$BENCH_VM_TIMEOUT" --out "$raw" \
 	--log "$raw/console.log" -- "$here/verbs.sh" "$BENCH_RUNS" "$BENCH_BW4K_ITERS" \
-	"$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS" >&2 || rc=$?
+	"$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS" "${BENCH_PIN:-auto}" >&2 || rc=$?
 case $rc in
 0) ;;
 77) die "the rxe VM cannot run here (reason above)" 77 ;;
@@ -294,6 +307,7 @@ done
 kernel=$(awk '$1 == "kernel" { print $2 }' "$raw/info")
 cpus=$(awk '$1 == "cpus" { print $2 }' "$raw/info")
 path=$(awk '$1 == "path" { print $2 }' "$raw/info")
+pin=$(awk '$1 == "pin" { print $2 }' "$raw/info")
 perftest=$(dpkg-query -W -f='${Version}' perftest 2>/dev/null || echo unknown)
 # the state of the tree FF_BUILD was built from ("unknown" if not a git tree)
 src=$(jq -r .directories.source "$FF_BUILD/meson-info/meson-info.json" 2>/dev/null || echo "$top")
@@ -303,6 +317,7 @@ printf '\nffnet RDMA verbs benchmark: median of %d interleaved runs; rxe under Q
 	"$BENCH_RUNS" "$kernel" "$cpus"
 printf 'native: both ends on rxe0 in the initial namespace; ffnet: container a <- b through ffnet0 on one router, %s data path\n' \
 	"${path:-unknown}"
+printf 'latency tests %s\n' "$([[ $pin == 1 ]] && echo 'pinned: server on vCPU 1, client on vCPU 0' || echo 'not pinned')"
 printf 'iterations: bw 4 KiB %d, bw 64 KiB %d, latency %d; perftest %s; ffnet %s built in %s; router options: %s\n' \
 	"$BENCH_BW4K_ITERS" "$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS" "$perftest" "$commit" "$FF_BUILD" "${FF_ROUTER_ARGS:-none}"
 printf 'host load average before: %s, after: %s; pairs re-run after a failed clock estimate: %d\n\n' \
@@ -319,8 +334,9 @@ printf '\ntargets met: %d of %d (bandwidth >= 0.9x native at 64 KiB, >= 0.8x at 
 
 json=$out/verbs.json
 {
-	printf '{"runs": %d, "backend": "rxe in QEMU TCG", "kernel": "%s", "cpus": %s, "perftest": "%s", "commit": "%s",\n "build": "%s", "router_args": "%s", "data_path": "%s",' \
-		"$BENCH_RUNS" "$kernel" "$cpus" "$perftest" "$commit" "$FF_BUILD" "${FF_ROUTER_ARGS:-}" "${path:-unknown}"
+	printf '{"runs": %d, "backend": "rxe in QEMU TCG", "kernel": "%s", "cpus": %s, "perftest": "%s", "commit": "%s",\n "build": "%s", "router_args": "%s", "data_path": "%s", "latency_pinned": %s,' \
+		"$BENCH_RUNS" "$kernel" "$cpus" "$perftest" "$commit" "$FF_BUILD" "${FF_ROUTER_ARGS:-}" "${path:-unknown}" \
+		"$([[ $pin == 1 ]] && echo true || echo false)"
 	printf ' "iterations": {"bw_4k": %d, "bw_64k": %d, "lat": %d},\n' \
 		"$BENCH_BW4K_ITERS" "$BENCH_BW64K_ITERS" "$BENCH_LAT_ITERS"
 	printf ' "host_load": {"before": "%s", "after": "%s"}, "clock_retries": %d,\n "metrics": {' \
