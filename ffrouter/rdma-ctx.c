@@ -355,43 +355,61 @@ static void vctx_read_cb(evutil_socket_t fd, short what, void *arg)
 		ffr_vctx_free(x);
 }
 
-/* ---- async events of the router's ibv_context ---- */
+/* ---- async events ---- */
 
+uint32_t ffr_vevent_kind(int type)
+{
+	switch (type) {
+	case IBV_EVENT_QP_FATAL:
+	case IBV_EVENT_QP_REQ_ERR:
+	case IBV_EVENT_QP_ACCESS_ERR:
+	case IBV_EVENT_COMM_EST:
+	case IBV_EVENT_SQ_DRAINED:
+	case IBV_EVENT_QP_LAST_WQE_REACHED:
+		return FF_VOBJ_QP;
+	case IBV_EVENT_CQ_ERR:
+		return FF_VOBJ_CQ;
+	case IBV_EVENT_SRQ_ERR:
+	case IBV_EVENT_SRQ_LIMIT_REACHED:
+		return FF_VOBJ_SRQ;
+	default:
+		return 0;
+	}
+}
+
+void ffr_vasync_send(struct ffr_vctx *x, int type, uint64_t cookie)
+{
+	struct ff_vasync_event out = {
+		.event_type = type, .kind = ffr_vevent_kind(type), .cookie = cookie};
+
+	if (send(x->afd, &out, sizeof(out), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		ff_dbg("verbs %s: async event %d dropped", x->name, type);
+}
+
+/* The ring path's objects are libibverbs', their contexts the router's. */
 static void vasync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_vctx *x = arg;
 	struct ibv_async_event ev;
 
 	while (x->rd->ibv->get_async_event(x->ctx, &ev) == 0) {
-		struct ff_vasync_event out = {.event_type = ev.event_type};
 		struct ffr_vqp *q;
+		uint64_t cookie = 0;
 
-		switch (ev.event_type) {
-		case IBV_EVENT_QP_FATAL:
-		case IBV_EVENT_QP_REQ_ERR:
-		case IBV_EVENT_QP_ACCESS_ERR:
-		case IBV_EVENT_COMM_EST:
-		case IBV_EVENT_SQ_DRAINED:
-		case IBV_EVENT_QP_LAST_WQE_REACHED:
+		switch (ffr_vevent_kind(ev.event_type)) {
+		case FF_VOBJ_QP:
 			q = ev.element.qp ? ev.element.qp->qp_context : NULL;
-			out.cookie = q ? q->cookie : 0;
-			out.kind = FF_VOBJ_QP;
+			cookie = q ? q->cookie : 0;
 			break;
-		case IBV_EVENT_CQ_ERR:
-			out.cookie = ((struct ffr_vcq *)ev.element.cq->cq_context)->cookie;
-			out.kind = FF_VOBJ_CQ;
+		case FF_VOBJ_CQ:
+			cookie = ((struct ffr_vcq *)ev.element.cq->cq_context)->cookie;
 			break;
-		case IBV_EVENT_SRQ_ERR:
-		case IBV_EVENT_SRQ_LIMIT_REACHED:
-			out.cookie = ((struct ffr_vsrq *)ev.element.srq->srq_context)->cookie;
-			out.kind = FF_VOBJ_SRQ;
-			break;
-		default:
+		case FF_VOBJ_SRQ:
+			cookie = ((struct ffr_vsrq *)ev.element.srq->srq_context)->cookie;
 			break;
 		}
 		x->rd->ibv->ack_async_event(&ev);
-		if (send(x->afd, &out, sizeof(out), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			ff_dbg("verbs %s: async event %d dropped", x->name, (int)out.event_type);
+		ffr_vasync_send(x, ev.event_type, cookie);
 	}
 }
 

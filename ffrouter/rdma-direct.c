@@ -18,14 +18,10 @@
  * take the handle for a pointer) name them by cookie. */
 #include "rdma.h"
 
-#include "log.h"
-
 #include <errno.h>
 #include <rdma/ib_user_verbs.h>
 #include <rdma/rdma_user_rxe.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define RXE_VENDOR_ID 0xffffff
@@ -311,36 +307,9 @@ int ffr_ddestroy(struct ffr_vctx *x, uint32_t kind, uint32_t dh)
  * port number, for device events). */
 void ffr_dasync_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct ffr_vctx *x = arg;
 	struct ib_uverbs_async_event_desc d;
-	ssize_t n;
 
-	while ((n = read(fd, &d, sizeof(d))) == (ssize_t)sizeof(d)) {
-		struct ff_vasync_event out = {.event_type = d.event_type};
-
-		switch (d.event_type) {
-		case IBV_EVENT_QP_FATAL:
-		case IBV_EVENT_QP_REQ_ERR:
-		case IBV_EVENT_QP_ACCESS_ERR:
-		case IBV_EVENT_COMM_EST:
-		case IBV_EVENT_SQ_DRAINED:
-		case IBV_EVENT_QP_LAST_WQE_REACHED:
-			out.cookie = d.element;
-			out.kind = FF_VOBJ_QP;
-			break;
-		case IBV_EVENT_CQ_ERR:
-			out.cookie = d.element;
-			out.kind = FF_VOBJ_CQ;
-			break;
-		case IBV_EVENT_SRQ_ERR:
-		case IBV_EVENT_SRQ_LIMIT_REACHED:
-			out.cookie = d.element;
-			out.kind = FF_VOBJ_SRQ;
-			break;
-		default:
-			break;
-		}
-		if (send(x->afd, &out, sizeof(out), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			ff_dbg("verbs %s: async event %d dropped", x->name, (int)out.event_type);
-	}
+	while (read(fd, &d, sizeof(d)) == (ssize_t)sizeof(d))
+		ffr_vasync_send(arg, (int)d.event_type,
+				ffr_vevent_kind((int)d.event_type) ? d.element : 0);
 }

@@ -290,6 +290,10 @@ void ffr_status_fill(struct ffr_status_reply *s, uint64_t id, int err, const cha
 		     const char *fmt, va_list ap);
 int ffr_vreply_status(struct ffr_vctx *x, uint64_t id, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The kind (FF_VOBJ_*) of object an async event names; 0: the device. */
+uint32_t ffr_vevent_kind(int type);
+/* Hands an async event to the app's async socket (dropped when full). */
+void ffr_vasync_send(struct ffr_vctx *x, int type, uint64_t cookie);
 /* Quota check and charge: -ENOBUFS when over. */
 int ffr_vcharge(struct ffr_vctx *x, uint32_t kind, int n);
 void ffr_vuncharge(struct ffr_vctx *x, uint32_t kind, int n);

@@ -29,8 +29,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SEND_FLAGS (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
-
 /* ---- queues ---- */
 
 int ffs_dq_map(struct ffs_vctx *x, uint64_t off, uint32_t len, struct ffs_dq *q)
@@ -90,6 +88,21 @@ static void prod_publish(struct ffs_dq *q, uint32_t idx)
 
 /* ---- sends ---- */
 
+/* The gather/scatter list into the device's format; the bytes it spans. */
+static uint32_t sge_put(struct rxe_dma_info *d, const struct ibv_sge *sg, int n)
+{
+	uint32_t len = 0;
+
+	for (int i = 0; i < n; i++) {
+		d->sge[i].addr = sg[i].addr;
+		d->sge[i].length = sg[i].length;
+		d->sge[i].lkey = sg[i].lkey;
+		len += sg[i].length;
+	}
+	d->num_sge = (uint32_t)n;
+	return len;
+}
+
 static int dwqe_fill(const struct ffs_vqp *q, struct rxe_send_wqe *w, const struct ibv_send_wr *wr)
 {
 	bool atomic = wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
@@ -97,8 +110,7 @@ static int dwqe_fill(const struct ffs_vqp *q, struct rxe_send_wqe *w, const stru
 	size_t room = slot_size(&q->dsq) - sizeof(*w);
 	uint32_t len = 0;
 
-	if (!ff_vwr_opcode_ok(wr->opcode, q->qp.qp_type) || (wr->send_flags & ~SEND_FLAGS) ||
-	    wr->num_sge < 0)
+	if (!ffs_send_wr_ok(wr, q->qp.qp_type))
 		return EINVAL;
 	memset(w, 0, sizeof(*w));
 	w->wr.wr_id = wr->wr_id;
@@ -117,8 +129,6 @@ static int dwqe_fill(const struct ffs_vqp *q, struct rxe_send_wqe *w, const stru
 		w->iova = wr->wr.rdma.remote_addr;
 	}
 	if (wr->send_flags & IBV_SEND_INLINE) {
-		if (atomic || wr->opcode == IBV_WR_RDMA_READ)
-			return EINVAL;
 		for (int i = 0; i < wr->num_sge; i++) {
 			uint32_t n = wr->sg_list[i].length;
 
@@ -132,13 +142,7 @@ static int dwqe_fill(const struct ffs_vqp *q, struct rxe_send_wqe *w, const stru
 		if ((uint32_t)wr->num_sge > q->cap.max_send_sge ||
 		    (size_t)wr->num_sge * sizeof(struct rxe_sge) > room)
 			return EINVAL;
-		for (int i = 0; i < wr->num_sge; i++) {
-			w->dma.sge[i].addr = wr->sg_list[i].addr;
-			w->dma.sge[i].length = wr->sg_list[i].length;
-			w->dma.sge[i].lkey = wr->sg_list[i].lkey;
-			len += wr->sg_list[i].length;
-		}
-		w->dma.num_sge = (uint32_t)wr->num_sge;
+		len = sge_put(&w->dma, wr->sg_list, wr->num_sge);
 	}
 	w->dma.length = len;
 	w->dma.resid = len;
@@ -239,7 +243,6 @@ static int rq_put(struct ffs_dq *q, uint32_t max_sge, struct ibv_recv_wr *wr,
 	for (; wr; wr = wr->next) {
 		int64_t idx = prod_next(q);
 		struct rxe_recv_wqe *w;
-		uint32_t len = 0;
 
 		if (idx < 0) {
 			err = ENOMEM;
@@ -253,15 +256,7 @@ static int rq_put(struct ffs_dq *q, uint32_t max_sge, struct ibv_recv_wr *wr,
 		w = slot(q, (uint32_t)idx);
 		memset(w, 0, sizeof(*w));
 		w->wr_id = wr->wr_id;
-		for (int i = 0; i < wr->num_sge; i++) {
-			w->dma.sge[i].addr = wr->sg_list[i].addr;
-			w->dma.sge[i].length = wr->sg_list[i].length;
-			w->dma.sge[i].lkey = wr->sg_list[i].lkey;
-			len += wr->sg_list[i].length;
-		}
-		w->dma.num_sge = (uint32_t)wr->num_sge;
-		w->dma.length = len;
-		w->dma.resid = len;
+		w->dma.length = w->dma.resid = sge_put(&w->dma, wr->sg_list, wr->num_sge);
 		prod_publish(q, (uint32_t)idx);
 	}
 	if (err)

@@ -27,8 +27,6 @@ FFS_DEF_REAL(ibv_modify_srq)
 FFS_DEF_REAL(ibv_query_srq)
 FFS_DEF_REAL(ibv_destroy_srq)
 
-#define SEND_FLAGS (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
-
 struct ffs_vqp *ffs_vqp_find(struct ffs_vctx *x, uint64_t cookie)
 {
 	struct ffs_vqp *q;
@@ -385,7 +383,7 @@ static int wqe_fill(struct ffs_vqp *q, struct ff_vwqe *w, const struct ibv_send_
 	bool atomic = wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
 		      wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
 
-	if (!ff_vwr_opcode_ok(wr->opcode, q->qp.qp_type) || (wr->send_flags & ~SEND_FLAGS) || wr->num_sge < 0)
+	if (!ffs_send_wr_ok(wr, q->qp.qp_type))
 		return EINVAL;
 	w->wr_id = wr->wr_id;
 	w->opcode = (uint8_t)wr->opcode;
@@ -397,11 +395,8 @@ static int wqe_fill(struct ffs_vqp *q, struct ff_vwqe *w, const struct ibv_send_
 	w->swap = atomic ? wr->wr.atomic.swap : 0;
 	w->inline_len = 0;
 	w->num_sge = 0;
-	if (wr->send_flags & IBV_SEND_INLINE) {
-		if (atomic || wr->opcode == IBV_WR_RDMA_READ)
-			return EINVAL;
+	if (wr->send_flags & IBV_SEND_INLINE)
 		return inline_copy(g, (uint8_t *)&w->sge[g->max_sge], wr, &w->inline_len);
-	}
 	if ((uint32_t)wr->num_sge > g->max_sge)
 		return EINVAL;
 	memcpy(w->sge, wr->sg_list, (size_t)wr->num_sge * sizeof(struct ff_vsge));

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <ff/vring.h>
+#include <ff/vwire.h>
 
 #include "ff.pb-c.h"
 
@@ -221,6 +222,19 @@ void ffs_regions_forget_ctx(struct ffs_vctx *x);
 /* verbs-cq.c */
 int ffs_vpoll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
 int ffs_vreq_notify_cq(struct ibv_cq *cq, int solicited_only);
+
+/* What both data paths refuse in a send work request (EINVAL) before its
+ * SGEs: an opcode the QP type lacks, unknown flags, a negative SGE count,
+ * inline data for a READ or an atomic. */
+#define FFS_SEND_FLAGS (IBV_SEND_FENCE | IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_INLINE)
+static inline bool ffs_send_wr_ok(const struct ibv_send_wr *wr, unsigned qp_type)
+{
+	bool fetches = wr->opcode == IBV_WR_RDMA_READ || wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
+		       wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
+
+	return ff_vwr_opcode_ok(wr->opcode, qp_type) && !(wr->send_flags & ~FFS_SEND_FLAGS) &&
+	       wr->num_sge >= 0 && !((wr->send_flags & IBV_SEND_INLINE) && fetches);
+}
 
 /* verbs-direct.c: the direct data path (the router's VerbsObjReply.direct) */
 static inline bool ffs_vdirect(const struct ffs_vctx *x)
