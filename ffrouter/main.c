@@ -1,6 +1,6 @@
 /* ffrouter: one per host. Runs in the foreground, logs to stderr, stops
  * cleanly on SIGTERM/SIGINT. Everything else lives in libffrouter.a. */
-#include "router.h"
+#include "core.h"
 
 #include "log.h"
 

@@ -10,7 +10,7 @@
  * fds: 0 none, 1 a pipe, 2 a TCP listener, 3 a TCP listener and a
  * SEQPACKET socket (a Relisten's pair), 4 three pipes (too many).
  * FUZZ_SEEDS=DIR writes a few valid inputs there and exits. */
-#include "router.h"
+#include "core.h"
 
 #include "fdpass.h"
 #include "log.h"

@@ -22,10 +22,12 @@ fi
 mkdir -p "$out/corpus" "$out/crashes"
 # every source of the router library and of common/ (main.c aside), so the
 # target follows the tree without a list to keep in step
-mapfile -t srcs < <(ls "$top"/common/*.c "$top"/ffrouter/*.c | grep -v '/ffrouter/main\.c$')
+mapfile -t srcs < <(ls "$top"/common/*.c; find "$top/ffrouter" -name '*.c' ! -path "$top/ffrouter/main.c" | sort)
+incs=()
+while read -r d; do incs+=("-I$d"); done < <(find "$top/ffrouter" -mindepth 1 -type d | sort)
 srcs+=("$build/proto/ff.pb-c.c" "$top/fuzz/fuzz_router.c")
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
-	-DFF_VERSION='"fuzz"' -I"$top/include" -I"$top/common" -I"$top/ffrouter" -I"$build/proto" \
+	-DFF_VERSION='"fuzz"' -I"$top/include" -I"$top/common" "${incs[@]}" -I"$build/proto" \
 	"${srcs[@]}" -levent_core -levent_extra -lprotobuf-c -libverbs -o "$out/fuzz_router"
 FUZZ_SEEDS="$out/corpus" "$out/fuzz_router" >/dev/null 2>&1 || true
 echo "fuzzing the router for ${secs}s ($(ls "$out/corpus" | wc -l) inputs in the corpus)"

@@ -5,7 +5,7 @@
 #include "addr.h"
 #include "fdpass.h"
 #include "msg.h"
-#include "router.h"
+#include "core.h"
 
 #include <ff/wire.h>
 

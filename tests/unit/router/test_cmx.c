@@ -6,7 +6,7 @@
 
 #include "msg.h"
 #include "rdma.h"
-#include "router.h"
+#include "core.h"
 #include "sha256.h"
 
 #include <errno.h>

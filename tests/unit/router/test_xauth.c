@@ -4,7 +4,7 @@
 #include "cu.h"
 
 #include "msg.h"
-#include "router.h"
+#include "core.h"
 #include "sha256.h"
 
 #include <errno.h>

@@ -6,7 +6,7 @@
  * Hosts come first, then containers (which may name them), then publishes.
  * A line that does not parse is reported with its number and skipped; the
  * file is then kept as STATE.bad so nothing is lost when it is rewritten. */
-#include "router.h"
+#include "core.h"
 
 #include "log.h"
 

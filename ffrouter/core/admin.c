@@ -1,7 +1,7 @@
 /* Requests from ffctl on the admin socket: register, unregister, list,
  * status. A registration is validated completely before anything is
  * created, and rolled back if it cannot be persisted. */
-#include "router.h"
+#include "core.h"
 
 #include "log.h"
 #include "msg.h"

@@ -1,7 +1,7 @@
 /* Hosts of the cluster: this router's own id, the other hosts' ingress
  * addresses, and the secret routers share. Invariant: a host named by a
  * registered container exists (or is this one) for as long as it does. */
-#include "router.h"
+#include "core.h"
 
 #include "log.h"
 

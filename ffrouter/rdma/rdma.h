@@ -23,7 +23,7 @@
 
 #include <ff/vring.h>
 
-#include "router.h"
+#include "core.h"
 
 /* The libibverbs entry points the router uses (the data-path calls are
  * inline in verbs.h and go through the objects' own ops). */

@@ -1,7 +1,7 @@
 /* Containers: a name, its overlay addresses, the directory and socket its
  * shims reach, its byte-counter page, its client port allocator.
  * Invariant: names and addresses are unique among registered containers. */
-#include "router.h"
+#include "core.h"
 
 #include "log.h"
 

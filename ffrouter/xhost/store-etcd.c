@@ -9,7 +9,7 @@
  *
  * Invariant: only records learned here are flagged from_store; they are
  * never saved in the state file, and never displace a local registration. */
-#include "router.h"
+#include "core.h"
 
 #include "json.h"
 #include "log.h"

@@ -1,7 +1,7 @@
 /* The router object: run directory, admin socket, the map page, the
  * connection sweep timer. Invariant: every container in r->containers has
  * its addresses in the map page after ffr_map_publish(). */
-#include "router.h"
+#include "core.h"
 
 #include "log.h"
 #include "map.h"

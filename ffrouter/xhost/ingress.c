@@ -7,7 +7,7 @@
  * the host, both ends, no router on the data path.
  * Invariant: a pending ingress connection owns its fd until it is queued
  * (the listener then owns it) or closed; it dies after PREAMBLE_MS. */
-#include "router.h"
+#include "core.h"
 
 #include "log.h"
 #include "msg.h"

@@ -1,7 +1,7 @@
 /* Requests from shims: Hello, Listen, Connect, Lookup. The caller's
  * identity is the container whose socket it reached (ch->c); nothing a shim
  * says about who it is is believed. */
-#include "router.h"
+#include "core.h"
 
 #include "fdpass.h"
 #include "log.h"

@@ -7,7 +7,7 @@
  * clock window (routers are assumed NTP-synchronised) bounds how long a
  * boot's state must be kept: a preamble older than WINDOW_MS is refused
  * anyway. */
-#include "router.h"
+#include "core.h"
 
 #include "log.h"
 #include "msg.h"

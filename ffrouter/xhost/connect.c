@@ -8,7 +8,7 @@
  * reply. Failures map to the errno the kernel would have given the app.
  * Invariant: an xconn owns its fd until it is handed over or closed, and
  * dies with the channel that asked for it. */
-#include "router.h"
+#include "core.h"
 
 #include "fdpass.h"
 #include "log.h"

@@ -1,6 +1,6 @@
 /* ffctl requests about the cluster: hosts and published ports. Each change
  * is persisted before it is answered, and undone if it cannot be. */
-#include "router.h"
+#include "core.h"
 
 #include "log.h"
 #include "msg.h"

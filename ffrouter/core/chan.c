@@ -3,7 +3,7 @@
  * Invariant: a handler owns the fds it is given; the dispatcher closes them
  * for every request that never reaches a handler. A channel that cannot take
  * a reply or keeps sending garbage is closed; nothing else is affected. */
-#include "router.h"
+#include "core.h"
 
 #include "fdpass.h"
 #include "log.h"
