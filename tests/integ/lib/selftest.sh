@@ -56,7 +56,9 @@ check() { # DESCRIPTION CMD...: pass if CMD succeeds
 ((EUID != 0)) || tb_lock || exit 1
 ipfwd_before=$(cat /proc/sys/net/ipv4/ip_forward)
 # (/run/netns, iproute2's own mount point, may appear and is left alone)
-run_entries() { find /run /etc/docker -maxdepth 1 ! -path /run/netns 2>/dev/null | sort; }
+# /run/netns and /run/mount (libmount's utab, made by the first mount(8) on
+# a fresh machine) belong to the system, not to a test bed.
+run_entries() { find /run /etc/docker -maxdepth 1 ! -path /run/netns ! -path /run/mount 2>/dev/null | sort; }
 run_before=$(run_entries)
 fwpol_before=$(iptables -w -S FORWARD 2>/dev/null | awk '$1 == "-P" { print $3 }' || true)
 docker_chains_before=$(iptables -w -S 2>/dev/null | grep -c '^-N DOCKER' || true)
