@@ -10,7 +10,7 @@
  * fds: 0 none, 1 a pipe, 2 a TCP listener, 3 a TCP listener and a
  * SEQPACKET socket (a Relisten's pair), 4 three pipes (too many).
  * FUZZ_SEEDS=DIR writes a few valid inputs there and exits. */
-#include "core.h"
+#include "ffrouter.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -186,10 +186,8 @@ static void write_seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct ffr_config cfg = {
-		.quota = {.channels = 64, .listeners = 64, .conns = 4096, .pending = 64},
-	};
 	static char dir[] = "/tmp/fffuzz.XXXXXX";
+	struct ffr_options o;
 	struct ff_ip ip;
 	int err;
 
@@ -200,9 +198,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	ff_log_level = -1; /* bad input is logged; here there is nothing else */
 	if (!mkdtemp(dir))
 		abort();
-	cfg.rundir = dir;
+	ffr_options_default(&o);
+	o.core.rundir = dir;
+	o.core.quota = (struct ffr_quota){.channels = 64, .listeners = 64, .conns = 4096,
+					  .pending = 64};
+	o.rdma.dev = "none";
 	base = event_base_new();
-	router = ffr_router_new(base, &cfg, &err);
+	router = ffr_start(base, &o, &err);
 	ff_ip_parse("10.9.9.9", &ip);
 	if (!router || ffr_container_new(router, "fz", &ip, 1, NULL, FFR_POLICY_CONTAINER, 0, 0, &ctr) < 0)
 		abort();

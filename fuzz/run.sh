@@ -24,7 +24,7 @@ mkdir -p "$out/corpus" "$out/crashes"
 # target follows the tree without a list to keep in step
 mapfile -t srcs < <(ls "$top"/common/*.c; find "$top/ffrouter" -name '*.c' ! -path "$top/ffrouter/main.c" | sort)
 incs=()
-while read -r d; do incs+=("-I$d"); done < <(find "$top/ffrouter" -mindepth 1 -type d | sort)
+while read -r d; do incs+=("-I$d"); done < <(find "$top/ffrouter" -type d | sort)
 srcs+=("$build/proto/ff.pb-c.c" "$top/fuzz/fuzz_router.c")
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	-DFF_VERSION='"fuzz"' -I"$top/include" -I"$top/common" "${incs[@]}" -I"$build/proto" \

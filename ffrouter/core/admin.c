@@ -1,7 +1,7 @@
 /* Requests from ffctl on the admin socket: register, unregister, list,
  * status. A registration is validated completely before anything is
  * created, and rolled back if it cannot be persisted. */
-#include "core.h"
+#include "internal.h"
 
 #include "log.h"
 #include "msg.h"
@@ -19,7 +19,6 @@
 #define CHUNK_CONTAINERS 64
 #define CHUNK_LISTENERS 200
 #define CHUNK_CONNS 120
-#define CHUNK_HOSTS 64 /* hosts and publishes listed (the first 64 of each) */
 
 /* Scratch strings for one reply; freed in one go. */
 struct strpool {
@@ -118,7 +117,7 @@ int ffr_policy_parse(const char *s, enum ffr_policy *out)
 	return 0;
 }
 
-void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	const Ff__Register *m = req->register_;
 	struct ffr_router *r = ch->r;
@@ -134,7 +133,7 @@ void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		ffr_reply_status(ch, req->id, st_code, "%s", err);
 		return;
 	}
-	if (!ffr_host_is_self(r, m->host) && !ffr_host_find(r, m->host)) {
+	if (!ffr_is_self(r, m->host) && !ffr_features_host_known(r, m->host)) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
 				 "unknown host '%.64s' (declare it with ffctl host add)", m->host);
 		return;
@@ -152,7 +151,7 @@ void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	e = ffr_container_new(r, m->name, ips, (int)m->n_ips, m->host, policy, st.st_dev, st.st_ino,
 			      &c);
 	if (!e) {
-		e = ffr_state_save(r);
+		e = ffr_features_registered(c);
 		if (e)
 			ffr_container_free(c);
 	}
@@ -162,16 +161,16 @@ void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		return;
 	}
 	ffr_map_publish(r);
-	ffr_etcd_put_container(r, c);
 	ff_info("registered %s (%s)", c->name, c->remote ? c->host : c->dir);
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
 
-void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
 	struct ffr_container *c = ffr_container_find(r, req->unregister->name);
-	char *dir;
+	char name[FFR_NAME_MAX + 1], *dir;
+	bool remote;
 
 	if (!c) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
@@ -179,19 +178,19 @@ void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 		return;
 	}
 	dir = c->dir ? strdup(c->dir) : NULL;
-	if (!c->remote)
-		ffr_etcd_delete_container(r, c->name);
+	snprintf(name, sizeof(name), "%s", c->name);
+	remote = c->remote;
 	ffr_container_free(c);
 	ffr_map_publish(r);
 	/* A running container may still have it mounted; that is fine. */
 	if (dir && rmdir(dir) < 0 && errno != ENOENT)
 		ff_info("leaving %s: %s", dir, strerror(errno));
 	free(dir);
-	ffr_state_save(r);
+	ffr_features_unregistered(r, name, remote);
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
 
-void ffr_op_list(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_list(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
 	Ff__Reply rep = FF__REPLY__INIT;
@@ -244,10 +243,6 @@ struct status_piece {
 	Ff__ConnInfo km[CHUNK_CONNS], *kp[CHUNK_CONNS];
 	Ff__Addr addrs[CHUNK_LISTENERS + 2 * CHUNK_CONNS];
 	uint8_t ipb[CHUNK_LISTENERS + 2 * CHUNK_CONNS][16];
-	Ff__Host hm[CHUNK_HOSTS], *hp[CHUNK_HOSTS];
-	Ff__Addr ha[CHUNK_HOSTS];
-	uint8_t hab[CHUNK_HOSTS][16];
-	Ff__PublishInfo pm[CHUNK_HOSTS], *pp[CHUNK_HOSTS];
 	size_t na;
 	struct strpool pool;
 };
@@ -291,37 +286,7 @@ static void piece_listener(struct status_piece *p, const struct ffr_listener *l)
 	p->lp[i] = m;
 }
 
-/* Hosts and published ports, in the first piece (few of each). */
-static void piece_cluster(struct status_piece *p, struct ffr_router *r)
-{
-	struct ffr_publish *pb;
-	struct ffr_host *h;
-
-	p->sr.hosts = p->hp;
-	TAILQ_FOREACH (h, &r->hosts, link) {
-		size_t i = p->sr.n_hosts;
-
-		if (i == CHUNK_HOSTS)
-			break;
-		ffr_host_to_proto(r, h, &p->hm[i], &p->ha[i], p->hab[i]);
-		p->hp[p->sr.n_hosts++] = &p->hm[i];
-	}
-	p->sr.publishes = p->pp;
-	TAILQ_FOREACH (pb, &r->publishes, link) {
-		size_t i = p->sr.n_publishes;
-
-		if (i == CHUNK_HOSTS)
-			break;
-		ff__publish_info__init(&p->pm[i]);
-		p->pm[i].container = pb->container;
-		p->pm[i].host_port = pb->host_port;
-		p->pm[i].port = pb->port;
-		p->pm[i].accepted = pb->accepted;
-		p->pp[p->sr.n_publishes++] = &p->pm[i];
-	}
-}
-
-void ffr_op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
 	struct status_piece *p = malloc(sizeof(*p));
@@ -329,6 +294,7 @@ void ffr_op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	struct ffr_listener *l = TAILQ_FIRST(&r->listeners);
 	struct ffr_conn *cn;
 	Ff__Reply rep = FF__REPLY__INIT;
+	void *fmem[FFR_FEATURES_MAX] = {0}; /* the features' parts of the first piece */
 	bool first = true;
 
 	if (!p) {
@@ -352,7 +318,7 @@ void ffr_op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 			p->sr.bad_messages = r->bad_messages;
 			p->sr.router_version = (char *)FF_VERSION;
 			p->sr.host = r->host_id;
-			piece_cluster(p, r);
+			ffr_features_status(r, &p->sr, fmem);
 		}
 		first = false;
 		for (; c && p->sr.n_containers < CHUNK_CONTAINERS; c = TAILQ_NEXT(c, link)) {
@@ -369,6 +335,18 @@ void ffr_op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		rep.more = c || l || cn;
 		ffr_reply(ch, &rep, NULL, 0);
 		pool_free(&p->pool);
+		for (int i = 0; i < FFR_FEATURES_MAX; i++) {
+			free(fmem[i]);
+			fmem[i] = NULL;
+		}
 	} while (rep.more && ch->fd >= 0);
 	free(p);
 }
+
+const struct ffr_op ffr_admin_ops[] = {
+	{FF__REQUEST__BODY_REGISTER, op_register, 0, false, true},
+	{FF__REQUEST__BODY_UNREGISTER, op_unregister, 0, false, true},
+	{FF__REQUEST__BODY_LIST, op_list, 0, false, true},
+	{FF__REQUEST__BODY_STATUS, op_status, 0, false, true},
+};
+const size_t ffr_admin_nops = sizeof(ffr_admin_ops) / sizeof(ffr_admin_ops[0]);

@@ -3,7 +3,7 @@
  * Invariant: a handler owns the fds it is given; the dispatcher closes them
  * for every request that never reaches a handler. A channel that cannot take
  * a reply or keeps sending garbage is closed; nothing else is affected. */
-#include "core.h"
+#include "internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -20,32 +20,6 @@
 
 #define CHAN_BATCH 32
 #define CHAN_MAX_BAD 16
-
-struct op {
-	ffr_handler fn;
-	int nfds;
-	bool shim, ctl;
-};
-
-static const struct op ops[] = {
-	[FF__REQUEST__BODY_HELLO] = {ffr_op_hello, 0, true, true},
-	[FF__REQUEST__BODY_LISTEN] = {ffr_op_listen, 1, true, false},
-	[FF__REQUEST__BODY_CONNECT] = {ffr_op_connect, 0, true, false},
-	[FF__REQUEST__BODY_LOOKUP] = {ffr_op_lookup, 0, true, false},
-	[FF__REQUEST__BODY_UNLISTEN] = {ffr_op_unlisten, 0, true, false},
-	[FF__REQUEST__BODY_RELISTEN] = {ffr_op_relisten, 2, true, false},
-	[FF__REQUEST__BODY_HOST_ADD] = {ffr_op_host_add, 0, false, true},
-	[FF__REQUEST__BODY_HOST_REMOVE] = {ffr_op_host_remove, 0, false, true},
-	[FF__REQUEST__BODY_LIST_HOSTS] = {ffr_op_list_hosts, 0, false, true},
-	[FF__REQUEST__BODY_PUBLISH] = {ffr_op_publish, 0, false, true},
-	[FF__REQUEST__BODY_REGISTER] = {ffr_op_register, 0, false, true},
-	[FF__REQUEST__BODY_UNREGISTER] = {ffr_op_unregister, 0, false, true},
-	[FF__REQUEST__BODY_LIST] = {ffr_op_list, 0, false, true},
-	[FF__REQUEST__BODY_STATUS] = {ffr_op_status, 0, false, true},
-	[FF__REQUEST__BODY_VERBS_OPEN] = {ffr_op_verbs_open, 0, true, false},
-	[FF__REQUEST__BODY_VERBS_STATUS] = {ffr_op_verbs_status, 0, false, true},
-	[FF__REQUEST__BODY_RDMA_CM_OPEN] = {ffr_op_rdma_cm_open, 0, true, false},
-};
 
 static bool chan_dead(struct ffr_chan *ch)
 {
@@ -86,6 +60,33 @@ int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char
 	return ffr_reply(ch, &rep, NULL, 0);
 }
 
+Ff__Status ffr_errno_status(int err)
+{
+	switch (-err) {
+	case 0:
+		return FF__STATUS__ST_OK;
+	case EINVAL:
+	case ENOTSOCK:
+		return FF__STATUS__ST_INVALID;
+	case ENOENT:
+		return FF__STATUS__ST_NOT_FOUND;
+	case EEXIST:
+		return FF__STATUS__ST_EXISTS;
+	case EPERM:
+	case EACCES:
+		return FF__STATUS__ST_PERM;
+	case ENOBUFS:
+		return FF__STATUS__ST_QUOTA;
+	case EOPNOTSUPP:
+		return FF__STATUS__ST_UNSUPPORTED;
+	case EBUSY:
+	case EAGAIN:
+		return FF__STATUS__ST_BUSY;
+	default:
+		return FF__STATUS__ST_INTERNAL;
+	}
+}
+
 static void bad_message(struct ffr_chan *ch, int err)
 {
 	ch->bad++;
@@ -108,7 +109,7 @@ static void bad_message(struct ffr_chan *ch, int err)
 static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	unsigned k = (unsigned)req->body_case;
-	const struct op *op = k < sizeof(ops) / sizeof(ops[0]) ? &ops[k] : NULL;
+	const struct ffr_op *op = k < FFR_OPS_MAX ? &ch->r->ops[k] : NULL;
 
 	if (!op || !op->fn) {
 		ch->r->bad_messages++;
@@ -204,7 +205,7 @@ void ffr_chan_free(struct ffr_chan *ch)
 {
 	if (!ch)
 		return;
-	ffr_xconn_cancel_chan(ch);
+	ffr_features_chan_free(ch);
 	if (ch->c) {
 		TAILQ_REMOVE(&ch->c->chans, ch, link);
 		ch->c->nchans--;

@@ -3,7 +3,7 @@
  * exist (sock_diag: AF_UNIX for same-host pairs, TCP for connections across
  * hosts; /proc/net/unix where sock_diag is missing): a connection is gone
  * when none of its socket inodes on this host is alive. */
-#include "core.h"
+#include "internal.h"
 
 #include "log.h"
 

@@ -1,7 +1,7 @@
 /* Containers: a name, its overlay addresses, the directory and socket its
  * shims reach, its byte-counter page, its client port allocator.
  * Invariant: names and addresses are unique among registered containers. */
-#include "core.h"
+#include "internal.h"
 
 #include "log.h"
 
@@ -186,7 +186,7 @@ int ffr_container_new(struct ffr_router *r, const char *name, const struct ff_ip
 
 	if (!ffr_name_valid(name) || nips < 1 || nips > FFR_MAX_IPS)
 		return -EINVAL;
-	if (ffr_host_is_self(r, host) &&
+	if (ffr_is_self(r, host) &&
 	    snprintf(path, sizeof(path), "%s/c/%s/%s", r->rundir, name, FF_SOCK_NAME) >= 108)
 		return -ENAMETOOLONG;
 	c = calloc(1, sizeof(*c));
@@ -198,7 +198,7 @@ int ffr_container_new(struct ffr_router *r, const char *name, const struct ff_ip
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	memcpy(c->ips, ips, sizeof(*ips) * (size_t)nips);
 	c->nips = nips;
-	c->remote = !ffr_host_is_self(r, host);
+	c->remote = !ffr_is_self(r, host);
 	snprintf(c->host, sizeof(c->host), "%s", c->remote ? host : r->host_id);
 	c->policy = policy;
 	c->ns_dev = ns_dev;
@@ -244,7 +244,7 @@ void ffr_container_free(struct ffr_container *c)
 			ffr_listener_free(l);
 	}
 	ffr_conn_detach_container(c->r, c);
-	ffr_rdma_container_free(c);
+	ffr_features_container_free(c);
 	if (c->lev)
 		event_free(c->lev);
 	if (c->lfd >= 0) {

@@ -1,8 +1,15 @@
-/* ffrouter internals: the objects one router owns and the functions that
- * pass them between files. Ownership: the router owns containers, listeners,
- * conns and the admin channels; a container owns its shim channels and holds
- * one reference on its stats area; every conn side holds another, so byte
- * counters stay readable after the container is unregistered. */
+/* The router core: what the other folders of ffrouter (xhost/, rdma/) may
+ * use. The core owns the router object, the containers of the locality map,
+ * their control channels, overlay listeners and connections, and the
+ * request dispatch. It never names a feature: cross-host and RDMA code
+ * register their request handlers and hooks at start-up (struct
+ * ffr_feature, ffr_ops_add), the way rdma-core's providers register ops.
+ *
+ * Ownership: the router owns containers, listeners, conns, the admin
+ * channels and the registered features' private data (freed through their
+ * free hook); a container owns its shim channels and holds one reference on
+ * its stats area; every conn side holds another, so byte counters stay
+ * readable after the container is unregistered. */
 #pragma once
 
 #include <event2/event.h>
@@ -20,24 +27,19 @@
 #define FFR_NAME_MAX 63
 #define FFR_MAX_IPS 8
 #define FFR_HOST_MAX 63
+#define FFR_FEATURES_MAX 8 /* features one router can register */
+#define FFR_OPS_MAX 64     /* request body cases the dispatch table can hold */
 
 struct ffr_router;
 struct ffr_container;
+struct ffr_stats;    /* a container's byte-counter page (core/internal.h) */
+struct ffr_listener; /* an overlay listener (core/internal.h) */
 
 struct ffr_quota {
 	uint32_t channels;
 	uint32_t listeners;
 	uint32_t conns;
 	uint32_t pending; /* accept-queue entries held by the router per listener */
-};
-
-/* Per-container byte-counter page, shared read-write with its shims. */
-struct ffr_stats {
-	int refs;
-	int fd;
-	struct ff_stat_hdr *hdr;
-	uint32_t next;
-	uint8_t used[FF_STAT_SLOTS / 8];
 };
 
 /* One SOCK_SEQPACKET control channel: a shim (c != NULL) or ffctl. */
@@ -53,37 +55,6 @@ struct ffr_chan {
 	uint32_t bad; /* malformed messages seen */
 };
 TAILQ_HEAD(ffr_chan_list, ffr_chan);
-
-struct ffr_pending {
-	STAILQ_ENTRY(ffr_pending) link;
-	int fd;       /* connection socket, owned */
-	uint8_t *msg; /* packed Accepted */
-	size_t len;
-};
-STAILQ_HEAD(ffr_pending_list, ffr_pending);
-
-/* An overlay listener: the router end of a container's accept queue plus the
- * container's kernel listening socket, whose connections it forwards. */
-struct ffr_listener {
-	TAILQ_ENTRY(ffr_listener) link;
-	struct ffr_router *r;
-	struct ffr_container *c;
-	uint64_t id;
-	struct ff_sa addr;
-	bool v6only;
-	int qfd;       /* router end of the accept queue */
-	ino_t shim_ino; /* inode of the app's end, for Lookup */
-	ino_t q_ino;    /* inode of the router's end: the queue's identity */
-	struct event *qev; /* EOF from the app */
-	struct event *wev; /* room in the queue for the pending list */
-	int kfd; /* kernel listener */
-	struct event *kev;
-	struct ffr_pending_list pending;
-	uint32_t npending;
-	uint32_t max_pending;
-	uint64_t accepted;
-};
-TAILQ_HEAD(ffr_listener_list, ffr_listener);
 
 struct ffr_conn_side {
 	char name[FFR_NAME_MAX + 1];
@@ -108,34 +79,6 @@ enum ffr_policy {
 	FFR_POLICY_HOST,          /* outside the overlay: a host socket from the router */
 };
 
-/* A host of the cluster other than this router's (the locality map). */
-struct ffr_host {
-	TAILQ_ENTRY(ffr_host) link;
-	char name[FFR_HOST_MAX + 1];
-	struct ff_sa addr; /* its router's ingress */
-	bool rdma;
-	bool from_store;
-	bool stale;
-};
-TAILQ_HEAD(ffr_host_list, ffr_host);
-
-/* A published port: host_port on this host goes to container:port. */
-struct ffr_publish {
-	TAILQ_ENTRY(ffr_publish) link;
-	struct ffr_router *r;
-	char container[FFR_NAME_MAX + 1];
-	uint16_t host_port, port;
-	int fd;
-	struct event *ev;
-	uint64_t accepted;
-};
-TAILQ_HEAD(ffr_publish_list, ffr_publish);
-
-struct ffr_xconn;
-TAILQ_HEAD(ffr_xconn_list, ffr_xconn);
-struct ffr_ingress;
-TAILQ_HEAD(ffr_ingress_list, ffr_ingress);
-
 struct ffr_container {
 	TAILQ_ENTRY(ffr_container) link;
 	struct ffr_router *r;
@@ -157,27 +100,71 @@ struct ffr_container {
 	uint32_t nchans, nlisteners, nconns;
 	uint16_t next_port;
 	uint8_t *ports; /* bitmap of client ports held by accelerated conns */
-	struct ffr_rdma_use *rdma; /* rdma-*.c: what its verbs contexts hold */
+	void *ext[FFR_FEATURES_MAX]; /* each feature's per-container data, by its slot */
 };
 TAILQ_HEAD(ffr_container_list, ffr_container);
+TAILQ_HEAD(ffr_listener_list, ffr_listener);
 
 struct ffr_config {
 	const char *rundir;
-	const char *state;
 	struct ffr_quota quota;
 	int sockbuf; /* send/receive buffer of same-host connections, bytes (0: kernel's) */
-	const char *host_id;     /* this host's name in the locality map */
-	const char *ingress;     /* "IP:PORT" other routers connect to, or NULL */
-	const char *secret_file; /* the cluster secret */
-	int xconnect_ms;         /* connect timeout to another router */
-	const char *store;       /* "etcd://HOST:PORT", or NULL: the state file only */
-	const char *advertise;   /* "IP:PORT" other routers reach us at (default: ingress) */
+	const char *host_id; /* this host's name in the locality map (NULL: hostname) */
+};
+
+/* A request handler: ch's request req with nfds fds it now owns. */
+typedef void (*ffr_handler)(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+
+/* An entry of the dispatch table: the request with body case body. */
+struct ffr_op {
+	uint32_t body;
+	ffr_handler fn;
+	int nfds;       /* exactly this many fds come with it */
+	bool shim, ctl; /* who may send it: a container's shim, ffctl */
+};
+
+/* What a feature plugs into the core. Every hook is optional; priv is what
+ * the feature registered. Hooks run in registration order, free in reverse. */
+struct ffr_feature {
+	const char *name;
+	/* The router stops: free priv and everything of the feature. Runs
+	 * before the core frees its containers, conns and channels. */
+	void (*free)(void *priv);
+	/* Container c goes away (unregistered, or the router stops). */
+	void (*container_free)(void *priv, struct ffr_container *c);
+	/* A control channel closes. */
+	void (*chan_free)(void *priv, struct ffr_chan *ch);
+	/* c was registered by ffctl: keep it (state file, cluster store).
+	 * A negative errno undoes the registration. */
+	int (*registered)(void *priv, struct ffr_container *c);
+	/* The container named name (remote: of another host) is gone. */
+	void (*unregistered)(void *priv, const char *name, bool remote);
+	/* host is another host of the cluster, so containers may live there. */
+	bool (*host_known)(void *priv, const char *host);
+	/* A shim connects to container t of another host, or (t NULL, policy
+	 * host) to dst outside the overlay; src is the client's overlay
+	 * address (NULL outside). Returns false if the feature cannot; else it
+	 * answers request id on ch, now or later. */
+	bool (*connect)(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+			const struct ff_sa *src, const struct ff_sa *dst);
+	/* Adds its part to the first piece of a status reply; the returned
+	 * memory (what sr now points into) is freed after the reply is sent. */
+	void *(*status)(void *priv, Ff__StatusReply *sr);
+	/* Busy polling: hot says the loop should poll instead of sleeping,
+	 * poll does one pass and returns whether to keep polling. */
+	bool (*hot)(void *priv);
+	bool (*poll)(void *priv);
+};
+
+struct ffr_feature_reg {
+	const struct ffr_feature *f;
+	void *priv;
 };
 
 struct ffr_router {
 	struct event_base *base;
 	char *rundir;
-	char *state;
+	char host_id[FFR_HOST_MAX + 1];
 	struct ffr_quota quota;
 	int sockbuf;
 	int afd; /* admin socket */
@@ -186,34 +173,41 @@ struct ffr_router {
 	struct ffr_container_list containers;
 	struct ffr_listener_list listeners;
 	struct ffr_conn_list conns;
-	char host_id[FFR_HOST_MAX + 1];
-	struct ffr_host_list hosts;
-	struct ffr_publish_list publishes;
-	struct ffr_xconn_list xconns;     /* connects in progress to other routers */
-	struct ffr_ingress_list ingresses; /* preambles being read */
-	int ifd;                          /* ingress listener, -1 if none */
-	struct event *iev;
-	uint8_t *secret;
-	size_t secret_len;
-	int xconnect_ms;
-	struct ffr_etcd *etcd; /* the cluster store, NULL with the state file only */
 	uint32_t nconns;
 	int map_fd, map_rofd;
 	struct ff_map_hdr *map;
 	struct event *sweep_ev;
 	uint64_t next_id;
 	uint64_t conns_total, fallbacks, bad_messages;
-	struct ffr_rdma *rdma; /* rdma-*.c: NULL without an RDMA device */
+	struct ffr_op ops[FFR_OPS_MAX];
+	struct ffr_feature_reg feats[FFR_FEATURES_MAX];
+	int nfeats;
 };
 
 /* router.c */
 struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_config *cfg,
 				  int *err);
+/* Frees the features (their free hooks), then everything of the core. */
 void ffr_router_free(struct ffr_router *r);
+/* Writes the registered containers' addresses into the map page. */
 int ffr_map_publish(struct ffr_router *r);
+/* Starts the sweep of dead conns if it is not running. */
 void ffr_sweep_arm(struct ffr_router *r);
-/* Binds a non-blocking SOCK_SEQPACKET listener at path (mode applied). */
-int ffr_listen_unix(const char *path, mode_t mode);
+/* NULL, "", "local" or this router's host id. */
+bool ffr_is_self(const struct ffr_router *r, const char *host);
+
+/* feature.c */
+/* Registers f with priv; returns its slot (the index of c->ext the feature
+ * may use) or -ENOSPC. */
+int ffr_feature_add(struct ffr_router *r, const struct ffr_feature *f, void *priv);
+/* The priv f registered, or NULL if f is not registered. */
+void *ffr_feature_priv(const struct ffr_router *r, const struct ffr_feature *f);
+/* Adds n request handlers; -EEXIST if a body case has one, -EINVAL if out
+ * of the table. Nothing is added on failure. */
+int ffr_ops_add(struct ffr_router *r, const struct ffr_op *ops, size_t n);
+/* Whether a registered feature wants the loop to poll, and one pass. */
+bool ffr_features_hot(const struct ffr_router *r);
+bool ffr_features_poll(struct ffr_router *r);
 
 /* chan.c */
 /* Takes ownership of fd. c is NULL for an admin channel. */
@@ -223,11 +217,12 @@ void ffr_chan_free(struct ffr_chan *ch);
 int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds);
 int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void ffr_accept_cb(evutil_socket_t fd, short what, void *arg);
+/* The status a negative errno maps to on the wire. */
+Ff__Status ffr_errno_status(int err);
 
 /* container.c */
 /* host NULL/empty/"local"/this router's id: a container here; else one on
- * that (declared) host, of which only the addresses are kept. */
+ * that host, of which only the addresses are kept. */
 int ffr_container_new(struct ffr_router *r, const char *name, const struct ff_ip *ips, int nips,
 		      const char *host, enum ffr_policy policy, dev_t ns_dev, ino_t ns_ino,
 		      struct ffr_container **out);
@@ -240,35 +235,9 @@ const struct ff_ip *ffr_container_ip(const struct ffr_container *c, int family);
 int ffr_name_valid(const char *name);
 /* "container" (or empty) / "host"; -EINVAL otherwise. */
 int ffr_policy_parse(const char *s, enum ffr_policy *out);
-/* Reserves a client port; returns it, or 0 when the range is exhausted. */
-uint16_t ffr_port_get(struct ffr_container *c);
-void ffr_port_put(struct ffr_container *c, uint16_t port);
-
-struct ffr_stats *ffr_stats_new(void);
-struct ffr_stats *ffr_stats_ref(struct ffr_stats *st);
-void ffr_stats_unref(struct ffr_stats *st);
-/* Returns a free slot index or UINT32_MAX. The slot's counters are zeroed. */
-uint32_t ffr_stats_alloc(struct ffr_stats *st);
-void ffr_stats_release(struct ffr_stats *st, uint32_t slot);
 
 /* listener.c */
-struct ffr_listen_args {
-	struct ff_sa addr;
-	bool v6only;
-	int backlog;
-	ino_t shim_ino; /* the app's end, when the queue is handed back */
-};
-/* Consumes kfd and qfd. qfd < 0: a new queue, whose app end is returned in
- * *shim_fd; else qfd is the router end of an existing queue a shim hands
- * back after a restart (*shim_fd = -1). */
-int ffr_listener_new(struct ffr_container *c, const struct ffr_listen_args *a, int kfd, int qfd,
-		     int *shim_fd, struct ffr_listener **out);
-struct ffr_listener *ffr_listener_by_queue(struct ffr_router *r, ino_t q_ino);
-void ffr_listener_free(struct ffr_listener *l);
 struct ffr_listener *ffr_listener_find(struct ffr_container *c, const struct ff_sa *dst);
-struct ffr_listener *ffr_listener_by_id(struct ffr_container *c, uint64_t id);
-/* True once every copy of the app's end of the queue is closed. */
-bool ffr_listener_orphaned(const struct ffr_listener *l);
 /* Queues one connection (fd consumed in every case). -EAGAIN: queue full. */
 int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd);
 
@@ -278,137 +247,6 @@ void ffr_conn_free(struct ffr_router *r, struct ffr_conn *cn);
 /* Binds one side of cn to container c. -ENOBUFS when out of slots. */
 int ffr_conn_side_set(struct ffr_conn_side *s, struct ffr_container *c, const struct ff_sa *addr,
 		      ino_t ino);
-/* Drops conns whose sockets are gone. */
-void ffr_conn_sweep(struct ffr_router *r);
-void ffr_conn_detach_container(struct ffr_router *r, struct ffr_container *c);
-struct ffr_conn *ffr_conn_by_ino(struct ffr_router *r, ino_t ino, struct ffr_conn_side **side,
-				 struct ffr_conn_side **other);
-/* Collects the inodes of live AF_UNIX sockets (sorted). Caller frees *out. */
-int ffr_unix_inodes(ino_t **out, size_t *n);
 
-/* host.c */
-int ffr_host_add(struct ffr_router *r, const char *name, const struct ff_sa *addr, bool rdma,
-		 struct ffr_host **out);
-void ffr_host_free(struct ffr_router *r, struct ffr_host *h);
-struct ffr_host *ffr_host_find(struct ffr_router *r, const char *name);
-bool ffr_host_is_self(const struct ffr_router *r, const char *name);
-/* Parses "IP:PORT" / "[IPv6]:PORT"; -EINVAL if malformed or port 0. */
-int ffr_parse_hostport(const char *s, struct ff_sa *out);
-int ffr_read_secret(struct ffr_router *r, const char *path);
-
-/* xauth.c: the preamble one router sends another, sealed with the secret */
-#define FFR_XFRAME_MAX 1024
-/* Reads a length-prefixed frame (2-byte big-endian length, then at most
- * FFR_XFRAME_MAX bytes) into in[cap], never a byte past it. *inwant starts
- * at 2. Returns 1 when the frame is complete, 0 when more is to come,
- * -EPROTO for a length out of range, -ECONNRESET at EOF, or -errno. */
-int ffr_xframe_read(int fd, uint8_t *in, size_t cap, size_t *inlen, size_t *inwant);
-/* Fills version, time and nonce of p and writes the length-prefixed,
- * MAC'd frame into buf. Returns its length or -errno. */
-int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size_t cap);
-/* Checks a received frame body (after the length): MAC first, then
- * version, freshness and replay. On success *out must be freed with
- * ff__xpreamble__free_unpacked. -EACCES: bad MAC or no secret. */
-int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__XPreamble **out);
-void ffr_nonces_free(struct ffr_router *r);
-/* Writes a length-prefixed XReply frame; returns its length. */
-size_t ffr_xreply_frame(Ff__Status st, const char *err, uint8_t *buf, size_t cap);
-
-/* shimops.c: the reply that hands the client end of cn to the app (fd not consumed) */
+/* sockets.c: the reply that hands the client end of cn to the app (fd not consumed) */
 void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd);
-
-/* xconn.c: a connect to a container on another host (t), or, for a
- * container whose policy is host, to a destination outside (t NULL) */
-void ffr_xconn_start(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
-		     const struct ff_sa *src, const struct ff_sa *dst);
-void ffr_xconn_cancel_chan(struct ffr_chan *ch);
-void ffr_xconn_free_all(struct ffr_router *r);
-/* Records an established TCP-path connection of local container c. */
-struct ffr_conn *ffr_conn_tcp(struct ffr_router *r, struct ffr_container *c, bool client,
-			      const struct ff_sa *local, const struct ff_sa *remote,
-			      const char *remote_name, int fd);
-
-/* ingress.c: other routers' connections, and published ports */
-int ffr_ingress_open(struct ffr_router *r, const char *hostport);
-void ffr_ingress_close(struct ffr_router *r);
-int ffr_publish_add(struct ffr_router *r, const char *container, uint16_t host_port,
-		    uint16_t port, struct ffr_publish **out);
-void ffr_publish_free(struct ffr_publish *p);
-struct ffr_publish *ffr_publish_find(struct ffr_router *r, uint16_t host_port);
-void ffr_op_host_add(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_host_remove(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_list_hosts(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_publish(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_host_to_proto(struct ffr_router *r, const struct ffr_host *h, Ff__Host *m, Ff__Addr *a,
-		       uint8_t ab[16]);
-/* rdma-cmx.c: an rdma_cm connect request another router sent to the
- * ingress (p->cm set). Consumes p and fd; tag: the preamble's MAC. */
-void ffr_cmx_incoming(struct ffr_router *r, Ff__XPreamble *p, int fd, const uint8_t *tag);
-
-/* map-etcd.c: the cluster store */
-int ffr_etcd_open(struct ffr_router *r, const char *url, const char *advertise);
-void ffr_etcd_close(struct ffr_router *r);
-/* Publishes a local registration (no-op without etcd). */
-void ffr_etcd_put_container(struct ffr_router *r, const struct ffr_container *c);
-void ffr_etcd_delete_container(struct ffr_router *r, const char *name);
-
-/* map-file.c: the state file, and the record format the etcd store shares */
-enum ffr_rec_kind { FFR_REC_HOST = 1, FFR_REC_CONTAINER, FFR_REC_PUBLISH };
-struct ffr_record {
-	enum ffr_rec_kind kind;
-	char name[FFR_NAME_MAX + 1];
-	char host[FFR_HOST_MAX + 1];
-	struct ff_ip ips[FFR_MAX_IPS];
-	int nips;
-	enum ffr_policy policy;
-	dev_t ns_dev;
-	ino_t ns_ino;
-	struct ff_sa addr; /* host */
-	bool rdma;
-	uint16_t host_port, port; /* publish */
-};
-/* 1 and *rec for a record, 0 for a blank or comment line, -EINVAL. */
-int ffr_record_parse(const char *line, struct ffr_record *rec);
-/* The container's record line; its length or -ENAMETOOLONG. */
-int ffr_record_format(const struct ffr_router *r, const struct ffr_container *c, char *buf,
-		      size_t len);
-int ffr_state_load(struct ffr_router *r);
-int ffr_state_save(struct ffr_router *r);
-
-/* shimops.c and ctl.c: request handlers, dispatched by chan.c */
-typedef void (*ffr_handler)(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_unlisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_unregister(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_list(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-
-/* rdma-*.c (RDMA verbs; the rest is in rdma.h) */
-struct ffr_rdma;
-struct ffr_rdma_use;
-/* Opens RDMA device name (NULL: the first one, "none": no RDMA). A router
- * without verbs library or device runs without RDMA: that returns 0 too. */
-int ffr_rdma_attach(struct ffr_router *r, const char *name);
-/* Busy polling of the verbs data path (rdma-ring.c): after work arrives the
- * router polls every ring and completion queue itself for poll_us before it
- * sleeps on doorbells and completion events again. ffr_rdma_hot says whether
- * the main loop should poll rather than sleep; ffr_rdma_poll does one pass
- * and returns whether to keep polling. */
-void ffr_rdma_set_poll(struct ffr_router *r, uint32_t poll_us);
-/* "direct" (the shim posts and polls the device's queues: rxe only),
- * "ring" (every work request through the router) or "auto" (direct when
- * the device has it). 0, -EINVAL (no such path) or -EOPNOTSUPP. */
-int ffr_rdma_set_path(struct ffr_router *r, const char *path);
-bool ffr_rdma_hot(const struct ffr_router *r);
-bool ffr_rdma_poll(struct ffr_router *r);
-void ffr_rdma_free(struct ffr_rdma *rd);
-/* Destroys everything the container's verbs contexts hold. */
-void ffr_rdma_container_free(struct ffr_container *c);
-void ffr_op_verbs_open(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
-void ffr_op_rdma_cm_open(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);

@@ -5,7 +5,7 @@
  * app's fd is readable exactly when a connection is pending.
  * Invariant: a connection fd is owned by exactly one of: the caller of
  * ffr_listener_push, the pending queue, or the kernel queue of qfd. */
-#include "core.h"
+#include "internal.h"
 
 #include "fdpass.h"
 #include "log.h"

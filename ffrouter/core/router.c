@@ -1,7 +1,7 @@
 /* The router object: run directory, admin socket, the map page, the
  * connection sweep timer. Invariant: every container in r->containers has
  * its addresses in the map page after ffr_map_publish(). */
-#include "core.h"
+#include "internal.h"
 
 #include "log.h"
 #include "map.h"
@@ -130,11 +130,15 @@ void ffr_sweep_arm(struct ffr_router *r)
 		evtimer_add(r->sweep_ev, &tv);
 }
 
-/* Host id (default: the hostname) and the cluster secret. */
+bool ffr_is_self(const struct ffr_router *r, const char *host)
+{
+	return !host || !*host || !strcmp(host, "local") || !strcmp(host, r->host_id);
+}
+
+/* Host id: the name of this host in the locality map (default: hostname). */
 static int router_identity(struct ffr_router *r, const struct ffr_config *cfg)
 {
 	char name[256] = "";
-	int err;
 
 	if (cfg->host_id)
 		snprintf(name, sizeof(name), "%s", cfg->host_id);
@@ -146,15 +150,7 @@ static int router_identity(struct ffr_router *r, const struct ffr_config *cfg)
 		return -EINVAL;
 	}
 	snprintf(r->host_id, sizeof(r->host_id), "%s", name);
-	if (!cfg->secret_file) {
-		if (cfg->ingress)
-			ff_warn("no --secret-file: other routers cannot authenticate, cross-host is off");
-		return 0;
-	}
-	err = ffr_read_secret(r, cfg->secret_file);
-	if (err && err != -EPERM && err != -EINVAL)
-		ff_err("cannot read the secret file %s: %s", cfg->secret_file, strerror(-err));
-	return err;
+	return 0;
 }
 
 static int router_dirs(struct ffr_router *r)
@@ -188,19 +184,13 @@ static int router_admin(struct ffr_router *r)
 struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_config *cfg, int *err)
 {
 	struct ffr_router *r = calloc(1, sizeof(*r));
-	char path[PATH_MAX];
 
 	*err = -ENOMEM;
 	if (!r)
 		return NULL;
 	r->base = base;
-	r->afd = r->map_fd = r->map_rofd = r->ifd = -1;
+	r->afd = r->map_fd = r->map_rofd = -1;
 	r->quota = cfg->quota;
-	r->xconnect_ms = cfg->xconnect_ms > 0 ? cfg->xconnect_ms : 3000;
-	TAILQ_INIT(&r->hosts);
-	TAILQ_INIT(&r->publishes);
-	TAILQ_INIT(&r->xconns);
-	TAILQ_INIT(&r->ingresses);
 	r->sockbuf = cfg->sockbuf;
 	r->next_id = 1;
 	TAILQ_INIT(&r->admin);
@@ -208,12 +198,13 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 	TAILQ_INIT(&r->listeners);
 	TAILQ_INIT(&r->conns);
 	r->rundir = strdup(cfg->rundir);
-	if (cfg->state)
-		r->state = strdup(cfg->state);
-	else if (snprintf(path, sizeof(path), "%s/state", cfg->rundir) < (int)sizeof(path))
-		r->state = strdup(path);
 	r->sweep_ev = evtimer_new(base, sweep_cb, r);
-	if (!r->rundir || !r->state || !r->sweep_ev)
+	if (!r->rundir || !r->sweep_ev)
+		goto out_free;
+	*err = ffr_ops_add(r, ffr_sock_ops, ffr_sock_nops);
+	if (!*err)
+		*err = ffr_ops_add(r, ffr_admin_ops, ffr_admin_nops);
+	if (*err)
 		goto out_free;
 	*err = router_identity(r, cfg);
 	if (*err)
@@ -228,9 +219,6 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 		ff_err("cannot create the map page: %s", strerror(-*err));
 		goto out_free;
 	}
-	*err = ffr_state_load(r);
-	if (*err)
-		goto out_free;
 	*err = ffr_map_publish(r);
 	if (*err)
 		goto out_free;
@@ -238,19 +226,6 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 	if (*err) {
 		ff_err("cannot listen on %s/%s: %s", r->rundir, FF_SOCK_NAME, strerror(-*err));
 		goto out_free;
-	}
-	if (cfg->ingress) {
-		*err = ffr_ingress_open(r, cfg->ingress);
-		if (*err) {
-			ff_err("cannot listen for other routers on %s: %s", cfg->ingress,
-			       strerror(-*err));
-			goto out_free;
-		}
-	}
-	if (cfg->store) {
-		*err = ffr_etcd_open(r, cfg->store, cfg->advertise ? cfg->advertise : cfg->ingress);
-		if (*err)
-			goto out_free;
 	}
 	return r;
 out_free:
@@ -266,13 +241,9 @@ void ffr_router_free(struct ffr_router *r)
 	struct ffr_chan *ch;
 	char path[PATH_MAX];
 
-	struct ffr_host *h;
-
 	if (!r)
 		return;
-	ffr_etcd_close(r);
-	ffr_xconn_free_all(r);
-	ffr_ingress_close(r);
+	ffr_features_free(r);
 	while ((ch = TAILQ_FIRST(&r->admin)))
 		ffr_chan_free(ch);
 	while ((l = TAILQ_FIRST(&r->listeners)))
@@ -281,7 +252,6 @@ void ffr_router_free(struct ffr_router *r)
 		ffr_conn_free(r, cn);
 	/* Keep container directories: running containers have them mounted and
 	 * a restarted router recreates the sockets inside. */
-	ffr_rdma_free(r->rdma);
 	while ((c = TAILQ_FIRST(&r->containers)))
 		ffr_container_free(c);
 	if (r->aev)
@@ -299,11 +269,6 @@ void ffr_router_free(struct ffr_router *r)
 		close(r->map_fd);
 	if (r->map_rofd >= 0)
 		close(r->map_rofd);
-	while ((h = TAILQ_FIRST(&r->hosts)))
-		ffr_host_free(r, h);
-	ffr_nonces_free(r);
-	free(r->secret);
 	free(r->rundir);
-	free(r->state);
 	free(r);
 }

@@ -1,7 +1,7 @@
 /* Requests from shims: Hello, Listen, Connect, Lookup. The caller's
  * identity is the container whose socket it reached (ch->c); nothing a shim
  * says about who it is is believed. */
-#include "core.h"
+#include "internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -13,24 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static Ff__Status err_status(int err)
-{
-	switch (err) {
-	case -EPERM:
-		return FF__STATUS__ST_PERM;
-	case -ENOBUFS:
-		return FF__STATUS__ST_QUOTA;
-	case -EINVAL:
-	case -ENOTSOCK:
-		return FF__STATUS__ST_INVALID;
-	case -EAGAIN:
-		return FF__STATUS__ST_BUSY;
-	default:
-		return FF__STATUS__ST_INTERNAL;
-	}
-}
-
-void ffr_op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
 	Ff__HelloReply hr = FF__HELLO_REPLY__INIT;
@@ -112,10 +95,10 @@ static void listen_refused(struct ffr_chan *ch, uint64_t id, const struct ff_sa 
 
 	ff_warn("%s: listen on %s refused: %s", ch->c->name, ff_sa_fmt(addr, a, sizeof(a)),
 		strerror(-err));
-	ffr_reply_status(ch, id, err_status(err), "listen refused: %s", strerror(-err));
+	ffr_reply_status(ch, id, ffr_errno_status(err), "listen refused: %s", strerror(-err));
 }
 
-void ffr_op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_listen_args a;
 	struct ffr_listener *l;
@@ -139,7 +122,7 @@ void ffr_op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 /* After a router restart a shim hands back a listener it kept alive:
  * fds[0] the kernel listener, fds[1] the router's end of its queue. Several
  * processes may hand back the same queue: the first one wins. */
-void ffr_op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_listen_args a;
 	struct ffr_listener *l;
@@ -284,7 +267,7 @@ out_close:
 	return err;
 }
 
-void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
 	struct ffr_container *t;
@@ -300,8 +283,9 @@ void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		/* bypass4netns-style: a host socket for a destination outside */
 		if (ch->c->policy != FFR_POLICY_HOST || ffr_container_by_ip(r, &dst.ip))
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_PERM, "policy is not host");
-		else
-			ffr_xconn_start(ch, req->id, NULL, NULL, &dst);
+		else if (!ffr_features_connect(ch, req->id, NULL, NULL, &dst))
+			ffr_reply_status(ch, req->id, FF__STATUS__ST_UNSUPPORTED,
+					 "no host sockets on this router");
 		return;
 	}
 	t = ffr_container_by_ip(r, &dst.ip);
@@ -309,8 +293,9 @@ void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		if (client_addr(ch->c, req->connect, dst.ip.family, &src) < 0)
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
 					 "no address of that family");
-		else
-			ffr_xconn_start(ch, req->id, t, &src, &dst);
+		else if (!ffr_features_connect(ch, req->id, t, &src, &dst))
+			ffr_reply_status(ch, req->id, FF__STATUS__ST_UNREACH,
+					 "no path to host %s", t->host);
 		return;
 	}
 	l = t ? ffr_listener_find(t, &dst) : NULL;
@@ -334,12 +319,12 @@ void ffr_op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	if (err) {
 		r->fallbacks++;
 		ffr_reply_status(ch, req->id,
-				 err == -EPIPE ? FF__STATUS__ST_NO_LISTENER : err_status(err),
+				 err == -EPIPE ? FF__STATUS__ST_NO_LISTENER : ffr_errno_status(err),
 				 "%s", strerror(-err));
 	}
 }
 
-void ffr_op_unlisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_unlisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_listener *l = ffr_listener_by_id(ch->c, req->unlisten->listener_id);
 
@@ -348,7 +333,7 @@ void ffr_op_unlisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
 
-void ffr_op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
 	Ff__LookupReply lr = FF__LOOKUP_REPLY__INIT;
@@ -385,3 +370,13 @@ void ffr_op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	}
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND, NULL);
 }
+
+const struct ffr_op ffr_sock_ops[] = {
+	{FF__REQUEST__BODY_HELLO, op_hello, 0, true, true},
+	{FF__REQUEST__BODY_LISTEN, op_listen, 1, true, false},
+	{FF__REQUEST__BODY_CONNECT, op_connect, 0, true, false},
+	{FF__REQUEST__BODY_LOOKUP, op_lookup, 0, true, false},
+	{FF__REQUEST__BODY_UNLISTEN, op_unlisten, 0, true, false},
+	{FF__REQUEST__BODY_RELISTEN, op_relisten, 2, true, false},
+};
+const size_t ffr_sock_nops = sizeof(ffr_sock_ops) / sizeof(ffr_sock_ops[0]);

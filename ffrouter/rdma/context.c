@@ -7,7 +7,7 @@
  * generation); every object is charged to the context and its container
  * before it exists and uncharged when it goes; closing the socket (the app
  * exited or closed the device) destroys everything, in dependency order. */
-#include "rdma.h"
+#include "internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -66,11 +66,12 @@ static uint32_t quota_of(const struct ffr_rdma_quota *q, uint32_t kind)
 /* A context whose container was unregistered keeps what it has. */
 int ffr_vcharge(struct ffr_vctx *x, uint32_t kind, int n)
 {
+	struct ffr_rdma_use *u = ffr_rdma_use(x->rd, x->c);
 	uint32_t *cu;
 
-	if (!x->c || !x->c->rdma)
+	if (!u)
 		return -ENOENT;
-	cu = use_of(x->c->rdma, kind);
+	cu = use_of(u, kind);
 	if (*cu + (uint32_t)n > quota_of(&x->rd->quota, kind))
 		return -ENOBUFS;
 	*cu += (uint32_t)n;
@@ -80,34 +81,11 @@ int ffr_vcharge(struct ffr_vctx *x, uint32_t kind, int n)
 
 void ffr_vuncharge(struct ffr_vctx *x, uint32_t kind, int n)
 {
-	if (x->c && x->c->rdma)
-		*use_of(x->c->rdma, kind) -= (uint32_t)n;
-	*use_of(&x->use, kind) -= (uint32_t)n;
-}
+	struct ffr_rdma_use *u = ffr_rdma_use(x->rd, x->c);
 
-Ff__Status ffr_errno_status(int err)
-{
-	switch (-err) {
-	case 0:
-		return FF__STATUS__ST_OK;
-	case EINVAL:
-		return FF__STATUS__ST_INVALID;
-	case ENOENT:
-		return FF__STATUS__ST_NOT_FOUND;
-	case EEXIST:
-		return FF__STATUS__ST_EXISTS;
-	case EPERM:
-	case EACCES:
-		return FF__STATUS__ST_PERM;
-	case ENOBUFS:
-		return FF__STATUS__ST_QUOTA;
-	case EOPNOTSUPP:
-		return FF__STATUS__ST_UNSUPPORTED;
-	case EBUSY:
-		return FF__STATUS__ST_BUSY;
-	default:
-		return FF__STATUS__ST_INTERNAL;
-	}
+	if (u)
+		*use_of(u, kind) -= (uint32_t)n;
+	*use_of(&x->use, kind) -= (uint32_t)n;
 }
 
 /* ---- handle tables ---- */
@@ -427,10 +405,10 @@ static int vctx_events(struct ffr_vctx *x)
 	struct event_base *base = x->rd->r->base;
 
 	x->ev = event_new(base, x->fd, EV_READ | EV_PERSIST, vctx_read_cb, x);
-	x->dbev = event_new(base, x->dbfd, EV_READ | EV_PERSIST, ffr_vdb_cb, x);
-	x->ccev = event_new(base, x->cc->fd, EV_READ | EV_PERSIST, ffr_vcc_cb, x);
+	x->dbev = event_new(base, x->dbfd, EV_READ | EV_PERSIST, ffr_ring_doorbell_cb, x);
+	x->ccev = event_new(base, x->cc->fd, EV_READ | EV_PERSIST, ffr_ring_comp_event_cb, x);
 	x->asev = event_new(base, x->ctx->async_fd, EV_READ | EV_PERSIST,
-			    x->direct ? ffr_dasync_cb : vasync_cb, x);
+			    x->direct ? ffr_direct_async_cb : vasync_cb, x);
 	if (!x->ev || !x->dbev || !x->ccev || !x->asev || event_add(x->ev, NULL) < 0 ||
 	    event_add(x->dbev, NULL) < 0 || event_add(x->ccev, NULL) < 0 ||
 	    event_add(x->asev, NULL) < 0)
@@ -468,13 +446,14 @@ static int vctx_open(struct ffr_vctx *x, int *shim_fd, int *async_fd)
 int ffr_vctx_new(struct ffr_rdma *rd, struct ffr_container *c, pid_t pid, int *shim_fd,
 		 int *async_fd)
 {
+	struct ffr_rdma_use *u = ffr_rdma_use(rd, c);
 	struct ffr_vctx *x;
 	int err;
 
 	*shim_fd = *async_fd = -1;
-	if (!c->rdma && !(c->rdma = calloc(1, sizeof(*c->rdma))))
+	if (!u && !(u = c->ext[rd->slot] = calloc(1, sizeof(*u))))
 		return -ENOMEM;
-	if (c->rdma->ctxs >= rd->quota.ctxs)
+	if (u->ctxs >= rd->quota.ctxs)
 		return -ENOBUFS;
 	x = calloc(1, sizeof(*x));
 	if (!x)
@@ -489,7 +468,7 @@ int ffr_vctx_new(struct ffr_rdma *rd, struct ffr_container *c, pid_t pid, int *s
 	TAILQ_INIT(&x->mems);
 	TAILQ_INSERT_TAIL(&rd->ctxs, x, link);
 	rd->nctxs++;
-	c->rdma->ctxs++;
+	u->ctxs++;
 	err = vctx_open(x, shim_fd, async_fd);
 	if (err) {
 		ff_close_fds(shim_fd, 1);
@@ -549,8 +528,8 @@ void ffr_vctx_free(struct ffr_vctx *x)
 	ff_close_fds(&x->dbfd, 1);
 	TAILQ_REMOVE(&x->rd->ctxs, x, link);
 	x->rd->nctxs--;
-	if (x->c && x->c->rdma)
-		x->c->rdma->ctxs--;
+	if (ffr_rdma_use(x->rd, x->c))
+		ffr_rdma_use(x->rd, x->c)->ctxs--;
 	ff_info("verbs %s pid %d: context closed", x->name, (int)x->pid);
 	ffr_htab_free(&x->objtab);
 	free(x);

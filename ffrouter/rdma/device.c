@@ -1,8 +1,10 @@
 /* The physical RDMA device: loading libibverbs, choosing the device and
  * its RoCE v2 GID, the virtual device containers see, and the virtual GIDs
- * that stand for overlay addresses. Invariant: r->rdma is non-NULL only
- * with an open device whose port has an IPv4 RoCE v2 GID. */
-#include "rdma.h"
+ * that stand for overlay addresses; verbs as a feature of the router.
+ * Invariant: ffr_rdma_of(r) is non-NULL only with an open device whose
+ * port has an IPv4 RoCE v2 GID. */
+#include "internal.h"
+#include "xhost.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -142,70 +144,25 @@ static int open_dev(struct ffr_rdma *rd, const char *name)
 	return pick_gid(rd, pa.gid_tbl_len);
 }
 
-int ffr_rdma_attach_ibv(struct ffr_router *r, const char *name, const struct ffr_ibv *ibv)
+static void rdma_free(void *priv)
 {
-	struct ffr_rdma *rd = calloc(1, sizeof(*rd));
-	int err;
-
-	if (!rd)
-		return -ENOMEM;
-	rd->r = r;
-	rd->ibv = ibv;
-	rd->quota = default_quota;
-	TAILQ_INIT(&rd->ctxs);
-	TAILQ_INIT(&rd->cmchans);
-	TAILQ_INIT(&rd->listens);
-	err = open_dev(rd, name);
-	if (err) {
-		if (name || err != -ENODEV)
-			ff_warn("RDMA device %s: %s; running without RDMA", name ? name : "(first)",
-				strerror(-err));
-		ffr_rdma_free(rd);
-		return name && err == -ENODEV ? err : 0;
-	}
-	r->rdma = rd;
-	ff_info("RDMA: %s port %u, GID index %d; containers see %s", rd->devname, rd->port,
-		rd->gid_index, FFR_VDEV_NAME);
-	return 0;
-}
-
-int ffr_rdma_attach(struct ffr_router *r, const char *name)
-{
-	void *dl = NULL;
-	int err;
-
-	if (name && !strcmp(name, "none"))
-		return 0;
-	if (load_ibv(&dl) < 0) {
-		if (name)
-			ff_warn("RDMA device %s: no usable libibverbs.so.1", name);
-		return name ? -ENOENT : 0;
-	}
-	err = ffr_rdma_attach_ibv(r, name, &dl_ibv);
-	if (r->rdma)
-		r->rdma->dl = dl;
-	else
-		dlclose(dl);
-	return err;
-}
-
-void ffr_rdma_free(struct ffr_rdma *rd)
-{
-	struct ffr_cmchan *ch;
+	struct ffr_rdma *rd = priv;
+	struct ffr_container *c;
 	struct ffr_vctx *x;
 
 	if (!rd)
 		return;
-	while ((ch = TAILQ_FIRST(&rd->cmchans)))
-		ffr_cmchan_free(ch);
 	while ((x = TAILQ_FIRST(&rd->ctxs)))
 		ffr_vctx_free(x);
+	if (rd->r)
+		TAILQ_FOREACH (c, &rd->r->containers, link) {
+			free(c->ext[rd->slot]);
+			c->ext[rd->slot] = NULL;
+		}
 	if (rd->probe)
 		rd->ibv->close_device(rd->probe);
 	if (rd->list)
 		rd->ibv->free_device_list(rd->list);
-	if (rd->r && rd->r->rdma == rd)
-		rd->r->rdma = NULL;
 	if (rd->dl)
 		dlclose(rd->dl);
 	free(rd);
@@ -213,22 +170,123 @@ void ffr_rdma_free(struct ffr_rdma *rd)
 
 /* Like its established connections, an unregistered container's verbs
  * objects keep working until the app closes them; it can create no more. */
-void ffr_rdma_container_free(struct ffr_container *c)
+static void rdma_container_free(void *priv, struct ffr_container *c)
 {
-	struct ffr_rdma *rd = c->r->rdma;
-	struct ffr_cmchan *ch;
+	struct ffr_rdma *rd = priv;
 	struct ffr_vctx *x;
 
-	if (rd) {
-		TAILQ_FOREACH (x, &rd->ctxs, link)
-			if (x->c == c)
-				x->c = NULL;
-		TAILQ_FOREACH (ch, &rd->cmchans, link)
-			if (ch->c == c)
-				ch->c = NULL;
+	if (!rd)
+		return;
+	TAILQ_FOREACH (x, &rd->ctxs, link)
+		if (x->c == c)
+			x->c = NULL;
+	free(c->ext[rd->slot]);
+	c->ext[rd->slot] = NULL;
+}
+
+static const struct ffr_feature rdma_feature = {
+	.name = "rdma",
+	.free = rdma_free,
+	.container_free = rdma_container_free,
+	.hot = ffr_rdma_hot,
+	.poll = ffr_rdma_poll,
+};
+
+static void op_verbs_open(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+
+static const struct ffr_op rdma_ops[] = {
+	{FF__REQUEST__BODY_VERBS_OPEN, op_verbs_open, 0, true, false},
+	{FF__REQUEST__BODY_VERBS_STATUS, ffr_op_verbs_status, 0, false, true},
+};
+
+struct ffr_rdma *ffr_rdma_of(const struct ffr_router *r)
+{
+	return ffr_feature_priv(r, &rdma_feature);
+}
+
+/* Opens the device; NULL (and *err) without one. */
+static struct ffr_rdma *rdma_open(struct ffr_router *r, const struct ffr_rdma_config *cfg,
+				  const struct ffr_ibv *ibv, int *err)
+{
+	struct ffr_rdma *rd = calloc(1, sizeof(*rd));
+
+	*err = -ENOMEM;
+	if (!rd)
+		return NULL;
+	rd->r = r;
+	rd->ibv = ibv;
+	rd->quota = default_quota;
+	rd->poll_ns = (uint64_t)cfg->poll_us * 1000u;
+	TAILQ_INIT(&rd->ctxs);
+	*err = open_dev(rd, cfg->dev);
+	if (*err) {
+		if (cfg->dev || *err != -ENODEV)
+			ff_warn("RDMA device %s: %s; running without RDMA",
+				cfg->dev ? cfg->dev : "(first)", strerror(-*err));
+		rd->r = NULL;
+		rdma_free(rd);
+		return NULL;
 	}
-	free(c->rdma);
-	c->rdma = NULL;
+	ff_info("RDMA: %s port %u, GID index %d; containers see %s", rd->devname, rd->port,
+		rd->gid_index, FFR_VDEV_NAME);
+	return rd;
+}
+
+int ffr_rdma_attach_ibv(struct ffr_router *r, const struct ffr_rdma_config *cfg,
+			const struct ffr_ibv *ibv)
+{
+	struct ffr_rdma *rd = NULL;
+	int slot, err = 0;
+
+	if (ibv)
+		rd = rdma_open(r, cfg, ibv, &err);
+	if (!rd && cfg->dev && err == -ENODEV)
+		return err;
+	slot = ffr_feature_add(r, &rdma_feature, rd);
+	if (slot < 0) {
+		rdma_free(rd);
+		return slot;
+	}
+	/* from here on the router frees rd */
+	if (rd)
+		rd->slot = slot;
+	err = ffr_ops_add(r, rdma_ops, sizeof(rdma_ops) / sizeof(rdma_ops[0]));
+	if (!err && rd)
+		err = ffr_rdma_set_path(rd, cfg->path);
+	return err;
+}
+
+int ffr_rdma_attach(struct ffr_router *r, const struct ffr_rdma_config *cfg)
+{
+	struct ffr_rdma *rd;
+	void *dl = NULL;
+	int err;
+
+	if (cfg->dev && !strcmp(cfg->dev, "none"))
+		return ffr_rdma_attach_ibv(r, cfg, NULL);
+	if (load_ibv(&dl) < 0) {
+		if (cfg->dev) {
+			ff_warn("RDMA device %s: no usable libibverbs.so.1", cfg->dev);
+			return -ENOENT;
+		}
+		return ffr_rdma_attach_ibv(r, cfg, NULL);
+	}
+	err = ffr_rdma_attach_ibv(r, cfg, &dl_ibv);
+	rd = ffr_rdma_of(r);
+	if (rd)
+		rd->dl = dl;
+	else
+		dlclose(dl);
+	return err;
+}
+
+int ffr_rdma_status_add(struct ffr_rdma *rd, ffr_rdma_status_fn fn, void *arg)
+{
+	if (rd->status_fn)
+		return -EEXIST;
+	rd->status_fn = fn;
+	rd->status_arg = arg;
+	return 0;
 }
 
 /* ---- virtual GIDs ---- */
@@ -390,9 +448,9 @@ static void open_reply_fill(struct ffr_rdma *rd, const struct ffr_container *c,
 	o->m.gids = o->gp;
 }
 
-void ffr_op_verbs_open(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_verbs_open(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
-	struct ffr_rdma *rd = ch->r->rdma;
+	struct ffr_rdma *rd = ffr_rdma_of(ch->r);
 	Ff__Reply rep = FF__REPLY__INIT;
 	struct open_reply o;
 	int sfds[2] = {-1, -1}, err;

@@ -16,7 +16,7 @@
  * user handle, so completion events (read by the shim from its channel)
  * and async events (read raw here, never through libibverbs, which would
  * take the handle for a pointer) name them by cookie. */
-#include "rdma.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <rdma/ib_user_verbs.h>
@@ -62,7 +62,7 @@ static void map_from(struct ffr_dmap *m, const struct mminfo *mi)
 	m->len = mi->size;
 }
 
-int ffr_dcq_create(struct ffr_vctx *x, struct ffr_vcq *q, uint32_t cqe)
+int ffr_direct_cq_create(struct ffr_vctx *x, struct ffr_vcq *q, uint32_t cqe)
 {
 	struct ib_uverbs_create_cq c = {0};
 	struct {
@@ -84,7 +84,7 @@ int ffr_dcq_create(struct ffr_vctx *x, struct ffr_vcq *q, uint32_t cqe)
 	return 0;
 }
 
-int ffr_dqp_create(struct ffr_vctx *x, struct ffr_vqp *q, struct ibv_qp_cap *cap)
+int ffr_direct_qp_create(struct ffr_vctx *x, struct ffr_vqp *q, struct ibv_qp_cap *cap)
 {
 	struct ib_uverbs_create_qp c = {0};
 	struct {
@@ -122,7 +122,7 @@ int ffr_dqp_create(struct ffr_vctx *x, struct ffr_vqp *q, struct ibv_qp_cap *cap
 	return 0;
 }
 
-int ffr_dsrq_create(struct ffr_vctx *x, struct ffr_vsrq *s, struct ibv_srq_attr *a)
+int ffr_direct_srq_create(struct ffr_vctx *x, struct ffr_vsrq *s, struct ibv_srq_attr *a)
 {
 	struct ib_uverbs_create_srq c = {0};
 	struct {
@@ -177,7 +177,7 @@ static void dest_from(struct ibv_ah_attr *a, const struct ib_uverbs_qp_dest *d)
 	a->port_num = d->port_num;
 }
 
-int ffr_dqp_modify(struct ffr_vqp *q, const struct ibv_qp_attr *a, int mask)
+int ffr_direct_qp_modify(struct ffr_vqp *q, const struct ibv_qp_attr *a, int mask)
 {
 	struct ib_uverbs_modify_qp c = {0};
 
@@ -206,7 +206,7 @@ int ffr_dqp_modify(struct ffr_vqp *q, const struct ibv_qp_attr *a, int mask)
 	return ucmd(q->o.x, IB_USER_VERBS_CMD_MODIFY_QP, &c, sizeof(c), 0);
 }
 
-int ffr_dqp_query(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask, struct ibv_qp_init_attr *ia)
+int ffr_direct_qp_query(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask, struct ibv_qp_init_attr *ia)
 {
 	struct ib_uverbs_query_qp c = {0};
 	struct ib_uverbs_query_qp_resp r = {0};
@@ -246,7 +246,7 @@ int ffr_dqp_query(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask, struct ibv
 	return 0;
 }
 
-int ffr_dsrq_modify(struct ffr_vsrq *s, const struct ibv_srq_attr *a, int mask)
+int ffr_direct_srq_modify(struct ffr_vsrq *s, const struct ibv_srq_attr *a, int mask)
 {
 	struct {
 		struct ib_uverbs_modify_srq c;
@@ -260,7 +260,7 @@ int ffr_dsrq_modify(struct ffr_vsrq *s, const struct ibv_srq_attr *a, int mask)
 	return ucmd(s->o.x, IB_USER_VERBS_CMD_MODIFY_SRQ, &c, sizeof(c), 0);
 }
 
-int ffr_dsrq_query(struct ffr_vsrq *s, struct ibv_srq_attr *a)
+int ffr_direct_srq_query(struct ffr_vsrq *s, struct ibv_srq_attr *a)
 {
 	struct ib_uverbs_query_srq c = {0};
 	struct ib_uverbs_query_srq_resp r = {0};
@@ -278,7 +278,7 @@ int ffr_dsrq_query(struct ffr_vsrq *s, struct ibv_srq_attr *a)
 }
 
 /* The three destroy commands share one layout: response, handle, pad. */
-int ffr_ddestroy(struct ffr_vctx *x, uint32_t kind, uint32_t dh)
+int ffr_direct_destroy(struct ffr_vctx *x, uint32_t kind, uint32_t dh)
 {
 	struct ib_uverbs_destroy_qp c = {0};
 	struct ib_uverbs_destroy_cq_resp r = {0}; /* the largest of the three */
@@ -305,7 +305,7 @@ int ffr_ddestroy(struct ffr_vctx *x, uint32_t kind, uint32_t dh)
 
 /* Async events of a direct context: element is the object's cookie (or a
  * port number, for device events). */
-void ffr_dasync_cb(evutil_socket_t fd, short what, void *arg)
+void ffr_direct_async_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ib_uverbs_async_event_desc d;
 

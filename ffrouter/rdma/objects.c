@@ -5,7 +5,7 @@
  * address as iova: zero copy); every memfd the router maps is sealed
  * against shrinking first, so an app cannot make the router fault; an
  * object is destroyed only when no other object uses it (refs). */
-#include "rdma.h"
+#include "internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -151,8 +151,8 @@ void ffr_vmem_put(struct ffr_vctx *x, struct ffr_vmem *m)
 	munmap(m->map, m->len);
 	ffr_vuncharge(x, FFR_VMEM_KIND, 1);
 	x->use.mem_bytes -= m->len;
-	if (x->c && x->c->rdma)
-		x->c->rdma->mem_bytes -= m->len;
+	if (ffr_rdma_use(x->rd, x->c))
+		ffr_rdma_use(x->rd, x->c)->mem_bytes -= m->len;
 	free(m);
 }
 
@@ -178,6 +178,7 @@ static int vmem_map(int fd, uint64_t len, uint8_t **out)
 static int vmem_add(struct ffr_vctx *x, const Ff__VerbsMemAdd *m, int fd)
 {
 	uint64_t ps = page_size(), quota = x->rd->quota.mem_bytes;
+	struct ffr_rdma_use *u = ffr_rdma_use(x->rd, x->c);
 	struct ffr_vmem *v;
 	int err;
 
@@ -185,7 +186,7 @@ static int vmem_add(struct ffr_vctx *x, const Ff__VerbsMemAdd *m, int fd)
 		return -EINVAL;
 	if (vmem_overlaps(x, m->addr, m->length))
 		return -EEXIST;
-	if (x->c && x->c->rdma && x->c->rdma->mem_bytes + m->length > quota)
+	if (u && u->mem_bytes + m->length > quota)
 		return -ENOBUFS;
 	err = ffr_vcharge(x, FFR_VMEM_KIND, 1);
 	if (err)
@@ -203,8 +204,8 @@ static int vmem_add(struct ffr_vctx *x, const Ff__VerbsMemAdd *m, int fd)
 	v->held = true;
 	TAILQ_INSERT_TAIL(&x->mems, v, link);
 	x->use.mem_bytes += v->len;
-	if (x->c && x->c->rdma)
-		x->c->rdma->mem_bytes += v->len;
+	if (u)
+		u->mem_bytes += v->len;
 	return 0;
 }
 
@@ -420,7 +421,7 @@ static int vcq_make(struct ffr_vctx *x, const Ff__VerbsCreateCq *m, struct ffr_v
 	}
 	q->cookie = m->cookie;
 	if (x->direct)
-		return ffr_dcq_create(x, q, m->cqe);
+		return ffr_direct_cq_create(x, q, m->cqe);
 	ffr_vq_geom(&q->ring.cq, m->cqe, sizeof(struct ff_vcqe), &off);
 	err = ffr_vring_new(&q->ring, FF_VOBJ_CQ, off);
 	if (err)
@@ -436,7 +437,7 @@ static void vcq_release(struct ffr_vctx *x, struct ffr_vcq *q)
 	if (q->cq)
 		x->rd->ibv->destroy_cq(q->cq);
 	if (q->dmap.len)
-		ffr_ddestroy(x, FF_VOBJ_CQ, q->dh);
+		ffr_direct_destroy(x, FF_VOBJ_CQ, q->dh);
 	ffr_vring_free(&q->ring);
 	if (q->ch)
 		q->ch->o.refs--;
@@ -499,7 +500,7 @@ static int vsrq_make(struct ffr_vctx *x, const Ff__VerbsCreateSrq *m, struct ffr
 	ia.attr.max_sge = m->max_sge ? m->max_sge : 1;
 	ia.attr.srq_limit = m->srq_limit;
 	if (x->direct) {
-		err = ffr_dsrq_create(x, s, &ia.attr);
+		err = ffr_direct_srq_create(x, s, &ia.attr);
 		s->max_wr = ia.attr.max_wr;
 		s->max_sge = ia.attr.max_sge;
 		return err;
@@ -523,7 +524,7 @@ static void vsrq_release(struct ffr_vctx *x, struct ffr_vsrq *s)
 	if (s->srq)
 		x->rd->ibv->destroy_srq(s->srq);
 	if (s->dmap.len)
-		ffr_ddestroy(x, FF_VOBJ_SRQ, s->dh);
+		ffr_direct_destroy(x, FF_VOBJ_SRQ, s->dh);
 	ffr_vring_free(&s->ring);
 	if (s->pd)
 		s->pd->o.refs--;
@@ -582,9 +583,9 @@ void ffr_vop_modify_srq(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds
 	if (!s || (m->mask & ~(uint32_t)IBV_SRQ_LIMIT))
 		goto out_err;
 	if (x->direct) {
-		err = m->mask ? ffr_dsrq_modify(s, &a, (int)m->mask) : 0;
+		err = m->mask ? ffr_direct_srq_modify(s, &a, (int)m->mask) : 0;
 		if (!err)
-			err = ffr_dsrq_query(s, &a);
+			err = ffr_direct_srq_query(s, &a);
 	} else {
 		err = m->mask ? -x->rd->ibv->modify_srq(s->srq, &a, (int)m->mask) : 0;
 		if (!err)
@@ -624,7 +625,7 @@ static int vobj_device_destroy(struct ffr_vctx *x, struct ffr_vobj *o)
 	case FF_VOBJ_CQ:
 		if (cq->cq && ibv->destroy_cq(cq->cq))
 			return -EBUSY;
-		if (cq->dmap.len && ffr_ddestroy(x, FF_VOBJ_CQ, cq->dh))
+		if (cq->dmap.len && ffr_direct_destroy(x, FF_VOBJ_CQ, cq->dh))
 			return -EBUSY;
 		cq->cq = NULL;
 		cq->dmap.len = 0;
@@ -632,7 +633,7 @@ static int vobj_device_destroy(struct ffr_vctx *x, struct ffr_vobj *o)
 	case FF_VOBJ_SRQ:
 		if (srq->srq && ibv->destroy_srq(srq->srq))
 			return -EBUSY;
-		if (srq->dmap.len && ffr_ddestroy(x, FF_VOBJ_SRQ, srq->dh))
+		if (srq->dmap.len && ffr_direct_destroy(x, FF_VOBJ_SRQ, srq->dh))
 			return -EBUSY;
 		srq->srq = NULL;
 		srq->dmap.len = 0;

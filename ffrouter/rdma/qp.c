@@ -6,7 +6,7 @@
  * vector the device sees always comes from the locality map, never from
  * the app; a QP on this host may only be connected to a QP of the
  * container that owns the destination address. */
-#include "rdma.h"
+#include "internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -136,7 +136,7 @@ static int vqp_make(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_v
 			.max_recv_sge = q->srq ? 0 : m->caps->max_recv_sge,
 			.max_inline_data = m->caps->max_inline_data,
 		};
-		return ffr_dqp_create(x, q, cap);
+		return ffr_direct_qp_create(x, q, cap);
 	}
 	ia.send_cq = q->scq->cq;
 	ia.recv_cq = q->rcq->cq;
@@ -174,7 +174,7 @@ static void vqp_release(struct ffr_vctx *x, struct ffr_vqp *q)
 	if (q->qp)
 		x->rd->ibv->destroy_qp(q->qp);
 	if (q->dsq.len)
-		ffr_ddestroy(x, FF_VOBJ_QP, q->dh);
+		ffr_direct_destroy(x, FF_VOBJ_QP, q->dh);
 	ffr_vring_free(&q->ring);
 	vqp_unref(q);
 	free(q);
@@ -229,12 +229,12 @@ out_err:
 /* The device's QP, whichever path made it. */
 static int dev_modify(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask)
 {
-	return q->o.x->direct ? -ffr_dqp_modify(q, a, mask) : q->o.x->rd->ibv->modify_qp(q->qp, a, mask);
+	return q->o.x->direct ? -ffr_direct_qp_modify(q, a, mask) : q->o.x->rd->ibv->modify_qp(q->qp, a, mask);
 }
 
 static int dev_query(struct ffr_vqp *q, struct ibv_qp_attr *a, int mask, struct ibv_qp_init_attr *ia)
 {
-	return q->o.x->direct ? -ffr_dqp_query(q, a, mask, ia)
+	return q->o.x->direct ? -ffr_direct_qp_query(q, a, mask, ia)
 			      : q->o.x->rd->ibv->query_qp(q->qp, a, mask, ia);
 }
 
@@ -242,7 +242,7 @@ int ffr_vqp_destroy(struct ffr_vqp *q)
 {
 	struct ffr_vctx *x = q->o.x;
 
-	if (x->direct ? ffr_ddestroy(x, FF_VOBJ_QP, q->dh) != 0 : x->rd->ibv->destroy_qp(q->qp) != 0)
+	if (x->direct ? ffr_direct_destroy(x, FF_VOBJ_QP, q->dh) != 0 : x->rd->ibv->destroy_qp(q->qp) != 0)
 		return -EBUSY;
 	q->qp = NULL;
 	q->dsq.len = 0;
@@ -562,4 +562,9 @@ int ffr_vqp_set_error(struct ffr_vqp *q)
 	struct ibv_qp_attr a = {.qp_state = IBV_QPS_ERR};
 
 	return qp_to(q, &a, 0);
+}
+
+bool ffr_vqp_connectable(const struct ffr_vqp *q)
+{
+	return q->state == IBV_QPS_INIT || q->state == IBV_QPS_RESET;
 }

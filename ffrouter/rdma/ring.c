@@ -13,7 +13,7 @@
  * everything and looks once more. On a machine where waking a sleeping
  * thread costs tens of microseconds, each wake-up on the data path would
  * otherwise cost more than the operation itself. */
-#include "rdma.h"
+#include "internal.h"
 
 #include "log.h"
 
@@ -456,7 +456,7 @@ void ffr_vctx_run(struct ffr_vctx *x)
 	event_active(x->dbev, EV_READ, 0);
 }
 
-void ffr_vdb_cb(evutil_socket_t fd, short what, void *arg)
+void ffr_ring_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_vctx *x = arg;
 	uint64_t v;
@@ -467,7 +467,7 @@ void ffr_vdb_cb(evutil_socket_t fd, short what, void *arg)
 	ffr_vctx_run(x);
 }
 
-void ffr_vcc_cb(evutil_socket_t fd, short what, void *arg)
+void ffr_ring_comp_event_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_vctx *x = arg;
 	struct ibv_cq *cq;
@@ -525,45 +525,43 @@ static void vctx_cool(struct ffr_vctx *x)
 	ffr_vctx_run(x);
 }
 
-int ffr_rdma_set_path(struct ffr_router *r, const char *path)
+int ffr_verbs_path_parse(const char *s, enum ffr_verbs_path *out)
 {
-	struct ffr_rdma *rd = r->rdma;
+	static const char *const names[] = {[FFR_VPATH_AUTO] = "auto",
+					    [FFR_VPATH_DIRECT] = "direct",
+					    [FFR_VPATH_RING] = "ring"};
 
-	if (!rd)
-		return 0;
-	if (!strcmp(path, "ring")) {
-		rd->direct = false;
-	} else if (!strcmp(path, "direct")) {
-		if (!ffr_direct_supported(rd)) {
-			ff_err("rdma: --verbs-path direct: device %s is not soft-RoCE (rxe), the only "
-			       "device with a direct data path",
-			       rd->devname);
-			return -EOPNOTSUPP;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i])) {
+			*out = (enum ffr_verbs_path)i;
+			return 0;
 		}
-		rd->direct = true;
-	} else if (!strcmp(path, "auto")) {
-		rd->direct = ffr_direct_supported(rd);
-	} else {
-		return -EINVAL;
+	return -EINVAL;
+}
+
+int ffr_rdma_set_path(struct ffr_rdma *rd, enum ffr_verbs_path path)
+{
+	if (path == FFR_VPATH_DIRECT && !ffr_direct_supported(rd)) {
+		ff_err("rdma: --verbs-path direct: device %s is not soft-RoCE (rxe), the only "
+		       "device with a direct data path",
+		       rd->devname);
+		return -EOPNOTSUPP;
 	}
+	rd->direct = path == FFR_VPATH_DIRECT || (path == FFR_VPATH_AUTO && ffr_direct_supported(rd));
 	ff_info("rdma: verbs data path: %s", rd->direct ? "direct" : "ring");
 	return 0;
 }
 
-void ffr_rdma_set_poll(struct ffr_router *r, uint32_t poll_us)
+bool ffr_rdma_hot(void *priv)
 {
-	if (r->rdma)
-		r->rdma->poll_ns = (uint64_t)poll_us * 1000u;
+	struct ffr_rdma *rd = priv;
+
+	return rd && hot(rd);
 }
 
-bool ffr_rdma_hot(const struct ffr_router *r)
+bool ffr_rdma_poll(void *priv)
 {
-	return r->rdma && hot(r->rdma);
-}
-
-bool ffr_rdma_poll(struct ffr_router *r)
-{
-	struct ffr_rdma *rd = r->rdma;
+	struct ffr_rdma *rd = priv;
 	struct ffr_vctx *x;
 	int did = 0;
 

@@ -1,7 +1,7 @@
 /* VerbsStatus for ffctl: the RDMA device and, per verbs context, what it
  * holds in the router. Read-only; one reply (a listing longer than a
  * datagram is cut at FF_REPLY_MAX and says so). */
-#include "rdma.h"
+#include "internal.h"
 
 #include "log.h"
 #include "msg.h"
@@ -11,13 +11,9 @@
 
 #define MAX_CTXS 64
 #define MAX_QPS_PER_CTX 16
-#define MAX_LISTENERS 64
 
 struct status_piece {
 	Ff__VerbsStatusReply m;
-	Ff__VerbsCmListener lm[MAX_LISTENERS], *lp[MAX_LISTENERS];
-	Ff__Addr la[MAX_LISTENERS];
-	uint8_t lb[MAX_LISTENERS][16];
 	Ff__VerbsCtxInfo cm[MAX_CTXS], *cp[MAX_CTXS];
 	Ff__VerbsQpInfo qm[MAX_CTXS][MAX_QPS_PER_CTX], *qp[MAX_CTXS][MAX_QPS_PER_CTX];
 };
@@ -69,30 +65,12 @@ static void ctx_info(const struct ffr_vctx *x, Ff__VerbsCtxInfo *m, Ff__VerbsQpI
 	m->qp = qp;
 }
 
-static void listeners(struct ffr_rdma *rd, struct status_piece *p)
-{
-	struct ffr_cmid *l;
-	size_t n = 0;
-
-	TAILQ_FOREACH (l, &rd->listens, llink) {
-		if (n == MAX_LISTENERS)
-			break;
-		ff__verbs_cm_listener__init(&p->lm[n]);
-		p->lm[n].container = l->ch->name;
-		ff_sa_to_proto(&l->local, &p->la[n], p->lb[n]);
-		p->lm[n].addr = &p->la[n];
-		p->lp[n] = &p->lm[n];
-		n++;
-	}
-	p->m.n_cm_listeners = n;
-	p->m.cm_listeners = p->lp;
-}
-
 void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
-	struct ffr_rdma *rd = ch->r->rdma;
+	struct ffr_rdma *rd = ffr_rdma_of(ch->r);
 	struct status_piece *p = calloc(1, sizeof(*p));
 	Ff__Reply rep = FF__REPLY__INIT;
+	void *part = NULL;
 	struct ffr_vctx *x;
 	size_t n = 0;
 
@@ -107,8 +85,8 @@ void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 		p->m.data_path = (char *)(rd->direct ? "direct" : "ring");
 		p->m.contexts_total = rd->ctxs_total;
 		p->m.bad_wqes = rd->bad_wqes;
-		p->m.cm_conns_total = rd->cm_conns_total;
-		listeners(rd, p);
+		if (rd->status_fn)
+			part = rd->status_fn(rd->status_arg, &p->m);
 		TAILQ_FOREACH (x, &rd->ctxs, link) {
 			if (n == MAX_CTXS)
 				break;
@@ -123,5 +101,6 @@ void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 	rep.body_case = FF__REPLY__BODY_VERBS_STATUS;
 	rep.verbs_status = &p->m;
 	ffr_reply(ch, &rep, NULL, 0);
+	free(part);
 	free(p);
 }

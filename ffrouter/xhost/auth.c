@@ -7,7 +7,7 @@
  * clock window (routers are assumed NTP-synchronised) bounds how long a
  * boot's state must be kept: a preamble older than WINDOW_MS is refused
  * anyway. */
-#include "core.h"
+#include "internal.h"
 
 #include "log.h"
 #include "msg.h"
@@ -62,7 +62,7 @@ static int replay_init(void)
 	return 0;
 }
 
-void ffr_nonces_free(struct ffr_router *r)
+void ffr_nonces_free(void)
 {
 	free(rp);
 	rp = NULL;
@@ -111,11 +111,26 @@ static int claim(struct sender *s, uint64_t c, int64_t now)
 	return 0;
 }
 
+int ffr_xmac(const struct ffr_router *r, const void *msg, size_t len, uint8_t out[FFR_MAC_LEN])
+{
+	const struct ffr_xhost *xh = ffr_xh(r);
+
+	if (!xh || !xh->secret)
+		return -EACCES;
+	ff_hmac_sha256(xh->secret, xh->secret_len, msg, len, out);
+	return 0;
+}
+
+bool ffr_xmac_equal(const uint8_t a[FFR_MAC_LEN], const uint8_t b[FFR_MAC_LEN])
+{
+	return ff_memeq_ct(a, b, FFR_MAC_LEN);
+}
+
 int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size_t cap)
 {
 	size_t len;
 
-	if (!r->secret)
+	if (!ffr_xh(r)->secret)
 		return -EACCES;
 	if (replay_init() < 0)
 		return -ENOMEM;
@@ -124,11 +139,11 @@ int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size
 	p->boot = rp->boot;
 	p->seq = ++rp->seq;
 	len = ff_msg_size(&p->base);
-	if (len + FF_SHA256_LEN > FFR_XFRAME_MAX || 2 + len + FF_SHA256_LEN > cap)
+	if (len + FFR_MAC_LEN > FFR_XFRAME_MAX || 2 + len + FFR_MAC_LEN > cap)
 		return -EMSGSIZE;
 	ff_msg_pack(&p->base, buf + 2);
-	ff_hmac_sha256(r->secret, r->secret_len, buf + 2, len, buf + 2 + len);
-	len += FF_SHA256_LEN;
+	ffr_xmac(r, buf + 2, len, buf + 2 + len);
+	len += FFR_MAC_LEN;
 	buf[0] = (uint8_t)(len >> 8);
 	buf[1] = (uint8_t)len;
 	return (int)(2 + len);
@@ -136,17 +151,16 @@ int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size
 
 int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__XPreamble **out)
 {
-	uint8_t mac[FF_SHA256_LEN];
+	uint8_t mac[FFR_MAC_LEN];
 	Ff__XPreamble *p;
 	struct sender *s;
 	int64_t now = now_ms(), skew;
 	int err;
 
-	if (!r->secret || len <= FF_SHA256_LEN)
+	if (len <= FFR_MAC_LEN)
 		return -EACCES;
-	len -= FF_SHA256_LEN;
-	ff_hmac_sha256(r->secret, r->secret_len, msg, len, mac);
-	if (!ff_memeq_ct(mac, msg + len, FF_SHA256_LEN))
+	len -= FFR_MAC_LEN;
+	if (ffr_xmac(r, msg, len, mac) < 0 || !ffr_xmac_equal(mac, msg + len))
 		return -EACCES;
 	p = (Ff__XPreamble *)ff_msg_unpack(&ff__xpreamble__descriptor, msg, len);
 	if (!p)

@@ -8,7 +8,7 @@
  * reply. Failures map to the errno the kernel would have given the app.
  * Invariant: an xconn owns its fd until it is handed over or closed, and
  * dies with the channel that asked for it. */
-#include "core.h"
+#include "internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -42,7 +42,7 @@ struct ffr_xconn {
 
 static void xconn_free(struct ffr_xconn *x)
 {
-	TAILQ_REMOVE(&x->r->xconns, x, link);
+	TAILQ_REMOVE(&ffr_xh(x->r)->xconns, x, link);
 	if (x->ev)
 		event_free(x->ev);
 	if (x->fd >= 0)
@@ -50,11 +50,12 @@ static void xconn_free(struct ffr_xconn *x)
 	free(x);
 }
 
-void ffr_xconn_cancel_chan(struct ffr_chan *ch)
+void ffr_xconn_cancel_chan(void *priv, struct ffr_chan *ch)
 {
+	struct ffr_xhost *xh = priv;
 	struct ffr_xconn *x, *next;
 
-	for (x = TAILQ_FIRST(&ch->r->xconns); x; x = next) {
+	for (x = TAILQ_FIRST(&xh->xconns); x; x = next) {
 		next = TAILQ_NEXT(x, link);
 		if (x->ch == ch)
 			xconn_free(x);
@@ -65,7 +66,7 @@ void ffr_xconn_free_all(struct ffr_router *r)
 {
 	struct ffr_xconn *x;
 
-	while ((x = TAILQ_FIRST(&r->xconns)))
+	while ((x = TAILQ_FIRST(&ffr_xh(r)->xconns)))
 		xconn_free(x);
 }
 
@@ -290,26 +291,27 @@ static int seal(struct ffr_xconn *x)
 	return 0;
 }
 
-void ffr_xconn_start(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
 		     const struct ff_sa *src, const struct ff_sa *dst)
 {
+	struct ffr_xhost *xh = priv;
 	struct ffr_router *r = ch->r;
 	struct ffr_host *h = t ? ffr_host_find(r, t->host) : NULL;
 	struct ffr_xconn *x;
-	struct timeval tv = {.tv_sec = r->xconnect_ms / 1000,
-			     .tv_usec = (r->xconnect_ms % 1000) * 1000};
+	struct timeval tv = {.tv_sec = xh->xconnect_ms / 1000,
+			     .tv_usec = (xh->xconnect_ms % 1000) * 1000};
 	int err;
 
-	if (t && (!h || !r->secret)) {
+	if (t && (!h || !xh->secret)) {
 		r->fallbacks++;
 		ffr_reply_status(ch, id, FF__STATUS__ST_UNREACH, "%s",
 				 !h ? "unknown host" : "no cluster secret: cross-host is off");
-		return;
+		return true;
 	}
 	x = calloc(1, sizeof(*x));
 	if (!x) {
 		ffr_reply_status(ch, id, FF__STATUS__ST_INTERNAL, "out of memory");
-		return;
+		return true;
 	}
 	x->r = r;
 	x->ch = ch;
@@ -325,17 +327,18 @@ void ffr_xconn_start(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
 		snprintf(x->peer, sizeof(x->peer), "%s@%s", t->name, t->host);
 	else
 		ff_sa_fmt(dst, x->peer, sizeof(x->peer));
-	TAILQ_INSERT_TAIL(&r->xconns, x, link);
+	TAILQ_INSERT_TAIL(&xh->xconns, x, link);
 	err = open_socket(x, t ? &h->addr : dst);
 	if (!err && t)
 		err = seal(x);
 	if (err) {
 		finish(x, errno_status(-err), strerror(-err));
-		return;
+		return true;
 	}
 	evutil_gettimeofday(&x->deadline, NULL);
 	evutil_timeradd(&x->deadline, &tv, &x->deadline);
 	x->ev = event_new(r->base, x->fd, EV_WRITE, xconn_cb, x);
 	if (!x->ev || event_add(x->ev, &tv) < 0)
 		finish(x, FF__STATUS__ST_INTERNAL, "out of memory");
+	return true;
 }

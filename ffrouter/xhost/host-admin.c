@@ -1,6 +1,6 @@
 /* ffctl requests about the cluster: hosts and published ports. Each change
  * is persisted before it is answered, and undone if it cannot be. */
-#include "core.h"
+#include "internal.h"
 
 #include "log.h"
 #include "msg.h"
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ffr_op_host_add(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_host_add(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	const Ff__HostAdd *m = req->host_add;
 	struct ffr_router *r = ch->r;
@@ -29,7 +29,7 @@ void ffr_op_host_add(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	}
 	if (err) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID,
-				 ffr_host_is_self(r, m->name) ? "'%.64s' is this router's own host"
+				 ffr_is_self(r, m->name) ? "'%.64s' is this router's own host"
 							      : "invalid host name '%.64s'",
 				 m->name);
 		return;
@@ -42,7 +42,7 @@ void ffr_op_host_add(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
 
-void ffr_op_host_remove(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_host_remove(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
 	struct ffr_host *h = ffr_host_find(r, req->host_remove->name);
@@ -67,7 +67,7 @@ void ffr_op_host_remove(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 }
 
 /* Fills m (count containers on it); addr storage in ab. */
-void ffr_host_to_proto(struct ffr_router *r, const struct ffr_host *h, Ff__Host *m, Ff__Addr *a,
+static void host_to_proto(struct ffr_router *r, const struct ffr_host *h, Ff__Host *m, Ff__Addr *a,
 		       uint8_t ab[16])
 {
 	struct ffr_container *c;
@@ -85,7 +85,7 @@ void ffr_host_to_proto(struct ffr_router *r, const struct ffr_host *h, Ff__Host 
 		m->containers += h ? c->remote && !strcmp(c->host, h->name) : !c->remote;
 }
 
-void ffr_op_list_hosts(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_list_hosts(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
 	Ff__Reply rep = FF__REPLY__INIT;
@@ -96,7 +96,7 @@ void ffr_op_list_hosts(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 	Ff__Addr *a;
 	uint8_t (*ab)[16];
 
-	TAILQ_FOREACH (h, &r->hosts, link)
+	TAILQ_FOREACH (h, &ffr_xh(r)->hosts, link)
 		n++;
 	m = calloc(n, sizeof(*m));
 	mp = calloc(n, sizeof(*mp));
@@ -106,11 +106,11 @@ void ffr_op_list_hosts(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INTERNAL, "out of memory");
 		goto out_free;
 	}
-	ffr_host_to_proto(r, NULL, &m[i], &a[i], ab[i]);
+	host_to_proto(r, NULL, &m[i], &a[i], ab[i]);
 	mp[i] = &m[i];
-	TAILQ_FOREACH (h, &r->hosts, link) {
+	TAILQ_FOREACH (h, &ffr_xh(r)->hosts, link) {
 		i++;
-		ffr_host_to_proto(r, h, &m[i], &a[i], ab[i]);
+		host_to_proto(r, h, &m[i], &a[i], ab[i]);
 		mp[i] = &m[i];
 	}
 	rep.id = req->id;
@@ -126,7 +126,7 @@ out_free:
 	free(ab);
 }
 
-void ffr_op_publish(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+static void op_publish(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	const Ff__Publish *m = req->publish;
 	struct ffr_router *r = ch->r;
@@ -172,3 +172,54 @@ void ffr_op_publish(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	}
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
+
+#define STATUS_MAX 64 /* hosts and publishes listed in a status reply */
+
+struct status_part {
+	Ff__Host hm[STATUS_MAX], *hp[STATUS_MAX];
+	Ff__Addr ha[STATUS_MAX];
+	uint8_t hab[STATUS_MAX][16];
+	Ff__PublishInfo pm[STATUS_MAX], *pp[STATUS_MAX];
+};
+
+void *ffr_xhost_status(void *priv, Ff__StatusReply *sr)
+{
+	struct ffr_xhost *xh = priv;
+	struct status_part *p = calloc(1, sizeof(*p));
+	struct ffr_publish *pb;
+	struct ffr_host *h;
+
+	if (!p)
+		return NULL;
+	sr->hosts = p->hp;
+	TAILQ_FOREACH (h, &xh->hosts, link) {
+		size_t i = sr->n_hosts;
+
+		if (i == STATUS_MAX)
+			break;
+		host_to_proto(xh->r, h, &p->hm[i], &p->ha[i], p->hab[i]);
+		p->hp[sr->n_hosts++] = &p->hm[i];
+	}
+	sr->publishes = p->pp;
+	TAILQ_FOREACH (pb, &xh->publishes, link) {
+		size_t i = sr->n_publishes;
+
+		if (i == STATUS_MAX)
+			break;
+		ff__publish_info__init(&p->pm[i]);
+		p->pm[i].container = pb->container;
+		p->pm[i].host_port = pb->host_port;
+		p->pm[i].port = pb->port;
+		p->pm[i].accepted = pb->accepted;
+		p->pp[sr->n_publishes++] = &p->pm[i];
+	}
+	return p;
+}
+
+const struct ffr_op ffr_xhost_ops[] = {
+	{FF__REQUEST__BODY_HOST_ADD, op_host_add, 0, false, true},
+	{FF__REQUEST__BODY_HOST_REMOVE, op_host_remove, 0, false, true},
+	{FF__REQUEST__BODY_LIST_HOSTS, op_list_hosts, 0, false, true},
+	{FF__REQUEST__BODY_PUBLISH, op_publish, 0, false, true},
+};
+const size_t ffr_xhost_nops = sizeof(ffr_xhost_ops) / sizeof(ffr_xhost_ops[0]);

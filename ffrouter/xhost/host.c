@@ -1,7 +1,7 @@
-/* Hosts of the cluster: this router's own id, the other hosts' ingress
- * addresses, and the secret routers share. Invariant: a host named by a
+/* Hosts of the cluster: the other hosts' ingress addresses, and the
+ * secret routers share. Invariant: a host named by a
  * registered container exists (or is this one) for as long as it does. */
-#include "core.h"
+#include "internal.h"
 
 #include "log.h"
 
@@ -16,16 +16,14 @@
 #define SECRET_MIN 16
 #define SECRET_MAX 4096
 
-bool ffr_host_is_self(const struct ffr_router *r, const char *name)
-{
-	return !name || !*name || !strcmp(name, "local") || !strcmp(name, r->host_id);
-}
-
 struct ffr_host *ffr_host_find(struct ffr_router *r, const char *name)
 {
+	struct ffr_xhost *xh = ffr_xh(r);
 	struct ffr_host *h;
 
-	TAILQ_FOREACH (h, &r->hosts, link)
+	if (!xh)
+		return NULL;
+	TAILQ_FOREACH (h, &xh->hosts, link)
 		if (!strcmp(h->name, name))
 			return h;
 	return NULL;
@@ -64,7 +62,7 @@ int ffr_host_add(struct ffr_router *r, const char *name, const struct ff_sa *add
 {
 	struct ffr_host *h;
 
-	if (!ffr_name_valid(name) || strlen(name) > FFR_HOST_MAX || ffr_host_is_self(r, name))
+	if (!ffr_name_valid(name) || strlen(name) > FFR_HOST_MAX || ffr_is_self(r, name))
 		return -EINVAL;
 	if (ffr_host_find(r, name))
 		return -EEXIST;
@@ -74,7 +72,7 @@ int ffr_host_add(struct ffr_router *r, const char *name, const struct ff_sa *add
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	h->addr = *addr;
 	h->rdma = rdma;
-	TAILQ_INSERT_TAIL(&r->hosts, h, link);
+	TAILQ_INSERT_TAIL(&ffr_xh(r)->hosts, h, link);
 	if (out)
 		*out = h;
 	return 0;
@@ -84,12 +82,12 @@ void ffr_host_free(struct ffr_router *r, struct ffr_host *h)
 {
 	if (!h)
 		return;
-	TAILQ_REMOVE(&r->hosts, h, link);
+	TAILQ_REMOVE(&ffr_xh(r)->hosts, h, link);
 	free(h);
 }
 
 /* The secret file must be private to the router's user. */
-int ffr_read_secret(struct ffr_router *r, const char *path)
+int ffr_read_secret(struct ffr_xhost *xh, const char *path)
 {
 	uint8_t buf[SECRET_MAX + 1];
 	struct stat st;
@@ -112,13 +110,13 @@ int ffr_read_secret(struct ffr_router *r, const char *path)
 		err = -EINVAL;
 		goto out_close;
 	}
-	r->secret = malloc((size_t)n);
-	if (!r->secret) {
+	xh->secret = malloc((size_t)n);
+	if (!xh->secret) {
 		err = -ENOMEM;
 		goto out_close;
 	}
-	memcpy(r->secret, buf, (size_t)n);
-	r->secret_len = (size_t)n;
+	memcpy(xh->secret, buf, (size_t)n);
+	xh->secret_len = (size_t)n;
 out_close:
 	close(fd);
 	return err;

@@ -1,17 +1,14 @@
-/* Host TCP connections that end at a container on this host:
- * - the ingress: other routers connect, send a sealed preamble (xauth.c),
- *   and the connection is queued on the target container's listener;
- * - published ports: connections from anywhere to HOSTPORT are queued on
- *   the container's listener for PORT (like `docker -p`, without NAT).
- * A connection is handed to the app as the socket it is: kernel TCP on
- * the host, both ends, no router on the data path.
+/* The ingress: other routers connect, send a sealed preamble (auth.c),
+ * and the connection is queued on the target container's listener, or,
+ * for a kind of preamble another part serves (ffr_ingress_handle), handed
+ * to it. A connection is handed to the app as the socket it is: kernel
+ * TCP on the host, both ends, no router on the data path.
  * Invariant: a pending ingress connection owns its fd until it is queued
  * (the listener then owns it) or closed; it dies after PREAMBLE_MS. */
-#include "core.h"
+#include "internal.h"
 
 #include "log.h"
 #include "msg.h"
-#include "sha256.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -35,7 +32,7 @@ struct ffr_ingress {
 
 static void ingress_free(struct ffr_ingress *g)
 {
-	TAILQ_REMOVE(&g->r->ingresses, g, link);
+	TAILQ_REMOVE(&ffr_xh(g->r)->ingresses, g, link);
 	if (g->ev)
 		event_free(g->ev);
 	if (g->fd >= 0)
@@ -53,8 +50,7 @@ static void answer(int fd, Ff__Status st, const char *err)
 		ff_dbg("ingress: reply not sent: %s", strerror(errno));
 }
 
-/* Queues fd on container c's listener for local; consumes fd. */
-static int queue_conn(struct ffr_router *r, struct ffr_container *c, const struct ff_sa *local,
+int ffr_ingress_queue(struct ffr_router *r, struct ffr_container *c, const struct ff_sa *local,
 		      const struct ff_sa *peer, const char *peer_name, int fd)
 {
 	Ff__Accepted a = FF__ACCEPTED__INIT;
@@ -102,9 +98,15 @@ static void preamble(struct ffr_ingress *g)
 		answer(g->fd, FF__STATUS__ST_PERM, "not authenticated");
 		return;
 	}
-	if (p->cm) { /* rdma_cm: the connection becomes that connection's lifeline */
-		ffr_cmx_incoming(r, p, g->fd, g->in + g->inlen - FF_SHA256_LEN);
+	if (p->cm && ffr_xh(r)->served[FFR_PREAMBLE_CM]) {
+		/* rdma_cm: the connection becomes that connection's lifeline */
+		ffr_xh(r)->served[FFR_PREAMBLE_CM](r, p, g->fd, g->in + g->inlen - FFR_MAC_LEN);
 		g->fd = -1;
+		return;
+	}
+	if (p->cm) {
+		ff__xpreamble__free_unpacked(p, NULL);
+		answer(g->fd, FF__STATUS__ST_UNSUPPORTED, "no rdma_cm on this host");
 		return;
 	}
 	snprintf(name, sizeof(name), "%.63s@%.63s", p->src_container, p->src_host);
@@ -121,7 +123,7 @@ static void preamble(struct ffr_ingress *g)
 	}
 	/* the answer first: once queued, the app may write at once */
 	answer(g->fd, FF__STATUS__ST_OK, NULL);
-	err = queue_conn(r, t, &dst, &src, name, g->fd);
+	err = ffr_ingress_queue(r, t, &dst, &src, name, g->fd);
 	g->fd = -1;
 	if (err)
 		ff_warn("%s: accept queue full, dropped a connection from %s", t->name, name);
@@ -168,15 +170,14 @@ static void ingress_accept_cb(evutil_socket_t lfd, short what, void *arg)
 		g->fd = fd;
 		g->inwant = 2;
 		ff_sa_from_sockaddr(&g->from, (struct sockaddr *)&ss, len);
-		TAILQ_INSERT_TAIL(&r->ingresses, g, link);
+		TAILQ_INSERT_TAIL(&ffr_xh(r)->ingresses, g, link);
 		g->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, ingress_cb, g);
 		if (!g->ev || event_add(g->ev, &tv) < 0)
 			ingress_free(g);
 	}
 }
 
-/* A non-blocking TCP listener on addr in this (the host's) namespace. */
-static int tcp_listen(const struct ff_sa *addr)
+int ffr_tcp_listen(const struct ff_sa *addr)
 {
 	struct sockaddr_storage ss;
 	int one = 1, len = ff_sa_to_sockaddr(addr, addr->ip.family, &ss), err;
@@ -195,121 +196,47 @@ static int tcp_listen(const struct ff_sa *addr)
 
 int ffr_ingress_open(struct ffr_router *r, const char *hostport)
 {
+	struct ffr_xhost *xh = ffr_xh(r);
 	struct ff_sa addr;
 
 	if (ffr_parse_hostport(hostport, &addr) < 0)
 		return -EINVAL;
-	r->ifd = tcp_listen(&addr);
-	if (r->ifd < 0)
-		return r->ifd;
-	r->iev = event_new(r->base, r->ifd, EV_READ | EV_PERSIST, ingress_accept_cb, r);
-	if (!r->iev || event_add(r->iev, NULL) < 0)
+	xh->ifd = ffr_tcp_listen(&addr);
+	if (xh->ifd < 0)
+		return xh->ifd;
+	xh->iev = event_new(r->base, xh->ifd, EV_READ | EV_PERSIST, ingress_accept_cb, r);
+	if (!xh->iev || event_add(xh->iev, NULL) < 0)
 		return -ENOMEM;
 	return 0;
 }
 
+/* Closes the ingress, the preambles being read and the published ports. */
 void ffr_ingress_close(struct ffr_router *r)
 {
+	struct ffr_xhost *xh = ffr_xh(r);
 	struct ffr_ingress *g;
 	struct ffr_publish *p;
 
-	while ((g = TAILQ_FIRST(&r->ingresses)))
+	while ((g = TAILQ_FIRST(&xh->ingresses)))
 		ingress_free(g);
-	while ((p = TAILQ_FIRST(&r->publishes)))
+	while ((p = TAILQ_FIRST(&xh->publishes)))
 		ffr_publish_free(p);
-	if (r->iev)
-		event_free(r->iev);
-	if (r->ifd >= 0)
-		close(r->ifd);
-	r->iev = NULL;
-	r->ifd = -1;
+	if (xh->iev)
+		event_free(xh->iev);
+	if (xh->ifd >= 0)
+		close(xh->ifd);
+	xh->iev = NULL;
+	xh->ifd = -1;
 }
 
-/* ---- published ports ---- */
-
-static void publish_accept_cb(evutil_socket_t lfd, short what, void *arg)
+int ffr_ingress_handle(struct ffr_router *r, enum ffr_preamble_kind kind, ffr_preamble_fn fn)
 {
-	struct ffr_publish *p = arg;
-	struct ffr_container *c = ffr_container_find(p->r, p->container);
+	struct ffr_xhost *xh = ffr_xh(r);
 
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
-		struct ff_sa peer, local = {.port = p->port};
-		char name[FF_ADDRSTRLEN];
-
-		if (fd < 0)
-			return;
-		if (!c || c->remote || ff_sa_from_sockaddr(&peer, (struct sockaddr *)&ss, len) < 0) {
-			close(fd);
-			continue;
-		}
-		/* the container's address of the client's family, else its first */
-		local.ip = ffr_container_ip(c, peer.ip.family) ? *ffr_container_ip(c, peer.ip.family)
-							       : c->ips[0];
-		ff_sa_fmt(&peer, name, sizeof(name));
-		if (queue_conn(p->r, c, &local, &peer, name, fd) == 0)
-			p->accepted++;
-	}
-}
-
-struct ffr_publish *ffr_publish_find(struct ffr_router *r, uint16_t host_port)
-{
-	struct ffr_publish *p;
-
-	TAILQ_FOREACH (p, &r->publishes, link)
-		if (p->host_port == host_port)
-			return p;
-	return NULL;
-}
-
-int ffr_publish_add(struct ffr_router *r, const char *container, uint16_t host_port,
-		    uint16_t port, struct ffr_publish **out)
-{
-	struct ff_sa any = {.ip = {.family = AF_INET6}, .port = host_port};
-	struct ffr_publish *p;
-
-	if (!host_port || !port)
+	if (!xh || kind >= FFR_PREAMBLE_KINDS)
 		return -EINVAL;
-	if (ffr_publish_find(r, host_port))
-		return -EADDRINUSE;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	p->r = r;
-	snprintf(p->container, sizeof(p->container), "%s", container);
-	p->host_port = host_port;
-	p->port = port;
-	p->fd = tcp_listen(&any); /* [::] takes IPv4 too */
-	if (p->fd == -EAFNOSUPPORT || p->fd == -EADDRNOTAVAIL) {
-		any.ip.family = AF_INET; /* no IPv6 here */
-		p->fd = tcp_listen(&any);
-	}
-	if (p->fd < 0) {
-		int err = p->fd;
-
-		free(p);
-		return err;
-	}
-	TAILQ_INSERT_TAIL(&r->publishes, p, link);
-	p->ev = event_new(r->base, p->fd, EV_READ | EV_PERSIST, publish_accept_cb, p);
-	if (!p->ev || event_add(p->ev, NULL) < 0) {
-		ffr_publish_free(p);
-		return -ENOMEM;
-	}
-	if (out)
-		*out = p;
+	if (xh->served[kind])
+		return -EEXIST;
+	xh->served[kind] = fn;
 	return 0;
-}
-
-void ffr_publish_free(struct ffr_publish *p)
-{
-	if (!p)
-		return;
-	TAILQ_REMOVE(&p->r->publishes, p, link);
-	if (p->ev)
-		event_free(p->ev);
-	close(p->fd);
-	free(p);
 }

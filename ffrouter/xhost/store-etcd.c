@@ -9,7 +9,7 @@
  *
  * Invariant: only records learned here are flagged from_store; they are
  * never saved in the state file, and never displace a local registration. */
-#include "core.h"
+#include "internal.h"
 
 #include "json.h"
 #include "log.h"
@@ -149,7 +149,7 @@ static bool apply_host(struct ffr_etcd *e, const struct ffr_record *rec)
 	struct ffr_router *r = e->r;
 	struct ffr_host *h = ffr_host_find(r, rec->name);
 
-	if (ffr_host_is_self(r, rec->name))
+	if (ffr_is_self(r, rec->name))
 		return false;
 	if (h && !h->from_store) /* declared by ffctl host add: the operator's word wins */
 		return false;
@@ -178,7 +178,7 @@ static int apply_container(struct ffr_etcd *e, const struct ffr_record *rec)
 	struct ffr_router *r = e->r;
 	struct ffr_container *c = ffr_container_find(r, rec->name);
 
-	if (ffr_host_is_self(r, rec->host))
+	if (ffr_is_self(r, rec->host))
 		return 0; /* ours: this router's registry is the authority */
 	if (!ffr_host_find(r, rec->host))
 		return -ENOENT;
@@ -356,7 +356,7 @@ static void mark_stale(struct ffr_router *r)
 
 	TAILQ_FOREACH (c, &r->containers, link)
 		c->stale = c->from_store;
-	TAILQ_FOREACH (h, &r->hosts, link)
+	TAILQ_FOREACH (h, &ffr_xh(r)->hosts, link)
 		h->stale = h->from_store;
 }
 
@@ -370,7 +370,7 @@ static void drop_stale(struct ffr_router *r)
 		if (c->stale)
 			ffr_container_free(c);
 	}
-	for (h = TAILQ_FIRST(&r->hosts); h; h = hn) {
+	for (h = TAILQ_FIRST(&ffr_xh(r)->hosts); h; h = hn) {
 		hn = TAILQ_NEXT(h, link);
 		if (h->stale)
 			ffr_host_free(r, h);
@@ -426,23 +426,23 @@ void ffr_etcd_put_container(struct ffr_router *r, const struct ffr_container *c)
 {
 	char key[128], line[1024];
 
-	if (!r->etcd || !r->etcd->lease[0] || c->remote ||
+	if (!ffr_xh(r)->etcd || !ffr_xh(r)->etcd->lease[0] || c->remote ||
 	    ffr_record_format(r, c, line, sizeof(line)) < 0)
 		return;
 	snprintf(key, sizeof(key), PREFIX "container/%s", c->name);
-	put(r->etcd, key, line);
+	put(ffr_xh(r)->etcd, key, line);
 }
 
 void ffr_etcd_delete_container(struct ffr_router *r, const char *name)
 {
 	char key[128], k[256], body[512];
 
-	if (!r->etcd || !r->etcd->up)
+	if (!ffr_xh(r)->etcd || !ffr_xh(r)->etcd->up)
 		return;
 	snprintf(key, sizeof(key), PREFIX "container/%s", name);
 	b64(key, k, sizeof(k));
 	snprintf(body, sizeof(body), "{\"key\": \"%s\"}", k);
-	post(r->etcd, "/v3/kv/deleterange", body, put_done);
+	post(ffr_xh(r)->etcd, "/v3/kv/deleterange", body, put_done);
 }
 
 /* Our records under the new lease, then the whole map. */
@@ -535,7 +535,7 @@ int ffr_etcd_open(struct ffr_router *r, const char *url, const char *advertise)
 	e->conn = evhttp_connection_base_new(r->base, NULL, e->host, e->port);
 	e->wbuf = evbuffer_new();
 	e->timer = evtimer_new(r->base, timer_cb, e);
-	r->etcd = e;
+	ffr_xh(r)->etcd = e;
 	if (!e->conn || !e->wbuf || !e->timer)
 		return -ENOMEM;
 	evhttp_connection_set_timeout(e->conn, 5);
@@ -546,7 +546,7 @@ int ffr_etcd_open(struct ffr_router *r, const char *url, const char *advertise)
 
 void ffr_etcd_close(struct ffr_router *r)
 {
-	struct ffr_etcd *e = r->etcd;
+	struct ffr_etcd *e = ffr_xh(r)->etcd;
 
 	if (!e)
 		return;
@@ -561,5 +561,5 @@ void ffr_etcd_close(struct ffr_router *r)
 	for (int i = 0; i < e->npending; i++)
 		free(e->pending[i]);
 	free(e);
-	r->etcd = NULL;
+	ffr_xh(r)->etcd = NULL;
 }

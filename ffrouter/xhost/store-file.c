@@ -6,7 +6,7 @@
  * Hosts come first, then containers (which may name them), then publishes.
  * A line that does not parse is reported with its number and skipped; the
  * file is then kept as STATE.bad so nothing is lost when it is rewritten. */
-#include "core.h"
+#include "internal.h"
 
 #include "log.h"
 
@@ -137,7 +137,7 @@ static int parse_line(struct ffr_router *r, char *line)
 	}
 	if (ffr_container_find(r, rec.name))
 		return -EEXIST;
-	if (!ffr_host_is_self(r, rec.host) && !ffr_host_find(r, rec.host))
+	if (!ffr_is_self(r, rec.host) && !ffr_host_find(r, rec.host))
 		return -ENOENT;
 	for (int i = 0; i < rec.nips; i++)
 		if (ffr_container_by_ip(r, &rec.ips[i]))
@@ -168,7 +168,8 @@ static void keep_bad_copy(const char *state)
 
 int ffr_state_load(struct ffr_router *r)
 {
-	FILE *f = fopen(r->state, "re");
+	const char *state = ffr_xh(r)->state;
+	FILE *f = fopen(state, "re");
 	char line[2048];
 	int lineno = 0, bad = 0;
 
@@ -180,14 +181,14 @@ int ffr_state_load(struct ffr_router *r)
 		lineno++;
 		err = parse_line(r, line);
 		if (err) {
-			ff_err("%s:%d: cannot restore this registration (%s)", r->state, lineno,
+			ff_err("%s:%d: cannot restore this registration (%s)", state, lineno,
 			       strerror(-err));
 			bad++;
 		}
 	}
 	fclose(f);
 	if (bad)
-		keep_bad_copy(r->state);
+		keep_bad_copy(state);
 	return 0;
 }
 
@@ -203,6 +204,7 @@ static void write_container(FILE *f, const struct ffr_router *r, const struct ff
 
 int ffr_state_save(struct ffr_router *r)
 {
+	struct ffr_xhost *xh = ffr_xh(r);
 	struct ffr_container *c;
 	struct ffr_publish *p;
 	struct ffr_host *h;
@@ -210,7 +212,7 @@ int ffr_state_save(struct ffr_router *r)
 	FILE *f;
 	int fd, err = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", r->state) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", xh->state) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -221,23 +223,23 @@ int ffr_state_save(struct ffr_router *r)
 		return -ENOMEM;
 	}
 	fprintf(f, "# ffrouter state (host %s): hosts, containers, published ports\n", r->host_id);
-	TAILQ_FOREACH (h, &r->hosts, link)
+	TAILQ_FOREACH (h, &xh->hosts, link)
 		if (!h->from_store)
 			fprintf(f, "host %s addr=%s%s\n", h->name,
 				ff_sa_fmt(&h->addr, a, sizeof(a)), h->rdma ? " rdma" : "");
 	TAILQ_FOREACH (c, &r->containers, link)
 		write_container(f, r, c);
-	TAILQ_FOREACH (p, &r->publishes, link)
+	TAILQ_FOREACH (p, &xh->publishes, link)
 		fprintf(f, "publish %s hostport=%u port=%u\n", p->container, p->host_port, p->port);
 	if (fflush(f) != 0 || fsync(fd) != 0)
 		err = -errno;
 	if (fclose(f) != 0 && !err)
 		err = -errno;
-	if (!err && rename(tmp, r->state) < 0)
+	if (!err && rename(tmp, xh->state) < 0)
 		err = -errno;
 	if (err) {
 		unlink(tmp);
-		ff_err("cannot write state file %s: %s", r->state, strerror(-err));
+		ff_err("cannot write state file %s: %s", xh->state, strerror(-err));
 	}
 	return err;
 }

@@ -5,7 +5,7 @@
 #include "addr.h"
 #include "fdpass.h"
 #include "msg.h"
-#include "core.h"
+#include "ffrouter.h"
 
 #include <ff/wire.h>
 
@@ -45,14 +45,15 @@ static void *loop(void *arg)
 
 static int start_in(struct fx_router *fx)
 {
-	struct ffr_config cfg = {
-		.rundir = fx->dir,
-		.quota = {.channels = 64, .listeners = 64, .conns = 1024, .pending = 256},
-		.sockbuf = 1 << 20,
-	};
 	struct priv *p = calloc(1, sizeof(*p));
+	struct ffr_options o;
 	int err;
 
+	ffr_options_default(&o);
+	o.core.rundir = fx->dir;
+	o.core.quota = (struct ffr_quota){.channels = 64, .listeners = 64, .conns = 1024,
+					  .pending = 256};
+	o.rdma.dev = "none";
 	if (!p)
 		return -ENOMEM;
 	if (pipe2(p->stop, O_CLOEXEC) < 0) {
@@ -60,7 +61,7 @@ static int start_in(struct fx_router *fx)
 		return -errno;
 	}
 	p->base = event_base_new();
-	p->r = ffr_router_new(p->base, &cfg, &err);
+	p->r = ffr_start(p->base, &o, &err);
 	if (!p->r) {
 		event_base_free(p->base);
 		close(p->stop[0]);
@@ -111,10 +112,15 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return remove(path);
 }
 
+void fx_rmtree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void fx_router_stop(struct fx_router *fx)
 {
 	stop_in(fx);
-	nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fx_rmtree(fx->dir);
 }
 
 int fx_connect(const char *path)

@@ -20,6 +20,8 @@ int fx_router_start(struct fx_router *fx);
 void fx_router_stop(struct fx_router *fx);
 /* Restarts it on the same directory (state file kept). */
 int fx_router_restart(struct fx_router *fx);
+/* Removes a directory tree (a test's temp run directory). */
+void fx_rmtree(const char *dir);
 
 /* Connects a SEQPACKET socket to path; -errno on failure. */
 int fx_connect(const char *path);

@@ -1,13 +1,13 @@
 /* rdma_cm for containers: event channels, ids, binding, listening and
  * address/route resolution on overlay addresses. The connection itself is
- * set up by rdma-cmconn.c (with another host's router: rdma-cmx.c). No
+ * set up by connect.c (with another host's router: xhost.c). No
  * kernel rdma_cm is involved: the router knows both ends (or their host)
  * from the locality map and moves the QPs.
  * Invariants: an id belongs to one channel, and a channel to one
  * container, which only binds and connects from its own addresses; a
  * closed request socket (the app exited) destroys all of the channel's
  * ids, and their peers see a disconnect or a reject. */
-#include "rdma.h"
+#include "internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -154,7 +154,7 @@ void ffr_cmid_free(struct ffr_cmid *id)
 		return;
 	ffr_cm_detach(id);
 	if (id->state == CM_LISTEN)
-		TAILQ_REMOVE(&id->ch->rd->listens, id, llink);
+		TAILQ_REMOVE(&id->ch->cm->listens, id, llink);
 	TAILQ_REMOVE(&id->ch->ids, id, link);
 	ffr_htab_del(&id->ch->ids_tab, id->h, id);
 	free(id);
@@ -166,12 +166,12 @@ static struct ffr_cmid *id_get(struct ffr_cmchan *ch, uint32_t h)
 }
 
 /* Is (ip, port) taken by an id of container c? */
-static bool port_taken(struct ffr_rdma *rd, const struct ffr_container *c, const struct ff_sa *sa)
+static bool port_taken(struct ffr_cm *cm, const struct ffr_container *c, const struct ff_sa *sa)
 {
 	struct ffr_cmchan *ch;
 	struct ffr_cmid *id;
 
-	TAILQ_FOREACH (ch, &rd->cmchans, link)
+	TAILQ_FOREACH (ch, &cm->chans, link)
 		TAILQ_FOREACH (id, &ch->ids, link)
 			if (ch->c == c && id->local.port == sa->port &&
 			    (id->state == CM_BOUND || id->state == CM_LISTEN) &&
@@ -181,13 +181,13 @@ static bool port_taken(struct ffr_rdma *rd, const struct ffr_container *c, const
 	return false;
 }
 
-static int pick_port(struct ffr_rdma *rd, const struct ffr_container *c, struct ff_sa *sa)
+static int pick_port(struct ffr_cm *cm, const struct ffr_container *c, struct ff_sa *sa)
 {
 	for (int k = 0; k <= PORT_HI - PORT_LO; k++) {
-		if (rd->next_port < PORT_LO || rd->next_port > PORT_HI)
-			rd->next_port = PORT_LO;
-		sa->port = rd->next_port++;
-		if (!port_taken(rd, c, sa))
+		if (cm->next_port < PORT_LO || cm->next_port > PORT_HI)
+			cm->next_port = PORT_LO;
+		sa->port = cm->next_port++;
+		if (!port_taken(cm, c, sa))
 			return 0;
 	}
 	return -EADDRINUSE;
@@ -224,9 +224,9 @@ static int bind_addr(struct ffr_cmid *id, const Ff__Addr *a)
 		return -EINVAL;
 	if (!ff_ip_is_any(&sa.ip) && !ffr_container_owns_ip(ch->c, &sa.ip))
 		return -EADDRNOTAVAIL;
-	if (!sa.port && pick_port(ch->rd, ch->c, &sa) < 0)
+	if (!sa.port && pick_port(ch->cm, ch->c, &sa) < 0)
 		return -EADDRINUSE;
-	if (port_taken(ch->rd, ch->c, &sa))
+	if (port_taken(ch->cm, ch->c, &sa))
 		return -EADDRINUSE;
 	id->local = sa;
 	id->state = CM_BOUND;
@@ -252,7 +252,7 @@ static void op_listen(struct ffr_cmchan *ch, Ff__Request *req)
 	if (id && id->state == CM_BOUND) {
 		id->state = CM_LISTEN;
 		id->backlog = req->rdma_listen->backlog > 0 ? req->rdma_listen->backlog : 128;
-		TAILQ_INSERT_TAIL(&ch->rd->listens, id, llink);
+		TAILQ_INSERT_TAIL(&ch->cm->listens, id, llink);
 		err = 0;
 	}
 	ffr_cm_reply_status(ch, req->id, err, err ? "listen: id not bound" : NULL);
@@ -269,7 +269,7 @@ static int src_for(struct ffr_cmid *id, const struct ff_sa *dst)
 	if (!own)
 		return -EAFNOSUPPORT;
 	id->local.ip = *own;
-	return id->state == CM_BOUND ? 0 : pick_port(id->ch->rd, id->ch->c, &id->local);
+	return id->state == CM_BOUND ? 0 : pick_port(id->ch->cm, id->ch->c, &id->local);
 }
 
 static void op_resolve_addr(struct ffr_cmchan *ch, Ff__Request *req)
@@ -292,8 +292,8 @@ static void op_resolve_addr(struct ffr_cmchan *ch, Ff__Request *req)
 	id->peer = dst;
 	reply_id(ch, req->id, id);
 	/* an overlay address, on this host or one the map says has RDMA */
-	t = ffr_container_by_ip(ch->rd->r, &dst.ip);
-	if (!t || ffr_rdma_peer_gid(ch->rd, t, &gid) < 0) {
+	t = ffr_container_by_ip(ch->cm->r, &dst.ip);
+	if (!t || ffr_rdma_peer_gid(ch->cm->rd, t, &gid) < 0) {
 		ffr_cm_event(id, RDMA_CM_EVENT_ADDR_ERROR, -EHOSTUNREACH, NULL, false, NULL);
 		return;
 	}
@@ -378,7 +378,7 @@ static void cm_dispatch(struct ffr_cmchan *ch, Ff__Request *req, int nfds)
 	cm_handler fn = k < sizeof(cm_ops) / sizeof(cm_ops[0]) ? cm_ops[k] : NULL;
 
 	if (!fn || nfds) {
-		ch->rd->r->bad_messages++;
+		ch->cm->r->bad_messages++;
 		ffr_cm_reply_status(ch, req->id, -EINVAL, "not an rdma_cm request");
 		if (++ch->bad >= CM_MAX_BAD)
 			ch->dead = true;
@@ -435,7 +435,7 @@ static int cmchan_open(struct ffr_cmchan *ch, int *fds)
 	fds[1] = ev[1];
 	if (fcntl(ch->fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(ch->efd, F_SETFL, O_NONBLOCK) < 0)
 		return -errno;
-	ch->ev = event_new(ch->rd->r->base, ch->fd, EV_READ | EV_PERSIST, cm_read_cb, ch);
+	ch->ev = event_new(ch->cm->r->base, ch->fd, EV_READ | EV_PERSIST, cm_read_cb, ch);
 	if (!ch->ev || event_add(ch->ev, NULL) < 0)
 		return -ENOMEM;
 	return 0;
@@ -443,25 +443,25 @@ static int cmchan_open(struct ffr_cmchan *ch, int *fds)
 
 void ffr_op_rdma_cm_open(struct ffr_chan *c, Ff__Request *req, int *fds, int nfds)
 {
-	struct ffr_rdma *rd = c->r->rdma;
+	struct ffr_cm *cm = ffr_cm_of(c->r);
 	struct ffr_cmchan *ch;
 	Ff__Reply rep = FF__REPLY__INIT;
 	int sfds[2] = {-1, -1}, err = -ENOMEM;
 
-	if (!rd) {
+	if (!cm->rd) {
 		ffr_reply_status(c, req->id, FF__STATUS__ST_UNSUPPORTED, "no RDMA device here");
 		return;
 	}
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)
 		goto out_err;
-	ch->rd = rd;
+	ch->cm = cm;
 	ch->c = c->c;
 	ch->pid = c->pid;
 	ch->fd = ch->efd = -1;
 	snprintf(ch->name, sizeof(ch->name), "%s", c->c->name);
 	TAILQ_INIT(&ch->ids);
-	TAILQ_INSERT_TAIL(&rd->cmchans, ch, link);
+	TAILQ_INSERT_TAIL(&cm->chans, ch, link);
 	err = cmchan_open(ch, sfds);
 	if (err) {
 		ffr_cmchan_free(ch);
@@ -492,7 +492,7 @@ void ffr_cmchan_free(struct ffr_cmchan *ch)
 		event_free(ch->ev);
 	ff_close_fds(&ch->fd, 1);
 	ff_close_fds(&ch->efd, 1);
-	TAILQ_REMOVE(&ch->rd->cmchans, ch, link);
+	TAILQ_REMOVE(&ch->cm->chans, ch, link);
 	ffr_htab_free(&ch->ids_tab);
 	ff_dbg("rdma_cm %s pid %d: event channel closed", ch->name, (int)ch->pid);
 	free(ch);

@@ -5,7 +5,7 @@
  * sides see ESTABLISHED; reject and disconnect reach the other side as
  * REJECTED and DISCONNECTED. Between containers of this host both ids are
  * here (peer_id); with a container on another host the other id is in that
- * host's router, reached through the id's lifeline (rdma-cmx.c).
+ * host's router, reached through the id's lifeline (xhost.c).
  * Responder resources and initiator depth follow librdmacm and the IB CM:
  * RDMA_MAX_RESP_RES / RDMA_MAX_INIT_DEPTH (255, and what an accept without
  * parameters asks for) mean "as many as the device and the other side
@@ -15,7 +15,7 @@
  * ids it joins (checked by QP number and owner); peer_id links are kept
  * symmetric and cleared on both sides before either id goes away; an id
  * has a peer_id or a lifeline, never both. */
-#include "rdma.h"
+#include "internal.h"
 
 #include "log.h"
 
@@ -108,22 +108,22 @@ void ffr_cm_qp_conn(struct ffr_rdma *rd, const struct ffr_cm_param *act, uint32_
 	}
 }
 
-static struct ffr_cmid *find_listener(struct ffr_rdma *rd, const struct ffr_container *t,
+static struct ffr_cmid *find_listener(struct ffr_cm *cm, const struct ffr_container *t,
 				      const struct ff_sa *dst)
 {
 	struct ffr_cmid *l;
 
-	TAILQ_FOREACH (l, &rd->listens, llink)
+	TAILQ_FOREACH (l, &cm->listens, llink)
 		if (l->ch->c == t && l->local.port == dst->port &&
 		    (ff_ip_is_any(&l->local.ip) || ff_ip_equal(&l->local.ip, &dst->ip)))
 			return l;
 	return NULL;
 }
 
-struct ffr_cmid *ffr_cm_request(struct ffr_rdma *rd, const struct ffr_container *t,
+struct ffr_cmid *ffr_cm_request(struct ffr_cm *cm, const struct ffr_container *t,
 				const struct ff_sa *dst, const struct ff_sa *src)
 {
-	struct ffr_cmid *l = find_listener(rd, t, dst), *child;
+	struct ffr_cmid *l = find_listener(cm, t, dst), *child;
 
 	if (!l || l->pending >= (uint32_t)l->backlog || !(child = ffr_cmid_new(l->ch)))
 		return NULL;
@@ -153,12 +153,12 @@ void ffr_cm_leave_listener(struct ffr_cmid *child)
 
 struct ffr_vqp *ffr_cm_qp(struct ffr_cmid *id)
 {
-	return id->ch->c ? ffr_vqp_of(id->ch->rd, id->ch->c, id->param.qp_num) : NULL;
+	return id->ch->c ? ffr_vqp_of(id->ch->cm->rd, id->ch->c, id->param.qp_num) : NULL;
 }
 
 int ffr_cm_connect(struct ffr_cmid *id, const Ff__RdmaConnParam *m)
 {
-	struct ffr_rdma *rd = id->ch->rd;
+	struct ffr_rdma *rd = id->ch->cm->rd;
 	struct ffr_container *t;
 	struct ffr_cmid *child;
 	struct ffr_vqp *q;
@@ -173,12 +173,12 @@ int ffr_cm_connect(struct ffr_cmid *id, const Ff__RdmaConnParam *m)
 	if (err)
 		return err;
 	q = ffr_cm_qp(id);
-	if (!q || (q->state != IBV_QPS_INIT && q->state != IBV_QPS_RESET))
+	if (!q || !ffr_vqp_connectable(q))
 		return -EINVAL;
 	t = ffr_container_by_ip(rd->r, &id->peer.ip);
 	if (t && t->remote)
 		return ffr_cmx_connect(id, t);
-	child = t ? ffr_cm_request(rd, t, &id->peer, &id->local) : NULL;
+	child = t ? ffr_cm_request(id->ch->cm, t, &id->peer, &id->local) : NULL;
 	if (!child) {
 		ffr_cm_event(id, RDMA_CM_EVENT_REJECTED, FFR_REJ_INVALID_SERVICE_ID, NULL, false,
 			     NULL);
@@ -207,7 +207,7 @@ static int join_qps(struct ffr_rdma *rd, struct ffr_cmid *act, struct ffr_cmid *
 
 int ffr_cm_accept(struct ffr_cmid *id, const Ff__RdmaConnParam *m)
 {
-	struct ffr_rdma *rd = id->ch->rd;
+	struct ffr_rdma *rd = id->ch->cm->rd;
 	struct ffr_cmid *act = id->peer_id;
 	struct ffr_vqp *pq, *aq;
 	uint8_t gid[16];
@@ -235,7 +235,7 @@ int ffr_cm_accept(struct ffr_cmid *id, const Ff__RdmaConnParam *m)
 		return err;
 	ffr_cm_leave_listener(id);
 	id->state = act->state = CM_CONNECTED;
-	rd->cm_conns_total++;
+	id->ch->cm->conns_total++;
 	ffr_cm_vgid(&id->local.ip, gid);
 	ffr_cm_event(act, RDMA_CM_EVENT_ESTABLISHED, 0, &id->param, true, gid);
 	ffr_cm_vgid(&act->local.ip, gid);

@@ -16,11 +16,11 @@
  * request is refused, to none; it owns its fd; every length read from the
  * other router is checked before use, and a frame that fails its MAC or
  * comes in the wrong state breaks the lifeline. */
-#include "rdma.h"
+#include "internal.h"
 
 #include "log.h"
 #include "msg.h"
-#include "sha256.h"
+#include "xhost.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #define ANSWER_MS 60000 /* a connect request unanswered this long: UNREACHABLE */
-#define MAC_HEAD (FF_SHA256_LEN + 1 + 8)
+#define MAC_HEAD (FFR_MAC_LEN + 1 + 8)
 #define OUT_MAX (2 * (FFR_XFRAME_MAX + 2))
 
 enum cmx_state {
@@ -50,7 +50,7 @@ struct ffr_cmx {
 	bool active;
 	int fd;
 	struct event *rev, *wev;
-	uint8_t tag[FF_SHA256_LEN]; /* the preamble's MAC: names this connection */
+	uint8_t tag[FFR_MAC_LEN]; /* the preamble's MAC: names this connection */
 	uint64_t tx_n, rx_n;
 	uint8_t out[OUT_MAX];
 	size_t outlen;
@@ -64,16 +64,16 @@ struct ffr_cmx {
 /* ---- frames ---- */
 
 static void frame_mac(const struct ffr_cmx *x, char dir, uint64_t n, const uint8_t *msg,
-		      size_t len, uint8_t out[FF_SHA256_LEN])
+		      size_t len, uint8_t out[FFR_MAC_LEN])
 {
 	uint8_t buf[MAC_HEAD + FFR_XFRAME_MAX];
 
-	memcpy(buf, x->tag, FF_SHA256_LEN);
-	buf[FF_SHA256_LEN] = (uint8_t)dir;
+	memcpy(buf, x->tag, FFR_MAC_LEN);
+	buf[FFR_MAC_LEN] = (uint8_t)dir;
 	for (int i = 0; i < 8; i++)
-		buf[FF_SHA256_LEN + 1 + i] = (uint8_t)(n >> (56 - 8 * i));
+		buf[FFR_MAC_LEN + 1 + i] = (uint8_t)(n >> (56 - 8 * i));
 	memcpy(buf + MAC_HEAD, msg, len);
-	ff_hmac_sha256(x->r->secret, x->r->secret_len, buf, MAC_HEAD + len, out);
+	ffr_xmac(x->r, buf, MAC_HEAD + len, out);
 }
 
 /* Sends what is queued; the rest waits for room (wev). */
@@ -96,7 +96,7 @@ static int cmx_flush(struct ffr_cmx *x)
 
 static int cmx_send(struct ffr_cmx *x, const Ff__XCmMsg *m)
 {
-	size_t len = ff_msg_size(&m->base), flen = len + FF_SHA256_LEN;
+	size_t len = ff_msg_size(&m->base), flen = len + FFR_MAC_LEN;
 	uint8_t *f;
 
 	if (flen > FFR_XFRAME_MAX || x->outlen + 2 + flen > sizeof(x->out))
@@ -135,13 +135,13 @@ static int frame_read(struct ffr_cmx *x)
 static Ff__XCmMsg *frame_open(struct ffr_cmx *x)
 {
 	size_t len = x->inlen - 2;
-	uint8_t mac[FF_SHA256_LEN];
+	uint8_t mac[FFR_MAC_LEN];
 
-	if (len <= FF_SHA256_LEN)
+	if (len <= FFR_MAC_LEN)
 		return NULL;
-	len -= FF_SHA256_LEN;
+	len -= FFR_MAC_LEN;
 	frame_mac(x, x->active ? 'P' : 'A', x->rx_n, x->in + 2, len, mac);
-	if (!ff_memeq_ct(mac, x->in + 2 + len, FF_SHA256_LEN))
+	if (!ffr_xmac_equal(mac, x->in + 2 + len))
 		return NULL;
 	x->rx_n++;
 	return (Ff__XCmMsg *)ff_msg_unpack(&ff__xcm_msg__descriptor, x->in + 2, len);
@@ -274,7 +274,7 @@ static int seal_request(struct ffr_cmx *x, struct ffr_cmid *id)
 	n = ffr_preamble_seal(x->r, &p, x->out, sizeof(x->out));
 	if (n < 0)
 		return n;
-	memcpy(x->tag, x->out + n - FF_SHA256_LEN, FF_SHA256_LEN);
+	memcpy(x->tag, x->out + n - FFR_MAC_LEN, FFR_MAC_LEN);
 	x->outlen = (size_t)n;
 	return 0;
 }
@@ -297,18 +297,18 @@ static int open_to(struct ffr_router *r, const struct ff_sa *to)
 
 int ffr_cmx_connect(struct ffr_cmid *id, struct ffr_container *t)
 {
-	struct ffr_router *r = id->ch->rd->r;
+	struct ffr_router *r = id->ch->cm->r;
 	struct ffr_host *h = ffr_host_find(r, t->host);
-	struct timeval tv = {.tv_sec = r->xconnect_ms / 1000,
-			     .tv_usec = (r->xconnect_ms % 1000) * 1000};
+	int ms = ffr_xconnect_ms(r);
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 	union ibv_gid gid;
 	struct ffr_cmx *x = NULL;
 	const char *why = NULL;
 	int fd = -EHOSTUNREACH;
 
-	if (!r->secret)
+	if (!ffr_xhost_sealed(r))
 		why = "no cluster secret: cross-host is off";
-	else if (!h || ffr_rdma_peer_gid(id->ch->rd, t, &gid) < 0)
+	else if (!h || ffr_rdma_peer_gid(id->ch->cm->rd, t, &gid) < 0)
 		why = "its host has no RDMA in the locality map";
 	else if ((fd = open_to(r, &h->addr)) < 0 || !(x = cmx_new(r, fd, true)))
 		why = fd < 0 ? strerror(-fd) : "out of memory";
@@ -344,7 +344,7 @@ static void got_accept(struct ffr_cmx *x, const Ff__XCmMsg *m)
 		return;
 	}
 	x->peer_psn = m->psn & 0xffffff;
-	ffr_cm_qp_conn(id->ch->rd, &id->param, id->psn, &x->peer, x->peer_psn, true, &qc);
+	ffr_cm_qp_conn(id->ch->cm->rd, &id->param, id->psn, &x->peer, x->peer_psn, true, &qc);
 	err = q ? ffr_vqp_connect(q, &id->peer.ip, &qc) : -ENOENT;
 	if (err) {
 		ff_warn("rdma_cm %s: connection with %s: QP not connected: %s", id->ch->name,
@@ -365,7 +365,7 @@ static void got_accept(struct ffr_cmx *x, const Ff__XCmMsg *m)
 	x->state = X_UP;
 	event_add(x->rev, NULL); /* no deadline any more */
 	id->state = CM_CONNECTED;
-	id->ch->rd->cm_conns_total++;
+	id->ch->cm->conns_total++;
 	ffr_cm_vgid(&id->peer.ip, gid);
 	ffr_cm_event(id, RDMA_CM_EVENT_ESTABLISHED, 0, &x->peer, true, gid);
 }
@@ -406,7 +406,7 @@ int ffr_cmx_accept(struct ffr_cmid *id, struct ffr_vqp *q)
 
 	if (x->state != X_REQ)
 		return -EINVAL;
-	ffr_cm_qp_conn(id->ch->rd, &x->peer, x->peer_psn, &id->param, id->psn, false, &qc);
+	ffr_cm_qp_conn(id->ch->cm->rd, &x->peer, x->peer_psn, &id->param, id->psn, false, &qc);
 	err = ffr_vqp_connect(q, &id->peer.ip, &qc);
 	if (err)
 		return err;
@@ -433,7 +433,7 @@ static void got_rtu(struct ffr_cmx *x)
 
 	x->state = X_UP;
 	id->state = CM_CONNECTED;
-	id->ch->rd->cm_conns_total++;
+	id->ch->cm->conns_total++;
 	ffr_cm_vgid(&id->peer.ip, gid);
 	ffr_cm_event(id, RDMA_CM_EVENT_ESTABLISHED, 0, &x->peer, true, gid);
 }
@@ -445,7 +445,7 @@ static int request_check(struct ffr_router *r, const Ff__XPreamble *p, struct ff
 	struct ffr_container *s;
 	union ibv_gid gid;
 
-	if (!r->rdma) {
+	if (!ffr_cm_of(r)->rd) {
 		*why = "no RDMA device here";
 		return FFR_REJ_INVALID_SERVICE_ID;
 	}
@@ -464,7 +464,7 @@ static int request_check(struct ffr_router *r, const Ff__XPreamble *p, struct ff
 		*why = "its source is not a container of that host in the locality map";
 		return FFR_REJ_INVALID_GID;
 	}
-	if (ffr_rdma_peer_gid(r->rdma, s, &gid) < 0) {
+	if (ffr_rdma_peer_gid(ffr_cm_of(r)->rd, s, &gid) < 0) {
 		*why = "that host has no RDMA in the locality map";
 		return FFR_REJ_INVALID_GID;
 	}
@@ -485,7 +485,7 @@ void ffr_cmx_incoming(struct ffr_router *r, Ff__XPreamble *p, int fd, const uint
 		ff__xpreamble__free_unpacked(p, NULL);
 		return;
 	}
-	memcpy(x->tag, tag, FF_SHA256_LEN);
+	memcpy(x->tag, tag, FFR_MAC_LEN);
 	x->state = X_REQ;
 	snprintf(x->name, sizeof(x->name), "%.63s@%.63s", p->src_container, p->src_host);
 	reason = request_check(r, p, &src, &dst, &t, &why);
@@ -495,7 +495,7 @@ void ffr_cmx_incoming(struct ffr_router *r, Ff__XPreamble *p, int fd, const uint
 	}
 	x->peer_psn = p->cm->psn & 0xffffff;
 	ff__xpreamble__free_unpacked(p, NULL);
-	if (!reason && !(child = ffr_cm_request(r->rdma, t, &dst, &src))) {
+	if (!reason && !(child = ffr_cm_request(ffr_cm_of(r), t, &dst, &src))) {
 		why = "no listener, or its backlog is full";
 		reason = FFR_REJ_INVALID_SERVICE_ID;
 	}

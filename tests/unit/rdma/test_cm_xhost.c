@@ -1,13 +1,13 @@
-/* ffrouter/rdma-cmx.c on the wire: an rdma_cm connect request (a sealed
+/* ffrouter/rdma/cm/xhost.c on the wire: an rdma_cm connect request (a sealed
  * preamble with cm set) that reaches a router which cannot serve it is
  * answered with one REJECT frame, whose MAC binds it to the request's own
  * MAC, the passive direction and index 0, and the connection is closed. */
 #include "cu.h"
 
+#include "fake-ibv.h"
+#include "inproc.h"
 #include "msg.h"
-#include "rdma.h"
-#include "core.h"
-#include "sha256.h"
+#include "rdma/cm/internal.h"
 
 #include <errno.h>
 #include <rdma/rdma_cma.h>
@@ -15,22 +15,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static struct ffr_router r;
-static struct ffr_rdma rd;
+static struct event_base *base;
+static struct ffr_router *r;
 
-static void setup(void)
+/* Router B, with rdma_cm and, if dev, an RDMA device. */
+static void setup(bool dev)
 {
-	r.secret = (uint8_t *)"0123456789abcdef-the-cluster";
-	r.secret_len = strlen((char *)r.secret);
-	snprintf(r.host_id, sizeof(r.host_id), "B");
-	if (!r.base)
-		r.base = event_base_new();
-	TAILQ_INIT(&r.containers);
+	ip_router_free(r);
+	if (!base)
+		base = event_base_new();
+	r = ip_router_new(base, "B", "0123456789abcdef-the-cluster", true, dev ? &fake_ibv : NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_FATAL(!dev || ffr_rdma_of(r));
 }
 
 /* A request from container a1 of host A, sealed and opened with the
  * cluster secret as the ingress does; tag: its MAC. */
-static Ff__XPreamble *request(bool addrs, uint8_t tag[FF_SHA256_LEN])
+static Ff__XPreamble *request(bool addrs, uint8_t tag[FFR_MAC_LEN])
 {
 	Ff__XPreamble p = FF__XPREAMBLE__INIT, *out = NULL;
 	Ff__XCmRequest cm = FF__XCM_REQUEST__INIT;
@@ -54,37 +55,37 @@ static Ff__XPreamble *request(bool addrs, uint8_t tag[FF_SHA256_LEN])
 	cm.param = &pm;
 	cm.psn = 0x123456;
 	p.cm = &cm;
-	n = ffr_preamble_seal(&r, &p, buf, sizeof(buf));
-	CU_ASSERT_FATAL(n > 2 + FF_SHA256_LEN);
-	memcpy(tag, buf + n - FF_SHA256_LEN, FF_SHA256_LEN);
-	CU_ASSERT_FATAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &out) == 0);
+	n = ffr_preamble_seal(r, &p, buf, sizeof(buf));
+	CU_ASSERT_FATAL(n > 2 + FFR_MAC_LEN);
+	memcpy(tag, buf + n - FFR_MAC_LEN, FFR_MAC_LEN);
+	CU_ASSERT_FATAL(ffr_preamble_open(r, buf + 2, (size_t)n - 2, &out) == 0);
 	return out;
 }
 
 /* Hands a request to the router on one end of a socket pair and reads
  * what comes back on the other: one REJECT frame, then EOF. */
-static void expect_reject(Ff__XPreamble *p, const uint8_t tag[FF_SHA256_LEN], int reason)
+static void expect_reject(Ff__XPreamble *p, const uint8_t tag[FFR_MAC_LEN], int reason)
 {
-	uint8_t buf[2 * FFR_XFRAME_MAX], mac[FF_SHA256_LEN], in[FF_SHA256_LEN + 9 + FFR_XFRAME_MAX];
+	uint8_t buf[2 * FFR_XFRAME_MAX], mac[FFR_MAC_LEN], in[FFR_MAC_LEN + 9 + FFR_XFRAME_MAX];
 	Ff__XCmMsg *m;
 	size_t len;
 	ssize_t n;
 	int sv[2];
 
 	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-	ffr_cmx_incoming(&r, p, sv[0], tag);
+	ffr_cmx_incoming(r, p, sv[0], tag);
 	n = recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT);
-	CU_ASSERT_FATAL(n > 2 + FF_SHA256_LEN);
+	CU_ASSERT_FATAL(n > 2 + FFR_MAC_LEN);
 	len = (size_t)buf[0] << 8 | buf[1];
 	CU_ASSERT_FATAL((size_t)n == 2 + len);
-	len -= FF_SHA256_LEN;
+	len -= FFR_MAC_LEN;
 	/* HMAC(secret, request MAC || 'P' || index 0 || message) */
-	memcpy(in, tag, FF_SHA256_LEN);
-	in[FF_SHA256_LEN] = 'P';
-	memset(in + FF_SHA256_LEN + 1, 0, 8);
-	memcpy(in + FF_SHA256_LEN + 9, buf + 2, len);
-	ff_hmac_sha256(r.secret, r.secret_len, in, FF_SHA256_LEN + 9 + len, mac);
-	CU_ASSERT(ff_memeq_ct(mac, buf + 2 + len, FF_SHA256_LEN));
+	memcpy(in, tag, FFR_MAC_LEN);
+	in[FFR_MAC_LEN] = 'P';
+	memset(in + FFR_MAC_LEN + 1, 0, 8);
+	memcpy(in + FFR_MAC_LEN + 9, buf + 2, len);
+	CU_ASSERT_FATAL(ffr_xmac(r, in, FFR_MAC_LEN + 9 + len, mac) == 0);
+	CU_ASSERT(ffr_xmac_equal(mac, buf + 2 + len));
 	m = (Ff__XCmMsg *)ff_msg_unpack(&ff__xcm_msg__descriptor, buf + 2, len);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
 	CU_ASSERT_EQUAL(m->kind, FF__XCM_MSG__KIND__REJECT);
@@ -96,25 +97,23 @@ static void expect_reject(Ff__XPreamble *p, const uint8_t tag[FF_SHA256_LEN], in
 
 static void test_no_rdma(void)
 {
-	uint8_t tag[FF_SHA256_LEN];
+	uint8_t tag[FFR_MAC_LEN];
 
-	setup();
-	r.rdma = NULL;
+	setup(false);
 	expect_reject(request(true, tag), tag, 8);
 }
 
 static void test_no_container(void)
 {
-	uint8_t tag[FF_SHA256_LEN];
+	uint8_t tag[FFR_MAC_LEN];
 
-	setup();
-	r.rdma = &rd;
+	setup(true);
 	expect_reject(request(true, tag), tag, 8);
 	expect_reject(request(false, tag), tag, 8); /* no addresses at all */
-	r.rdma = NULL;
-	event_base_free(r.base);
-	r.base = NULL;
-	ffr_nonces_free(&r);
+	ip_router_free(r);
+	r = NULL;
+	event_base_free(base);
+	base = NULL;
 }
 
 int main(void)
@@ -125,5 +124,5 @@ int main(void)
 		{0},
 	};
 
-	return cu_run("cmx", tests);
+	return cu_run("cm_xhost", tests);
 }

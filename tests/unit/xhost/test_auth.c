@@ -1,26 +1,30 @@
-/* ffrouter/xauth.c: what one router accepts from another. A preamble
+/* ffrouter/xhost/auth.c: what one router accepts from another. A preamble
  * sealed with the cluster secret opens; one sealed with another secret, a
  * flipped byte, a truncated frame, a replay or a stale clock does not. */
 #include "cu.h"
 
 #include "msg.h"
-#include "core.h"
-#include "sha256.h"
+#include "inproc.h"
+#include "xhost/internal.h"
 
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 
-static struct ffr_router r, other;
+static struct event_base *base;
+static struct ffr_router *r, *other, *none; /* none: no cluster secret */
 static Ff__Addr src, dst;
 static uint8_t sb[4] = {10, 200, 1, 2}, db[4] = {10, 200, 2, 2};
 
 static void setup_routers(void)
 {
-	r.secret = (uint8_t *)"0123456789abcdef-the-cluster";
-	r.secret_len = strlen((char *)r.secret);
-	other.secret = (uint8_t *)"0123456789abcdef-another-one";
-	other.secret_len = strlen((char *)other.secret);
+	if (r)
+		return;
+	base = event_base_new();
+	r = ip_router_new(base, "B", "0123456789abcdef-the-cluster", false, NULL);
+	other = ip_router_new(base, "C", "0123456789abcdef-another-one", false, NULL);
+	none = ip_router_new(base, "D", NULL, false, NULL);
+	CU_ASSERT_FATAL(r && other && none);
 }
 
 static int sealed(struct ffr_router *by, uint8_t *buf, size_t cap)
@@ -49,39 +53,38 @@ static void test_roundtrip(void)
 	int n;
 
 	setup_routers();
-	n = sealed(&r, buf, sizeof(buf));
+	n = sealed(r, buf, sizeof(buf));
 	CU_ASSERT_FATAL(n > 2);
 	CU_ASSERT_EQUAL((size_t)n, 2 + ((size_t)buf[0] << 8 | buf[1]));
-	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), 0);
+	CU_ASSERT_EQUAL(ffr_preamble_open(r, buf + 2, (size_t)n - 2, &p), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT_STRING_EQUAL(p->src_container, "a1");
 	CU_ASSERT_EQUAL(p->dst->port, 80);
 	ff__xpreamble__free_unpacked(p, NULL);
 	/* the same bytes again: a replay */
-	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), -EALREADY);
+	CU_ASSERT_EQUAL(ffr_preamble_open(r, buf + 2, (size_t)n - 2, &p), -EALREADY);
 }
 
 static void test_forgeries(void)
 {
 	uint8_t buf[FFR_XFRAME_MAX + 2];
 	Ff__XPreamble *p = NULL;
-	struct ffr_router none = {0};
 	int n;
 
 	setup_routers();
-	n = sealed(&other, buf, sizeof(buf));
-	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), -EACCES);
-	n = sealed(&r, buf, sizeof(buf));
+	n = sealed(other, buf, sizeof(buf));
+	CU_ASSERT_EQUAL(ffr_preamble_open(r, buf + 2, (size_t)n - 2, &p), -EACCES);
+	n = sealed(r, buf, sizeof(buf));
 	buf[10] ^= 1;
-	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), -EACCES);
+	CU_ASSERT_EQUAL(ffr_preamble_open(r, buf + 2, (size_t)n - 2, &p), -EACCES);
 	buf[10] ^= 1;
-	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 3, &p), -EACCES);
-	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, 10, &p), -EACCES);
+	CU_ASSERT_EQUAL(ffr_preamble_open(r, buf + 2, (size_t)n - 3, &p), -EACCES);
+	CU_ASSERT_EQUAL(ffr_preamble_open(r, buf + 2, 10, &p), -EACCES);
 	/* no secret here: nothing opens, nothing is sealed */
-	CU_ASSERT_EQUAL(ffr_preamble_open(&none, buf + 2, (size_t)n - 2, &p), -EACCES);
-	CU_ASSERT_EQUAL(sealed(&none, buf, sizeof(buf)), -EACCES);
+	CU_ASSERT_EQUAL(ffr_preamble_open(none, buf + 2, (size_t)n - 2, &p), -EACCES);
+	CU_ASSERT_EQUAL(sealed(none, buf, sizeof(buf)), -EACCES);
 	/* the genuine one still opens after all that */
-	CU_ASSERT_EQUAL(ffr_preamble_open(&r, buf + 2, (size_t)n - 2, &p), 0);
+	CU_ASSERT_EQUAL(ffr_preamble_open(r, buf + 2, (size_t)n - 2, &p), 0);
 	ff__xpreamble__free_unpacked(p, NULL);
 }
 
@@ -101,8 +104,8 @@ static int forged(const char *host, uint64_t boot, uint64_t seq, int64_t age_ms)
 	p.boot = boot;
 	p.seq = seq;
 	len = ff_msg_pack(&p.base, buf);
-	ff_hmac_sha256(r.secret, r.secret_len, buf, len, buf + len);
-	err = ffr_preamble_open(&r, buf, len + FF_SHA256_LEN, &out);
+	CU_ASSERT_FATAL(ffr_xmac(r, buf, len, buf + len) == 0);
+	err = ffr_preamble_open(r, buf, len + FFR_MAC_LEN, &out);
 	if (out)
 		ff__xpreamble__free_unpacked(out, NULL);
 	return err;
@@ -154,7 +157,15 @@ static void test_reply_frame(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
 	CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_REFUSED);
 	ff__xreply__free_unpacked(rep, NULL);
-	ffr_nonces_free(&r);
+}
+
+static void test_teardown(void)
+{
+	ip_router_free(r);
+	ip_router_free(other);
+	ip_router_free(none);
+	event_base_free(base);
+	r = other = none = NULL;
 }
 
 int main(void)
@@ -165,8 +176,9 @@ int main(void)
 		{"stale", test_stale},
 		{"window", test_window},
 		{"reply_frame", test_reply_frame},
+		{"teardown", test_teardown},
 		{0},
 	};
 
-	return cu_run("xauth", tests);
+	return cu_run("auth", tests);
 }

@@ -1,0 +1,108 @@
+/* What the files of the core share and no other folder may use: the
+ * stats page, listeners' insides, the core's own request handlers. */
+#pragma once
+
+#include "core.h"
+
+/* Per-container byte-counter page, shared read-write with its shims. */
+struct ffr_stats {
+	int refs;
+	int fd;
+	struct ff_stat_hdr *hdr;
+	uint32_t next;
+	uint8_t used[FF_STAT_SLOTS / 8];
+};
+
+struct ffr_pending {
+	STAILQ_ENTRY(ffr_pending) link;
+	int fd;       /* connection socket, owned */
+	uint8_t *msg; /* packed Accepted */
+	size_t len;
+};
+STAILQ_HEAD(ffr_pending_list, ffr_pending);
+
+/* An overlay listener: the router end of a container's accept queue plus the
+ * container's kernel listening socket, whose connections it forwards. */
+struct ffr_listener {
+	TAILQ_ENTRY(ffr_listener) link;
+	struct ffr_router *r;
+	struct ffr_container *c;
+	uint64_t id;
+	struct ff_sa addr;
+	bool v6only;
+	int qfd;           /* router end of the accept queue */
+	ino_t shim_ino;    /* inode of the app's end, for Lookup */
+	ino_t q_ino;       /* inode of the router's end: the queue's identity */
+	struct event *qev; /* EOF from the app */
+	struct event *wev; /* room in the queue for the pending list */
+	int kfd;           /* kernel listener */
+	struct event *kev;
+	struct ffr_pending_list pending;
+	uint32_t npending;
+	uint32_t max_pending;
+	uint64_t accepted;
+};
+
+/* router.c */
+/* Binds a non-blocking SOCK_SEQPACKET listener at path (mode applied). */
+int ffr_listen_unix(const char *path, mode_t mode);
+
+/* feature.c: the hooks, run over every registered feature */
+void ffr_features_free(struct ffr_router *r);
+void ffr_features_container_free(struct ffr_container *c);
+void ffr_features_chan_free(struct ffr_chan *ch);
+int ffr_features_registered(struct ffr_container *c);
+void ffr_features_unregistered(struct ffr_router *r, const char *name, bool remote);
+bool ffr_features_host_known(struct ffr_router *r, const char *host);
+bool ffr_features_connect(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+			  const struct ff_sa *src, const struct ff_sa *dst);
+/* Each feature's part of a status reply, in sr; *mem[i] to free after. */
+void ffr_features_status(struct ffr_router *r, Ff__StatusReply *sr, void *mem[FFR_FEATURES_MAX]);
+
+/* chan.c */
+/* A container's socket is readable: accepts its shims. */
+void ffr_accept_cb(evutil_socket_t fd, short what, void *arg);
+
+/* container.c */
+/* Reserves a client port; returns it, or 0 when the range is exhausted. */
+uint16_t ffr_port_get(struct ffr_container *c);
+void ffr_port_put(struct ffr_container *c, uint16_t port);
+struct ffr_stats *ffr_stats_new(void);
+struct ffr_stats *ffr_stats_ref(struct ffr_stats *st);
+void ffr_stats_unref(struct ffr_stats *st);
+/* Returns a free slot index or UINT32_MAX. The slot's counters are zeroed. */
+uint32_t ffr_stats_alloc(struct ffr_stats *st);
+void ffr_stats_release(struct ffr_stats *st, uint32_t slot);
+
+/* listener.c */
+struct ffr_listen_args {
+	struct ff_sa addr;
+	bool v6only;
+	int backlog;
+	ino_t shim_ino; /* the app's end, when the queue is handed back */
+};
+/* Consumes kfd and qfd. qfd < 0: a new queue, whose app end is returned in
+ * *shim_fd; else qfd is the router end of an existing queue a shim hands
+ * back after a restart (*shim_fd = -1). */
+int ffr_listener_new(struct ffr_container *c, const struct ffr_listen_args *a, int kfd, int qfd,
+		     int *shim_fd, struct ffr_listener **out);
+struct ffr_listener *ffr_listener_by_queue(struct ffr_router *r, ino_t q_ino);
+void ffr_listener_free(struct ffr_listener *l);
+struct ffr_listener *ffr_listener_by_id(struct ffr_container *c, uint64_t id);
+/* True once every copy of the app's end of the queue is closed. */
+bool ffr_listener_orphaned(const struct ffr_listener *l);
+
+/* conn.c */
+/* Drops conns whose sockets are gone. */
+void ffr_conn_sweep(struct ffr_router *r);
+void ffr_conn_detach_container(struct ffr_router *r, struct ffr_container *c);
+struct ffr_conn *ffr_conn_by_ino(struct ffr_router *r, ino_t ino, struct ffr_conn_side **side,
+				 struct ffr_conn_side **other);
+/* Collects the inodes of live AF_UNIX sockets (sorted). Caller frees *out. */
+int ffr_unix_inodes(ino_t **out, size_t *n);
+
+/* The core's own requests: sockets.c (from shims) and admin.c (ffctl). */
+extern const struct ffr_op ffr_sock_ops[];
+extern const size_t ffr_sock_nops;
+extern const struct ffr_op ffr_admin_ops[];
+extern const size_t ffr_admin_nops;

@@ -1,0 +1,120 @@
+/* What the files of xhost/ share and no other folder may use. */
+#pragma once
+
+#include "xhost.h"
+
+/* A published port: host_port on this host goes to container:port. */
+struct ffr_publish {
+	TAILQ_ENTRY(ffr_publish) link;
+	struct ffr_router *r;
+	char container[FFR_NAME_MAX + 1];
+	uint16_t host_port, port;
+	int fd;
+	struct event *ev;
+	uint64_t accepted;
+};
+TAILQ_HEAD(ffr_publish_list, ffr_publish);
+TAILQ_HEAD(ffr_host_list, ffr_host);
+struct ffr_xconn;
+TAILQ_HEAD(ffr_xconn_list, ffr_xconn);
+struct ffr_ingress;
+TAILQ_HEAD(ffr_ingress_list, ffr_ingress);
+struct ffr_etcd;
+
+/* The cluster part of one router (its feature's priv). */
+struct ffr_xhost {
+	struct ffr_router *r;
+	char *state; /* the state file */
+	struct ffr_host_list hosts;
+	struct ffr_publish_list publishes;
+	struct ffr_xconn_list xconns;     /* connects in progress to other routers */
+	struct ffr_ingress_list ingresses; /* preambles being read */
+	int ifd;                          /* ingress listener, -1 if none */
+	struct event *iev;
+	ffr_preamble_fn served[FFR_PREAMBLE_KINDS];
+	uint8_t *secret;
+	size_t secret_len;
+	int xconnect_ms;
+	struct ffr_etcd *etcd; /* the cluster store, NULL with the state file only */
+};
+
+extern const struct ffr_feature ffr_xhost_feature;
+
+/* The cluster part of r (never NULL once attached). */
+static inline struct ffr_xhost *ffr_xh(const struct ffr_router *r)
+{
+	return ffr_feature_priv(r, &ffr_xhost_feature);
+}
+
+/* host.c */
+int ffr_host_add(struct ffr_router *r, const char *name, const struct ff_sa *addr, bool rdma,
+		 struct ffr_host **out);
+void ffr_host_free(struct ffr_router *r, struct ffr_host *h);
+/* Parses "IP:PORT" / "[IPv6]:PORT"; -EINVAL if malformed or port 0. */
+int ffr_parse_hostport(const char *s, struct ff_sa *out);
+int ffr_read_secret(struct ffr_xhost *xh, const char *path);
+
+/* host-admin.c: ffctl's requests about hosts and published ports */
+extern const struct ffr_op ffr_xhost_ops[];
+extern const size_t ffr_xhost_nops;
+/* Hosts and published ports for a status reply (the first 64 of each). */
+void *ffr_xhost_status(void *priv, Ff__StatusReply *sr);
+
+/* auth.c */
+void ffr_nonces_free(void);
+
+/* connect.c: a connect to a container on another host (t), or, for a
+ * container whose policy is host, to a destination outside (t NULL) */
+bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+		     const struct ff_sa *src, const struct ff_sa *dst);
+void ffr_xconn_cancel_chan(void *priv, struct ffr_chan *ch);
+void ffr_xconn_free_all(struct ffr_router *r);
+/* Records an established TCP-path connection of local container c. */
+struct ffr_conn *ffr_conn_tcp(struct ffr_router *r, struct ffr_container *c, bool client,
+			      const struct ff_sa *local, const struct ff_sa *remote,
+			      const char *remote_name, int fd);
+
+/* ingress.c: other routers' connections */
+/* A non-blocking TCP listener on addr in this (the host's) namespace. */
+int ffr_tcp_listen(const struct ff_sa *addr);
+int ffr_ingress_open(struct ffr_router *r, const char *hostport);
+void ffr_ingress_close(struct ffr_router *r);
+/* Queues fd on container c's listener for local; consumes fd. */
+int ffr_ingress_queue(struct ffr_router *r, struct ffr_container *c, const struct ff_sa *local,
+		      const struct ff_sa *peer, const char *peer_name, int fd);
+
+/* publish.c: published ports */
+int ffr_publish_add(struct ffr_router *r, const char *container, uint16_t host_port,
+		    uint16_t port, struct ffr_publish **out);
+void ffr_publish_free(struct ffr_publish *p);
+struct ffr_publish *ffr_publish_find(struct ffr_router *r, uint16_t host_port);
+
+/* store-etcd.c: the cluster store */
+int ffr_etcd_open(struct ffr_router *r, const char *url, const char *advertise);
+void ffr_etcd_close(struct ffr_router *r);
+/* Publishes a local registration (no-op without etcd). */
+void ffr_etcd_put_container(struct ffr_router *r, const struct ffr_container *c);
+void ffr_etcd_delete_container(struct ffr_router *r, const char *name);
+
+/* store-file.c: the state file, and the record format the etcd store shares */
+enum ffr_rec_kind { FFR_REC_HOST = 1, FFR_REC_CONTAINER, FFR_REC_PUBLISH };
+struct ffr_record {
+	enum ffr_rec_kind kind;
+	char name[FFR_NAME_MAX + 1];
+	char host[FFR_HOST_MAX + 1];
+	struct ff_ip ips[FFR_MAX_IPS];
+	int nips;
+	enum ffr_policy policy;
+	dev_t ns_dev;
+	ino_t ns_ino;
+	struct ff_sa addr; /* host */
+	bool rdma;
+	uint16_t host_port, port; /* publish */
+};
+/* 1 and *rec for a record, 0 for a blank or comment line, -EINVAL. */
+int ffr_record_parse(const char *line, struct ffr_record *rec);
+/* The container's record line; its length or -ENAMETOOLONG. */
+int ffr_record_format(const struct ffr_router *r, const struct ffr_container *c, char *buf,
+		      size_t len);
+int ffr_state_load(struct ffr_router *r);
+int ffr_state_save(struct ffr_router *r);

@@ -1,0 +1,75 @@
+/* The cluster (xhost/): the other hosts of the locality map, the stores
+ * that keep it (the state file, etcd), and everything that crosses hosts:
+ * the sealed preamble routers authenticate each other with, connects to
+ * containers on other hosts, the ingress other routers reach, published
+ * ports. This header is what other folders (rdma/cm, the assembly) may
+ * use. xhost depends on the core and never names RDMA: rdma_cm registers
+ * the preamble kind it serves (ffr_ingress_handle). */
+#pragma once
+
+#include "core.h"
+
+struct ffr_xhost_config {
+	const char *state;       /* the state file (NULL: RUNDIR/state) */
+	const char *ingress;     /* "IP:PORT" other routers connect to, or NULL */
+	const char *secret_file; /* the cluster secret */
+	int xconnect_ms;         /* connect timeout to another router (0: 3000) */
+	const char *store;       /* "etcd://HOST:PORT", or NULL: the state file only */
+	const char *advertise;   /* "IP:PORT" other routers reach us at (default: ingress) */
+};
+
+/* A host of the cluster other than this router's (the locality map). */
+struct ffr_host {
+	TAILQ_ENTRY(ffr_host) link;
+	char name[FFR_HOST_MAX + 1];
+	struct ff_sa addr; /* its router's ingress */
+	bool rdma;
+	bool from_store;
+	bool stale;
+};
+
+/* Registers the cluster part on r: loads the state file, opens the ingress
+ * and the cluster store. 0 or -errno (r is then to be freed). */
+int ffr_xhost_attach(struct ffr_router *r, const struct ffr_xhost_config *cfg);
+/* The state file's path (for the start-up log). */
+const char *ffr_xhost_state(const struct ffr_router *r);
+
+/* host.c */
+struct ffr_host *ffr_host_find(struct ffr_router *r, const char *name);
+/* The timeout of a connect to another router, in ms. */
+int ffr_xconnect_ms(const struct ffr_router *r);
+/* Whether the router has the cluster secret, so cross-host is on. */
+bool ffr_xhost_sealed(const struct ffr_router *r);
+
+/* auth.c: the preamble one router sends another, sealed with the secret */
+#define FFR_XFRAME_MAX 1024
+#define FFR_MAC_LEN 32
+/* Reads a length-prefixed frame (2-byte big-endian length, then at most
+ * FFR_XFRAME_MAX bytes) into in[cap], never a byte past it. *inwant starts
+ * at 2. Returns 1 when the frame is complete, 0 when more is to come,
+ * -EPROTO for a length out of range, -ECONNRESET at EOF, or -errno. */
+int ffr_xframe_read(int fd, uint8_t *in, size_t cap, size_t *inlen, size_t *inwant);
+/* Fills version, time and nonce of p and writes the length-prefixed,
+ * MAC'd frame into buf. Returns its length or -errno. */
+int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size_t cap);
+/* Checks a received frame body (after the length): MAC first, then
+ * version, freshness and replay. On success *out must be freed with
+ * ff__xpreamble__free_unpacked. -EACCES: bad MAC or no secret. */
+int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__XPreamble **out);
+/* The cluster MAC of len bytes of msg; -EACCES without a secret. */
+int ffr_xmac(const struct ffr_router *r, const void *msg, size_t len, uint8_t out[FFR_MAC_LEN]);
+/* Constant-time comparison of two MACs; true if equal. */
+bool ffr_xmac_equal(const uint8_t a[FFR_MAC_LEN], const uint8_t b[FFR_MAC_LEN]);
+/* Writes a length-prefixed XReply frame; returns its length. */
+size_t ffr_xreply_frame(Ff__Status st, const char *err, uint8_t *buf, size_t cap);
+
+/* ingress.c: kinds of preamble another part serves */
+enum ffr_preamble_kind {
+	FFR_PREAMBLE_CM = 0, /* an rdma_cm connect request (p->cm set) */
+	FFR_PREAMBLE_KINDS,
+};
+/* Takes p and fd (both consumed); tag: the preamble's MAC. */
+typedef void (*ffr_preamble_fn)(struct ffr_router *r, Ff__XPreamble *p, int fd,
+				const uint8_t *tag);
+/* Serves preambles of kind with fn. -EEXIST if served already. */
+int ffr_ingress_handle(struct ffr_router *r, enum ffr_preamble_kind kind, ffr_preamble_fn fn);
