@@ -9,42 +9,25 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
-/* Parses a decimal in [min, max]; -1 if it is not one. */
-static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
-{
-	char *end;
-	unsigned long v;
+/* How an option's value is stored: a string, a number in [min, max] (what
+ * says what it is when it is bad), or by its own setter. */
+enum opt_kind { OPT_STR, OPT_U32, OPT_INT, OPT_FN };
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || !*s || *s == '-' || v < min || v > max)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int bad(const char *what, const char *v)
-{
-	fprintf(stderr, "ffrouter: bad %s '%s'\n", what, v);
-	return -1;
-}
-
-static int set_rundir(struct ffr_options *o, const char *v)
-{
-	o->core.rundir = v;
-	return 0;
-}
-
-static int set_state(struct ffr_options *o, const char *v)
-{
-	o->xhost.state = v;
-	return 0;
-}
+struct opt {
+	const char *name, *arg;
+	enum opt_kind kind;
+	size_t off; /* where in struct ffr_options */
+	uint32_t min, max;
+	const char *what;
+	int (*set)(struct ffr_options *o, const char *v);
+	const char *help;
+};
 
 static int set_log_level(struct ffr_options *o, const char *v)
 {
@@ -58,82 +41,6 @@ static int set_log_level(struct ffr_options *o, const char *v)
 	return 0;
 }
 
-static int set_max_conns(struct ffr_options *o, const char *v)
-{
-	return parse_u32(v, 1, UINT32_MAX, &o->core.quota.conns) ? bad("number", v) : 0;
-}
-
-static int set_max_listeners(struct ffr_options *o, const char *v)
-{
-	return parse_u32(v, 1, UINT32_MAX, &o->core.quota.listeners) ? bad("number", v) : 0;
-}
-
-static int set_max_channels(struct ffr_options *o, const char *v)
-{
-	return parse_u32(v, 1, UINT32_MAX, &o->core.quota.channels) ? bad("number", v) : 0;
-}
-
-static int set_sockbuf(struct ffr_options *o, const char *v)
-{
-	uint32_t n;
-
-	if (parse_u32(v, 0, UINT32_MAX, &n))
-		return bad("size", v);
-	o->core.sockbuf = (int)(n > (1u << 30) ? 1u << 30 : n);
-	return 0;
-}
-
-static int set_host_id(struct ffr_options *o, const char *v)
-{
-	o->core.host_id = v;
-	return 0;
-}
-
-static int set_ingress(struct ffr_options *o, const char *v)
-{
-	o->xhost.ingress = v;
-	return 0;
-}
-
-static int set_secret_file(struct ffr_options *o, const char *v)
-{
-	o->xhost.secret_file = v;
-	return 0;
-}
-
-static int set_xconnect_ms(struct ffr_options *o, const char *v)
-{
-	uint32_t n;
-
-	if (parse_u32(v, 1, 600000, &n))
-		return bad("timeout", v);
-	o->xhost.xconnect_ms = (int)n;
-	return 0;
-}
-
-static int set_store(struct ffr_options *o, const char *v)
-{
-	o->xhost.store = v;
-	return 0;
-}
-
-static int set_advertise(struct ffr_options *o, const char *v)
-{
-	o->xhost.advertise = v;
-	return 0;
-}
-
-static int set_rdma_dev(struct ffr_options *o, const char *v)
-{
-	o->rdma.dev = v;
-	return 0;
-}
-
-static int set_rdma_poll_us(struct ffr_options *o, const char *v)
-{
-	return parse_u32(v, 0, 10000000, &o->rdma.poll_us) ? bad("poll time", v) : 0;
-}
-
 static int set_verbs_path(struct ffr_options *o, const char *v)
 {
 	if (ffr_verbs_path_parse(v, &o->rdma.path) < 0) {
@@ -143,44 +50,76 @@ static int set_verbs_path(struct ffr_options *o, const char *v)
 	return 0;
 }
 
-struct opt {
-	const char *name, *arg;
-	int (*set)(struct ffr_options *o, const char *v);
-	const char *help;
-};
+#define STR(n, a, field, h) {n, a, OPT_STR, offsetof(struct ffr_options, field), 0, 0, NULL, NULL, h}
+#define NUM(n, a, k, field, lo, hi, w, h)                                                          \
+	{n, a, k, offsetof(struct ffr_options, field), lo, hi, w, NULL, h}
+#define FN(n, a, fn, h) {n, a, OPT_FN, 0, 0, 0, NULL, fn, h}
 
 static const struct opt opts[] = {
-	{"rundir", "DIR", set_rundir,
-	 "run directory (admin socket DIR/ffrouter.sock,\n"
-	 "container sockets DIR/c/NAME/ffrouter.sock)"},
-	{"state", "FILE", set_state, "registrations (default DIR/state)"},
-	{"log-level", "LEVEL", set_log_level, "error, warn, info or debug (default info)"},
-	{"max-conns", "N", set_max_conns, "connections per container (default 65536)"},
-	{"max-listeners", "N", set_max_listeners, "listeners per container (default 4096)"},
-	{"max-channels", "N", set_max_channels, "shim channels per container (default 4096)"},
-	{"sockbuf", "BYTES", set_sockbuf,
-	 "buffer size of same-host connections (default 1048576;\n"
-	 "0 keeps the kernel's default)"},
-	{"host-id", "NAME", set_host_id, "this host's name in the locality map (default: hostname)"},
-	{"ingress", "IP:PORT", set_ingress, "accept connections from other routers here"},
-	{"secret-file", "FILE", set_secret_file, "the cluster secret (mode 600), needed across hosts"},
-	{"xconnect-ms", "N", set_xconnect_ms, "timeout of a connect to another router (default 3000)"},
-	{"store", "URL", set_store, "etcd://HOST:PORT: share the locality map through etcd"},
-	{"advertise", "IP:PORT", set_advertise, "where other routers reach this one (default: --ingress)"},
-	{"rdma-dev", "NAME", set_rdma_dev,
-	 "RDMA device for containers' verbs (default: the first\n"
-	 "one, if any; none: no RDMA)"},
-	{"rdma-poll-us", "N", set_rdma_poll_us,
-	 "after verbs work, poll the data path for N us before\n"
-	 "sleeping again (default 2000; 0: never)"},
-	{"verbs-path", "PATH", set_verbs_path,
-	 "direct: apps post to and poll the device's queues\n"
-	 "themselves (soft-RoCE only; native speed, native RDMA\n"
-	 "trust between QPs); ring: every work request passes\n"
-	 "through the router, which can then refuse any of them;\n"
-	 "auto (default): direct where the device has it"},
+	STR("rundir", "DIR", core.rundir,
+	    "run directory (admin socket DIR/ffrouter.sock,\n"
+	    "container sockets DIR/c/NAME/ffrouter.sock)"),
+	STR("state", "FILE", xhost.state, "registrations (default DIR/state)"),
+	FN("log-level", "LEVEL", set_log_level, "error, warn, info or debug (default info)"),
+	NUM("max-conns", "N", OPT_U32, core.quota.conns, 1, UINT32_MAX, "number",
+	    "connections per container (default 65536)"),
+	NUM("max-listeners", "N", OPT_U32, core.quota.listeners, 1, UINT32_MAX, "number",
+	    "listeners per container (default 4096)"),
+	NUM("max-channels", "N", OPT_U32, core.quota.channels, 1, UINT32_MAX, "number",
+	    "shim channels per container (default 4096)"),
+	NUM("sockbuf", "BYTES", OPT_INT, core.sockbuf, 0, 1u << 30, "size",
+	    "buffer size of same-host connections (default 1048576;\n"
+	    "0 keeps the kernel's default; at most 1 GiB)"),
+	STR("host-id", "NAME", core.host_id, "this host's name in the locality map (default: hostname)"),
+	STR("ingress", "IP:PORT", xhost.ingress, "accept connections from other routers here"),
+	STR("secret-file", "FILE", xhost.secret_file, "the cluster secret (mode 600), needed across hosts"),
+	NUM("xconnect-ms", "N", OPT_INT, xhost.xconnect_ms, 1, 600000, "timeout",
+	    "timeout of a connect to another router (default 3000)"),
+	STR("store", "URL", xhost.store, "etcd://HOST:PORT: share the locality map through etcd"),
+	STR("advertise", "IP:PORT", xhost.advertise,
+	    "where other routers reach this one (default: --ingress)"),
+	STR("rdma-dev", "NAME", rdma.dev,
+	    "RDMA device for containers' verbs (default: the first\n"
+	    "one, if any; none: no RDMA)"),
+	NUM("rdma-poll-us", "N", OPT_U32, rdma.poll_us, 0, 10000000, "poll time",
+	    "after verbs work, poll the data path for N us before\n"
+	    "sleeping again (default 2000; 0: never)"),
+	FN("verbs-path", "PATH", set_verbs_path,
+	   "direct: apps post to and poll the device's queues\n"
+	   "themselves (soft-RoCE only; native speed, native RDMA\n"
+	   "trust between QPs); ring: every work request passes\n"
+	   "through the router, which can then refuse any of them;\n"
+	   "auto (default): direct where the device has it"),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* Stores v where op says; -1 (said on stderr) if it is not a valid value.
+ * A size beyond the maximum is taken as the maximum. */
+static int opt_set(const struct opt *op, struct ffr_options *o, const char *v)
+{
+	char *field = (char *)o + op->off, *end;
+	unsigned long n;
+
+	if (op->kind == OPT_FN)
+		return op->set(o, v);
+	if (op->kind == OPT_STR) {
+		*(const char **)field = v;
+		return 0;
+	}
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (!errno && !*end && *v && *v != '-' && n > op->max && !strcmp(op->what, "size"))
+		n = op->max;
+	if (errno || *end || !*v || *v == '-' || n < op->min || n > op->max) {
+		fprintf(stderr, "ffrouter: bad %s '%s'\n", op->what, v);
+		return -1;
+	}
+	if (op->kind == OPT_U32)
+		*(uint32_t *)field = (uint32_t)n;
+	else
+		*(int *)field = (int)n;
+	return 0;
+}
 
 static void usage(FILE *f)
 {
@@ -222,7 +161,7 @@ static int parse_args(int argc, char **argv, struct ffr_options *o)
 		if (c == 'r' || c == 's' || c == 'l')
 			c = 256 + opt_index(c == 'r' ? "rundir" : c == 's' ? "state" : "log-level");
 		if (c >= 256 && c < 256 + (int)NOPTS) {
-			if (opts[c - 256].set(o, optarg) < 0)
+			if (opt_set(&opts[c - 256], o, optarg) < 0)
 				return 2;
 		} else if (c == 'h' || c == 'V') {
 			if (c == 'h')
