@@ -56,6 +56,21 @@ int ffr_cm_reply_status(struct ffr_cmchan *ch, uint64_t id, int err, const char 
 	return cm_reply(ch, &s.rep);
 }
 
+/* The id's local and peer addresses, where it has them, into a message's
+ * two fields (storage in la/lb and pa/pb). */
+static void id_addrs(const struct ffr_cmid *id, Ff__Addr **local, Ff__Addr *la, uint8_t lb[16],
+		     Ff__Addr **peer, Ff__Addr *pa, uint8_t pb[16])
+{
+	if (id->local.ip.family) {
+		ff_sa_to_proto(&id->local, la, lb);
+		*local = la;
+	}
+	if (id->peer.ip.family) {
+		ff_sa_to_proto(&id->peer, pa, pb);
+		*peer = pa;
+	}
+}
+
 static void reply_id(struct ffr_cmchan *ch, uint64_t rid, const struct ffr_cmid *id)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
@@ -64,33 +79,11 @@ static void reply_id(struct ffr_cmchan *ch, uint64_t rid, const struct ffr_cmid 
 	uint8_t lb[16], pb[16];
 
 	m.id = id->h;
-	if (id->local.ip.family) {
-		ff_sa_to_proto(&id->local, &la, lb);
-		m.local = &la;
-	}
-	if (id->peer.ip.family) {
-		ff_sa_to_proto(&id->peer, &pa, pb);
-		m.peer = &pa;
-	}
+	id_addrs(id, &m.local, &la, lb, &m.peer, &pa, pb);
 	rep.id = rid;
 	rep.body_case = FF__REPLY__BODY_RDMA_CM;
 	rep.rdma_cm = &m;
 	cm_reply(ch, &rep);
-}
-
-static void param_to_msg(const struct ffr_cm_param *p, bool swap, Ff__RdmaConnParam *m)
-{
-	ff__rdma_conn_param__init(m);
-	m->private_data.data = (uint8_t *)p->pdata;
-	m->private_data.len = p->pdata_len;
-	/* the other side sees the resources from its own point of view */
-	m->responder_resources = swap ? p->initiator_depth : p->responder_resources;
-	m->initiator_depth = swap ? p->responder_resources : p->initiator_depth;
-	m->flow_control = p->flow_control;
-	m->retry_count = p->retry_count;
-	m->rnr_retry_count = p->rnr_retry_count;
-	m->srq = p->srq;
-	m->qp_num = p->qp_num;
 }
 
 void ffr_cm_event(struct ffr_cmid *id, uint32_t type, int status, const struct ffr_cm_param *param,
@@ -107,17 +100,10 @@ void ffr_cm_event(struct ffr_cmid *id, uint32_t type, int status, const struct f
 	m.listen_id = id->parent && type == RDMA_CM_EVENT_CONNECT_REQUEST ? id->parent->h : 0;
 	m.status = status;
 	if (param) {
-		param_to_msg(param, swap_rd, &pm);
+		ffr_cm_param_to_msg(param, swap_rd, &pm);
 		m.param = &pm;
 	}
-	if (id->local.ip.family) {
-		ff_sa_to_proto(&id->local, &la, lb);
-		m.local = &la;
-	}
-	if (id->peer.ip.family) {
-		ff_sa_to_proto(&id->peer, &pa, pb);
-		m.peer = &pa;
-	}
+	id_addrs(id, &m.local, &la, lb, &m.peer, &pa, pb);
 	if (peer_gid) {
 		m.peer_gid.data = (uint8_t *)peer_gid;
 		m.peer_gid.len = 16;

@@ -71,6 +71,21 @@ static int depth(uint8_t *v, int max, uint8_t offered)
 	return 0;
 }
 
+void ffr_cm_param_to_msg(const struct ffr_cm_param *p, bool swap, Ff__RdmaConnParam *m)
+{
+	ff__rdma_conn_param__init(m);
+	m->private_data.data = (uint8_t *)p->pdata;
+	m->private_data.len = p->pdata_len;
+	/* the other side sees the resources from its own point of view */
+	m->responder_resources = swap ? p->initiator_depth : p->responder_resources;
+	m->initiator_depth = swap ? p->responder_resources : p->initiator_depth;
+	m->flow_control = p->flow_control;
+	m->retry_count = p->retry_count;
+	m->rnr_retry_count = p->rnr_retry_count;
+	m->srq = p->srq;
+	m->qp_num = p->qp_num;
+}
+
 int ffr_cm_depths(struct ffr_rdma *rd, struct ffr_cm_param *p, const struct ffr_cm_param *other)
 {
 	/* from this side's point of view, the other side's initiator depth is

@@ -107,6 +107,9 @@ void ffr_cm_detach(struct ffr_cmid *id);
 /* A connect's or accept's parameters from a message: -EINVAL if too much
  * private data; the rest clamped to what the fields can hold. */
 int ffr_cm_param_from(const Ff__RdmaConnParam *m, struct ffr_cm_param *p);
+/* The message of p (storage: p's own); swap: as the other side sees it
+ * (responder resources and initiator depth exchanged). */
+void ffr_cm_param_to_msg(const struct ffr_cm_param *p, bool swap, Ff__RdmaConnParam *m);
 /* Resolves p's responder resources and initiator depth (255: as many as
  * allowed) against this device and, for an accept, the request (other). */
 int ffr_cm_depths(struct ffr_rdma *rd, struct ffr_cm_param *p, const struct ffr_cm_param *other);

@@ -110,20 +110,6 @@ static int cmx_send(struct ffr_cmx *x, const Ff__XCmMsg *m)
 	return cmx_flush(x);
 }
 
-static void param_msg(const struct ffr_cm_param *p, Ff__RdmaConnParam *m)
-{
-	ff__rdma_conn_param__init(m);
-	m->private_data.data = (uint8_t *)p->pdata;
-	m->private_data.len = p->pdata_len;
-	m->responder_resources = p->responder_resources;
-	m->initiator_depth = p->initiator_depth;
-	m->flow_control = p->flow_control;
-	m->retry_count = p->retry_count;
-	m->rnr_retry_count = p->rnr_retry_count;
-	m->srq = p->srq;
-	m->qp_num = p->qp_num;
-}
-
 /* Reads the next frame into x->in: 1 when it is complete, 0 when more is to
  * come, -errno (-ECONNRESET: the other router closed). */
 static int frame_read(struct ffr_cmx *x)
@@ -266,7 +252,7 @@ static int seal_request(struct ffr_cmx *x, struct ffr_cmid *id)
 	ff_sa_to_proto(&id->peer, &d, db);
 	p.src = &s;
 	p.dst = &d;
-	param_msg(&id->param, &pm);
+	ffr_cm_param_to_msg(&id->param, false, &pm);
 	cm.param = &pm;
 	cm.psn = id->psn;
 	cm.ps = id->ps;
@@ -410,7 +396,7 @@ int ffr_cmx_accept(struct ffr_cmid *id, struct ffr_vqp *q)
 	err = ffr_vqp_connect(q, &id->peer.ip, &qc);
 	if (err)
 		return err;
-	param_msg(&id->param, &pm);
+	ffr_cm_param_to_msg(&id->param, false, &pm);
 	m.kind = FF__XCM_MSG__KIND__ACCEPT;
 	m.param = &pm;
 	m.psn = id->psn;
