@@ -10,8 +10,8 @@
 #include "router.h"
 
 #include "log.h"
+#include "mac.h"
 #include "msg.h"
-#include "sha256.h"
 
 #include <errno.h>
 #include <netinet/in.h>

@@ -19,13 +19,14 @@
 #include "rdma.h"
 
 #include "log.h"
+#include "mac.h"
 #include "msg.h"
-#include "sha256.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <rdma/rdma_cma.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -73,7 +74,7 @@ static void frame_mac(const struct ffr_cmx *x, char dir, uint64_t n, const uint8
 	for (int i = 0; i < 8; i++)
 		buf[FF_SHA256_LEN + 1 + i] = (uint8_t)(n >> (56 - 8 * i));
 	memcpy(buf + MAC_HEAD, msg, len);
-	ff_hmac_sha256(x->r->secret, x->r->secret_len, buf, MAC_HEAD + len, out);
+	ff_mac(x->r->secret, x->r->secret_len, buf, MAC_HEAD + len, out);
 }
 
 /* Sends what is queued; the rest waits for room (wev). */
@@ -141,7 +142,7 @@ static Ff__XCmMsg *frame_open(struct ffr_cmx *x)
 		return NULL;
 	len -= FF_SHA256_LEN;
 	frame_mac(x, x->active ? 'P' : 'A', x->rx_n, x->in + 2, len, mac);
-	if (!ff_memeq_ct(mac, x->in + 2 + len, FF_SHA256_LEN))
+	if (sodium_memcmp(mac, x->in + 2 + len, FF_SHA256_LEN) != 0)
 		return NULL;
 	x->rx_n++;
 	return (Ff__XCmMsg *)ff_msg_unpack(&ff__xcm_msg__descriptor, x->in + 2, len);

@@ -10,10 +10,11 @@
 #include "router.h"
 
 #include "log.h"
+#include "mac.h"
 #include "msg.h"
-#include "sha256.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -127,7 +128,7 @@ int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size
 	if (len + FF_SHA256_LEN > FFR_XFRAME_MAX || 2 + len + FF_SHA256_LEN > cap)
 		return -EMSGSIZE;
 	ff_msg_pack(&p->base, buf + 2);
-	ff_hmac_sha256(r->secret, r->secret_len, buf + 2, len, buf + 2 + len);
+	ff_mac(r->secret, r->secret_len, buf + 2, len, buf + 2 + len);
 	len += FF_SHA256_LEN;
 	buf[0] = (uint8_t)(len >> 8);
 	buf[1] = (uint8_t)len;
@@ -145,8 +146,8 @@ int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__
 	if (!r->secret || len <= FF_SHA256_LEN)
 		return -EACCES;
 	len -= FF_SHA256_LEN;
-	ff_hmac_sha256(r->secret, r->secret_len, msg, len, mac);
-	if (!ff_memeq_ct(mac, msg + len, FF_SHA256_LEN))
+	ff_mac(r->secret, r->secret_len, msg, len, mac);
+	if (sodium_memcmp(mac, msg + len, FF_SHA256_LEN) != 0)
 		return -EACCES;
 	p = (Ff__XPreamble *)ff_msg_unpack(&ff__xpreamble__descriptor, msg, len);
 	if (!p)

@@ -24,9 +24,13 @@ mkdir -p "$out/corpus" "$out/crashes"
 # target follows the tree without a list to keep in step
 mapfile -t srcs < <(ls "$top"/common/*.c "$top"/ffrouter/*.c | grep -v '/ffrouter/main\.c$')
 srcs+=("$build/proto/ff.pb-c.c" "$top/fuzz/fuzz_router.c")
+# hostlib/, which the router links, and the libraries it brings
+srcs+=("$top"/hostlib/*.c)
+read -ra host < <(pkg-config --cflags --libs libsodium)
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	-DFF_VERSION='"fuzz"' -I"$top/include" -I"$top/common" -I"$top/ffrouter" -I"$build/proto" \
-	"${srcs[@]}" -levent_core -levent_extra -lprotobuf-c -libverbs -o "$out/fuzz_router"
+	-I"$top/hostlib" "${srcs[@]}" -levent_core -levent_extra -lprotobuf-c -libverbs "${host[@]}" \
+	-o "$out/fuzz_router"
 FUZZ_SEEDS="$out/corpus" "$out/fuzz_router" >/dev/null 2>&1 || true
 echo "fuzzing the router for ${secs}s ($(ls "$out/corpus" | wc -l) inputs in the corpus)"
 ulimit -n 4096

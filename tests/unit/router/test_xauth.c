@@ -3,9 +3,9 @@
  * flipped byte, a truncated frame, a replay or a stale clock does not. */
 #include "cu.h"
 
+#include "mac.h"
 #include "msg.h"
 #include "router.h"
-#include "sha256.h"
 
 #include <errno.h>
 #include <string.h>
@@ -101,7 +101,7 @@ static int forged(const char *host, uint64_t boot, uint64_t seq, int64_t age_ms)
 	p.boot = boot;
 	p.seq = seq;
 	len = ff_msg_pack(&p.base, buf);
-	ff_hmac_sha256(r.secret, r.secret_len, buf, len, buf + len);
+	ff_mac(r.secret, r.secret_len, buf, len, buf + len);
 	err = ffr_preamble_open(&r, buf, len + FF_SHA256_LEN, &out);
 	if (out)
 		ff__xpreamble__free_unpacked(out, NULL);
