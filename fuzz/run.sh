@@ -26,7 +26,7 @@ mapfile -t srcs < <(ls "$top"/common/*.c "$top"/ffrouter/*.c | grep -v '/ffroute
 srcs+=("$build/proto/ff.pb-c.c" "$top/fuzz/fuzz_router.c")
 # hostlib/, which the router links, and the libraries it brings
 srcs+=("$top"/hostlib/*.c)
-read -ra host < <(pkg-config --cflags --libs libsodium)
+read -ra host < <(pkg-config --cflags --libs libsodium json-c)
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	-DFF_VERSION='"fuzz"' -I"$top/include" -I"$top/common" -I"$top/ffrouter" -I"$build/proto" \
 	-I"$top/hostlib" "${srcs[@]}" -levent_core -levent_extra -lprotobuf-c -libverbs "${host[@]}" \
