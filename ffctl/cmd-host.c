@@ -73,41 +73,46 @@ static int host_rm(struct ffc_ctx *ctx, int argc, char **argv)
 	return simple(ctx, &req, "host rm", done);
 }
 
-void ffc_print_hosts(struct ffc_ctx *ctx, Ff__Host **h, size_t n);
-
-void ffc_print_hosts(struct ffc_ctx *ctx, Ff__Host **h, size_t n)
+void ffc_print_hosts(Ff__Host **h, size_t n)
 {
 	char a[FF_ADDRSTRLEN];
 
-	if (!ctx->json)
-		printf("%-20s %-28s %5s %10s\n", "HOST", "ROUTER", "RDMA", "CONTAINERS");
-	else
-		printf("[");
+	printf("%-20s %-28s %5s %10s\n", "HOST", "ROUTER", "RDMA", "CONTAINERS");
 	for (size_t i = 0; i < n; i++) {
 		if (h[i]->self)
 			snprintf(a, sizeof(a), "(this router)");
 		else
 			ffc_addr_str(h[i]->addr, a, sizeof(a));
-		if (!ctx->json) {
-			printf("%-20s %-28s %5s %10u\n", h[i]->name, a, h[i]->rdma ? "yes" : "no",
-			       h[i]->containers);
-			continue;
-		}
-		printf("%s{\"name\": ", i ? ", " : "");
-		ffc_json_str(stdout, h[i]->name);
-		printf(", \"addr\": \"%s\", \"self\": %s, \"rdma\": %s, \"containers\": %u}",
-		       h[i]->self ? "" : a, h[i]->self ? "true" : "false",
-		       h[i]->rdma ? "true" : "false", h[i]->containers);
+		printf("%-20s %-28s %5s %10u\n", h[i]->name, a, h[i]->rdma ? "yes" : "no",
+		       h[i]->containers);
 	}
-	if (ctx->json)
-		printf("]");
+}
+
+struct json_object *ffc_hosts_json(Ff__Host **h, size_t n)
+{
+	struct json_object *v = json_object_new_array();
+	char a[FF_ADDRSTRLEN];
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "name", ffc_json_string(h[i]->name));
+		json_object_object_add(o, "addr", ffc_json_string(h[i]->self ? "" :
+					ffc_addr_str(h[i]->addr, a, sizeof(a))));
+		json_object_object_add(o, "self", json_object_new_boolean(h[i]->self));
+		json_object_object_add(o, "rdma", json_object_new_boolean(h[i]->rdma));
+		json_object_object_add(o, "containers", json_object_new_uint64(h[i]->containers));
+		json_object_array_add(v, o);
+	}
+	return v;
 }
 
 static void print_list(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 {
-	ffc_print_hosts(ctx, reps[0]->hosts->hosts, reps[0]->hosts->n_hosts);
 	if (ctx->json)
-		printf("\n");
+		ffc_json_print(ffc_hosts_json(reps[0]->hosts->hosts, reps[0]->hosts->n_hosts));
+	else
+		ffc_print_hosts(reps[0]->hosts->hosts, reps[0]->hosts->n_hosts);
 }
 
 int ffc_cmd_host(struct ffc_ctx *ctx, int argc, char **argv)

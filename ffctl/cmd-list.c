@@ -12,57 +12,66 @@ static void ips_joined(const Ff__Container *c, char *buf, size_t len)
 		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", c->ips[i]);
 }
 
-void ffc_print_containers(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n, bool status);
-
-/* Shared with status: the container table, or its JSON array. */
-void ffc_print_containers(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n, bool status)
+/* The containers of reply piece k. */
+static Ff__Container **containers(Ff__Reply **reps, size_t k, bool status, size_t *cnt)
 {
-	bool first = true;
-	char ips[512];
+	*cnt = status ? reps[k]->status_reply->n_containers : reps[k]->list->n_containers;
+	return status ? reps[k]->status_reply->containers : reps[k]->list->containers;
+}
 
-	if (ctx->json)
-		printf("[");
-	else
-		printf("%-20s %-32s %-10s %8s %9s %6s\n", "NAME", "IPS", "HOST", "CHANNELS",
-		       "LISTENERS", "CONNS");
+void ffc_print_containers(Ff__Reply **reps, size_t n, bool status)
+{
+	char ips[512];
+	size_t cnt;
+
+	printf("%-20s %-32s %-10s %8s %9s %6s\n", "NAME", "IPS", "HOST", "CHANNELS", "LISTENERS",
+	       "CONNS");
 	for (size_t k = 0; k < n; k++) {
-		Ff__Container **v = status ? reps[k]->status_reply->containers
-					   : reps[k]->list->containers;
-		size_t cnt = status ? reps[k]->status_reply->n_containers
-				    : reps[k]->list->n_containers;
+		Ff__Container **v = containers(reps, k, status, &cnt);
 
 		for (size_t i = 0; i < cnt; i++) {
-			const Ff__Container *c = v[i];
-
-			ips_joined(c, ips, sizeof(ips));
-			if (!ctx->json) {
-				printf("%-20s %-32s %-10s %8u %9u %6u\n", c->name, ips, c->host,
-				       c->channels, c->listeners, c->conns);
-				continue;
-			}
-			printf("%s{\"name\": ", first ? "" : ", ");
-			ffc_json_str(stdout, c->name);
-			printf(", \"ips\": [");
-			for (size_t j = 0; j < c->n_ips; j++) {
-				printf("%s", j ? ", " : "");
-				ffc_json_str(stdout, c->ips[j]);
-			}
-			printf("], \"host\": ");
-			ffc_json_str(stdout, c->host);
-			printf(", \"channels\": %u, \"listeners\": %u, \"conns\": %u}", c->channels,
-			       c->listeners, c->conns);
-			first = false;
+			ips_joined(v[i], ips, sizeof(ips));
+			printf("%-20s %-32s %-10s %8u %9u %6u\n", v[i]->name, ips, v[i]->host,
+			       v[i]->channels, v[i]->listeners, v[i]->conns);
 		}
 	}
-	if (ctx->json)
-		printf("]");
+}
+
+static struct json_object *container_json(const Ff__Container *c)
+{
+	struct json_object *o = json_object_new_object(), *ips = json_object_new_array();
+
+	for (size_t j = 0; j < c->n_ips; j++)
+		json_object_array_add(ips, ffc_json_string(c->ips[j]));
+	json_object_object_add(o, "name", ffc_json_string(c->name));
+	json_object_object_add(o, "ips", ips);
+	json_object_object_add(o, "host", ffc_json_string(c->host));
+	json_object_object_add(o, "channels", json_object_new_uint64(c->channels));
+	json_object_object_add(o, "listeners", json_object_new_uint64(c->listeners));
+	json_object_object_add(o, "conns", json_object_new_uint64(c->conns));
+	return o;
+}
+
+struct json_object *ffc_containers_json(Ff__Reply **reps, size_t n, bool status)
+{
+	struct json_object *v = json_object_new_array();
+	size_t cnt;
+
+	for (size_t k = 0; k < n; k++) {
+		Ff__Container **c = containers(reps, k, status, &cnt);
+
+		for (size_t i = 0; i < cnt; i++)
+			json_object_array_add(v, container_json(c[i]));
+	}
+	return v;
 }
 
 static void print_list(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 {
-	ffc_print_containers(ctx, reps, n, false);
 	if (ctx->json)
-		printf("\n");
+		ffc_json_print(ffc_containers_json(reps, n, false));
+	else
+		ffc_print_containers(reps, n, false);
 }
 
 int ffc_cmd_list(struct ffc_ctx *ctx, int argc, char **argv)

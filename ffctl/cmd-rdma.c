@@ -27,50 +27,78 @@ static void print_ctx_text(const Ff__VerbsCtxInfo *c, bool direct)
 	}
 }
 
-static void print_ctx_json(const Ff__VerbsCtxInfo *c)
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
 {
-	printf("{\"container\": ");
-	ffc_json_str(stdout, c->container);
-	printf(", \"pid\": %u, \"pds\": %u, \"mrs\": %u, \"mr_bytes\": %" PRIu64
-	       ", \"memfds\": %u, \"memfd_bytes\": %" PRIu64 ", \"cqs\": %u, \"qps\": %u"
-	       ", \"srqs\": %u, \"channels\": %u, \"completions\": %" PRIu64 ", \"qp\": [",
-	       c->pid, c->pds, c->mrs, c->mr_bytes, c->memfds, c->memfd_bytes, c->cqs, c->qps,
-	       c->srqs, c->channels, c->completions);
-	for (size_t i = 0; i < c->n_qp; i++)
-		printf("%s{\"qp_num\": %u, \"state\": \"%s\", \"posted\": %" PRIu64 "}",
-		       i ? ", " : "", c->qp[i]->qp_num, qp_state(c->qp[i]->state), c->qp[i]->posted);
-	printf("]}");
+	json_object_object_add(o, key, json_object_new_uint64(v));
 }
 
-static void print_rdma(struct ffc_ctx *ctx, const Ff__VerbsStatusReply *s)
+static struct json_object *ctx_json(const Ff__VerbsCtxInfo *c)
+{
+	struct json_object *o = json_object_new_object(), *qps = json_object_new_array();
+
+	json_object_object_add(o, "container", ffc_json_string(c->container));
+	add_u64(o, "pid", c->pid);
+	add_u64(o, "pds", c->pds);
+	add_u64(o, "mrs", c->mrs);
+	add_u64(o, "mr_bytes", c->mr_bytes);
+	add_u64(o, "memfds", c->memfds);
+	add_u64(o, "memfd_bytes", c->memfd_bytes);
+	add_u64(o, "cqs", c->cqs);
+	add_u64(o, "qps", c->qps);
+	add_u64(o, "srqs", c->srqs);
+	add_u64(o, "channels", c->channels);
+	add_u64(o, "completions", c->completions);
+	for (size_t i = 0; i < c->n_qp; i++) {
+		struct json_object *q = json_object_new_object();
+
+		add_u64(q, "qp_num", c->qp[i]->qp_num);
+		json_object_object_add(q, "state", ffc_json_string(qp_state(c->qp[i]->state)));
+		add_u64(q, "posted", c->qp[i]->posted);
+		json_object_array_add(qps, q);
+	}
+	json_object_object_add(o, "qp", qps);
+	return o;
+}
+
+static struct json_object *rdma_json(const Ff__VerbsStatusReply *s)
+{
+	struct json_object *o = json_object_new_object(), *ctxs = json_object_new_array(),
+			   *ls = json_object_new_array();
+	char a[FF_ADDRSTRLEN];
+
+	json_object_object_add(o, "device", ffc_json_string(s->device));
+	json_object_object_add(o, "virtual_device", ffc_json_string(s->virtual_device));
+	json_object_object_add(o, "data_path", ffc_json_string(s->data_path));
+	add_u64(o, "contexts_total", s->contexts_total);
+	add_u64(o, "bad_wqes", s->bad_wqes);
+	add_u64(o, "cm_conns_total", s->cm_conns_total);
+	for (size_t i = 0; i < s->n_ctxs; i++)
+		json_object_array_add(ctxs, ctx_json(s->ctxs[i]));
+	json_object_object_add(o, "contexts", ctxs);
+	for (size_t i = 0; i < s->n_cm_listeners; i++) {
+		const Ff__VerbsCmListener *cl = s->cm_listeners[i];
+		struct json_object *l = json_object_new_object();
+
+		ffc_addr_str(cl->addr, a, sizeof(a));
+		json_object_object_add(l, "container", ffc_json_string(cl->container));
+		json_object_object_add(l, "addr", ffc_json_string(a));
+		json_object_array_add(ls, l);
+	}
+	json_object_object_add(o, "cm_listeners", ls);
+	return o;
+}
+
+static bool has_device(const Ff__VerbsStatusReply *s)
+{
+	return s->device && *s->device;
+}
+
+static void print_rdma(const Ff__VerbsStatusReply *s)
 {
 	char a[FF_ADDRSTRLEN];
 
-	if (!s->device || !*s->device) {
-		printf(ctx->json ? "null" : "\nRDMA: no device\n");
-		return;
-	}
-	if (ctx->json) {
-		printf("{\"device\": ");
-		ffc_json_str(stdout, s->device);
-		printf(", \"virtual_device\": ");
-		ffc_json_str(stdout, s->virtual_device);
-		printf(", \"data_path\": ");
-		ffc_json_str(stdout, s->data_path ? s->data_path : "");
-		printf(", \"contexts_total\": %" PRIu64 ", \"bad_wqes\": %" PRIu64
-		       ", \"cm_conns_total\": %" PRIu64 ", \"contexts\": [",
-		       s->contexts_total, s->bad_wqes, s->cm_conns_total);
-		for (size_t i = 0; i < s->n_ctxs; i++) {
-			printf(i ? ", " : "");
-			print_ctx_json(s->ctxs[i]);
-		}
-		printf("], \"cm_listeners\": [");
-		for (size_t i = 0; i < s->n_cm_listeners; i++) {
-			printf("%s{\"container\": ", i ? ", " : "");
-			ffc_json_str(stdout, s->cm_listeners[i]->container);
-			printf(", \"addr\": \"%s\"}", ffc_addr_str(s->cm_listeners[i]->addr, a, sizeof(a)));
-		}
-		printf("]}");
+	if (!has_device(s)) {
+		printf("\nRDMA: no device\n");
 		return;
 	}
 	printf("\nRDMA: %s (containers see %s, %s data path): %" PRIu64 " contexts opened, %" PRIu64
@@ -88,24 +116,43 @@ static void print_rdma(struct ffc_ctx *ctx, const Ff__VerbsStatusReply *s)
 		       ffc_addr_str(s->cm_listeners[i]->addr, a, sizeof(a)));
 }
 
-/* Asks the router and prints the section; an older router without verbs
- * support gets "null" / nothing. */
-void ffc_print_rdma(struct ffc_ctx *ctx)
+/* Asks the router: its verbs status (in *reps, to free with
+ * ffc_replies_free), or NULL from an older router without verbs support. */
+static const Ff__VerbsStatusReply *fetch(struct ffc_ctx *ctx, Ff__Reply ***reps, size_t *n)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__VerbsStatus m = FF__VERBS_STATUS__INIT;
-	Ff__Reply **reps;
-	size_t n;
 
 	req.body_case = FF__REQUEST__BODY_VERBS_STATUS;
 	req.verbs_status = &m;
-	if (ffc_call(ctx, &req, &reps, &n)) {
-		printf(ctx->json ? "null" : "");
-		return;
-	}
-	if (reps[0]->status || reps[0]->body_case != FF__REPLY__BODY_VERBS_STATUS)
-		printf(ctx->json ? "null" : "");
-	else
-		print_rdma(ctx, reps[0]->verbs_status);
-	ffc_replies_free(reps, n);
+	*n = 0;
+	if (ffc_call(ctx, &req, reps, n))
+		return NULL;
+	if ((*reps)[0]->status || (*reps)[0]->body_case != FF__REPLY__BODY_VERBS_STATUS)
+		return NULL;
+	return (*reps)[0]->verbs_status;
+}
+
+void ffc_print_rdma(struct ffc_ctx *ctx)
+{
+	Ff__Reply **reps;
+	size_t n;
+	const Ff__VerbsStatusReply *s = fetch(ctx, &reps, &n);
+
+	if (s)
+		print_rdma(s);
+	if (n)
+		ffc_replies_free(reps, n);
+}
+
+struct json_object *ffc_rdma_json(struct ffc_ctx *ctx)
+{
+	Ff__Reply **reps;
+	size_t n;
+	const Ff__VerbsStatusReply *s = fetch(ctx, &reps, &n);
+	struct json_object *o = s && has_device(s) ? rdma_json(s) : NULL;
+
+	if (n)
+		ffc_replies_free(reps, n);
+	return o;
 }

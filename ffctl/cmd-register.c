@@ -25,11 +25,11 @@ static int do_register(struct ffc_ctx *ctx, Ff__Register *m)
 	if (reps[0]->status) {
 		rc = ffc_fail(reps[0], "register");
 	} else if (ctx->json) {
-		printf("{\"name\": ");
-		ffc_json_str(stdout, m->name);
-		printf(", \"dir\": ");
-		ffc_json_str(stdout, dir);
-		printf("}\n");
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "name", ffc_json_string(m->name));
+		json_object_object_add(o, "dir", ffc_json_string(dir));
+		ffc_json_print(o);
 	} else if (*m->host) {
 		printf("registered %s on host %s\n", m->name, m->host);
 	} else {

@@ -5,15 +5,12 @@
 #include <inttypes.h>
 #include <string.h>
 
-void ffc_print_containers(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n, bool status);
-
-static void print_listeners(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
+static void print_listeners(Ff__Reply **reps, size_t n)
 {
-	bool first = true;
 	char a[FF_ADDRSTRLEN];
 
-	printf(ctx->json ? "[" : "\n%-6s %-20s %-28s %8s %10s\n", "ID", "CONTAINER", "ADDRESS",
-	       "PENDING", "ACCEPTED");
+	printf("\n%-6s %-20s %-28s %8s %10s\n", "ID", "CONTAINER", "ADDRESS", "PENDING",
+	       "ACCEPTED");
 	for (size_t k = 0; k < n; k++) {
 		Ff__StatusReply *s = reps[k]->status_reply;
 
@@ -21,29 +18,42 @@ static void print_listeners(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 			Ff__ListenerInfo *l = s->listeners[i];
 
 			ffc_addr_str(l->addr, a, sizeof(a));
-			if (!ctx->json) {
-				printf("%-6" PRIu64 " %-20s %-28s %8u %10" PRIu64 "\n", l->id,
-				       l->container, a, l->pending, l->accepted);
-				continue;
-			}
-			printf("%s{\"id\": %" PRIu64 ", \"container\": ", first ? "" : ", ", l->id);
-			ffc_json_str(stdout, l->container);
-			printf(", \"addr\": \"%s\", \"pending\": %u, \"accepted\": %" PRIu64 "}", a,
-			       l->pending, l->accepted);
-			first = false;
+			printf("%-6" PRIu64 " %-20s %-28s %8u %10" PRIu64 "\n", l->id, l->container,
+			       a, l->pending, l->accepted);
 		}
 	}
-	if (ctx->json)
-		printf("]");
 }
 
-static void print_conns(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
+static struct json_object *listeners_json(Ff__Reply **reps, size_t n)
 {
-	bool first = true;
+	struct json_object *v = json_object_new_array();
+	char a[FF_ADDRSTRLEN];
+
+	for (size_t k = 0; k < n; k++) {
+		Ff__StatusReply *s = reps[k]->status_reply;
+
+		for (size_t i = 0; i < s->n_listeners; i++) {
+			Ff__ListenerInfo *l = s->listeners[i];
+			struct json_object *o = json_object_new_object();
+
+			ffc_addr_str(l->addr, a, sizeof(a));
+			json_object_object_add(o, "id", json_object_new_uint64(l->id));
+			json_object_object_add(o, "container", ffc_json_string(l->container));
+			json_object_object_add(o, "addr", ffc_json_string(a));
+			json_object_object_add(o, "pending", json_object_new_uint64(l->pending));
+			json_object_object_add(o, "accepted", json_object_new_uint64(l->accepted));
+			json_object_array_add(v, o);
+		}
+	}
+	return v;
+}
+
+static void print_conns(Ff__Reply **reps, size_t n)
+{
 	char ca[FF_ADDRSTRLEN], sa[FF_ADDRSTRLEN];
 
-	printf(ctx->json ? "[" : "\n%-6s %-10s %-16s %-24s %-16s %-24s %14s %14s\n", "ID", "PATH",
-	       "CLIENT", "CLIENT-ADDR", "SERVER", "SERVER-ADDR", "BYTES-C2S", "BYTES-S2C");
+	printf("\n%-6s %-10s %-16s %-24s %-16s %-24s %14s %14s\n", "ID", "PATH", "CLIENT",
+	       "CLIENT-ADDR", "SERVER", "SERVER-ADDR", "BYTES-C2S", "BYTES-S2C");
 	for (size_t k = 0; k < n; k++) {
 		Ff__StatusReply *s = reps[k]->status_reply;
 
@@ -52,48 +62,91 @@ static void print_conns(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 
 			ffc_addr_str(c->client_addr, ca, sizeof(ca));
 			ffc_addr_str(c->server_addr, sa, sizeof(sa));
-			if (!ctx->json) {
-				printf("%-6" PRIu64 " %-10s %-16s %-24s %-16s %-24s %14" PRIu64
-				       " %14" PRIu64 "\n",
-				       c->id, ffc_path_name(c->path), c->client, ca, c->server, sa,
-				       c->bytes_c2s, c->bytes_s2c);
-				continue;
-			}
-			printf("%s{\"id\": %" PRIu64 ", \"path\": \"%s\", \"client\": ",
-			       first ? "" : ", ", c->id, ffc_path_name(c->path));
-			ffc_json_str(stdout, c->client);
-			printf(", \"client_addr\": \"%s\", \"server\": ", ca);
-			ffc_json_str(stdout, c->server);
-			printf(", \"server_addr\": \"%s\", \"bytes_c2s\": %" PRIu64
-			       ", \"bytes_s2c\": %" PRIu64 "}",
-			       sa, c->bytes_c2s, c->bytes_s2c);
-			first = false;
+			printf("%-6" PRIu64 " %-10s %-16s %-24s %-16s %-24s %14" PRIu64
+			       " %14" PRIu64 "\n",
+			       c->id, ffc_path_name(c->path), c->client, ca, c->server, sa,
+			       c->bytes_c2s, c->bytes_s2c);
 		}
 	}
-	if (ctx->json)
-		printf("]");
 }
 
-static void print_publishes(struct ffc_ctx *ctx, const Ff__StatusReply *s)
+static struct json_object *conn_json(const Ff__ConnInfo *c)
 {
-	if (!ctx->json)
-		printf("%-10s %-20s %6s %10s\n", "HOSTPORT", "CONTAINER", "PORT", "ACCEPTED");
-	else
-		printf("[");
+	struct json_object *o = json_object_new_object();
+	char a[FF_ADDRSTRLEN];
+
+	json_object_object_add(o, "id", json_object_new_uint64(c->id));
+	json_object_object_add(o, "path", ffc_json_string(ffc_path_name(c->path)));
+	json_object_object_add(o, "client", ffc_json_string(c->client));
+	json_object_object_add(o, "client_addr",
+			       ffc_json_string(ffc_addr_str(c->client_addr, a, sizeof(a))));
+	json_object_object_add(o, "server", ffc_json_string(c->server));
+	json_object_object_add(o, "server_addr",
+			       ffc_json_string(ffc_addr_str(c->server_addr, a, sizeof(a))));
+	json_object_object_add(o, "bytes_c2s", json_object_new_uint64(c->bytes_c2s));
+	json_object_object_add(o, "bytes_s2c", json_object_new_uint64(c->bytes_s2c));
+	return o;
+}
+
+static struct json_object *conns_json(Ff__Reply **reps, size_t n)
+{
+	struct json_object *v = json_object_new_array();
+
+	for (size_t k = 0; k < n; k++) {
+		Ff__StatusReply *s = reps[k]->status_reply;
+
+		for (size_t i = 0; i < s->n_conns; i++)
+			json_object_array_add(v, conn_json(s->conns[i]));
+	}
+	return v;
+}
+
+static void print_publishes(const Ff__StatusReply *s)
+{
+	printf("%-10s %-20s %6s %10s\n", "HOSTPORT", "CONTAINER", "PORT", "ACCEPTED");
 	for (size_t i = 0; i < s->n_publishes; i++) {
 		const Ff__PublishInfo *p = s->publishes[i];
 
-		if (!ctx->json) {
-			printf("%-10u %-20s %6u %10" PRIu64 "\n", p->host_port, p->container, p->port,
-			       p->accepted);
-			continue;
-		}
-		printf("%s{\"host_port\": %u, \"container\": ", i ? ", " : "", p->host_port);
-		ffc_json_str(stdout, p->container);
-		printf(", \"port\": %u, \"accepted\": %" PRIu64 "}", p->port, p->accepted);
+		printf("%-10u %-20s %6u %10" PRIu64 "\n", p->host_port, p->container, p->port,
+		       p->accepted);
 	}
-	if (ctx->json)
-		printf("]");
+}
+
+static struct json_object *publishes_json(const Ff__StatusReply *s)
+{
+	struct json_object *v = json_object_new_array();
+
+	for (size_t i = 0; i < s->n_publishes; i++) {
+		const Ff__PublishInfo *p = s->publishes[i];
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "host_port", json_object_new_uint64(p->host_port));
+		json_object_object_add(o, "container", ffc_json_string(p->container));
+		json_object_object_add(o, "port", json_object_new_uint64(p->port));
+		json_object_object_add(o, "accepted", json_object_new_uint64(p->accepted));
+		json_object_array_add(v, o);
+	}
+	return v;
+}
+
+/* One object; its members in the order scripts have always seen them. */
+static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
+{
+	Ff__StatusReply *s = reps[0]->status_reply;
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "version", ffc_json_string(s->router_version));
+	json_object_object_add(o, "host", ffc_json_string(s->host));
+	json_object_object_add(o, "conns_total", json_object_new_uint64(s->conns_total));
+	json_object_object_add(o, "fallbacks", json_object_new_uint64(s->fallbacks));
+	json_object_object_add(o, "bad_messages", json_object_new_uint64(s->bad_messages));
+	json_object_object_add(o, "hosts", ffc_hosts_json(s->hosts, s->n_hosts));
+	json_object_object_add(o, "publishes", publishes_json(s));
+	json_object_object_add(o, "containers", ffc_containers_json(reps, n, true));
+	json_object_object_add(o, "listeners", listeners_json(reps, n));
+	json_object_object_add(o, "conns", conns_json(reps, n));
+	json_object_object_add(o, "rdma", ffc_rdma_json(ctx));
+	ffc_json_print(o);
 }
 
 static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
@@ -101,39 +154,24 @@ static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	Ff__StatusReply *s = reps[0]->status_reply;
 
 	if (ctx->json) {
-		printf("{\"version\": ");
-		ffc_json_str(stdout, s->router_version);
-		printf(", \"host\": ");
-		ffc_json_str(stdout, s->host);
-		printf(", \"conns_total\": %" PRIu64 ", \"fallbacks\": %" PRIu64
-		       ", \"bad_messages\": %" PRIu64 ", \"hosts\": ",
-		       s->conns_total, s->fallbacks, s->bad_messages);
-		ffc_print_hosts(ctx, s->hosts, s->n_hosts);
-		printf(", \"publishes\": ");
-		print_publishes(ctx, s);
-		printf(", \"containers\": ");
-	} else {
-		printf("ffrouter %s on host %s: %" PRIu64 " connections accelerated, %" PRIu64
-		       " fell back to the kernel, %" PRIu64 " bad messages\n\n",
-		       s->router_version, s->host, s->conns_total, s->fallbacks, s->bad_messages);
-		if (s->n_hosts) {
-			ffc_print_hosts(ctx, s->hosts, s->n_hosts);
-			printf("\n");
-		}
-		if (s->n_publishes) {
-			print_publishes(ctx, s);
-			printf("\n");
-		}
+		print_status_json(ctx, reps, n);
+		return;
 	}
-	ffc_print_containers(ctx, reps, n, true);
-	printf(ctx->json ? ", \"listeners\": " : "");
-	print_listeners(ctx, reps, n);
-	printf(ctx->json ? ", \"conns\": " : "");
-	print_conns(ctx, reps, n);
-	printf(ctx->json ? ", \"rdma\": " : "");
+	printf("ffrouter %s on host %s: %" PRIu64 " connections accelerated, %" PRIu64
+	       " fell back to the kernel, %" PRIu64 " bad messages\n\n",
+	       s->router_version, s->host, s->conns_total, s->fallbacks, s->bad_messages);
+	if (s->n_hosts) {
+		ffc_print_hosts(s->hosts, s->n_hosts);
+		printf("\n");
+	}
+	if (s->n_publishes) {
+		print_publishes(s);
+		printf("\n");
+	}
+	ffc_print_containers(reps, n, true);
+	print_listeners(reps, n);
+	print_conns(reps, n);
 	ffc_print_rdma(ctx);
-	if (ctx->json)
-		printf("}\n");
 }
 
 int ffc_cmd_status(struct ffc_ctx *ctx, int argc, char **argv)

@@ -1,6 +1,8 @@
-/* ffctl internals: the channel to the router and output helpers. */
+/* ffctl internals: the channel to the router and output helpers. --json
+ * output is built with json-c, so every string is escaped as JSON wants. */
 #pragma once
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,7 +39,10 @@ int ffc_query(struct ffc_ctx *ctx, int argc, char **argv, const char *name, Ff__
 /* Prints the router's error for a failed reply and returns the exit code. */
 int ffc_fail(const Ff__Reply *rep, const char *what);
 
-void ffc_json_str(FILE *f, const char *s);
+/* Prints o as JSON and a newline on stdout; consumes o. */
+void ffc_json_print(struct json_object *o);
+/* A new JSON string holding s ("" for NULL). */
+struct json_object *ffc_json_string(const char *s);
 const char *ffc_addr_str(const Ff__Addr *a, char *buf, size_t len);
 const char *ffc_path_name(Ff__Path p);
 
@@ -47,6 +52,15 @@ int ffc_cmd_list(struct ffc_ctx *ctx, int argc, char **argv);
 int ffc_cmd_status(struct ffc_ctx *ctx, int argc, char **argv);
 int ffc_cmd_host(struct ffc_ctx *ctx, int argc, char **argv);
 int ffc_cmd_publish(struct ffc_ctx *ctx, int argc, char **argv);
-void ffc_print_hosts(struct ffc_ctx *ctx, Ff__Host **h, size_t n);
-/* cmd-rdma.c: the RDMA section of status (after the rest of it). */
+/* cmd-host.c, for status too: the hosts table, or its JSON array. */
+void ffc_print_hosts(Ff__Host **h, size_t n);
+struct json_object *ffc_hosts_json(Ff__Host **h, size_t n);
+/* cmd-list.c, for status too: the containers of every reply piece (list
+ * or status replies), as a table or a JSON array. */
+void ffc_print_containers(Ff__Reply **reps, size_t n, bool status);
+struct json_object *ffc_containers_json(Ff__Reply **reps, size_t n, bool status);
+/* cmd-rdma.c: the RDMA section of status, asked of the router: printed
+ * after the rest, or as JSON (NULL, i.e. null, when the router has no
+ * device or no verbs support). */
 void ffc_print_rdma(struct ffc_ctx *ctx);
+struct json_object *ffc_rdma_json(struct ffc_ctx *ctx);

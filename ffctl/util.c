@@ -4,20 +4,18 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 
-void ffc_json_str(FILE *f, const char *s)
+/* Spaced ({ "a": 1, "b": [ 2 ] }), so "key": value reads as it did when
+ * this was written by hand, and '/' left alone: paths print as paths. */
+void ffc_json_print(struct json_object *o)
 {
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
 
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+struct json_object *ffc_json_string(const char *s)
+{
+	return json_object_new_string(s ? s : "");
 }
 
 const char *ffc_addr_str(const Ff__Addr *a, char *buf, size_t len)

@@ -26,9 +26,13 @@ mapfile -t srcs < <(ls "$top"/common/*.c; find "$top/ffrouter" -name '*.c' ! -pa
 incs=()
 while read -r d; do incs+=("-I$d"); done < <(find "$top/ffrouter" -type d | sort)
 srcs+=("$build/proto/ff.pb-c.c" "$top/fuzz/fuzz_router.c")
+# hostlib/, which the router links, and the libraries it brings
+srcs+=("$top"/hostlib/*.c)
+read -ra host < <(pkg-config --cflags --libs libsodium json-c)
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
-	-DFF_VERSION='"fuzz"' -I"$top/include" -I"$top/common" "${incs[@]}" -I"$build/proto" \
-	"${srcs[@]}" -levent_core -levent_extra -lprotobuf-c -libverbs -o "$out/fuzz_router"
+	-DFF_VERSION='"fuzz"' -I"$top/include" -I"$top/common" -I"$top/hostlib" "${incs[@]}" \
+	-I"$build/proto" "${srcs[@]}" -levent_core -levent_extra -lprotobuf-c -libverbs "${host[@]}" \
+	-o "$out/fuzz_router"
 FUZZ_SEEDS="$out/corpus" "$out/fuzz_router" >/dev/null 2>&1 || true
 echo "fuzzing the router for ${secs}s ($(ls "$out/corpus" | wc -l) inputs in the corpus)"
 ulimit -n 4096

@@ -6,7 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 
 build=(meson ninja-build pkg-config gcc libc6-dev libibverbs-dev librdmacm-dev libevent-dev
-	libprotobuf-c-dev protobuf-c-compiler libcunit1-dev)
+	libprotobuf-c-dev protobuf-c-compiler libcunit1-dev libsodium-dev
+	libjson-c-dev)
 tests=(valgrind clang iproute2 iptables procps psmisc util-linux kmod busybox-static jq
 	docker.io iperf3 sockperf redis-server redis-tools nginx-light curl wrk
 	python3 python3-matplotlib etcd-server)

@@ -10,10 +10,11 @@
 #include "internal.h"
 
 #include "log.h"
+#include "mac.h"
 #include "msg.h"
-#include "sha256.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -117,13 +118,13 @@ int ffr_xmac(const struct ffr_router *r, const void *msg, size_t len, uint8_t ou
 
 	if (!xh || !xh->secret)
 		return -EACCES;
-	ff_hmac_sha256(xh->secret, xh->secret_len, msg, len, out);
+	ff_mac(xh->secret, xh->secret_len, msg, len, out);
 	return 0;
 }
 
 bool ffr_xmac_equal(const uint8_t a[FFR_MAC_LEN], const uint8_t b[FFR_MAC_LEN])
 {
-	return ff_memeq_ct(a, b, FFR_MAC_LEN);
+	return sodium_memcmp(a, b, FFR_MAC_LEN) == 0;
 }
 
 int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size_t cap)

@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include "log.h"
+#include "mac.h"
 #include "msg.h"
 
 #include <errno.h>

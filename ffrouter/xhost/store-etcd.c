@@ -11,13 +11,14 @@
  * never saved in the state file, and never displace a local registration. */
 #include "internal.h"
 
-#include "json.h"
+#include "json-read.h"
 #include "log.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ static void retry_later(struct ffr_etcd *e, const char *why)
 }
 
 /* POSTs a JSON body; cb gets the parsed answer (NULL on failure). */
-typedef void (*etcd_cb)(struct ffr_etcd *e, const struct ff_json *j);
+typedef void (*etcd_cb)(struct ffr_etcd *e, const struct json_object *j);
 
 struct call {
 	struct ffr_etcd *e;
@@ -72,7 +73,7 @@ struct call {
 static void call_done(struct evhttp_request *req, void *arg)
 {
 	struct call *c = arg;
-	struct ff_json *j = NULL;
+	struct json_object *j = NULL;
 
 	if (req && evhttp_request_get_response_code(req) == 200) {
 		struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -82,7 +83,7 @@ static void call_done(struct evhttp_request *req, void *arg)
 			j = ff_json_parse((const char *)evbuffer_pullup(in, -1), len);
 	}
 	c->cb(c->e, j);
-	ff_json_free(j);
+	json_object_put(j);
 	free(c);
 }
 
@@ -117,24 +118,31 @@ static void post(struct ffr_etcd *e, const char *path, const char *body, etcd_cb
 	}
 }
 
+/* s in base64, as etcd wants keys and values; "" if it does not fit
+ * (libsodium aborts on a short buffer). */
 static void b64(const char *s, char *out, size_t cap)
 {
-	if (!ff_b64_encode(s, strlen(s), out, cap))
+	size_t len = strlen(s);
+
+	if (sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL) > cap)
 		out[0] = '\0';
+	else
+		sodium_bin2base64(out, cap, (const unsigned char *)s, len,
+				  sodium_base64_VARIANT_ORIGINAL);
 }
 
 /* Decodes a base64 member into a C string; NULL if absent or malformed. */
-static char *b64_member(const struct ff_json *kv, const char *key)
+static char *b64_member(const struct json_object *kv, const char *key)
 {
 	const char *v = ff_json_str(kv, key);
+	size_t n;
 	char *out;
-	long n;
 
 	if (!v)
 		return NULL;
 	out = malloc(strlen(v) + 1);
-	n = out ? ff_b64_decode(v, out, strlen(v)) : -1;
-	if (n < 0) {
+	if (!out || sodium_base642bin((unsigned char *)out, strlen(v), v, strlen(v), NULL, &n, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) < 0) {
 		free(out);
 		return NULL;
 	}
@@ -273,13 +281,13 @@ static void remove_key(struct ffr_etcd *e, const char *key)
 
 /* ---- the watch stream ---- */
 
-static void watch_events(struct ffr_etcd *e, const struct ff_json *j)
+static void watch_events(struct ffr_etcd *e, const struct json_object *j)
 {
-	const struct ff_json *res = ff_json_get(j, "result");
-	const struct ff_json *ev = ff_json_get(res, "events");
+	struct json_object *ev = ff_json_arr(ff_json_obj(j, "result"), "events");
 
-	for (const struct ff_json *x = ev ? ev->kids : NULL; x; x = x->next) {
-		const struct ff_json *kv = ff_json_get(x, "kv");
+	for (size_t i = 0; ev && i < json_object_array_length(ev); i++) {
+		struct json_object *x = json_object_array_get_idx(ev, i);
+		struct json_object *kv = ff_json_obj(x, "kv");
 		const char *type = ff_json_str(x, "type");
 		char *key = b64_member(kv, "key"), *val = b64_member(kv, "value");
 
@@ -303,11 +311,11 @@ static void watch_chunk(struct evhttp_request *req, void *arg)
 
 	evbuffer_add_buffer(e->wbuf, in);
 	while ((line = evbuffer_readln(e->wbuf, &len, EVBUFFER_EOL_LF))) {
-		struct ff_json *j = len ? ff_json_parse(line, len) : NULL;
+		struct json_object *j = len ? ff_json_parse(line, len) : NULL;
 
 		if (j)
 			watch_events(e, j);
-		ff_json_free(j);
+		json_object_put(j);
 		free(line);
 	}
 	if (evbuffer_get_length(e->wbuf) > BODY_MAX)
@@ -377,9 +385,9 @@ static void drop_stale(struct ffr_router *r)
 	}
 }
 
-static void range_done(struct ffr_etcd *e, const struct ff_json *j)
+static void range_done(struct ffr_etcd *e, const struct json_object *j)
 {
-	const struct ff_json *kvs = ff_json_get(j, "kvs");
+	struct json_object *kvs = ff_json_arr(j, "kvs");
 
 	if (!j) {
 		retry_later(e, "cannot read the map");
@@ -388,7 +396,8 @@ static void range_done(struct ffr_etcd *e, const struct ff_json *j)
 	mark_stale(e->r);
 	/* hosts first, then what lives on them */
 	for (int pass = 0; pass < 2; pass++) {
-		for (const struct ff_json *kv = kvs ? kvs->kids : NULL; kv; kv = kv->next) {
+		for (size_t i = 0; kvs && i < json_object_array_length(kvs); i++) {
+			struct json_object *kv = json_object_array_get_idx(kvs, i);
 			char *key = b64_member(kv, "key"), *val = b64_member(kv, "value");
 			bool host = key && !strncmp(key, PREFIX "host/", strlen(PREFIX "host/"));
 
@@ -402,10 +411,10 @@ static void range_done(struct ffr_etcd *e, const struct ff_json *j)
 	ffr_map_publish(e->r);
 	e->up = true;
 	ff_info("etcd %s:%u: in sync (lease %s)", e->host, e->port, e->lease);
-	watch(e, ff_json_str(ff_json_get(j, "header"), "revision"));
+	watch(e, ff_json_str(ff_json_obj(j, "header"), "revision"));
 }
 
-static void put_done(struct ffr_etcd *e, const struct ff_json *j)
+static void put_done(struct ffr_etcd *e, const struct json_object *j)
 {
 	if (!j)
 		retry_later(e, "a put failed");
@@ -463,7 +472,7 @@ static void publish_ours(struct ffr_etcd *e)
 	post(e, "/v3/kv/range", body, range_done);
 }
 
-static void grant_done(struct ffr_etcd *e, const struct ff_json *j)
+static void grant_done(struct ffr_etcd *e, const struct json_object *j)
 {
 	const char *id = ff_json_str(j, "ID");
 
@@ -475,9 +484,9 @@ static void grant_done(struct ffr_etcd *e, const struct ff_json *j)
 	publish_ours(e);
 }
 
-static void keepalive_done(struct ffr_etcd *e, const struct ff_json *j)
+static void keepalive_done(struct ffr_etcd *e, const struct json_object *j)
 {
-	const char *ttl = ff_json_str(ff_json_get(j, "result"), "TTL");
+	const char *ttl = ff_json_str(ff_json_obj(j, "result"), "TTL");
 
 	/* an expired lease comes back without a TTL: our records are gone */
 	if (!ttl || atoi(ttl) <= 0)
@@ -525,6 +534,8 @@ int ffr_etcd_open(struct ffr_router *r, const char *url, const char *advertise)
 		       "--ingress IP:PORT with a real IP, or --advertise IP:PORT");
 		return -EINVAL;
 	}
+	if (sodium_init() < 0) /* for the base64 of keys and values */
+		return -EIO;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;

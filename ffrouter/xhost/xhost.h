@@ -8,6 +8,7 @@
 #pragma once
 
 #include "core.h"
+#include "mac.h"
 
 struct ffr_xhost_config {
 	const char *state;       /* the state file (NULL: RUNDIR/state) */
@@ -43,7 +44,7 @@ bool ffr_xhost_sealed(const struct ffr_router *r);
 
 /* auth.c: the preamble one router sends another, sealed with the secret */
 #define FFR_XFRAME_MAX 1024
-#define FFR_MAC_LEN 32
+#define FFR_MAC_LEN FF_MAC_LEN
 /* Reads a length-prefixed frame (2-byte big-endian length, then at most
  * FFR_XFRAME_MAX bytes) into in[cap], never a byte past it. *inwant starts
  * at 2. Returns 1 when the frame is complete, 0 when more is to come,
