@@ -9,6 +9,7 @@
 
 #include <ff/wire.h>
 
+#include <CUnit/CUnit.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -307,4 +308,112 @@ long fx_send_raw_fds(int sock, const void *buf, size_t len, const int *fds, int 
 	r = sendmsg(sock, &mh, 0);
 	free(cbuf);
 	return r;
+}
+
+void fx_up(struct fx_router *fx)
+{
+	CU_ASSERT_EQUAL_FATAL(fx_router_start(fx), 0);
+	CU_ASSERT_EQUAL_FATAL(fx_register(fx, "c1", "10.99.0.1"), FF__STATUS__ST_OK);
+	CU_ASSERT_EQUAL_FATAL(fx_register(fx, "c2", "10.99.0.2"), FF__STATUS__ST_OK);
+}
+
+void fx_assert_serving(struct fx_router *fx, int containers)
+{
+	int c, l, k;
+
+	CU_ASSERT_EQUAL(fx_status_counts(fx, &c, &l, &k), 0);
+	CU_ASSERT_EQUAL(c, containers);
+}
+
+bool fx_pipe_orphaned(int wfd)
+{
+	return write(wfd, "x", 1) < 0 && errno == EPIPE;
+}
+
+int fx_unregister(struct fx_router *fx, const char *name)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Unregister m = FF__UNREGISTER__INIT;
+	Ff__Reply *rep;
+	int fd = fx_admin(fx, true), rfds[FF_MAX_FDS], nr, st;
+
+	m.name = (char *)name;
+	req.body_case = FF__REQUEST__BODY_UNREGISTER;
+	req.unregister = &m;
+	rep = fx_call(fd, &req, NULL, 0, rfds, &nr);
+	close(fd);
+	st = rep ? (int)rep->status : -1;
+	if (rep)
+		ff__reply__free_unpacked(rep, NULL);
+	return st;
+}
+
+Ff__Reply *fx_listen_req(int ch, int kfd, int qr_in, const char *ip, uint16_t port, int *qfd,
+			 int *qr)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Listen m = FF__LISTEN__INIT;
+	Ff__Addr a;
+	uint8_t ab[16];
+	int fds[2] = {kfd, qr_in}, rfds[FF_MAX_FDS], nr = 0;
+	Ff__Reply *rep;
+
+	fx_addr(&a, ab, ip, port);
+	m.addr = &a;
+	m.backlog = 16;
+	if (qr_in >= 0) {
+		req.body_case = FF__REQUEST__BODY_RELISTEN;
+		req.relisten = &m;
+	} else {
+		req.body_case = FF__REQUEST__BODY_LISTEN;
+		req.listen = &m;
+	}
+	rep = fx_call(ch, &req, fds, qr_in >= 0 ? 2 : kfd >= 0 ? 1 : 0, rfds, &nr);
+	if (nr != 2)
+		ff_close_fds(rfds, nr);
+	if (qfd)
+		*qfd = nr == 2 ? rfds[0] : -1;
+	else if (nr == 2)
+		close(rfds[0]);
+	if (qr)
+		*qr = nr == 2 ? rfds[1] : -1;
+	else if (nr == 2)
+		close(rfds[1]);
+	return rep;
+}
+
+Ff__Reply *fx_listen(int ch, int kfd, const char *ip, uint16_t port, int *qfd)
+{
+	return fx_listen_req(ch, kfd, -1, ip, port, qfd, NULL);
+}
+
+Ff__Reply *fx_overlay_connect(int ch, const char *ip, uint16_t port, int *cfd)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Connect m = FF__CONNECT__INIT;
+	Ff__Addr a;
+	uint8_t ab[16];
+	int rfds[FF_MAX_FDS], nr = 0;
+	Ff__Reply *rep;
+
+	fx_addr(&a, ab, ip, port);
+	m.dst = &a;
+	req.body_case = FF__REQUEST__BODY_CONNECT;
+	req.connect = &m;
+	rep = fx_call(ch, &req, NULL, 0, rfds, &nr);
+	*cfd = nr == 1 ? rfds[0] : -1;
+	if (nr != 1)
+		ff_close_fds(rfds, nr);
+	return rep;
+}
+
+Ff__Accepted *fx_take_accepted(int qfd, int *fd)
+{
+	uint8_t buf[512];
+	int fds[FF_MAX_FDS], n = 0;
+	ssize_t len = ff_recv_fds(qfd, buf, sizeof(buf), fds, 1, &n, 0);
+
+	*fd = n == 1 ? fds[0] : -1;
+	return len > 0 ? (Ff__Accepted *)ff_msg_unpack(&ff__accepted__descriptor, buf, (size_t)len)
+		       : NULL;
 }

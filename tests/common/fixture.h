@@ -1,6 +1,7 @@
 /* Test fixtures: a real ffrouter running in a thread of the test process,
  * and clients that speak its protocol. Tests observe the router only
- * through its sockets, never its internals, so the loop thread owns them. */
+ * through its sockets, never its internals, so the loop thread owns them.
+ * The fx_up/fx_assert_* helpers assert with CUnit: call them from a test. */
 #pragma once
 
 #include <stdbool.h>
@@ -50,3 +51,28 @@ long fx_send_raw_fds(int sock, const void *buf, size_t len, const int *fds, int 
 int fx_tcp_listener(uint16_t *port);
 /* Fills an Addr (ip storage in buf). */
 void fx_addr(Ff__Addr *a, uint8_t buf[16], const char *ip, uint16_t port);
+
+/* Starts fx and registers c1 (10.99.0.1) and c2 (10.99.0.2); a failure
+ * ends the calling test. Undone by fx_router_stop. */
+void fx_up(struct fx_router *fx);
+/* The router still answers a status request, with this many containers. */
+void fx_assert_serving(struct fx_router *fx, int containers);
+/* True when nobody, the router included, holds the read end of the pipe
+ * wfd writes to (SIGPIPE must be ignored). */
+bool fx_pipe_orphaned(int wfd);
+/* Unregisters name through a fresh admin connection; the status or -1. */
+int fx_unregister(struct fx_router *fx, const char *name);
+
+/* On shim channel ch: Listen (qr_in < 0) with kernel listener kfd (< 0:
+ * none sent), or Relisten (qr_in: the router end a shim kept). A Listen
+ * reply carries the app's end (*qfd) and a copy of the router's end (*qr);
+ * either is closed when its pointer is NULL, and -1 when not received. */
+Ff__Reply *fx_listen_req(int ch, int kfd, int qr_in, const char *ip, uint16_t port, int *qfd,
+			 int *qr);
+/* Listen, keeping only the app's end of the queue. */
+Ff__Reply *fx_listen(int ch, int kfd, const char *ip, uint16_t port, int *qfd);
+/* Connect to an overlay address on shim channel ch; *cfd gets the
+ * connection (-1 if none came). */
+Ff__Reply *fx_overlay_connect(int ch, const char *ip, uint16_t port, int *cfd);
+/* Reads one Accepted from an accept queue; *fd gets its connection. */
+Ff__Accepted *fx_take_accepted(int qfd, int *fd);
