@@ -28,7 +28,7 @@
 #define FFR_MAX_IPS 8
 #define FFR_HOST_MAX 63
 #define FFR_FEATURES_MAX 8 /* features one router can register */
-#define FFR_OPS_MAX 64     /* request body cases the dispatch table can hold */
+#define FFR_OPS_MAX 128    /* request body cases the dispatch table can hold */
 
 struct ffr_router;
 struct ffr_container;
@@ -130,7 +130,9 @@ struct ffr_feature {
 	/* The router stops: free priv and everything of the feature. Runs
 	 * before the core frees its containers, conns and channels. */
 	void (*free)(void *priv);
-	/* Container c goes away (unregistered, or the router stops). */
+	/* Container c goes away while the router runs (unregistered, or
+	 * expired from the cluster store). When the router stops, the
+	 * features are freed first: free must release per-container data. */
 	void (*container_free)(void *priv, struct ffr_container *c);
 	/* A control channel closes. */
 	void (*chan_free)(void *priv, struct ffr_chan *ch);
@@ -198,7 +200,7 @@ bool ffr_is_self(const struct ffr_router *r, const char *host);
 
 /* feature.c */
 /* Registers f with priv; returns its slot (the index of c->ext the feature
- * may use) or -ENOSPC. */
+ * may use), -EEXIST if f is registered already, or -ENOSPC. */
 int ffr_feature_add(struct ffr_router *r, const struct ffr_feature *f, void *priv);
 /* The priv f registered, or NULL if f is not registered. */
 void *ffr_feature_priv(const struct ffr_router *r, const struct ffr_feature *f);

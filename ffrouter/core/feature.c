@@ -11,6 +11,9 @@
 
 int ffr_feature_add(struct ffr_router *r, const struct ffr_feature *f, void *priv)
 {
+	for (int i = 0; i < r->nfeats; i++)
+		if (r->feats[i].f == f)
+			return -EEXIST;
 	if (r->nfeats == FFR_FEATURES_MAX)
 		return -ENOSPC;
 	r->feats[r->nfeats].f = f;

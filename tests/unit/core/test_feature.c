@@ -421,8 +421,9 @@ static ino_t fd_ino(int fd)
 
 /* ---- tests ---- */
 
-/* Slots are handed out in order, up to FFR_FEATURES_MAX; each feature's
- * priv is found by its descriptor, a feature never added has none. */
+/* Slots are handed out in order, up to FFR_FEATURES_MAX; a descriptor is
+ * registered once; each feature's priv is found by its descriptor, a
+ * feature never added has none. */
 static void test_feature_slots(void)
 {
 	static struct ffr_feature many[FFR_FEATURES_MAX + 1];
@@ -431,8 +432,10 @@ static void test_feature_slots(void)
 	core_up();
 	for (int i = 0; i <= FFR_FEATURES_MAX; i++)
 		many[i].name = "many";
-	for (int i = 0; i < FFR_FEATURES_MAX; i++)
+	for (int i = 0; i < FFR_FEATURES_MAX; i++) {
 		CU_ASSERT_EQUAL(ffr_feature_add(r, &many[i], &privs[i]), i);
+		CU_ASSERT_EQUAL(ffr_feature_add(r, &many[i], &privs[i]), -EEXIST);
+	}
 	CU_ASSERT_EQUAL(ffr_feature_add(r, &many[FFR_FEATURES_MAX], &privs[FFR_FEATURES_MAX]),
 			-ENOSPC);
 	for (int i = 0; i < FFR_FEATURES_MAX; i++)
@@ -517,7 +520,7 @@ static void test_no_handler_unsupported(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(said, "unknown request 40"));
 	CU_ASSERT_EQUAL(ask_body(adm, FF__REQUEST__BODY_HOST_ADD, 42, NULL, 0),
 			FF__STATUS__ST_UNSUPPORTED);
-	/* cases past the table (FFR_OPS_MAX is 64), the first one included */
+	/* rdma_cm's own cases, which nothing registers */
 	CU_ASSERT_EQUAL(ask_body(c1, FF__REQUEST__BODY_RDMA_RESOLVE_ADDR, 43, NULL, 0),
 			FF__STATUS__ST_UNSUPPORTED);
 	CU_ASSERT_EQUAL(ask_body(c1, FF__REQUEST__BODY_RDMA_CONNECT, 43, NULL, 0),
