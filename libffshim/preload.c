@@ -3,7 +3,7 @@
  * hands the call to the socket paths. The data-path wrappers only add the
  * byte count of an accelerated connection after the real call returns.
  * errno is what the real call left, unless the shim answers itself. */
-#include "shim.h"
+#include "sock/sock-internal.h"
 
 #include "log.h"
 

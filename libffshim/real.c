@@ -2,7 +2,7 @@
  * ready whichever entry point a program (or a library constructor) hits
  * first. A name libc lacks stays NULL and its wrapper reports ENOSYS. */
 #include "real.h"
-#include "shim.h"
+#include "sock/sock-internal.h"
 
 #include <dlfcn.h>
 #include <pthread.h>

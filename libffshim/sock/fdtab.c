@@ -3,7 +3,7 @@
  * fd ceiling below the kernel's own (nr_open). struct ffs_sock memory goes
  * back to a free list, never to malloc, so a thread racing a close() on the
  * same fd reads a stale struct rather than unmapped memory. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* Swapping the file behind an app's fd: the app keeps its fd number and
  * sees the flags, options and epoll registrations it set, while the file
  * becomes the one the router handed over (or, on fallback, the kernel's). */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  * registrations recorded for a later swap. An accelerated socket answers as
  * a TCP socket with the overlay addresses would; IP- and TCP-level options
  * are kept by the shim, socket-level ones are the kernel's. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"

@@ -5,7 +5,7 @@
  * reopened at once on the next call: a restarted router takes over without
  * delay. The map and stats pages of every router this process talked to
  * stay mapped (other threads may be reading them; they are small). */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"

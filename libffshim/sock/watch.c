@@ -14,7 +14,7 @@
  * Invariants: the list holds no references (a listener leaves it when its
  * last fd closes, in ffs_watch_forget); list, routed and in_ep are under
  * w.lock, which is never held across a router call. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"

@@ -4,8 +4,8 @@
  * Invariant: a device list the shim made holds only &ffs_vdev and is freed
  * here; every other list and context goes to the real libibverbs. */
 #include "real.h"
-#include "shim.h"
-#include "verbs.h"
+#include "sock/sock-internal.h"
+#include "verbs-internal.h"
 
 #include "log.h"
 

@@ -4,7 +4,7 @@
  * fd is swapped back to the kernel listener and accept() goes on there.
  * A kernel listener offers itself to the router again (at most once a
  * second, from accept()) so acceleration resumes after a router restart. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"

@@ -8,7 +8,7 @@
  * A refusal or an unreachable host across hosts is the app's error, as the
  * kernel would give it (there is no other path). Anything else, and any
  * failure before the app saw a result, is a plain kernel connect. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"

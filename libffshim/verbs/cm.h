@@ -5,7 +5,7 @@
 
 #include <rdma/rdma_cma.h>
 
-#include "verbs.h"
+#include "verbs-internal.h"
 
 struct ffs_cmid;
 

@@ -13,8 +13,8 @@
  * to fit in it. lkeys, rkeys and addresses are the kernel's to check,
  * against the PD the router chose. */
 #include "real.h"
-#include "shim.h"
-#include "verbs.h"
+#include "sock/sock-internal.h"
+#include "verbs-internal.h"
 
 #include <ff/vwire.h>
 

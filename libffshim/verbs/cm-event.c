@@ -7,8 +7,8 @@
  * rdma_ack_cm_event can tell them from librdmacm's without reading freed
  * memory. */
 #include "real.h"
-#include "shim.h"
-#include "verbs-cm.h"
+#include "sock/sock-internal.h"
+#include "cm.h"
 
 #include "addr.h"
 #include "fdpass.h"

@@ -8,8 +8,8 @@
  * router's handle under the channel's ids lock; an id is freed only by
  * rdma_destroy_id, after the router forgot it. */
 #include "real.h"
-#include "shim.h"
-#include "verbs-cm.h"
+#include "sock/sock-internal.h"
+#include "cm.h"
 
 #include "fdpass.h"
 #include "log.h"
