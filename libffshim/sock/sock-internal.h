@@ -75,7 +75,7 @@ struct ffs_sock {
 	struct ff_stat_slot *slot;
 	int path; /* Ff__Path: SAME_HOST (an AF_UNIX pair) or TCP (a host TCP socket) */
 	bool connecting; /* non-blocking connect not yet confirmed by a second connect() */
-	bool peer_gone;  /* a send met EPIPE once, or a reset was seen (sent() in preload.c) */
+	bool peer_gone;  /* a send met EPIPE once, or a reset was seen (ffs_sent()) */
 	bool shut_wr;    /* the app shut the sending side down */
 	/* FFS_INTERNAL: where the owner keeps this fd (reset to -1 if the app closes it) */
 	int *owner;
@@ -102,6 +102,14 @@ void ffs_fd_internal(int fd, int *owner);
 void ffs_internal_close(int *fdp);
 /* Moves fd (consumed) to a high close-on-exec number out of the app's way. */
 int ffs_hide_fd(int fd);
+/* A new socket: AF_INET/AF_INET6 TCP ones may be accelerated later. */
+void ffs_track_socket(int fd, int domain, int type, int protocol);
+/* bind() succeeded on fd: a later connect() tells the router its source. */
+void ffs_track_bind(int fd);
+/* nfd is now a copy of old (dup*, F_DUPFD*). */
+void ffs_fd_copy(int old, int nfd);
+/* The fds of [first, last] were closed (close_range, closefrom). */
+void ffs_fd_drop_range(unsigned first, unsigned last);
 
 /* chan.c */
 /* Sends req on the router channel (connecting and saying Hello first if
@@ -152,6 +160,17 @@ struct ffs_sock *ffs_lookup_fd(int fd);
 /* Copies sa into a user buffer with accept/getsockname truncation rules. */
 void ffs_copy_addr(const struct ff_sa *sa, int family, struct sockaddr *addr, socklen_t *len);
 
+/* sock-io.c: the data path of accelerated connections */
+/* Adds n (a call's result) to fd's byte counter, tx or rx. */
+void ffs_count(int fd, ssize_t n, bool tx);
+bool ffs_is_conn(int fd);
+/* fd's record if it is an accelerated connection over an AF_UNIX pair
+ * (same host), whose TCP send semantics the shim emulates; else NULL. */
+struct ffs_sock *ffs_pair_of(int fd);
+/* r is what a send with MSG_NOSIGNAL of len bytes on s returned: the
+ * result TCP would have given for the app's flags. */
+ssize_t ffs_sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flags);
+
 /* watch.c: keeps accelerated listeners alive across router restarts */
 void ffs_watch_add(struct ffs_sock *s);
 /* Starts this process's watcher if it has none (after fork). */
@@ -163,7 +182,9 @@ void ffs_watch_fork_child(void);
 
 /* fork(): every shim lock is taken before it, in this order, and released
  * after it in the parent and the child: swap (sock-listen), epoll records
- * (sock-meta), channel, watcher, fd-table pool. phase 0 takes, 1 releases. */
+ * (sock-meta), channel, watcher, fd-table pool. phase 0 takes, 1 releases.
+ * fork.c installs the handlers that do it. */
+void ffs_sock_atfork(void);
 void ffs_listen_fork(int phase);
 void ffs_meta_fork(int phase);
 void ffs_fdtab_fork(int phase);
