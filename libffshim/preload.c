@@ -3,35 +3,27 @@
  * hands the call to the socket paths. The data-path wrappers only add the
  * byte count of an accelerated connection after the real call returns.
  * errno is what the real call left, unless the shim answers itself. */
-#include "sock/sock-internal.h"
-
-#include "log.h"
-
-#include <ff/wire.h>
+#include "real.h"
+#include "sock/sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-bool ffs_enabled = true;
-__thread int ffs_busy __attribute__((tls_model("initial-exec")));
-static volatile bool ready;
-
 #define EXPORT __attribute__((visibility("default")))
 #define INIT()                                                                                     \
 	do {                                                                                       \
-		if (__builtin_expect(!ready, 0))                                                   \
+		if (__builtin_expect(!ffs_ready(), 0))                                              \
 			ffs_init();                                                                \
 	} while (0)
 /* Re-entered while this thread fills the table (an allocator initialising
  * itself from dlsym): straight to the kernel. */
 #define RAW_IF_BUSY(...)                                                                           \
 	do {                                                                                       \
-		if (__builtin_expect(!ready && ffs_busy, 0))                                       \
+		if (__builtin_expect(!ffs_ready() && ffs_busy, 0))                                  \
 			return syscall(__VA_ARGS__);                                               \
 	} while (0)
 #define NEED(name)                                                                                 \
@@ -42,17 +34,6 @@ static volatile bool ready;
 			return -1;                                                                 \
 		}                                                                                  \
 	} while (0)
-
-void ffs_setup(void)
-{
-	const char *lvl = getenv(FF_ENV_LOG), *off = getenv(FF_ENV_DISABLE);
-
-	ff_log_init("libffshim", ff_log_parse_level(lvl));
-	if (off && *off && *off != '0')
-		ffs_enabled = false;
-	ffs_sock_atfork();
-	ready = true;
-}
 
 /* The fortified variants (_FORTIFY_SOURCE) have no public prototypes. */
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);

@@ -1,8 +1,10 @@
 /* The real libc entry points, found with dlsym(RTLD_NEXT) under
- * pthread_once the first time any wrapper runs. The shim's own code calls
+ * pthread_once the first time any wrapper runs, and the process-wide
+ * settings read at the same time (real.c). The shim's own code calls
  * REAL(x) and never the interposed name. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -59,7 +61,22 @@ struct ffs_real {
 
 extern struct ffs_real ffs_real;
 
-/* Fills the table once; cheap after the first call. */
+/* Fills the table and reads the environment, once; every wrapper calls
+ * it (or checks ffs_ready()) before anything else. */
 void ffs_init(void);
-
 #define REAL(name) (ffs_real.name)
+
+/* True once ffs_init() has finished (an acquire load: the table is then
+ * safe to read without calling ffs_init()). */
+extern bool ffs_ready_flag;
+static inline bool ffs_ready(void)
+{
+	return __atomic_load_n(&ffs_ready_flag, __ATOMIC_ACQUIRE);
+}
+
+/* Non-zero while this thread fills the real call table: a wrapper
+ * re-entered then must not wait for that table (see RAW_IF_BUSY). */
+extern __thread int ffs_busy __attribute__((tls_model("initial-exec")));
+
+/* False when FFNET_DISABLE is set: the shim passes everything through. */
+extern bool ffs_enabled;

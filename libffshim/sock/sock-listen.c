@@ -11,7 +11,6 @@
 #include "msg.h"
 
 #include <ff/wire.h>
-#include "msg.h"
 
 #include <errno.h>
 #include <fcntl.h>

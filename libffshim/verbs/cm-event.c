@@ -7,7 +7,6 @@
  * rdma_ack_cm_event can tell them from librdmacm's without reading freed
  * memory. */
 #include "real.h"
-#include "sock/sock-internal.h"
 #include "cm.h"
 
 #include "addr.h"

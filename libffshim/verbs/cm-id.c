@@ -8,7 +8,6 @@
  * router's handle under the channel's ids lock; an id is freed only by
  * rdma_destroy_id, after the router forgot it. */
 #include "real.h"
-#include "sock/sock-internal.h"
 #include "cm.h"
 
 #include "fdpass.h"

@@ -6,7 +6,6 @@
  * Invariant: an event names a CQ by its cookie, which is only trusted
  * after it is found among the context's live CQs. */
 #include "real.h"
-#include "sock/sock-internal.h"
 #include "verbs-internal.h"
 
 #include "fdpass.h"

@@ -5,7 +5,6 @@
  * Invariants: a context's socket and doorbell are the shim's own fds
  * (hidden, close-on-exec); one request is in flight per context; a child
  * after fork() drops its copies, so the router sees the parent's exit. */
-#include "sock/sock-internal.h"
 #include "verbs-internal.h"
 
 #include "fdpass.h"

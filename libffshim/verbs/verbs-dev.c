@@ -4,7 +4,6 @@
  * Invariant: a device list the shim made holds only &ffs_vdev and is freed
  * here; every other list and context goes to the real libibverbs. */
 #include "real.h"
-#include "sock/sock-internal.h"
 #include "verbs-internal.h"
 
 #include "log.h"

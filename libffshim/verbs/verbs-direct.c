@@ -13,7 +13,6 @@
  * to fit in it. lkeys, rkeys and addresses are the kernel's to check,
  * against the PD the router chose. */
 #include "real.h"
-#include "sock/sock-internal.h"
 #include "verbs-internal.h"
 
 #include <ff/vwire.h>

@@ -1,7 +1,8 @@
-/* libffshim's RDMA verbs: a virtual device whose objects live in the
- * router. Apps see ordinary libibverbs structs; each is the first member of
- * a shim wrapper (to_vX()), so inline verbs.h calls that read the structs
- * keep working, and the context's ops table points into the shim.
+/* The verbs half's own declarations (verbs/ only). libffshim's RDMA verbs:
+ * a virtual device whose objects live in the router. Apps see ordinary
+ * libibverbs structs; each is the first member of a shim wrapper
+ * (to_vX()), so inline verbs.h calls that read the structs keep working,
+ * and the context's ops table points into the shim.
  *
  * An object is the shim's iff its context is: ffs_is_vctx() checks the
  * context's device. Anything else passes through to the real libibverbs
@@ -20,6 +21,9 @@
 #include <ff/vwire.h>
 
 #include "ff.pb-c.h"
+#include "real.h"
+#include "sock/sock.h"
+#include "verbs.h"
 
 #define FFS_EXPORT __attribute__((visibility("default")))
 
@@ -147,20 +151,14 @@ static inline struct ffs_vctx *to_vctx(struct ibv_context *c)
 #define to_vsrq(p) ((struct ffs_vsrq *)(p))
 #define to_vchan(p) ((struct ffs_vchan *)(p))
 
-/* verbs-call.c */
+/* verbs-ctx.c */
 extern struct ibv_device ffs_vdev;
 bool ffs_is_vctx(const struct ibv_context *ctx);
 /* The real libibverbs/librdmacm function, or NULL (the app lacks it). */
 void *ffs_vreal(const char *name);
 /* Logs once per name that an app used a verb the virtual device lacks. */
 void ffs_vunsupported(const char *what);
-/* Sends req on x's socket (fds not consumed) and waits for the reply.
- * Returns 0 with *rep set (free with ff__reply__free_unpacked) and *rfd
- * the fd it carried (or -1; rfd may be NULL when none is expected), or
- * -errno: the router's errno for a refused request, -EIO when the router
- * is gone. */
-int ffs_sockcall(int *sock, pthread_mutex_t *lock, uint64_t *next_id, Ff__Request *req,
-		 const int *fds, int nfds, Ff__Reply **rep, int *rfd);
+/* ffs_sockcall() on x's socket. */
 int ffs_vcall(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep,
 	      int *rfd);
 /* The same for requests whose reply has no body worth keeping. */

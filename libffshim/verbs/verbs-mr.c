@@ -12,7 +12,6 @@
  * Known deviation: registered pages are MAP_SHARED, so after fork() a child
  * shares them with its parent instead of copying them on write. */
 #include "real.h"
-#include "sock/sock-internal.h"
 #include "verbs-internal.h"
 
 #include "log.h"

@@ -6,7 +6,6 @@
  * (opcode, flags, gather list, inline size, queue room) so its errors stay
  * synchronous; the router checks it again. */
 #include "real.h"
-#include "sock/sock-internal.h"
 #include "verbs-internal.h"
 
 #include "log.h"

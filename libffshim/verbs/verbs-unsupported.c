@@ -4,7 +4,6 @@
  * and logs once; for anyone else's it is the real call. Address handles,
  * multicast and UD are the largest of these gaps. */
 #include "real.h"
-#include "sock/sock-internal.h"
 #include "verbs-internal.h"
 
 #include "log.h"
