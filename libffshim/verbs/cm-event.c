@@ -24,35 +24,6 @@
 
 #define EVENT_BUF 2048
 
-FFS_DEF_REAL(rdma_get_cm_event)
-FFS_DEF_REAL(rdma_ack_cm_event)
-FFS_DEF_REAL(rdma_create_qp)
-FFS_DEF_REAL(rdma_create_qp_ex)
-FFS_DEF_REAL(rdma_destroy_qp)
-FFS_DEF_REAL(rdma_set_option)
-FFS_DEF_REAL(rdma_get_src_port)
-FFS_DEF_REAL(rdma_get_dst_port)
-FFS_DEF_REAL(rdma_getaddrinfo)
-FFS_DEF_REAL(rdma_freeaddrinfo)
-FFS_DEF_REAL(rdma_init_qp_attr)
-FFS_DEF_REAL(rdma_establish)
-FFS_DEF_REAL(rdma_migrate_id)
-FFS_DEF_REAL(rdma_notify)
-FFS_DEF_REAL(rdma_get_devices)
-FFS_DEF_REAL(rdma_free_devices)
-FFS_DEF_REAL(rdma_create_ep)
-FFS_DEF_REAL(rdma_destroy_ep)
-FFS_DEF_REAL(rdma_get_request)
-FFS_DEF_REAL(rdma_join_multicast)
-FFS_DEF_REAL(rdma_join_multicast_ex)
-FFS_DEF_REAL(rdma_leave_multicast)
-FFS_DEF_REAL(rdma_set_local_ece)
-FFS_DEF_REAL(rdma_get_remote_ece)
-FFS_DEF_REAL(rdma_reject_ece)
-FFS_DEF_REAL(rdma_create_srq)
-FFS_DEF_REAL(rdma_create_srq_ex)
-FFS_DEF_REAL(rdma_destroy_srq)
-
 static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ffs_cmevent *events;
 /* rdma_getaddrinfo results of the shim's, to tell them from librdmacm's */
@@ -120,14 +91,14 @@ static __be16 port_of(const struct sockaddr *sa)
 FFS_EXPORT __be16 rdma_get_src_port(struct rdma_cm_id *id)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_get_src_port)(id);
+		return CMREAL(rdma_get_src_port)(id);
 	return port_of(&id->route.addr.src_addr);
 }
 
 FFS_EXPORT __be16 rdma_get_dst_port(struct rdma_cm_id *id)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_get_dst_port)(id);
+		return CMREAL(rdma_get_dst_port)(id);
 	return port_of(&id->route.addr.dst_addr);
 }
 
@@ -253,7 +224,7 @@ FFS_EXPORT int rdma_get_cm_event(struct rdma_event_channel *channel, struct rdma
 	int fd = channel->fd;
 
 	if (!ch)
-		return VREAL(rdma_get_cm_event)(channel, out);
+		return CMREAL(rdma_get_cm_event)(channel, out);
 	while (!e) {
 		ProtobufCMessage *m;
 		int fds[2], nfds = 0;
@@ -294,7 +265,7 @@ FFS_EXPORT int rdma_ack_cm_event(struct rdma_cm_event *event)
 		}
 	pthread_mutex_unlock(&events_lock);
 	if (!e)
-		return VREAL(rdma_ack_cm_event)(event);
+		return CMREAL(rdma_ack_cm_event)(event);
 	free(e);
 	return 0;
 }
@@ -368,7 +339,7 @@ FFS_EXPORT int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
 	int err = 0;
 
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_create_qp)(id, pd, attr);
+		return CMREAL(rdma_create_qp)(id, pd, attr);
 	if (!id->verbs || (pd && pd->context != id->verbs))
 		return ffs_cm_err(-EINVAL);
 	if (!pd)
@@ -400,7 +371,7 @@ FFS_EXPORT int rdma_create_qp_ex(struct rdma_cm_id *id, struct ibv_qp_init_attr_
 	int ret;
 
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_create_qp_ex)(id, ax);
+		return CMREAL(rdma_create_qp_ex)(id, ax);
 	if ((ax->comp_mask & ~(uint32_t)(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS)) ||
 	    ax->create_flags)
 		return ffs_cm_fail("rdma_create_qp_ex with these attributes");
@@ -421,7 +392,7 @@ FFS_EXPORT int rdma_create_qp_ex(struct rdma_cm_id *id, struct ibv_qp_init_attr_
 FFS_EXPORT void rdma_destroy_qp(struct rdma_cm_id *id)
 {
 	if (!ffs_cm_ours(id->channel)) {
-		VREAL(rdma_destroy_qp)(id);
+		CMREAL(rdma_destroy_qp)(id);
 		return;
 	}
 	if (id->qp)
@@ -436,35 +407,35 @@ FFS_EXPORT int rdma_set_option(struct rdma_cm_id *id, int level, int optname, vo
 			       size_t len)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_set_option)(id, level, optname, val, len);
+		return CMREAL(rdma_set_option)(id, level, optname, val, len);
 	return 0; /* TOS, reuse, timeouts: nothing to tune in the router */
 }
 
 FFS_EXPORT int rdma_init_qp_attr(struct rdma_cm_id *id, struct ibv_qp_attr *attr, int *mask)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_init_qp_attr)(id, attr, mask);
+		return CMREAL(rdma_init_qp_attr)(id, attr, mask);
 	return ffs_cm_fail("rdma_init_qp_attr (QPs not created with rdma_create_qp)");
 }
 
 FFS_EXPORT int rdma_establish(struct rdma_cm_id *id)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_establish)(id);
+		return CMREAL(rdma_establish)(id);
 	return ffs_cm_fail("rdma_establish");
 }
 
 FFS_EXPORT int rdma_migrate_id(struct rdma_cm_id *id, struct rdma_event_channel *channel)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_migrate_id)(id, channel);
+		return CMREAL(rdma_migrate_id)(id, channel);
 	return ffs_cm_fail("rdma_migrate_id");
 }
 
 FFS_EXPORT int rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_notify)(id, event);
+		return CMREAL(rdma_notify)(id, event);
 	return 0;
 }
 
@@ -479,14 +450,14 @@ FFS_EXPORT int rdma_create_ep(struct rdma_cm_id **id, struct rdma_addrinfo *res,
 
 	ffs_init();
 	if (ffs_vprobe(&info) < 0)
-		return VREAL(rdma_create_ep)(id, res, pd, attr);
+		return CMREAL(rdma_create_ep)(id, res, pd, attr);
 	return ffs_cm_fail("rdma_create_ep (synchronous ids)");
 }
 
 FFS_EXPORT void rdma_destroy_ep(struct rdma_cm_id *id)
 {
 	if (!ffs_cm_ours(id->channel)) {
-		VREAL(rdma_destroy_ep)(id);
+		CMREAL(rdma_destroy_ep)(id);
 		return;
 	}
 	rdma_destroy_qp(id);
@@ -496,14 +467,14 @@ FFS_EXPORT void rdma_destroy_ep(struct rdma_cm_id *id)
 FFS_EXPORT int rdma_get_request(struct rdma_cm_id *listen, struct rdma_cm_id **id)
 {
 	if (!ffs_cm_ours(listen->channel))
-		return VREAL(rdma_get_request)(listen, id);
+		return CMREAL(rdma_get_request)(listen, id);
 	return ffs_cm_fail("rdma_get_request (synchronous ids)");
 }
 
 FFS_EXPORT int rdma_join_multicast(struct rdma_cm_id *id, struct sockaddr *addr, void *context)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_join_multicast)(id, addr, context);
+		return CMREAL(rdma_join_multicast)(id, addr, context);
 	return ffs_cm_fail("rdma_join_multicast");
 }
 
@@ -511,35 +482,35 @@ FFS_EXPORT int rdma_join_multicast_ex(struct rdma_cm_id *id, struct rdma_cm_join
 				      void *context)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_join_multicast_ex)(id, attr, context);
+		return CMREAL(rdma_join_multicast_ex)(id, attr, context);
 	return ffs_cm_fail("rdma_join_multicast_ex");
 }
 
 FFS_EXPORT int rdma_leave_multicast(struct rdma_cm_id *id, struct sockaddr *addr)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_leave_multicast)(id, addr);
+		return CMREAL(rdma_leave_multicast)(id, addr);
 	return ffs_cm_fail("rdma_leave_multicast");
 }
 
 FFS_EXPORT int rdma_set_local_ece(struct rdma_cm_id *id, struct ibv_ece *ece)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_set_local_ece)(id, ece);
+		return CMREAL(rdma_set_local_ece)(id, ece);
 	return ffs_cm_fail("rdma_set_local_ece");
 }
 
 FFS_EXPORT int rdma_get_remote_ece(struct rdma_cm_id *id, struct ibv_ece *ece)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_get_remote_ece)(id, ece);
+		return CMREAL(rdma_get_remote_ece)(id, ece);
 	return ffs_cm_fail("rdma_get_remote_ece");
 }
 
 FFS_EXPORT int rdma_reject_ece(struct rdma_cm_id *id, const void *pdata, uint8_t len)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_reject_ece)(id, pdata, len);
+		return CMREAL(rdma_reject_ece)(id, pdata, len);
 	return ffs_cm_fail("rdma_reject_ece");
 }
 
@@ -547,14 +518,14 @@ FFS_EXPORT int rdma_create_srq(struct rdma_cm_id *id, struct ibv_pd *pd,
 			       struct ibv_srq_init_attr *attr)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_create_srq)(id, pd, attr);
+		return CMREAL(rdma_create_srq)(id, pd, attr);
 	return ffs_cm_fail("rdma_create_srq (an SRQ on the id: use ibv_create_srq)");
 }
 
 FFS_EXPORT int rdma_create_srq_ex(struct rdma_cm_id *id, struct ibv_srq_init_attr_ex *attr)
 {
 	if (!ffs_cm_ours(id->channel))
-		return VREAL(rdma_create_srq_ex)(id, attr);
+		return CMREAL(rdma_create_srq_ex)(id, attr);
 	return ffs_cm_fail("rdma_create_srq_ex (an SRQ on the id: use ibv_create_srq)");
 }
 
@@ -562,7 +533,7 @@ FFS_EXPORT int rdma_create_srq_ex(struct rdma_cm_id *id, struct ibv_srq_init_att
 FFS_EXPORT void rdma_destroy_srq(struct rdma_cm_id *id)
 {
 	if (!ffs_cm_ours(id->channel)) {
-		VREAL(rdma_destroy_srq)(id);
+		CMREAL(rdma_destroy_srq)(id);
 		return;
 	}
 	if (id->srq)
@@ -579,7 +550,7 @@ FFS_EXPORT struct ibv_context **rdma_get_devices(int *num)
 
 	ffs_init();
 	if (ffs_vprobe(&info) < 0)
-		return VREAL(rdma_get_devices)(num);
+		return CMREAL(rdma_get_devices)(num);
 	list = calloc(2, sizeof(*list));
 	if (!list || !(list[0] = ffs_cm_verbs())) {
 		free(list);
@@ -598,7 +569,7 @@ FFS_EXPORT void rdma_free_devices(struct ibv_context **list)
 		free(list);
 		return;
 	}
-	VREAL(rdma_free_devices)(list);
+	CMREAL(rdma_free_devices)(list);
 }
 
 /* ---- rdma_getaddrinfo: numeric or resolvable names, one result ---- */
@@ -656,7 +627,7 @@ FFS_EXPORT int rdma_getaddrinfo(const char *node, const char *service,
 
 	ffs_init();
 	if (ffs_vprobe(&info) < 0)
-		return VREAL(rdma_getaddrinfo)(node, service, hints, res);
+		return CMREAL(rdma_getaddrinfo)(node, service, hints, res);
 	h.ai_family = hints ? hints->ai_family : 0;
 	h.ai_flags = (hints && (hints->ai_flags & RAI_PASSIVE) ? AI_PASSIVE : 0) |
 		     (hints && (hints->ai_flags & RAI_NUMERICHOST) ? AI_NUMERICHOST : 0);
@@ -702,5 +673,5 @@ FFS_EXPORT void rdma_freeaddrinfo(struct rdma_addrinfo *res)
 	if (rai_take(res))
 		rai_free(res);
 	else if (res)
-		VREAL(rdma_freeaddrinfo)(res);
+		CMREAL(rdma_freeaddrinfo)(res);
 }

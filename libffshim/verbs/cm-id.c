@@ -20,19 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-FFS_DEF_REAL(rdma_create_event_channel)
-FFS_DEF_REAL(rdma_destroy_event_channel)
-FFS_DEF_REAL(rdma_create_id)
-FFS_DEF_REAL(rdma_destroy_id)
-FFS_DEF_REAL(rdma_bind_addr)
-FFS_DEF_REAL(rdma_listen)
-FFS_DEF_REAL(rdma_resolve_addr)
-FFS_DEF_REAL(rdma_resolve_route)
-FFS_DEF_REAL(rdma_connect)
-FFS_DEF_REAL(rdma_accept)
-FFS_DEF_REAL(rdma_reject)
-FFS_DEF_REAL(rdma_disconnect)
-
 static pthread_mutex_t chans_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ffs_cmchan *chans;
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -126,11 +113,11 @@ FFS_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)
 	ffs_init();
 	if (cm_open(fds) < 0) {
 		errno = saved;
-		if (!VREAL(rdma_create_event_channel)) {
+		if (!CMREAL(rdma_create_event_channel)) {
 			errno = ENODEV;
 			return NULL;
 		}
-		return VREAL(rdma_create_event_channel)();
+		return CMREAL(rdma_create_event_channel)();
 	}
 	ch = calloc(1, sizeof(*ch));
 	if (!ch) {
@@ -156,7 +143,7 @@ FFS_EXPORT void rdma_destroy_event_channel(struct rdma_event_channel *channel)
 	struct ffs_cmchan *ch = to_cmchan(channel), **pp;
 
 	if (!ffs_cm_ours(channel)) {
-		VREAL(rdma_destroy_event_channel)(channel);
+		CMREAL(rdma_destroy_event_channel)(channel);
 		return;
 	}
 	pthread_mutex_lock(&chans_lock);
@@ -233,7 +220,7 @@ FFS_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 	if (!channel || !ffs_cm_ours(channel)) {
 		if (!channel && ffs_vprobe(&(struct ffs_vinfo){0}) == 0)
 			return ffs_cm_fail("rdma_create_id without an event channel (synchronous ids)");
-		return VREAL(rdma_create_id)(channel, out, context, ps);
+		return CMREAL(rdma_create_id)(channel, out, context, ps);
 	}
 	m.ps = ps;
 	req.body_case = FF__REQUEST__BODY_RDMA_CREATE_ID;
@@ -270,7 +257,7 @@ FFS_EXPORT int rdma_destroy_id(struct rdma_cm_id *cid)
 	struct ffs_cmid *id = to_cmid(cid);
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_destroy_id)(cid);
+		return CMREAL(rdma_destroy_id)(cid);
 	m.id = id->h;
 	req.body_case = FF__REQUEST__BODY_RDMA_DESTROY_ID;
 	req.rdma_destroy_id = &m;
@@ -309,7 +296,7 @@ FFS_EXPORT int rdma_bind_addr(struct rdma_cm_id *cid, struct sockaddr *addr)
 	int err;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_bind_addr)(cid, addr);
+		return CMREAL(rdma_bind_addr)(cid, addr);
 	err = ffs_cm_addr(addr, &a, ab);
 	if (err)
 		return ffs_cm_err(err);
@@ -332,7 +319,7 @@ FFS_EXPORT int rdma_listen(struct rdma_cm_id *cid, int backlog)
 	Ff__RdmaListen m = FF__RDMA_LISTEN__INIT;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_listen)(cid, backlog);
+		return CMREAL(rdma_listen)(cid, backlog);
 	m.id = to_cmid(cid)->h;
 	m.backlog = backlog;
 	req.body_case = FF__REQUEST__BODY_RDMA_LISTEN;
@@ -352,7 +339,7 @@ FFS_EXPORT int rdma_resolve_addr(struct rdma_cm_id *cid, struct sockaddr *src,
 	int err;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_resolve_addr)(cid, src, dst, timeout_ms);
+		return CMREAL(rdma_resolve_addr)(cid, src, dst, timeout_ms);
 	err = ffs_cm_addr(dst, &da, db);
 	if (!err && src)
 		err = ffs_cm_addr(src, &sa, sb);
@@ -379,7 +366,7 @@ FFS_EXPORT int rdma_resolve_route(struct rdma_cm_id *cid, int timeout_ms)
 	Ff__RdmaResolveRoute m = FF__RDMA_RESOLVE_ROUTE__INIT;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_resolve_route)(cid, timeout_ms);
+		return CMREAL(rdma_resolve_route)(cid, timeout_ms);
 	m.id = to_cmid(cid)->h;
 	req.body_case = FF__REQUEST__BODY_RDMA_RESOLVE_ROUTE;
 	req.rdma_resolve_route = &m;
@@ -436,7 +423,7 @@ static int conn_op(struct rdma_cm_id *cid, const struct rdma_conn_param *p, bool
 FFS_EXPORT int rdma_connect(struct rdma_cm_id *cid, struct rdma_conn_param *p)
 {
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_connect)(cid, p);
+		return CMREAL(rdma_connect)(cid, p);
 	return conn_op(cid, p, false);
 }
 
@@ -446,7 +433,7 @@ FFS_EXPORT int rdma_accept(struct rdma_cm_id *cid, struct rdma_conn_param *p)
 	int ret;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_accept)(cid, p);
+		return CMREAL(rdma_accept)(cid, p);
 	ret = conn_op(cid, p, true);
 	if (!ret)
 		cid->qp->state = IBV_QPS_RTS;
@@ -459,7 +446,7 @@ FFS_EXPORT int rdma_reject(struct rdma_cm_id *cid, const void *pdata, uint8_t le
 	Ff__RdmaReject m = FF__RDMA_REJECT__INIT;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_reject)(cid, pdata, len);
+		return CMREAL(rdma_reject)(cid, pdata, len);
 	m.id = to_cmid(cid)->h;
 	m.private_data.data = (uint8_t *)pdata;
 	m.private_data.len = pdata ? len : 0;
@@ -474,7 +461,7 @@ FFS_EXPORT int rdma_disconnect(struct rdma_cm_id *cid)
 	Ff__RdmaIdOp m = FF__RDMA_ID_OP__INIT;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_disconnect)(cid);
+		return CMREAL(rdma_disconnect)(cid);
 	m.id = to_cmid(cid)->h;
 	req.body_case = FF__REQUEST__BODY_RDMA_DISCONNECT;
 	req.rdma_disconnect = &m;

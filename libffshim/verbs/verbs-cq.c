@@ -18,14 +18,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-FFS_DEF_REAL(ibv_create_comp_channel)
-FFS_DEF_REAL(ibv_destroy_comp_channel)
-FFS_DEF_REAL(ibv_create_cq)
-FFS_DEF_REAL(ibv_destroy_cq)
-FFS_DEF_REAL(ibv_resize_cq)
-FFS_DEF_REAL(ibv_get_cq_event)
-FFS_DEF_REAL(ibv_ack_cq_events)
-
 /* ---- channels ---- */
 
 FFS_EXPORT struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *ctx)

@@ -13,7 +13,6 @@
 
 #include <ff/wire.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -47,11 +46,6 @@ static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 bool ffs_is_vctx(const struct ibv_context *ctx)
 {
 	return ctx && ctx->device == &ffs_vdev;
-}
-
-void *ffs_vreal(const char *name)
-{
-	return dlsym(RTLD_NEXT, name);
 }
 
 void ffs_vunsupported(const char *what)

@@ -17,22 +17,6 @@
 
 #undef ibv_get_device_list
 #undef ibv_query_port
-FFS_DEF_REAL(ibv_get_device_list)
-FFS_DEF_REAL(ibv_free_device_list)
-FFS_DEF_REAL(ibv_open_device)
-FFS_DEF_REAL(ibv_close_device)
-FFS_DEF_REAL(ibv_get_device_guid)
-FFS_DEF_REAL(ibv_get_device_index)
-FFS_DEF_REAL(ibv_query_device)
-FFS_DEF_REAL(ibv_query_port)
-FFS_DEF_REAL(ibv_query_gid)
-FFS_DEF_REAL(_ibv_query_gid_ex)
-FFS_DEF_REAL(_ibv_query_gid_table)
-FFS_DEF_REAL(ibv_query_gid_type)
-FFS_DEF_REAL(ibv_query_pkey)
-FFS_DEF_REAL(ibv_get_pkey_index)
-FFS_DEF_REAL(ibv_get_async_event)
-FFS_DEF_REAL(ibv_ack_async_event)
 
 /* The device lists this process got from the shim. */
 static pthread_mutex_t lists_lock = PTHREAD_MUTEX_INITIALIZER;

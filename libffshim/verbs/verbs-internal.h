@@ -27,16 +27,6 @@
 
 #define FFS_EXPORT __attribute__((visibility("default")))
 
-/* FFS_DEF_REAL(f) once per file, then VREAL(f)(args): the real f. */
-#define FFS_DEF_REAL(name)                                                                         \
-	static void *real_##name(void)                                                             \
-	{                                                                                          \
-		static void *p;                                                                    \
-		if (!p)                                                                            \
-			p = ffs_vreal(#name);                                                      \
-		return p;                                                                          \
-	}
-#define VREAL(name) ((typeof(&name))real_##name())
 #define FFS_MAX_GIDS 10
 
 /* The virtual device as the router describes it. */
@@ -154,8 +144,6 @@ static inline struct ffs_vctx *to_vctx(struct ibv_context *c)
 /* verbs-ctx.c */
 extern struct ibv_device ffs_vdev;
 bool ffs_is_vctx(const struct ibv_context *ctx);
-/* The real libibverbs/librdmacm function, or NULL (the app lacks it). */
-void *ffs_vreal(const char *name);
 /* Logs once per name that an app used a verb the virtual device lacks. */
 void ffs_vunsupported(const char *what);
 /* ffs_sockcall() on x's socket. */

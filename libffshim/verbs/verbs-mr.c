@@ -29,14 +29,6 @@
 
 #undef ibv_reg_mr
 #undef ibv_reg_mr_iova
-FFS_DEF_REAL(ibv_alloc_pd)
-FFS_DEF_REAL(ibv_dealloc_pd)
-FFS_DEF_REAL(ibv_reg_mr)
-FFS_DEF_REAL(ibv_reg_mr_iova)
-FFS_DEF_REAL(ibv_reg_mr_iova2)
-FFS_DEF_REAL(ibv_reg_dmabuf_mr)
-FFS_DEF_REAL(ibv_rereg_mr)
-FFS_DEF_REAL(ibv_dereg_mr)
 
 struct ffs_region {
 	struct ffs_region *next; /* by address */

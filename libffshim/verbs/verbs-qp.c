@@ -16,16 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-FFS_DEF_REAL(ibv_create_qp)
-FFS_DEF_REAL(ibv_modify_qp)
-FFS_DEF_REAL(ibv_query_qp)
-FFS_DEF_REAL(ibv_destroy_qp)
-FFS_DEF_REAL(ibv_qp_to_qp_ex)
-FFS_DEF_REAL(ibv_create_srq)
-FFS_DEF_REAL(ibv_modify_srq)
-FFS_DEF_REAL(ibv_query_srq)
-FFS_DEF_REAL(ibv_destroy_srq)
-
 struct ffs_vqp *ffs_vqp_find(struct ffs_vctx *x, uint64_t cookie)
 {
 	struct ffs_vqp *q;

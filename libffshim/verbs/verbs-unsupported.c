@@ -13,23 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-FFS_DEF_REAL(ibv_create_ah)
-FFS_DEF_REAL(ibv_create_ah_from_wc)
-FFS_DEF_REAL(ibv_init_ah_from_wc)
-FFS_DEF_REAL(ibv_destroy_ah)
-FFS_DEF_REAL(ibv_attach_mcast)
-FFS_DEF_REAL(ibv_detach_mcast)
-FFS_DEF_REAL(ibv_query_ece)
-FFS_DEF_REAL(ibv_set_ece)
-FFS_DEF_REAL(ibv_import_pd)
-FFS_DEF_REAL(ibv_unimport_pd)
-FFS_DEF_REAL(ibv_import_mr)
-FFS_DEF_REAL(ibv_unimport_mr)
-FFS_DEF_REAL(ibv_import_dm)
-FFS_DEF_REAL(ibv_unimport_dm)
-FFS_DEF_REAL(ibv_query_qp_data_in_order)
-FFS_DEF_REAL(ibv_resolve_eth_l2_from_gid)
-
 #define NO_PTR(what)                                                                               \
 	do {                                                                                       \
 		ffs_vunsupported(what);                                                            \
