@@ -1,9 +1,11 @@
 /* rdma_cm on the virtual device: event channels and ids whose state lives
- * in the router. A channel is two sockets from the router: requests (one in
- * flight, hidden fd) and events (the app's channel->fd, so it can poll it).
- * Ids use one process-wide context on ffnet0 (id->verbs), like librdmacm's
- * per-device context. Channels, ids and events that are not the shim's go
- * to the real librdmacm.
+ * in the router, and what an id offers besides its QP (cm-qp.c) and events
+ * (cm-event.c): options, the calls the virtual device does not offer, and
+ * the device list. A channel is two sockets from the router: requests (one
+ * in flight, hidden fd) and events (the app's channel->fd, so it can poll
+ * it). Ids use one process-wide context on ffnet0 (id->verbs), like
+ * librdmacm's per-device context. Channels, ids and events that are not
+ * the shim's go to the real librdmacm.
  * Invariants: an id is the shim's iff its channel is; ids are found by the
  * router's handle under the channel's ids lock; an id is freed only by
  * rdma_destroy_id, after the router forgot it. */
@@ -24,6 +26,19 @@ static pthread_mutex_t chans_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ffs_cmchan *chans;
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ibv_context *cm_ctx;
+
+int ffs_cm_err(int err)
+{
+	errno = -err;
+	return -1;
+}
+
+int ffs_cm_fail(const char *what)
+{
+	ffs_vunsupported(what);
+	errno = EOPNOTSUPP;
+	return -1;
+}
 
 bool ffs_cm_ours(const struct rdma_event_channel *ch)
 {
@@ -466,4 +481,150 @@ FFS_EXPORT int rdma_disconnect(struct rdma_cm_id *cid)
 	req.body_case = FF__REQUEST__BODY_RDMA_DISCONNECT;
 	req.rdma_disconnect = &m;
 	return id_op(to_cmid(cid), &req, NULL);
+}
+
+/* ---- options and notifications ---- */
+
+FFS_EXPORT int rdma_set_option(struct rdma_cm_id *id, int level, int optname, void *val,
+			       size_t len)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_set_option)(id, level, optname, val, len);
+	return 0; /* TOS, reuse, timeouts: nothing to tune in the router */
+}
+
+FFS_EXPORT int rdma_init_qp_attr(struct rdma_cm_id *id, struct ibv_qp_attr *attr, int *mask)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_init_qp_attr)(id, attr, mask);
+	return ffs_cm_fail("rdma_init_qp_attr (QPs not created with rdma_create_qp)");
+}
+
+FFS_EXPORT int rdma_establish(struct rdma_cm_id *id)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_establish)(id);
+	return ffs_cm_fail("rdma_establish");
+}
+
+FFS_EXPORT int rdma_migrate_id(struct rdma_cm_id *id, struct rdma_event_channel *channel)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_migrate_id)(id, channel);
+	return ffs_cm_fail("rdma_migrate_id");
+}
+
+FFS_EXPORT int rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_notify)(id, event);
+	return 0;
+}
+
+/* ---- what the virtual device's ids do not offer ----
+ * librdmacm would treat the shim's ids and channels as its own (and crash):
+ * each of these fails with EOPNOTSUPP and a log line instead. */
+
+FFS_EXPORT int rdma_create_ep(struct rdma_cm_id **id, struct rdma_addrinfo *res,
+			      struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
+{
+	struct ffs_vinfo info;
+
+	ffs_init();
+	if (ffs_vprobe(&info) < 0)
+		return CMREAL(rdma_create_ep)(id, res, pd, attr);
+	return ffs_cm_fail("rdma_create_ep (synchronous ids)");
+}
+
+FFS_EXPORT void rdma_destroy_ep(struct rdma_cm_id *id)
+{
+	if (!ffs_cm_ours(id->channel)) {
+		CMREAL(rdma_destroy_ep)(id);
+		return;
+	}
+	rdma_destroy_qp(id);
+	rdma_destroy_id(id);
+}
+
+FFS_EXPORT int rdma_get_request(struct rdma_cm_id *listen, struct rdma_cm_id **id)
+{
+	if (!ffs_cm_ours(listen->channel))
+		return CMREAL(rdma_get_request)(listen, id);
+	return ffs_cm_fail("rdma_get_request (synchronous ids)");
+}
+
+FFS_EXPORT int rdma_join_multicast(struct rdma_cm_id *id, struct sockaddr *addr, void *context)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_join_multicast)(id, addr, context);
+	return ffs_cm_fail("rdma_join_multicast");
+}
+
+FFS_EXPORT int rdma_join_multicast_ex(struct rdma_cm_id *id, struct rdma_cm_join_mc_attr_ex *attr,
+				      void *context)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_join_multicast_ex)(id, attr, context);
+	return ffs_cm_fail("rdma_join_multicast_ex");
+}
+
+FFS_EXPORT int rdma_leave_multicast(struct rdma_cm_id *id, struct sockaddr *addr)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_leave_multicast)(id, addr);
+	return ffs_cm_fail("rdma_leave_multicast");
+}
+
+FFS_EXPORT int rdma_set_local_ece(struct rdma_cm_id *id, struct ibv_ece *ece)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_set_local_ece)(id, ece);
+	return ffs_cm_fail("rdma_set_local_ece");
+}
+
+FFS_EXPORT int rdma_get_remote_ece(struct rdma_cm_id *id, struct ibv_ece *ece)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_get_remote_ece)(id, ece);
+	return ffs_cm_fail("rdma_get_remote_ece");
+}
+
+FFS_EXPORT int rdma_reject_ece(struct rdma_cm_id *id, const void *pdata, uint8_t len)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_reject_ece)(id, pdata, len);
+	return ffs_cm_fail("rdma_reject_ece");
+}
+
+/* ---- devices ---- */
+
+static struct ibv_context **our_devlist;
+
+FFS_EXPORT struct ibv_context **rdma_get_devices(int *num)
+{
+	struct ibv_context **list;
+	struct ffs_vinfo info;
+
+	ffs_init();
+	if (ffs_vprobe(&info) < 0)
+		return CMREAL(rdma_get_devices)(num);
+	list = calloc(2, sizeof(*list));
+	if (!list || !(list[0] = ffs_cm_verbs())) {
+		free(list);
+		return NULL;
+	}
+	if (num)
+		*num = 1;
+	our_devlist = list;
+	return list;
+}
+
+FFS_EXPORT void rdma_free_devices(struct ibv_context **list)
+{
+	if (list && list == our_devlist) {
+		our_devlist = NULL;
+		free(list);
+		return;
+	}
+	CMREAL(rdma_free_devices)(list);
 }
