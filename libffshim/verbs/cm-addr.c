@@ -80,6 +80,7 @@ FFS_EXPORT __be16 rdma_get_dst_port(struct rdma_cm_id *id)
 
 /* ---- rdma_getaddrinfo: numeric or resolvable names, one result ---- */
 
+/* rai_*: the shim's struct rdma_addrinfo results. Frees one. */
 static void rai_free(struct rdma_addrinfo *r)
 {
 	if (!r)
@@ -89,6 +90,7 @@ static void rai_free(struct rdma_addrinfo *r)
 	free(r);
 }
 
+/* A heap copy of ai's address in *out, its length in *len; 0 or EAI_MEMORY. */
 static int rai_addr(struct sockaddr **out, socklen_t *len, const struct addrinfo *ai)
 {
 	*out = malloc(ai->ai_addrlen);
@@ -99,6 +101,8 @@ static int rai_addr(struct sockaddr **out, socklen_t *len, const struct addrinfo
 	return 0;
 }
 
+/* r from getaddrinfo's ai and the app's hints: the source (RAI_PASSIVE) or
+ * destination address, and the source hint. 0 or an EAI_ error. */
 static int rai_fill(struct rdma_addrinfo *r, const struct rdma_addrinfo *hints,
 		    const struct addrinfo *ai)
 {
@@ -158,6 +162,7 @@ FFS_EXPORT int rdma_getaddrinfo(const char *node, const char *service,
 	return 0;
 }
 
+/* Unlists r if it is the shim's; true then. */
 static bool rai_take(struct rdma_addrinfo *r)
 {
 	struct rai_node **pp, *n = NULL;

@@ -24,6 +24,8 @@ static struct ffs_cmevent *events;
 
 /* ---- events ---- */
 
+/* On ROUTE_RESOLVED: the one path record librdmacm would give, its MTU
+ * the port's. */
 static void route_fill(struct rdma_cm_id *id)
 {
 	struct ibv_sa_path_rec *p = id->route.path_rec;
@@ -44,6 +46,8 @@ static void route_fill(struct rdma_cm_id *id)
 	id->route.num_paths = 1;
 }
 
+/* The id's source GID (index 1: the virtual port's RoCE v2 IPv4 one) and
+ * the default P_Key. */
 static void own_gid(struct rdma_cm_id *id)
 {
 	struct ffs_vctx *x = id->verbs ? to_vctx(id->verbs) : NULL;
@@ -53,6 +57,7 @@ static void own_gid(struct rdma_cm_id *id)
 	id->route.addr.addr.ibaddr.pkey = htobe16(0xffff);
 }
 
+/* The connection parameters an event carries (private data copied into e). */
 static void event_param(struct ffs_cmevent *e, const Ff__RdmaConnParam *m)
 {
 	struct rdma_conn_param *c = &e->ev.param.conn;
@@ -90,6 +95,7 @@ static struct ffs_cmid *event_id(struct ffs_cmchan *ch, const Ff__RdmaCmEvent *m
 	return id;
 }
 
+/* What an event changes in the id and its QP, as librdmacm's would. */
 static void event_effects(struct rdma_cm_id *id, enum rdma_cm_event_type type)
 {
 	if (type == RDMA_CM_EVENT_ROUTE_RESOLVED)
@@ -100,6 +106,7 @@ static void event_effects(struct rdma_cm_id *id, enum rdma_cm_event_type type)
 		id->qp->state = IBV_QPS_ERR;
 }
 
+/* The app's event for the router's m, or NULL to drop it (its id is gone). */
 static struct ffs_cmevent *event_build(struct ffs_cmchan *ch, const Ff__RdmaCmEvent *m)
 {
 	struct ffs_cmid *id, *listen;

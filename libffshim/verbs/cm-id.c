@@ -94,6 +94,8 @@ int ffs_cmcall(struct ffs_cmchan *ch, Ff__Request *req, Ff__Reply **rep)
 
 /* ---- channels ---- */
 
+/* Asks the router for an event channel: fds[0] the request socket,
+ * fds[1] the event socket. 0 or -errno. */
 static int cm_open(int *fds)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -209,6 +211,7 @@ struct ffs_cmid *ffs_cmid_add(struct ffs_cmchan *ch, uint32_t h, void *context,
 	return id;
 }
 
+/* Unlists id from its channel and frees it. */
 static void cmid_del(struct ffs_cmid *id)
 {
 	struct ffs_cmchan *ch = id->ch;
@@ -251,6 +254,8 @@ FFS_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 	return 0;
 }
 
+/* One request about id; *rep gets the reply if rep is not NULL (caller
+ * frees). librdmacm's convention: 0, or -1 with errno. */
 static int id_op(struct ffs_cmid *id, Ff__Request *req, Ff__Reply **rep)
 {
 	Ff__Reply *r = NULL;
@@ -291,6 +296,7 @@ static void take_addrs(struct ffs_cmid *id, const Ff__RdmaCmReply *m)
 		ffs_cm_set_addr(&id->id.route.addr.dst_storage, m->peer);
 }
 
+/* Gives id the process's context on ffnet0, as librdmacm gives a device. */
 static int attach_verbs(struct ffs_cmid *id)
 {
 	if (id->id.verbs)
@@ -388,6 +394,7 @@ FFS_EXPORT int rdma_resolve_route(struct rdma_cm_id *cid, int timeout_ms)
 	return id_op(to_cmid(cid), &req, NULL);
 }
 
+/* The app's connection parameters (or librdmacm's defaults) as m. */
 static void param_msg(const struct rdma_cm_id *cid, const struct rdma_conn_param *p,
 		      Ff__RdmaConnParam *m)
 {
@@ -416,6 +423,7 @@ static void param_msg(const struct rdma_cm_id *cid, const struct rdma_conn_param
 	}
 }
 
+/* rdma_connect or rdma_accept (accept set) on the shim's id. */
 static int conn_op(struct rdma_cm_id *cid, const struct rdma_conn_param *p, bool accept)
 {
 	Ff__Request req = FF__REQUEST__INIT;

@@ -13,6 +13,7 @@
 
 /* ---- QPs on ids ---- */
 
+/* The PD of ids whose app gave none: one per process, like librdmacm's. */
 static struct ibv_pd *default_pd(struct ibv_context *verbs)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,6 +45,7 @@ static int own_cqs(struct rdma_cm_id *id, struct ibv_qp_init_attr *a)
 	return 0;
 }
 
+/* Destroys the CQs and channels own_cqs() made, if it made them. */
 static void drop_cqs(struct rdma_cm_id *id)
 {
 	if (!to_cmid(id)->own_cqs)
@@ -61,6 +63,7 @@ static void drop_cqs(struct rdma_cm_id *id)
 	to_cmid(id)->own_cqs = false;
 }
 
+/* RESET -> INIT with every access right, as librdmacm leaves a new QP. */
 static int qp_init(struct ibv_qp *qp)
 {
 	struct ibv_qp_attr a = {

@@ -1,5 +1,5 @@
 /* Completion queues and completion channels of the virtual device.
- * poll_cq and req_notify_cq are the context's ops (inline in verbs.h): they
+ * poll_cq and req_notify_cq are the context's ops (inline in infiniband/verbs.h): they
  * only touch the CQ ring. A completion channel is a real socket the router
  * writes one datagram to per event (vring.h), so poll/epoll/select and
  * O_NONBLOCK on channel->fd behave as with a kernel channel.
@@ -83,6 +83,8 @@ struct ffs_vcq *ffs_vcq_find(struct ffs_vctx *x, uint64_t cookie)
 	return q;
 }
 
+/* Creates q at the router (its ring, or its device queue on the direct
+ * path). 0 or -errno. */
 static int cq_call(struct ffs_vctx *x, struct ffs_vcq *q, int cqe, struct ffs_vchan *ch)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -186,6 +188,7 @@ FFS_EXPORT int ibv_resize_cq(struct ibv_cq *cq, int cqe)
 
 #define FFS_POLL_SPINS 16
 
+/* A ring completion as the app's struct ibv_wc. */
 static void wc_from(struct ibv_wc *wc, const struct ff_vcqe *e)
 {
 	wc->wr_id = e->wr_id;

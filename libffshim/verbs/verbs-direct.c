@@ -61,6 +61,7 @@ void ffs_dq_unmap(struct ffs_dq *q)
 	q->b = NULL;
 }
 
+/* Slot idx of q (any index: it wraps). */
 static void *slot(const struct ffs_dq *q, uint32_t idx)
 {
 	return q->b->data + ((size_t)(idx & q->mask) << q->log2);
@@ -80,6 +81,7 @@ static int64_t prod_next(const struct ffs_dq *q)
 	return ((prod + 1 - cons) & q->mask) == 0 ? -1 : (int64_t)(prod & q->mask);
 }
 
+/* Makes the slot at idx visible to the device. Lock held. */
 static void prod_publish(struct ffs_dq *q, uint32_t idx)
 {
 	__atomic_store_n(&q->b->producer_index, (idx + 1) & q->mask, __ATOMIC_RELEASE);
@@ -102,6 +104,8 @@ static uint32_t sge_put(struct rxe_dma_info *d, const struct ibv_sge *sg, int n)
 	return len;
 }
 
+/* wr as the rxe send queue element w, refused (EINVAL) as a device
+ * would. 0 or a positive errno. */
 static int dwqe_fill(const struct ffs_vqp *q, struct rxe_send_wqe *w, const struct ibv_send_wr *wr)
 {
 	bool atomic = wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
@@ -234,6 +238,8 @@ int ffs_dpost_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr
 
 /* ---- receives ---- */
 
+/* Queues receive requests on a device receive queue (a QP's or an SRQ's).
+ * 0, or a positive errno with *bad set. Lock held. */
 static int rq_put(struct ffs_dq *q, uint32_t max_sge, struct ibv_recv_wr *wr,
 		  struct ibv_recv_wr **bad)
 {

@@ -206,6 +206,7 @@ out_fail:
 	return n;
 }
 
+/* Hands r's memfd to x's router side, or tells it to forget r (remove). */
 static int region_send(struct ffs_region *r, struct ffs_vctx *x, bool remove)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -221,6 +222,7 @@ static int region_send(struct ffs_region *r, struct ffs_vctx *x, bool remove)
 	return ffs_vcall0(x, &req, &r->fd, remove ? 0 : 1);
 }
 
+/* Makes sure x's router side has r. 0 or -errno. */
 static int region_use(struct ffs_region *r, struct ffs_vctx *x)
 {
 	int err;
@@ -299,6 +301,7 @@ void ffs_regions_forget_ctx(struct ffs_vctx *x)
 
 /* ---- MR ---- */
 
+/* Registers mr's range at the router; fills its handle and keys. */
 static int mr_call(struct ffs_vctx *x, struct ffs_vpd *pd, struct ffs_vmr *mr, unsigned access,
 		   uint64_t iova)
 {
@@ -324,6 +327,8 @@ static int mr_call(struct ffs_vctx *x, struct ffs_vpd *pd, struct ffs_vmr *mr, u
 	return 0;
 }
 
+/* ibv_reg_mr* on the virtual device: covers the range with regions,
+ * then registers it. NULL + errno. */
 static struct ibv_mr *vreg_mr(struct ibv_pd *pd, void *addr, size_t len, uint64_t iova,
 			      unsigned access)
 {
