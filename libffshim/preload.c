@@ -16,14 +16,14 @@
 #define EXPORT __attribute__((visibility("default")))
 #define INIT()                                                                                     \
 	do {                                                                                       \
-		if (__builtin_expect(!ffs_ready(), 0))                                              \
+		if (__builtin_expect(!ffs_ready(), 0))                                             \
 			ffs_init();                                                                \
 	} while (0)
 /* Re-entered while this thread fills the table (an allocator initialising
  * itself from dlsym): straight to the kernel. */
 #define RAW_IF_BUSY(...)                                                                           \
 	do {                                                                                       \
-		if (__builtin_expect(!ffs_ready() && ffs_busy, 0))                                  \
+		if (__builtin_expect(!ffs_ready() && ffs_busy, 0))                                 \
 			return syscall(__VA_ARGS__);                                               \
 	} while (0)
 #define NEED(name)                                                                                 \
@@ -38,8 +38,8 @@
 /* The fortified variants (_FORTIFY_SOURCE) have no public prototypes. */
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
 ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
-ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
-		       struct sockaddr *from, socklen_t *fromlen);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *from,
+		       socklen_t *fromlen);
 
 static size_t iov_len(const struct iovec *iov, size_t cnt)
 {
@@ -377,8 +377,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	m = *msg;
 	m.msg_name = NULL;
 	m.msg_namelen = 0;
-	r = ffs_sent(fd, s, REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL), iov_len(m.msg_iov, m.msg_iovlen),
-		 flags);
+	r = ffs_sent(fd, s, REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL),
+		     iov_len(m.msg_iov, m.msg_iovlen), flags);
 	ffs_count(fd, r, true);
 	return r;
 }

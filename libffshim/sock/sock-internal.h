@@ -54,8 +54,8 @@ struct ffs_tcpopts {
 struct ffs_sock {
 	atomic_int refs;
 	enum ffs_kind kind;
-	int family;    /* the app's socket domain: AF_INET or AF_INET6 */
-	bool bound;    /* the app called bind() */
+	int family; /* the app's socket domain: AF_INET or AF_INET6 */
+	bool bound; /* the app called bind() */
 	struct ff_sa local, peer;
 	struct ffs_tcpopts tcp;
 	/* FFS_TCP / FFS_KLISTEN / FFS_LISTEN */
@@ -66,19 +66,19 @@ struct ffs_sock {
 	/* FFS_LISTEN / FFS_KLISTEN */
 	int kfd; /* FFS_LISTEN: hidden copy of the kernel listener, -1 if none */
 	int backlog;
-	bool shut; /* shutdown(SHUT_RD) on a listener: accept() fails with EINVAL */
+	bool shut;	      /* shutdown(SHUT_RD) on a listener: accept() fails with EINVAL */
 	uint64_t listener_id; /* FFS_LISTEN: the router's id, for Unlisten */
-	int qr;               /* FFS_LISTEN: hidden copy of the router's end of the queue */
+	int qr;		      /* FFS_LISTEN: hidden copy of the router's end of the queue */
 	unsigned long q_ino;  /* inode of the app's end of the queue */
-	bool routed;          /* a live router forwards the kernel listener (watch.c) */
-	bool in_ep;           /* the watcher forwards it */
+	bool routed;	      /* a live router forwards the kernel listener (watch.c) */
+	bool in_ep;	      /* the watcher forwards it */
 	int64_t next_upgrade_ns;
 	/* FFS_CONN */
 	struct ff_stat_slot *slot;
-	int path; /* Ff__Path: SAME_HOST (an AF_UNIX pair) or TCP (a host TCP socket) */
+	int path;	 /* Ff__Path: SAME_HOST (an AF_UNIX pair) or TCP (a host TCP socket) */
 	bool connecting; /* non-blocking connect not yet confirmed by a second connect() */
-	bool peer_gone;  /* a send met EPIPE once, or a reset was seen (ffs_sent()) */
-	bool shut_wr;    /* the app shut the sending side down */
+	bool peer_gone;	 /* a send met EPIPE once, or a reset was seen (ffs_sent()) */
+	bool shut_wr;	 /* the app shut the sending side down */
 	/* FFS_INTERNAL: where the owner keeps this fd (reset to -1 if the app closes it) */
 	int *owner;
 };

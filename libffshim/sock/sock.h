@@ -26,8 +26,7 @@ void ffs_sock_atfork(void);
  * needed) and waits for its reply. fds are not consumed; received fds are
  * stored in rfds (O_CLOEXEC). Returns 0 with *rep set (caller frees), or
  * -errno when the router cannot be reached: then behave as plain sockets. */
-int ffs_call(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int *rfds,
-	     int *nrfds);
+int ffs_call(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int *rfds, int *nrfds);
 
 /* ---- the shim's own fds (fdtab.c) ---- */
 

@@ -117,8 +117,8 @@ int ffs_swap(int fd, int newfd, int fl, struct ffs_sock *old)
 	if (fl < 0 || fdfl < 0 || nfl < 0)
 		goto out_err;
 	for (int i = 0; old && i < old->nopts; i++)
-		REAL(setsockopt)(newfd, old->opts[i].level, old->opts[i].name, old->opts[i].val,
-				 old->opts[i].len);
+		REAL(setsockopt)
+		(newfd, old->opts[i].level, old->opts[i].name, old->opts[i].val, old->opts[i].len);
 	nfl = (nfl & ~O_NONBLOCK) | (fl & O_NONBLOCK);
 	if (REAL(fcntl)(newfd, F_SETFL, nfl) < 0)
 		goto out_err;

@@ -158,7 +158,8 @@ FFS_EXPORT int rdma_get_cm_event(struct rdma_event_channel *channel, struct rdma
 		int r = ff_msg_recv(fd, &ff__rdma_cm_event__descriptor, buf, sizeof(buf), &m, fds,
 				    2, &nfds, 0);
 
-		if ((r == 0 || r == -ECONNRESET) && __atomic_load_n(&ch->closing, __ATOMIC_SEQ_CST)) {
+		if ((r == 0 || r == -ECONNRESET) &&
+		    __atomic_load_n(&ch->closing, __ATOMIC_SEQ_CST)) {
 			ffs_cmchan_put(ch);
 			wait_forever();
 		}

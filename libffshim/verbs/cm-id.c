@@ -237,7 +237,8 @@ FFS_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 
 	if (!channel || !ffs_cm_ours(channel)) {
 		if (!channel && ffs_vprobe(&(struct ffs_vinfo){0}) == 0)
-			return ffs_cm_fail("rdma_create_id without an event channel (synchronous ids)");
+			return ffs_cm_fail(
+			    "rdma_create_id without an event channel (synchronous ids)");
 		return CMREAL(rdma_create_id)(channel, out, context, ps);
 	}
 	m.ps = ps;
@@ -348,8 +349,8 @@ FFS_EXPORT int rdma_listen(struct rdma_cm_id *cid, int backlog)
 	return id_op(to_cmid(cid), &req, NULL);
 }
 
-FFS_EXPORT int rdma_resolve_addr(struct rdma_cm_id *cid, struct sockaddr *src,
-				 struct sockaddr *dst, int timeout_ms)
+FFS_EXPORT int rdma_resolve_addr(struct rdma_cm_id *cid, struct sockaddr *src, struct sockaddr *dst,
+				 int timeout_ms)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__RdmaResolveAddr m = FF__RDMA_RESOLVE_ADDR__INIT;
@@ -493,8 +494,7 @@ FFS_EXPORT int rdma_disconnect(struct rdma_cm_id *cid)
 
 /* ---- options and notifications ---- */
 
-FFS_EXPORT int rdma_set_option(struct rdma_cm_id *id, int level, int optname, void *val,
-			       size_t len)
+FFS_EXPORT int rdma_set_option(struct rdma_cm_id *id, int level, int optname, void *val, size_t len)
 {
 	if (!ffs_cm_ours(id->channel))
 		return CMREAL(rdma_set_option)(id, level, optname, val, len);
@@ -533,8 +533,8 @@ FFS_EXPORT int rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
  * librdmacm would treat the shim's ids and channels as its own (and crash):
  * each of these fails with EOPNOTSUPP and a log line instead. */
 
-FFS_EXPORT int rdma_create_ep(struct rdma_cm_id **id, struct rdma_addrinfo *res,
-			      struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
+FFS_EXPORT int rdma_create_ep(struct rdma_cm_id **id, struct rdma_addrinfo *res, struct ibv_pd *pd,
+			      struct ibv_qp_init_attr *attr)
 {
 	struct ffs_vinfo info;
 

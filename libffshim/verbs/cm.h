@@ -11,8 +11,8 @@ struct ffs_cmid;
 
 struct ffs_cmchan {
 	struct rdma_event_channel ch; /* ch.fd: the event socket */
-	int req;                      /* request socket (hidden fd) */
-	pthread_mutex_t lock;         /* one request in flight */
+	int req;		      /* request socket (hidden fd) */
+	pthread_mutex_t lock;	      /* one request in flight */
 	pthread_mutex_t ids_lock;     /* ids */
 	uint64_t next_id;
 	struct ffs_cmid *ids;
@@ -36,7 +36,7 @@ struct ffs_cmevent {
 };
 
 #define to_cmchan(p) FFS_CONTAINER_OF(p, struct ffs_cmchan, ch)
-#define to_cmid(p) ((struct ffs_cmid *)(p))
+#define to_cmid(p)   ((struct ffs_cmid *)(p))
 
 /* cm-id.c */
 /* librdmacm's error convention: -1 with errno = -err. */

@@ -242,7 +242,7 @@ int ffs_vreq_notify_cq(struct ibv_cq *cq, int solicited_only)
 {
 	struct ff_vq_idx *ix = &to_vcq(cq)->ring.hdr->cqi;
 
-	__atomic_store_n(&ix->arm_sol, (uint32_t)!!solicited_only, __ATOMIC_RELAXED);
+	__atomic_store_n(&ix->arm_sol, (uint32_t) !!solicited_only, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&ix->arm_seq, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }

@@ -22,16 +22,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define VREPLY_BUF 4096
+#define VREPLY_BUF	  4096
 #define VREPLY_TIMEOUT_MS 15000
 
 struct ibv_device ffs_vdev = {
-	.node_type = IBV_NODE_CA,
-	.transport_type = IBV_TRANSPORT_IB,
-	.name = "ffnet0",
-	.dev_name = "uverbs-ffnet",
-	.dev_path = "/sys/class/infiniband_verbs/uverbs-ffnet",
-	.ibdev_path = "/sys/class/infiniband/ffnet0",
+    .node_type = IBV_NODE_CA,
+    .transport_type = IBV_TRANSPORT_IB,
+    .name = "ffnet0",
+    .dev_name = "uverbs-ffnet",
+    .dev_path = "/sys/class/infiniband_verbs/uverbs-ffnet",
+    .ibdev_path = "/sys/class/infiniband/ffnet0",
 };
 
 /* Every open context, for fork(). */

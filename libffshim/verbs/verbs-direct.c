@@ -46,8 +46,7 @@ int ffs_dq_map(struct ffs_vctx *x, uint64_t off, uint32_t len, struct ffs_dq *q)
 	q->mask = b->index_mask;
 	q->log2 = b->log2_elem_size;
 	slots = (uint64_t)q->mask + 1;
-	if (q->log2 > 16 || (slots & (slots - 1)) ||
-	    (slots << q->log2) > len - sizeof(*b)) {
+	if (q->log2 > 16 || (slots & (slots - 1)) || (slots << q->log2) > len - sizeof(*b)) {
 		ffs_dq_unmap(q);
 		return -EPROTO;
 	}
@@ -108,8 +107,8 @@ static uint32_t sge_put(struct rxe_dma_info *d, const struct ibv_sge *sg, int n)
  * would. 0 or a positive errno. */
 static int dwqe_fill(const struct ffs_vqp *q, struct rxe_send_wqe *w, const struct ibv_send_wr *wr)
 {
-	bool atomic = wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
-		      wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
+	bool atomic =
+	    wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
 	size_t room = slot_size(&q->dsq) - sizeof(*w);
 	uint32_t len = 0;
 
@@ -334,8 +333,8 @@ int ffs_dpoll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
 int ffs_dreq_notify_cq(struct ibv_cq *cq, int solicited_only)
 {
 	struct ib_uverbs_req_notify_cq c = {
-		.cq_handle = to_vcq(cq)->dh,
-		.solicited_only = !!solicited_only,
+	    .cq_handle = to_vcq(cq)->dh,
+	    .solicited_only = !!solicited_only,
 	};
 
 	return invoke(to_vctx(cq->context), IB_USER_VERBS_CMD_REQ_NOTIFY_CQ, &c, sizeof(c), NULL,

@@ -40,7 +40,7 @@
 /* The virtual device as the router describes it. */
 struct ffs_vinfo {
 	char name[IBV_SYSFS_NAME_MAX];
-	uint64_t guid; /* host order */
+	uint64_t guid;		   /* host order */
 	struct ibv_device_attr da; /* device attributes */
 	struct ibv_port_attr pa;   /* attributes of port 1, the only one */
 	int ngids;
@@ -49,11 +49,11 @@ struct ffs_vinfo {
 
 struct ffs_vctx {
 	struct verbs_context vc; /* the app's ibv_context is vc.context */
-	pthread_mutex_t lock;    /* one request in flight on sock */
-	int sock;                /* context socket (hidden fd) */
-	int dbfd;                /* doorbell eventfd (hidden fd), ring data path */
-	int ufd;                 /* the device context (hidden fd), direct data path */
-	uint64_t next_id;        /* of the last request on sock */
+	pthread_mutex_t lock;	 /* one request in flight on sock */
+	int sock;		 /* context socket (hidden fd) */
+	int dbfd;		 /* doorbell eventfd (hidden fd), ring data path */
+	int ufd;		 /* the device context (hidden fd), direct data path */
+	uint64_t next_id;	 /* of the last request on sock */
 	struct ffs_vinfo info;
 	pthread_mutex_t objs_lock; /* the lists below */
 	struct ffs_vcq *cqs;
@@ -103,13 +103,13 @@ struct ffs_vcq {
 	struct ffs_vring ring;
 	struct ff_vq_geom g;
 	pthread_spinlock_t lock; /* cons, polls */
-	uint32_t cons;           /* next completion to read from the ring */
-	uint32_t events; /* delivered by ibv_get_cq_event */
-	uint32_t acked;  /* by ibv_ack_cq_events */
-	uint32_t empty; /* polls in a row that found nothing */
-	uint32_t dh;    /* direct: the device's handle */
-	struct ffs_dq dq; /* direct: the device's completion queue */
-	struct ffs_vcq *next; /* in the context's list */
+	uint32_t cons;		 /* next completion to read from the ring */
+	uint32_t events;	 /* delivered by ibv_get_cq_event */
+	uint32_t acked;		 /* by ibv_ack_cq_events */
+	uint32_t empty;		 /* polls in a row that found nothing */
+	uint32_t dh;		 /* direct: the device's handle */
+	struct ffs_dq dq;	 /* direct: the device's completion queue */
+	struct ffs_vcq *next;	 /* in the context's list */
 };
 
 struct ffs_vsrq {
@@ -118,9 +118,9 @@ struct ffs_vsrq {
 	struct ffs_vring ring;
 	struct ff_vq_geom g;
 	pthread_spinlock_t lock; /* posting */
-	uint32_t prod;           /* next ring slot to post to */
-	uint32_t max_sge;        /* direct */
-	struct ffs_dq dq;        /* direct: the device's receive queue */
+	uint32_t prod;		 /* next ring slot to post to */
+	uint32_t max_sge;	 /* direct */
+	struct ffs_dq dq;	 /* direct: the device's receive queue */
 	struct ffs_vsrq *next;
 };
 
@@ -128,9 +128,9 @@ struct ffs_vqp {
 	struct ibv_qp qp;
 	uint32_t h;
 	struct ffs_vring ring;
-	struct ff_vq_geom sq, rq;            /* send and receive rings */
+	struct ff_vq_geom sq, rq;	     /* send and receive rings */
 	pthread_spinlock_t sq_lock, rq_lock; /* posting to each queue */
-	uint32_t sq_prod, rq_prod;           /* next ring slot to post to */
+	uint32_t sq_prod, rq_prod;	     /* next ring slot to post to */
 	bool sq_sig_all;
 	uint32_t dh; /* direct: the device's handle, queues, limits */
 	struct ffs_dq dsq, drq;
@@ -138,18 +138,18 @@ struct ffs_vqp {
 	struct ffs_vqp *next;
 };
 
-#define FFS_CONTAINER_OF(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define FFS_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 static inline struct ffs_vctx *to_vctx(struct ibv_context *c)
 {
 	return FFS_CONTAINER_OF(c, struct ffs_vctx, vc.context);
 }
 /* The shim's wrapper of an app object (its first member). */
-#define to_vpd(p) ((struct ffs_vpd *)(p))
-#define to_vmr(p) ((struct ffs_vmr *)(p))
-#define to_vcq(p) ((struct ffs_vcq *)(p))
-#define to_vqp(p) ((struct ffs_vqp *)(p))
-#define to_vsrq(p) ((struct ffs_vsrq *)(p))
+#define to_vpd(p)   ((struct ffs_vpd *)(p))
+#define to_vmr(p)   ((struct ffs_vmr *)(p))
+#define to_vcq(p)   ((struct ffs_vcq *)(p))
+#define to_vqp(p)   ((struct ffs_vqp *)(p))
+#define to_vsrq(p)  ((struct ffs_vsrq *)(p))
 #define to_vchan(p) ((struct ffs_vchan *)(p))
 
 /* verbs-ctx.c */
@@ -173,14 +173,14 @@ void ffs_vring_unmap(struct ffs_vring *rg);
 /* A context's object lists (events name objects by cookie, which is the
  * object's address), under x->objs_lock. */
 
-#define FFS_VLINK(x, head, o)                                                                           \
+#define FFS_VLINK(x, head, o)                                                                      \
 	do {                                                                                       \
 		pthread_mutex_lock(&(x)->objs_lock);                                               \
 		(o)->next = (x)->head;                                                             \
 		(x)->head = (o);                                                                   \
 		pthread_mutex_unlock(&(x)->objs_lock);                                             \
 	} while (0)
-#define FFS_VUNLINK(x, head, o, type)                                                                   \
+#define FFS_VUNLINK(x, head, o, type)                                                              \
 	do {                                                                                       \
 		pthread_mutex_lock(&(x)->objs_lock);                                               \
 		for (type **pp_ = &(x)->head; *pp_; pp_ = &(*pp_)->next)                           \
@@ -215,8 +215,7 @@ int ibv_query_gid_type(struct ibv_context *ctx, uint8_t port, unsigned int index
 /* Its type values (rdma-core's enum ibv_gid_type_sysfs). */
 #define FFS_GID_TYPE_SYSFS_ROCE_V2 1
 /* The context ops (struct verbs_context) for the extended queries. */
-int ffs_vquery_port(struct ibv_context *ctx, uint8_t port, struct ibv_port_attr *attr,
-		    size_t len);
+int ffs_vquery_port(struct ibv_context *ctx, uint8_t port, struct ibv_port_attr *attr, size_t len);
 int ffs_vquery_device_ex(struct ibv_context *ctx, const struct ibv_query_device_ex_input *in,
 			 struct ibv_device_attr_ex *attr, size_t len);
 

@@ -95,8 +95,7 @@ struct seg {
 };
 
 /* Parses "lo-hi perms off dev inode path"; 0 if it overlaps [a, b). */
-static int maps_line(const char *l, uint64_t a, uint64_t b, struct seg *s, bool *shared,
-		     bool *ours)
+static int maps_line(const char *l, uint64_t a, uint64_t b, struct seg *s, bool *shared, bool *ours)
 {
 	char *end;
 
@@ -191,7 +190,8 @@ static int region_new(uint64_t a, uint64_t b, struct ffs_region **out)
 	}
 	for (int i = 0; i < n; i++)
 		if (segs[i].prot != (PROT_READ | PROT_WRITE))
-			mprotect((void *)(uintptr_t)segs[i].lo, segs[i].hi - segs[i].lo, segs[i].prot);
+			mprotect((void *)(uintptr_t)segs[i].lo, segs[i].hi - segs[i].lo,
+				 segs[i].prot);
 	r->addr = a;
 	r->len = len;
 	r->fd = ffs_hide_fd(fd);
@@ -386,8 +386,8 @@ FFS_EXPORT struct ibv_mr *ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t 
 	return vreg_mr(pd, addr, len, iova, (unsigned)access);
 }
 
-FFS_EXPORT struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len,
-					   uint64_t iova, unsigned int access)
+FFS_EXPORT struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len, uint64_t iova,
+					   unsigned int access)
 {
 	if (!ffs_is_vctx(pd->context))
 		return VREAL(ibv_reg_mr_iova2)(pd, addr, len, iova, access);
@@ -404,8 +404,8 @@ FFS_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t off, siz
 	return NULL;
 }
 
-FFS_EXPORT int ibv_rereg_mr(struct ibv_mr *mr, int flags, struct ibv_pd *pd, void *addr,
-			    size_t len, int access)
+FFS_EXPORT int ibv_rereg_mr(struct ibv_mr *mr, int flags, struct ibv_pd *pd, void *addr, size_t len,
+			    int access)
 {
 	if (!ffs_is_vctx(mr->context))
 		return VREAL(ibv_rereg_mr)(mr, flags, pd, addr, len, access);

@@ -231,8 +231,7 @@ static void ah_to_msg(const struct ibv_ah_attr *ah, Ff__VerbsAh *m)
 	m->port_num = ah->port_num;
 }
 
-static void attr_to_msg(const struct ibv_qp_attr *a, int mask, Ff__VerbsQpAttr *m,
-			Ff__VerbsAh *ah)
+static void attr_to_msg(const struct ibv_qp_attr *a, int mask, Ff__VerbsQpAttr *m, Ff__VerbsAh *ah)
 {
 	ff__verbs_qp_attr__init(m);
 	m->mask = (uint32_t)mask;
@@ -375,8 +374,8 @@ static int inline_copy(const struct ff_vq_geom *g, uint8_t *dst, const struct ib
 static int wqe_fill(struct ffs_vqp *q, struct ff_vwqe *w, const struct ibv_send_wr *wr)
 {
 	const struct ff_vq_geom *g = &q->sq;
-	bool atomic = wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
-		      wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
+	bool atomic =
+	    wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
 
 	if (!ffs_send_wr_ok(wr, q->qp.qp_type))
 		return EINVAL;
