@@ -117,6 +117,8 @@ int64_t ffs_now_ns(void);
 int ffs_swap(int fd, int newfd, int fl, struct ffs_sock *old);
 /* Keeps an option the app set on s if a swap can carry it over. */
 void ffs_opts_record(struct ffs_sock *s, int level, int name, const void *val, socklen_t len);
+/* Sets the options kept in s on fd (best effort). */
+void ffs_opts_replay(const struct ffs_sock *s, int fd);
 void ffs_tcpopts_default(struct ffs_tcpopts *t);
 /* Reads TCP-level values from a kernel socket into t. */
 void ffs_tcpopts_read(int fd, struct ffs_tcpopts *t);

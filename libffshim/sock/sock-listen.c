@@ -233,9 +233,7 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 		c->path = a->path;
 		c->tcp = l->tcp; /* accepted TCP sockets inherit the listener's */
 		c->slot = ffs_stat_slot(a->slot);
-		for (int i = 0; i < l->nopts; i++)
-			REAL(setsockopt)
-			(nfd, l->opts[i].level, l->opts[i].name, l->opts[i].val, l->opts[i].len);
+		ffs_opts_replay(l, nfd);
 	}
 	/* exactly what accept4 was asked for, whatever the router's socket had */
 	fl = REAL(fcntl)(nfd, F_GETFL);
