@@ -77,7 +77,7 @@ static inline bool ffs_ready(void)
 }
 
 /* Non-zero while this thread fills the real call table: a wrapper
- * re-entered then must not wait for that table (see RAW_IF_BUSY). */
+ * re-entered then must not wait for that table (RAW_IF_BUSY in preload.c). */
 extern __thread int ffs_busy __attribute__((tls_model("initial-exec")));
 
 /* False when FFNET_DISABLE is set: the shim passes everything through. */
