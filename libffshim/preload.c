@@ -3,37 +3,27 @@
  * hands the call to the socket paths. The data-path wrappers only add the
  * byte count of an accelerated connection after the real call returns.
  * errno is what the real call left, unless the shim answers itself. */
-#include "shim.h"
-
-#include "log.h"
-
-#include <ff/wire.h>
+#include "real.h"
+#include "sock/sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-bool ffs_enabled = true;
-__thread int ffs_busy __attribute__((tls_model("initial-exec")));
-static volatile bool ready;
-
 #define EXPORT __attribute__((visibility("default")))
 #define INIT()                                                                                     \
 	do {                                                                                       \
-		if (__builtin_expect(!ready, 0))                                                   \
+		if (__builtin_expect(!ffs_ready(), 0))                                             \
 			ffs_init();                                                                \
 	} while (0)
 /* Re-entered while this thread fills the table (an allocator initialising
  * itself from dlsym): straight to the kernel. */
 #define RAW_IF_BUSY(...)                                                                           \
 	do {                                                                                       \
-		if (__builtin_expect(!ready && ffs_busy, 0))                                       \
+		if (__builtin_expect(!ffs_ready() && ffs_busy, 0))                                 \
 			return syscall(__VA_ARGS__);                                               \
 	} while (0)
 #define NEED(name)                                                                                 \
@@ -45,123 +35,11 @@ static volatile bool ready;
 		}                                                                                  \
 	} while (0)
 
-/* All shim locks, in one order (shim.h), so that no other thread holds one
- * across fork(): the child would inherit it locked forever. */
-static void fork_prepare(void)
-{
-	ffs_listen_fork(0);
-	ffs_meta_fork(0);
-	ffs_chan_fork_prepare();
-	ffs_watch_fork_prepare();
-	ffs_fdtab_fork(0);
-}
-
-static void fork_parent(void)
-{
-	ffs_fdtab_fork(1);
-	ffs_watch_fork_parent();
-	ffs_chan_fork_parent();
-	ffs_meta_fork(1);
-	ffs_listen_fork(1);
-}
-
-/* The child's own state is reset while it holds every lock but the pool's
- * (the resets close fds, which puts their entries back in the pool). */
-static void fork_child(void)
-{
-	ffs_fdtab_fork(1);
-	ffs_watch_fork_child();
-	ffs_chan_fork_child();
-	ffs_meta_fork(1);
-	ffs_listen_fork(1);
-}
-
-void ffs_setup(void)
-{
-	const char *lvl = getenv(FF_ENV_LOG), *off = getenv(FF_ENV_DISABLE);
-
-	ff_log_init("libffshim", ff_log_parse_level(lvl));
-	if (off && *off && *off != '0')
-		ffs_enabled = false;
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
-	ready = true;
-}
-
 /* The fortified variants (_FORTIFY_SOURCE) have no public prototypes. */
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
 ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
-ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
-		       struct sockaddr *from, socklen_t *fromlen);
-
-/* ---- byte counters ---- */
-
-static inline void count(int fd, ssize_t n, bool tx)
-{
-	struct ffs_sock *s;
-
-	if (n == 0)
-		return;
-	s = ffs_fd_get(fd);
-	if (!s)
-		return;
-	if (n > 0 && s->slot)
-		__atomic_fetch_add(tx ? &s->slot->tx : &s->slot->rx, (uint64_t)n, __ATOMIC_RELAXED);
-	else if (n < 0 && !tx && errno == ECONNRESET && s->kind == FFS_CONN)
-		s->peer_gone = true; /* the app saw the reset: no grace send (see sent()) */
-}
-
-static inline struct ffs_sock *conn_of(int fd)
-{
-	struct ffs_sock *s = ffs_fd_get(fd);
-
-	return s && s->kind == FFS_CONN ? s : NULL;
-}
-
-/* An accelerated connection over an AF_UNIX pair (same host), whose TCP
- * send semantics the shim emulates; across hosts the socket is TCP. */
-static inline struct ffs_sock *pair_of(int fd)
-{
-	struct ffs_sock *s = conn_of(fd);
-
-	return s && s->path != FF__PATH__PATH_TCP ? s : NULL;
-}
-
-static inline bool is_conn(int fd)
-{
-	return conn_of(fd) != NULL;
-}
-
-/* Sends on an accelerated connection go out with MSG_NOSIGNAL and come
- * here. An AF_UNIX send fails with EPIPE as soon as the peer has closed;
- * TCP's first send after the peer's FIN still succeeds (the peer answers
- * with a reset) and only the next one fails. Mirror that, and raise the
- * SIGPIPE ourselves when the app did not ask for MSG_NOSIGNAL. */
-static ssize_t sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flags)
-{
-	socklen_t elen = sizeof(int);
-	int err = 0;
-
-	if (r >= 0 || errno != EPIPE)
-		return r;
-	if (!s->shut_wr) {
-		/* a peer that closed with data unread reset the connection:
-		 * TCP reports that first, without a signal */
-		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 &&
-		    err == ECONNRESET) {
-			s->peer_gone = true;
-			errno = ECONNRESET;
-			return -1;
-		}
-		if (!s->peer_gone) {
-			s->peer_gone = true;
-			return (ssize_t)len;
-		}
-	}
-	if (!(app_flags & MSG_NOSIGNAL))
-		raise(SIGPIPE);
-	errno = EPIPE;
-	return -1;
-}
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags, struct sockaddr *from,
+		       socklen_t *fromlen);
 
 static size_t iov_len(const struct iovec *iov, size_t cnt)
 {
@@ -183,25 +61,19 @@ EXPORT int socket(int domain, int type, int protocol)
 	if (fd < 0)
 		return fd;
 	saved = errno;
-	if (ffs_enabled && (domain == AF_INET || domain == AF_INET6) &&
-	    (type & 0xf) == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP))
-		ffs_fd_set(fd, ffs_sock_new(FFS_TCP, domain));
-	else
-		ffs_fd_set(fd, NULL);
+	ffs_track_socket(fd, domain, type, protocol);
 	errno = saved;
 	return fd;
 }
 
 EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	struct ffs_sock *s;
 	int r;
 
 	NEED(bind);
 	r = REAL(bind)(fd, addr, len);
-	s = r == 0 ? ffs_fd_get(fd) : NULL;
-	if (s && s->kind == FFS_TCP)
-		s->bound = true;
+	if (r == 0)
+		ffs_track_bind(fd);
 	return r;
 }
 
@@ -282,16 +154,6 @@ EXPORT int close(int fd)
 	return r;
 }
 
-/* The entry for a new copy of old: shared, except the shim's own fds. */
-static void copy_entry(int old, int nfd)
-{
-	struct ffs_sock *s = ffs_fd_get(old);
-
-	if (s && (s->kind == FFS_INTERNAL || s->kind == FFS_OTHER))
-		s = NULL;
-	ffs_fd_set(nfd, ffs_sock_ref(s));
-}
-
 EXPORT int dup(int old)
 {
 	int r, saved;
@@ -300,7 +162,7 @@ EXPORT int dup(int old)
 	r = REAL(dup)(old);
 	saved = errno;
 	if (r >= 0)
-		copy_entry(old, r);
+		ffs_fd_copy(old, r);
 	errno = saved;
 	return r;
 }
@@ -313,7 +175,7 @@ EXPORT int dup2(int old, int nfd)
 	r = REAL(dup2)(old, nfd);
 	saved = errno;
 	if (r >= 0 && old != nfd)
-		copy_entry(old, nfd);
+		ffs_fd_copy(old, nfd);
 	errno = saved;
 	return r;
 }
@@ -326,7 +188,7 @@ EXPORT int dup3(int old, int nfd, int flags)
 	r = REAL(dup3)(old, nfd, flags);
 	saved = errno;
 	if (r >= 0)
-		copy_entry(old, nfd);
+		ffs_fd_copy(old, nfd);
 	errno = saved;
 	return r;
 }
@@ -336,7 +198,7 @@ static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 	int r = real(fd, cmd, arg), saved = errno;
 
 	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
-		copy_entry(fd, r);
+		ffs_fd_copy(fd, r);
 	errno = saved;
 	return r;
 }
@@ -367,23 +229,7 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 	return fcntl_common(REAL(fcntl64), fd, cmd, arg);
 }
 
-/* Entries of [first, last] are dropped after the kernel closed the fds, so
- * a listener's hidden kernel fd in the range is not closed twice. */
-static void drop_range(unsigned first, unsigned last)
-{
-	int lim = ffs_fd_limit();
-
-	for (unsigned fd = first; fd <= last && fd < (unsigned)lim; fd++) {
-		struct ffs_sock *s = ffs_fd_take((int)fd);
-
-		if (!s)
-			continue;
-		if (s->kfd >= (int)first && (unsigned)s->kfd <= last)
-			s->kfd = -1;
-		ffs_sock_unref(s);
-	}
-}
-
+/* Entries of [first, last] are dropped after the kernel closed the fds. */
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	int r, saved;
@@ -392,7 +238,7 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 	r = REAL(close_range)(first, last, flags);
 	saved = errno;
 	if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
-		drop_range(first, last);
+		ffs_fd_drop_range(first, last);
 	errno = saved;
 	return r;
 }
@@ -403,7 +249,7 @@ EXPORT void closefrom(int low)
 	if (REAL(closefrom))
 		REAL(closefrom)(low);
 	if (low >= 0)
-		drop_range((unsigned)low, ~0u);
+		ffs_fd_drop_range((unsigned)low, ~0u);
 }
 
 /* ---- data path ---- */
@@ -415,7 +261,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 	RAW_IF_BUSY(SYS_read, fd, buf, n);
 	INIT();
 	r = REAL(read)(fd, buf, n);
-	count(fd, r, false);
+	ffs_count(fd, r, false);
 	return r;
 }
 
@@ -425,7 +271,7 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 	INIT();
 	r = REAL(__read_chk)(fd, buf, n, buflen);
-	count(fd, r, false);
+	ffs_count(fd, r, false);
 	return r;
 }
 
@@ -436,14 +282,14 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 	RAW_IF_BUSY(SYS_write, fd, buf, n);
 	INIT();
-	s = pair_of(fd);
+	s = ffs_pair_of(fd);
 	if (!s) {
 		r = REAL(write)(fd, buf, n);
-		count(fd, r, true);
+		ffs_count(fd, r, true);
 		return r;
 	}
-	r = sent(fd, s, REAL(send)(fd, buf, n, MSG_NOSIGNAL), n, 0);
-	count(fd, r, true);
+	r = ffs_sent(fd, s, REAL(send)(fd, buf, n, MSG_NOSIGNAL), n, 0);
+	ffs_count(fd, r, true);
 	return r;
 }
 
@@ -453,7 +299,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 
 	INIT();
 	r = REAL(readv)(fd, iov, cnt);
-	count(fd, r, false);
+	ffs_count(fd, r, false);
 	return r;
 }
 
@@ -464,14 +310,14 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	ssize_t r;
 
 	INIT();
-	s = pair_of(fd);
+	s = ffs_pair_of(fd);
 	if (!s || cnt < 0) {
 		r = REAL(writev)(fd, iov, cnt);
-		count(fd, r, true);
+		ffs_count(fd, r, true);
 		return r;
 	}
-	r = sent(fd, s, REAL(sendmsg)(fd, &m, MSG_NOSIGNAL), iov_len(iov, m.msg_iovlen), 0);
-	count(fd, r, true);
+	r = ffs_sent(fd, s, REAL(sendmsg)(fd, &m, MSG_NOSIGNAL), iov_len(iov, m.msg_iovlen), 0);
+	ffs_count(fd, r, true);
 	return r;
 }
 
@@ -481,14 +327,14 @@ EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	ssize_t r;
 
 	INIT();
-	s = pair_of(fd);
+	s = ffs_pair_of(fd);
 	if (!s) {
 		r = REAL(send)(fd, buf, n, flags);
-		count(fd, r, true);
+		ffs_count(fd, r, true);
 		return r;
 	}
-	r = sent(fd, s, REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL), n, flags);
-	count(fd, r, true);
+	r = ffs_sent(fd, s, REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL), n, flags);
+	ffs_count(fd, r, true);
 	return r;
 }
 
@@ -500,18 +346,18 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 	ssize_t r;
 
 	INIT();
-	if (conn_of(fd) && to) { /* a connected TCP socket ignores the address */
+	if (ffs_is_conn(fd) && to) { /* a connected TCP socket ignores the address */
 		to = NULL;
 		tolen = 0;
 	}
-	s = pair_of(fd);
+	s = ffs_pair_of(fd);
 	if (!s) {
 		r = REAL(sendto)(fd, buf, n, flags, to, tolen);
-		count(fd, r, true);
+		ffs_count(fd, r, true);
 		return r;
 	}
-	r = sent(fd, s, REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL), n, flags);
-	count(fd, r, true);
+	r = ffs_sent(fd, s, REAL(send)(fd, buf, n, flags | MSG_NOSIGNAL), n, flags);
+	ffs_count(fd, r, true);
 	return r;
 }
 
@@ -522,18 +368,18 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	ssize_t r;
 
 	INIT();
-	s = pair_of(fd);
+	s = ffs_pair_of(fd);
 	if (!s || !msg) {
 		r = REAL(sendmsg)(fd, msg, flags);
-		count(fd, r, true);
+		ffs_count(fd, r, true);
 		return r;
 	}
 	m = *msg;
 	m.msg_name = NULL;
 	m.msg_namelen = 0;
-	r = sent(fd, s, REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL), iov_len(m.msg_iov, m.msg_iovlen),
-		 flags);
-	count(fd, r, true);
+	r = ffs_sent(fd, s, REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL),
+		     iov_len(m.msg_iov, m.msg_iovlen), flags);
+	ffs_count(fd, r, true);
 	return r;
 }
 
@@ -570,7 +416,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 	int r;
 
 	NEED(sendmmsg);
-	conn = is_conn(fd) && v;
+	conn = ffs_is_conn(fd) && v;
 	if (conn && n > MMSG_MAX)
 		n = MMSG_MAX;
 	if (conn)
@@ -579,7 +425,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 	if (conn)
 		restore_names(v, n, save);
 	if (r > 0)
-		count(fd, mmsg_bytes(v, r), true);
+		ffs_count(fd, mmsg_bytes(v, r), true);
 	return r;
 }
 
@@ -590,7 +436,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	INIT();
 	r = REAL(recv)(fd, buf, n, flags);
 	if (!(flags & MSG_PEEK))
-		count(fd, r, false);
+		ffs_count(fd, r, false);
 	return r;
 }
 
@@ -601,7 +447,7 @@ EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 	INIT();
 	r = REAL(__recv_chk)(fd, buf, n, buflen, flags);
 	if (!(flags & MSG_PEEK))
-		count(fd, r, false);
+		ffs_count(fd, r, false);
 	return r;
 }
 
@@ -612,7 +458,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr 
 	ssize_t r;
 
 	INIT();
-	if (from && is_conn(fd)) {
+	if (from && ffs_is_conn(fd)) {
 		r = REAL(recvfrom)(fd, buf, n, flags, NULL, NULL);
 		if (r >= 0 && fromlen)
 			*fromlen = 0;
@@ -620,7 +466,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr 
 		r = REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
 	}
 	if (!(flags & MSG_PEEK))
-		count(fd, r, false);
+		ffs_count(fd, r, false);
 	return r;
 }
 
@@ -630,7 +476,7 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 	ssize_t r;
 
 	INIT();
-	if (from && is_conn(fd)) {
+	if (from && ffs_is_conn(fd)) {
 		r = REAL(__recv_chk)(fd, buf, n, buflen, flags);
 		if (r >= 0 && fromlen)
 			*fromlen = 0;
@@ -638,7 +484,7 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 		r = REAL(__recvfrom_chk)(fd, buf, n, buflen, flags, from, fromlen);
 	}
 	if (!(flags & MSG_PEEK))
-		count(fd, r, false);
+		ffs_count(fd, r, false);
 	return r;
 }
 
@@ -649,7 +495,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	ssize_t r;
 
 	INIT();
-	conn = msg && msg->msg_name && is_conn(fd);
+	conn = msg && msg->msg_name && ffs_is_conn(fd);
 	if (conn) {
 		name = msg->msg_name;
 		msg->msg_name = NULL;
@@ -660,7 +506,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 		msg->msg_namelen = 0;
 	}
 	if (!(flags & MSG_PEEK))
-		count(fd, r, false);
+		ffs_count(fd, r, false);
 	return r;
 }
 
@@ -671,7 +517,7 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct
 	int r;
 
 	NEED(recvmmsg);
-	conn = is_conn(fd) && v;
+	conn = ffs_is_conn(fd) && v;
 	if (conn && n > MMSG_MAX)
 		n = MMSG_MAX;
 	if (conn)
@@ -680,7 +526,7 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct
 	if (conn)
 		restore_names(v, n, save);
 	if (r > 0 && !(flags & MSG_PEEK))
-		count(fd, mmsg_bytes(v, r), false);
+		ffs_count(fd, mmsg_bytes(v, r), false);
 	return r;
 }
 
@@ -690,7 +536,7 @@ EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 
 	INIT();
 	r = REAL(sendfile)(out, in, off, n);
-	count(out, r, true);
+	ffs_count(out, r, true);
 	return r;
 }
 
@@ -700,7 +546,7 @@ EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 
 	NEED(sendfile64);
 	r = REAL(sendfile64)(out, in, off, n);
-	count(out, r, true);
+	ffs_count(out, r, true);
 	return r;
 }
 
@@ -710,7 +556,7 @@ EXPORT ssize_t splice(int in, off_t *inoff, int out, off_t *outoff, size_t n, un
 
 	NEED(splice);
 	r = REAL(splice)(in, inoff, out, outoff, n, flags);
-	count(in, r, false);
-	count(out, r, true);
+	ffs_count(in, r, false);
+	ffs_count(out, r, true);
 	return r;
 }

@@ -8,7 +8,7 @@
  * A refusal or an unreachable host across hosts is the app's error, as the
  * kernel would give it (there is no other path). Anything else, and any
  * failure before the app saw a result, is a plain kernel connect. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -58,8 +58,8 @@ static enum route route(int fd, struct ffs_sock *s, const struct sockaddr *addr,
  * that replaces it (socket-level ones are replayed by the swap). */
 static void copy_tcp_opts(int from, int to)
 {
-	static const int names[] = {TCP_NODELAY,   TCP_CORK,	 TCP_KEEPIDLE, TCP_KEEPINTVL,
-				    TCP_KEEPCNT,   TCP_USER_TIMEOUT, TCP_NOTSENT_LOWAT};
+	static const int names[] = {TCP_NODELAY, TCP_CORK,	   TCP_KEEPIDLE,     TCP_KEEPINTVL,
+				    TCP_KEEPCNT, TCP_USER_TIMEOUT, TCP_NOTSENT_LOWAT};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		int v;

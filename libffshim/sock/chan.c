@@ -5,7 +5,7 @@
  * reopened at once on the next call: a restarted router takes over without
  * delay. The map and stats pages of every router this process talked to
  * stay mapped (other threads may be reading them; they are small). */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -26,9 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RETRY_NS (1000LL * 1000 * 1000)
+#define RETRY_NS	 (1000LL * 1000 * 1000)
 #define REPLY_TIMEOUT_MS 5000
-#define REPLY_BUF 4096
+#define REPLY_BUF	 4096
 
 static struct {
 	pthread_mutex_t lock;
@@ -63,8 +63,7 @@ static void chan_close(void)
 }
 
 /* Sends req and waits for the reply with its id. Lock held. */
-static int xfer(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int *rfds,
-		int *nrfds)
+static int xfer(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int *rfds, int *nrfds)
 {
 	uint8_t buf[REPLY_BUF];
 	int err;
@@ -83,8 +82,8 @@ static int xfer(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int
 			continue;
 		if (r <= 0)
 			return r < 0 ? -errno : -ETIMEDOUT;
-		r = ff_msg_recv(ch.fd, &ff__reply__descriptor, buf, sizeof(buf), &m, rfds, FF_MAX_FDS,
-				nrfds, 0);
+		r = ff_msg_recv(ch.fd, &ff__reply__descriptor, buf, sizeof(buf), &m, rfds,
+				FF_MAX_FDS, nrfds, 0);
 		if (r <= 0)
 			return r ? r : -ECONNRESET;
 		if (((Ff__Reply *)m)->id == req->id) {

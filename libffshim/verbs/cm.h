@@ -1,18 +1,18 @@
-/* libffshim's rdma_cm (verbs-cm*.c): the shim's event channels, ids and
- * events. Each wraps the librdmacm struct the app sees (first member or
- * embedded), like the verbs objects in verbs.h. */
+/* libffshim's rdma_cm (cm-*.c), private to verbs/: the shim's event
+ * channels, ids and events. Each wraps the librdmacm struct the app sees
+ * (first member or embedded), like the verbs objects in verbs-internal.h. */
 #pragma once
 
 #include <rdma/rdma_cma.h>
 
-#include "verbs.h"
+#include "verbs-internal.h"
 
 struct ffs_cmid;
 
 struct ffs_cmchan {
 	struct rdma_event_channel ch; /* ch.fd: the event socket */
-	int req;                      /* request socket (hidden fd) */
-	pthread_mutex_t lock;         /* one request in flight */
+	int req;		      /* request socket (hidden fd) */
+	pthread_mutex_t lock;	      /* one request in flight */
 	pthread_mutex_t ids_lock;     /* ids */
 	uint64_t next_id;
 	struct ffs_cmid *ids;
@@ -36,9 +36,14 @@ struct ffs_cmevent {
 };
 
 #define to_cmchan(p) FFS_CONTAINER_OF(p, struct ffs_cmchan, ch)
-#define to_cmid(p) ((struct ffs_cmid *)(p))
+#define to_cmid(p)   ((struct ffs_cmid *)(p))
 
-/* verbs-cm.c */
+/* cm-id.c */
+/* librdmacm's error convention: -1 with errno = -err. */
+int ffs_cm_err(int err);
+/* Logs once that the call is not supported; -1 with errno EOPNOTSUPP. */
+int ffs_cm_fail(const char *what);
+/* Whether ch is one of the shim's event channels. */
 bool ffs_cm_ours(const struct rdma_event_channel *ch);
 /* The shim's channel behind ch, referenced (NULL: librdmacm's); put frees
  * a destroyed channel with its last reference. */
@@ -51,11 +56,10 @@ struct ffs_cmid *ffs_cmid_find(struct ffs_cmchan *ch, uint32_t h);
 struct ffs_cmid *ffs_cmid_add(struct ffs_cmchan *ch, uint32_t h, void *context,
 			      enum rdma_port_space ps);
 
-/* verbs-cmev.c */
-/* librdmacm's error convention: -1 with errno = -err. */
-int ffs_cm_err(int err);
-/* Logs once that the call is not supported; -1 with errno EOPNOTSUPP. */
-int ffs_cm_fail(const char *what);
+/* cm-addr.c */
+/* sa as the protocol's Addr, its IP bytes in buf; 0 or -errno. */
 int ffs_cm_addr(const struct sockaddr *sa, Ff__Addr *a, uint8_t buf[16]);
+/* Stores a as a sockaddr in out; leaves out alone if a is malformed. */
 void ffs_cm_set_addr(struct sockaddr_storage *out, const Ff__Addr *a);
+/* The unspecified address (or not IP): like librdmacm, no device yet. */
 bool ffs_cm_is_any(const struct sockaddr *sa);

@@ -13,8 +13,7 @@
  * to fit in it. lkeys, rkeys and addresses are the kernel's to check,
  * against the PD the router chose. */
 #include "real.h"
-#include "shim.h"
-#include "verbs.h"
+#include "verbs-internal.h"
 
 #include <ff/vwire.h>
 
@@ -47,8 +46,7 @@ int ffs_dq_map(struct ffs_vctx *x, uint64_t off, uint32_t len, struct ffs_dq *q)
 	q->mask = b->index_mask;
 	q->log2 = b->log2_elem_size;
 	slots = (uint64_t)q->mask + 1;
-	if (q->log2 > 16 || (slots & (slots - 1)) ||
-	    (slots << q->log2) > len - sizeof(*b)) {
+	if (q->log2 > 16 || (slots & (slots - 1)) || (slots << q->log2) > len - sizeof(*b)) {
 		ffs_dq_unmap(q);
 		return -EPROTO;
 	}
@@ -62,6 +60,7 @@ void ffs_dq_unmap(struct ffs_dq *q)
 	q->b = NULL;
 }
 
+/* Slot idx of q (any index: it wraps). */
 static void *slot(const struct ffs_dq *q, uint32_t idx)
 {
 	return q->b->data + ((size_t)(idx & q->mask) << q->log2);
@@ -81,6 +80,7 @@ static int64_t prod_next(const struct ffs_dq *q)
 	return ((prod + 1 - cons) & q->mask) == 0 ? -1 : (int64_t)(prod & q->mask);
 }
 
+/* Makes the slot at idx visible to the device. Lock held. */
 static void prod_publish(struct ffs_dq *q, uint32_t idx)
 {
 	__atomic_store_n(&q->b->producer_index, (idx + 1) & q->mask, __ATOMIC_RELEASE);
@@ -103,10 +103,12 @@ static uint32_t sge_put(struct rxe_dma_info *d, const struct ibv_sge *sg, int n)
 	return len;
 }
 
+/* wr as the rxe send queue element w, refused (EINVAL) as a device
+ * would. 0 or a positive errno. */
 static int dwqe_fill(const struct ffs_vqp *q, struct rxe_send_wqe *w, const struct ibv_send_wr *wr)
 {
-	bool atomic = wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
-		      wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
+	bool atomic =
+	    wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
 	size_t room = slot_size(&q->dsq) - sizeof(*w);
 	uint32_t len = 0;
 
@@ -235,6 +237,8 @@ int ffs_dpost_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr
 
 /* ---- receives ---- */
 
+/* Queues receive requests on a device receive queue (a QP's or an SRQ's).
+ * 0, or a positive errno with *bad set. Lock held. */
 static int rq_put(struct ffs_dq *q, uint32_t max_sge, struct ibv_recv_wr *wr,
 		  struct ibv_recv_wr **bad)
 {
@@ -329,8 +333,8 @@ int ffs_dpoll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
 int ffs_dreq_notify_cq(struct ibv_cq *cq, int solicited_only)
 {
 	struct ib_uverbs_req_notify_cq c = {
-		.cq_handle = to_vcq(cq)->dh,
-		.solicited_only = !!solicited_only,
+	    .cq_handle = to_vcq(cq)->dh,
+	    .solicited_only = !!solicited_only,
 	};
 
 	return invoke(to_vctx(cq->context), IB_USER_VERBS_CMD_REQ_NOTIFY_CQ, &c, sizeof(c), NULL,

@@ -2,7 +2,7 @@
  * registrations recorded for a later swap. An accelerated socket answers as
  * a TCP socket with the overlay addresses would; IP- and TCP-level options
  * are kept by the shim, socket-level ones are the kernel's. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -98,7 +98,7 @@ int ffs_getsockname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
 		/* a socket this process never made (inherited across exec):
 		 * an unnamed AF_UNIX one or a TCP one may be ours */
 		s = addr->sa_family == AF_UNIX && *len != sizeof(sa_family_t) ? NULL
-									    : ffs_lookup_fd(fd);
+									      : ffs_lookup_fd(fd);
 		if (!s || s->kind == FFS_OTHER)
 			return r;
 	}
@@ -303,8 +303,8 @@ int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	if (s && (s->kind == FFS_CONN || s->kind == FFS_LISTEN) && !real_tcp(fd, s, level)) {
 		if (level != SOL_SOCKET)
 			return virtual_set(s, level, name, val, len);
-		r = REAL(setsockopt)(s->kind == FFS_LISTEN && s->kfd >= 0 ? s->kfd : fd, level, name,
-				     val, len);
+		r = REAL(setsockopt)(s->kind == FFS_LISTEN && s->kfd >= 0 ? s->kfd : fd, level,
+				     name, val, len);
 		if (r < 0 && (errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
 			errno = saved;
 			return 0; /* meaningful for TCP only; accepted as TCP would */

@@ -1,13 +1,12 @@
 /* Queue pairs and shared receive queues of the virtual device. Creating,
  * changing, querying and destroying them are requests to the router;
- * posting work (the context's ops, inline in verbs.h) only writes ring
+ * posting work (the context's ops, inline in infiniband/verbs.h) only writes ring
  * slots and rings the doorbell when the router sleeps (vring.h).
  * Invariants: a work request is checked here exactly as a device would
  * (opcode, flags, gather list, inline size, queue room) so its errors stay
  * synchronous; the router checks it again. */
 #include "real.h"
-#include "shim.h"
-#include "verbs.h"
+#include "verbs-internal.h"
 
 #include "log.h"
 
@@ -16,16 +15,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-FFS_DEF_REAL(ibv_create_qp)
-FFS_DEF_REAL(ibv_modify_qp)
-FFS_DEF_REAL(ibv_query_qp)
-FFS_DEF_REAL(ibv_destroy_qp)
-FFS_DEF_REAL(ibv_qp_to_qp_ex)
-FFS_DEF_REAL(ibv_create_srq)
-FFS_DEF_REAL(ibv_modify_srq)
-FFS_DEF_REAL(ibv_query_srq)
-FFS_DEF_REAL(ibv_destroy_srq)
 
 struct ffs_vqp *ffs_vqp_find(struct ffs_vctx *x, uint64_t cookie)
 {
@@ -45,11 +34,13 @@ struct ffs_vsrq *ffs_vsrq_find(struct ffs_vctx *x, uint64_t cookie)
 
 /* ---- QP create ---- */
 
+/* Whether a CQ or SRQ (by its context) belongs to ctx. */
 static bool ours(struct ibv_context *ctx, const void *cq_or_srq_ctx)
 {
 	return cq_or_srq_ctx == ctx;
 }
 
+/* Creates q at the router; a's caps become what it granted. 0 or -errno. */
 static int qp_call(struct ffs_vctx *x, struct ffs_vqp *q, struct ibv_pd *pd,
 		   struct ibv_qp_init_attr *a)
 {
@@ -113,6 +104,7 @@ static int qp_call(struct ffs_vctx *x, struct ffs_vqp *q, struct ibv_pd *pd,
 	return 0;
 }
 
+/* ibv_create_qp on the virtual device. NULL + errno. */
 static struct ibv_qp *vcreate_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
 {
 	struct ibv_context *ctx = pd->context;
@@ -239,8 +231,7 @@ static void ah_to_msg(const struct ibv_ah_attr *ah, Ff__VerbsAh *m)
 	m->port_num = ah->port_num;
 }
 
-static void attr_to_msg(const struct ibv_qp_attr *a, int mask, Ff__VerbsQpAttr *m,
-			Ff__VerbsAh *ah)
+static void attr_to_msg(const struct ibv_qp_attr *a, int mask, Ff__VerbsQpAttr *m, Ff__VerbsAh *ah)
 {
 	ff__verbs_qp_attr__init(m);
 	m->mask = (uint32_t)mask;
@@ -353,6 +344,7 @@ FFS_EXPORT int ibv_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mas
 
 /* ---- posting ---- */
 
+/* Makes slots up to prod visible to the router, waking it if it sleeps. */
 static void ring_publish(struct ffs_vctx *x, struct ff_vq_idx *ix, uint32_t prod)
 {
 	__atomic_store_n(&ix->prod, prod, __ATOMIC_RELEASE);
@@ -362,6 +354,7 @@ static void ring_publish(struct ffs_vctx *x, struct ff_vq_idx *ix, uint32_t prod
 		ffs_vdoorbell(x);
 }
 
+/* Copies wr's gather list inline into dst, *len bytes. 0 or EINVAL. */
 static int inline_copy(const struct ff_vq_geom *g, uint8_t *dst, const struct ibv_send_wr *wr,
 		       uint32_t *len)
 {
@@ -377,11 +370,12 @@ static int inline_copy(const struct ff_vq_geom *g, uint8_t *dst, const struct ib
 	return 0;
 }
 
+/* wr as ring slot w, refused (EINVAL) as a device would. */
 static int wqe_fill(struct ffs_vqp *q, struct ff_vwqe *w, const struct ibv_send_wr *wr)
 {
 	const struct ff_vq_geom *g = &q->sq;
-	bool atomic = wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP ||
-		      wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
+	bool atomic =
+	    wr->opcode == IBV_WR_ATOMIC_CMP_AND_SWP || wr->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD;
 
 	if (!ffs_send_wr_ok(wr, q->qp.qp_type))
 		return EINVAL;
@@ -498,6 +492,7 @@ int ffs_vpost_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_r
 
 /* ---- SRQ ---- */
 
+/* Creates s at the router; a's attributes become what it granted. */
 static int srq_call(struct ffs_vctx *x, struct ffs_vsrq *s, struct ibv_pd *pd,
 		    struct ibv_srq_init_attr *a)
 {
@@ -563,6 +558,8 @@ FFS_EXPORT struct ibv_srq *ibv_create_srq(struct ibv_pd *pd, struct ibv_srq_init
 	return &s->srq;
 }
 
+/* Modifies (mask) or, with mask 0, queries srq; attr gets the result.
+ * 0 or a positive errno. */
 static int srq_attr_call(struct ibv_srq *srq, struct ibv_srq_attr *attr, int mask)
 {
 	Ff__Request req = FF__REQUEST__INIT;

@@ -12,8 +12,7 @@
  * Known deviation: registered pages are MAP_SHARED, so after fork() a child
  * shares them with its parent instead of copying them on write. */
 #include "real.h"
-#include "shim.h"
-#include "verbs.h"
+#include "verbs-internal.h"
 
 #include "log.h"
 
@@ -30,14 +29,6 @@
 
 #undef ibv_reg_mr
 #undef ibv_reg_mr_iova
-FFS_DEF_REAL(ibv_alloc_pd)
-FFS_DEF_REAL(ibv_dealloc_pd)
-FFS_DEF_REAL(ibv_reg_mr)
-FFS_DEF_REAL(ibv_reg_mr_iova)
-FFS_DEF_REAL(ibv_reg_mr_iova2)
-FFS_DEF_REAL(ibv_reg_dmabuf_mr)
-FFS_DEF_REAL(ibv_rereg_mr)
-FFS_DEF_REAL(ibv_dereg_mr)
 
 struct ffs_region {
 	struct ffs_region *next; /* by address */
@@ -104,8 +95,7 @@ struct seg {
 };
 
 /* Parses "lo-hi perms off dev inode path"; 0 if it overlaps [a, b). */
-static int maps_line(const char *l, uint64_t a, uint64_t b, struct seg *s, bool *shared,
-		     bool *ours)
+static int maps_line(const char *l, uint64_t a, uint64_t b, struct seg *s, bool *shared, bool *ours)
 {
 	char *end;
 
@@ -200,7 +190,8 @@ static int region_new(uint64_t a, uint64_t b, struct ffs_region **out)
 	}
 	for (int i = 0; i < n; i++)
 		if (segs[i].prot != (PROT_READ | PROT_WRITE))
-			mprotect((void *)(uintptr_t)segs[i].lo, segs[i].hi - segs[i].lo, segs[i].prot);
+			mprotect((void *)(uintptr_t)segs[i].lo, segs[i].hi - segs[i].lo,
+				 segs[i].prot);
 	r->addr = a;
 	r->len = len;
 	r->fd = ffs_hide_fd(fd);
@@ -215,6 +206,7 @@ out_fail:
 	return n;
 }
 
+/* Hands r's memfd to x's router side, or tells it to forget r (remove). */
 static int region_send(struct ffs_region *r, struct ffs_vctx *x, bool remove)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -230,6 +222,7 @@ static int region_send(struct ffs_region *r, struct ffs_vctx *x, bool remove)
 	return ffs_vcall0(x, &req, &r->fd, remove ? 0 : 1);
 }
 
+/* Makes sure x's router side has r. 0 or -errno. */
 static int region_use(struct ffs_region *r, struct ffs_vctx *x)
 {
 	int err;
@@ -308,6 +301,7 @@ void ffs_regions_forget_ctx(struct ffs_vctx *x)
 
 /* ---- MR ---- */
 
+/* Registers mr's range at the router; fills its handle and keys. */
 static int mr_call(struct ffs_vctx *x, struct ffs_vpd *pd, struct ffs_vmr *mr, unsigned access,
 		   uint64_t iova)
 {
@@ -333,6 +327,8 @@ static int mr_call(struct ffs_vctx *x, struct ffs_vpd *pd, struct ffs_vmr *mr, u
 	return 0;
 }
 
+/* ibv_reg_mr* on the virtual device: covers the range with regions,
+ * then registers it. NULL + errno. */
 static struct ibv_mr *vreg_mr(struct ibv_pd *pd, void *addr, size_t len, uint64_t iova,
 			      unsigned access)
 {
@@ -390,8 +386,8 @@ FFS_EXPORT struct ibv_mr *ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t 
 	return vreg_mr(pd, addr, len, iova, (unsigned)access);
 }
 
-FFS_EXPORT struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len,
-					   uint64_t iova, unsigned int access)
+FFS_EXPORT struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len, uint64_t iova,
+					   unsigned int access)
 {
 	if (!ffs_is_vctx(pd->context))
 		return VREAL(ibv_reg_mr_iova2)(pd, addr, len, iova, access);
@@ -408,8 +404,8 @@ FFS_EXPORT struct ibv_mr *ibv_reg_dmabuf_mr(struct ibv_pd *pd, uint64_t off, siz
 	return NULL;
 }
 
-FFS_EXPORT int ibv_rereg_mr(struct ibv_mr *mr, int flags, struct ibv_pd *pd, void *addr,
-			    size_t len, int access)
+FFS_EXPORT int ibv_rereg_mr(struct ibv_mr *mr, int flags, struct ibv_pd *pd, void *addr, size_t len,
+			    int access)
 {
 	if (!ffs_is_vctx(mr->context))
 		return VREAL(ibv_rereg_mr)(mr, flags, pd, addr, len, access);

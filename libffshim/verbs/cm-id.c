@@ -1,15 +1,16 @@
 /* rdma_cm on the virtual device: event channels and ids whose state lives
- * in the router. A channel is two sockets from the router: requests (one in
- * flight, hidden fd) and events (the app's channel->fd, so it can poll it).
- * Ids use one process-wide context on ffnet0 (id->verbs), like librdmacm's
- * per-device context. Channels, ids and events that are not the shim's go
- * to the real librdmacm.
+ * in the router, and what an id offers besides its QP (cm-qp.c) and events
+ * (cm-event.c): options, the calls the virtual device does not offer, and
+ * the device list. A channel is two sockets from the router: requests (one
+ * in flight, hidden fd) and events (the app's channel->fd, so it can poll
+ * it). Ids use one process-wide context on ffnet0 (id->verbs), like
+ * librdmacm's per-device context. Channels, ids and events that are not
+ * the shim's go to the real librdmacm.
  * Invariants: an id is the shim's iff its channel is; ids are found by the
  * router's handle under the channel's ids lock; an id is freed only by
  * rdma_destroy_id, after the router forgot it. */
 #include "real.h"
-#include "shim.h"
-#include "verbs-cm.h"
+#include "cm.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -21,23 +22,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-FFS_DEF_REAL(rdma_create_event_channel)
-FFS_DEF_REAL(rdma_destroy_event_channel)
-FFS_DEF_REAL(rdma_create_id)
-FFS_DEF_REAL(rdma_destroy_id)
-FFS_DEF_REAL(rdma_bind_addr)
-FFS_DEF_REAL(rdma_listen)
-FFS_DEF_REAL(rdma_resolve_addr)
-FFS_DEF_REAL(rdma_resolve_route)
-FFS_DEF_REAL(rdma_connect)
-FFS_DEF_REAL(rdma_accept)
-FFS_DEF_REAL(rdma_reject)
-FFS_DEF_REAL(rdma_disconnect)
-
 static pthread_mutex_t chans_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ffs_cmchan *chans;
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ibv_context *cm_ctx;
+
+int ffs_cm_err(int err)
+{
+	errno = -err;
+	return -1;
+}
+
+int ffs_cm_fail(const char *what)
+{
+	ffs_vunsupported(what);
+	errno = EOPNOTSUPP;
+	return -1;
+}
 
 bool ffs_cm_ours(const struct rdma_event_channel *ch)
 {
@@ -93,6 +94,8 @@ int ffs_cmcall(struct ffs_cmchan *ch, Ff__Request *req, Ff__Reply **rep)
 
 /* ---- channels ---- */
 
+/* Asks the router for an event channel: fds[0] the request socket,
+ * fds[1] the event socket. 0 or -errno. */
 static int cm_open(int *fds)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -127,11 +130,11 @@ FFS_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)
 	ffs_init();
 	if (cm_open(fds) < 0) {
 		errno = saved;
-		if (!VREAL(rdma_create_event_channel)) {
+		if (!CMREAL(rdma_create_event_channel)) {
 			errno = ENODEV;
 			return NULL;
 		}
-		return VREAL(rdma_create_event_channel)();
+		return CMREAL(rdma_create_event_channel)();
 	}
 	ch = calloc(1, sizeof(*ch));
 	if (!ch) {
@@ -157,7 +160,7 @@ FFS_EXPORT void rdma_destroy_event_channel(struct rdma_event_channel *channel)
 	struct ffs_cmchan *ch = to_cmchan(channel), **pp;
 
 	if (!ffs_cm_ours(channel)) {
-		VREAL(rdma_destroy_event_channel)(channel);
+		CMREAL(rdma_destroy_event_channel)(channel);
 		return;
 	}
 	pthread_mutex_lock(&chans_lock);
@@ -208,6 +211,7 @@ struct ffs_cmid *ffs_cmid_add(struct ffs_cmchan *ch, uint32_t h, void *context,
 	return id;
 }
 
+/* Unlists id from its channel and frees it. */
 static void cmid_del(struct ffs_cmid *id)
 {
 	struct ffs_cmchan *ch = id->ch;
@@ -233,8 +237,9 @@ FFS_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 
 	if (!channel || !ffs_cm_ours(channel)) {
 		if (!channel && ffs_vprobe(&(struct ffs_vinfo){0}) == 0)
-			return ffs_cm_fail("rdma_create_id without an event channel (synchronous ids)");
-		return VREAL(rdma_create_id)(channel, out, context, ps);
+			return ffs_cm_fail(
+			    "rdma_create_id without an event channel (synchronous ids)");
+		return CMREAL(rdma_create_id)(channel, out, context, ps);
 	}
 	m.ps = ps;
 	req.body_case = FF__REQUEST__BODY_RDMA_CREATE_ID;
@@ -250,6 +255,8 @@ FFS_EXPORT int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm
 	return 0;
 }
 
+/* One request about id; *rep gets the reply if rep is not NULL (caller
+ * frees). librdmacm's convention: 0, or -1 with errno. */
 static int id_op(struct ffs_cmid *id, Ff__Request *req, Ff__Reply **rep)
 {
 	Ff__Reply *r = NULL;
@@ -271,7 +278,7 @@ FFS_EXPORT int rdma_destroy_id(struct rdma_cm_id *cid)
 	struct ffs_cmid *id = to_cmid(cid);
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_destroy_id)(cid);
+		return CMREAL(rdma_destroy_id)(cid);
 	m.id = id->h;
 	req.body_case = FF__REQUEST__BODY_RDMA_DESTROY_ID;
 	req.rdma_destroy_id = &m;
@@ -290,6 +297,7 @@ static void take_addrs(struct ffs_cmid *id, const Ff__RdmaCmReply *m)
 		ffs_cm_set_addr(&id->id.route.addr.dst_storage, m->peer);
 }
 
+/* Gives id the process's context on ffnet0, as librdmacm gives a device. */
 static int attach_verbs(struct ffs_cmid *id)
 {
 	if (id->id.verbs)
@@ -310,7 +318,7 @@ FFS_EXPORT int rdma_bind_addr(struct rdma_cm_id *cid, struct sockaddr *addr)
 	int err;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_bind_addr)(cid, addr);
+		return CMREAL(rdma_bind_addr)(cid, addr);
 	err = ffs_cm_addr(addr, &a, ab);
 	if (err)
 		return ffs_cm_err(err);
@@ -333,7 +341,7 @@ FFS_EXPORT int rdma_listen(struct rdma_cm_id *cid, int backlog)
 	Ff__RdmaListen m = FF__RDMA_LISTEN__INIT;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_listen)(cid, backlog);
+		return CMREAL(rdma_listen)(cid, backlog);
 	m.id = to_cmid(cid)->h;
 	m.backlog = backlog;
 	req.body_case = FF__REQUEST__BODY_RDMA_LISTEN;
@@ -341,8 +349,8 @@ FFS_EXPORT int rdma_listen(struct rdma_cm_id *cid, int backlog)
 	return id_op(to_cmid(cid), &req, NULL);
 }
 
-FFS_EXPORT int rdma_resolve_addr(struct rdma_cm_id *cid, struct sockaddr *src,
-				 struct sockaddr *dst, int timeout_ms)
+FFS_EXPORT int rdma_resolve_addr(struct rdma_cm_id *cid, struct sockaddr *src, struct sockaddr *dst,
+				 int timeout_ms)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__RdmaResolveAddr m = FF__RDMA_RESOLVE_ADDR__INIT;
@@ -353,7 +361,7 @@ FFS_EXPORT int rdma_resolve_addr(struct rdma_cm_id *cid, struct sockaddr *src,
 	int err;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_resolve_addr)(cid, src, dst, timeout_ms);
+		return CMREAL(rdma_resolve_addr)(cid, src, dst, timeout_ms);
 	err = ffs_cm_addr(dst, &da, db);
 	if (!err && src)
 		err = ffs_cm_addr(src, &sa, sb);
@@ -380,13 +388,14 @@ FFS_EXPORT int rdma_resolve_route(struct rdma_cm_id *cid, int timeout_ms)
 	Ff__RdmaResolveRoute m = FF__RDMA_RESOLVE_ROUTE__INIT;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_resolve_route)(cid, timeout_ms);
+		return CMREAL(rdma_resolve_route)(cid, timeout_ms);
 	m.id = to_cmid(cid)->h;
 	req.body_case = FF__REQUEST__BODY_RDMA_RESOLVE_ROUTE;
 	req.rdma_resolve_route = &m;
 	return id_op(to_cmid(cid), &req, NULL);
 }
 
+/* The app's connection parameters (or librdmacm's defaults) as m. */
 static void param_msg(const struct rdma_cm_id *cid, const struct rdma_conn_param *p,
 		      Ff__RdmaConnParam *m)
 {
@@ -415,6 +424,7 @@ static void param_msg(const struct rdma_cm_id *cid, const struct rdma_conn_param
 	}
 }
 
+/* rdma_connect or rdma_accept (accept set) on the shim's id. */
 static int conn_op(struct rdma_cm_id *cid, const struct rdma_conn_param *p, bool accept)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -437,7 +447,7 @@ static int conn_op(struct rdma_cm_id *cid, const struct rdma_conn_param *p, bool
 FFS_EXPORT int rdma_connect(struct rdma_cm_id *cid, struct rdma_conn_param *p)
 {
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_connect)(cid, p);
+		return CMREAL(rdma_connect)(cid, p);
 	return conn_op(cid, p, false);
 }
 
@@ -447,7 +457,7 @@ FFS_EXPORT int rdma_accept(struct rdma_cm_id *cid, struct rdma_conn_param *p)
 	int ret;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_accept)(cid, p);
+		return CMREAL(rdma_accept)(cid, p);
 	ret = conn_op(cid, p, true);
 	if (!ret)
 		cid->qp->state = IBV_QPS_RTS;
@@ -460,7 +470,7 @@ FFS_EXPORT int rdma_reject(struct rdma_cm_id *cid, const void *pdata, uint8_t le
 	Ff__RdmaReject m = FF__RDMA_REJECT__INIT;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_reject)(cid, pdata, len);
+		return CMREAL(rdma_reject)(cid, pdata, len);
 	m.id = to_cmid(cid)->h;
 	m.private_data.data = (uint8_t *)pdata;
 	m.private_data.len = pdata ? len : 0;
@@ -475,9 +485,154 @@ FFS_EXPORT int rdma_disconnect(struct rdma_cm_id *cid)
 	Ff__RdmaIdOp m = FF__RDMA_ID_OP__INIT;
 
 	if (!ffs_cm_ours(cid->channel))
-		return VREAL(rdma_disconnect)(cid);
+		return CMREAL(rdma_disconnect)(cid);
 	m.id = to_cmid(cid)->h;
 	req.body_case = FF__REQUEST__BODY_RDMA_DISCONNECT;
 	req.rdma_disconnect = &m;
 	return id_op(to_cmid(cid), &req, NULL);
+}
+
+/* ---- options and notifications ---- */
+
+FFS_EXPORT int rdma_set_option(struct rdma_cm_id *id, int level, int optname, void *val, size_t len)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_set_option)(id, level, optname, val, len);
+	return 0; /* TOS, reuse, timeouts: nothing to tune in the router */
+}
+
+FFS_EXPORT int rdma_init_qp_attr(struct rdma_cm_id *id, struct ibv_qp_attr *attr, int *mask)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_init_qp_attr)(id, attr, mask);
+	return ffs_cm_fail("rdma_init_qp_attr (QPs not created with rdma_create_qp)");
+}
+
+FFS_EXPORT int rdma_establish(struct rdma_cm_id *id)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_establish)(id);
+	return ffs_cm_fail("rdma_establish");
+}
+
+FFS_EXPORT int rdma_migrate_id(struct rdma_cm_id *id, struct rdma_event_channel *channel)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_migrate_id)(id, channel);
+	return ffs_cm_fail("rdma_migrate_id");
+}
+
+FFS_EXPORT int rdma_notify(struct rdma_cm_id *id, enum ibv_event_type event)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_notify)(id, event);
+	return 0;
+}
+
+/* ---- what the virtual device's ids do not offer ----
+ * librdmacm would treat the shim's ids and channels as its own (and crash):
+ * each of these fails with EOPNOTSUPP and a log line instead. */
+
+FFS_EXPORT int rdma_create_ep(struct rdma_cm_id **id, struct rdma_addrinfo *res, struct ibv_pd *pd,
+			      struct ibv_qp_init_attr *attr)
+{
+	struct ffs_vinfo info;
+
+	ffs_init();
+	if (ffs_vprobe(&info) < 0)
+		return CMREAL(rdma_create_ep)(id, res, pd, attr);
+	return ffs_cm_fail("rdma_create_ep (synchronous ids)");
+}
+
+FFS_EXPORT void rdma_destroy_ep(struct rdma_cm_id *id)
+{
+	if (!ffs_cm_ours(id->channel)) {
+		CMREAL(rdma_destroy_ep)(id);
+		return;
+	}
+	rdma_destroy_qp(id);
+	rdma_destroy_id(id);
+}
+
+FFS_EXPORT int rdma_get_request(struct rdma_cm_id *listen, struct rdma_cm_id **id)
+{
+	if (!ffs_cm_ours(listen->channel))
+		return CMREAL(rdma_get_request)(listen, id);
+	return ffs_cm_fail("rdma_get_request (synchronous ids)");
+}
+
+FFS_EXPORT int rdma_join_multicast(struct rdma_cm_id *id, struct sockaddr *addr, void *context)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_join_multicast)(id, addr, context);
+	return ffs_cm_fail("rdma_join_multicast");
+}
+
+FFS_EXPORT int rdma_join_multicast_ex(struct rdma_cm_id *id, struct rdma_cm_join_mc_attr_ex *attr,
+				      void *context)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_join_multicast_ex)(id, attr, context);
+	return ffs_cm_fail("rdma_join_multicast_ex");
+}
+
+FFS_EXPORT int rdma_leave_multicast(struct rdma_cm_id *id, struct sockaddr *addr)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_leave_multicast)(id, addr);
+	return ffs_cm_fail("rdma_leave_multicast");
+}
+
+FFS_EXPORT int rdma_set_local_ece(struct rdma_cm_id *id, struct ibv_ece *ece)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_set_local_ece)(id, ece);
+	return ffs_cm_fail("rdma_set_local_ece");
+}
+
+FFS_EXPORT int rdma_get_remote_ece(struct rdma_cm_id *id, struct ibv_ece *ece)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_get_remote_ece)(id, ece);
+	return ffs_cm_fail("rdma_get_remote_ece");
+}
+
+FFS_EXPORT int rdma_reject_ece(struct rdma_cm_id *id, const void *pdata, uint8_t len)
+{
+	if (!ffs_cm_ours(id->channel))
+		return CMREAL(rdma_reject_ece)(id, pdata, len);
+	return ffs_cm_fail("rdma_reject_ece");
+}
+
+/* ---- devices ---- */
+
+static struct ibv_context **our_devlist;
+
+FFS_EXPORT struct ibv_context **rdma_get_devices(int *num)
+{
+	struct ibv_context **list;
+	struct ffs_vinfo info;
+
+	ffs_init();
+	if (ffs_vprobe(&info) < 0)
+		return CMREAL(rdma_get_devices)(num);
+	list = calloc(2, sizeof(*list));
+	if (!list || !(list[0] = ffs_cm_verbs())) {
+		free(list);
+		return NULL;
+	}
+	if (num)
+		*num = 1;
+	our_devlist = list;
+	return list;
+}
+
+FFS_EXPORT void rdma_free_devices(struct ibv_context **list)
+{
+	if (list && list == our_devlist) {
+		our_devlist = NULL;
+		free(list);
+		return;
+	}
+	CMREAL(rdma_free_devices)(list);
 }

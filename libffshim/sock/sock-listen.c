@@ -4,14 +4,13 @@
  * fd is swapped back to the kernel listener and accept() goes on there.
  * A kernel listener offers itself to the router again (at most once a
  * second, from accept()) so acceleration resumes after a router restart. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"
 #include "msg.h"
 
 #include <ff/wire.h>
-#include "msg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +23,7 @@
 #include <unistd.h>
 
 #define UPGRADE_RETRY_NS (1000LL * 1000 * 1000)
-#define NEVER INT64_MAX
+#define NEVER		 INT64_MAX
 
 static pthread_mutex_t swap_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -137,8 +136,8 @@ static void upgrade(int fd, struct ffs_sock *s)
 	 * fl, read before, is what the app set */
 	err = register_listener(fd, s, &qfd, &qr, &id);
 	if (err) {
-		s->next_upgrade_ns = err == -EPERM || err == -EINVAL ? NEVER
-								     : ffs_now_ns() + UPGRADE_RETRY_NS;
+		s->next_upgrade_ns =
+		    err == -EPERM || err == -EINVAL ? NEVER : ffs_now_ns() + UPGRADE_RETRY_NS;
 		return;
 	}
 	n = listener_like(FFS_LISTEN, s);
@@ -234,9 +233,7 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 		c->path = a->path;
 		c->tcp = l->tcp; /* accepted TCP sockets inherit the listener's */
 		c->slot = ffs_stat_slot(a->slot);
-		for (int i = 0; i < l->nopts; i++)
-			REAL(setsockopt)(nfd, l->opts[i].level, l->opts[i].name, l->opts[i].val,
-					 l->opts[i].len);
+		ffs_opts_replay(l, nfd);
 	}
 	/* exactly what accept4 was asked for, whatever the router's socket had */
 	fl = REAL(fcntl)(nfd, F_GETFL);

@@ -14,7 +14,7 @@
  * Invariants: the list holds no references (a listener leaves it when its
  * last fd closes, in ffs_watch_forget); list, routed and in_ep are under
  * w.lock, which is never held across a router call. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -34,7 +34,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define RETRY_NS (200LL * 1000 * 1000)
+#define RETRY_NS      (200LL * 1000 * 1000)
 #define FORWARD_BATCH 64
 
 static struct {
@@ -79,7 +79,8 @@ static void start(void)
 	if (pthread_create(&th, &a, watch_main, NULL) == 0)
 		w.running = true;
 	else
-		ff_warn("ffnet: cannot start the listener watcher: listeners will not survive a router restart");
+		ff_warn("ffnet: cannot start the listener watcher: listeners will not survive a "
+			"router restart");
 	pthread_attr_destroy(&a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }

@@ -1,4 +1,5 @@
-/* libffshim internals.
+/* The socket half's own declarations (sock/ only; the rest of the shim
+ * uses sock.h).
  *
  * The fd table maps an fd number to a refcounted struct ffs_sock describing
  * what the shim knows about the file behind it; fds that share a file (dup,
@@ -18,6 +19,7 @@
 #include "addr.h"
 #include "ff.pb-c.h"
 #include "real.h"
+#include "sock.h"
 
 enum ffs_kind {
 	FFS_TCP = 1,  /* kernel TCP socket that may still be accelerated */
@@ -52,8 +54,8 @@ struct ffs_tcpopts {
 struct ffs_sock {
 	atomic_int refs;
 	enum ffs_kind kind;
-	int family;    /* the app's socket domain: AF_INET or AF_INET6 */
-	bool bound;    /* the app called bind() */
+	int family; /* the app's socket domain: AF_INET or AF_INET6 */
+	bool bound; /* the app called bind() */
 	struct ff_sa local, peer;
 	struct ffs_tcpopts tcp;
 	/* FFS_TCP / FFS_KLISTEN / FFS_LISTEN */
@@ -64,52 +66,33 @@ struct ffs_sock {
 	/* FFS_LISTEN / FFS_KLISTEN */
 	int kfd; /* FFS_LISTEN: hidden copy of the kernel listener, -1 if none */
 	int backlog;
-	bool shut; /* shutdown(SHUT_RD) on a listener: accept() fails with EINVAL */
+	bool shut;	      /* shutdown(SHUT_RD) on a listener: accept() fails with EINVAL */
 	uint64_t listener_id; /* FFS_LISTEN: the router's id, for Unlisten */
-	int qr;               /* FFS_LISTEN: hidden copy of the router's end of the queue */
+	int qr;		      /* FFS_LISTEN: hidden copy of the router's end of the queue */
 	unsigned long q_ino;  /* inode of the app's end of the queue */
-	bool routed;          /* a live router forwards the kernel listener (watch.c) */
-	bool in_ep;           /* the watcher forwards it */
+	bool routed;	      /* a live router forwards the kernel listener (watch.c) */
+	bool in_ep;	      /* the watcher forwards it */
 	int64_t next_upgrade_ns;
 	/* FFS_CONN */
 	struct ff_stat_slot *slot;
-	int path; /* Ff__Path: SAME_HOST (an AF_UNIX pair) or TCP (a host TCP socket) */
+	int path;	 /* Ff__Path: SAME_HOST (an AF_UNIX pair) or TCP (a host TCP socket) */
 	bool connecting; /* non-blocking connect not yet confirmed by a second connect() */
-	bool peer_gone;  /* a send met EPIPE once, or a reset was seen (sent() in preload.c) */
-	bool shut_wr;    /* the app shut the sending side down */
+	bool peer_gone;	 /* a send met EPIPE once, or a reset was seen (ffs_sent()) */
+	bool shut_wr;	 /* the app shut the sending side down */
 	/* FFS_INTERNAL: where the owner keeps this fd (reset to -1 if the app closes it) */
 	int *owner;
 };
-
-/* preload.c / real.c */
-void ffs_setup(void);
-extern bool ffs_enabled;
 
 /* fdtab.c */
 struct ffs_sock *ffs_fd_get(int fd);
 /* Installs s at fd (takes a reference the caller gave up) and drops the old entry. */
 void ffs_fd_set(int fd, struct ffs_sock *s);
-/* Removes fd's entry and returns it (the caller owns that reference). */
-struct ffs_sock *ffs_fd_take(int fd);
 /* Highest fd that may have an entry, +1. */
 int ffs_fd_limit(void);
 struct ffs_sock *ffs_sock_new(enum ffs_kind kind, int family);
 struct ffs_sock *ffs_sock_ref(struct ffs_sock *s);
-void ffs_sock_unref(struct ffs_sock *s);
-/* Marks fd as the shim's own; *owner is set to -1 if the app closes it. */
-void ffs_fd_internal(int fd, int *owner);
-/* Closes one of the shim's own fds and forgets it; *fdp becomes -1. */
-void ffs_internal_close(int *fdp);
-/* Moves fd (consumed) to a high close-on-exec number out of the app's way. */
-int ffs_hide_fd(int fd);
 
 /* chan.c */
-/* Sends req on the router channel (connecting and saying Hello first if
- * needed) and waits for its reply. fds are not consumed; received fds are
- * stored in rfds (O_CLOEXEC). Returns 0 with *rep set (caller frees), or
- * -errno when the router cannot be reached: then behave as plain sockets. */
-int ffs_call(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int *rfds,
-	     int *nrfds);
 /* 1 if ip is a registered overlay address, 0 if not or no router. */
 int ffs_is_overlay(const struct ff_ip *ip);
 /* 1 if the container's policy is "host": the router connects outside. */
@@ -132,21 +115,16 @@ int64_t ffs_now_ns(void);
  * had (read them before the router could touch a shared file). Returns 0
  * or -errno (fd untouched, newfd closed). */
 int ffs_swap(int fd, int newfd, int fl, struct ffs_sock *old);
+/* Keeps an option the app set on s if a swap can carry it over. */
 void ffs_opts_record(struct ffs_sock *s, int level, int name, const void *val, socklen_t len);
+/* Sets the options kept in s on fd (best effort). */
+void ffs_opts_replay(const struct ffs_sock *s, int fd);
 void ffs_tcpopts_default(struct ffs_tcpopts *t);
 /* Reads TCP-level values from a kernel socket into t. */
 void ffs_tcpopts_read(int fd, struct ffs_tcpopts *t);
 
-/* sock-*.c: the socket paths; each returns what the libc call would. */
-int ffs_connect(int fd, const struct sockaddr *addr, socklen_t len);
-int ffs_listen(int fd, int backlog);
-int ffs_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
-int ffs_shutdown(int fd, int how);
+/* sock-*.c */
 void ffs_unlisten(uint64_t id);
-int ffs_getsockname(int fd, struct sockaddr *addr, socklen_t *len, bool peer);
-int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
-int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
-int ffs_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 /* Looks an unknown AF_UNIX fd up at the router (after exec). */
 struct ffs_sock *ffs_lookup_fd(int fd);
 /* Copies sa into a user buffer with accept/getsockname truncation rules. */
@@ -161,13 +139,10 @@ void ffs_watch_fork_prepare(void);
 void ffs_watch_fork_parent(void);
 void ffs_watch_fork_child(void);
 
-/* fork(): every shim lock is taken before it, in this order, and released
- * after it in the parent and the child: swap (sock-listen), epoll records
- * (sock-meta), channel, watcher, fd-table pool. phase 0 takes, 1 releases. */
+/* fork(): every socket-half lock is taken before it, in this order, and
+ * released after it in the parent and the child: swap (sock-listen), epoll
+ * records (sock-meta), channel, watcher, fd-table pool (fork.c). phase 0
+ * takes, 1 releases. */
 void ffs_listen_fork(int phase);
 void ffs_meta_fork(int phase);
 void ffs_fdtab_fork(int phase);
-
-/* Non-zero while this thread fills the real call table (real.c): a wrapper
- * re-entered then must not wait for that table (see RAW_IF_BUSY). */
-extern __thread int ffs_busy __attribute__((tls_model("initial-exec")));

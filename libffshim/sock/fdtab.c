@@ -3,10 +3,11 @@
  * fd ceiling below the kernel's own (nr_open). struct ffs_sock memory goes
  * back to a free list, never to malloc, so a thread racing a close() on the
  * same fd reads a stale struct rather than unmapped memory. */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,51 @@ void ffs_sock_unref(struct ffs_sock *s)
 	s->owner = (int *)pool;
 	pool = s;
 	pthread_mutex_unlock(&pool_lock);
+}
+
+void ffs_track_socket(int fd, int domain, int type, int protocol)
+{
+	if (ffs_enabled && (domain == AF_INET || domain == AF_INET6) &&
+	    (type & 0xf) == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP))
+		ffs_fd_set(fd, ffs_sock_new(FFS_TCP, domain));
+	else
+		ffs_fd_set(fd, NULL);
+}
+
+void ffs_track_bind(int fd)
+{
+	struct ffs_sock *s = ffs_fd_get(fd);
+
+	if (s && s->kind == FFS_TCP)
+		s->bound = true;
+}
+
+/* A new copy shares the entry, except for the shim's own fds and the ones
+ * the router said are not its. */
+void ffs_fd_copy(int old, int nfd)
+{
+	struct ffs_sock *s = ffs_fd_get(old);
+
+	if (s && (s->kind == FFS_INTERNAL || s->kind == FFS_OTHER))
+		s = NULL;
+	ffs_fd_set(nfd, ffs_sock_ref(s));
+}
+
+/* A listener's hidden kernel fd in the range is already closed: forget it
+ * rather than close that number twice. */
+void ffs_fd_drop_range(unsigned first, unsigned last)
+{
+	int lim = ffs_fd_limit();
+
+	for (unsigned fd = first; fd <= last && fd < (unsigned)lim; fd++) {
+		struct ffs_sock *s = ffs_fd_take((int)fd);
+
+		if (!s)
+			continue;
+		if (s->kfd >= (int)first && (unsigned)s->kfd <= last)
+			s->kfd = -1;
+		ffs_sock_unref(s);
+	}
 }
 
 void ffs_fd_internal(int fd, int *owner)

@@ -1,13 +1,12 @@
 /* Completion queues and completion channels of the virtual device.
- * poll_cq and req_notify_cq are the context's ops (inline in verbs.h): they
+ * poll_cq and req_notify_cq are the context's ops (inline in infiniband/verbs.h): they
  * only touch the CQ ring. A completion channel is a real socket the router
  * writes one datagram to per event (vring.h), so poll/epoll/select and
  * O_NONBLOCK on channel->fd behave as with a kernel channel.
  * Invariant: an event names a CQ by its cookie, which is only trusted
  * after it is found among the context's live CQs. */
 #include "real.h"
-#include "shim.h"
-#include "verbs.h"
+#include "verbs-internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -18,14 +17,6 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-FFS_DEF_REAL(ibv_create_comp_channel)
-FFS_DEF_REAL(ibv_destroy_comp_channel)
-FFS_DEF_REAL(ibv_create_cq)
-FFS_DEF_REAL(ibv_destroy_cq)
-FFS_DEF_REAL(ibv_resize_cq)
-FFS_DEF_REAL(ibv_get_cq_event)
-FFS_DEF_REAL(ibv_ack_cq_events)
 
 /* ---- channels ---- */
 
@@ -92,6 +83,8 @@ struct ffs_vcq *ffs_vcq_find(struct ffs_vctx *x, uint64_t cookie)
 	return q;
 }
 
+/* Creates q at the router (its ring, or its device queue on the direct
+ * path). 0 or -errno. */
 static int cq_call(struct ffs_vctx *x, struct ffs_vcq *q, int cqe, struct ffs_vchan *ch)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -195,6 +188,7 @@ FFS_EXPORT int ibv_resize_cq(struct ibv_cq *cq, int cqe)
 
 #define FFS_POLL_SPINS 16
 
+/* A ring completion as the app's struct ibv_wc. */
 static void wc_from(struct ibv_wc *wc, const struct ff_vcqe *e)
 {
 	wc->wr_id = e->wr_id;
@@ -248,7 +242,7 @@ int ffs_vreq_notify_cq(struct ibv_cq *cq, int solicited_only)
 {
 	struct ff_vq_idx *ix = &to_vcq(cq)->ring.hdr->cqi;
 
-	__atomic_store_n(&ix->arm_sol, (uint32_t)!!solicited_only, __ATOMIC_RELAXED);
+	__atomic_store_n(&ix->arm_sol, (uint32_t) !!solicited_only, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&ix->arm_seq, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }

@@ -4,8 +4,7 @@
  * Invariant: a device list the shim made holds only &ffs_vdev and is freed
  * here; every other list and context goes to the real libibverbs. */
 #include "real.h"
-#include "shim.h"
-#include "verbs.h"
+#include "verbs-internal.h"
 
 #include "log.h"
 
@@ -18,27 +17,12 @@
 
 #undef ibv_get_device_list
 #undef ibv_query_port
-FFS_DEF_REAL(ibv_get_device_list)
-FFS_DEF_REAL(ibv_free_device_list)
-FFS_DEF_REAL(ibv_open_device)
-FFS_DEF_REAL(ibv_close_device)
-FFS_DEF_REAL(ibv_get_device_guid)
-FFS_DEF_REAL(ibv_get_device_index)
-FFS_DEF_REAL(ibv_query_device)
-FFS_DEF_REAL(ibv_query_port)
-FFS_DEF_REAL(ibv_query_gid)
-FFS_DEF_REAL(_ibv_query_gid_ex)
-FFS_DEF_REAL(_ibv_query_gid_table)
-FFS_DEF_REAL(ibv_query_gid_type)
-FFS_DEF_REAL(ibv_query_pkey)
-FFS_DEF_REAL(ibv_get_pkey_index)
-FFS_DEF_REAL(ibv_get_async_event)
-FFS_DEF_REAL(ibv_ack_async_event)
 
 /* The device lists this process got from the shim. */
 static pthread_mutex_t lists_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ibv_device **our_lists[16];
 
+/* Unlists list if the shim made it; true then. */
 static bool list_take(struct ibv_device **list)
 {
 	bool ours = false;
@@ -53,6 +37,7 @@ static bool list_take(struct ibv_device **list)
 	return ours;
 }
 
+/* Lists a device list the shim made (up to 16 at once are remembered). */
 static void list_keep(struct ibv_device **list)
 {
 	pthread_mutex_lock(&lists_lock);
@@ -179,6 +164,7 @@ FFS_EXPORT int ibv_query_port(struct ibv_context *ctx, uint8_t port,
 			       offsetof(struct ibv_port_attr, flags));
 }
 
+/* The virtual device's GID at index (port must be 1), or NULL. */
 static const union ibv_gid *vgid(struct ibv_context *ctx, uint32_t port, uint32_t index)
 {
 	struct ffs_vctx *x = to_vctx(ctx);
@@ -271,6 +257,8 @@ FFS_EXPORT int ibv_get_pkey_index(struct ibv_context *ctx, uint8_t port, __be16 
 
 /* ---- async events ---- */
 
+/* The app's async event for the router's e; one whose object is gone
+ * names port 1 instead. */
 static void async_element(struct ffs_vctx *x, const struct ff_vasync_event *e,
 			  struct ibv_async_event *ev)
 {

@@ -1,7 +1,7 @@
 /* Swapping the file behind an app's fd: the app keeps its fd number and
  * sees the flags, options and epoll registrations it set, while the file
  * becomes the one the router handed over (or, on fallback, the kernel's). */
-#include "shim.h"
+#include "sock-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +52,15 @@ void ffs_opts_record(struct ffs_sock *s, int level, int name, const void *val, s
 	s->opts[i].name = name;
 	s->opts[i].len = len;
 	memcpy(s->opts[i].val, val, len);
+}
+
+void ffs_opts_replay(const struct ffs_sock *s, int fd)
+{
+	for (int i = 0; i < s->nopts; i++) {
+		const struct ffs_opt *o = &s->opts[i];
+
+		REAL(setsockopt)(fd, o->level, o->name, o->val, o->len);
+	}
 }
 
 void ffs_tcpopts_default(struct ffs_tcpopts *t)
@@ -116,9 +125,8 @@ int ffs_swap(int fd, int newfd, int fl, struct ffs_sock *old)
 
 	if (fl < 0 || fdfl < 0 || nfl < 0)
 		goto out_err;
-	for (int i = 0; old && i < old->nopts; i++)
-		REAL(setsockopt)(newfd, old->opts[i].level, old->opts[i].name, old->opts[i].val,
-				 old->opts[i].len);
+	if (old)
+		ffs_opts_replay(old, newfd);
 	nfl = (nfl & ~O_NONBLOCK) | (fl & O_NONBLOCK);
 	if (REAL(fcntl)(newfd, F_SETFL, nfl) < 0)
 		goto out_err;

@@ -4,8 +4,7 @@
  * and logs once; for anyone else's it is the real call. Address handles,
  * multicast and UD are the largest of these gaps. */
 #include "real.h"
-#include "shim.h"
-#include "verbs.h"
+#include "verbs-internal.h"
 
 #include "log.h"
 
@@ -13,23 +12,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-FFS_DEF_REAL(ibv_create_ah)
-FFS_DEF_REAL(ibv_create_ah_from_wc)
-FFS_DEF_REAL(ibv_init_ah_from_wc)
-FFS_DEF_REAL(ibv_destroy_ah)
-FFS_DEF_REAL(ibv_attach_mcast)
-FFS_DEF_REAL(ibv_detach_mcast)
-FFS_DEF_REAL(ibv_query_ece)
-FFS_DEF_REAL(ibv_set_ece)
-FFS_DEF_REAL(ibv_import_pd)
-FFS_DEF_REAL(ibv_unimport_pd)
-FFS_DEF_REAL(ibv_import_mr)
-FFS_DEF_REAL(ibv_unimport_mr)
-FFS_DEF_REAL(ibv_import_dm)
-FFS_DEF_REAL(ibv_unimport_dm)
-FFS_DEF_REAL(ibv_query_qp_data_in_order)
-FFS_DEF_REAL(ibv_resolve_eth_l2_from_gid)
 
 #define NO_PTR(what)                                                                               \
 	do {                                                                                       \

@@ -1,12 +1,10 @@
-/* The virtual device's plumbing: the device struct, the request/reply
- * exchange on a context's socket, opening and closing contexts, ring
- * mappings, the doorbell, and the way to the real libibverbs for objects
- * that are not ours.
+/* A context of the virtual device and its plumbing: the device struct,
+ * the request/reply exchange on a context's socket, opening and closing
+ * contexts, ring mappings and the doorbell.
  * Invariants: a context's socket and doorbell are the shim's own fds
  * (hidden, close-on-exec); one request is in flight per context; a child
  * after fork() drops its copies, so the router sees the parent's exit. */
-#include "shim.h"
-#include "verbs.h"
+#include "verbs-internal.h"
 
 #include "fdpass.h"
 #include "log.h"
@@ -14,7 +12,6 @@
 
 #include <ff/wire.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -25,16 +22,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define VREPLY_BUF 4096
+#define VREPLY_BUF	  4096
 #define VREPLY_TIMEOUT_MS 15000
 
 struct ibv_device ffs_vdev = {
-	.node_type = IBV_NODE_CA,
-	.transport_type = IBV_TRANSPORT_IB,
-	.name = "ffnet0",
-	.dev_name = "uverbs-ffnet",
-	.dev_path = "/sys/class/infiniband_verbs/uverbs-ffnet",
-	.ibdev_path = "/sys/class/infiniband/ffnet0",
+    .node_type = IBV_NODE_CA,
+    .transport_type = IBV_TRANSPORT_IB,
+    .name = "ffnet0",
+    .dev_name = "uverbs-ffnet",
+    .dev_path = "/sys/class/infiniband_verbs/uverbs-ffnet",
+    .ibdev_path = "/sys/class/infiniband/ffnet0",
 };
 
 /* Every open context, for fork(). */
@@ -48,11 +45,6 @@ static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 bool ffs_is_vctx(const struct ibv_context *ctx)
 {
 	return ctx && ctx->device == &ffs_vdev;
-}
-
-void *ffs_vreal(const char *name)
-{
-	return dlsym(RTLD_NEXT, name);
 }
 
 void ffs_vunsupported(const char *what)
@@ -90,6 +82,8 @@ static int wait_reply(int sock, uint64_t id, Ff__Reply **rep, int *rfds, int *nr
 	}
 }
 
+/* The errno of a refused request: the device's own if the router passed
+ * one on, else the status's. Negative. */
 static int reply_errno(const Ff__Reply *rep)
 {
 	if (rep->body_case == FF__REPLY__BODY_VERBS_OBJ && rep->verbs_obj->err)
@@ -211,6 +205,8 @@ void ffs_vinfo_from_reply(const Ff__VerbsOpenReply *m, struct ffs_vinfo *info)
 	info->pa.gid_tbl_len = info->ngids;
 }
 
+/* VerbsOpen: describes the device into info and, unless probe, returns
+ * a new context's socket and async-event fd in fds. 0 or -errno. */
 static int open_call(bool probe, struct ffs_vinfo *info, int *fds)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -249,6 +245,7 @@ int ffs_vprobe(struct ffs_vinfo *info)
 	return err;
 }
 
+/* ctxs_*: the list of open contexts, kept for fork(). */
 static void ctxs_fork_prepare(void)
 {
 	pthread_mutex_lock(&open_ctxs.lock);
@@ -308,6 +305,8 @@ static void ctxs_del(struct ffs_vctx *x)
 	pthread_mutex_unlock(&open_ctxs.lock);
 }
 
+/* The context as libibverbs and infiniband/verbs.h's inline calls expect it, with
+ * the ring data path's ops. */
 static void vctx_ops(struct ffs_vctx *x)
 {
 	struct ibv_context *c = &x->vc.context;
@@ -328,6 +327,8 @@ static void vctx_ops(struct ffs_vctx *x)
 	pthread_mutex_init(&c->mutex, NULL);
 }
 
+/* VerbsCtxInit: the context's doorbell (ring path) or device fd (direct
+ * path, whose ops then replace the ring's). 0 or -errno. */
 static int ctx_init(struct ffs_vctx *x)
 {
 	Ff__Request req = FF__REQUEST__INIT;

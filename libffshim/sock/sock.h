@@ -1,0 +1,76 @@
+/* The socket half of libffshim: what the rest of the shim may use.
+ *
+ * preload.c hands the libc calls to the socket paths and keeps the fd
+ * table current; the verbs half uses the router channel and hides its own
+ * fds with the helpers below. An fd's record (struct ffs_sock) is opaque
+ * outside sock/ (sock-internal.h). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "ff.pb-c.h"
+
+struct ffs_sock;
+
+/* Installs the fork() handlers of the socket half (fork.c). Once, at
+ * start-up. */
+void ffs_sock_atfork(void);
+
+/* ---- the router channel (chan.c) ---- */
+
+/* Sends req on the router channel (connecting and saying Hello first if
+ * needed) and waits for its reply. fds are not consumed; received fds are
+ * stored in rfds (O_CLOEXEC). Returns 0 with *rep set (caller frees), or
+ * -errno when the router cannot be reached: then behave as plain sockets. */
+int ffs_call(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int *rfds, int *nrfds);
+
+/* ---- the shim's own fds (fdtab.c) ---- */
+
+/* Marks fd as the shim's own; *owner is set to -1 if the app closes it. */
+void ffs_fd_internal(int fd, int *owner);
+/* Closes one of the shim's own fds and forgets it; *fdp becomes -1. */
+void ffs_internal_close(int *fdp);
+/* Moves fd (consumed) to a high close-on-exec number out of the app's way. */
+int ffs_hide_fd(int fd);
+
+/* ---- fd lifetime, as the libc entry points see it (fdtab.c) ---- */
+
+/* A new socket: AF_INET/AF_INET6 TCP ones may be accelerated later. */
+void ffs_track_socket(int fd, int domain, int type, int protocol);
+/* bind() succeeded on fd: a later connect() tells the router its source. */
+void ffs_track_bind(int fd);
+/* Removes fd's entry and returns it (the caller owns that reference). */
+struct ffs_sock *ffs_fd_take(int fd);
+void ffs_sock_unref(struct ffs_sock *s);
+/* nfd is now a copy of old (dup*, F_DUPFD*). */
+void ffs_fd_copy(int old, int nfd);
+/* The fds of [first, last] were closed (close_range, closefrom). */
+void ffs_fd_drop_range(unsigned first, unsigned last);
+
+/* ---- the socket paths (sock-*.c): each returns what the libc call would ---- */
+
+int ffs_connect(int fd, const struct sockaddr *addr, socklen_t len);
+int ffs_listen(int fd, int backlog);
+int ffs_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int ffs_shutdown(int fd, int how);
+/* getsockname(), or getpeername() when peer is set. */
+int ffs_getsockname(int fd, struct sockaddr *addr, socklen_t *len, bool peer);
+int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
+int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+int ffs_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+
+/* ---- the data path of accelerated connections (sock-io.c) ---- */
+
+/* Adds n (a call's result) to fd's byte counter, tx or rx. */
+void ffs_count(int fd, ssize_t n, bool tx);
+bool ffs_is_conn(int fd);
+/* fd's record if it is an accelerated connection over an AF_UNIX pair
+ * (same host), whose TCP send semantics the shim emulates; else NULL. */
+struct ffs_sock *ffs_pair_of(int fd);
+/* r is what a send with MSG_NOSIGNAL of len bytes on s returned: returns
+ * what TCP would have given for the app's flags. */
+ssize_t ffs_sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flags);
