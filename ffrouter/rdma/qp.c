@@ -14,6 +14,8 @@
 
 #include <ff/vwire.h>
 
+#include "vconv.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,16 +27,6 @@
 	 IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_RQ_PSN |                    \
 	 IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER | IBV_QP_SQ_PSN |                          \
 	 IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_PATH_MIG_STATE | IBV_QP_DEST_QPN)
-
-static void caps_to_msg(const struct ibv_qp_cap *c, Ff__VerbsQpCaps *m)
-{
-	ff__verbs_qp_caps__init(m);
-	m->max_send_wr = c->max_send_wr;
-	m->max_recv_wr = c->max_recv_wr;
-	m->max_send_sge = c->max_send_sge;
-	m->max_recv_sge = c->max_recv_sge;
-	m->max_inline_data = c->max_inline_data;
-}
 
 struct ffr_vqp *ffr_vqp_by_num(struct ffr_rdma *rd, uint32_t qpn)
 {
@@ -128,14 +120,11 @@ static int vqp_make(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_v
 	q->qp_type = m->qp_type;
 	q->sq_sig_all = m->sq_sig_all;
 	q->state = IBV_QPS_RESET;
+	ff_vqp_cap_from_msg(m->caps, &ia.cap);
+	if (q->srq) /* receives come from the SRQ */
+		ia.cap.max_recv_wr = ia.cap.max_recv_sge = 0;
 	if (x->direct) {
-		*cap = (struct ibv_qp_cap){
-			.max_send_wr = m->caps->max_send_wr,
-			.max_recv_wr = q->srq ? 0 : m->caps->max_recv_wr,
-			.max_send_sge = m->caps->max_send_sge,
-			.max_recv_sge = q->srq ? 0 : m->caps->max_recv_sge,
-			.max_inline_data = m->caps->max_inline_data,
-		};
+		*cap = ia.cap;
 		return ffr_direct_qp_create(x, q, cap);
 	}
 	ia.send_cq = q->scq->cq;
@@ -143,11 +132,6 @@ static int vqp_make(struct ffr_vctx *x, const Ff__VerbsCreateQp *m, struct ffr_v
 	ia.srq = q->srq ? q->srq->srq : NULL;
 	ia.qp_type = m->qp_type;
 	ia.sq_sig_all = m->sq_sig_all;
-	ia.cap.max_send_wr = m->caps->max_send_wr;
-	ia.cap.max_recv_wr = q->srq ? 0 : m->caps->max_recv_wr;
-	ia.cap.max_send_sge = m->caps->max_send_sge;
-	ia.cap.max_recv_sge = q->srq ? 0 : m->caps->max_recv_sge;
-	ia.cap.max_inline_data = m->caps->max_inline_data;
 	q->qp = x->rd->ibv->create_qp(q->pd->pd, &ia);
 	if (!q->qp)
 		return errno ? -errno : -EIO;
@@ -203,7 +187,7 @@ void ffr_vop_create_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
 		ffr_vuncharge(x, FF_VOBJ_QP, 1);
 		goto out_err;
 	}
-	caps_to_msg(&cap, &caps);
+	ff_vqp_cap_to_msg(&cap, &caps);
 	ob.handle = q->o.handle;
 	ob.qp_num = q->qpn;
 	ob.caps = &caps;
@@ -366,7 +350,7 @@ static int vqp_modify(struct ffr_vqp *q, const Ff__VerbsQpAttr *m)
 
 	if (m->mask & ~(uint32_t)QP_MASK_OK)
 		return -EOPNOTSUPP;
-	ff_vqp_attr_scalars(m, &a);
+	ff_vqp_attr_from_msg(m, &a);
 	if ((mask & IBV_QP_PKEY_INDEX) && a.pkey_index)
 		return -EINVAL;
 	if (mask & IBV_QP_PORT) {
@@ -414,47 +398,31 @@ struct qp_attr_msg {
 	Ff__VerbsAh ah;
 };
 
+/* What query_qp tells the app: the device's attributes in its own view
+ * (port 1, the destination GID and source index it gave, caps no larger
+ * than its ring). */
 static void attr_to_msg(const struct ffr_vqp *q, const struct ibv_qp_attr *a,
 			const struct ibv_qp_init_attr *ia, struct qp_attr_msg *o)
 {
 	Ff__VerbsQpAttr *m = &o->m;
+	struct ibv_ah_attr ah = a->ah_attr;
 
-	ff__verbs_qp_attr__init(m);
-	ff__verbs_ah__init(&o->ah);
-	m->qp_state = a->qp_state;
-	m->cur_qp_state = a->cur_qp_state;
-	m->path_mtu = a->path_mtu;
-	m->path_mig_state = a->path_mig_state;
-	m->qkey = a->qkey;
-	m->rq_psn = a->rq_psn;
-	m->sq_psn = a->sq_psn;
-	m->dest_qp_num = a->dest_qp_num;
-	m->qp_access_flags = a->qp_access_flags;
-	m->en_sqd_async_notify = a->en_sqd_async_notify;
-	m->sq_draining = a->sq_draining;
-	m->max_rd_atomic = a->max_rd_atomic;
-	m->max_dest_rd_atomic = a->max_dest_rd_atomic;
-	m->min_rnr_timer = a->min_rnr_timer;
+	ff_vqp_attr_to_msg(a, m);
+	m->pkey_index = 0;
 	m->port_num = 1;
-	m->timeout = a->timeout;
-	m->retry_cnt = a->retry_cnt;
-	m->rnr_retry = a->rnr_retry;
 	m->sq_sig_all = q->sq_sig_all;
 	m->qp_type = q->qp_type;
-	caps_to_msg(&ia->cap, &o->cap);
+	ff_vqp_cap_to_msg(&ia->cap, &o->cap);
 	if (!q->o.x->direct && q->ring.sq.size < ia->cap.max_send_wr)
 		o->cap.max_send_wr = q->ring.sq.size;
 	m->cap = &o->cap;
-	o->ah.dgid.data = (uint8_t *)q->vgid;
-	o->ah.dgid.len = 16;
-	o->ah.sgid_index = q->sgid_index;
-	o->ah.hop_limit = a->ah_attr.grh.hop_limit;
-	o->ah.traffic_class = a->ah_attr.grh.traffic_class;
-	o->ah.flow_label = a->ah_attr.grh.flow_label;
-	o->ah.sl = a->ah_attr.sl;
-	o->ah.static_rate = a->ah_attr.static_rate;
-	o->ah.is_global = a->ah_attr.is_global;
-	o->ah.port_num = 1;
+	memcpy(ah.grh.dgid.raw, q->vgid, 16);
+	ah.grh.sgid_index = q->sgid_index;
+	ah.dlid = 0;
+	ah.src_path_bits = 0;
+	ah.port_num = 1;
+	ff_vah_to_msg(&ah, &o->ah);
+	o->ah.dgid.data = (uint8_t *)q->vgid; /* not the local copy */
 	m->ah_attr = &o->ah;
 }
 

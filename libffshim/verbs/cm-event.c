@@ -11,6 +11,7 @@
 
 #include "fdpass.h"
 #include "msg.h"
+#include "vconv.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -61,18 +62,12 @@ static void own_gid(struct rdma_cm_id *id)
 static void event_param(struct ffs_cmevent *e, const Ff__RdmaConnParam *m)
 {
 	struct rdma_conn_param *c = &e->ev.param.conn;
-	size_t n = m->private_data.len < sizeof(e->pdata) ? m->private_data.len : sizeof(e->pdata);
 
-	memcpy(e->pdata, m->private_data.data, n);
-	c->private_data = n ? e->pdata : NULL;
-	c->private_data_len = (uint8_t)n;
-	c->responder_resources = (uint8_t)m->responder_resources;
-	c->initiator_depth = (uint8_t)m->initiator_depth;
-	c->flow_control = (uint8_t)m->flow_control;
-	c->retry_count = (uint8_t)m->retry_count;
-	c->rnr_retry_count = (uint8_t)m->rnr_retry_count;
-	c->srq = (uint8_t)m->srq;
-	c->qp_num = m->qp_num;
+	if (ff_vconn_param_from_msg(m, c) < 0) /* more than rdma_cm carries */
+		return;
+	if (c->private_data_len)
+		memcpy(e->pdata, c->private_data, c->private_data_len);
+	c->private_data = c->private_data_len ? e->pdata : NULL;
 }
 
 /* The id an event is for: a connect request brings a new child. */

@@ -15,6 +15,7 @@
 #include "fdpass.h"
 #include "log.h"
 #include "msg.h"
+#include "vconv.h"
 
 #include <ff/wire.h>
 
@@ -401,15 +402,7 @@ static void param_msg(const struct rdma_cm_id *cid, const struct rdma_conn_param
 {
 	ff__rdma_conn_param__init(m);
 	if (p) {
-		m->private_data.data = (uint8_t *)p->private_data;
-		m->private_data.len = p->private_data ? p->private_data_len : 0;
-		m->responder_resources = p->responder_resources;
-		m->initiator_depth = p->initiator_depth;
-		m->flow_control = p->flow_control;
-		m->retry_count = p->retry_count;
-		m->rnr_retry_count = p->rnr_retry_count;
-		m->srq = p->srq;
-		m->qp_num = p->qp_num;
+		ff_vconn_param_to_msg(p, m);
 	} else {
 		/* like librdmacm without parameters: as many as the device and
 		 * the other side allow (the router resolves RDMA_MAX_*) */

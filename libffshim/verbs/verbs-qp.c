@@ -12,6 +12,8 @@
 
 #include <ff/vwire.h>
 
+#include "vconv.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,16 +48,11 @@ static int qp_call(struct ffs_vctx *x, struct ffs_vqp *q, struct ibv_pd *pd,
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__VerbsCreateQp m = FF__VERBS_CREATE_QP__INIT;
-	Ff__VerbsQpCaps caps = FF__VERBS_QP_CAPS__INIT;
-	const Ff__VerbsQpCaps *rc;
+	Ff__VerbsQpCaps caps;
 	Ff__Reply *rep;
 	int fd, err;
 
-	caps.max_send_wr = a->cap.max_send_wr;
-	caps.max_recv_wr = a->cap.max_recv_wr;
-	caps.max_send_sge = a->cap.max_send_sge;
-	caps.max_recv_sge = a->cap.max_recv_sge;
-	caps.max_inline_data = a->cap.max_inline_data;
+	ff_vqp_cap_to_msg(&a->cap, &caps);
 	m.pd = to_vpd(pd)->h;
 	m.send_cq = to_vcq(a->send_cq)->h;
 	m.recv_cq = to_vcq(a->recv_cq)->h;
@@ -71,14 +68,8 @@ static int qp_call(struct ffs_vctx *x, struct ffs_vqp *q, struct ibv_pd *pd,
 		return err;
 	q->h = rep->verbs_obj->handle;
 	q->qp.qp_num = rep->verbs_obj->qp_num;
-	rc = rep->verbs_obj->caps;
-	if (rc) {
-		a->cap.max_send_wr = rc->max_send_wr;
-		a->cap.max_recv_wr = rc->max_recv_wr;
-		a->cap.max_send_sge = rc->max_send_sge;
-		a->cap.max_recv_sge = rc->max_recv_sge;
-		a->cap.max_inline_data = rc->max_inline_data;
-	}
+	if (rep->verbs_obj->caps)
+		ff_vqp_cap_from_msg(rep->verbs_obj->caps, &a->cap);
 	q->cap = a->cap;
 	if (ffs_vdirect(x)) {
 		const Ff__VerbsObjReply *o = rep->verbs_obj;
@@ -214,51 +205,6 @@ FFS_EXPORT int ibv_destroy_qp(struct ibv_qp *qp)
 
 /* ---- modify / query ---- */
 
-static void ah_to_msg(const struct ibv_ah_attr *ah, Ff__VerbsAh *m)
-{
-	ff__verbs_ah__init(m);
-	m->dgid.data = (uint8_t *)ah->grh.dgid.raw;
-	m->dgid.len = 16;
-	m->flow_label = ah->grh.flow_label;
-	m->sgid_index = ah->grh.sgid_index;
-	m->hop_limit = ah->grh.hop_limit;
-	m->traffic_class = ah->grh.traffic_class;
-	m->dlid = ah->dlid;
-	m->sl = ah->sl;
-	m->src_path_bits = ah->src_path_bits;
-	m->static_rate = ah->static_rate;
-	m->is_global = ah->is_global;
-	m->port_num = ah->port_num;
-}
-
-static void attr_to_msg(const struct ibv_qp_attr *a, int mask, Ff__VerbsQpAttr *m, Ff__VerbsAh *ah)
-{
-	ff__verbs_qp_attr__init(m);
-	m->mask = (uint32_t)mask;
-	m->qp_state = a->qp_state;
-	m->cur_qp_state = a->cur_qp_state;
-	m->path_mtu = a->path_mtu;
-	m->path_mig_state = a->path_mig_state;
-	m->qkey = a->qkey;
-	m->rq_psn = a->rq_psn;
-	m->sq_psn = a->sq_psn;
-	m->dest_qp_num = a->dest_qp_num;
-	m->qp_access_flags = (uint32_t)a->qp_access_flags;
-	m->pkey_index = a->pkey_index;
-	m->en_sqd_async_notify = a->en_sqd_async_notify;
-	m->max_rd_atomic = a->max_rd_atomic;
-	m->max_dest_rd_atomic = a->max_dest_rd_atomic;
-	m->min_rnr_timer = a->min_rnr_timer;
-	m->port_num = a->port_num;
-	m->timeout = a->timeout;
-	m->retry_cnt = a->retry_cnt;
-	m->rnr_retry = a->rnr_retry;
-	if (mask & IBV_QP_AV) {
-		ah_to_msg(&a->ah_attr, ah);
-		m->ah_attr = ah;
-	}
-}
-
 FFS_EXPORT int ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -269,7 +215,12 @@ FFS_EXPORT int ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int ma
 
 	if (!ffs_is_vctx(qp->context))
 		return VREAL(ibv_modify_qp)(qp, attr, mask);
-	attr_to_msg(attr, mask, &am, &ah);
+	ff_vqp_attr_to_msg(attr, &am);
+	am.mask = (uint32_t)mask;
+	if (mask & IBV_QP_AV) {
+		ff_vah_to_msg(&attr->ah_attr, &ah);
+		am.ah_attr = &ah;
+	}
 	m.qp = to_vqp(qp)->h;
 	m.attr = &am;
 	req.body_case = FF__REQUEST__BODY_VERBS_MODIFY_QP;
@@ -284,27 +235,10 @@ FFS_EXPORT int ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int ma
 
 static void attr_from_msg(const Ff__VerbsQpAttr *m, struct ibv_qp_attr *a)
 {
-	ff_vqp_attr_scalars(m, a);
-	if (m->cap) {
-		a->cap.max_send_wr = m->cap->max_send_wr;
-		a->cap.max_recv_wr = m->cap->max_recv_wr;
-		a->cap.max_send_sge = m->cap->max_send_sge;
-		a->cap.max_recv_sge = m->cap->max_recv_sge;
-		a->cap.max_inline_data = m->cap->max_inline_data;
-	}
-	if (m->ah_attr && m->ah_attr->dgid.len == 16) {
-		const Ff__VerbsAh *ah = m->ah_attr;
-
-		memcpy(a->ah_attr.grh.dgid.raw, ah->dgid.data, 16);
-		a->ah_attr.grh.flow_label = ah->flow_label;
-		a->ah_attr.grh.sgid_index = (uint8_t)ah->sgid_index;
-		a->ah_attr.grh.hop_limit = (uint8_t)ah->hop_limit;
-		a->ah_attr.grh.traffic_class = (uint8_t)ah->traffic_class;
-		a->ah_attr.sl = (uint8_t)ah->sl;
-		a->ah_attr.static_rate = (uint8_t)ah->static_rate;
-		a->ah_attr.is_global = (uint8_t)ah->is_global;
-		a->ah_attr.port_num = (uint8_t)ah->port_num;
-	}
+	ff_vqp_attr_from_msg(m, a);
+	if (m->cap)
+		ff_vqp_cap_from_msg(m->cap, &a->cap);
+	ff_vah_from_msg(m->ah_attr, &a->ah_attr);
 }
 
 FFS_EXPORT int ibv_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int mask,

@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include "log.h"
+#include "vconv.h"
 
 #include <errno.h>
 #include <rdma/rdma_cma.h>
@@ -25,22 +26,34 @@
 
 #define MAX_PDATA 196
 
+void ffr_cm_param_pdata(struct ffr_cm_param *p, const void *data, size_t len)
+{
+	if (len > UINT8_MAX)
+		len = 0;
+	if (len)
+		memcpy(p->pdata, data, len);
+	p->c.private_data = len ? p->pdata : NULL;
+	p->c.private_data_len = (uint8_t)len;
+}
+
 int ffr_cm_param_from(const Ff__RdmaConnParam *m, struct ffr_cm_param *p)
 {
+	struct rdma_conn_param *c = &p->c;
+
 	memset(p, 0, sizeof(*p));
 	if (!m)
 		return 0;
-	if (m->private_data.len > MAX_PDATA)
+	if (m->private_data.len > MAX_PDATA || ff_vconn_param_from_msg(m, c) < 0)
 		return -EINVAL;
-	memcpy(p->pdata, m->private_data.data, m->private_data.len);
-	p->pdata_len = (uint32_t)m->private_data.len;
-	p->responder_resources = m->responder_resources > 255 ? 255 : (uint8_t)m->responder_resources;
-	p->initiator_depth = m->initiator_depth > 255 ? 255 : (uint8_t)m->initiator_depth;
-	p->flow_control = (uint8_t)!!m->flow_control;
-	p->retry_count = m->retry_count > 7 ? 7 : (uint8_t)m->retry_count;
-	p->rnr_retry_count = m->rnr_retry_count > 7 ? 7 : (uint8_t)m->rnr_retry_count;
-	p->srq = m->srq;
-	p->qp_num = m->qp_num & 0xffffff;
+	ffr_cm_param_pdata(p, c->private_data, c->private_data_len);
+	/* what the IB CM fields can hold */
+	c->responder_resources = m->responder_resources > 255 ? 255 : c->responder_resources;
+	c->initiator_depth = m->initiator_depth > 255 ? 255 : c->initiator_depth;
+	c->flow_control = !!m->flow_control;
+	c->retry_count = m->retry_count > 7 ? 7 : c->retry_count;
+	c->rnr_retry_count = m->rnr_retry_count > 7 ? 7 : c->rnr_retry_count;
+	c->srq = !!m->srq;
+	c->qp_num &= 0xffffff;
 	return 0;
 }
 
@@ -73,29 +86,24 @@ static int depth(uint8_t *v, int max, uint8_t offered)
 
 void ffr_cm_param_to_msg(const struct ffr_cm_param *p, bool swap, Ff__RdmaConnParam *m)
 {
-	ff__rdma_conn_param__init(m);
-	m->private_data.data = (uint8_t *)p->pdata;
-	m->private_data.len = p->pdata_len;
+	ff_vconn_param_to_msg(&p->c, m);
 	/* the other side sees the resources from its own point of view */
-	m->responder_resources = swap ? p->initiator_depth : p->responder_resources;
-	m->initiator_depth = swap ? p->responder_resources : p->initiator_depth;
-	m->flow_control = p->flow_control;
-	m->retry_count = p->retry_count;
-	m->rnr_retry_count = p->rnr_retry_count;
-	m->srq = p->srq;
-	m->qp_num = p->qp_num;
+	if (swap) {
+		m->responder_resources = p->c.initiator_depth;
+		m->initiator_depth = p->c.responder_resources;
+	}
 }
 
 int ffr_cm_depths(struct ffr_rdma *rd, struct ffr_cm_param *p, const struct ffr_cm_param *other)
 {
 	/* from this side's point of view, the other side's initiator depth is
 	 * what it wants of our responder resources, and the other way round */
-	int err = depth(&p->responder_resources, rd->dattr.max_qp_rd_atom,
-			other ? other->initiator_depth : RDMA_MAX_RESP_RES);
+	int err = depth(&p->c.responder_resources, rd->dattr.max_qp_rd_atom,
+			other ? other->c.initiator_depth : RDMA_MAX_RESP_RES);
 
 	return err ? err
-		   : depth(&p->initiator_depth, rd->dattr.max_qp_init_rd_atom,
-			   other ? other->responder_resources : RDMA_MAX_INIT_DEPTH);
+		   : depth(&p->c.initiator_depth, rd->dattr.max_qp_init_rd_atom,
+			   other ? other->c.responder_resources : RDMA_MAX_INIT_DEPTH);
 }
 
 void ffr_cm_qp_conn(struct ffr_rdma *rd, const struct ffr_cm_param *act, uint32_t act_psn,
@@ -105,21 +113,21 @@ void ffr_cm_qp_conn(struct ffr_rdma *rd, const struct ffr_cm_param *act, uint32_
 	int rd_max = rd->dattr.max_qp_init_rd_atom, dest_max = rd->dattr.max_qp_rd_atom;
 
 	memset(out, 0, sizeof(*out));
-	out->retry_cnt = act->retry_count;
+	out->retry_cnt = act->c.retry_count;
 	if (active) {
-		out->dest_qpn = acc->qp_num;
+		out->dest_qpn = acc->c.qp_num;
 		out->rq_psn = acc_psn;
 		out->sq_psn = act_psn;
-		out->max_dest_rd_atomic = clamp(acc->initiator_depth, dest_max);
-		out->max_rd_atomic = clamp(acc->responder_resources, rd_max);
-		out->rnr_retry = acc->rnr_retry_count;
+		out->max_dest_rd_atomic = clamp(acc->c.initiator_depth, dest_max);
+		out->max_rd_atomic = clamp(acc->c.responder_resources, rd_max);
+		out->rnr_retry = acc->c.rnr_retry_count;
 	} else {
-		out->dest_qpn = act->qp_num;
+		out->dest_qpn = act->c.qp_num;
 		out->rq_psn = act_psn;
 		out->sq_psn = acc_psn;
-		out->max_dest_rd_atomic = clamp(acc->responder_resources, dest_max);
-		out->max_rd_atomic = clamp(acc->initiator_depth, rd_max);
-		out->rnr_retry = act->rnr_retry_count;
+		out->max_dest_rd_atomic = clamp(acc->c.responder_resources, dest_max);
+		out->max_rd_atomic = clamp(acc->c.initiator_depth, rd_max);
+		out->rnr_retry = act->c.rnr_retry_count;
 	}
 }
 
@@ -168,7 +176,7 @@ void ffr_cm_leave_listener(struct ffr_cmid *child)
 
 struct ffr_vqp *ffr_cm_qp(struct ffr_cmid *id)
 {
-	return id->ch->c ? ffr_vqp_of(id->ch->cm->rd, id->ch->c, id->param.qp_num) : NULL;
+	return id->ch->c ? ffr_vqp_of(id->ch->cm->rd, id->ch->c, id->param.c.qp_num) : NULL;
 }
 
 int ffr_cm_connect(struct ffr_cmid *id, const Ff__RdmaConnParam *m)
@@ -274,8 +282,7 @@ int ffr_cm_reject(struct ffr_cmid *id, const uint8_t *pdata, size_t len)
 	}
 	unlink_peer(id);
 	if (act) {
-		memcpy(p.pdata, pdata, len);
-		p.pdata_len = (uint32_t)len;
+		ffr_cm_param_pdata(&p, pdata, len);
 		act->state = CM_ROUTE;
 		ffr_cm_event(act, RDMA_CM_EVENT_REJECTED, FFR_REJ_CONSUMER_DEFINED, &p, false, NULL);
 	}

@@ -2,6 +2,8 @@
  * event channels, and the lifelines to other routers. */
 #pragma once
 
+#include <rdma/rdma_cma.h>
+
 #include "cm.h"
 #include "rdma.h"
 
@@ -37,14 +39,11 @@ enum ffr_cm_state {
 	CM_DISCONNECTED,
 };
 
-/* What one side asked for at connect or accept. */
+/* What one side asked for at connect or accept: rdma_cm's own parameters,
+ * whose private data (c.private_data) is the copy in pdata. */
 struct ffr_cm_param {
+	struct rdma_conn_param c;
 	uint8_t pdata[256];
-	uint32_t pdata_len;
-	uint8_t responder_resources, initiator_depth, retry_count, rnr_retry_count;
-	uint8_t flow_control;
-	bool srq;
-	uint32_t qp_num;
 };
 
 struct ffr_cmid {
@@ -107,6 +106,9 @@ void ffr_cm_detach(struct ffr_cmid *id);
 /* A connect's or accept's parameters from a message: -EINVAL if too much
  * private data; the rest clamped to what the fields can hold. */
 int ffr_cm_param_from(const Ff__RdmaConnParam *m, struct ffr_cm_param *p);
+/* Copies len bytes of data as p's private data (none if longer than
+ * rdma_cm carries). */
+void ffr_cm_param_pdata(struct ffr_cm_param *p, const void *data, size_t len);
 /* The message of p (storage: p's own); swap: as the other side sees it
  * (responder resources and initiator depth exchanged). */
 void ffr_cm_param_to_msg(const struct ffr_cm_param *p, bool swap, Ff__RdmaConnParam *m);

@@ -365,10 +365,7 @@ static void got_reject(struct ffr_cmx *x, const Ff__XCmMsg *m)
 	int reason = m->reason > 0 && m->reason < 256 ? m->reason : FFR_REJ_CONSUMER_DEFINED;
 	bool asked = x->state == X_ASKED;
 
-	if (m->private_data.len <= sizeof(p.pdata)) {
-		memcpy(p.pdata, m->private_data.data, m->private_data.len);
-		p.pdata_len = (uint32_t)m->private_data.len;
-	}
+	ffr_cm_param_pdata(&p, m->private_data.data, m->private_data.len);
 	ff_dbg("rdma_cm %s: %s rejected the connection (%d)", id->ch->name, x->name, reason);
 	ffr_cmx_free(x);
 	if (asked) {
