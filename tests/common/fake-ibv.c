@@ -8,6 +8,7 @@
 #include "fake-ibv.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -735,6 +736,33 @@ void fake_ibv_reset(void)
 	memset(fails, 0, sizeof(fails));
 	misuse = 0;
 	nlog = 0;
+}
+
+void fake_ibv_clear(void)
+{
+	struct fake_obj *o;
+
+	while ((o = live_head)) {
+		live_head = o->next;
+		switch (o->kind) {
+		case FAKE_CTX:
+			close(FAKE_OF(fake_ctx, o)->ctx.async_fd);
+			break;
+		case FAKE_CHAN:
+			close(FAKE_OF(fake_chan, o)->ch.fd);
+			break;
+		default:
+			break;
+		}
+		free((char *)o - (o->kind == FAKE_CTX ? offsetof(struct fake_ctx, o)
+				  : o->kind == FAKE_PD	 ? offsetof(struct fake_pd, o)
+				  : o->kind == FAKE_MR	 ? offsetof(struct fake_mr, o)
+				  : o->kind == FAKE_CHAN ? offsetof(struct fake_chan, o)
+				  : o->kind == FAKE_CQ	 ? offsetof(struct fake_cq, o)
+				  : o->kind == FAKE_QP	 ? offsetof(struct fake_qp, o)
+							 : offsetof(struct fake_srq, o)));
+	}
+	memset(live, 0, sizeof(live));
 }
 
 int fake_ibv_live(enum fake_kind k)

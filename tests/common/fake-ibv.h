@@ -137,6 +137,9 @@ struct fake_logent {
 /* Forgets the destroy log, the call counts, the misuse count and any
  * pending failure. Live objects stay. */
 void fake_ibv_reset(void);
+/* Frees every live object, as if the router had destroyed them all: what
+ * a test that found leftovers calls so that the next test starts clean. */
+void fake_ibv_clear(void);
 /* Live objects of kind k (contexts include the router's probe context). */
 int fake_ibv_live(enum fake_kind k);
 /* Live objects of every kind but contexts. */
