@@ -28,48 +28,13 @@ static void up(void)
 	CU_ASSERT_EQUAL_FATAL(vt_register("b", "10.1.0.2", NULL), FF__STATUS__ST_OK);
 }
 
-static int memfd(size_t len)
-{
-	int fd = memfd_create("vt-mem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-
-	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_FATAL(ftruncate(fd, (off_t)len) == 0);
-	return fd;
-}
-
 /* Hands one page over at addr. */
 static int mem_page(struct vt_ctx *x, uint64_t addr)
 {
-	int fd = memfd(PAGE), err = vt_mem_add(x, addr, PAGE, fd);
+	int fd = vt_memfd(PAGE), err = vt_mem_add(x, addr, PAGE, fd);
 
 	close(fd);
 	return err;
-}
-
-static void assert_use_zero(const struct ffr_rdma_use *u)
-{
-	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
-	CU_ASSERT_EQUAL(u->ctxs, 0);
-	CU_ASSERT_EQUAL(u->pds, 0);
-	CU_ASSERT_EQUAL(u->mrs, 0);
-	CU_ASSERT_EQUAL(u->cqs, 0);
-	CU_ASSERT_EQUAL(u->qps, 0);
-	CU_ASSERT_EQUAL(u->srqs, 0);
-	CU_ASSERT_EQUAL(u->chans, 0);
-	CU_ASSERT_EQUAL(u->mems, 0);
-	CU_ASSERT_EQUAL(u->mem_bytes, 0);
-}
-
-/* Every object the device destroyed went before everything it held. */
-static void assert_dependency_order(void)
-{
-	unsigned int n;
-	const struct fake_logent *l = fake_ibv_log(&n);
-
-	for (unsigned int i = 0; i < n; i++)
-		for (int k = 0; k < FAKE_MAX_HELD; k++)
-			if (l[i].held[k])
-				CU_ASSERT(fake_ibv_log_pos(l[i].held[k]) > (int)i);
 }
 
 /* ---- contexts ---- */
@@ -98,7 +63,7 @@ static void test_open_close(void)
 	CU_ASSERT_EQUAL(vt_rd->nctxs, 0);
 	CU_ASSERT_EQUAL(fake_ibv_live(FAKE_CTX), 1);
 	CU_ASSERT_EQUAL(fake_ibv_live(FAKE_CHAN), 0);
-	assert_use_zero(vt_use("a"));
+	vt_assert_use_zero(vt_use("a"));
 	CU_ASSERT_EQUAL(vt_nfds(), fds); /* the router closed its ends too */
 	CU_ASSERT_EQUAL(fake_ibv_misuse(), 0);
 	vt_down();
@@ -317,10 +282,6 @@ static const struct kind_case kinds[] = {
 };
 #undef Q
 
-_Static_assert(offsetof(struct ffr_rdma_quota, pds) == offsetof(struct ffr_rdma_use, pds) &&
-		       offsetof(struct ffr_rdma_quota, mems) == offsetof(struct ffr_rdma_use, mems),
-	       "quota and use count the same things in the same order");
-
 static uint32_t *field(void *base, size_t off)
 {
 	return (uint32_t *)((char *)base + off);
@@ -380,8 +341,8 @@ static void quota_case(const struct kind_case *k)
 	CU_ASSERT_EQUAL(k->make(&x1, &p1, &h), 0);
 	vt_close(&x1);
 	vt_close(&y);
-	assert_use_zero(vt_use("a"));
-	assert_use_zero(vt_use("b"));
+	vt_assert_use_zero(vt_use("a"));
+	vt_assert_use_zero(vt_use("b"));
 	vt_down();
 }
 
@@ -397,7 +358,7 @@ static void test_quota_per_kind(void)
 static void test_quota_mem_bytes(void)
 {
 	struct vt_ctx x1, x2, y;
-	int fd = memfd(4 * PAGE);
+	int fd = vt_memfd(4 * PAGE);
 
 	up();
 	vt_rd->quota.mem_bytes = 3 * PAGE;
@@ -418,7 +379,7 @@ static void test_quota_mem_bytes(void)
 	vt_close(&x1);
 	vt_close(&x2);
 	vt_close(&y);
-	assert_use_zero(vt_use("a"));
+	vt_assert_use_zero(vt_use("a"));
 	vt_down();
 }
 
@@ -449,7 +410,7 @@ static void test_quota_contexts(void)
 static void populate(struct vt_ctx *x, uint64_t mem)
 {
 	uint32_t pd, pd2, ch, cq, cq2, srq, qp, mr;
-	int fd = memfd(2 * PAGE);
+	int fd = vt_memfd(2 * PAGE);
 
 	CU_ASSERT_EQUAL_FATAL(vt_alloc_pd(x, &pd), 0);
 	CU_ASSERT_EQUAL_FATAL(vt_alloc_pd(x, &pd2), 0);
@@ -476,13 +437,16 @@ static void test_close_destroys_in_order(void)
 	struct vt_ctx x, y;
 	unsigned int n;
 	const struct fake_logent *l;
-	int fds, b_objs;
+	int fds, b_objs, b_rings, b_mems;
 
 	up();
 	fds = vt_nfds();
 	CU_ASSERT_EQUAL_FATAL(vt_open("b", &y), FF__STATUS__ST_OK);
 	populate(&y, MEM_BASE);
 	b_objs = fake_ibv_live_objs();
+	b_rings = vt_nmaps("ffnet-vring");
+	b_mems = vt_nmaps(VT_MEM);
+	CU_ASSERT(b_rings > 0 && b_mems > 0);
 	CU_ASSERT_EQUAL_FATAL(vt_open("a", &x), FF__STATUS__ST_OK);
 	populate(&x, MEM_BASE);
 	CU_ASSERT_EQUAL(fake_ibv_live(FAKE_QP), 6);
@@ -493,20 +457,25 @@ static void test_close_destroys_in_order(void)
 	CU_ASSERT_EQUAL(fake_ibv_live(FAKE_QP), 3);
 	CU_ASSERT_EQUAL(fake_ibv_live(FAKE_CTX), 2);
 	CU_ASSERT_EQUAL(fake_ibv_misuse(), 0);
-	assert_dependency_order();
+	vt_assert_destroy_order();
 	l = fake_ibv_log(&n);
 	/* 3 QPs, 1 SRQ, 2 MRs, 2 CQs, 2 PDs, the channel, the context */
 	CU_ASSERT_EQUAL(n, 12);
 	CU_ASSERT_EQUAL(l[0].kind, FAKE_QP);
 	CU_ASSERT(n > 0 && l[n - 1].kind == FAKE_CTX);
-	assert_use_zero(vt_use("a"));
+	vt_assert_use_zero(vt_use("a"));
 	CU_ASSERT_EQUAL(vt_rd->nctxs, 1);
+	CU_ASSERT_EQUAL(vt_nmaps("ffnet-vring"), b_rings);
+	CU_ASSERT_EQUAL(vt_nmaps(VT_MEM), b_mems);
 	vt_close(&y);
 	CU_ASSERT_EQUAL(fake_ibv_live_objs(), 0);
 	CU_ASSERT_EQUAL(fake_ibv_live(FAKE_CTX), 1);
 	CU_ASSERT_EQUAL(fake_ibv_misuse(), 0);
-	assert_dependency_order();
+	vt_assert_destroy_order();
 	CU_ASSERT_EQUAL(vt_nfds(), fds);
+	/* nor a mapping: rings, app memory */
+	CU_ASSERT_EQUAL(vt_nmaps("ffnet-vring"), 0);
+	CU_ASSERT_EQUAL(vt_nmaps(VT_MEM), 0);
 	vt_down();
 }
 
@@ -521,7 +490,7 @@ static void test_router_stop_destroys_in_order(void)
 	fake_ibv_reset();
 	vt_down(); /* asserts nothing is left */
 	CU_ASSERT_EQUAL(fake_ibv_misuse(), 0);
-	assert_dependency_order();
+	vt_assert_destroy_order();
 	close(x.fd);
 	close(x.afd);
 	close(x.ch);
@@ -576,10 +545,10 @@ static void test_unregister_keeps_objects(void)
 	CU_ASSERT_EQUAL(fake_ibv_live_objs(), 1); /* x2's completion channel */
 	CU_ASSERT_EQUAL(fake_ibv_live(FAKE_CTX), 2);
 	CU_ASSERT_EQUAL(fake_ibv_misuse(), 0);
-	assert_dependency_order();
+	vt_assert_destroy_order();
 	CU_ASSERT_EQUAL(vt_use("a")->ctxs, 1); /* not the new one's to give back */
 	vt_close(&x2);
-	assert_use_zero(vt_use("a"));
+	vt_assert_use_zero(vt_use("a"));
 	vt_down();
 }
 

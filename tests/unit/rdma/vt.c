@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,6 +48,55 @@ int vt_nfds(void)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n - 1; /* the directory's own fd */
+}
+
+int vt_nmaps(const char *name)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512], pat[80];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	snprintf(pat, sizeof(pat), "/memfd:%s ", name);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, pat) != NULL;
+	fclose(f);
+	return n;
+}
+
+int vt_memfd(size_t len)
+{
+	int fd = memfd_create(VT_MEM, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(ftruncate(fd, (off_t)len) == 0);
+	return fd;
+}
+
+void vt_assert_use_zero(const struct ffr_rdma_use *u)
+{
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT_EQUAL(u->ctxs, 0);
+	CU_ASSERT_EQUAL(u->pds, 0);
+	CU_ASSERT_EQUAL(u->mrs, 0);
+	CU_ASSERT_EQUAL(u->cqs, 0);
+	CU_ASSERT_EQUAL(u->qps, 0);
+	CU_ASSERT_EQUAL(u->srqs, 0);
+	CU_ASSERT_EQUAL(u->chans, 0);
+	CU_ASSERT_EQUAL(u->mems, 0);
+	CU_ASSERT_EQUAL(u->mem_bytes, 0);
+}
+
+void vt_assert_destroy_order(void)
+{
+	unsigned int n;
+	const struct fake_logent *l = fake_ibv_log(&n);
+
+	for (unsigned int i = 0; i < n; i++)
+		for (int k = 0; k < FAKE_MAX_HELD; k++)
+			if (l[i].held[k])
+				CU_ASSERT(fake_ibv_log_pos(l[i].held[k]) > (int)i);
 }
 
 Ff__Reply *vt_call(int fd, Ff__Request *req, const int *fds, int nfds, int *rfds, int *nrfds)

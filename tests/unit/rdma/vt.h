@@ -10,7 +10,15 @@
 #include "rdma/internal.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* Tests name a count by its offset in either struct. */
+_Static_assert(offsetof(struct ffr_rdma_quota, pds) == offsetof(struct ffr_rdma_use, pds) &&
+		       offsetof(struct ffr_rdma_quota, mems) == offsetof(struct ffr_rdma_use, mems) &&
+		       offsetof(struct ffr_rdma_quota, mem_bytes) ==
+			       offsetof(struct ffr_rdma_use, mem_bytes),
+	       "quota and use count the same things in the same order");
 
 extern struct event_base *vt_base;
 extern struct ffr_router *vt_r;
@@ -24,6 +32,18 @@ void vt_down(void);
 void vt_loop(void);
 /* Open fds of this process. */
 int vt_nfds(void);
+
+/* Mappings of this process of memfds named name: the router's of the
+ * rings it made ("ffnet-vring"), of the app memory handed to it (VT_MEM). */
+int vt_nmaps(const char *name);
+#define VT_MEM "vt-mem"
+/* A sealable memfd of len bytes named VT_MEM (the caller closes it). */
+int vt_memfd(size_t len);
+/* Asserts that every count of u is zero. */
+void vt_assert_use_zero(const struct ffr_rdma_use *u);
+/* Asserts that every object the device destroyed since the last reset
+ * went before everything it held. */
+void vt_assert_destroy_order(void);
 
 /* ffctl requests; each returns the reply's status (-1: no reply). */
 int vt_register(const char *name, const char *ip, const char *host);
