@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #if __has_include(<valgrind/valgrind.h>)
@@ -276,6 +278,63 @@ static void test_channel_and_cq(void)
 	vt_down();
 }
 
+/* A completion the device reports reaches the app: the router takes the
+ * event off the context's channel, acknowledges it, moves the completion
+ * into the CQ's ring, signals the app's channel (the app armed the CQ) and
+ * arms the device's CQ again. */
+static void test_completion_reaches_the_app(void)
+{
+	struct ibv_wc wc = {.wr_id = 42, .status = IBV_WC_SUCCESS, .opcode = IBV_WC_RECV,
+			    .byte_len = 100, .qp_num = 0x55};
+	struct ff_vcq_event ev = {0};
+	struct ff_vring_hdr *h;
+	struct ff_vcqe *e;
+	struct fake_cq *f;
+	struct stat st;
+	uint32_t ch, cq;
+	int chfd = -1, ring = -1;
+
+	up();
+	CU_ASSERT_EQUAL_FATAL(vt_create_chan(&x, &ch, &chfd), 0);
+	CU_ASSERT_EQUAL_FATAL(vt_create_cq_ring(&x, 16, ch, 7, &cq, &ring), 0);
+	CU_ASSERT_FATAL(ring >= 0 && fstat(ring, &st) == 0);
+	h = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, ring, 0);
+	CU_ASSERT_FATAL(h != MAP_FAILED);
+	CU_ASSERT_EQUAL(h->magic, FF_VRING_MAGIC);
+	CU_ASSERT_EQUAL(h->kind, FF_VOBJ_CQ);
+	CU_ASSERT_EQUAL_FATAL(h->cq.size, 16);
+	__atomic_store_n(&h->cqi.arm_seq, 1, __ATOMIC_RELEASE); /* ibv_req_notify_cq */
+	f = FAKE_OF(fake_cq, fake_ibv_last(FAKE_CQ));
+	CU_ASSERT_TRUE_FATAL(f->armed);
+	CU_ASSERT_EQUAL_FATAL(fake_ibv_cq_push(f, &wc), 0);
+	vt_loop();
+	CU_ASSERT_EQUAL(f->events, 1);
+	CU_ASSERT_EQUAL(f->acked, 1);
+	CU_ASSERT_TRUE(f->armed);
+	CU_ASSERT_EQUAL(f->nwc, 0);
+	CU_ASSERT_EQUAL(__atomic_load_n(&h->cqi.prod, __ATOMIC_ACQUIRE), 1);
+	e = FF_VRING_SLOT(h, &h->cq, 0);
+	CU_ASSERT_EQUAL(e->wr_id, 42);
+	CU_ASSERT_EQUAL(e->opcode, IBV_WC_RECV);
+	CU_ASSERT_EQUAL(e->byte_len, 100);
+	CU_ASSERT_EQUAL(e->qp_num, 0x55);
+	CU_ASSERT_EQUAL(recv(chfd, &ev, sizeof(ev), MSG_DONTWAIT), (ssize_t)sizeof(ev));
+	CU_ASSERT_EQUAL(ev.cookie, 7);
+	/* not armed again by the app: the next completion is only in the ring */
+	wc.wr_id = 43;
+	CU_ASSERT_EQUAL_FATAL(fake_ibv_cq_push(f, &wc), 0);
+	vt_loop();
+	CU_ASSERT_EQUAL(__atomic_load_n(&h->cqi.prod, __ATOMIC_ACQUIRE), 2);
+	CU_ASSERT_EQUAL(recv(chfd, &ev, sizeof(ev), MSG_DONTWAIT), -1);
+	munmap(h, (size_t)st.st_size);
+	close(ring);
+	close(chfd);
+	CU_ASSERT_EQUAL(vt_destroy(&x, FF_VOBJ_CQ, cq), 0);
+	CU_ASSERT_EQUAL(fake_ibv_misuse(), 0); /* every event was acknowledged */
+	vt_close(&x);
+	vt_down();
+}
+
 /* ---- SRQs ---- */
 
 static void test_srq(void)
@@ -504,6 +563,7 @@ int main(void)
 		{"mr_refused", test_mr_refused},
 		{"mem_rules", test_mem_rules},
 		{"channel_and_cq", test_channel_and_cq},
+		{"completion_reaches_the_app", test_completion_reaches_the_app},
 		{"srq", test_srq},
 		{"destroy_in_use", test_destroy_in_use},
 		{"device_failures_take_nothing", test_device_failures_take_nothing},

@@ -410,8 +410,8 @@ int vt_create_chan(struct vt_ctx *x, uint32_t *ch, int *fd)
 	return err;
 }
 
-int vt_create_cq(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie, uint32_t *cq,
-		 uint32_t *got_cqe)
+static int cq_req(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie, uint32_t *cq,
+		  uint32_t *got_cqe, int *ring)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__VerbsCreateCq m = FF__VERBS_CREATE_CQ__INIT;
@@ -423,12 +423,24 @@ int vt_create_cq(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie,
 	m.cookie = cookie;
 	req.body_case = FF__REQUEST__BODY_VERBS_CREATE_CQ;
 	req.verbs_create_cq = &m;
-	err = obj_call(x, &req, NULL, 0, &ob, NULL);
+	err = obj_call(x, &req, NULL, 0, &ob, ring);
 	if (!err && cq)
 		*cq = ob.handle;
 	if (!err && got_cqe)
 		*got_cqe = ob.cqe;
 	return err;
+}
+
+int vt_create_cq(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie, uint32_t *cq,
+		 uint32_t *got_cqe)
+{
+	return cq_req(x, cqe, chan, cookie, cq, got_cqe, NULL);
+}
+
+int vt_create_cq_ring(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie,
+		      uint32_t *cq, int *ring)
+{
+	return cq_req(x, cqe, chan, cookie, cq, NULL, ring);
 }
 
 int vt_create_srq(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t limit, uint32_t *srq)

@@ -80,6 +80,9 @@ int vt_reg_mr(struct vt_ctx *x, uint32_t pd, uint64_t addr, uint64_t len, uint32
 int vt_create_chan(struct vt_ctx *x, uint32_t *ch, int *fd);
 int vt_create_cq(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie, uint32_t *cq,
 		 uint32_t *got_cqe);
+/* vt_create_cq that also hands over the CQ's ring memfd in *ring. */
+int vt_create_cq_ring(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie,
+		      uint32_t *cq, int *ring);
 int vt_create_srq(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t limit, uint32_t *srq);
 /* limit_mask: IBV_SRQ_LIMIT or 0 (a query); max_wr with IBV_SRQ_MAX_WR. */
 int vt_modify_srq(struct vt_ctx *x, uint32_t srq, uint32_t mask, uint32_t max_wr, uint32_t limit,
