@@ -8,7 +8,6 @@
 #include "fake-ibv.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -77,12 +76,14 @@ static void *enter_alloc(enum fake_op op, size_t size)
 	return p;
 }
 
-static void obj_add(struct fake_obj *o, enum fake_kind kind, struct fake_obj *h0,
+/* o is in the allocation mem (its verbs struct comes first). */
+static void obj_add(void *mem, struct fake_obj *o, enum fake_kind kind, struct fake_obj *h0,
 		    struct fake_obj *h1, struct fake_obj *h2, struct fake_obj *h3,
 		    struct fake_obj *h4)
 {
 	struct fake_obj *h[FAKE_MAX_HELD] = {h0, h1, h2, h3, h4};
 
+	o->mem = mem;
 	o->kind = kind;
 	o->id = next_id++;
 	for (int i = 0; i < FAKE_MAX_HELD; i++) {
@@ -252,44 +253,24 @@ static int req_notify_cq(struct ibv_cq *cq, int solicited_only)
 	return err;
 }
 
-static int post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
-{
-	int err = enter(FAKE_POST_SEND);
-
-	if (err) {
-		*bad = wr;
-		return err;
+/* Counts the work requests of a post into *count. */
+#define POST(name, op, obj_t, wr_t, fake_t, count)                                                 \
+	static int name(obj_t *obj, wr_t *wr, wr_t **bad)                                          \
+	{                                                                                          \
+		int err = enter(op);                                                               \
+                                                                                                   \
+		if (err) {                                                                         \
+			*bad = wr;                                                                 \
+			return err;                                                                \
+		}                                                                                  \
+		for (; wr; wr = wr->next)                                                          \
+			((fake_t *)obj)->count++;                                                  \
+		return 0;                                                                          \
 	}
-	for (; wr; wr = wr->next)
-		((struct fake_qp *)qp)->sends++;
-	return 0;
-}
-
-static int post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
-{
-	int err = enter(FAKE_POST_RECV);
-
-	if (err) {
-		*bad = wr;
-		return err;
-	}
-	for (; wr; wr = wr->next)
-		((struct fake_qp *)qp)->recvs++;
-	return 0;
-}
-
-static int post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
-{
-	int err = enter(FAKE_POST_SRQ_RECV);
-
-	if (err) {
-		*bad = wr;
-		return err;
-	}
-	for (; wr; wr = wr->next)
-		((struct fake_srq *)srq)->recvs++;
-	return 0;
-}
+POST(post_send, FAKE_POST_SEND, struct ibv_qp, struct ibv_send_wr, struct fake_qp, sends)
+POST(post_recv, FAKE_POST_RECV, struct ibv_qp, struct ibv_recv_wr, struct fake_qp, recvs)
+POST(post_srq_recv, FAKE_POST_SRQ_RECV, struct ibv_srq, struct ibv_recv_wr, struct fake_srq, recvs)
+#undef POST
 
 /* ---- contexts ---- */
 
@@ -311,7 +292,7 @@ static struct ibv_context *open_device(struct ibv_device *d)
 	c->ctx.ops.post_send = post_send;
 	c->ctx.ops.post_recv = post_recv;
 	c->ctx.ops.post_srq_recv = post_srq_recv;
-	obj_add(&c->o, FAKE_CTX, NULL, NULL, NULL, NULL, NULL);
+	obj_add(c, &c->o, FAKE_CTX, NULL, NULL, NULL, NULL, NULL);
 	return &c->ctx;
 }
 
@@ -356,7 +337,7 @@ static struct ibv_pd *alloc_pd(struct ibv_context *ctx)
 	if (!p)
 		return NULL;
 	p->pd.context = ctx;
-	obj_add(&p->o, FAKE_PD, &to_ctx(ctx)->o, NULL, NULL, NULL, NULL);
+	obj_add(p, &p->o, FAKE_PD, &to_ctx(ctx)->o, NULL, NULL, NULL, NULL);
 	p->pd.handle = p->o.id;
 	return &p->pd;
 }
@@ -388,7 +369,7 @@ static struct ibv_mr *reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len, ui
 	m->mr.rkey = next_key++;
 	m->iova = iova;
 	m->access = access;
-	obj_add(&m->o, FAKE_MR, &to_ctx(pd->context)->o, obj_of_pd(pd), NULL, NULL, NULL);
+	obj_add(m, &m->o, FAKE_MR, &to_ctx(pd->context)->o, obj_of_pd(pd), NULL, NULL, NULL);
 	m->mr.handle = m->o.id;
 	return &m->mr;
 }
@@ -419,7 +400,7 @@ static struct ibv_comp_channel *create_comp_channel(struct ibv_context *ctx)
 		free(c);
 		return NULL;
 	}
-	obj_add(&c->o, FAKE_CHAN, &to_ctx(ctx)->o, NULL, NULL, NULL, NULL);
+	obj_add(c, &c->o, FAKE_CHAN, &to_ctx(ctx)->o, NULL, NULL, NULL, NULL);
 	return &c->ch;
 }
 
@@ -448,7 +429,7 @@ static struct ibv_cq *create_cq(struct ibv_context *ctx, int cqe, void *cq_conte
 	q->cq.channel = ch;
 	q->cq.cq_context = cq_context;
 	q->cq.cqe = cqe;
-	obj_add(&q->o, FAKE_CQ, &to_ctx(ctx)->o, ch ? &((struct fake_chan *)ch)->o : NULL, NULL,
+	obj_add(q, &q->o, FAKE_CQ, &to_ctx(ctx)->o, ch ? &((struct fake_chan *)ch)->o : NULL, NULL,
 		NULL, NULL);
 	q->cq.handle = q->o.id;
 	return &q->cq;
@@ -531,7 +512,7 @@ static struct ibv_qp *create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr
 	q->qp.state = IBV_QPS_RESET;
 	q->qp.qp_num = next_qpn++;
 	q->init = *attr;
-	obj_add(&q->o, FAKE_QP, &to_ctx(pd->context)->o, obj_of_pd(pd), obj_of_cq(attr->send_cq),
+	obj_add(q, &q->o, FAKE_QP, &to_ctx(pd->context)->o, obj_of_pd(pd), obj_of_cq(attr->send_cq),
 		obj_of_cq(attr->recv_cq), attr->srq ? &((struct fake_srq *)attr->srq)->o : NULL);
 	q->qp.handle = q->o.id;
 	return &q->qp;
@@ -655,7 +636,7 @@ static struct ibv_srq *create_srq(struct ibv_pd *pd, struct ibv_srq_init_attr *a
 	s->srq.srq_context = attr->srq_context;
 	s->srq.pd = pd;
 	s->attr = attr->attr;
-	obj_add(&s->o, FAKE_SRQ, &to_ctx(pd->context)->o, obj_of_pd(pd), NULL, NULL, NULL);
+	obj_add(s, &s->o, FAKE_SRQ, &to_ctx(pd->context)->o, obj_of_pd(pd), NULL, NULL, NULL);
 	s->srq.handle = s->o.id;
 	return &s->srq;
 }
@@ -744,23 +725,11 @@ void fake_ibv_clear(void)
 
 	while ((o = live_head)) {
 		live_head = o->next;
-		switch (o->kind) {
-		case FAKE_CTX:
+		if (o->kind == FAKE_CTX)
 			close(FAKE_OF(fake_ctx, o)->ctx.async_fd);
-			break;
-		case FAKE_CHAN:
+		if (o->kind == FAKE_CHAN)
 			close(FAKE_OF(fake_chan, o)->ch.fd);
-			break;
-		default:
-			break;
-		}
-		free((char *)o - (o->kind == FAKE_CTX ? offsetof(struct fake_ctx, o)
-				  : o->kind == FAKE_PD	 ? offsetof(struct fake_pd, o)
-				  : o->kind == FAKE_MR	 ? offsetof(struct fake_mr, o)
-				  : o->kind == FAKE_CHAN ? offsetof(struct fake_chan, o)
-				  : o->kind == FAKE_CQ	 ? offsetof(struct fake_cq, o)
-				  : o->kind == FAKE_QP	 ? offsetof(struct fake_qp, o)
-							 : offsetof(struct fake_srq, o)));
+		free(o->mem);
 	}
 	memset(live, 0, sizeof(live));
 }

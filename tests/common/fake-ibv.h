@@ -76,6 +76,7 @@ struct fake_obj {
 	struct fake_obj *held[FAKE_MAX_HELD]; /* what it uses: context, PD, CQs... */
 	uint32_t users;                       /* live objects that hold this one */
 	struct fake_obj *prev, *next;         /* all live objects */
+	void *mem;                            /* the allocation it is in */
 };
 
 struct fake_pd {
