@@ -120,9 +120,8 @@ Ff__Reply *vt_call(int fd, Ff__Request *req, const int *fds, int nfds, int *rfds
 	}
 	if (got <= 0)
 		m = NULL;
-	else if (((Ff__Reply *)m)->id != req->id)
-		fprintf(stderr, "vt: reply %llu to request %llu\n",
-			(unsigned long long)((Ff__Reply *)m)->id, (unsigned long long)req->id);
+	else /* one request at a time: its reply comes next */
+		CU_ASSERT_EQUAL(((Ff__Reply *)m)->id, req->id);
 out_free:
 	free(buf);
 	ff_close_fds(tmp, ntmp);

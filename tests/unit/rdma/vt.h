@@ -28,7 +28,8 @@ extern struct ffr_rdma *vt_rd;
 void vt_up(void);
 /* Frees the router; asserts that the fake device has nothing live left. */
 void vt_down(void);
-/* Runs the router's loop until nothing is left to do right now. */
+/* Runs a few non-blocking turns of the router's loop: enough for all that
+ * a request or a device event sets off. */
 void vt_loop(void);
 /* Open fds of this process. */
 int vt_nfds(void);
@@ -84,7 +85,8 @@ int vt_create_cq(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie,
 int vt_create_cq_ring(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie,
 		      uint32_t *cq, int *ring);
 int vt_create_srq(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t limit, uint32_t *srq);
-/* limit_mask: IBV_SRQ_LIMIT or 0 (a query); max_wr with IBV_SRQ_MAX_WR. */
+/* mask: IBV_SRQ_LIMIT (limit), IBV_SRQ_MAX_WR (max_wr), or 0 (a query);
+ * *got_limit: the limit the reply reports. */
 int vt_modify_srq(struct vt_ctx *x, uint32_t srq, uint32_t mask, uint32_t max_wr, uint32_t limit,
 		  uint32_t *got_limit);
 int vt_create_qp(struct vt_ctx *x, uint32_t pd, uint32_t scq, uint32_t rcq, uint32_t srq,
@@ -104,8 +106,8 @@ int vt_modify_qp(struct vt_ctx *x, uint32_t qp, Ff__VerbsQpAttr *m);
 int vt_qp_init(struct vt_ctx *x, uint32_t qp);
 int vt_qp_rtr(struct vt_ctx *x, uint32_t qp, const uint8_t gid[16], uint32_t dest_qpn);
 int vt_qp_rts(struct vt_ctx *x, uint32_t qp);
-/* query_qp: the reply's attributes (ff__reply__free_unpacked the reply
- * through *rep), or NULL with *err. */
+/* query_qp: the reply's attributes, or NULL with *err. *rep is the reply
+ * they live in, to be freed (ff__reply__free_unpacked) if not NULL. */
 Ff__VerbsQpAttr *vt_query_qp(struct vt_ctx *x, uint32_t qp, Ff__Reply **rep, int *err);
 
 /* The virtual GIDs of IPv4 address ip: ::ffff:ip and fe80::ff:ip. */
