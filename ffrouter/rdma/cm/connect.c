@@ -111,24 +111,18 @@ void ffr_cm_qp_conn(struct ffr_rdma *rd, const struct ffr_cm_param *act, uint32_
 		    struct ffr_qp_conn *out)
 {
 	int rd_max = rd->dattr.max_qp_init_rd_atom, dest_max = rd->dattr.max_qp_rd_atom;
+	const struct ffr_cm_param *other = active ? acc : act;
+	/* the accept settled the depths, as the passive side sees them */
+	uint8_t resp = acc->c.responder_resources, init = acc->c.initiator_depth;
 
 	memset(out, 0, sizeof(*out));
 	out->retry_cnt = act->c.retry_count;
-	if (active) {
-		out->dest_qpn = acc->c.qp_num;
-		out->rq_psn = acc_psn;
-		out->sq_psn = act_psn;
-		out->max_dest_rd_atomic = clamp(acc->c.initiator_depth, dest_max);
-		out->max_rd_atomic = clamp(acc->c.responder_resources, rd_max);
-		out->rnr_retry = acc->c.rnr_retry_count;
-	} else {
-		out->dest_qpn = act->c.qp_num;
-		out->rq_psn = act_psn;
-		out->sq_psn = acc_psn;
-		out->max_dest_rd_atomic = clamp(acc->c.responder_resources, dest_max);
-		out->max_rd_atomic = clamp(acc->c.initiator_depth, rd_max);
-		out->rnr_retry = act->c.rnr_retry_count;
-	}
+	out->dest_qpn = other->c.qp_num;
+	out->rq_psn = active ? acc_psn : act_psn;
+	out->sq_psn = active ? act_psn : acc_psn;
+	out->max_dest_rd_atomic = clamp(active ? init : resp, dest_max);
+	out->max_rd_atomic = clamp(active ? resp : init, rd_max);
+	out->rnr_retry = other->c.rnr_retry_count;
 }
 
 static struct ffr_cmid *find_listener(struct ffr_cm *cm, const struct ffr_container *t,
