@@ -180,6 +180,31 @@ void ffs_vring_unmap(struct ffs_vring *rg)
 	rg->hdr = NULL;
 }
 
+int ffs_vqueues_map(struct ffs_vctx *x, uint32_t kind, uint32_t h, Ff__Reply *rep, int fd,
+		    const struct ffs_vqueues *qs)
+{
+	const Ff__VerbsObjReply *o = rep->verbs_obj;
+	int err;
+
+	if (ffs_vdirect(x)) {
+		if (qs->dh)
+			*qs->dh = o->dev_handle;
+		err = ffs_dq_map(x, o->map_off, o->map_len, qs->dq);
+		if (!err && qs->dq2 && o->map2_len)
+			err = ffs_dq_map(x, o->map2_off, o->map2_len, qs->dq2);
+	} else {
+		err = fd < 0 ? -EPROTO : ffs_vring_map(fd, kind, qs->ring);
+	}
+	ff__reply__free_unpacked(rep, NULL);
+	if (err) {
+		ffs_dq_unmap(qs->dq);
+		if (qs->dq2)
+			ffs_dq_unmap(qs->dq2);
+		ffs_vdestroy(x, kind, h);
+	}
+	return err;
+}
+
 void ffs_vdoorbell(struct ffs_vctx *x)
 {
 	uint64_t one = 1;

@@ -170,6 +170,21 @@ int ffs_vdestroy(struct ffs_vctx *x, uint32_t kind, uint32_t h);
 /* Maps a ring memfd (consumed) whose header says kind. 0 or -errno. */
 int ffs_vring_map(int fd, uint32_t kind, struct ffs_vring *rg);
 void ffs_vring_unmap(struct ffs_vring *rg);
+/* Where a new CQ, SRQ or QP keeps the queues the router granted it: its
+ * ring on the ring data path; on the direct path the device's handle
+ * (dh NULL: the object keeps none) and its device queues (dq2 NULL: it
+ * has only one). */
+struct ffs_vqueues {
+	struct ffs_vring *ring;
+	uint32_t *dh;
+	struct ffs_dq *dq, *dq2;
+};
+/* Maps the queues of object h of kind (FF_VOBJ_*) that rep, its create
+ * reply (consumed), describes, and on the ring path the ring memfd fd
+ * (consumed) that came with it. On failure unmaps what it mapped and
+ * destroys h at the router. 0 or -errno. */
+int ffs_vqueues_map(struct ffs_vctx *x, uint32_t kind, uint32_t h, Ff__Reply *rep, int fd,
+		    const struct ffs_vqueues *qs);
 /* A context's object lists (events name objects by cookie, which is the
  * object's address), under x->objs_lock. */
 
