@@ -79,6 +79,30 @@ void ffs_cmchan_put(struct ffs_cmchan *ch)
 	free(ch);
 }
 
+void ffs_cmlist_push(struct ffs_cmlist *l, struct ffs_cmnode *n, const void *obj)
+{
+	n->obj = obj;
+	pthread_mutex_lock(&l->lock);
+	n->next = l->head;
+	l->head = n;
+	pthread_mutex_unlock(&l->lock);
+}
+
+struct ffs_cmnode *ffs_cmlist_take(struct ffs_cmlist *l, const void *obj)
+{
+	struct ffs_cmnode **pp, *n = NULL;
+
+	pthread_mutex_lock(&l->lock);
+	for (pp = &l->head; *pp; pp = &(*pp)->next)
+		if ((*pp)->obj == obj) {
+			n = *pp;
+			*pp = n->next;
+			break;
+		}
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
 struct ibv_context *ffs_cm_verbs(void)
 {
 	pthread_mutex_lock(&ctx_lock);
