@@ -277,6 +277,10 @@ int ffs_vpost_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr
 int ffs_vpost_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
 int ffs_vpost_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
 struct ibv_qp *ffs_vcreate_qp_ex(struct ibv_context *ctx, struct ibv_qp_init_attr_ex *attr);
+/* The plain attributes ax amounts to, in *a; false (a untouched) if ax
+ * asks for what they cannot say: more than a PD and create flags in its
+ * comp_mask, or any create flag (rdma_create_qp_ex uses it too). */
+bool ffs_qp_init_attr_from_ex(const struct ibv_qp_init_attr_ex *ax, struct ibv_qp_init_attr *a);
 /* Cookie -> object, for events; NULL when it no longer exists. */
 struct ffs_vqp *ffs_vqp_find(struct ffs_vctx *x, uint64_t cookie);
 struct ffs_vsrq *ffs_vsrq_find(struct ffs_vctx *x, uint64_t cookie);

@@ -133,26 +133,33 @@ FFS_EXPORT struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_at
 	return vcreate_qp(pd, attr);
 }
 
+bool ffs_qp_init_attr_from_ex(const struct ibv_qp_init_attr_ex *ax, struct ibv_qp_init_attr *a)
+{
+	if ((ax->comp_mask & ~(uint32_t)(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS)) ||
+	    ax->create_flags)
+		return false;
+	memset(a, 0, sizeof(*a));
+	a->qp_context = ax->qp_context;
+	a->send_cq = ax->send_cq;
+	a->recv_cq = ax->recv_cq;
+	a->srq = ax->srq;
+	a->cap = ax->cap;
+	a->qp_type = ax->qp_type;
+	a->sq_sig_all = ax->sq_sig_all;
+	return true;
+}
+
 struct ibv_qp *ffs_vcreate_qp_ex(struct ibv_context *ctx, struct ibv_qp_init_attr_ex *ax)
 {
 	struct ibv_qp_init_attr a;
 	struct ibv_qp *qp;
 
-	if ((ax->comp_mask & ~(uint32_t)(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS)) ||
-	    ax->create_flags || !(ax->comp_mask & IBV_QP_INIT_ATTR_PD) || !ax->pd ||
-	    ax->pd->context != ctx) {
+	if (!ffs_qp_init_attr_from_ex(ax, &a) || !(ax->comp_mask & IBV_QP_INIT_ATTR_PD) ||
+	    !ax->pd || ax->pd->context != ctx) {
 		ffs_vunsupported("ibv_create_qp_ex with these attributes");
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
-	memset(&a, 0, sizeof(a));
-	a.qp_context = ax->qp_context;
-	a.send_cq = ax->send_cq;
-	a.recv_cq = ax->recv_cq;
-	a.srq = ax->srq;
-	a.cap = ax->cap;
-	a.qp_type = ax->qp_type;
-	a.sq_sig_all = ax->sq_sig_all;
 	qp = vcreate_qp(ax->pd, &a);
 	if (qp)
 		ax->cap = a.cap;
