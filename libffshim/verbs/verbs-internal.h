@@ -165,6 +165,13 @@ int ffs_vcall(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds, Ff
 	      int *rfd);
 /* The same for requests whose reply has no body worth keeping. */
 int ffs_vcall0(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds);
+/* ffs_call() of req, which opens something at the router (a context, an
+ * rdma_cm channel): 0 with the nfds fds of the reply in fds (the caller's)
+ * and the reply in *rep (the caller frees it; rep NULL: freed here). Else
+ * -errno: -ENODEV while the shim is disabled, the router's refusal, or
+ * -EPROTO for a reply with another body than body (FF__REPLY__BODY__NOT_SET:
+ * any) or another number of fds. */
+int ffs_open_call(Ff__Request *req, Ff__Reply__BodyCase body, int nfds, Ff__Reply **rep, int *fds);
 /* Destroys object h of kind (FF_VOBJ_*) at the router. 0 or -errno. */
 int ffs_vdestroy(struct ffs_vctx *x, uint32_t kind, uint32_t h);
 /* Maps a ring memfd (consumed) whose header says kind. 0 or -errno. */
