@@ -66,20 +66,19 @@ stop_server() {
 	wait "$SRV" 2>/dev/null || true
 }
 
-iperf() { # WHERE STREAMS
+measure_iperf() { # WHERE STREAMS
 	local o
 	start_server "$1" 5301 -- iperf3 -s -p 5301
 	o=$(run "$1" client "$cli_cpu" -- iperf3 -c "$(target "$1")" -p "$(dport "$1" 5301)" -t "$BENCH_SECS" -P "$2" -J 2>/dev/null || true)
 	stop_server
-	jq -r '(.end.sum_received.bits_per_second // 0) / 1e9 | . * 100 | round / 100' <<<"$o" 2>/dev/null || echo 0
+	iperf_gbps "$o"
 }
-sockperf() { # WHERE: "p50 p99"
+measure_sockperf() { # WHERE: "p50 p99"
 	local o
 	start_server "$1" 11311 -- sockperf sr --tcp -i 0.0.0.0 -p 11311
 	o=$(run "$1" client "$srv_cpu" -- sockperf pp --tcp -i "$(target "$1")" -p "$(dport "$1" 11311)" -t "$BENCH_SECS" 2>&1 || true)
 	stop_server
-	printf '%s %s\n' "$(sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' <<<"$o" | head -n 1)" \
-		"$(sed -n 's/.*percentile 99.000 = *\([0-9.]*\).*/\1/p' <<<"$o" | head -n 1)"
+	sockperf_pcts "$o"
 }
 conns() { # WHERE: connections/s
 	local o
@@ -90,25 +89,15 @@ conns() { # WHERE: connections/s
 }
 
 wheres=(host nat ffnet)
+conns_run() { # WHERE: its connections/s, appended to v
+	v[conns.$1]+=" $(c=$(conns "$1"); echo "${c:-0}")"
+}
 declare -A v=()
-for ((r = 1; r <= BENCH_RUNS; r++)); do
-	for w in "${wheres[@]}"; do
-		xh_log "run $r/$BENCH_RUNS: $w"
-		v[iperf1.$w]+=" $(iperf "$w" 1)"
-		v[iperf4.$w]+=" $(iperf "$w" 4)"
-		read -r p50 p99 < <(sockperf "$w")
-		v[p50.$w]+=" ${p50:-0}"
-		v[p99.$w]+=" ${p99:-0}"
-		v[conns.$w]+=" $(c=$(conns "$w"); echo "${c:-0}")"
-	done
-done
+net_runs xh_log conns_run
 accel=$(xh_ctl A status --json | jq -r .conns_total)
 
 declare -A m=()
-for k in "${!v[@]}"; do
-	# shellcheck disable=SC2086
-	m[$k]=$(median ${v[$k]})
-done
+medians
 metrics=(iperf1 iperf4 p50 p99 conns)
 declare -A label=([iperf1]="iperf3 1 stream (Gbit/s)" [iperf4]="iperf3 4 streams (Gbit/s)"
 	[p50]="sockperf p50 (us)" [p99]="sockperf p99 (us)" [conns]="connections/s")
@@ -135,24 +124,9 @@ json=$out/cross-host.json
 {
 	printf '{"runs": %d, "seconds": %s, "backend": "emulated hosts", "cpus": %d,\n "metrics": {' \
 		"$BENCH_RUNS" "$BENCH_SECS" "$ncpu"
-	sep=
-	for k in "${metrics[@]}"; do
-		printf '%s\n  "%s": {"label": "%s", "lower_is_better": %s' "$sep" "$k" "${label[$k]}" \
-			"$([[ -n ${lower[$k]:-} ]] && echo true || echo false)"
-		for w in "${wheres[@]}"; do
-			# shellcheck disable=SC2086
-			printf ', "%s": {"median": %s, "runs": [%s]}' "$([[ $w == host ]] && echo host2host || echo "$w")" \
-				"${m[$k.$w]}" "$(echo ${v[$k.$w]} | tr ' ' ',')"
-		done
-		printf '}'
-		sep=,
-	done
+	json_metrics host=host2host
 	printf '},\n "targets": {"throughput_1_vs_host": "%s", "throughput_4_vs_host": "%s", "p50_vs_host": "%s"}}\n' "$t1" "$t2" "$t3"
 } >"$json"
 jq . "$json" >/dev/null
 echo "JSON: $json"
-if /usr/bin/python3 "$here/plot.py" "$json" "$out/cross-host.png" 2>"$out/plot.err"; then
-	echo "chart: $out/cross-host.png"
-else
-	echo "chart: not drawn ($(tail -n 1 "$out/plot.err"))"
-fi
+chart "$json" "$out/cross-host.png"

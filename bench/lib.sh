@@ -84,7 +84,7 @@ measure_iperf() {
 	out=$(bx "$where" c2 "$BENCH_CLI_CPU" -- iperf3 -c "$(bench_ip "$where")" -p $port \
 		-t "$BENCH_SECS" -P "$p" -J 2>/dev/null || true)
 	bx_stop "$srv"
-	jq -r '(.end.sum_received.bits_per_second // 0) / 1e9 | . * 100 | round / 100' <<<"$out" 2>/dev/null || echo 0
+	iperf_gbps "$out"
 }
 
 # measure_sockperf WHERE: "P50 P99" in microseconds (ping-pong, both ends on one CPU)
@@ -95,9 +95,7 @@ measure_sockperf() {
 	out=$(bx "$where" c2 "$BENCH_SRV_CPU" -- sockperf pp --tcp -i "$(bench_ip "$where")" -p $port \
 		-t "$BENCH_SECS" 2>&1 || true)
 	bx_stop "$srv"
-	printf '%s %s\n' \
-		"$(sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' <<<"$out" | head -n 1)" \
-		"$(sed -n 's/.*percentile 99.000 = *\([0-9.]*\).*/\1/p' <<<"$out" | head -n 1)"
+	sockperf_pcts "$out"
 }
 
 # measure_redis WHERE: "SET GET" requests/s (redis-benchmark -t set,get, 50 clients)

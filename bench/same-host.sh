@@ -16,27 +16,18 @@ mkdir -p "$out"
 
 bench_setup bench-same-host 10.77.8.0/24 || exit $?
 wheres=(host bridge ffnet)
+redis_run() { # WHERE: its redis SET and GET requests/s, appended to v
+	local set get
+	read -r set get < <(measure_redis "$1")
+	v[set.$1]+=" ${set:-0}"
+	v[get.$1]+=" ${get:-0}"
+}
 declare -A v=()
-for ((r = 1; r <= BENCH_RUNS; r++)); do
-	for w in "${wheres[@]}"; do
-		ff_log "run $r/$BENCH_RUNS: $w"
-		v[iperf1.$w]+=" $(measure_iperf "$w" 1)"
-		v[iperf4.$w]+=" $(measure_iperf "$w" 4)"
-		read -r p50 p99 < <(measure_sockperf "$w")
-		v[p50.$w]+=" ${p50:-0}"
-		v[p99.$w]+=" ${p99:-0}"
-		read -r set get < <(measure_redis "$w")
-		v[set.$w]+=" ${set:-0}"
-		v[get.$w]+=" ${get:-0}"
-	done
-done
+net_runs ff_log redis_run
 total=$(ff_conns_total)
 
 declare -A m=()
-for k in "${!v[@]}"; do
-	# shellcheck disable=SC2086 # the values are a word list
-	m[$k]=$(median ${v[$k]})
-done
+medians
 
 metrics=(iperf1 iperf4 p50 p99 set get)
 declare -A label=([iperf1]="iperf3 1 stream (Gbit/s)" [iperf4]="iperf3 4 streams (Gbit/s)"
@@ -72,26 +63,10 @@ json=$out/same-host.json
 {
 	printf '{"runs": %d, "seconds": %s, "backend": "%s", "cpus": %d,\n "metrics": {' \
 		"$BENCH_RUNS" "$BENCH_SECS" "$(tb_backend)" "$ncpu"
-	sep=
-	for k in "${metrics[@]}"; do
-		printf '%s\n  "%s": {"label": "%s", "lower_is_better": %s' "$sep" "$k" "${label[$k]}" \
-			"$([[ -n ${lower[$k]:-} ]] && echo true || echo false)"
-		for w in "${wheres[@]}"; do
-			# shellcheck disable=SC2086
-			printf ', "%s": {"median": %s, "runs": [%s]}' "$w" "${m[$k.$w]}" \
-				"$(echo ${v[$k.$w]} | tr ' ' ',')"
-		done
-		printf '}'
-		sep=,
-	done
+	json_metrics
 	printf '},\n "targets": {"iperf_vs_bridge_1.5x": "%s", "iperf_vs_loopback_1.2x": "%s", "p50_vs_loopback": "%s"}}\n' \
 		"$t1" "$t2" "$t3"
 } >"$json"
 jq . "$json" >/dev/null
 echo "JSON: $json"
-# Debian's python3 (python3-matplotlib), not whatever python3 comes first in PATH
-if /usr/bin/python3 "$here/plot.py" "$json" "$out/same-host.png" 2>"$out/plot.err"; then
-	echo "chart: $out/same-host.png"
-else
-	echo "chart: not drawn ($(tail -n 1 "$out/plot.err"))"
-fi
+chart "$json" "$out/same-host.png"

@@ -7,6 +7,7 @@
 #include <ff/wire.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -163,6 +164,27 @@ int ffc_query(struct ffc_ctx *ctx, int argc, char **argv, const char *name, Ff__
 		}
 	if (!rc)
 		print(ctx, reps, n);
+	ffc_replies_free(reps, n);
+	return rc;
+}
+
+int ffc_change(struct ffc_ctx *ctx, Ff__Request *req, const char *what, const char *fmt, ...)
+{
+	Ff__Reply **reps;
+	va_list ap;
+	size_t n;
+	int rc = 0;
+
+	if (ffc_connect(ctx) || ffc_call(ctx, req, &reps, &n))
+		return 1;
+	if (reps[0]->status) {
+		rc = ffc_fail(reps[0], what);
+	} else if (!ctx->json) {
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		putchar('\n');
+	}
 	ffc_replies_free(reps, n);
 	return rc;
 }

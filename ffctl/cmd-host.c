@@ -7,23 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Sends req and reports the router's verdict; exit code. */
-static int simple(struct ffc_ctx *ctx, Ff__Request *req, const char *what, const char *done)
-{
-	Ff__Reply **reps;
-	size_t n;
-	int rc = 0;
-
-	if (ffc_connect(ctx) || ffc_call(ctx, req, &reps, &n))
-		return 1;
-	if (reps[0]->status)
-		rc = ffc_fail(reps[0], what);
-	else if (!ctx->json)
-		printf("%s\n", done);
-	ffc_replies_free(reps, n);
-	return rc;
-}
-
 static int host_add(struct ffc_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -33,7 +16,6 @@ static int host_add(struct ffc_ctx *ctx, int argc, char **argv)
 	};
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__HostAdd m = FF__HOST_ADD__INIT;
-	char done[256];
 	int c;
 
 	optind = 1;
@@ -52,15 +34,13 @@ static int host_add(struct ffc_ctx *ctx, int argc, char **argv)
 	m.name = argv[optind];
 	req.body_case = FF__REQUEST__BODY_HOST_ADD;
 	req.host_add = &m;
-	snprintf(done, sizeof(done), "host %s: its router at %s", m.name, m.addr);
-	return simple(ctx, &req, "host add", done);
+	return ffc_change(ctx, &req, "host add", "host %s: its router at %s", m.name, m.addr);
 }
 
 static int host_rm(struct ffc_ctx *ctx, int argc, char **argv)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__HostRemove m = FF__HOST_REMOVE__INIT;
-	char done[128];
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: ffctl host rm HOST\n");
@@ -69,8 +49,7 @@ static int host_rm(struct ffc_ctx *ctx, int argc, char **argv)
 	m.name = argv[1];
 	req.body_case = FF__REQUEST__BODY_HOST_REMOVE;
 	req.host_remove = &m;
-	snprintf(done, sizeof(done), "removed host %s", m.name);
-	return simple(ctx, &req, "host rm", done);
+	return ffc_change(ctx, &req, "host rm", "removed host %s", m.name);
 }
 
 void ffc_print_hosts(Ff__Host **h, size_t n)
@@ -151,7 +130,7 @@ int ffc_cmd_publish(struct ffc_ctx *ctx, int argc, char **argv)
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Publish m = FF__PUBLISH__INIT;
 	bool rm = !strcmp(argv[0], "unpublish");
-	char spec[32], *colon, done[160];
+	char spec[32], *colon;
 
 	if (argc != 3 || strlen(argv[2]) >= sizeof(spec)) {
 		fprintf(stderr, rm ? "usage: ffctl unpublish NAME HOSTPORT\n"
@@ -173,9 +152,7 @@ int ffc_cmd_publish(struct ffc_ctx *ctx, int argc, char **argv)
 	req.body_case = FF__REQUEST__BODY_PUBLISH;
 	req.publish = &m;
 	if (rm)
-		snprintf(done, sizeof(done), "unpublished host port %u", m.host_port);
-	else
-		snprintf(done, sizeof(done), "host port %u -> %s:%u", m.host_port, m.container,
-			 m.port);
-	return simple(ctx, &req, argv[0], done);
+		return ffc_change(ctx, &req, argv[0], "unpublished host port %u", m.host_port);
+	return ffc_change(ctx, &req, argv[0], "host port %u -> %s:%u", m.host_port, m.container,
+			  m.port);
 }

@@ -99,9 +99,6 @@ int ffc_cmd_unregister(struct ffc_ctx *ctx, int argc, char **argv)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Unregister m = FF__UNREGISTER__INIT;
-	Ff__Reply **reps;
-	size_t n;
-	int rc = 0;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: ffctl unregister NAME\n");
@@ -110,12 +107,5 @@ int ffc_cmd_unregister(struct ffc_ctx *ctx, int argc, char **argv)
 	m.name = argv[1];
 	req.body_case = FF__REQUEST__BODY_UNREGISTER;
 	req.unregister = &m;
-	if (ffc_connect(ctx) || ffc_call(ctx, &req, &reps, &n))
-		return 1;
-	if (reps[0]->status)
-		rc = ffc_fail(reps[0], "unregister");
-	else if (!ctx->json)
-		printf("unregistered %s\n", m.name);
-	ffc_replies_free(reps, n);
-	return rc;
+	return ffc_change(ctx, &req, "unregister", "unregistered %s", m.name);
 }

@@ -35,6 +35,11 @@ void ffc_replies_free(Ff__Reply **reps, size_t n);
  * piece is a successful `want`, and hands them to print. Exit code. */
 int ffc_query(struct ffc_ctx *ctx, int argc, char **argv, const char *name, Ff__Request *req,
 	      Ff__Reply__BodyCase want, void (*print)(struct ffc_ctx *, Ff__Reply **, size_t));
+/* A command that changes the router's state: sends req and reports the
+ * verdict, the router's refusal (ffc_fail, under what) or, without
+ * --json, the line fmt makes on stdout. Exit code. */
+int ffc_change(struct ffc_ctx *ctx, Ff__Request *req, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Prints the router's error for a failed reply and returns the exit code. */
 int ffc_fail(const Ff__Reply *rep, const char *what);

@@ -193,10 +193,23 @@ EXPORT int dup3(int old, int nfd, int flags)
 	return r;
 }
 
-static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+/* The body of fcntl and fcntl64, which differ only in the real entry they
+ * reach (*real: its slot, read once the table is filled). ap holds their
+ * optional argument, passed on as one pointer-sized word whatever the
+ * command. */
+static int fcntl_va(int (*const *real)(int, int, ...), int fd, int cmd, va_list ap)
 {
-	int r = real(fd, cmd, arg), saved = errno;
+	void *arg = va_arg(ap, void *);
+	int r, saved;
 
+	RAW_IF_BUSY(SYS_fcntl, fd, cmd, arg);
+	INIT();
+	if (!*real) {
+		errno = ENOSYS;
+		return -1;
+	}
+	r = (*real)(fd, cmd, arg);
+	saved = errno;
 	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
 		ffs_fd_copy(fd, r);
 	errno = saved;
@@ -206,27 +219,23 @@ static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 EXPORT int fcntl(int fd, int cmd, ...)
 {
 	va_list ap;
-	void *arg;
+	int r;
 
 	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
+	r = fcntl_va(&REAL(fcntl), fd, cmd, ap);
 	va_end(ap);
-	RAW_IF_BUSY(SYS_fcntl, fd, cmd, arg);
-	NEED(fcntl);
-	return fcntl_common(REAL(fcntl), fd, cmd, arg);
+	return r;
 }
 
 EXPORT int fcntl64(int fd, int cmd, ...)
 {
 	va_list ap;
-	void *arg;
+	int r;
 
 	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
+	r = fcntl_va(&REAL(fcntl64), fd, cmd, ap);
 	va_end(ap);
-	RAW_IF_BUSY(SYS_fcntl, fd, cmd, arg);
-	NEED(fcntl64);
-	return fcntl_common(REAL(fcntl64), fd, cmd, arg);
+	return r;
 }
 
 /* Entries of [first, last] are dropped after the kernel closed the fds. */

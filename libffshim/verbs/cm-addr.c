@@ -15,12 +15,7 @@
 #include <string.h>
 
 /* rdma_getaddrinfo results of the shim's, to tell them from librdmacm's */
-struct rai_node {
-	struct rdma_addrinfo *r;
-	struct rai_node *next;
-};
-static pthread_mutex_t rai_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct rai_node *rai_list;
+static struct ffs_cmlist rais = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- addresses ---- */
 
@@ -131,7 +126,7 @@ FFS_EXPORT int rdma_getaddrinfo(const char *node, const char *service,
 {
 	struct addrinfo h = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
 	struct rdma_addrinfo *r;
-	struct rai_node *n;
+	struct ffs_cmnode *n;
 	struct ffs_vinfo info;
 	int err;
 
@@ -153,36 +148,19 @@ FFS_EXPORT int rdma_getaddrinfo(const char *node, const char *service,
 		free(n);
 		return err;
 	}
-	n->r = r;
-	pthread_mutex_lock(&rai_lock);
-	n->next = rai_list;
-	rai_list = n;
-	pthread_mutex_unlock(&rai_lock);
+	ffs_cmlist_push(&rais, n, r);
 	*res = r;
 	return 0;
 }
 
-/* Unlists r if it is the shim's; true then. */
-static bool rai_take(struct rdma_addrinfo *r)
-{
-	struct rai_node **pp, *n = NULL;
-
-	pthread_mutex_lock(&rai_lock);
-	for (pp = &rai_list; *pp; pp = &(*pp)->next)
-		if ((*pp)->r == r) {
-			n = *pp;
-			*pp = n->next;
-			break;
-		}
-	pthread_mutex_unlock(&rai_lock);
-	free(n);
-	return n != NULL;
-}
-
 FFS_EXPORT void rdma_freeaddrinfo(struct rdma_addrinfo *res)
 {
-	if (rai_take(res))
+	struct ffs_cmnode *n = ffs_cmlist_take(&rais, res);
+
+	if (n) {
+		free(n);
 		rai_free(res);
-	else if (res)
+	} else if (res) {
 		CMREAL(rdma_freeaddrinfo)(res);
+	}
 }

@@ -20,8 +20,7 @@
 
 #define EVENT_BUF 2048
 
-static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ffs_cmevent *events;
+static struct ffs_cmlist events = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- events ---- */
 
@@ -167,28 +166,17 @@ FFS_EXPORT int rdma_get_cm_event(struct rdma_event_channel *channel, struct rdma
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
 	ffs_cmchan_put(ch);
-	pthread_mutex_lock(&events_lock);
-	e->next = events;
-	events = e;
-	pthread_mutex_unlock(&events_lock);
+	ffs_cmlist_push(&events, &e->node, &e->ev);
 	*out = &e->ev;
 	return 0;
 }
 
 FFS_EXPORT int rdma_ack_cm_event(struct rdma_cm_event *event)
 {
-	struct ffs_cmevent **pp, *e = NULL;
+	struct ffs_cmnode *n = ffs_cmlist_take(&events, event);
 
-	pthread_mutex_lock(&events_lock);
-	for (pp = &events; *pp; pp = &(*pp)->next)
-		if (&(*pp)->ev == event) {
-			e = *pp;
-			*pp = e->next;
-			break;
-		}
-	pthread_mutex_unlock(&events_lock);
-	if (!e)
+	if (!n)
 		return CMREAL(rdma_ack_cm_event)(event);
-	free(e);
+	free(FFS_CONTAINER_OF(n, struct ffs_cmevent, node));
 	return 0;
 }

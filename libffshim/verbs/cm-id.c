@@ -17,8 +17,6 @@
 #include "msg.h"
 #include "vconv.h"
 
-#include <ff/wire.h>
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +77,30 @@ void ffs_cmchan_put(struct ffs_cmchan *ch)
 	free(ch);
 }
 
+void ffs_cmlist_push(struct ffs_cmlist *l, struct ffs_cmnode *n, const void *obj)
+{
+	n->obj = obj;
+	pthread_mutex_lock(&l->lock);
+	n->next = l->head;
+	l->head = n;
+	pthread_mutex_unlock(&l->lock);
+}
+
+struct ffs_cmnode *ffs_cmlist_take(struct ffs_cmlist *l, const void *obj)
+{
+	struct ffs_cmnode **pp, *n = NULL;
+
+	pthread_mutex_lock(&l->lock);
+	for (pp = &l->head; *pp; pp = &(*pp)->next)
+		if ((*pp)->obj == obj) {
+			n = *pp;
+			*pp = n->next;
+			break;
+		}
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
 struct ibv_context *ffs_cm_verbs(void)
 {
 	pthread_mutex_lock(&ctx_lock);
@@ -101,26 +123,10 @@ static int cm_open(int *fds)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__RdmaCmOpen m = FF__RDMA_CM_OPEN__INIT;
-	Ff__Reply *rep = NULL;
-	int rfds[FF_MAX_FDS], nr = 0, err;
 
-	if (!ffs_enabled)
-		return -ENODEV;
 	req.body_case = FF__REQUEST__BODY_RDMA_CM_OPEN;
 	req.rdma_cm_open = &m;
-	err = ffs_call(&req, NULL, 0, &rep, rfds, &nr);
-	if (err)
-		return err;
-	if (rep->status || nr != 2)
-		err = rep->status ? -ff_status_errno(rep->status) : -EPROTO;
-	ff__reply__free_unpacked(rep, NULL);
-	if (err) {
-		ff_close_fds(rfds, nr);
-		return err;
-	}
-	fds[0] = rfds[0];
-	fds[1] = rfds[1];
-	return 0;
+	return ffs_open_call(&req, FF__REPLY__BODY__NOT_SET, 2, NULL, fds);
 }
 
 FFS_EXPORT struct rdma_event_channel *rdma_create_event_channel(void)

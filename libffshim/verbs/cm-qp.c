@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <rdma/rdma_verbs.h>
-#include <string.h>
 
 /* ---- QPs on ids ---- */
 
@@ -118,17 +117,8 @@ FFS_EXPORT int rdma_create_qp_ex(struct rdma_cm_id *id, struct ibv_qp_init_attr_
 
 	if (!ffs_cm_ours(id->channel))
 		return CMREAL(rdma_create_qp_ex)(id, ax);
-	if ((ax->comp_mask & ~(uint32_t)(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS)) ||
-	    ax->create_flags)
+	if (!ffs_qp_init_attr_from_ex(ax, &a))
 		return ffs_cm_fail("rdma_create_qp_ex with these attributes");
-	memset(&a, 0, sizeof(a));
-	a.qp_context = ax->qp_context;
-	a.send_cq = ax->send_cq;
-	a.recv_cq = ax->recv_cq;
-	a.srq = ax->srq;
-	a.cap = ax->cap;
-	a.qp_type = ax->qp_type;
-	a.sq_sig_all = ax->sq_sig_all;
 	ret = rdma_create_qp(id, (ax->comp_mask & IBV_QP_INIT_ATTR_PD) ? ax->pd : NULL, &a);
 	if (!ret)
 		ax->cap = a.cap;

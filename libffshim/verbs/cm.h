@@ -9,6 +9,18 @@
 
 struct ffs_cmid;
 
+/* What the shim handed the app and takes back through a librdmacm name
+ * (events, rdma_getaddrinfo results), listed until then under the list's
+ * lock: an object not listed is librdmacm's, and is never dereferenced. */
+struct ffs_cmnode {
+	const void *obj;
+	struct ffs_cmnode *next;
+};
+struct ffs_cmlist {
+	pthread_mutex_t lock;
+	struct ffs_cmnode *head;
+};
+
 struct ffs_cmchan {
 	struct rdma_event_channel ch; /* ch.fd: the event socket */
 	int req;		      /* request socket (hidden fd) */
@@ -31,7 +43,7 @@ struct ffs_cmid {
 
 struct ffs_cmevent {
 	struct rdma_cm_event ev;
-	struct ffs_cmevent *next; /* unacknowledged events */
+	struct ffs_cmnode node; /* in the list of unacknowledged events */
 	uint8_t pdata[256];
 };
 
@@ -55,6 +67,11 @@ int ffs_cmcall(struct ffs_cmchan *ch, Ff__Request *req, Ff__Reply **rep);
 struct ffs_cmid *ffs_cmid_find(struct ffs_cmchan *ch, uint32_t h);
 struct ffs_cmid *ffs_cmid_add(struct ffs_cmchan *ch, uint32_t h, void *context,
 			      enum rdma_port_space ps);
+/* Lists obj with node n, whose memory the caller frees once
+ * ffs_cmlist_take has returned it. */
+void ffs_cmlist_push(struct ffs_cmlist *l, struct ffs_cmnode *n, const void *obj);
+/* Unlists obj and returns its node; NULL if obj is not listed. */
+struct ffs_cmnode *ffs_cmlist_take(struct ffs_cmlist *l, const void *obj);
 
 /* cm-addr.c */
 /* sa as the protocol's Addr, its IP bytes in buf; 0 or -errno. */

@@ -102,17 +102,10 @@ static int cq_call(struct ffs_vctx *x, struct ffs_vcq *q, int cqe, struct ffs_vc
 		return err;
 	q->h = rep->verbs_obj->handle;
 	q->cq.cqe = (int)rep->verbs_obj->cqe;
-	if (ffs_vdirect(x)) {
-		q->dh = rep->verbs_obj->dev_handle;
-		err = ffs_dq_map(x, rep->verbs_obj->map_off, rep->verbs_obj->map_len, &q->dq);
-	} else {
-		err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_CQ, &q->ring);
-	}
-	ff__reply__free_unpacked(rep, NULL);
-	if (err) {
-		ffs_vdestroy(x, FF_VOBJ_CQ, q->h);
+	err = ffs_vqueues_map(x, FF_VOBJ_CQ, q->h, rep, fd,
+			      &(struct ffs_vqueues){.ring = &q->ring, .dh = &q->dh, .dq = &q->dq});
+	if (err)
 		return err;
-	}
 	if (q->ring.hdr)
 		q->g = q->ring.hdr->cq;
 	return 0;

@@ -140,6 +140,31 @@ int ffs_vcall0(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds)
 	return err;
 }
 
+int ffs_open_call(Ff__Request *req, Ff__Reply__BodyCase body, int nfds, Ff__Reply **rep, int *fds)
+{
+	Ff__Reply *r = NULL;
+	int rfds[FF_MAX_FDS], nr = 0, err;
+
+	if (!ffs_enabled)
+		return -ENODEV;
+	err = ffs_call(req, NULL, 0, &r, rfds, &nr);
+	if (err)
+		return err;
+	if (r->status || (body && r->body_case != body) || nr != nfds) {
+		err = r->status ? -ff_status_errno(r->status) : -EPROTO;
+		ff_close_fds(rfds, nr);
+		ff__reply__free_unpacked(r, NULL);
+		return err;
+	}
+	for (int i = 0; i < nfds; i++)
+		fds[i] = rfds[i];
+	if (rep)
+		*rep = r;
+	else
+		ff__reply__free_unpacked(r, NULL);
+	return 0;
+}
+
 int ffs_vdestroy(struct ffs_vctx *x, uint32_t kind, uint32_t h)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -180,6 +205,31 @@ void ffs_vring_unmap(struct ffs_vring *rg)
 	rg->hdr = NULL;
 }
 
+int ffs_vqueues_map(struct ffs_vctx *x, uint32_t kind, uint32_t h, Ff__Reply *rep, int fd,
+		    const struct ffs_vqueues *qs)
+{
+	const Ff__VerbsObjReply *o = rep->verbs_obj;
+	int err;
+
+	if (ffs_vdirect(x)) {
+		if (qs->dh)
+			*qs->dh = o->dev_handle;
+		err = ffs_dq_map(x, o->map_off, o->map_len, qs->dq);
+		if (!err && qs->dq2 && o->map2_len)
+			err = ffs_dq_map(x, o->map2_off, o->map2_len, qs->dq2);
+	} else {
+		err = fd < 0 ? -EPROTO : ffs_vring_map(fd, kind, qs->ring);
+	}
+	ff__reply__free_unpacked(rep, NULL);
+	if (err) {
+		ffs_dq_unmap(qs->dq);
+		if (qs->dq2)
+			ffs_dq_unmap(qs->dq2);
+		ffs_vdestroy(x, kind, h);
+	}
+	return err;
+}
+
 void ffs_vdoorbell(struct ffs_vctx *x)
 {
 	uint64_t one = 1;
@@ -211,29 +261,18 @@ static int open_call(bool probe, struct ffs_vinfo *info, int *fds)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__VerbsOpen m = FF__VERBS_OPEN__INIT;
-	Ff__Reply *rep = NULL;
-	int rfds[FF_MAX_FDS], nr = 0, err;
+	Ff__Reply *rep;
+	int err;
 
-	if (!ffs_enabled)
-		return -ENODEV;
 	m.probe = probe;
 	req.body_case = FF__REQUEST__BODY_VERBS_OPEN;
 	req.verbs_open = &m;
-	err = ffs_call(&req, NULL, 0, &rep, rfds, &nr);
+	err = ffs_open_call(&req, FF__REPLY__BODY_VERBS_OPEN, probe ? 0 : 2, &rep, fds);
 	if (err)
 		return err;
-	if (rep->status || rep->body_case != FF__REPLY__BODY_VERBS_OPEN || nr != (probe ? 0 : 2))
-		err = rep->status ? -ff_status_errno(rep->status) : -EPROTO;
-	else
-		ffs_vinfo_from_reply(rep->verbs_open, info);
-	if (!err && !probe) {
-		fds[0] = rfds[0];
-		fds[1] = rfds[1];
-		nr = 0;
-	}
-	ff_close_fds(rfds, nr);
+	ffs_vinfo_from_reply(rep->verbs_open, info);
 	ff__reply__free_unpacked(rep, NULL);
-	return err;
+	return 0;
 }
 
 int ffs_vprobe(struct ffs_vinfo *info)

@@ -165,11 +165,33 @@ int ffs_vcall(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds, Ff
 	      int *rfd);
 /* The same for requests whose reply has no body worth keeping. */
 int ffs_vcall0(struct ffs_vctx *x, Ff__Request *req, const int *fds, int nfds);
+/* ffs_call() of req, which opens something at the router (a context, an
+ * rdma_cm channel): 0 with the nfds fds of the reply in fds (the caller's)
+ * and the reply in *rep (the caller frees it; rep NULL: freed here). Else
+ * -errno: -ENODEV while the shim is disabled, the router's refusal, or
+ * -EPROTO for a reply with another body than body (FF__REPLY__BODY__NOT_SET:
+ * any) or another number of fds. */
+int ffs_open_call(Ff__Request *req, Ff__Reply__BodyCase body, int nfds, Ff__Reply **rep, int *fds);
 /* Destroys object h of kind (FF_VOBJ_*) at the router. 0 or -errno. */
 int ffs_vdestroy(struct ffs_vctx *x, uint32_t kind, uint32_t h);
 /* Maps a ring memfd (consumed) whose header says kind. 0 or -errno. */
 int ffs_vring_map(int fd, uint32_t kind, struct ffs_vring *rg);
 void ffs_vring_unmap(struct ffs_vring *rg);
+/* Where a new CQ, SRQ or QP keeps the queues the router granted it: its
+ * ring on the ring data path; on the direct path the device's handle
+ * (dh NULL: the object keeps none) and its device queues (dq2 NULL: it
+ * has only one). */
+struct ffs_vqueues {
+	struct ffs_vring *ring;
+	uint32_t *dh;
+	struct ffs_dq *dq, *dq2;
+};
+/* Maps the queues of object h of kind (FF_VOBJ_*) that rep, its create
+ * reply (consumed), describes, and on the ring path the ring memfd fd
+ * (consumed) that came with it. On failure unmaps what it mapped and
+ * destroys h at the router. 0 or -errno. */
+int ffs_vqueues_map(struct ffs_vctx *x, uint32_t kind, uint32_t h, Ff__Reply *rep, int fd,
+		    const struct ffs_vqueues *qs);
 /* A context's object lists (events name objects by cookie, which is the
  * object's address), under x->objs_lock. */
 
@@ -262,6 +284,10 @@ int ffs_vpost_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr
 int ffs_vpost_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
 int ffs_vpost_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
 struct ibv_qp *ffs_vcreate_qp_ex(struct ibv_context *ctx, struct ibv_qp_init_attr_ex *attr);
+/* The plain attributes ax amounts to, in *a; false (a untouched) if ax
+ * asks for what they cannot say: more than a PD and create flags in its
+ * comp_mask, or any create flag (rdma_create_qp_ex uses it too). */
+bool ffs_qp_init_attr_from_ex(const struct ibv_qp_init_attr_ex *ax, struct ibv_qp_init_attr *a);
 /* Cookie -> object, for events; NULL when it no longer exists. */
 struct ffs_vqp *ffs_vqp_find(struct ffs_vctx *x, uint64_t cookie);
 struct ffs_vsrq *ffs_vsrq_find(struct ffs_vctx *x, uint64_t cookie);

@@ -71,23 +71,11 @@ static int qp_call(struct ffs_vctx *x, struct ffs_vqp *q, struct ibv_pd *pd,
 	if (rep->verbs_obj->caps)
 		ff_vqp_cap_from_msg(rep->verbs_obj->caps, &a->cap);
 	q->cap = a->cap;
-	if (ffs_vdirect(x)) {
-		const Ff__VerbsObjReply *o = rep->verbs_obj;
-
-		q->dh = o->dev_handle;
-		err = ffs_dq_map(x, o->map_off, o->map_len, &q->dsq);
-		if (!err && o->map2_len)
-			err = ffs_dq_map(x, o->map2_off, o->map2_len, &q->drq);
-	} else {
-		err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_QP, &q->ring);
-	}
-	ff__reply__free_unpacked(rep, NULL);
-	if (err) {
-		ffs_dq_unmap(&q->dsq);
-		ffs_dq_unmap(&q->drq);
-		ffs_vdestroy(x, FF_VOBJ_QP, q->h);
+	err = ffs_vqueues_map(
+	    x, FF_VOBJ_QP, q->h, rep, fd,
+	    &(struct ffs_vqueues){.ring = &q->ring, .dh = &q->dh, .dq = &q->dsq, .dq2 = &q->drq});
+	if (err)
 		return err;
-	}
 	if (q->ring.hdr) {
 		q->sq = q->ring.hdr->sq;
 		q->rq = q->ring.hdr->rq;
@@ -145,26 +133,33 @@ FFS_EXPORT struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_at
 	return vcreate_qp(pd, attr);
 }
 
+bool ffs_qp_init_attr_from_ex(const struct ibv_qp_init_attr_ex *ax, struct ibv_qp_init_attr *a)
+{
+	if ((ax->comp_mask & ~(uint32_t)(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS)) ||
+	    ax->create_flags)
+		return false;
+	memset(a, 0, sizeof(*a));
+	a->qp_context = ax->qp_context;
+	a->send_cq = ax->send_cq;
+	a->recv_cq = ax->recv_cq;
+	a->srq = ax->srq;
+	a->cap = ax->cap;
+	a->qp_type = ax->qp_type;
+	a->sq_sig_all = ax->sq_sig_all;
+	return true;
+}
+
 struct ibv_qp *ffs_vcreate_qp_ex(struct ibv_context *ctx, struct ibv_qp_init_attr_ex *ax)
 {
 	struct ibv_qp_init_attr a;
 	struct ibv_qp *qp;
 
-	if ((ax->comp_mask & ~(uint32_t)(IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_CREATE_FLAGS)) ||
-	    ax->create_flags || !(ax->comp_mask & IBV_QP_INIT_ATTR_PD) || !ax->pd ||
-	    ax->pd->context != ctx) {
+	if (!ffs_qp_init_attr_from_ex(ax, &a) || !(ax->comp_mask & IBV_QP_INIT_ATTR_PD) ||
+	    !ax->pd || ax->pd->context != ctx) {
 		ffs_vunsupported("ibv_create_qp_ex with these attributes");
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
-	memset(&a, 0, sizeof(a));
-	a.qp_context = ax->qp_context;
-	a.send_cq = ax->send_cq;
-	a.recv_cq = ax->recv_cq;
-	a.srq = ax->srq;
-	a.cap = ax->cap;
-	a.qp_type = ax->qp_type;
-	a.sq_sig_all = ax->sq_sig_all;
 	qp = vcreate_qp(ax->pd, &a);
 	if (qp)
 		ax->cap = a.cap;
@@ -449,15 +444,10 @@ static int srq_call(struct ffs_vctx *x, struct ffs_vsrq *s, struct ibv_pd *pd,
 	a->attr.max_wr = rep->verbs_obj->max_wr;
 	a->attr.max_sge = rep->verbs_obj->max_sge;
 	s->max_sge = a->attr.max_sge;
-	if (ffs_vdirect(x))
-		err = ffs_dq_map(x, rep->verbs_obj->map_off, rep->verbs_obj->map_len, &s->dq);
-	else
-		err = fd < 0 ? -EPROTO : ffs_vring_map(fd, FF_VOBJ_SRQ, &s->ring);
-	ff__reply__free_unpacked(rep, NULL);
-	if (err) {
-		ffs_vdestroy(x, FF_VOBJ_SRQ, s->h);
+	err = ffs_vqueues_map(x, FF_VOBJ_SRQ, s->h, rep, fd,
+			      &(struct ffs_vqueues){.ring = &s->ring, .dq = &s->dq});
+	if (err)
 		return err;
-	}
 	if (s->ring.hdr)
 		s->g = s->ring.hdr->rq;
 	return 0;
