@@ -1,12 +1,13 @@
 /* Router-to-router authentication. A preamble is a protobuf followed by
- * HMAC-SHA256(cluster secret, protobuf bytes), checked before the bytes are
- * parsed. Against replays, IPsec-style: each sending router stamps its
- * preambles with a random boot id and a counter; the receiver keeps, per
- * (sender, boot), the highest counter seen and a window of the WINDOW
- * before it, so memory stays constant whatever the connection rate. A
- * clock window (routers are assumed NTP-synchronised) bounds how long a
- * boot's state must be kept: a preamble older than WINDOW_MS is refused
- * anyway. */
+ * HMAC-SHA256(preamble key, protobuf bytes), checked before the bytes are
+ * parsed; the keys are derived from the cluster secret (ff_kdf, one per
+ * purpose: enum ffr_key), which is never used raw.
+ * Against replays, IPsec-style: each sending router stamps its preambles
+ * with a random boot id and a counter; the receiver keeps, per (sender,
+ * boot), the highest counter seen and a window of the WINDOW before it, so
+ * memory stays constant whatever the connection rate. A clock window
+ * (routers are assumed NTP-synchronised) bounds how long a boot's state
+ * must be kept: a preamble older than WINDOW_MS is refused anyway. */
 #include "internal.h"
 
 #include "log.h"
@@ -112,13 +113,14 @@ static int claim(struct sender *s, uint64_t c, int64_t now)
 	return 0;
 }
 
-int ffr_xmac(const struct ffr_router *r, const void *msg, size_t len, uint8_t out[FFR_MAC_LEN])
+int ffr_xmac(const struct ffr_router *r, enum ffr_key k, const void *msg, size_t len,
+	     uint8_t out[FFR_MAC_LEN])
 {
 	const struct ffr_xhost *xh = ffr_xh(r);
 
-	if (!xh || !xh->secret)
+	if (!xh || !xh->keys || k >= FFR_KEYS)
 		return -EACCES;
-	ff_mac(xh->secret, xh->secret_len, msg, len, out);
+	ff_mac(xh->keys[k], FF_KEY_LEN, msg, len, out);
 	return 0;
 }
 
@@ -131,7 +133,7 @@ int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size
 {
 	size_t len;
 
-	if (!ffr_xh(r)->secret)
+	if (!ffr_xh(r)->keys)
 		return -EACCES;
 	if (replay_init() < 0)
 		return -ENOMEM;
@@ -143,7 +145,7 @@ int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size
 	if (len + FFR_MAC_LEN > FFR_XFRAME_MAX || 2 + len + FFR_MAC_LEN > cap)
 		return -EMSGSIZE;
 	ff_msg_pack(&p->base, buf + 2);
-	ffr_xmac(r, buf + 2, len, buf + 2 + len);
+	ffr_xmac(r, FFR_KEY_PREAMBLE, buf + 2, len, buf + 2 + len);
 	len += FFR_MAC_LEN;
 	buf[0] = (uint8_t)(len >> 8);
 	buf[1] = (uint8_t)len;
@@ -161,7 +163,7 @@ int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__
 	if (len <= FFR_MAC_LEN)
 		return -EACCES;
 	len -= FFR_MAC_LEN;
-	if (ffr_xmac(r, msg, len, mac) < 0 || !ffr_xmac_equal(mac, msg + len))
+	if (ffr_xmac(r, FFR_KEY_PREAMBLE, msg, len, mac) < 0 || !ffr_xmac_equal(mac, msg + len))
 		return -EACCES;
 	p = (Ff__XPreamble *)ff_msg_unpack(&ff__xpreamble__descriptor, msg, len);
 	if (!p)

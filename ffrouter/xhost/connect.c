@@ -302,7 +302,7 @@ bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_co
 			     .tv_usec = (xh->xconnect_ms % 1000) * 1000};
 	int err;
 
-	if (t && (!h || !xh->secret)) {
+	if (t && (!h || !xh->keys)) {
 		r->fallbacks++;
 		ffr_reply_status(ch, id, FF__STATUS__ST_UNREACH, "%s",
 				 !h ? "unknown host" : "no cluster secret: cross-host is off");

@@ -32,8 +32,9 @@ struct ffr_xhost {
 	int ifd;                          /* ingress listener, -1 if none */
 	struct event *iev;
 	ffr_preamble_fn served[FFR_PREAMBLE_KINDS];
-	uint8_t *secret;
-	size_t secret_len;
+	uint8_t (*keys)[FF_KEY_LEN]; /* FFR_KEYS keys from the cluster secret (sodium_malloc,
+				      * read-only); NULL without a secret. The secret itself
+				      * is wiped once they are derived. */
 	int xconnect_ms;
 	struct ffr_etcd *etcd; /* the cluster store, NULL with the state file only */
 };

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ static void xhost_free(void *priv)
 	while ((h = TAILQ_FIRST(&xh->hosts)))
 		ffr_host_free(r, h);
 	ffr_nonces_free();
-	free(xh->secret);
+	sodium_free(xh->keys);
 	free(xh->state);
 	free(xh);
 }
@@ -86,7 +87,7 @@ bool ffr_xhost_sealed(const struct ffr_router *r)
 {
 	struct ffr_xhost *xh = ffr_xh(r);
 
-	return xh && xh->secret;
+	return xh && xh->keys;
 }
 
 static struct ffr_xhost *xhost_new(struct ffr_router *r, const struct ffr_xhost_config *cfg)

@@ -57,8 +57,17 @@ int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size
  * version, freshness and replay. On success *out must be freed with
  * ff__xpreamble__free_unpacked. -EACCES: bad MAC or no secret. */
 int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__XPreamble **out);
-/* The cluster MAC of len bytes of msg; -EACCES without a secret. */
-int ffr_xmac(const struct ffr_router *r, const void *msg, size_t len, uint8_t out[FFR_MAC_LEN]);
+/* What a MAC is for: each purpose has its own key (ff_kdf id: purpose + 1),
+ * so a MAC made for one can never pass for another. */
+enum ffr_key {
+	FFR_KEY_PREAMBLE = 0, /* preambles (auth.c) */
+	FFR_KEY_REPLY,        /* the ingress's answers to them (XReply) */
+	FFR_KEY_CM,           /* rdma_cm frames on a lifeline (rdma/cm/xhost.c) */
+	FFR_KEYS,
+};
+/* The cluster MAC of len bytes of msg with key k; -EACCES without a secret. */
+int ffr_xmac(const struct ffr_router *r, enum ffr_key k, const void *msg, size_t len,
+	     uint8_t out[FFR_MAC_LEN]);
 /* Constant-time comparison of two MACs; true if equal. */
 bool ffr_xmac_equal(const uint8_t a[FFR_MAC_LEN], const uint8_t b[FFR_MAC_LEN]);
 /* Writes a length-prefixed XReply frame; returns its length. */

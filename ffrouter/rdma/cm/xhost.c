@@ -73,7 +73,7 @@ static void frame_mac(const struct ffr_cmx *x, char dir, uint64_t n, const uint8
 	for (int i = 0; i < 8; i++)
 		buf[FFR_MAC_LEN + 1 + i] = (uint8_t)(n >> (56 - 8 * i));
 	memcpy(buf + MAC_HEAD, msg, len);
-	ffr_xmac(x->r, buf, MAC_HEAD + len, out);
+	ffr_xmac(x->r, FFR_KEY_CM, buf, MAC_HEAD + len, out);
 }
 
 /* Sends what is queued; the rest waits for room (wev). */

@@ -92,8 +92,10 @@ static void test_forgeries(void)
 	ff__xpreamble__free_unpacked(p, NULL);
 }
 
-/* Opens a well-MAC'd preamble with the given fields; its status. */
-static int forged(const char *host, uint64_t boot, uint64_t seq, int64_t age_ms)
+/* Opens a preamble with the given fields, MAC'd with key (klen bytes);
+ * its status. */
+static int forged_with(const void *key, size_t klen, const char *host, uint64_t boot,
+		       uint64_t seq, int64_t age_ms)
 {
 	Ff__XPreamble p = FF__XPREAMBLE__INIT, *out = NULL;
 	uint8_t buf[512];
@@ -108,11 +110,38 @@ static int forged(const char *host, uint64_t boot, uint64_t seq, int64_t age_ms)
 	p.boot = boot;
 	p.seq = seq;
 	len = ff_msg_pack(&p.base, buf);
-	ff_mac(SECRET, strlen(SECRET), buf, len, buf + len);
+	ff_mac(key, klen, buf, len, buf + len);
 	err = ffr_preamble_open(r, buf, len + FF_MAC_LEN, &out);
 	if (out)
 		ff__xpreamble__free_unpacked(out, NULL);
 	return err;
+}
+
+/* The same, well MAC'd: with the preamble key derived from the secret. */
+static int forged(const char *host, uint64_t boot, uint64_t seq, int64_t age_ms)
+{
+	uint8_t key[FF_KEY_LEN];
+
+	ff_kdf(SECRET, strlen(SECRET), FFR_KEY_PREAMBLE + 1, key);
+	return forged_with(key, sizeof(key), host, boot, seq, age_ms);
+}
+
+/* The secret is never a key: a preamble MAC'd with the raw secret, or with
+ * the key of another purpose (rdma_cm frames, replies), does not open. */
+static void test_keys(void)
+{
+	uint8_t key[FF_KEY_LEN];
+
+	setup_routers();
+	CU_ASSERT_EQUAL(forged_with(SECRET, strlen(SECRET), "K", 5, 1, 0), -EACCES);
+	ff_kdf(SECRET, strlen(SECRET), FFR_KEY_CM + 1, key);
+	CU_ASSERT_EQUAL(forged_with(key, sizeof(key), "K", 5, 2, 0), -EACCES);
+	ff_kdf(SECRET, strlen(SECRET), FFR_KEY_REPLY + 1, key);
+	CU_ASSERT_EQUAL(forged_with(key, sizeof(key), "K", 5, 3, 0), -EACCES);
+	CU_ASSERT_EQUAL(forged("K", 5, 4, 0), 0);
+	/* and the keys are the secret's: another secret gives others */
+	ff_kdf("0123456789abcdef-another-one", 28, FFR_KEY_PREAMBLE + 1, key);
+	CU_ASSERT_EQUAL(forged_with(key, sizeof(key), "K", 5, 5, 0), -EACCES);
 }
 
 /* A clock two minutes off, no sender or no counter: refused. */
@@ -178,6 +207,7 @@ int main(void)
 		{"roundtrip_and_replay", test_roundtrip},
 		{"forgeries", test_forgeries},
 		{"stale", test_stale},
+		{"keys", test_keys},
 		{"window", test_window},
 		{"reply_frame", test_reply_frame},
 		{"teardown", test_teardown},
