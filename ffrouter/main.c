@@ -78,6 +78,12 @@ static const struct opt opts[] = {
 	STR("store", "URL", xhost.store, "etcd://HOST:PORT: share the locality map through etcd"),
 	STR("advertise", "IP:PORT", xhost.advertise,
 	    "where other routers reach this one (default: --ingress)"),
+	NUM("preamble-ms", "N", OPT_INT, xhost.preamble_ms, 100, 600000, "timeout",
+	    "ingress: a connection's time for its preamble (default 5000)"),
+	NUM("ingress-pending", "N", OPT_U32, xhost.ingress_pending, 1, 1u << 20, "number",
+	    "ingress: connections waiting for a preamble (default 4096)"),
+	NUM("ingress-per-ip", "N", OPT_U32, xhost.ingress_per_source, 1, 1u << 20, "number",
+	    "ingress: ... of them from one address (default 256)"),
 	STR("rdma-dev", "NAME", rdma.dev,
 	    "RDMA device for containers' verbs (default: the first\n"
 	    "one, if any; none: no RDMA)"),

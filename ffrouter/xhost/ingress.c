@@ -3,8 +3,14 @@
  * for a kind of preamble another part serves (ffr_ingress_handle), handed
  * to it. A connection is handed to the app as the socket it is: kernel
  * TCP on the host, both ends, no router on the data path.
+ * Against connections that never send a whole preamble (slowloris): each
+ * has an absolute deadline, preamble_ms from its accept, whatever it sends
+ * meanwhile; and at most max_pending wait for a preamble at a time, at most
+ * max_per_source of them from one address: one more is closed as soon as it
+ * is accepted (and counted), so one source cannot keep the others out.
  * Invariant: a pending ingress connection owns its fd until it is queued
- * (the listener then owns it) or closed; it dies after PREAMBLE_MS. */
+ * (the listener then owns it) or closed; it dies at its deadline; npending
+ * is the number of pending ones. */
 #include "internal.h"
 
 #include "log.h"
@@ -12,13 +18,13 @@
 #include "msg.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PREAMBLE_MS 5000
 #define ACCEPT_BATCH 64
 
 struct ffr_ingress {
@@ -27,13 +33,17 @@ struct ffr_ingress {
 	int fd;
 	struct event *ev;
 	struct ff_sa from;
+	struct timeval deadline; /* from accept, never extended */
 	uint8_t in[FFR_XFRAME_MAX + 2];
 	size_t inlen, inwant;
 };
 
 static void ingress_free(struct ffr_ingress *g)
 {
-	TAILQ_REMOVE(&ffr_xh(g->r)->ingresses, g, link);
+	struct ffr_xhost *xh = ffr_xh(g->r);
+
+	TAILQ_REMOVE(&xh->ingresses, g, link);
+	xh->npending--;
 	if (g->ev)
 		event_free(g->ev);
 	if (g->fd >= 0)
@@ -130,18 +140,51 @@ static void preamble(struct ffr_ingress *g)
 		ff_warn("%s: accept queue full, dropped a connection from %s", t->name, name);
 }
 
+/* Waits for more of the preamble until the deadline; -ETIMEDOUT if it has
+ * passed. */
+static int ingress_arm(struct ffr_ingress *g)
+{
+	struct timeval now, left;
+
+	evutil_gettimeofday(&now, NULL);
+	if (!evutil_timercmp(&now, &g->deadline, <))
+		return -ETIMEDOUT;
+	evutil_timersub(&g->deadline, &now, &left);
+	return event_add(g->ev, &left) < 0 ? -ENOMEM : 0;
+}
+
+static void ingress_timeout(struct ffr_ingress *g)
+{
+	struct ffr_xhost *xh = ffr_xh(g->r);
+	char a[FF_ADDRSTRLEN];
+	uint64_t quiet;
+
+	xh->stats.ingress_timeouts++;
+	if (ffr_ratelog(&xh->timeout_log, &quiet))
+		ff_info("ingress from %s: no preamble within %d ms, closed (%" PRIu64
+			" more since the last such line)",
+			ff_sa_fmt(&g->from, a, sizeof(a)), xh->preamble_ms, quiet);
+	ingress_free(g);
+}
+
 static void ingress_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_ingress *g = arg;
 	int err;
 
 	if (what & EV_TIMEOUT) {
-		ingress_free(g);
+		ingress_timeout(g);
 		return;
 	}
 	err = ffr_xframe_read(fd, g->in, sizeof(g->in), &g->inlen, &g->inwant);
-	if (!err)
+	if (!err) {
+		err = ingress_arm(g); /* the deadline stays where it was */
+		if (err == -ETIMEDOUT)
+			ingress_timeout(g);
+		else if (err)
+			ingress_free(g);
 		return;
+	}
 	if (err == -EPROTO)
 		g->r->bad_messages++;
 	else if (err > 0)
@@ -149,32 +192,73 @@ static void ingress_cb(evutil_socket_t fd, short what, void *arg)
 	ingress_free(g);
 }
 
+/* Whether one more connection from ip may wait for its preamble. */
+static bool ingress_room(struct ffr_xhost *xh, const struct ff_ip *ip)
+{
+	bool all = xh->npending >= xh->max_pending, one = false;
+	struct ffr_ingress *g;
+	char a[FF_ADDRSTRLEN];
+	uint32_t same = 0;
+	uint64_t quiet;
+
+	TAILQ_FOREACH (g, &xh->ingresses, link)
+		if (!all && ff_ip_equal(&g->from.ip, ip) && ++same >= xh->max_per_source) {
+			one = true;
+			break;
+		}
+	if (!all && !one)
+		return true;
+	xh->stats.ingress_overcap++;
+	if (ffr_ratelog(&xh->overcap_log, &quiet))
+		ff_warn("ingress from %s: closed at once, %u connections %s wait for a preamble "
+			"already (%" PRIu64 " more closed since the last such line)",
+			ff_ip_fmt(ip, a, sizeof(a)), all ? xh->max_pending : xh->max_per_source,
+			all ? "in all" : "from that address", quiet);
+	return false;
+}
+
+/* A pending connection on fd (consumed), with its deadline. */
+static void ingress_new(struct ffr_router *r, int fd, const struct ff_sa *from)
+{
+	struct ffr_xhost *xh = ffr_xh(r);
+	struct timeval tv = {.tv_sec = xh->preamble_ms / 1000,
+			     .tv_usec = (xh->preamble_ms % 1000) * 1000};
+	struct ffr_ingress *g;
+
+	if (!ingress_room(xh, &from->ip)) {
+		close(fd);
+		return;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		close(fd);
+		return;
+	}
+	g->r = r;
+	g->fd = fd;
+	g->inwant = 2;
+	g->from = *from;
+	evutil_gettimeofday(&g->deadline, NULL);
+	evutil_timeradd(&g->deadline, &tv, &g->deadline);
+	TAILQ_INSERT_TAIL(&xh->ingresses, g, link);
+	xh->npending++;
+	g->ev = event_new(r->base, fd, EV_READ, ingress_cb, g);
+	if (!g->ev || event_add(g->ev, &tv) < 0)
+		ingress_free(g);
+}
+
 static void ingress_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
-	struct ffr_router *r = arg;
-	struct timeval tv = {.tv_sec = PREAMBLE_MS / 1000};
-
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct ffr_ingress *g;
+		struct ff_sa from = {.port = 0};
 
 		if (fd < 0)
 			return;
-		g = calloc(1, sizeof(*g));
-		if (!g) {
-			close(fd);
-			continue;
-		}
-		g->r = r;
-		g->fd = fd;
-		g->inwant = 2;
-		ff_sa_from_sockaddr(&g->from, (struct sockaddr *)&ss, len);
-		TAILQ_INSERT_TAIL(&ffr_xh(r)->ingresses, g, link);
-		g->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, ingress_cb, g);
-		if (!g->ev || event_add(g->ev, &tv) < 0)
-			ingress_free(g);
+		ff_sa_from_sockaddr(&from, (struct sockaddr *)&ss, len);
+		ingress_new(arg, fd, &from);
 	}
 }
 

@@ -21,6 +21,15 @@ struct ffr_ingress;
 TAILQ_HEAD(ffr_ingress_list, ffr_ingress);
 struct ffr_etcd;
 
+/* A log line that an attacker may trigger at will: at most one a second. */
+struct ffr_ratelog {
+	int64_t last_ms;
+	uint64_t quiet; /* not logged since the last line */
+};
+/* Whether to log now; if so, *quiet gets how many were not logged since the
+ * last line. */
+bool ffr_ratelog(struct ffr_ratelog *rl, uint64_t *quiet);
+
 /* The cluster part of one router (its feature's priv). */
 struct ffr_xhost {
 	struct ffr_router *r;
@@ -37,6 +46,10 @@ struct ffr_xhost {
 				      * is wiped once they are derived. */
 	int xconnect_ms;
 	struct ffr_etcd *etcd; /* the cluster store, NULL with the state file only */
+	int preamble_ms;
+	uint32_t max_pending, max_per_source, npending; /* npending: ingresses' length */
+	struct ffr_xhost_stats stats;
+	struct ffr_ratelog overcap_log, timeout_log;
 };
 
 extern const struct ffr_feature ffr_xhost_feature;

@@ -11,8 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define XCONNECT_MS 3000
+#define PREAMBLE_MS 5000
+#define INGRESS_PENDING 4096
+/* above the ingress's accept batch (64) several times over: a burst of
+ * connects from one host is accepted in batches before the preambles that
+ * follow them are read */
+#define INGRESS_PER_SOURCE 256
 
 static void xhost_free(void *priv)
 {
@@ -90,6 +97,30 @@ bool ffr_xhost_sealed(const struct ffr_router *r)
 	return xh && xh->keys;
 }
 
+const struct ffr_xhost_stats *ffr_xhost_stats(const struct ffr_router *r)
+{
+	struct ffr_xhost *xh = ffr_xh(r);
+
+	return xh ? &xh->stats : NULL;
+}
+
+bool ffr_ratelog(struct ffr_ratelog *rl, uint64_t *quiet)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (rl->last_ms && now - rl->last_ms < 1000) {
+		rl->quiet++;
+		return false;
+	}
+	*quiet = rl->quiet;
+	rl->quiet = 0;
+	rl->last_ms = now;
+	return true;
+}
+
 static struct ffr_xhost *xhost_new(struct ffr_router *r, const struct ffr_xhost_config *cfg)
 {
 	struct ffr_xhost *xh = calloc(1, sizeof(*xh));
@@ -100,6 +131,9 @@ static struct ffr_xhost *xhost_new(struct ffr_router *r, const struct ffr_xhost_
 	xh->r = r;
 	xh->ifd = -1;
 	xh->xconnect_ms = cfg->xconnect_ms > 0 ? cfg->xconnect_ms : XCONNECT_MS;
+	xh->preamble_ms = cfg->preamble_ms > 0 ? cfg->preamble_ms : PREAMBLE_MS;
+	xh->max_pending = cfg->ingress_pending ? cfg->ingress_pending : INGRESS_PENDING;
+	xh->max_per_source = cfg->ingress_per_source ? cfg->ingress_per_source : INGRESS_PER_SOURCE;
 	TAILQ_INIT(&xh->hosts);
 	TAILQ_INIT(&xh->publishes);
 	TAILQ_INIT(&xh->xconns);

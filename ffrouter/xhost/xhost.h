@@ -17,6 +17,17 @@ struct ffr_xhost_config {
 	int xconnect_ms;         /* connect timeout to another router (0: 3000) */
 	const char *store;       /* "etcd://HOST:PORT", or NULL: the state file only */
 	const char *advertise;   /* "IP:PORT" other routers reach us at (default: ingress) */
+	/* The ingress against connections that never send a preamble (0: default) */
+	int preamble_ms;             /* from accept to a whole preamble (5000) */
+	uint32_t ingress_pending;    /* connections waiting for one, in all (4096) */
+	uint32_t ingress_per_source; /* ... and from one address (256) */
+};
+
+/* What the cluster part counted (refusals are also logged, at most once a
+ * second for each kind). */
+struct ffr_xhost_stats {
+	uint64_t ingress_timeouts; /* no whole preamble in time */
+	uint64_t ingress_overcap;  /* closed at accept: too many waiting for a preamble */
 };
 
 /* A host of the cluster other than this router's (the locality map). */
@@ -41,6 +52,7 @@ struct ffr_host *ffr_host_find(struct ffr_router *r, const char *name);
 int ffr_xconnect_ms(const struct ffr_router *r);
 /* Whether the router has the cluster secret, so cross-host is on. */
 bool ffr_xhost_sealed(const struct ffr_router *r);
+const struct ffr_xhost_stats *ffr_xhost_stats(const struct ffr_router *r);
 
 /* auth.c: the preamble one router sends another, sealed with the secret */
 #define FFR_XFRAME_MAX 1024
