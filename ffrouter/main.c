@@ -84,6 +84,10 @@ static const struct opt opts[] = {
 	    "ingress: connections waiting for a preamble (default 4096)"),
 	NUM("ingress-per-ip", "N", OPT_U32, xhost.ingress_per_source, 1, 1u << 20, "number",
 	    "ingress: ... of them from one address (default 256)"),
+	STR("addr-check", "on|off", xhost.addr_check,
+	    "ingress: a preamble must come from its host's address\n"
+	    "in the map, on the connection it was sealed for\n"
+	    "(default on; off only through NAT between hosts)"),
 	STR("rdma-dev", "NAME", rdma.dev,
 	    "RDMA device for containers' verbs (default: the first\n"
 	    "one, if any; none: no RDMA)"),

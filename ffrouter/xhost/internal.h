@@ -25,10 +25,11 @@ struct ffr_etcd;
 struct ffr_ratelog {
 	int64_t last_ms;
 	uint64_t quiet; /* not logged since the last line */
+	char more[64];  /* what the line to log now adds about them, or "" */
 };
-/* Whether to log now; if so, *quiet gets how many were not logged since the
- * last line. */
-bool ffr_ratelog(struct ffr_ratelog *rl, uint64_t *quiet);
+/* Whether to log now; if so, rl->more says how many were not logged since
+ * the last line. */
+bool ffr_ratelog(struct ffr_ratelog *rl);
 
 /* The cluster part of one router (its feature's priv). */
 struct ffr_xhost {
@@ -49,7 +50,9 @@ struct ffr_xhost {
 	int preamble_ms;
 	uint32_t max_pending, max_per_source, npending; /* npending: ingresses' length */
 	struct ffr_xhost_stats stats;
-	struct ffr_ratelog overcap_log, timeout_log;
+	struct ffr_ratelog overcap_log, timeout_log, refused_log;
+	bool addr_check;
+	struct ff_sa src; /* connects to other routers leave from here (family 0: any) */
 };
 
 extern const struct ffr_feature ffr_xhost_feature;

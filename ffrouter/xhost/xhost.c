@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -104,7 +105,7 @@ const struct ffr_xhost_stats *ffr_xhost_stats(const struct ffr_router *r)
 	return xh ? &xh->stats : NULL;
 }
 
-bool ffr_ratelog(struct ffr_ratelog *rl, uint64_t *quiet)
+bool ffr_ratelog(struct ffr_ratelog *rl)
 {
 	struct timespec ts;
 	int64_t now;
@@ -115,10 +116,26 @@ bool ffr_ratelog(struct ffr_ratelog *rl, uint64_t *quiet)
 		rl->quiet++;
 		return false;
 	}
-	*quiet = rl->quiet;
+	rl->more[0] = '\0';
+	if (rl->quiet)
+		snprintf(rl->more, sizeof(rl->more), " (and %" PRIu64 " more since the last such line)",
+			 rl->quiet);
 	rl->quiet = 0;
 	rl->last_ms = now;
 	return true;
+}
+
+/* Where connects to other routers leave from: the address this host has
+ * in their maps, when it is a specific one. */
+static void xhost_source(struct ffr_xhost *xh, const struct ffr_xhost_config *cfg)
+{
+	const char *s = cfg->advertise ? cfg->advertise : cfg->ingress;
+	struct ff_sa a;
+
+	if (s && ffr_parse_hostport(s, &a) == 0 && !ff_ip_is_any(&a.ip)) {
+		xh->src = a;
+		xh->src.port = 0;
+	}
 }
 
 static struct ffr_xhost *xhost_new(struct ffr_router *r, const struct ffr_xhost_config *cfg)
@@ -128,6 +145,8 @@ static struct ffr_xhost *xhost_new(struct ffr_router *r, const struct ffr_xhost_
 
 	if (!xh)
 		return NULL;
+	xh->addr_check = !cfg->addr_check || !strcmp(cfg->addr_check, "on");
+	xhost_source(xh, cfg);
 	xh->r = r;
 	xh->ifd = -1;
 	xh->xconnect_ms = cfg->xconnect_ms > 0 ? cfg->xconnect_ms : XCONNECT_MS;
@@ -167,9 +186,14 @@ static int xhost_secret(struct ffr_xhost *xh, const struct ffr_xhost_config *cfg
 
 int ffr_xhost_attach(struct ffr_router *r, const struct ffr_xhost_config *cfg)
 {
-	struct ffr_xhost *xh = xhost_new(r, cfg);
+	struct ffr_xhost *xh;
 	int err;
 
+	if (cfg->addr_check && strcmp(cfg->addr_check, "on") && strcmp(cfg->addr_check, "off")) {
+		ff_err("--addr-check: on or off, not '%s'", cfg->addr_check);
+		return -EINVAL;
+	}
+	xh = xhost_new(r, cfg);
 	if (!xh)
 		return -ENOMEM;
 	err = ffr_feature_add(r, &ffr_xhost_feature, xh);

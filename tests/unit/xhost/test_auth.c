@@ -104,7 +104,7 @@ static int forged_with(const void *key, size_t klen, const char *host, uint64_t 
 	int err;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	p.version = 1;
+	p.version = 2;
 	p.src_host = (char *)host;
 	p.time_ms = (uint64_t)((int64_t)ts.tv_sec * 1000 - age_ms);
 	p.boot = boot;
@@ -180,16 +180,37 @@ static void test_window(void)
 	CU_ASSERT_EQUAL(forged("W", 42, 200000, 0), -EALREADY);
 }
 
+/* An answer opens only for the preamble it was made for, under the
+ * cluster's reply key; its text is there in every case, for the log. */
 static void test_reply_frame(void)
 {
-	uint8_t buf[256];
-	size_t n = ffr_xreply_frame(FF__STATUS__ST_REFUSED, "no", buf, sizeof(buf));
-	Ff__XReply *rep = (Ff__XReply *)ff_msg_unpack(&ff__xreply__descriptor, buf + 2, n - 2);
+	uint8_t buf[256], tag[FFR_MAC_LEN], tag2[FFR_MAC_LEN];
+	Ff__Status st = FF__STATUS__ST_OK;
+	char why[128];
+	size_t n;
 
+	setup_routers();
+	memset(tag, 7, sizeof(tag));
+	memset(tag2, 8, sizeof(tag2));
+	n = ffr_xreply_seal(r, tag, FF__STATUS__ST_REFUSED, "no", buf, sizeof(buf));
 	CU_ASSERT_EQUAL(n, 2 + ((size_t)buf[0] << 8 | buf[1]));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
-	CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_REFUSED);
-	ff__xreply__free_unpacked(rep, NULL);
+	CU_ASSERT_EQUAL(ffr_xreply_open(r, tag, buf + 2, n - 2, &st, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_REFUSED);
+	CU_ASSERT_STRING_EQUAL(why, "no");
+	/* for another preamble, or from a router with another secret */
+	st = FF__STATUS__ST_OK;
+	CU_ASSERT_EQUAL(ffr_xreply_open(r, tag2, buf + 2, n - 2, &st, why, sizeof(why)), -EACCES);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_OK); /* not written */
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "unverified"));
+	CU_ASSERT_EQUAL(ffr_xreply_open(other, tag, buf + 2, n - 2, &st, why, sizeof(why)),
+			-EACCES);
+	/* a refusal of a preamble that did not authenticate: zeros, no MAC */
+	n = ffr_xreply_seal(r, NULL, FF__STATUS__ST_PERM, "not authenticated", buf, sizeof(buf));
+	CU_ASSERT_EQUAL(ffr_xreply_open(r, tag, buf + 2, n - 2, &st, why, sizeof(why)), -EACCES);
+	for (size_t i = n - FFR_MAC_LEN; i < n; i++)
+		CU_ASSERT_EQUAL(buf[i], 0);
+	/* malformed, or too short to hold a MAC */
+	CU_ASSERT_EQUAL(ffr_xreply_open(r, tag, buf + 2, 10, &st, why, sizeof(why)), -EBADMSG);
 }
 
 static void test_teardown(void)

@@ -181,8 +181,8 @@ static inline int xt_closed(int fd)
 	return n > 0 ? 2 : 0;
 }
 
-/* Sends req on fd and pumps base until the reply comes (3 s at most);
- * received fds go to rfds. */
+/* Sends req on fd (NULL: sent already) and pumps base until the reply
+ * comes (3 s at most); received fds go to rfds. */
 static inline Ff__Reply *xt_call(struct event_base *base, int fd, Ff__Request *req, int *rfds,
 				 int *nr)
 {
@@ -191,7 +191,7 @@ static inline Ff__Reply *xt_call(struct event_base *base, int fd, Ff__Request *r
 	int64_t end = xt_now_ms() + 3000;
 
 	*nr = 0;
-	if (ff_msg_send(fd, &req->base, NULL, 0) < 0)
+	if (req && ff_msg_send(fd, &req->base, NULL, 0) < 0)
 		return NULL;
 	while (xt_now_ms() < end) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -228,29 +228,36 @@ static inline int xt_shim(struct event_base *base, struct ffr_container *c)
 	return sv[1];
 }
 
-/* Listens on ip:port on shim channel ch; *qfd: the app's end of the
- * accept queue. */
-static inline void xt_listen(struct event_base *base, int ch, const char *ip, uint16_t port,
-			     int *qfd)
+/* Listens on all the container's addresses, on a port of its own, on
+ * shim channel ch (with a kernel listener on 0.0.0.0:port, as an app's
+ * would be); *qfd: the app's end of the accept queue. Returns the port. */
+static inline uint16_t xt_listen(struct event_base *base, int ch, int *qfd)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Listen m = FF__LISTEN__INIT;
 	Ff__Reply *rep;
 	Ff__Addr a;
 	uint8_t ab[16];
-	int rfds[FF_MAX_FDS], nr;
+	uint16_t port;
+	int kfd = fx_tcp_listener(&port), rfds[FF_MAX_FDS], nr = 0;
 
-	fx_addr(&a, ab, ip, port);
+	CU_ASSERT_FATAL(kfd >= 0);
+	fx_addr(&a, ab, "0.0.0.0", port);
 	m.addr = &a;
 	m.backlog = 16;
 	req.id = 2;
 	req.body_case = FF__REQUEST__BODY_LISTEN;
 	req.listen = &m;
-	rep = xt_call(base, ch, &req, rfds, &nr);
+	if (ff_msg_send(ch, &req.base, &kfd, 1) == 0)
+		rep = xt_call(base, ch, NULL, rfds, &nr);
+	else
+		rep = NULL;
+	close(kfd);
 	CU_ASSERT_FATAL(rep && rep->status == FF__STATUS__ST_OK && nr == 2);
 	ff__reply__free_unpacked(rep, NULL);
 	*qfd = rfds[0];
 	close(rfds[1]);
+	return port;
 }
 
 /* Connects to dst on shim channel ch (outside: policy host); the reply,
