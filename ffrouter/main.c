@@ -41,6 +41,15 @@ static int set_log_level(struct ffr_options *o, const char *v)
 	return 0;
 }
 
+static int set_host_allow(struct ffr_options *o, const char *v)
+{
+	if (ffr_host_allow_add(&o->xhost, v) == 0)
+		return 0;
+	fprintf(stderr, "ffrouter: bad --host-allow '%s' (CIDR[:PORT], at most %d)\n", v,
+		FFR_HOST_ALLOW_MAX);
+	return -1;
+}
+
 static int set_verbs_path(struct ffr_options *o, const char *v)
 {
 	if (ffr_verbs_path_parse(v, &o->rdma.path) < 0) {
@@ -88,6 +97,9 @@ static const struct opt opts[] = {
 	    "ingress: a preamble must come from its host's address\n"
 	    "in the map, on the connection it was sealed for\n"
 	    "(default on; off only through NAT between hosts)"),
+	FN("host-allow", "CIDR", set_host_allow,
+	   "policy host: let containers reach CIDR[:PORT] even if\n"
+	   "it is the host's or the cluster's own (repeatable)"),
 	STR("rdma-dev", "NAME", rdma.dev,
 	    "RDMA device for containers' verbs (default: the first\n"
 	    "one, if any; none: no RDMA)"),

@@ -325,8 +325,21 @@ bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_co
 	struct ffr_xconn *x;
 	struct timeval tv = {.tv_sec = xh->xconnect_ms / 1000,
 			     .tv_usec = (xh->xconnect_ms % 1000) * 1000};
+	const char *why;
+	char a[FF_ADDRSTRLEN];
 	int err;
 
+	if (!t && ffr_outside_check(r, dst, &why) < 0) {
+		/* the router would connect as root from the host: not there */
+		xh->stats.outside_refused++;
+		ff_sa_fmt(dst, a, sizeof(a));
+		if (ffr_ratelog(&xh->outside_log))
+			ff_info("%s: policy host: connect to %s refused: %s%s", ch->c->name, a, why,
+				xh->outside_log.more);
+		ffr_reply_status(ch, id, FF__STATUS__ST_REFUSED,
+				 "policy host: %s is %s (ffrouter --host-allow)", a, why);
+		return true;
+	}
 	if (t && (!h || !xh->keys)) {
 		r->fallbacks++;
 		ffr_reply_status(ch, id, FF__STATUS__ST_UNREACH, "%s",

@@ -203,7 +203,9 @@ int ffr_xhost_attach(struct ffr_router *r, const struct ffr_xhost_config *cfg)
 		return err;
 	}
 	/* from here on the router frees xh */
-	err = ffr_ops_add(r, ffr_xhost_ops, ffr_xhost_nops);
+	err = ffr_outside_init(xh, cfg);
+	if (!err)
+		err = ffr_ops_add(r, ffr_xhost_ops, ffr_xhost_nops);
 	if (!err)
 		err = xhost_secret(xh, cfg);
 	if (!err)

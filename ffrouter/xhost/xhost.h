@@ -10,6 +10,8 @@
 #include "core.h"
 #include "mac.h"
 
+#define FFR_HOST_ALLOW_MAX 64
+
 struct ffr_xhost_config {
 	const char *state;       /* the state file (NULL: RUNDIR/state) */
 	const char *ingress;     /* "IP:PORT" other routers connect to, or NULL */
@@ -27,7 +29,16 @@ struct ffr_xhost_config {
 	 * other through NAT; a copy raced onto another connection within the
 	 * replay window is then no longer refused. */
 	const char *addr_check;
+	/* Policy host: destinations the router connects containers to even
+	 * though they are the host's own or the cluster's (outside.c), as
+	 * "CIDR[:PORT]" (ffr_host_allow_add). */
+	const char *host_allow[FFR_HOST_ALLOW_MAX];
+	int nhost_allow;
 };
+
+/* Adds s to cfg's --host-allow list (s is kept, not copied): -EINVAL if it
+ * is no CIDR[:PORT], -ENOSPC past FFR_HOST_ALLOW_MAX. */
+int ffr_host_allow_add(struct ffr_xhost_config *cfg, const char *s);
 
 /* What the cluster part counted (refusals are also logged, at most once a
  * second for each kind). */
@@ -37,6 +48,7 @@ struct ffr_xhost_stats {
 	uint64_t preambles_refused; /* not authenticated, or not for this router, connection
 				     * or source container */
 	uint64_t replies_refused;   /* answers to our preambles that failed their MAC */
+	uint64_t outside_refused;   /* policy host: connects to the host's or the cluster's own */
 };
 
 /* A host of the cluster other than this router's (the locality map). */
