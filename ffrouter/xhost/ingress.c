@@ -254,18 +254,18 @@ static void ingress_cb(evutil_socket_t fd, short what, void *arg)
 /* Whether one more connection from ip may wait for its preamble. */
 static bool ingress_room(struct ffr_xhost *xh, const struct ff_ip *ip)
 {
-	bool all = xh->npending >= xh->max_pending, one = false;
+	bool all = xh->npending >= xh->max_pending;
 	struct ffr_ingress *g;
 	char a[FF_ADDRSTRLEN];
 	uint32_t same = 0;
 
-	TAILQ_FOREACH (g, &xh->ingresses, link)
-		if (!all && ff_ip_equal(&g->from.ip, ip) && ++same >= xh->max_per_source) {
-			one = true;
-			break;
-		}
-	if (!all && !one)
-		return true;
+	if (!all) {
+		TAILQ_FOREACH (g, &xh->ingresses, link)
+			if (ff_ip_equal(&g->from.ip, ip) && ++same >= xh->max_per_source)
+				break;
+		if (same < xh->max_per_source)
+			return true;
+	}
 	xh->stats.ingress_overcap++;
 	if (ffr_ratelog(&xh->overcap_log))
 		ff_warn("ingress from %s: closed at once, %u connections %s wait for a preamble "

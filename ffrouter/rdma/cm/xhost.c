@@ -9,9 +9,12 @@
  * gives for the other container's overlay address. The TCP connection then
  * stays open as the connection's lifeline: either side's disconnect, exit
  * or crash closes it, and the other side sees DISCONNECTED.
- * Every frame after the preamble carries an HMAC bound to the preamble's
- * own MAC, its direction and its index, so only the two routers that share
- * the secret and this connection can speak on it (proto/ff.proto XCmMsg).
+ * The request is a preamble like any other: bound to this connection and
+ * to the other router, and the ingress's refusal of it counts only with a
+ * MAC bound to it (xhost/auth.c). Every frame after the preamble carries
+ * an HMAC (rdma_cm key) bound to the preamble's own MAC, its direction and
+ * its index, so only the two routers that share the secret and this
+ * connection can speak on it (proto/ff.proto XCmMsg).
  * Invariants: a lifeline belongs to one id (x->id, id->x) or, while a
  * request is refused, to none; it owns its fd; every length read from the
  * other router is checked before use, and a frame that fails its MAC or
