@@ -41,6 +41,15 @@ static int set_log_level(struct ffr_options *o, const char *v)
 	return 0;
 }
 
+static int set_host_allow(struct ffr_options *o, const char *v)
+{
+	if (ffr_host_allow_add(&o->xhost, v) == 0)
+		return 0;
+	fprintf(stderr, "ffrouter: bad --host-allow '%s' (CIDR[:PORT], at most %d)\n", v,
+		FFR_HOST_ALLOW_MAX);
+	return -1;
+}
+
 static int set_verbs_path(struct ffr_options *o, const char *v)
 {
 	if (ffr_verbs_path_parse(v, &o->rdma.path) < 0) {
@@ -78,6 +87,19 @@ static const struct opt opts[] = {
 	STR("store", "URL", xhost.store, "etcd://HOST:PORT: share the locality map through etcd"),
 	STR("advertise", "IP:PORT", xhost.advertise,
 	    "where other routers reach this one (default: --ingress)"),
+	NUM("preamble-ms", "N", OPT_INT, xhost.preamble_ms, 100, 600000, "timeout",
+	    "ingress: a connection's time for its preamble (default 5000)"),
+	NUM("ingress-pending", "N", OPT_U32, xhost.ingress_pending, 1, 1u << 20, "number",
+	    "ingress: connections waiting for a preamble (default 4096)"),
+	NUM("ingress-per-ip", "N", OPT_U32, xhost.ingress_per_source, 1, 1u << 20, "number",
+	    "ingress: ... of them from one address (default 256)"),
+	STR("addr-check", "on|off", xhost.addr_check,
+	    "ingress: a preamble must come from its host's address\n"
+	    "in the map, on the connection it was sealed for\n"
+	    "(default on; off only through NAT between hosts)"),
+	FN("host-allow", "CIDR", set_host_allow,
+	   "policy host: let containers reach CIDR[:PORT] even if\n"
+	   "it is the host's or the cluster's own (repeatable)"),
 	STR("rdma-dev", "NAME", rdma.dev,
 	    "RDMA device for containers' verbs (default: the first\n"
 	    "one, if any; none: no RDMA)"),

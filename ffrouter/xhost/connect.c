@@ -4,6 +4,10 @@
  * the connected socket to the app (ConnectReply, path TCP). From then on
  * the two apps share a plain host TCP connection; no router is in the way.
  *
+ * The preamble is bound to the connection it is sent on, and the other
+ * router's answer counts only if its MAC, bound to the preamble's, holds:
+ * whoever sits between the hosts can refuse a connect (as a reset would),
+ * never accept one.
  * Everything is non-blocking on the event loop; the shim waits for the
  * reply. Failures map to the errno the kernel would have given the app.
  * Invariant: an xconn owns its fd until it is handed over or closed, and
@@ -33,6 +37,7 @@ struct ffr_xconn {
 	struct event *ev;
 	bool direct; /* policy host: a plain host connection, no router at the far end */
 	bool sent;
+	uint8_t tag[FFR_MAC_LEN]; /* the preamble's MAC, which the answer's is bound to */
 	uint8_t out[FFR_XFRAME_MAX + 2];
 	size_t outlen, outoff;
 	uint8_t in[FFR_XFRAME_MAX + 2];
@@ -166,23 +171,29 @@ static int read_reply(struct ffr_xconn *x)
 
 static void got_reply(struct ffr_xconn *x)
 {
-	Ff__XReply *rep = (Ff__XReply *)ff_msg_unpack(&ff__xreply__descriptor, x->in + 2,
-						      x->inlen - 2);
-	char why[160];
+	Ff__Status st = FF__STATUS__ST_REFUSED;
+	char why[200];
+	int err = ffr_xreply_open(x->r, x->tag, x->in + 2, x->inlen - 2, &st, why, sizeof(why));
 
-	if (!rep) {
+	if (err == -EBADMSG) {
 		finish(x, FF__STATUS__ST_UNREACH, "malformed reply from the other router");
 		return;
 	}
-	snprintf(why, sizeof(why), "%s", *rep->error ? rep->error : ff_status_name(rep->status));
+	if (err) { /* a refusal at most, whatever it says */
+		x->r->bad_messages++;
+		ffr_xh(x->r)->stats.replies_refused++;
+		ff_warn("%s -> %s: the other router's answer failed its check: %s", x->cname,
+			x->peer, why);
+		finish(x, FF__STATUS__ST_REFUSED, why);
+		return;
+	}
 	/* the other side's "no listener" is a refusal here: there is no
 	 * other path to a container on another host */
-	finish(x, rep->status == FF__STATUS__ST_OK ? FF__STATUS__ST_OK
-		  : rep->status == FF__STATUS__ST_UNREACH || rep->status == FF__STATUS__ST_TIMEDOUT
-		      ? rep->status
+	finish(x, st == FF__STATUS__ST_OK ? FF__STATUS__ST_OK
+		  : st == FF__STATUS__ST_UNREACH || st == FF__STATUS__ST_TIMEDOUT
+		      ? st
 		      : FF__STATUS__ST_REFUSED,
 	       why);
-	ff__xreply__free_unpacked(rep, NULL);
 }
 
 static int send_preamble(struct ffr_xconn *x)
@@ -250,8 +261,10 @@ static void xconn_cb(evutil_socket_t fd, short what, void *arg)
 		rearm(x, EV_READ);
 }
 
-/* Starts the host connection. Across hosts the client's overlay port is
- * the host socket's own ephemeral port: both apps then agree on it. */
+/* Starts the host connection: to another router from this router's
+ * address (ffr_xsocket), or, direct, a plain one. Across hosts the
+ * client's overlay port is the host socket's own ephemeral port: both apps
+ * then agree on it. */
 static int open_socket(struct ffr_xconn *x, const struct ff_sa *to)
 {
 	struct sockaddr_storage ss;
@@ -259,11 +272,18 @@ static int open_socket(struct ffr_xconn *x, const struct ff_sa *to)
 	int len = ff_sa_to_sockaddr(to, to->ip.family, &ss);
 	struct ff_sa mine;
 
-	x->fd = socket(to->ip.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (x->fd < 0)
-		return -errno;
-	if (connect(x->fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 && errno != EINPROGRESS)
-		return -errno;
+	if (!x->direct) {
+		x->fd = ffr_xsocket(x->r, to);
+		if (x->fd < 0)
+			return x->fd;
+	} else {
+		x->fd = socket(to->ip.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (x->fd < 0)
+			return -errno;
+		if (connect(x->fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 &&
+		    errno != EINPROGRESS)
+			return -errno;
+	}
 	if (!x->direct && !x->src.port &&
 	    getsockname(x->fd, (struct sockaddr *)&ss, &slen) == 0 &&
 	    ff_sa_from_sockaddr(&mine, (struct sockaddr *)&ss, slen) == 0)
@@ -271,13 +291,17 @@ static int open_socket(struct ffr_xconn *x, const struct ff_sa *to)
 	return 0;
 }
 
-static int seal(struct ffr_xconn *x)
+/* The preamble for target t on host h, bound to x's connection. */
+static int seal(struct ffr_xconn *x, const struct ffr_container *t, const struct ffr_host *h)
 {
 	Ff__XPreamble p = FF__XPREAMBLE__INIT;
+	struct ffr_xbind b;
 	Ff__Addr s, d;
 	uint8_t sb[16], db[16];
-	int n;
+	int n = ffr_preamble_bind(&p, &b, t->host, x->fd, &h->addr);
 
+	if (n < 0)
+		return n;
 	p.src_host = x->r->host_id;
 	p.src_container = x->cname;
 	ff_sa_to_proto(&x->src, &s, sb);
@@ -288,6 +312,7 @@ static int seal(struct ffr_xconn *x)
 	if (n < 0)
 		return n;
 	x->outlen = (size_t)n;
+	memcpy(x->tag, x->out + n - FFR_MAC_LEN, FFR_MAC_LEN);
 	return 0;
 }
 
@@ -300,9 +325,22 @@ bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_co
 	struct ffr_xconn *x;
 	struct timeval tv = {.tv_sec = xh->xconnect_ms / 1000,
 			     .tv_usec = (xh->xconnect_ms % 1000) * 1000};
+	const char *why;
+	char a[FF_ADDRSTRLEN];
 	int err;
 
-	if (t && (!h || !xh->secret)) {
+	if (!t && ffr_outside_check(r, dst, &why) < 0) {
+		/* the router would connect as root from the host: not there */
+		xh->stats.outside_refused++;
+		ff_sa_fmt(dst, a, sizeof(a));
+		if (ffr_ratelog(&xh->outside_log))
+			ff_info("%s: policy host: connect to %s refused: %s%s", ch->c->name, a, why,
+				xh->outside_log.more);
+		ffr_reply_status(ch, id, FF__STATUS__ST_REFUSED,
+				 "policy host: %s is %s (ffrouter --host-allow)", a, why);
+		return true;
+	}
+	if (t && (!h || !xh->keys)) {
 		r->fallbacks++;
 		ffr_reply_status(ch, id, FF__STATUS__ST_UNREACH, "%s",
 				 !h ? "unknown host" : "no cluster secret: cross-host is off");
@@ -330,7 +368,7 @@ bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_co
 	TAILQ_INSERT_TAIL(&xh->xconns, x, link);
 	err = open_socket(x, t ? &h->addr : dst);
 	if (!err && t)
-		err = seal(x);
+		err = seal(x, t, h);
 	if (err) {
 		finish(x, errno_status(-err), strerror(-err));
 		return true;

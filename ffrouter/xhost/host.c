@@ -1,5 +1,5 @@
-/* Hosts of the cluster: the other hosts' ingress addresses, and the
- * secret routers share. Invariant: a host named by a
+/* Hosts of the cluster: the other hosts' ingress addresses, and the keys
+ * routers share (from the cluster secret). Invariant: a host named by a
  * registered container exists (or is this one) for as long as it does. */
 #include "internal.h"
 
@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -86,7 +87,22 @@ void ffr_host_free(struct ffr_router *r, struct ffr_host *h)
 	free(h);
 }
 
-/* The secret file must be private to the router's user. */
+/* The keys of each purpose, derived from secret; 0 or -ENOMEM. */
+static int derive_keys(struct ffr_xhost *xh, const uint8_t *secret, size_t len)
+{
+	if (sodium_init() < 0)
+		return -ENOMEM;
+	xh->keys = sodium_malloc(FFR_KEYS * FF_KEY_LEN); /* guarded, locked, not dumped */
+	if (!xh->keys)
+		return -ENOMEM;
+	for (int k = 0; k < FFR_KEYS; k++)
+		ff_kdf(secret, len, (uint64_t)k + 1, xh->keys[k]);
+	sodium_mprotect_readonly(xh->keys);
+	return 0;
+}
+
+/* The secret file must be private to the router's user. The secret only
+ * lives in buf, wiped once the keys are derived from it. */
 int ffr_read_secret(struct ffr_xhost *xh, const char *path)
 {
 	uint8_t buf[SECRET_MAX + 1];
@@ -110,14 +126,9 @@ int ffr_read_secret(struct ffr_xhost *xh, const char *path)
 		err = -EINVAL;
 		goto out_close;
 	}
-	xh->secret = malloc((size_t)n);
-	if (!xh->secret) {
-		err = -ENOMEM;
-		goto out_close;
-	}
-	memcpy(xh->secret, buf, (size_t)n);
-	xh->secret_len = (size_t)n;
+	err = derive_keys(xh, buf, (size_t)n);
 out_close:
+	sodium_memzero(buf, sizeof(buf));
 	close(fd);
 	return err;
 }

@@ -3,8 +3,14 @@
  * for a kind of preamble another part serves (ffr_ingress_handle), handed
  * to it. A connection is handed to the app as the socket it is: kernel
  * TCP on the host, both ends, no router on the data path.
+ * Against connections that never send a whole preamble (slowloris): each
+ * has an absolute deadline, preamble_ms from its accept, whatever it sends
+ * meanwhile; and at most max_pending wait for a preamble at a time, at most
+ * max_per_source of them from one address: one more is closed as soon as it
+ * is accepted (and counted), so one source cannot keep the others out.
  * Invariant: a pending ingress connection owns its fd until it is queued
- * (the listener then owns it) or closed; it dies after PREAMBLE_MS. */
+ * (the listener then owns it) or closed; it dies at its deadline; npending
+ * is the number of pending ones. */
 #include "internal.h"
 
 #include "log.h"
@@ -12,13 +18,13 @@
 #include "msg.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PREAMBLE_MS 5000
 #define ACCEPT_BATCH 64
 
 struct ffr_ingress {
@@ -26,14 +32,18 @@ struct ffr_ingress {
 	struct ffr_router *r;
 	int fd;
 	struct event *ev;
-	struct ff_sa from;
+	struct ff_sa from, local; /* the connection's two ends */
+	struct timeval deadline;  /* from accept, never extended */
 	uint8_t in[FFR_XFRAME_MAX + 2];
 	size_t inlen, inwant;
 };
 
 static void ingress_free(struct ffr_ingress *g)
 {
-	TAILQ_REMOVE(&ffr_xh(g->r)->ingresses, g, link);
+	struct ffr_xhost *xh = ffr_xh(g->r);
+
+	TAILQ_REMOVE(&xh->ingresses, g, link);
+	xh->npending--;
 	if (g->ev)
 		event_free(g->ev);
 	if (g->fd >= 0)
@@ -41,14 +51,57 @@ static void ingress_free(struct ffr_ingress *g)
 	free(g);
 }
 
-static void answer(int fd, Ff__Status st, const char *err)
+/* Answers g's preamble; tag: its MAC, NULL if that did not hold. */
+static void answer(struct ffr_ingress *g, const uint8_t *tag, Ff__Status st, const char *err)
 {
 	uint8_t buf[256];
-	size_t len = ffr_xreply_frame(st, err, buf, sizeof(buf));
+	size_t len = ffr_xreply_seal(g->r, tag, st, err, buf, sizeof(buf));
 
 	/* a few bytes into an empty socket buffer: they fit */
-	if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
+	if (send(g->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
 		ff_dbg("ingress: reply not sent: %s", strerror(errno));
+}
+
+/* Counts and logs (at most once a second) a refused preamble. */
+static void refused(struct ffr_ingress *g, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void refused(struct ffr_ingress *g, const char *fmt, ...)
+{
+	struct ffr_xhost *xh = ffr_xh(g->r);
+	char a[FF_ADDRSTRLEN], why[256];
+	va_list ap;
+
+	xh->stats.preambles_refused++;
+	if (!ffr_ratelog(&xh->refused_log))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	ff_warn("ingress from %s: preamble refused: %s%s", ff_sa_fmt(&g->from, a, sizeof(a)), why,
+		xh->refused_log.more);
+}
+
+static const char *refusal(int err)
+{
+	switch (err) {
+	case -EACCES:
+		return "bad MAC: wrong or no cluster secret";
+	case -EPROTO:
+		return "another version of the router-to-router protocol";
+	case -ETIME:
+		return "stale: clocks more than a minute apart?";
+	case -EALREADY:
+		return "replayed";
+	case -EXDEV:
+		return "sealed for another host";
+	case -EADDRNOTAVAIL:
+		return "not from the address of its host in the locality map "
+		       "(NAT between the hosts? see --addr-check)";
+	case -ENOTCONN:
+		return "sealed for another connection";
+	default:
+		return strerror(-err);
+	}
 }
 
 int ffr_ingress_queue(struct ffr_router *r, struct ffr_container *c, const struct ff_sa *local,
@@ -75,14 +128,53 @@ int ffr_ingress_queue(struct ffr_router *r, struct ffr_container *c, const struc
 	return ffr_listener_push(l, &a, fd);
 }
 
+/* A TCP hand-off: g's connection goes to the listener of its target, if
+ * its source is a container of the sending host. Frees p. */
+static void handoff(struct ffr_ingress *g, Ff__XPreamble *p, const uint8_t *tag)
+{
+	struct ffr_router *r = g->r;
+	struct ffr_container *s = NULL, *t = NULL;
+	struct ff_sa src = {.port = 0}, dst = {.port = 0};
+	char name[FFR_NAME_MAX + FFR_HOST_MAX + 2], a[FF_ADDRSTRLEN];
+	bool addrs = ff_sa_from_proto(&src, p->src) == 0 && ff_sa_from_proto(&dst, p->dst) == 0;
+	int err;
+
+	if (addrs) {
+		s = ffr_container_by_ip(r, &src.ip);
+		t = ffr_container_by_ip(r, &dst.ip);
+	}
+	if (!s || !s->remote || strcmp(s->host, p->src_host) != 0) {
+		refused(g, "its source %s is not a container of host %.63s in the locality map",
+			addrs ? ff_sa_fmt(&src, a, sizeof(a)) : "(malformed)", p->src_host);
+		ff__xpreamble__free_unpacked(p, NULL);
+		answer(g, tag, FF__STATUS__ST_PERM, "source is not a container of the sending host");
+		return;
+	}
+	ff__xpreamble__free_unpacked(p, NULL);
+	snprintf(name, sizeof(name), "%s@%s", s->name, s->host); /* the map's names */
+	if (!t || t->remote) {
+		answer(g, tag, FF__STATUS__ST_REFUSED, "no such container on this host");
+		return;
+	}
+	if (!ffr_listener_find(t, &dst)) {
+		answer(g, tag, FF__STATUS__ST_REFUSED, "connection refused");
+		return;
+	}
+	/* the answer first: once queued, the app may write at once */
+	answer(g, tag, FF__STATUS__ST_OK, NULL);
+	err = ffr_ingress_queue(r, t, &dst, &src, name, g->fd);
+	g->fd = -1;
+	if (err)
+		ff_warn("%s: accept queue full, dropped a connection from %s", t->name, name);
+}
+
 static void preamble(struct ffr_ingress *g)
 {
 	struct ffr_router *r = g->r;
+	struct ffr_xvia via = {g->from, g->local};
+	const uint8_t *tag = g->inlen >= 2 + FFR_MAC_LEN ? g->in + g->inlen - FFR_MAC_LEN : NULL;
 	Ff__XPreamble *p = NULL;
-	struct ffr_container *t;
-	struct ff_sa src, dst;
-	char name[FFR_NAME_MAX + FFR_HOST_MAX + 2], a[FF_ADDRSTRLEN];
-	int err = ffr_preamble_open(r, g->in + 2, g->inlen - 2, &p);
+	int err = ffr_preamble_accept(r, g->in + 2, g->inlen - 2, &via, &p);
 
 	/* Out of our epoll set before the socket is handed over: a
 	 * registration belongs to the open file, which the app keeps, and would
@@ -91,43 +183,47 @@ static void preamble(struct ffr_ingress *g)
 
 	if (err) {
 		r->bad_messages++;
-		ff_warn("ingress from %s: preamble refused (%s)", ff_sa_fmt(&g->from, a, sizeof(a)),
-			err == -EACCES ? "bad MAC: wrong or no cluster secret"
-			: err == -ETIME ? "stale: clocks more than a minute apart?"
-			: err == -EALREADY ? "replayed"
-					   : strerror(-err));
-		answer(g->fd, FF__STATUS__ST_PERM, "not authenticated");
+		refused(g, "%s", refusal(err));
+		answer(g, err == -EACCES ? NULL : tag, FF__STATUS__ST_PERM, "not authenticated");
 		return;
 	}
 	if (p->cm && ffr_xh(r)->served[FFR_PREAMBLE_CM]) {
 		/* rdma_cm: the connection becomes that connection's lifeline */
-		ffr_xh(r)->served[FFR_PREAMBLE_CM](r, p, g->fd, g->in + g->inlen - FFR_MAC_LEN);
+		ffr_xh(r)->served[FFR_PREAMBLE_CM](r, p, g->fd, tag);
 		g->fd = -1;
 		return;
 	}
 	if (p->cm) {
 		ff__xpreamble__free_unpacked(p, NULL);
-		answer(g->fd, FF__STATUS__ST_UNSUPPORTED, "no rdma_cm on this host");
+		answer(g, tag, FF__STATUS__ST_UNSUPPORTED, "no rdma_cm on this host");
 		return;
 	}
-	snprintf(name, sizeof(name), "%.63s@%.63s", p->src_container, p->src_host);
-	err = ff_sa_from_proto(&src, p->src) < 0 || ff_sa_from_proto(&dst, p->dst) < 0 ? -EINVAL : 0;
-	ff__xpreamble__free_unpacked(p, NULL);
-	t = err ? NULL : ffr_container_by_ip(r, &dst.ip);
-	if (!t || t->remote) {
-		answer(g->fd, FF__STATUS__ST_REFUSED, "no such container on this host");
-		return;
-	}
-	if (!ffr_listener_find(t, &dst)) {
-		answer(g->fd, FF__STATUS__ST_REFUSED, "connection refused");
-		return;
-	}
-	/* the answer first: once queued, the app may write at once */
-	answer(g->fd, FF__STATUS__ST_OK, NULL);
-	err = ffr_ingress_queue(r, t, &dst, &src, name, g->fd);
-	g->fd = -1;
-	if (err)
-		ff_warn("%s: accept queue full, dropped a connection from %s", t->name, name);
+	handoff(g, p, tag);
+}
+
+/* Waits for more of the preamble until the deadline; -ETIMEDOUT if it has
+ * passed. */
+static int ingress_arm(struct ffr_ingress *g)
+{
+	struct timeval now, left;
+
+	evutil_gettimeofday(&now, NULL);
+	if (!evutil_timercmp(&now, &g->deadline, <))
+		return -ETIMEDOUT;
+	evutil_timersub(&g->deadline, &now, &left);
+	return event_add(g->ev, &left) < 0 ? -ENOMEM : 0;
+}
+
+static void ingress_timeout(struct ffr_ingress *g)
+{
+	struct ffr_xhost *xh = ffr_xh(g->r);
+	char a[FF_ADDRSTRLEN];
+
+	xh->stats.ingress_timeouts++;
+	if (ffr_ratelog(&xh->timeout_log))
+		ff_info("ingress from %s: no preamble within %d ms, closed%s",
+			ff_sa_fmt(&g->from, a, sizeof(a)), xh->preamble_ms, xh->timeout_log.more);
+	ingress_free(g);
 }
 
 static void ingress_cb(evutil_socket_t fd, short what, void *arg)
@@ -136,12 +232,18 @@ static void ingress_cb(evutil_socket_t fd, short what, void *arg)
 	int err;
 
 	if (what & EV_TIMEOUT) {
-		ingress_free(g);
+		ingress_timeout(g);
 		return;
 	}
 	err = ffr_xframe_read(fd, g->in, sizeof(g->in), &g->inlen, &g->inwant);
-	if (!err)
+	if (!err) {
+		err = ingress_arm(g); /* the deadline stays where it was */
+		if (err == -ETIMEDOUT)
+			ingress_timeout(g);
+		else if (err)
+			ingress_free(g);
 		return;
+	}
 	if (err == -EPROTO)
 		g->r->bad_messages++;
 	else if (err > 0)
@@ -149,32 +251,76 @@ static void ingress_cb(evutil_socket_t fd, short what, void *arg)
 	ingress_free(g);
 }
 
+/* Whether one more connection from ip may wait for its preamble. */
+static bool ingress_room(struct ffr_xhost *xh, const struct ff_ip *ip)
+{
+	bool all = xh->npending >= xh->max_pending;
+	struct ffr_ingress *g;
+	char a[FF_ADDRSTRLEN];
+	uint32_t same = 0;
+
+	if (!all) {
+		TAILQ_FOREACH (g, &xh->ingresses, link)
+			if (ff_ip_equal(&g->from.ip, ip) && ++same >= xh->max_per_source)
+				break;
+		if (same < xh->max_per_source)
+			return true;
+	}
+	xh->stats.ingress_overcap++;
+	if (ffr_ratelog(&xh->overcap_log))
+		ff_warn("ingress from %s: closed at once, %u connections %s wait for a preamble "
+			"already%s",
+			ff_ip_fmt(ip, a, sizeof(a)), all ? xh->max_pending : xh->max_per_source,
+			all ? "in all" : "from that address", xh->overcap_log.more);
+	return false;
+}
+
+/* A pending connection on fd (consumed), with its deadline. */
+static void ingress_new(struct ffr_router *r, int fd, const struct ff_sa *from)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct ffr_xhost *xh = ffr_xh(r);
+	struct timeval tv = {.tv_sec = xh->preamble_ms / 1000,
+			     .tv_usec = (xh->preamble_ms % 1000) * 1000};
+	struct ffr_ingress *g;
+
+	if (!ingress_room(xh, &from->ip)) {
+		close(fd);
+		return;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		close(fd);
+		return;
+	}
+	g->r = r;
+	g->fd = fd;
+	g->inwant = 2;
+	g->from = *from;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		ff_sa_from_sockaddr(&g->local, (struct sockaddr *)&ss, len);
+	evutil_gettimeofday(&g->deadline, NULL);
+	evutil_timeradd(&g->deadline, &tv, &g->deadline);
+	TAILQ_INSERT_TAIL(&xh->ingresses, g, link);
+	xh->npending++;
+	g->ev = event_new(r->base, fd, EV_READ, ingress_cb, g);
+	if (!g->ev || event_add(g->ev, &tv) < 0)
+		ingress_free(g);
+}
+
 static void ingress_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
-	struct ffr_router *r = arg;
-	struct timeval tv = {.tv_sec = PREAMBLE_MS / 1000};
-
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct ffr_ingress *g;
+		struct ff_sa from = {.port = 0};
 
 		if (fd < 0)
 			return;
-		g = calloc(1, sizeof(*g));
-		if (!g) {
-			close(fd);
-			continue;
-		}
-		g->r = r;
-		g->fd = fd;
-		g->inwant = 2;
-		ff_sa_from_sockaddr(&g->from, (struct sockaddr *)&ss, len);
-		TAILQ_INSERT_TAIL(&ffr_xh(r)->ingresses, g, link);
-		g->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, ingress_cb, g);
-		if (!g->ev || event_add(g->ev, &tv) < 0)
-			ingress_free(g);
+		ff_sa_from_sockaddr(&from, (struct sockaddr *)&ss, len);
+		ingress_new(arg, fd, &from);
 	}
 }
 

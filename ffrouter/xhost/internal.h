@@ -21,6 +21,25 @@ struct ffr_ingress;
 TAILQ_HEAD(ffr_ingress_list, ffr_ingress);
 struct ffr_etcd;
 
+/* An address prefix, and a port (0: any). */
+struct ffr_cidr {
+	struct ff_ip ip;
+	uint8_t bits;
+	uint16_t port;
+};
+#define FFR_CLUSTER_MAX 3  /* --ingress, --advertise, the etcd store */
+#define FFR_LOCAL_MAX 256 /* the host's addresses policy host refuses */
+
+/* A log line that an attacker may trigger at will: at most one a second. */
+struct ffr_ratelog {
+	int64_t last_ms;
+	uint64_t quiet; /* not logged since the last line */
+	char more[64];  /* what the line to log now adds about them, or "" */
+};
+/* Whether to log now; if so, rl->more says how many were not logged since
+ * the last line. */
+bool ffr_ratelog(struct ffr_ratelog *rl);
+
 /* The cluster part of one router (its feature's priv). */
 struct ffr_xhost {
 	struct ffr_router *r;
@@ -32,10 +51,26 @@ struct ffr_xhost {
 	int ifd;                          /* ingress listener, -1 if none */
 	struct event *iev;
 	ffr_preamble_fn served[FFR_PREAMBLE_KINDS];
-	uint8_t *secret;
-	size_t secret_len;
+	uint8_t (*keys)[FF_KEY_LEN]; /* FFR_KEYS keys from the cluster secret (sodium_malloc,
+				      * read-only); NULL without a secret. The secret itself
+				      * is wiped once they are derived. */
 	int xconnect_ms;
 	struct ffr_etcd *etcd; /* the cluster store, NULL with the state file only */
+	int preamble_ms;
+	uint32_t max_pending, max_per_source, npending; /* npending: ingresses' length */
+	struct ffr_xhost_stats stats;
+	struct ffr_ratelog overcap_log, timeout_log, refused_log;
+	bool addr_check;
+	struct ff_sa src; /* connects to other routers leave from here (family 0: any) */
+	/* policy host (outside.c) */
+	struct ffr_cidr allow[FFR_HOST_ALLOW_MAX];
+	size_t nallow;
+	struct ff_sa cluster[FFR_CLUSTER_MAX];
+	size_t ncluster;
+	struct ff_ip local[FFR_LOCAL_MAX];
+	size_t nlocal;
+	int64_t local_ms;
+	struct ffr_ratelog outside_log;
 };
 
 extern const struct ffr_feature ffr_xhost_feature;
@@ -63,8 +98,18 @@ void *ffr_xhost_status(void *priv, Ff__StatusReply *sr);
 /* auth.c */
 void ffr_nonces_free(void);
 
+/* outside.c: where policy host may connect a container */
+/* "IP", "IP/BITS", either with ":PORT" (IPv6 in brackets then:
+ * "[fd00::/8]:443"); host bits are dropped. 0 or -EINVAL. */
+int ffr_cidr_parse(const char *s, struct ffr_cidr *out);
+/* The allow-list and the cluster's addresses from cfg; -EINVAL (logged). */
+int ffr_outside_init(struct ffr_xhost *xh, const struct ffr_xhost_config *cfg);
+/* 0 if dst may be connected to, else -ECONNREFUSED and *why. */
+int ffr_outside_check(struct ffr_router *r, const struct ff_sa *dst, const char **why);
+
 /* connect.c: a connect to a container on another host (t), or, for a
- * container whose policy is host, to a destination outside (t NULL) */
+ * container whose policy is host, to a destination outside (t NULL) that
+ * outside.c allows */
 bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
 		     const struct ff_sa *src, const struct ff_sa *dst);
 void ffr_xconn_cancel_chan(void *priv, struct ffr_chan *ch);

@@ -6,12 +6,21 @@
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define XCONNECT_MS 3000
+#define PREAMBLE_MS 5000
+#define INGRESS_PENDING 4096
+/* above the ingress's accept batch (64) several times over: a burst of
+ * connects from one host is accepted in batches before the preambles that
+ * follow them are read */
+#define INGRESS_PER_SOURCE 256
 
 static void xhost_free(void *priv)
 {
@@ -25,7 +34,7 @@ static void xhost_free(void *priv)
 	while ((h = TAILQ_FIRST(&xh->hosts)))
 		ffr_host_free(r, h);
 	ffr_nonces_free();
-	free(xh->secret);
+	sodium_free(xh->keys);
 	free(xh->state);
 	free(xh);
 }
@@ -86,7 +95,47 @@ bool ffr_xhost_sealed(const struct ffr_router *r)
 {
 	struct ffr_xhost *xh = ffr_xh(r);
 
-	return xh && xh->secret;
+	return xh && xh->keys;
+}
+
+const struct ffr_xhost_stats *ffr_xhost_stats(const struct ffr_router *r)
+{
+	struct ffr_xhost *xh = ffr_xh(r);
+
+	return xh ? &xh->stats : NULL;
+}
+
+bool ffr_ratelog(struct ffr_ratelog *rl)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (rl->last_ms && now - rl->last_ms < 1000) {
+		rl->quiet++;
+		return false;
+	}
+	rl->more[0] = '\0';
+	if (rl->quiet)
+		snprintf(rl->more, sizeof(rl->more), " (and %" PRIu64 " more since the last such line)",
+			 rl->quiet);
+	rl->quiet = 0;
+	rl->last_ms = now;
+	return true;
+}
+
+/* Where connects to other routers leave from: the address this host has
+ * in their maps, when it is a specific one. */
+static void xhost_source(struct ffr_xhost *xh, const struct ffr_xhost_config *cfg)
+{
+	const char *s = cfg->advertise ? cfg->advertise : cfg->ingress;
+	struct ff_sa a;
+
+	if (s && ffr_parse_hostport(s, &a) == 0 && !ff_ip_is_any(&a.ip)) {
+		xh->src = a;
+		xh->src.port = 0;
+	}
 }
 
 static struct ffr_xhost *xhost_new(struct ffr_router *r, const struct ffr_xhost_config *cfg)
@@ -96,9 +145,14 @@ static struct ffr_xhost *xhost_new(struct ffr_router *r, const struct ffr_xhost_
 
 	if (!xh)
 		return NULL;
+	xh->addr_check = !cfg->addr_check || !strcmp(cfg->addr_check, "on");
+	xhost_source(xh, cfg);
 	xh->r = r;
 	xh->ifd = -1;
 	xh->xconnect_ms = cfg->xconnect_ms > 0 ? cfg->xconnect_ms : XCONNECT_MS;
+	xh->preamble_ms = cfg->preamble_ms > 0 ? cfg->preamble_ms : PREAMBLE_MS;
+	xh->max_pending = cfg->ingress_pending ? cfg->ingress_pending : INGRESS_PENDING;
+	xh->max_per_source = cfg->ingress_per_source ? cfg->ingress_per_source : INGRESS_PER_SOURCE;
 	TAILQ_INIT(&xh->hosts);
 	TAILQ_INIT(&xh->publishes);
 	TAILQ_INIT(&xh->xconns);
@@ -132,9 +186,14 @@ static int xhost_secret(struct ffr_xhost *xh, const struct ffr_xhost_config *cfg
 
 int ffr_xhost_attach(struct ffr_router *r, const struct ffr_xhost_config *cfg)
 {
-	struct ffr_xhost *xh = xhost_new(r, cfg);
+	struct ffr_xhost *xh;
 	int err;
 
+	if (cfg->addr_check && strcmp(cfg->addr_check, "on") && strcmp(cfg->addr_check, "off")) {
+		ff_err("--addr-check: on or off, not '%s'", cfg->addr_check);
+		return -EINVAL;
+	}
+	xh = xhost_new(r, cfg);
 	if (!xh)
 		return -ENOMEM;
 	err = ffr_feature_add(r, &ffr_xhost_feature, xh);
@@ -144,7 +203,9 @@ int ffr_xhost_attach(struct ffr_router *r, const struct ffr_xhost_config *cfg)
 		return err;
 	}
 	/* from here on the router frees xh */
-	err = ffr_ops_add(r, ffr_xhost_ops, ffr_xhost_nops);
+	err = ffr_outside_init(xh, cfg);
+	if (!err)
+		err = ffr_ops_add(r, ffr_xhost_ops, ffr_xhost_nops);
 	if (!err)
 		err = xhost_secret(xh, cfg);
 	if (!err)

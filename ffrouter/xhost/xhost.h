@@ -10,6 +10,8 @@
 #include "core.h"
 #include "mac.h"
 
+#define FFR_HOST_ALLOW_MAX 64
+
 struct ffr_xhost_config {
 	const char *state;       /* the state file (NULL: RUNDIR/state) */
 	const char *ingress;     /* "IP:PORT" other routers connect to, or NULL */
@@ -17,6 +19,36 @@ struct ffr_xhost_config {
 	int xconnect_ms;         /* connect timeout to another router (0: 3000) */
 	const char *store;       /* "etcd://HOST:PORT", or NULL: the state file only */
 	const char *advertise;   /* "IP:PORT" other routers reach us at (default: ingress) */
+	/* The ingress against connections that never send a preamble (0: default) */
+	int preamble_ms;             /* from accept to a whole preamble (5000) */
+	uint32_t ingress_pending;    /* connections waiting for one, in all (4096) */
+	uint32_t ingress_per_source; /* ... and from one address (256) */
+	/* "on" (NULL) or "off": whether a preamble must come from the address
+	 * the locality map has for its host, over the very connection it was
+	 * sealed for (ffr_preamble_accept). Off only where routers reach each
+	 * other through NAT; a copy raced onto another connection within the
+	 * replay window is then no longer refused. */
+	const char *addr_check;
+	/* Policy host: destinations the router connects containers to even
+	 * though they are the host's own or the cluster's (outside.c), as
+	 * "CIDR[:PORT]" (ffr_host_allow_add). */
+	const char *host_allow[FFR_HOST_ALLOW_MAX];
+	int nhost_allow;
+};
+
+/* Adds s to cfg's --host-allow list (s is kept, not copied): -EINVAL if it
+ * is no CIDR[:PORT], -ENOSPC past FFR_HOST_ALLOW_MAX. */
+int ffr_host_allow_add(struct ffr_xhost_config *cfg, const char *s);
+
+/* What the cluster part counted (refusals are also logged, at most once a
+ * second for each kind). */
+struct ffr_xhost_stats {
+	uint64_t ingress_timeouts; /* no whole preamble in time */
+	uint64_t ingress_overcap;  /* closed at accept: too many waiting for a preamble */
+	uint64_t preambles_refused; /* not authenticated, or not for this router, connection
+				     * or source container */
+	uint64_t replies_refused;   /* answers to our preambles that failed their MAC */
+	uint64_t outside_refused;   /* policy host: connects to the host's or the cluster's own */
 };
 
 /* A host of the cluster other than this router's (the locality map). */
@@ -41,6 +73,7 @@ struct ffr_host *ffr_host_find(struct ffr_router *r, const char *name);
 int ffr_xconnect_ms(const struct ffr_router *r);
 /* Whether the router has the cluster secret, so cross-host is on. */
 bool ffr_xhost_sealed(const struct ffr_router *r);
+const struct ffr_xhost_stats *ffr_xhost_stats(const struct ffr_router *r);
 
 /* auth.c: the preamble one router sends another, sealed with the secret */
 #define FFR_XFRAME_MAX 1024
@@ -50,19 +83,66 @@ bool ffr_xhost_sealed(const struct ffr_router *r);
  * at 2. Returns 1 when the frame is complete, 0 when more is to come,
  * -EPROTO for a length out of range, -ECONNRESET at EOF, or -errno. */
 int ffr_xframe_read(int fd, uint8_t *in, size_t cap, size_t *inlen, size_t *inwant);
+/* A non-blocking TCP connect to the ingress to of another router, from
+ * this router's own address (the --advertise or else --ingress IP, when it
+ * is a specific one): the address the other routers' maps have for this
+ * host, which their ingress checks. The fd or -errno. */
+int ffr_xsocket(struct ffr_router *r, const struct ff_sa *to);
+/* What binds a preamble to one connection: storage for its fields. */
+struct ffr_xbind {
+	Ff__Addr src, dst;
+	uint8_t sb[16], db[16];
+};
+/* Binds p, before it is sealed, to the connection fd (connect in progress
+ * or done) to the ingress to of host dst_host; p points into b. 0 or
+ * -errno. */
+int ffr_preamble_bind(Ff__XPreamble *p, struct ffr_xbind *b, const char *dst_host, int fd,
+		      const struct ff_sa *to);
 /* Fills version, time and nonce of p and writes the length-prefixed,
  * MAC'd frame into buf. Returns its length or -errno. */
 int ffr_preamble_seal(struct ffr_router *r, Ff__XPreamble *p, uint8_t *buf, size_t cap);
+/* The TCP connection a preamble came on, as the ingress sees it. */
+struct ffr_xvia {
+	struct ff_sa peer, local;
+};
 /* Checks a received frame body (after the length): MAC first, then
- * version, freshness and replay. On success *out must be freed with
- * ff__xpreamble__free_unpacked. -EACCES: bad MAC or no secret. */
+ * version and freshness; then, with via, that it is for this router
+ * (-EXDEV) and, unless the address check is off, that it comes from the
+ * address the locality map has for its host (-EADDRNOTAVAIL) over the
+ * connection it was sealed for (-ENOTCONN); the replay check last, so that
+ * a copy on the wrong connection burns nothing. On success *out must be
+ * freed with ff__xpreamble__free_unpacked. -EACCES: bad MAC or no secret
+ * (any other error: the MAC held). */
+int ffr_preamble_accept(struct ffr_router *r, const uint8_t *msg, size_t len,
+			const struct ffr_xvia *via, Ff__XPreamble **out);
+/* The same without a connection (nothing of the binding is checked): for
+ * tests that open what they sealed. */
 int ffr_preamble_open(struct ffr_router *r, const uint8_t *msg, size_t len, Ff__XPreamble **out);
-/* The cluster MAC of len bytes of msg; -EACCES without a secret. */
-int ffr_xmac(const struct ffr_router *r, const void *msg, size_t len, uint8_t out[FFR_MAC_LEN]);
+/* What a MAC is for: each purpose has its own key (ff_kdf id: purpose + 1),
+ * so a MAC made for one can never pass for another. */
+enum ffr_key {
+	FFR_KEY_PREAMBLE = 0, /* preambles (auth.c) */
+	FFR_KEY_REPLY,        /* the ingress's answers to them (XReply) */
+	FFR_KEY_CM,           /* rdma_cm frames on a lifeline (rdma/cm/xhost.c) */
+	FFR_KEYS,
+};
+/* The cluster MAC of len bytes of msg with key k; -EACCES without a secret. */
+int ffr_xmac(const struct ffr_router *r, enum ffr_key k, const void *msg, size_t len,
+	     uint8_t out[FFR_MAC_LEN]);
 /* Constant-time comparison of two MACs; true if equal. */
 bool ffr_xmac_equal(const uint8_t a[FFR_MAC_LEN], const uint8_t b[FFR_MAC_LEN]);
-/* Writes a length-prefixed XReply frame; returns its length. */
-size_t ffr_xreply_frame(Ff__Status st, const char *err, uint8_t *buf, size_t cap);
+/* Writes a length-prefixed XReply frame, MAC'd for the preamble whose MAC
+ * is tag (NULL: that preamble was not authenticated, the MAC is zeros);
+ * returns its length. */
+size_t ffr_xreply_seal(struct ffr_router *r, const uint8_t *tag, Ff__Status st, const char *err,
+		       uint8_t *buf, size_t cap);
+/* Reads a reply frame body (after the length) to our preamble whose MAC is
+ * tag. 0: its MAC holds and *st is the other router's answer; -EACCES: it
+ * does not (a forgery, or the other router could not authenticate us);
+ * -EBADMSG: malformed. why gets the reply's text in every case, marked
+ * unverified unless 0. */
+int ffr_xreply_open(struct ffr_router *r, const uint8_t *tag, const uint8_t *msg, size_t len,
+		    Ff__Status *st, char *why, size_t whylen);
 
 /* ingress.c: kinds of preamble another part serves */
 enum ffr_preamble_kind {

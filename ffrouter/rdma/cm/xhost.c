@@ -9,9 +9,12 @@
  * gives for the other container's overlay address. The TCP connection then
  * stays open as the connection's lifeline: either side's disconnect, exit
  * or crash closes it, and the other side sees DISCONNECTED.
- * Every frame after the preamble carries an HMAC bound to the preamble's
- * own MAC, its direction and its index, so only the two routers that share
- * the secret and this connection can speak on it (proto/ff.proto XCmMsg).
+ * The request is a preamble like any other: bound to this connection and
+ * to the other router, and the ingress's refusal of it counts only with a
+ * MAC bound to it (xhost/auth.c). Every frame after the preamble carries
+ * an HMAC (rdma_cm key) bound to the preamble's own MAC, its direction and
+ * its index, so only the two routers that share the secret and this
+ * connection can speak on it (proto/ff.proto XCmMsg).
  * Invariants: a lifeline belongs to one id (x->id, id->x) or, while a
  * request is refused, to none; it owns its fd; every length read from the
  * other router is checked before use, and a frame that fails its MAC or
@@ -73,7 +76,7 @@ static void frame_mac(const struct ffr_cmx *x, char dir, uint64_t n, const uint8
 	for (int i = 0; i < 8; i++)
 		buf[FFR_MAC_LEN + 1 + i] = (uint8_t)(n >> (56 - 8 * i));
 	memcpy(buf + MAC_HEAD, msg, len);
-	ffr_xmac(x->r, buf, MAC_HEAD + len, out);
+	ffr_xmac(x->r, FFR_KEY_CM, buf, MAC_HEAD + len, out);
 }
 
 /* Sends what is queued; the rest waits for room (wev). */
@@ -237,15 +240,20 @@ static void cmx_fail(struct ffr_cmx *x, int err, const char *why)
 
 /* ---- the active side ---- */
 
-static int seal_request(struct ffr_cmx *x, struct ffr_cmid *id)
+/* The request of id to t on host h, bound to x's connection. */
+static int seal_request(struct ffr_cmx *x, struct ffr_cmid *id, const struct ffr_container *t,
+			const struct ffr_host *h)
 {
 	Ff__XPreamble p = FF__XPREAMBLE__INIT;
 	Ff__XCmRequest cm = FF__XCM_REQUEST__INIT;
 	Ff__RdmaConnParam pm;
+	struct ffr_xbind b;
 	Ff__Addr s, d;
 	uint8_t sb[16], db[16];
-	int n;
+	int n = ffr_preamble_bind(&p, &b, t->host, x->fd, &h->addr);
 
+	if (n < 0)
+		return n;
 	p.src_host = x->r->host_id;
 	p.src_container = id->ch->name;
 	ff_sa_to_proto(&id->local, &s, sb);
@@ -265,22 +273,6 @@ static int seal_request(struct ffr_cmx *x, struct ffr_cmid *id)
 	return 0;
 }
 
-static int open_to(struct ffr_router *r, const struct ff_sa *to)
-{
-	struct sockaddr_storage ss;
-	int len = ff_sa_to_sockaddr(to, to->ip.family, &ss);
-	int fd = socket(to->ip.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err;
-
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 && errno != EINPROGRESS) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 int ffr_cmx_connect(struct ffr_cmid *id, struct ffr_container *t)
 {
 	struct ffr_router *r = id->ch->cm->r;
@@ -296,9 +288,9 @@ int ffr_cmx_connect(struct ffr_cmid *id, struct ffr_container *t)
 		why = "no cluster secret: cross-host is off";
 	else if (!h || ffr_rdma_peer_gid(id->ch->cm->rd, t, &gid) < 0)
 		why = "its host has no RDMA in the locality map";
-	else if ((fd = open_to(r, &h->addr)) < 0 || !(x = cmx_new(r, fd, true)))
+	else if ((fd = ffr_xsocket(r, &h->addr)) < 0 || !(x = cmx_new(r, fd, true)))
 		why = fd < 0 ? strerror(-fd) : "out of memory";
-	else if (seal_request(x, id) < 0 || event_add(x->wev, &tv) < 0)
+	else if (seal_request(x, id, t, h) < 0 || event_add(x->wev, &tv) < 0)
 		why = "cannot seal the request";
 	if (why) {
 		ff_info("rdma_cm %s: connect to %s@%s: %s", id->ch->name, t->name, t->host, why);
@@ -512,17 +504,16 @@ static void got_frame(struct ffr_cmx *x, const Ff__XCmMsg *m)
 }
 
 /* A first answer that is no CM frame: the ingress refused the preamble
- * with a plain XReply (not authenticated, or an older router). */
+ * with an XReply (not authenticated, no rdma_cm there), or it is a forgery:
+ * a refusal either way, the log says which. */
 static void got_refusal(struct ffr_cmx *x)
 {
-	Ff__XReply *rep = (Ff__XReply *)ff_msg_unpack(&ff__xreply__descriptor, x->in + 2,
-						      x->inlen - 2);
-	char why[160];
+	Ff__Status st;
+	char text[160], why[200];
+	int err = ffr_xreply_open(x->r, x->tag, x->in + 2, x->inlen - 2, &st, text, sizeof(text));
 
 	snprintf(why, sizeof(why), "the other router refused: %s",
-		 rep ? (*rep->error ? rep->error : ff_status_name(rep->status)) : "bad MAC");
-	if (rep)
-		ff__xreply__free_unpacked(rep, NULL);
+		 err == -EBADMSG ? "a frame that failed its check" : text);
 	cmx_fail(x, -ECONNREFUSED, why);
 }
 

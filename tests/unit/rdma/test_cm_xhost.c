@@ -71,6 +71,7 @@ static Ff__XPreamble *request(bool addrs, uint8_t tag[FFR_MAC_LEN])
 static void expect_reject(Ff__XPreamble *p, const uint8_t tag[FFR_MAC_LEN], int reason)
 {
 	uint8_t buf[2 * FFR_XFRAME_MAX], mac[FFR_MAC_LEN], in[FFR_MAC_LEN + 9 + FFR_XFRAME_MAX];
+	uint8_t k[FF_KEY_LEN];
 	Ff__XCmMsg *m;
 	size_t len;
 	ssize_t n;
@@ -83,12 +84,13 @@ static void expect_reject(Ff__XPreamble *p, const uint8_t tag[FFR_MAC_LEN], int 
 	len = (size_t)buf[0] << 8 | buf[1];
 	CU_ASSERT_FATAL((size_t)n == 2 + len);
 	len -= FFR_MAC_LEN;
-	/* HMAC(secret, request MAC || 'P' || index 0 || message) */
+	/* HMAC(rdma_cm key, request MAC || 'P' || index 0 || message) */
 	memcpy(in, tag, FFR_MAC_LEN);
 	in[FFR_MAC_LEN] = 'P';
 	memset(in + FFR_MAC_LEN + 1, 0, 8);
 	memcpy(in + FFR_MAC_LEN + 9, buf + 2, len);
-	ff_mac(SECRET, strlen(SECRET), in, FFR_MAC_LEN + 9 + len, mac);
+	ff_kdf(SECRET, strlen(SECRET), FFR_KEY_CM + 1, k);
+	ff_mac(k, sizeof(k), in, FFR_MAC_LEN + 9 + len, mac);
 	CU_ASSERT(memcmp(mac, buf + 2 + len, FFR_MAC_LEN) == 0);
 	m = (Ff__XCmMsg *)ff_msg_unpack(&ff__xcm_msg__descriptor, buf + 2, len);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);

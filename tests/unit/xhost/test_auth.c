@@ -92,8 +92,10 @@ static void test_forgeries(void)
 	ff__xpreamble__free_unpacked(p, NULL);
 }
 
-/* Opens a well-MAC'd preamble with the given fields; its status. */
-static int forged(const char *host, uint64_t boot, uint64_t seq, int64_t age_ms)
+/* Opens a preamble with the given fields, MAC'd with key (klen bytes);
+ * its status. */
+static int forged_with(const void *key, size_t klen, const char *host, uint64_t boot,
+		       uint64_t seq, int64_t age_ms)
 {
 	Ff__XPreamble p = FF__XPREAMBLE__INIT, *out = NULL;
 	uint8_t buf[512];
@@ -102,17 +104,44 @@ static int forged(const char *host, uint64_t boot, uint64_t seq, int64_t age_ms)
 	int err;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	p.version = 1;
+	p.version = 2;
 	p.src_host = (char *)host;
 	p.time_ms = (uint64_t)((int64_t)ts.tv_sec * 1000 - age_ms);
 	p.boot = boot;
 	p.seq = seq;
 	len = ff_msg_pack(&p.base, buf);
-	ff_mac(SECRET, strlen(SECRET), buf, len, buf + len);
+	ff_mac(key, klen, buf, len, buf + len);
 	err = ffr_preamble_open(r, buf, len + FF_MAC_LEN, &out);
 	if (out)
 		ff__xpreamble__free_unpacked(out, NULL);
 	return err;
+}
+
+/* The same, well MAC'd: with the preamble key derived from the secret. */
+static int forged(const char *host, uint64_t boot, uint64_t seq, int64_t age_ms)
+{
+	uint8_t key[FF_KEY_LEN];
+
+	ff_kdf(SECRET, strlen(SECRET), FFR_KEY_PREAMBLE + 1, key);
+	return forged_with(key, sizeof(key), host, boot, seq, age_ms);
+}
+
+/* The secret is never a key: a preamble MAC'd with the raw secret, or with
+ * the key of another purpose (rdma_cm frames, replies), does not open. */
+static void test_keys(void)
+{
+	uint8_t key[FF_KEY_LEN];
+
+	setup_routers();
+	CU_ASSERT_EQUAL(forged_with(SECRET, strlen(SECRET), "K", 5, 1, 0), -EACCES);
+	ff_kdf(SECRET, strlen(SECRET), FFR_KEY_CM + 1, key);
+	CU_ASSERT_EQUAL(forged_with(key, sizeof(key), "K", 5, 2, 0), -EACCES);
+	ff_kdf(SECRET, strlen(SECRET), FFR_KEY_REPLY + 1, key);
+	CU_ASSERT_EQUAL(forged_with(key, sizeof(key), "K", 5, 3, 0), -EACCES);
+	CU_ASSERT_EQUAL(forged("K", 5, 4, 0), 0);
+	/* and the keys are the secret's: another secret gives others */
+	ff_kdf("0123456789abcdef-another-one", 28, FFR_KEY_PREAMBLE + 1, key);
+	CU_ASSERT_EQUAL(forged_with(key, sizeof(key), "K", 5, 5, 0), -EACCES);
 }
 
 /* A clock two minutes off, no sender or no counter: refused. */
@@ -151,16 +180,37 @@ static void test_window(void)
 	CU_ASSERT_EQUAL(forged("W", 42, 200000, 0), -EALREADY);
 }
 
+/* An answer opens only for the preamble it was made for, under the
+ * cluster's reply key; its text is there in every case, for the log. */
 static void test_reply_frame(void)
 {
-	uint8_t buf[256];
-	size_t n = ffr_xreply_frame(FF__STATUS__ST_REFUSED, "no", buf, sizeof(buf));
-	Ff__XReply *rep = (Ff__XReply *)ff_msg_unpack(&ff__xreply__descriptor, buf + 2, n - 2);
+	uint8_t buf[256], tag[FFR_MAC_LEN], tag2[FFR_MAC_LEN];
+	Ff__Status st = FF__STATUS__ST_OK;
+	char why[128];
+	size_t n;
 
+	setup_routers();
+	memset(tag, 7, sizeof(tag));
+	memset(tag2, 8, sizeof(tag2));
+	n = ffr_xreply_seal(r, tag, FF__STATUS__ST_REFUSED, "no", buf, sizeof(buf));
 	CU_ASSERT_EQUAL(n, 2 + ((size_t)buf[0] << 8 | buf[1]));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
-	CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_REFUSED);
-	ff__xreply__free_unpacked(rep, NULL);
+	CU_ASSERT_EQUAL(ffr_xreply_open(r, tag, buf + 2, n - 2, &st, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_REFUSED);
+	CU_ASSERT_STRING_EQUAL(why, "no");
+	/* for another preamble, or from a router with another secret */
+	st = FF__STATUS__ST_OK;
+	CU_ASSERT_EQUAL(ffr_xreply_open(r, tag2, buf + 2, n - 2, &st, why, sizeof(why)), -EACCES);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_OK); /* not written */
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "unverified"));
+	CU_ASSERT_EQUAL(ffr_xreply_open(other, tag, buf + 2, n - 2, &st, why, sizeof(why)),
+			-EACCES);
+	/* a refusal of a preamble that did not authenticate: zeros, no MAC */
+	n = ffr_xreply_seal(r, NULL, FF__STATUS__ST_PERM, "not authenticated", buf, sizeof(buf));
+	CU_ASSERT_EQUAL(ffr_xreply_open(r, tag, buf + 2, n - 2, &st, why, sizeof(why)), -EACCES);
+	for (size_t i = n - FFR_MAC_LEN; i < n; i++)
+		CU_ASSERT_EQUAL(buf[i], 0);
+	/* malformed, or too short to hold a MAC */
+	CU_ASSERT_EQUAL(ffr_xreply_open(r, tag, buf + 2, 10, &st, why, sizeof(why)), -EBADMSG);
 }
 
 static void test_teardown(void)
@@ -178,6 +228,7 @@ int main(void)
 		{"roundtrip_and_replay", test_roundtrip},
 		{"forgeries", test_forgeries},
 		{"stale", test_stale},
+		{"keys", test_keys},
 		{"window", test_window},
 		{"reply_frame", test_reply_frame},
 		{"teardown", test_teardown},
