@@ -2,7 +2,13 @@
  * dispatch table (who may send it, how many fds it carries), run its handler.
  * Invariant: a handler owns the fds it is given; the dispatcher closes them
  * for every request that never reaches a handler. A channel that cannot take
- * a reply or keeps sending garbage is closed; nothing else is affected. */
+ * a reply or keeps sending garbage is closed; nothing else is affected.
+ * Death is one path (ffr_chan_kill), wherever it happens: in a handler, in
+ * a feature's timer long after the request (a reply that fails), on EOF.
+ * The channel's event is deleted before its fd is closed (libevent must
+ * never keep a closed fd registered: a new socket with that number would
+ * never be read), and the channel is freed by its own read callback, made
+ * active, so whoever killed it may still use the pointer until it returns. */
 #include "internal.h"
 
 #include "fdpass.h"
@@ -26,6 +32,25 @@ static bool chan_dead(struct ffr_chan *ch)
 	return ch->fd < 0;
 }
 
+static const char *chan_name(const struct ffr_chan *ch)
+{
+	return ch->c ? ch->c->name : "admin";
+}
+
+void ffr_chan_kill(struct ffr_chan *ch, const char *why)
+{
+	if (chan_dead(ch))
+		return;
+	if (why)
+		ff_warn("channel %s pid %d: %s, closing it", chan_name(ch), (int)ch->pid, why);
+	if (ch->ev)
+		event_del(ch->ev);
+	close(ch->fd);
+	ch->fd = -1;
+	if (ch->ev)
+		event_active(ch->ev, EV_READ, 0);
+}
+
 int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds)
 {
 	int err;
@@ -34,11 +59,10 @@ int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds)
 		return -EPIPE;
 	err = ff_msg_send(ch->fd, &rep->base, fds, nfds);
 	if (err) {
-		ff_warn("channel %s pid %d: reply failed (%s), closing it",
-			ch->c ? ch->c->name : "admin", (int)ch->pid, strerror(-err));
-		/* freed by the read callback once the handler has returned */
-		close(ch->fd);
-		ch->fd = -1;
+		char why[64];
+
+		snprintf(why, sizeof(why), "reply failed (%s)", strerror(-err));
+		ffr_chan_kill(ch, why);
 	}
 	return err;
 }
@@ -91,19 +115,15 @@ static void bad_message(struct ffr_chan *ch, int err)
 {
 	ch->bad++;
 	ch->r->bad_messages++;
-	ff_warn("channel %s pid %d: bad message (%s)", ch->c ? ch->c->name : "admin", (int)ch->pid,
+	ff_warn("channel %s pid %d: bad message (%s)", chan_name(ch), (int)ch->pid,
 		err == -EMSGSIZE	 ? "too long"
 		: err == -ETOOMANYREFS ? "too many fds"
 		: err == -EBADMSG	 ? "does not parse"
 				       : strerror(-err));
 	ffr_reply_status(ch, 0, FF__STATUS__ST_INVALID, "bad message: %s",
 			 err == -EMSGSIZE ? "too long" : err == -ETOOMANYREFS ? "too many fds" : "malformed");
-	if (ch->bad >= CHAN_MAX_BAD && !chan_dead(ch)) {
-		ff_warn("channel %s pid %d: too many bad messages, closing it",
-			ch->c ? ch->c->name : "admin", (int)ch->pid);
-		close(ch->fd);
-		ch->fd = -1;
-	}
+	if (ch->bad >= CHAN_MAX_BAD)
+		ffr_chan_kill(ch, "too many bad messages");
 }
 
 static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
@@ -118,8 +138,7 @@ static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	}
 	if (!ch->hello && k != FF__REQUEST__BODY_HELLO) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_HELLO, "first message must be Hello");
-		close(ch->fd);
-		ch->fd = -1;
+		ffr_chan_kill(ch, NULL);
 		goto out_close;
 	}
 	if (!(ch->c ? op->shim : op->ctl)) {
@@ -152,8 +171,7 @@ static void chan_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (r == -EAGAIN)
 			break;
 		if (r == 0 || r == -ECONNRESET || r == -ENOTCONN) {
-			close(ch->fd);
-			ch->fd = -1;
+			ffr_chan_kill(ch, NULL);
 			break;
 		}
 		if (r < 0) {
@@ -196,7 +214,7 @@ int ffr_chan_new(struct ffr_router *r, struct ffr_container *c, int fd)
 		ffr_chan_free(ch);
 		return -ENOMEM;
 	}
-	ff_dbg("channel %s: pid %d uid %d connected", c ? c->name : "admin", (int)ch->pid,
+	ff_dbg("channel %s: pid %d uid %d connected", chan_name(ch), (int)ch->pid,
 	       (int)ch->uid);
 	return 0;
 }

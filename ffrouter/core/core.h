@@ -215,7 +215,13 @@ bool ffr_features_poll(struct ffr_router *r);
 /* Takes ownership of fd. c is NULL for an admin channel. */
 int ffr_chan_new(struct ffr_router *r, struct ffr_container *c, int fd);
 void ffr_chan_free(struct ffr_chan *ch);
-/* Sends a reply on ch (fds not consumed). Closes nothing on failure. */
+/* Ends ch from anywhere (a handler, a timer, a feature's callback): stops
+ * reading it, closes its fd (ch->fd becomes -1) and frees it at the next
+ * turn of the loop, so the caller may still use ch until it returns. why
+ * (NULL: nothing) is logged. */
+void ffr_chan_kill(struct ffr_chan *ch, const char *why);
+/* Sends a reply on ch (fds not consumed). A failure kills ch
+ * (ffr_chan_kill): a dead channel takes no more replies (-EPIPE). */
 int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds);
 int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
