@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <ff/shm.h>
@@ -33,6 +34,7 @@
 struct ffr_router;
 struct ffr_container;
 struct ffr_stats;    /* a container's byte-counter page (core/internal.h) */
+struct ffr_guard;    /* the accept deadline (core/guard.c) */
 struct ffr_listener; /* an overlay listener (core/internal.h) */
 
 struct ffr_quota {
@@ -184,6 +186,7 @@ struct ffr_router {
 	struct ffr_op ops[FFR_OPS_MAX];
 	struct ffr_feature_reg feats[FFR_FEATURES_MAX];
 	int nfeats;
+	struct ffr_guard *guard;
 };
 
 /* router.c */
@@ -210,6 +213,17 @@ int ffr_ops_add(struct ffr_router *r, const struct ffr_op *ops, size_t n);
 /* Whether a registered feature wants the loop to poll, and one pass. */
 bool ffr_features_hot(const struct ffr_router *r);
 bool ffr_features_poll(struct ffr_router *r);
+
+/* guard.c: I/O on a file a container shares with the router (one open
+ * file description in both, so its O_NONBLOCK and socket options are the
+ * container's to change): none of these blocks, whatever the file's
+ * flags; the router never sets flags on such a file. */
+/* accept4 on a listening socket; -EAGAIN when nothing is (still) queued. */
+int ffr_shared_accept(struct ffr_router *r, int fd, struct sockaddr *sa, socklen_t *len, int flags);
+/* One datagram with nfds fds (not consumed); 0 or -errno (-EAGAIN: full). */
+int ffr_shared_send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds);
+/* read(2) of an eventfd or a pipe; the length or -errno (-EAGAIN: empty). */
+ssize_t ffr_shared_read(int fd, void *buf, size_t len);
 
 /* chan.c */
 /* Takes ownership of fd. c is NULL for an admin channel. */

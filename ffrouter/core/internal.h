@@ -43,6 +43,10 @@ struct ffr_listener {
 	uint64_t accepted;
 };
 
+/* guard.c: the router's part (the watchdog thread starts here) */
+int ffr_guard_new(struct ffr_router *r, const struct ffr_config *cfg);
+void ffr_guard_free(struct ffr_guard *g);
+
 /* router.c */
 /* Binds a non-blocking SOCK_SEQPACKET listener at path (mode applied). */
 int ffr_listen_unix(const char *path, mode_t mode);

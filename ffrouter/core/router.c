@@ -201,6 +201,9 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 	r->sweep_ev = evtimer_new(base, sweep_cb, r);
 	if (!r->rundir || !r->sweep_ev)
 		goto out_free;
+	*err = ffr_guard_new(r, cfg);
+	if (*err)
+		goto out_free;
 	*err = ffr_ops_add(r, ffr_sock_ops, ffr_sock_nops);
 	if (!*err)
 		*err = ffr_ops_add(r, ffr_admin_ops, ffr_admin_nops);
@@ -269,6 +272,7 @@ void ffr_router_free(struct ffr_router *r)
 		close(r->map_fd);
 	if (r->map_rofd >= 0)
 		close(r->map_rofd);
+	ffr_guard_free(r->guard);
 	free(r->rundir);
 	free(r);
 }

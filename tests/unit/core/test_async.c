@@ -1,10 +1,11 @@
 /* Requests a feature answers later, and what a hostile or vanished shim can
  * do with them (issue 10): a reply that fails outside the read callback
  * must still free its channel; connects handed to features count against
- * the container's quota and a per-channel cap on requests in flight. A
- * core-only router runs in the test's own thread with one fake feature,
- * "late", whose connect hook holds every request until the test (or a
- * timer) answers it. */
+ * the container's quota and a per-channel cap on requests in flight. A core-only
+ * router runs in the test's own thread with one fake feature, "late",
+ * whose connect hook holds every request until the test (or a timer)
+ * answers it. Its internals are in reach: the accept deadline of
+ * guard.c is driven directly. */
 #include "cu.h"
 #include "fixture.h"
 
@@ -14,7 +15,9 @@
 
 #include <ff/wire.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define INFLIGHT 4 /* the per-channel cap these tests configure */
@@ -350,10 +354,72 @@ static void test_late_reply_dead_peer(void)
 	core_down();
 }
 
+/* A poll that says lying_fd is readable: the state the router sees when
+ * the app accepts the connection between the router's poll and accept. */
+int __poll(struct pollfd *fds, nfds_t n, int timeout);
+static int lying_fd = -1;
+
+/* glibc declares poll's array write-only, which it is not */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	if (lying_fd >= 0 && n == 1 && fds[0].fd == lying_fd) {
+		fds[0].revents = POLLIN;
+		return 1;
+	}
+	return __poll(fds, n, timeout);
+}
+#pragma GCC diagnostic pop
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Hole 1, accept: the app made its listener blocking (it is the same open
+ * file as the router's) and took the connection the router was told
+ * about. The router's accept gives up within milliseconds; a connection
+ * that is really there is still taken. */
+static void test_shared_accept_deadline(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int kfd, tfd, nfd;
+	uint64_t t0, took;
+	uint16_t port;
+
+	core_up();
+	kfd = fx_tcp_listener(&port);
+	CU_ASSERT_FATAL(kfd >= 0);
+	lying_fd = kfd;
+	t0 = now_ms();
+	nfd = ffr_shared_accept(r, kfd, NULL, NULL, SOCK_CLOEXEC);
+	took = now_ms() - t0;
+	lying_fd = -1;
+	CU_ASSERT_EQUAL(nfd, -EAGAIN);
+	CU_ASSERT(took < 1000);
+	/* nothing queued, poll telling the truth: no accept at all */
+	CU_ASSERT_EQUAL(ffr_shared_accept(r, kfd, NULL, NULL, SOCK_CLOEXEC), -EAGAIN);
+	sin.sin_port = htons(port);
+	tfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_EQUAL_FATAL(connect(tfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	nfd = ffr_shared_accept(r, kfd, NULL, NULL, SOCK_CLOEXEC);
+	CU_ASSERT(nfd >= 0);
+	if (nfd >= 0)
+		close(nfd);
+	close(tfd);
+	close(kfd);
+	core_down();
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
 		{"late_reply_dead_peer", test_late_reply_dead_peer},
+		{"shared_accept_deadline", test_shared_accept_deadline},
 		{0},
 	};
 
