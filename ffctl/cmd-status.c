@@ -129,6 +129,23 @@ static struct json_object *publishes_json(const Ff__StatusReply *s)
 	return v;
 }
 
+static void print_health(const Ff__RouterHealth *h)
+{
+	if (!h)
+		return;
+	printf("event loop: %" PRIu64 " stalls%s%s%s\n\n", h->loop_stalls,
+	       *h->last_stall ? " (last: " : "", h->last_stall, *h->last_stall ? ")" : "");
+}
+
+static struct json_object *health_json(const Ff__RouterHealth *h)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "loop_stalls", json_object_new_uint64(h ? h->loop_stalls : 0));
+	json_object_object_add(o, "last_stall", ffc_json_string(h ? h->last_stall : ""));
+	return o;
+}
+
 /* One object; its members in the order scripts have always seen them. */
 static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 {
@@ -146,6 +163,7 @@ static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	json_object_object_add(o, "listeners", listeners_json(reps, n));
 	json_object_object_add(o, "conns", conns_json(reps, n));
 	json_object_object_add(o, "rdma", ffc_rdma_json(ctx));
+	json_object_object_add(o, "health", health_json(s->health));
 	ffc_json_print(o);
 }
 
@@ -160,6 +178,7 @@ static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	printf("ffrouter %s on host %s: %" PRIu64 " connections accelerated, %" PRIu64
 	       " fell back to the kernel, %" PRIu64 " bad messages\n\n",
 	       s->router_version, s->host, s->conns_total, s->fallbacks, s->bad_messages);
+	print_health(s->health);
 	if (s->n_hosts) {
 		ffc_print_hosts(s->hosts, s->n_hosts);
 		printf("\n");

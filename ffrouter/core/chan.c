@@ -16,6 +16,7 @@
 #include "msg.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,28 @@ static void bad_message(struct ffr_chan *ch, int err)
 		ffr_chan_kill(ch, "too many bad messages");
 }
 
+static char request_names[FFR_OPS_MAX][40];
+
+static void request_names_init(void)
+{
+	for (unsigned k = 0; k < FFR_OPS_MAX; k++) {
+		const ProtobufCFieldDescriptor *f =
+			protobuf_c_message_descriptor_get_field(&ff__request__descriptor, k);
+
+		snprintf(request_names[k], sizeof(request_names[k]), "request %s",
+			 f ? f->name : "?");
+	}
+}
+
+/* "request connect": the watchdog's name of a request (static storage). */
+static const char *request_name(unsigned k)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, request_names_init);
+	return k < FFR_OPS_MAX ? request_names[k] : "request";
+}
+
 static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	unsigned k = (unsigned)req->body_case;
@@ -151,6 +174,7 @@ static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 				 op->nfds, nfds);
 		goto out_close;
 	}
+	ffr_doing(ch->r, request_name(k), ch->c ? ch->c->name : "admin", ch->pid);
 	op->fn(ch, req, fds, nfds);
 	return;
 out_close:

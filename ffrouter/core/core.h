@@ -34,7 +34,7 @@
 struct ffr_router;
 struct ffr_container;
 struct ffr_stats;    /* a container's byte-counter page (core/internal.h) */
-struct ffr_guard;    /* the accept deadline (core/guard.c) */
+struct ffr_guard;    /* watchdog, accept deadline (core/guard.c) */
 struct ffr_listener; /* an overlay listener (core/internal.h) */
 
 struct ffr_quota {
@@ -112,6 +112,7 @@ struct ffr_config {
 	struct ffr_quota quota;
 	int sockbuf; /* send/receive buffer of same-host connections, bytes (0: kernel's) */
 	const char *host_id; /* this host's name in the locality map (NULL: hostname) */
+	unsigned watchdog_ms; /* a loop that has not turned this long is stuck (0: 5 s) */
 };
 
 /* A request handler: ch's request req with nfds fds it now owns. */
@@ -224,6 +225,12 @@ int ffr_shared_accept(struct ffr_router *r, int fd, struct sockaddr *sa, socklen
 int ffr_shared_send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds);
 /* read(2) of an eventfd or a pipe; the length or -errno (-EAGAIN: empty). */
 ssize_t ffr_shared_read(int fd, void *buf, size_t len);
+/* Marks the step the loop is in, for the watchdog's report: what (a static
+ * string), on behalf of who (a container's name, or NULL) and pid. */
+void ffr_doing(struct ffr_router *r, const char *what, const char *who, pid_t pid);
+/* Stalls of the loop the watchdog saw; the last one's description in
+ * last[len] (if last). */
+uint64_t ffr_loop_stalls(const struct ffr_router *r, char *last, size_t len);
 
 /* chan.c */
 /* Takes ownership of fd. c is NULL for an admin channel. */

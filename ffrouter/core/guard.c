@@ -1,5 +1,6 @@
 /* What keeps the event loop turning when a container turns hostile: I/O on
- * files a container shares with the router.
+ * files a container shares with the router, and the watchdog that notices
+ * when the loop stopped turning anyway.
  *
  * Shared files. An fd a shim passed (the app's kernel listener) or one the
  * router passed to a shim and still uses (its end of an accept queue, which
@@ -24,7 +25,12 @@
  *     kernel-listener path only (peers without ffnet). (io_uring has a
  *     per-call non-blocking accept, but it is often disabled or filtered by
  *     seccomp where routers run.)
- */
+ *
+ * Watchdog. A thread wakes every quarter period and compares the time with
+ * the loop's heartbeat, a persistent timer of the loop; when the loop has
+ * not turned for a period it logs what the loop was doing (each step that
+ * may touch what a container controls marks itself with ffr_doing) and
+ * counts a stall, once per stall; ffctl status shows the count. */
 #include "internal.h"
 
 #include "log.h"
@@ -33,6 +39,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,6 +49,8 @@
 #include <unistd.h>
 
 #define DEADLINE_NS 2000000 /* a blocked accept on a shared listener: 2 ms at most */
+#define WATCHDOG_DEFAULT_MS 5000
+#define WATCHDOG_MIN_MS 100
 #define DEADLINE_SIGNAL (SIGRTMIN + 7) /* glibc reserves the first two; valgrind the last */
 
 struct ffr_guard {
@@ -50,7 +59,30 @@ struct ffr_guard {
 	bool have_timer;
 	timer_t timer;
 	pid_t timer_tid;
+	/* the watchdog */
+	unsigned period_ms;
+	struct event *beat_ev;
+	uint64_t beat_ns; /* atomic: the loop's last heartbeat (CLOCK_MONOTONIC) */
+	uint64_t stalls;  /* atomic */
+	pthread_t th;
+	bool th_started;
+	pthread_mutex_t lock; /* the fields below */
+	pthread_cond_t cond;
+	bool stop;
+	const char *what; /* the step the loop is in, or last was in */
+	char who[FFR_NAME_MAX + 1];
+	pid_t pid;
+	uint64_t what_ns;
+	char last_stall[192];
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- I/O on shared files ---- */
 
@@ -164,24 +196,148 @@ ssize_t ffr_shared_read(int fd, void *buf, size_t len)
 	return n < 0 ? -errno : n;
 }
 
+/* ---- the watchdog ---- */
+
+void ffr_doing(struct ffr_router *r, const char *what, const char *who, pid_t pid)
+{
+	struct ffr_guard *g = r->guard;
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->what = what;
+	snprintf(g->who, sizeof(g->who), "%s", who ? who : "");
+	g->pid = pid;
+	g->what_ns = mono_ns();
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ffr_guard *g = arg;
+	uint64_t now = mono_ns(), prev = __atomic_load_n(&g->beat_ns, __ATOMIC_RELAXED);
+
+	if (prev && now - prev > (uint64_t)g->period_ms * 1000000u)
+		ff_warn("watchdog: the event loop turns again, after %.1f s",
+			(double)(now - prev) / 1e9);
+	__atomic_store_n(&g->beat_ns, now, __ATOMIC_RELAXED);
+}
+
+/* Under g->lock: says what the loop was doing into g->last_stall. */
+static void stall_describe(struct ffr_guard *g, uint64_t beat, uint64_t now)
+{
+	if (g->what && g->what_ns >= beat)
+		snprintf(g->last_stall, sizeof(g->last_stall), "%s (%s pid %d) for %.1f s", g->what,
+			 *g->who ? g->who : "-", (int)g->pid, (double)(now - g->what_ns) / 1e9);
+	else
+		snprintf(g->last_stall, sizeof(g->last_stall),
+			 "outside any marked step, %.1f s without a turn", (double)(now - beat) / 1e9);
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct ffr_guard *g = arg;
+	uint64_t reported = 0;
+	char msg[sizeof(g->last_stall)];
+
+	pthread_mutex_lock(&g->lock);
+	while (!g->stop) {
+		struct timespec ts;
+		uint64_t beat, now;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)(g->period_ms % 4000) * 250000;
+		ts.tv_sec += g->period_ms / 4000 + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+		beat = __atomic_load_n(&g->beat_ns, __ATOMIC_RELAXED);
+		now = mono_ns();
+		if (g->stop || !beat || beat == reported ||
+		    now - beat <= (uint64_t)g->period_ms * 1000000u)
+			continue;
+		reported = beat;
+		stall_describe(g, beat, now);
+		__atomic_add_fetch(&g->stalls, 1, __ATOMIC_RELAXED);
+		snprintf(msg, sizeof(msg), "%s", g->last_stall);
+		pthread_mutex_unlock(&g->lock);
+		ff_err("watchdog: the event loop has not turned for %u ms: %s; every container "
+		       "of this host waits",
+		       g->period_ms, msg);
+		pthread_mutex_lock(&g->lock);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+static int watchdog_start(struct ffr_guard *g, unsigned period_ms)
+{
+	struct timeval tv;
+	int err;
+
+	g->period_ms = period_ms ? period_ms : WATCHDOG_DEFAULT_MS;
+	if (g->period_ms < WATCHDOG_MIN_MS)
+		g->period_ms = WATCHDOG_MIN_MS;
+	tv.tv_sec = g->period_ms / 4000;
+	tv.tv_usec = (g->period_ms % 4000) * 250;
+	g->beat_ev = event_new(g->r->base, -1, EV_PERSIST, beat_cb, g);
+	if (!g->beat_ev || event_add(g->beat_ev, &tv) < 0)
+		return -ENOMEM;
+	err = pthread_create(&g->th, NULL, watchdog_main, g);
+	if (err)
+		return -err;
+	g->th_started = true;
+	return 0;
+}
+
+uint64_t ffr_loop_stalls(const struct ffr_router *r, char *last, size_t len)
+{
+	struct ffr_guard *g = r->guard;
+
+	if (!g)
+		return 0;
+	if (last) {
+		pthread_mutex_lock(&g->lock);
+		snprintf(last, len, "%s", g->last_stall);
+		pthread_mutex_unlock(&g->lock);
+	}
+	return __atomic_load_n(&g->stalls, __ATOMIC_RELAXED);
+}
+
 /* ---- life cycle ---- */
 
 int ffr_guard_new(struct ffr_router *r, const struct ffr_config *cfg)
 {
 	struct ffr_guard *g = calloc(1, sizeof(*g));
+	pthread_condattr_t ca;
 
 	if (!g)
 		return -ENOMEM;
 	g->r = r;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	r->guard = g;
-	return 0;
+	return watchdog_start(g, cfg->watchdog_ms);
 }
 
 void ffr_guard_free(struct ffr_guard *g)
 {
 	if (!g)
 		return;
+	if (g->th_started) {
+		pthread_mutex_lock(&g->lock);
+		g->stop = true;
+		pthread_cond_signal(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+		pthread_join(g->th, NULL);
+	}
+	if (g->beat_ev)
+		event_free(g->beat_ev);
+	pthread_cond_destroy(&g->cond);
 	if (g->have_timer)
 		timer_delete(g->timer);
+	pthread_mutex_destroy(&g->lock);
 	free(g);
 }

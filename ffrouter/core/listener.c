@@ -108,6 +108,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_listener *l = arg;
 
+	ffr_doing(l->r, "send on an accept queue", l->c->name, 0);
 	if (flush(l) == -EAGAIN)
 		event_add(l->wev, NULL);
 }
@@ -184,6 +185,7 @@ static void kfd_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_listener *l = arg;
 
+	ffr_doing(l->r, "accept on a kernel listener", l->c->name, 0);
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);

@@ -117,6 +117,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_router *r = arg;
 
+	ffr_doing(r, "connection sweep", NULL, 0);
 	ffr_conn_sweep(r);
 	ffr_sweep_arm(r);
 }

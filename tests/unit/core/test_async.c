@@ -1,7 +1,8 @@
 /* Requests a feature answers later, and what a hostile or vanished shim can
  * do with them (issue 10): a reply that fails outside the read callback
  * must still free its channel; connects handed to features count against
- * the container's quota and a per-channel cap on requests in flight. A core-only
+ * the container's quota and a per-channel cap on requests in flight; a
+ * loop that a step blocks anyway is seen by the watchdog. A core-only
  * router runs in the test's own thread with one fake feature, "late",
  * whose connect hook holds every request until the test (or a timer)
  * answers it. Its internals are in reach: the accept deadline of
@@ -52,6 +53,7 @@ static void core_up_with(uint32_t conns, unsigned watchdog_ms)
 	struct ffr_config cfg = {
 		.quota = {.channels = 64, .listeners = 64, .conns = conns, .pending = 256},
 		.host_id = "here",
+		.watchdog_ms = watchdog_ms,
 	};
 	int err;
 
@@ -415,11 +417,54 @@ static void test_shared_accept_deadline(void)
 	core_down();
 }
 
+/* The watchdog: a step that blocks the loop (here a feature's connect hook
+ * sleeping 700 ms) past the watchdog's period (200 ms) is one stall,
+ * described by the step and its container, and ffctl status shows it. */
+static void test_watchdog_stall(void)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__GetStatus m = FF__GET_STATUS__INIT;
+	int adm, c1, rfds[FF_MAX_FDS], nr;
+	char last[256] = "";
+	Ff__Reply *rep;
+
+	core_up_with(1024, 200);
+	adm = setup();
+	c1 = chan_open("c1");
+	CU_ASSERT_FATAL(c1 >= 0);
+	for (int i = 0; i < 5; i++)
+		settle(); /* the loop's heartbeat has run */
+	CU_ASSERT_EQUAL(ffr_loop_stalls(r, NULL, 0), 0);
+	late->block_ms = 700;
+	CU_ASSERT_EQUAL_FATAL(send_connect(c1, 5, "10.99.0.9", 80, false), 0);
+	for (int i = 0; i < 100 && !late->connects; i++)
+		settle();
+	late->block_ms = 0;
+	settle();
+	CU_ASSERT(ffr_loop_stalls(r, last, sizeof(last)) >= 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(last, "request connect (c1 pid"));
+	req.body_case = FF__REQUEST__BODY_STATUS;
+	req.status = &m;
+	CU_ASSERT_EQUAL_FATAL(ff_msg_send(adm, &req.base, NULL, 0), 0);
+	CU_ASSERT_FATAL(pump_until_readable(adm));
+	rep = fx_recv(adm, rfds, &nr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep->status_reply);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep->status_reply->health);
+	CU_ASSERT(rep->status_reply->health->loop_stalls >= 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(rep->status_reply->health->last_stall, "connect"));
+	ff__reply__free_unpacked(rep, NULL);
+	close(c1);
+	close(adm);
+	core_down();
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
 		{"late_reply_dead_peer", test_late_reply_dead_peer},
 		{"shared_accept_deadline", test_shared_accept_deadline},
+		{"watchdog_stall", test_watchdog_stall},
 		{0},
 	};
 
