@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -56,10 +58,37 @@ static int mkdir_mode(const char *path, mode_t mode)
 	return chmod(path, mode) < 0 ? -errno : 0;
 }
 
+/* After the router's own writable mapping exists, nobody writes the map
+ * memfd another way. The fd shims get is read-only, but /proc/self/fd/N
+ * reopens the file itself, with any mode the inode allows:
+ *   - F_SEAL_FUTURE_WRITE: write(2), fallocate and new writable shared
+ *     mappings fail for every fd of the file; the existing mapping works.
+ *     F_SEAL_SEAL: no one changes the seals again.
+ *   - mode 0444: an open for writing fails (EACCES) for anyone without
+ *     CAP_DAC_OVERRIDE;
+ *   - FS_IMMUTABLE_FL: it fails (EPERM) for root too; clearing the flag
+ *     takes CAP_LINUX_IMMUTABLE, which containers do not get. Best effort:
+ *     a router without the capability relies on the seal. */
+static int map_seal(int fd)
+{
+	int fl = 0;
+
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
+		return -errno;
+	if (fchmod(fd, 0444) < 0)
+		return -errno;
+	if (ioctl(fd, FS_IOC_GETFLAGS, &fl) < 0 ||
+	    (fl |= FS_IMMUTABLE_FL, ioctl(fd, FS_IOC_SETFLAGS, &fl) < 0))
+		ff_dbg("map page: not immutable (%s); the write seal still holds",
+		       strerror(errno));
+	return 0;
+}
+
 /* The map page: a sealed memfd the router writes; shims get a read-only fd. */
 static int map_open(struct ffr_router *r)
 {
 	char path[64];
+	int err;
 
 	r->map_fd = memfd_create("ffnet-map", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (r->map_fd < 0)
@@ -73,6 +102,9 @@ static int map_open(struct ffr_router *r)
 		return -errno;
 	}
 	ff_map_init(r->map);
+	err = map_seal(r->map_fd);
+	if (err)
+		return err;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", r->map_fd);
 	r->map_rofd = open(path, O_RDONLY | O_CLOEXEC);
 	return r->map_rofd < 0 ? -errno : 0;

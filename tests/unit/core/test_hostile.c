@@ -7,9 +7,11 @@
 #include "fixture.h"
 
 #include "fdpass.h"
+#include "map.h"
 #include "msg.h"
 #include "rdma/internal.h"
 
+#include <ff/shm.h>
 #include <ff/wire.h>
 
 #include <arpa/inet.h>
@@ -19,9 +21,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,12 +192,136 @@ static void test_doorbell_blocking(void)
 	close(efd);
 }
 
+/* Hello on a fresh shim channel of name: the map fd and the stats fd. */
+static int hello_pages(const char *name, int *ch, int *map_fd, int *stats_fd)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Hello h = FF__HELLO__INIT;
+	int rfds[FF_MAX_FDS], nr = 0;
+	char path[160];
+	Ff__Reply *rep;
+
+	snprintf(path, sizeof(path), "%s/c/%s/%s", fx.dir, name, FF_SOCK_NAME);
+	*ch = fx_connect(path);
+	h.version = FF_PROTO_VERSION;
+	req.body_case = FF__REQUEST__BODY_HELLO;
+	req.hello = &h;
+	rep = fx_call(*ch, &req, NULL, 0, rfds, &nr);
+	if (!rep || rep->status || nr != 2) {
+		ff_close_fds(rfds, nr);
+		if (rep)
+			ff__reply__free_unpacked(rep, NULL);
+		return -1;
+	}
+	ff__reply__free_unpacked(rep, NULL);
+	*map_fd = rfds[0];
+	*stats_fd = rfds[1];
+	return 0;
+}
+
+/* Issue 10, hole 2: the map fd a shim gets at Hello is read-only, but
+ * /proc/self/fd/N reopens the file itself. Reopening it for writing must
+ * fail, and every other way to write through what a shim holds too (the
+ * router runs as root here, as it does in production). */
+static void test_map_reopen(void)
+{
+	int ch, mfd, sfd, rw;
+	char path[64];
+	void *p;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(hello_pages("c1", &ch, &mfd, &sfd), 0);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", mfd);
+	rw = open(path, O_RDWR | O_CLOEXEC);
+	CU_ASSERT_EQUAL(rw, -1);
+	CU_ASSERT(errno == EPERM || errno == EACCES);
+	if (rw >= 0) {
+		CU_ASSERT_EQUAL(write(rw, "x", 1), -1);
+		p = mmap(NULL, FF_MAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+		CU_ASSERT_EQUAL(p, MAP_FAILED);
+		if (p != MAP_FAILED)
+			munmap(p, FF_MAP_SIZE);
+		close(rw);
+	}
+	/* O_WRONLY and O_RDWR|O_TRUNC too */
+	CU_ASSERT_EQUAL(open(path, O_WRONLY | O_CLOEXEC), -1);
+	CU_ASSERT_EQUAL(open(path, O_RDWR | O_TRUNC | O_CLOEXEC), -1);
+	/* a read-only mapping cannot be made writable */
+	p = mmap(NULL, FF_MAP_SIZE, PROT_READ, MAP_SHARED, mfd, 0);
+	CU_ASSERT_NOT_EQUAL_FATAL(p, MAP_FAILED);
+	CU_ASSERT_EQUAL(mprotect(p, FF_MAP_SIZE, PROT_READ | PROT_WRITE), -1);
+	munmap(p, FF_MAP_SIZE);
+	/* the router still publishes: a new container is in every shim's map */
+	CU_ASSERT_EQUAL(fx_register(&fx, "c3", "10.99.0.3"), FF__STATUS__ST_OK);
+	p = mmap(NULL, FF_MAP_SIZE, PROT_READ, MAP_SHARED, mfd, 0);
+	CU_ASSERT_NOT_EQUAL_FATAL(p, MAP_FAILED);
+	{
+		struct ff_ip ip;
+		uint8_t flags;
+
+		ff_ip_parse("10.99.0.3", &ip);
+		CU_ASSERT_EQUAL(ff_map_find(p, &ip, &flags), 1);
+	}
+	munmap(p, FF_MAP_SIZE);
+	close(mfd);
+	close(sfd);
+	close(ch);
+	fx_router_stop(&fx);
+}
+
+/* The stats page is the container's to write (its shims count bytes in
+ * it): one that scribbles over all of it, header included, changes nothing
+ * but the numbers ffctl shows for its own connections. */
+static void test_stats_scribbled(void)
+{
+	int ch, mfd, sfd, c2, kfd, qfd, cfd, sfd2, c, l, k;
+	Ff__Accepted *a;
+	Ff__Reply *rep;
+	uint16_t port;
+	void *p;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(hello_pages("c1", &ch, &mfd, &sfd), 0);
+	p = mmap(NULL, FF_STAT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+	CU_ASSERT_NOT_EQUAL_FATAL(p, MAP_FAILED);
+	memset(p, 0xff, FF_STAT_SIZE);
+	kfd = fx_tcp_listener(&port);
+	rep = fx_listen(ch, kfd, "0.0.0.0", port, &qfd);
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	c2 = fx_shim(&fx, "c2");
+	for (int i = 0; i < 3; i++) {
+		rep = fx_overlay_connect(c2, "10.99.0.1", port, &cfd);
+		CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+		ff__reply__free_unpacked(rep, NULL);
+		a = fx_take_accepted(qfd, &sfd2);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+		CU_ASSERT(a->slot < FF_STAT_SLOTS);
+		ff__accepted__free_unpacked(a, NULL);
+		memset(p, 0xff, FF_STAT_SIZE);
+		close(cfd);
+		close(sfd2);
+	}
+	CU_ASSERT_EQUAL(fx_status_counts(&fx, &c, &l, &k), 0);
+	CU_ASSERT_EQUAL(c, 2);
+	munmap(p, FF_STAT_SIZE);
+	close(qfd);
+	close(kfd);
+	close(c2);
+	close(mfd);
+	close(sfd);
+	close(ch);
+	fx_router_stop(&fx);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
 		{"kernel_listener_blocking", test_kernel_listener_blocking},
 		{"accept_queue_blocking", test_accept_queue_blocking},
 		{"doorbell_blocking", test_doorbell_blocking},
+		{"map_reopen", test_map_reopen},
+		{"stats_scribbled", test_stats_scribbled},
 		{0},
 	};
 
