@@ -133,8 +133,9 @@ static void print_health(const Ff__RouterHealth *h)
 {
 	if (!h)
 		return;
-	printf("event loop: %" PRIu64 " stalls%s%s%s\n\n", h->loop_stalls,
+	printf("event loop: %" PRIu64 " stalls%s%s%s\n", h->loop_stalls,
 	       *h->last_stall ? " (last: " : "", h->last_stall, *h->last_stall ? ")" : "");
+	printf("%" PRIu64 " connects refused by quotas\n\n", h->quota_refusals);
 }
 
 static struct json_object *health_json(const Ff__RouterHealth *h)
@@ -143,6 +144,8 @@ static struct json_object *health_json(const Ff__RouterHealth *h)
 
 	json_object_object_add(o, "loop_stalls", json_object_new_uint64(h ? h->loop_stalls : 0));
 	json_object_object_add(o, "last_stall", ffc_json_string(h ? h->last_stall : ""));
+	json_object_object_add(o, "quota_refusals",
+			       json_object_new_uint64(h ? h->quota_refusals : 0));
 	return o;
 }
 

@@ -8,7 +8,12 @@
  * The channel's event is deleted before its fd is closed (libevent must
  * never keep a closed fd registered: a new socket with that number would
  * never be read), and the channel is freed by its own read callback, made
- * active, so whoever killed it may still use the pointer until it returns. */
+ * active, so whoever killed it may still use the pointer until it returns.
+ * Connects in flight: a connect a feature answers later is counted from
+ * the hand-over to the reply carrying its id. A request reusing an id in
+ * flight is refused without being answered under that id's count (else a
+ * Lookup with the same id would free a place while the connect goes on);
+ * the core's own refusals (bad messages) never count as answers. */
 #include "internal.h"
 
 #include "fdpass.h"
@@ -27,6 +32,7 @@
 
 #define CHAN_BATCH 32
 #define CHAN_MAX_BAD 16
+#define CHAN_INFLIGHT_DEFAULT 64
 
 static bool chan_dead(struct ffr_chan *ch)
 {
@@ -52,10 +58,51 @@ void ffr_chan_kill(struct ffr_chan *ch, const char *why)
 		event_active(ch->ev, EV_READ, 0);
 }
 
-int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds)
+static uint32_t inflight_cap(const struct ffr_chan *ch)
+{
+	return ch->r->quota.inflight ? ch->r->quota.inflight : CHAN_INFLIGHT_DEFAULT;
+}
+
+static int inflight_find(const struct ffr_chan *ch, uint64_t id)
+{
+	for (uint32_t i = 0; i < ch->ninflight; i++)
+		if (ch->inflight[i] == id)
+			return (int)i;
+	return -1;
+}
+
+int ffr_chan_inflight_add(struct ffr_chan *ch, uint64_t id)
+{
+	if (ch->ninflight >= inflight_cap(ch))
+		return -ENOBUFS;
+	if (!ch->inflight && !(ch->inflight = calloc(inflight_cap(ch), sizeof(*ch->inflight))))
+		return -ENOMEM;
+	ch->inflight[ch->ninflight++] = id;
+	if (ch->c)
+		ch->c->nconnecting++;
+	return 0;
+}
+
+void ffr_chan_inflight_del(struct ffr_chan *ch, uint64_t id)
+{
+	int i = ch->ninflight ? inflight_find(ch, id) : -1;
+
+	if (i < 0)
+		return;
+	ch->inflight[i] = ch->inflight[--ch->ninflight];
+	if (ch->c)
+		ch->c->nconnecting--;
+}
+
+/* answers: rep is the answer to request rep->id (a connect in flight with
+ * that id is over); the core's refusals of malformed input are not. */
+static int reply_send(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds, bool answers)
 {
 	int err;
 
+	if (answers && (rep->body_case == FF__REPLY__BODY_CONNECT ||
+			rep->body_case == FF__REPLY__BODY__NOT_SET))
+		ffr_chan_inflight_del(ch, rep->id);
 	if (chan_dead(ch))
 		return -EPIPE;
 	err = ff_msg_send(ch->fd, &rep->base, fds, nfds);
@@ -68,21 +115,49 @@ int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds)
 	return err;
 }
 
-int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds)
+{
+	return reply_send(ch, rep, fds, nfds, true);
+}
+
+static int status_send(struct ffr_chan *ch, uint64_t id, Ff__Status st, bool answers,
+		       const char *fmt, va_list ap)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
 	char msg[256] = "";
-	va_list ap;
 
-	if (fmt) {
-		va_start(ap, fmt);
+	if (fmt)
 		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-	}
 	rep.id = id;
 	rep.status = st;
 	rep.error = msg;
-	return ffr_reply(ch, &rep, NULL, 0);
+	return reply_send(ch, &rep, NULL, 0, answers);
+}
+
+int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+{
+	va_list ap;
+	int err;
+
+	va_start(ap, fmt);
+	err = status_send(ch, id, st, true, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* A status that answers nothing: no connect in flight ends with it. */
+static int refuse(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int refuse(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+{
+	va_list ap;
+	int err;
+
+	va_start(ap, fmt);
+	err = status_send(ch, id, st, false, fmt, ap);
+	va_end(ap);
+	return err;
 }
 
 Ff__Status ffr_errno_status(int err)
@@ -121,8 +196,8 @@ static void bad_message(struct ffr_chan *ch, int err)
 		: err == -ETOOMANYREFS ? "too many fds"
 		: err == -EBADMSG	 ? "does not parse"
 				       : strerror(-err));
-	ffr_reply_status(ch, 0, FF__STATUS__ST_INVALID, "bad message: %s",
-			 err == -EMSGSIZE ? "too long" : err == -ETOOMANYREFS ? "too many fds" : "malformed");
+	refuse(ch, 0, FF__STATUS__ST_INVALID, "bad message: %s",
+	       err == -EMSGSIZE ? "too long" : err == -ETOOMANYREFS ? "too many fds" : "malformed");
 	if (ch->bad >= CHAN_MAX_BAD)
 		ffr_chan_kill(ch, "too many bad messages");
 }
@@ -154,6 +229,12 @@ static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	unsigned k = (unsigned)req->body_case;
 	const struct ffr_op *op = k < FFR_OPS_MAX ? &ch->r->ops[k] : NULL;
 
+	if (ch->ninflight && inflight_find(ch, req->id) >= 0) {
+		ch->r->bad_messages++;
+		refuse(ch, req->id, FF__STATUS__ST_INVALID, "request id %llu is still in flight",
+		       (unsigned long long)req->id);
+		goto out_close;
+	}
 	if (!op || !op->fn) {
 		ch->r->bad_messages++;
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_UNSUPPORTED, "unknown request %u", k);
@@ -251,6 +332,7 @@ void ffr_chan_free(struct ffr_chan *ch)
 	if (ch->c) {
 		TAILQ_REMOVE(&ch->c->chans, ch, link);
 		ch->c->nchans--;
+		ch->c->nconnecting -= ch->ninflight;
 	} else {
 		TAILQ_REMOVE(&ch->r->admin, ch, link);
 	}
@@ -258,6 +340,7 @@ void ffr_chan_free(struct ffr_chan *ch)
 		event_free(ch->ev);
 	if (ch->fd >= 0)
 		close(ch->fd);
+	free(ch->inflight);
 	free(ch);
 }
 

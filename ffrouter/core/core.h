@@ -42,6 +42,7 @@ struct ffr_quota {
 	uint32_t listeners;
 	uint32_t conns;
 	uint32_t pending; /* accept-queue entries held by the router per listener */
+	uint32_t inflight; /* connects handed to features, unanswered, per channel (0: 64) */
 };
 
 /* One SOCK_SEQPACKET control channel: a shim (c != NULL) or ffctl. */
@@ -55,6 +56,8 @@ struct ffr_chan {
 	pid_t pid;
 	uid_t uid;
 	uint32_t bad; /* malformed messages seen */
+	uint64_t *inflight; /* ids of connects handed to features, unanswered */
+	uint32_t ninflight;
 };
 TAILQ_HEAD(ffr_chan_list, ffr_chan);
 
@@ -100,6 +103,7 @@ struct ffr_container {
 	struct ffr_stats *st;
 	struct ffr_chan_list chans;
 	uint32_t nchans, nlisteners, nconns;
+	uint32_t nconnecting; /* its channels' connects in flight (count against conns) */
 	uint16_t next_port;
 	uint8_t *ports; /* bitmap of client ports held by accelerated conns */
 	void *ext[FFR_FEATURES_MAX]; /* each feature's per-container data, by its slot */
@@ -184,6 +188,7 @@ struct ffr_router {
 	struct event *sweep_ev;
 	uint64_t next_id;
 	uint64_t conns_total, fallbacks, bad_messages;
+	uint64_t quota_refusals; /* connects refused: a container's quota, a channel's cap */
 	struct ffr_op ops[FFR_OPS_MAX];
 	struct ffr_feature_reg feats[FFR_FEATURES_MAX];
 	int nfeats;

@@ -1,6 +1,10 @@
 /* Requests from shims: Hello, Listen, Connect, Lookup. The caller's
  * identity is the container whose socket it reached (ch->c); nothing a shim
- * says about who it is is believed. */
+ * says about who it is is believed.
+ * Every connect is charged before it starts, whichever path it takes: the
+ * container's connection quota (same host, across hosts, outside the
+ * overlay; conns plus connects in flight), and the channel's cap on
+ * connects handed to a feature and not answered yet. */
 #include "internal.h"
 
 #include "fdpass.h"
@@ -267,6 +271,42 @@ out_close:
 	return err;
 }
 
+/* The client's side of any connect: its container's quota (conns and
+ * connects in flight). */
+static bool connect_admitted(struct ffr_chan *ch, uint64_t id)
+{
+	struct ffr_container *c = ch->c;
+
+	if (c->nconns + c->nconnecting >= ch->r->quota.conns) {
+		ch->r->fallbacks++;
+		ch->r->quota_refusals++;
+		ffr_reply_status(ch, id, FF__STATUS__ST_QUOTA, "connection quota reached");
+		return false;
+	}
+	return true;
+}
+
+/* Hands a connect to the features, counted in flight until its answer;
+ * false if none takes it (nothing answered then). */
+static bool connect_to_feature(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+			       const struct ff_sa *src, const struct ff_sa *dst)
+{
+	int err = ffr_chan_inflight_add(ch, id);
+
+	if (err) {
+		ch->r->quota_refusals++;
+		ffr_reply_status(ch, id, err == -ENOBUFS ? FF__STATUS__ST_QUOTA
+							 : FF__STATUS__ST_INTERNAL,
+				 "%s", err == -ENOBUFS ? "too many connects in flight on this channel"
+						       : strerror(-err));
+		return true;
+	}
+	if (ffr_features_connect(ch, id, t, src, dst))
+		return true;
+	ffr_chan_inflight_del(ch, id);
+	return false;
+}
+
 static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
@@ -279,11 +319,13 @@ static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "bad destination");
 		return;
 	}
+	if (!connect_admitted(ch, req->id))
+		return;
 	if (req->connect->outside) {
 		/* bypass4netns-style: a host socket for a destination outside */
 		if (ch->c->policy != FFR_POLICY_HOST || ffr_container_by_ip(r, &dst.ip))
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_PERM, "policy is not host");
-		else if (!ffr_features_connect(ch, req->id, NULL, NULL, &dst))
+		else if (!connect_to_feature(ch, req->id, NULL, NULL, &dst))
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_UNSUPPORTED,
 					 "no host sockets on this router");
 		return;
@@ -293,7 +335,7 @@ static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 		if (client_addr(ch->c, req->connect, dst.ip.family, &src) < 0)
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
 					 "no address of that family");
-		else if (!ffr_features_connect(ch, req->id, t, &src, &dst))
+		else if (!connect_to_feature(ch, req->id, t, &src, &dst))
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_UNREACH,
 					 "no path to host %s", t->host);
 		return;
@@ -305,7 +347,8 @@ static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 				 NULL);
 		return;
 	}
-	if (ch->c->nconns >= r->quota.conns || t->nconns >= r->quota.conns) {
+	if (t->nconns + t->nconnecting >= r->quota.conns) {
+		r->quota_refusals++;
 		r->fallbacks++;
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_QUOTA, "connection quota reached");
 		return;

@@ -51,7 +51,8 @@ static void core_down(void)
 static void core_up_with(uint32_t conns, unsigned watchdog_ms)
 {
 	struct ffr_config cfg = {
-		.quota = {.channels = 64, .listeners = 64, .conns = conns, .pending = 256},
+		.quota = {.channels = 64, .listeners = 64, .conns = conns, .pending = 256,
+			  .inflight = INFLIGHT},
 		.host_id = "here",
 		.watchdog_ms = watchdog_ms,
 	};
@@ -356,6 +357,134 @@ static void test_late_reply_dead_peer(void)
 	core_down();
 }
 
+/* Replies waiting on fd after running the loop a while: how many, and the
+ * status of the one with id want_id (-1 if none). */
+static int drain(int fd, uint64_t want_id, int *want_status)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int n = 0;
+
+	*want_status = -1;
+	settle();
+	while (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+		uint64_t id = 0;
+		int st = answer(fd, &id);
+
+		if (st < 0)
+			break;
+		n++;
+		if (id == want_id)
+			*want_status = st;
+	}
+	return n;
+}
+
+static int send_lookup(int fd, uint64_t id)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Lookup m = FF__LOOKUP__INIT;
+
+	m.inode = 1;
+	req.id = id;
+	req.body_case = FF__REQUEST__BODY_LOOKUP;
+	req.lookup = &m;
+	return ff_msg_send(fd, &req.base, NULL, 0);
+}
+
+/* Hole 5: a channel firing connects to a container of another host without
+ * waiting gets at most INFLIGHT of them handed to the feature; the excess
+ * is refused (ST_QUOTA) by the core. Answers free the places. A request
+ * reusing the id of one in flight cannot free a place by drawing an
+ * answer with that id. */
+static void test_inflight_cap(void)
+{
+	int adm, c1, st, n;
+
+	core_up();
+	adm = setup();
+	c1 = chan_open("c1");
+	CU_ASSERT_FATAL(c1 >= 0);
+	for (uint64_t id = 1; id <= INFLIGHT + 1; id++)
+		CU_ASSERT_EQUAL_FATAL(send_connect(c1, id, "10.99.0.9", 80, false), 0);
+	n = drain(c1, INFLIGHT + 1, &st);
+	CU_ASSERT_EQUAL(late->n, INFLIGHT);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_QUOTA);
+	/* a Lookup with an id in flight: refused, and no place freed */
+	CU_ASSERT_EQUAL_FATAL(send_lookup(c1, 2), 0);
+	n = drain(c1, 2, &st);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_INVALID);
+	CU_ASSERT_EQUAL_FATAL(send_connect(c1, 20, "10.99.0.9", 80, false), 0);
+	n = drain(c1, 20, &st);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_QUOTA);
+	CU_ASSERT_EQUAL(late->n, INFLIGHT);
+	/* the feature answers: every place is free again */
+	late_answer_all(late, FF__STATUS__ST_REFUSED);
+	n = drain(c1, 1, &st);
+	CU_ASSERT_EQUAL(n, INFLIGHT);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_REFUSED);
+	for (uint64_t id = 30; id < 30 + INFLIGHT; id++)
+		CU_ASSERT_EQUAL_FATAL(send_connect(c1, id, "10.99.0.9", 80, false), 0);
+	n = drain(c1, 0, &st);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(late->n, INFLIGHT);
+	/* another channel of the same container has its own places */
+	{
+		int c1b = chan_open("c1");
+
+		CU_ASSERT_EQUAL_FATAL(send_connect(c1b, 50, "10.99.0.9", 80, false), 0);
+		n = drain(c1b, 50, &st);
+		CU_ASSERT_EQUAL(n, 0);
+		CU_ASSERT_EQUAL(late->n, INFLIGHT + 1);
+		close(c1b);
+	}
+	close(c1);
+	close(adm);
+	core_down();
+}
+
+/* Hole 5: connects across hosts and outside the overlay count against the
+ * container's connection quota like same-host ones, while in flight:
+ * with a quota of 2, the third is refused by the core, never handed to a
+ * feature. */
+static void test_quota_before_feature(void)
+{
+	int adm, c1, h1, st;
+
+	core_up_with(2, 0);
+	adm = setup();
+	c1 = chan_open("c1");
+	h1 = chan_open("h1");
+	CU_ASSERT_FATAL(c1 >= 0 && h1 >= 0);
+	CU_ASSERT_EQUAL_FATAL(send_connect(c1, 1, "10.99.0.9", 80, false), 0);
+	CU_ASSERT_EQUAL_FATAL(send_connect(c1, 2, "10.99.0.9", 81, false), 0);
+	CU_ASSERT_EQUAL(drain(c1, 0, &st), 0);
+	CU_ASSERT_EQUAL_FATAL(send_connect(c1, 3, "10.99.0.9", 82, false), 0);
+	CU_ASSERT_EQUAL(drain(c1, 3, &st), 1);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_QUOTA);
+	CU_ASSERT_EQUAL(late->connects, 2);
+	/* outside the overlay (policy host) */
+	CU_ASSERT_EQUAL_FATAL(send_connect(h1, 1, "192.0.2.1", 80, true), 0);
+	CU_ASSERT_EQUAL_FATAL(send_connect(h1, 2, "192.0.2.1", 81, true), 0);
+	CU_ASSERT_EQUAL(drain(h1, 0, &st), 0);
+	CU_ASSERT_EQUAL_FATAL(send_connect(h1, 3, "192.0.2.1", 82, true), 0);
+	CU_ASSERT_EQUAL(drain(h1, 3, &st), 1);
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_QUOTA);
+	CU_ASSERT_EQUAL(late->connects, 4);
+	/* a channel that goes away gives its places back */
+	close(c1);
+	settle();
+	c1 = chan_open("c1");
+	CU_ASSERT_EQUAL_FATAL(send_connect(c1, 4, "10.99.0.9", 83, false), 0);
+	CU_ASSERT_EQUAL(drain(c1, 0, &st), 0);
+	CU_ASSERT_EQUAL(late->connects, 5);
+	close(c1);
+	close(h1);
+	close(adm);
+	core_down();
+}
+
 /* A poll that says lying_fd is readable: the state the router sees when
  * the app accepts the connection between the router's poll and accept. */
 int __poll(struct pollfd *fds, nfds_t n, int timeout);
@@ -464,6 +593,8 @@ int main(void)
 	static const struct cu_test tests[] = {
 		{"late_reply_dead_peer", test_late_reply_dead_peer},
 		{"shared_accept_deadline", test_shared_accept_deadline},
+		{"inflight_cap", test_inflight_cap},
+		{"quota_before_feature", test_quota_before_feature},
 		{"watchdog_stall", test_watchdog_stall},
 		{0},
 	};
