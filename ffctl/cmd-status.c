@@ -135,7 +135,9 @@ static void print_health(const Ff__RouterHealth *h)
 		return;
 	printf("event loop: %" PRIu64 " stalls%s%s%s\n", h->loop_stalls,
 	       *h->last_stall ? " (last: " : "", h->last_stall, *h->last_stall ? ")" : "");
-	printf("%" PRIu64 " connects refused by quotas\n\n", h->quota_refusals);
+	printf("file descriptors: %u open, limit %u, %" PRIu64 " requests refused near the "
+	       "limit; %" PRIu64 " connects refused by quotas\n\n",
+	       h->fds_open, h->fd_limit, h->fd_refusals, h->quota_refusals);
 }
 
 static struct json_object *health_json(const Ff__RouterHealth *h)
@@ -144,6 +146,9 @@ static struct json_object *health_json(const Ff__RouterHealth *h)
 
 	json_object_object_add(o, "loop_stalls", json_object_new_uint64(h ? h->loop_stalls : 0));
 	json_object_object_add(o, "last_stall", ffc_json_string(h ? h->last_stall : ""));
+	json_object_object_add(o, "fds_open", json_object_new_uint64(h ? h->fds_open : 0));
+	json_object_object_add(o, "fd_limit", json_object_new_uint64(h ? h->fd_limit : 0));
+	json_object_object_add(o, "fd_refusals", json_object_new_uint64(h ? h->fd_refusals : 0));
 	json_object_object_add(o, "quota_refusals",
 			       json_object_new_uint64(h ? h->quota_refusals : 0));
 	return o;

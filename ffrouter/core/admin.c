@@ -293,6 +293,7 @@ static void piece_health(struct status_piece *p, struct ffr_router *r)
 	ff__router_health__init(&p->health);
 	p->health.loop_stalls = ffr_loop_stalls(r, p->last_stall, sizeof(p->last_stall));
 	p->health.last_stall = p->last_stall;
+	ffr_fd_usage(r, &p->health.fds_open, &p->health.fd_limit, &p->health.fd_refusals);
 	p->health.quota_refusals = r->quota_refusals;
 	p->sr.health = &p->health;
 }

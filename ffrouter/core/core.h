@@ -34,7 +34,7 @@
 struct ffr_router;
 struct ffr_container;
 struct ffr_stats;    /* a container's byte-counter page (core/internal.h) */
-struct ffr_guard;    /* watchdog, accept deadline (core/guard.c) */
+struct ffr_guard;    /* watchdog, accept deadline, fd budget (core/guard.c) */
 struct ffr_listener; /* an overlay listener (core/internal.h) */
 
 struct ffr_quota {
@@ -117,6 +117,8 @@ struct ffr_config {
 	int sockbuf; /* send/receive buffer of same-host connections, bytes (0: kernel's) */
 	const char *host_id; /* this host's name in the locality map (NULL: hostname) */
 	unsigned watchdog_ms; /* a loop that has not turned this long is stuck (0: 5 s) */
+	unsigned fd_reserve; /* fds kept below RLIMIT_NOFILE for what is under way and
+			      * ffctl (0: a 16th of the limit, 16 to 1024) */
 };
 
 /* A request handler: ch's request req with nfds fds it now owns. */
@@ -236,6 +238,14 @@ void ffr_doing(struct ffr_router *r, const char *what, const char *who, pid_t pi
 /* Stalls of the loop the watchdog saw; the last one's description in
  * last[len] (if last). */
 uint64_t ffr_loop_stalls(const struct ffr_router *r, char *last, size_t len);
+/* The router's fds are one budget for every container of the host: 0 if n
+ * more fit below RLIMIT_NOFILE (read at start) minus the reserve, else
+ * -EMFILE (counted; logged at most once a second). New work (a shim's
+ * Hello, a listen, a connect) asks before it starts, so that the router
+ * refuses it cleanly instead of failing somewhere in the middle. */
+int ffr_fd_budget(struct ffr_router *r, unsigned n);
+/* The fds open now, the limit, the refusals so far. */
+void ffr_fd_usage(struct ffr_router *r, unsigned *open, unsigned *limit, uint64_t *refusals);
 
 /* chan.c */
 /* Takes ownership of fd. c is NULL for an admin channel. */

@@ -1,6 +1,7 @@
 /* What keeps the event loop turning when a container turns hostile: I/O on
- * files a container shares with the router, and the watchdog that notices
- * when the loop stopped turning anyway.
+ * files a container shares with the router, the budget of the router's
+ * file descriptors, and the watchdog that notices when the loop stopped
+ * turning anyway.
  *
  * Shared files. An fd a shim passed (the app's kernel listener) or one the
  * router passed to a shim and still uses (its end of an accept queue, which
@@ -26,6 +27,22 @@
  *     per-call non-blocking accept, but it is often disabled or filtered by
  *     seccomp where routers run.)
  *
+ * The fd budget. RLIMIT_NOFILE is one limit for every container of the
+ * host; a router that reaches it fails wherever the next fd is made (an
+ * accept, a socketpair, an fd received with a request) and every container
+ * suffers. New work asks ffr_fd_budget first and is refused cleanly while
+ * the router is within a reserve of the limit. The count is the kernel's,
+ * not ours: fds are made by the core, by features, by libraries (libevent,
+ * libibverbs, the etcd client) and by every SCM_RIGHTS message a shim
+ * sends, so a count kept where the core makes fds would drift. Since Linux
+ * 6.2 the size of /proc/self/fd is the number of open fds (one stat, a
+ * bitmap count, no directory walk; older kernels: a walk). The count is
+ * taken at most once a second while far from the limit; in between, each
+ * admitted piece of work adds what it may open to the estimate. Near the
+ * limit it is taken again before any refusal, so work is refused on a
+ * fresh count, not on estimates of fds long closed (with the directory
+ * walk of old kernels, at most every 10 ms).
+ *
  * Watchdog. A thread wakes every quarter period and compares the time with
  * the loop's heartbeat, a persistent timer of the loop; when the loop has
  * not turned for a period it logs what the loop was doing (each step that
@@ -35,14 +52,18 @@
 
 #include "log.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -52,6 +73,10 @@
 #define WATCHDOG_DEFAULT_MS 5000
 #define WATCHDOG_MIN_MS 100
 #define DEADLINE_SIGNAL (SIGRTMIN + 7) /* glibc reserves the first two; valgrind the last */
+#define FD_RECOUNT_NS 1000000000ull   /* far from the limit */
+#define FD_RECOUNT_NEAR_NS 10000000ull /* near it */
+#define FD_RESERVE_MIN 16
+#define FD_RESERVE_MAX 1024
 
 struct ffr_guard {
 	struct ffr_router *r;
@@ -74,6 +99,10 @@ struct ffr_guard {
 	pid_t pid;
 	uint64_t what_ns;
 	char last_stall[192];
+	/* the fd budget (loop thread only) */
+	uint64_t fd_limit, fd_reserve, fd_est;
+	uint64_t fd_at_ns, fd_warned_ns, fd_refusals;
+	bool fd_fast; /* the count is one stat */
 };
 
 static uint64_t mono_ns(void)
@@ -194,6 +223,89 @@ ssize_t ffr_shared_read(int fd, void *buf, size_t len)
 		n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n;
+}
+
+/* ---- the fd budget ---- */
+
+/* The number of open fds; *fast says whether it took one stat. */
+static int fd_count(bool *fast)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	int n = 0;
+
+	*fast = stat("/proc/self/fd", &st) == 0 && st.st_size > 0;
+	if (*fast)
+		return (int)st.st_size;
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the walk's own */
+}
+
+static void fd_recount(struct ffr_guard *g, uint64_t now)
+{
+	int n = fd_count(&g->fd_fast);
+
+	g->fd_at_ns = now;
+	if (n >= 0)
+		g->fd_est = (uint64_t)n;
+}
+
+static void fd_budget_init(struct ffr_guard *g, const struct ffr_config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	g->fd_limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX ? INT_MAX : rl.rlim_cur;
+	g->fd_reserve = cfg->fd_reserve ? cfg->fd_reserve : g->fd_limit / 16;
+	if (!cfg->fd_reserve && g->fd_reserve < FD_RESERVE_MIN)
+		g->fd_reserve = FD_RESERVE_MIN;
+	if (!cfg->fd_reserve && g->fd_reserve > FD_RESERVE_MAX)
+		g->fd_reserve = FD_RESERVE_MAX;
+}
+
+int ffr_fd_budget(struct ffr_router *r, unsigned n)
+{
+	struct ffr_guard *g = r->guard;
+	uint64_t now;
+
+	if (!g || !g->fd_limit)
+		return 0;
+	now = mono_ns();
+	if (now - g->fd_at_ns > FD_RECOUNT_NS ||
+	    (g->fd_est + n + g->fd_reserve > g->fd_limit &&
+	     (g->fd_fast || now - g->fd_at_ns >= FD_RECOUNT_NEAR_NS)))
+		fd_recount(g, now);
+	if (g->fd_est + n + g->fd_reserve <= g->fd_limit) {
+		g->fd_est += n;
+		return 0;
+	}
+	g->fd_refusals++;
+	if (now - g->fd_warned_ns > FD_RECOUNT_NS) {
+		g->fd_warned_ns = now;
+		ff_warn("%llu of %llu file descriptors open (reserve %llu): refusing new work",
+			(unsigned long long)g->fd_est, (unsigned long long)g->fd_limit,
+			(unsigned long long)g->fd_reserve);
+	}
+	return -EMFILE;
+}
+
+void ffr_fd_usage(struct ffr_router *r, unsigned *open, unsigned *limit, uint64_t *refusals)
+{
+	struct ffr_guard *g = r->guard;
+	bool fast;
+	int n = fd_count(&fast);
+
+	*open = n > 0 ? (unsigned)n : 0;
+	*limit = g ? (unsigned)g->fd_limit : 0;
+	if (refusals)
+		*refusals = g ? g->fd_refusals : 0;
 }
 
 /* ---- the watchdog ---- */
@@ -318,6 +430,7 @@ int ffr_guard_new(struct ffr_router *r, const struct ffr_config *cfg)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&g->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	fd_budget_init(g, cfg);
 	r->guard = g;
 	return watchdog_start(g, cfg->watchdog_ms);
 }

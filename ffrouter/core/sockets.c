@@ -1,10 +1,11 @@
 /* Requests from shims: Hello, Listen, Connect, Lookup. The caller's
  * identity is the container whose socket it reached (ch->c); nothing a shim
  * says about who it is is believed.
- * Every connect is charged before it starts, whichever path it takes: the
- * container's connection quota (same host, across hosts, outside the
- * overlay; conns plus connects in flight), and the channel's cap on
- * connects handed to a feature and not answered yet. */
+ * Every piece of new work is charged before it starts, whichever path it
+ * takes: the router's fd budget (a shim's Hello, a listen, a connect), the
+ * container's connection quota (every connect: same host, across hosts,
+ * outside the overlay; conns plus connects in flight), and the channel's
+ * cap on connects handed to a feature and not answered yet. */
 #include "internal.h"
 
 #include "fdpass.h"
@@ -16,6 +17,20 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Whether n more fds fit in the router's budget; if not, says so on ch. */
+static bool fds_fit(struct ffr_chan *ch, uint64_t id, unsigned n)
+{
+	unsigned open, limit;
+
+	if (ffr_fd_budget(ch->r, n) == 0)
+		return true;
+	ffr_fd_usage(ch->r, &open, &limit, NULL);
+	ffr_reply_status(ch, id, FF__STATUS__ST_QUOTA,
+			 "router out of file descriptors (%u open, limit %u): try later", open,
+			 limit);
+	return false;
+}
 
 static void op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
@@ -34,6 +49,12 @@ static void op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_VERSION,
 				 "protocol version %u, router speaks %u", h->version,
 				 FF_PROTO_VERSION);
+		return;
+	}
+	/* a new shim is new work (its first connect, at least); ffctl must
+	 * always get in */
+	if (ch->c && !fds_fit(ch, req->id, 2)) {
+		ffr_chan_kill(ch, NULL);
 		return;
 	}
 	ch->hello = true;
@@ -114,6 +135,10 @@ static void op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		return;
 	}
 	a.shim_ino = 0;
+	if (!fds_fit(ch, req->id, 3)) { /* kfd, the queue's two ends */
+		close(fds[0]);
+		return;
+	}
 	err = ffr_listener_new(ch->c, &a, fds[0], -1, &shim_fd, &l);
 	if (err) {
 		listen_refused(ch, req->id, &a.addr, err);
@@ -145,6 +170,10 @@ static void op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 		else
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_PERM, "not your queue");
+		return;
+	}
+	if (!fds_fit(ch, req->id, 2)) {
+		ff_close_fds(fds, nfds);
 		return;
 	}
 	err = ffr_listener_new(ch->c, &a, fds[0], fds[1], &shim_fd, &l);
@@ -272,7 +301,7 @@ out_close:
 }
 
 /* The client's side of any connect: its container's quota (conns and
- * connects in flight). */
+ * connects in flight) and the fds the connect takes while it is made. */
 static bool connect_admitted(struct ffr_chan *ch, uint64_t id)
 {
 	struct ffr_container *c = ch->c;
@@ -281,6 +310,10 @@ static bool connect_admitted(struct ffr_chan *ch, uint64_t id)
 		ch->r->fallbacks++;
 		ch->r->quota_refusals++;
 		ffr_reply_status(ch, id, FF__STATUS__ST_QUOTA, "connection quota reached");
+		return false;
+	}
+	if (!fds_fit(ch, id, 2)) {
+		ch->r->fallbacks++;
 		return false;
 	}
 	return true;

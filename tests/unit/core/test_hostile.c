@@ -15,6 +15,7 @@
 #include <ff/wire.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -314,6 +316,136 @@ static void test_stats_scribbled(void)
 	fx_router_stop(&fx);
 }
 
+static int fds_open(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n - 1; /* the directory's own */
+}
+
+/* The router's health in its status (first piece), or NULL. */
+static Ff__Reply *status_first(void)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__GetStatus m = FF__GET_STATUS__INIT;
+	int adm = fx_admin(&fx, true), rfds[FF_MAX_FDS], nr;
+	Ff__Reply *rep, *first = NULL;
+
+	if (adm < 0)
+		return NULL;
+	req.body_case = FF__REQUEST__BODY_STATUS;
+	req.status = &m;
+	if (ff_msg_send(adm, &req.base, NULL, 0) == 0) {
+		while ((rep = fx_recv(adm, rfds, &nr))) {
+			bool more = rep->more;
+
+			if (!first)
+				first = rep;
+			else
+				ff__reply__free_unpacked(rep, NULL);
+			if (!more)
+				break;
+		}
+	}
+	close(adm);
+	return first;
+}
+
+/* Issue 10, hole 5: the router's file descriptors are one budget for every
+ * container of the host. With a low RLIMIT_NOFILE (this process's: the
+ * router runs in a thread of it), c2 opens connections to c1 and keeps
+ * them: before the router runs out, connects, listens and new shims are
+ * refused with ST_QUOTA and a clear reason; ffctl status (admin, within
+ * the reserve) still answers and shows it; once the connections are
+ * closed, connects work again. */
+static void test_fd_budget(void)
+{
+	struct rlimit old, low;
+	int c1, c2, kfd, qfd, kfd2, qfd2, held[512], nheld = 0, st = -1, cfd, sfd;
+	char why[256] = "";
+	Ff__Accepted *a;
+	Ff__Reply *rep;
+	uint16_t port, port2;
+
+	CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)fds_open() + 120;
+	if (low.rlim_cur > old.rlim_max)
+		low.rlim_cur = old.rlim_max;
+	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+	fx_up(&fx);
+	c1 = fx_shim(&fx, "c1");
+	c2 = fx_shim(&fx, "c2");
+	kfd = fx_tcp_listener(&port);
+	rep = fx_listen(c1, kfd, "0.0.0.0", port, &qfd);
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	while (nheld + 2 <= (int)(sizeof(held) / sizeof(held[0]))) {
+		rep = fx_overlay_connect(c2, "10.99.0.1", port, &cfd);
+		if (!rep)
+			break;
+		st = (int)rep->status;
+		snprintf(why, sizeof(why), "%s", rep->error);
+		ff__reply__free_unpacked(rep, NULL);
+		if (st || cfd < 0)
+			break;
+		held[nheld++] = cfd;
+		a = fx_take_accepted(qfd, &sfd);
+		if (a)
+			ff__accepted__free_unpacked(a, NULL);
+		if (sfd < 0)
+			break;
+		held[nheld++] = sfd;
+	}
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_QUOTA);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "file descriptors"));
+	CU_ASSERT(nheld >= 20);
+	/* new work is refused with the same reason, the admin socket answers */
+	kfd2 = fx_tcp_listener(&port2);
+	rep = kfd2 >= 0 ? fx_listen(c1, kfd2, "0.0.0.0", port2, &qfd2) : NULL;
+	CU_ASSERT_PTR_NOT_NULL(rep);
+	if (rep) {
+		CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_QUOTA);
+		ff__reply__free_unpacked(rep, NULL);
+	}
+	if (kfd2 >= 0)
+		close(kfd2);
+	CU_ASSERT_EQUAL(fx_shim(&fx, "c1"), -EPROTO);
+	rep = status_first();
+	CU_ASSERT_PTR_NOT_NULL(rep);
+	if (rep) {
+		Ff__RouterHealth *h = rep->status_reply ? rep->status_reply->health : NULL;
+
+		CU_ASSERT_PTR_NOT_NULL(h);
+		CU_ASSERT(h && h->fd_refusals >= 3);
+		CU_ASSERT(h && h->fd_limit == low.rlim_cur);
+		CU_ASSERT(h && h->fds_open > 0 && h->fds_open <= h->fd_limit);
+		ff__reply__free_unpacked(rep, NULL);
+	}
+	/* once the connections are gone, connects work again */
+	ff_close_fds(held, nheld);
+	rep = fx_overlay_connect(c2, "10.99.0.1", port, &cfd);
+	CU_ASSERT_PTR_NOT_NULL(rep);
+	if (rep) {
+		CU_ASSERT_EQUAL(rep->status, 0);
+		ff__reply__free_unpacked(rep, NULL);
+	}
+	if (cfd >= 0)
+		close(cfd);
+	close(qfd);
+	close(kfd);
+	close(c1);
+	close(c2);
+	fx_router_stop(&fx);
+	setrlimit(RLIMIT_NOFILE, &old);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -322,6 +454,7 @@ int main(void)
 		{"doorbell_blocking", test_doorbell_blocking},
 		{"map_reopen", test_map_reopen},
 		{"stats_scribbled", test_stats_scribbled},
+		{"fd_budget", test_fd_budget},
 		{0},
 	};
 
