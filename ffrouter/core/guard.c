@@ -343,7 +343,8 @@ static void stall_describe(struct ffr_guard *g, uint64_t beat, uint64_t now)
 			 *g->who ? g->who : "-", (int)g->pid, (double)(now - g->what_ns) / 1e9);
 	else
 		snprintf(g->last_stall, sizeof(g->last_stall),
-			 "outside any marked step, %.1f s without a turn", (double)(now - beat) / 1e9);
+			 "outside any marked step, %.1f s without a turn",
+			 (double)(now - beat) / 1e9);
 }
 
 static void *watchdog_main(void *arg)

@@ -326,12 +326,14 @@ static bool connect_to_feature(struct ffr_chan *ch, uint64_t id, struct ffr_cont
 {
 	int err = ffr_chan_inflight_add(ch, id);
 
-	if (err) {
+	if (err == -ENOBUFS) {
 		ch->r->quota_refusals++;
-		ffr_reply_status(ch, id, err == -ENOBUFS ? FF__STATUS__ST_QUOTA
-							 : FF__STATUS__ST_INTERNAL,
-				 "%s", err == -ENOBUFS ? "too many connects in flight on this channel"
-						       : strerror(-err));
+		ffr_reply_status(ch, id, FF__STATUS__ST_QUOTA,
+				 "too many connects in flight on this channel");
+		return true;
+	}
+	if (err) {
+		ffr_reply_status(ch, id, FF__STATUS__ST_INTERNAL, "%s", strerror(-err));
 		return true;
 	}
 	if (ffr_features_connect(ch, id, t, src, dst))
