@@ -1,11 +1,17 @@
 /* Seqlock over a sorted array. Readers copy what they compare and retry when
- * the sequence moved; the writer bumps seq to odd, writes, bumps to even. */
+ * the sequence moved; the writer bumps seq to odd, writes, bumps to even.
+ * The reader (the shim) trusts nothing on the page beyond its magic: every
+ * index is bounded by FF_MAP_CAP, the size every reader maps, never by the
+ * page's cap or count; retries are bounded too. A page with any content
+ * answers found, not found, -EAGAIN or -EINVAL, in bounded time. */
 #include "map.h"
 
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define FIND_TRIES 1000 /* a page whose seq never settles: give up */
 
 void ff_map_init(struct ff_map_hdr *m)
 {
@@ -36,7 +42,7 @@ int ff_map_write(struct ff_map_hdr *m, struct ff_map_ent *ents, uint32_t n)
 {
 	uint32_t seq = __atomic_load_n(&m->seq, __ATOMIC_RELAXED);
 
-	if (n > m->cap)
+	if (n > FF_MAP_CAP)
 		return -E2BIG;
 	qsort(ents, n, sizeof(*ents), ent_cmp);
 	__atomic_store_n(&m->seq, seq + 1, __ATOMIC_RELAXED);
@@ -52,7 +58,7 @@ static int find_once(const struct ff_map_hdr *m, const struct ff_map_ent *key, u
 {
 	uint32_t lo = 0, hi = __atomic_load_n(&m->count, __ATOMIC_RELAXED);
 
-	if (hi > m->cap)
+	if (hi > FF_MAP_CAP) /* m->cap is on the page too: not a bound */
 		return 0;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -80,7 +86,7 @@ int ff_map_find(const struct ff_map_hdr *m, const struct ff_ip *ip, uint8_t *fla
 	if (m->magic != FF_MAP_MAGIC)
 		return -EINVAL;
 	ff_map_ent_set(&key, ip, 0);
-	for (int tries = 0; tries < 1000; tries++) {
+	for (int tries = 0; tries < FIND_TRIES; tries++) {
 		uint32_t s1 = __atomic_load_n(&m->seq, __ATOMIC_ACQUIRE);
 		uint8_t f = 0;
 		int r;

@@ -129,6 +129,31 @@ static struct json_object *publishes_json(const Ff__StatusReply *s)
 	return v;
 }
 
+static void print_health(const Ff__RouterHealth *h)
+{
+	if (!h)
+		return;
+	printf("event loop: %" PRIu64 " stalls%s%s%s\n", h->loop_stalls,
+	       *h->last_stall ? " (last: " : "", h->last_stall, *h->last_stall ? ")" : "");
+	printf("file descriptors: %u open, limit %u, %" PRIu64 " requests refused near the "
+	       "limit; %" PRIu64 " connects refused by quotas\n\n",
+	       h->fds_open, h->fd_limit, h->fd_refusals, h->quota_refusals);
+}
+
+static struct json_object *health_json(const Ff__RouterHealth *h)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "loop_stalls", json_object_new_uint64(h ? h->loop_stalls : 0));
+	json_object_object_add(o, "last_stall", ffc_json_string(h ? h->last_stall : ""));
+	json_object_object_add(o, "fds_open", json_object_new_uint64(h ? h->fds_open : 0));
+	json_object_object_add(o, "fd_limit", json_object_new_uint64(h ? h->fd_limit : 0));
+	json_object_object_add(o, "fd_refusals", json_object_new_uint64(h ? h->fd_refusals : 0));
+	json_object_object_add(o, "quota_refusals",
+			       json_object_new_uint64(h ? h->quota_refusals : 0));
+	return o;
+}
+
 /* One object; its members in the order scripts have always seen them. */
 static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 {
@@ -146,6 +171,7 @@ static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	json_object_object_add(o, "listeners", listeners_json(reps, n));
 	json_object_object_add(o, "conns", conns_json(reps, n));
 	json_object_object_add(o, "rdma", ffc_rdma_json(ctx));
+	json_object_object_add(o, "health", health_json(s->health));
 	ffc_json_print(o);
 }
 
@@ -160,6 +186,7 @@ static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	printf("ffrouter %s on host %s: %" PRIu64 " connections accelerated, %" PRIu64
 	       " fell back to the kernel, %" PRIu64 " bad messages\n\n",
 	       s->router_version, s->host, s->conns_total, s->fallbacks, s->bad_messages);
+	print_health(s->health);
 	if (s->n_hosts) {
 		ffc_print_hosts(s->hosts, s->n_hosts);
 		printf("\n");

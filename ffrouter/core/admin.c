@@ -237,6 +237,8 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 /* One piece of the status listing; returns the number of conns it holds. */
 struct status_piece {
 	Ff__StatusReply sr;
+	Ff__RouterHealth health;
+	char last_stall[192];
 	Ff__Container cm[CHUNK_CONTAINERS], *cp[CHUNK_CONTAINERS];
 	char *ips[CHUNK_CONTAINERS][FFR_MAX_IPS];
 	Ff__ListenerInfo lm[CHUNK_LISTENERS], *lp[CHUNK_LISTENERS];
@@ -286,6 +288,16 @@ static void piece_listener(struct status_piece *p, const struct ffr_listener *l)
 	p->lp[i] = m;
 }
 
+static void piece_health(struct status_piece *p, struct ffr_router *r)
+{
+	ff__router_health__init(&p->health);
+	p->health.loop_stalls = ffr_loop_stalls(r, p->last_stall, sizeof(p->last_stall));
+	p->health.last_stall = p->last_stall;
+	ffr_fd_usage(r, &p->health.fds_open, &p->health.fd_limit, &p->health.fd_refusals);
+	p->health.quota_refusals = r->quota_refusals;
+	p->sr.health = &p->health;
+}
+
 static void op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
@@ -318,6 +330,7 @@ static void op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 			p->sr.bad_messages = r->bad_messages;
 			p->sr.router_version = (char *)FF_VERSION;
 			p->sr.host = r->host_id;
+			piece_health(p, r);
 			ffr_features_status(r, &p->sr, fmem);
 		}
 		first = false;

@@ -2,7 +2,18 @@
  * dispatch table (who may send it, how many fds it carries), run its handler.
  * Invariant: a handler owns the fds it is given; the dispatcher closes them
  * for every request that never reaches a handler. A channel that cannot take
- * a reply or keeps sending garbage is closed; nothing else is affected. */
+ * a reply or keeps sending garbage is closed; nothing else is affected.
+ * Death is one path (ffr_chan_kill), wherever it happens: in a handler, in
+ * a feature's timer long after the request (a reply that fails), on EOF.
+ * The channel's event is deleted before its fd is closed (libevent must
+ * never keep a closed fd registered: a new socket with that number would
+ * never be read), and the channel is freed by its own read callback, made
+ * active, so whoever killed it may still use the pointer until it returns.
+ * Connects in flight: a connect a feature answers later is counted from
+ * the hand-over to the reply carrying its id. A request reusing an id in
+ * flight is refused without being answered under that id's count (else a
+ * Lookup with the same id would free a place while the connect goes on);
+ * the core's own refusals (bad messages) never count as answers. */
 #include "internal.h"
 
 #include "fdpass.h"
@@ -10,6 +21,7 @@
 #include "msg.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,44 +32,132 @@
 
 #define CHAN_BATCH 32
 #define CHAN_MAX_BAD 16
+#define CHAN_INFLIGHT_DEFAULT 64
 
 static bool chan_dead(struct ffr_chan *ch)
 {
 	return ch->fd < 0;
 }
 
-int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds)
+static const char *chan_name(const struct ffr_chan *ch)
+{
+	return ch->c ? ch->c->name : "admin";
+}
+
+void ffr_chan_kill(struct ffr_chan *ch, const char *why)
+{
+	if (chan_dead(ch))
+		return;
+	if (why)
+		ff_warn("channel %s pid %d: %s, closing it", chan_name(ch), (int)ch->pid, why);
+	if (ch->ev)
+		event_del(ch->ev);
+	close(ch->fd);
+	ch->fd = -1;
+	if (ch->ev)
+		event_active(ch->ev, EV_READ, 0);
+}
+
+static uint32_t inflight_cap(const struct ffr_chan *ch)
+{
+	return ch->r->quota.inflight ? ch->r->quota.inflight : CHAN_INFLIGHT_DEFAULT;
+}
+
+static int inflight_find(const struct ffr_chan *ch, uint64_t id)
+{
+	for (uint32_t i = 0; i < ch->ninflight; i++)
+		if (ch->inflight[i] == id)
+			return (int)i;
+	return -1;
+}
+
+int ffr_chan_inflight_add(struct ffr_chan *ch, uint64_t id)
+{
+	if (ch->ninflight >= inflight_cap(ch))
+		return -ENOBUFS;
+	if (!ch->inflight && !(ch->inflight = calloc(inflight_cap(ch), sizeof(*ch->inflight))))
+		return -ENOMEM;
+	ch->inflight[ch->ninflight++] = id;
+	if (ch->c)
+		ch->c->nconnecting++;
+	return 0;
+}
+
+void ffr_chan_inflight_del(struct ffr_chan *ch, uint64_t id)
+{
+	int i = ch->ninflight ? inflight_find(ch, id) : -1;
+
+	if (i < 0)
+		return;
+	ch->inflight[i] = ch->inflight[--ch->ninflight];
+	if (ch->c)
+		ch->c->nconnecting--;
+}
+
+/* answers: rep is the answer to request rep->id (a connect in flight with
+ * that id is over); the core's refusals of malformed input are not. */
+static int reply_send(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds, bool answers)
 {
 	int err;
 
+	if (answers && (rep->body_case == FF__REPLY__BODY_CONNECT ||
+			rep->body_case == FF__REPLY__BODY__NOT_SET))
+		ffr_chan_inflight_del(ch, rep->id);
 	if (chan_dead(ch))
 		return -EPIPE;
 	err = ff_msg_send(ch->fd, &rep->base, fds, nfds);
 	if (err) {
-		ff_warn("channel %s pid %d: reply failed (%s), closing it",
-			ch->c ? ch->c->name : "admin", (int)ch->pid, strerror(-err));
-		/* freed by the read callback once the handler has returned */
-		close(ch->fd);
-		ch->fd = -1;
+		char why[64];
+
+		snprintf(why, sizeof(why), "reply failed (%s)", strerror(-err));
+		ffr_chan_kill(ch, why);
 	}
 	return err;
 }
 
-int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds)
+{
+	return reply_send(ch, rep, fds, nfds, true);
+}
+
+static int status_send(struct ffr_chan *ch, uint64_t id, Ff__Status st, bool answers,
+		       const char *fmt, va_list ap)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
 	char msg[256] = "";
-	va_list ap;
 
-	if (fmt) {
-		va_start(ap, fmt);
+	if (fmt)
 		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-	}
 	rep.id = id;
 	rep.status = st;
 	rep.error = msg;
-	return ffr_reply(ch, &rep, NULL, 0);
+	return reply_send(ch, &rep, NULL, 0, answers);
+}
+
+int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+{
+	va_list ap;
+	int err;
+
+	va_start(ap, fmt);
+	err = status_send(ch, id, st, true, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* A status that answers nothing: no connect in flight ends with it. */
+static int refuse(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int refuse(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
+{
+	va_list ap;
+	int err;
+
+	va_start(ap, fmt);
+	err = status_send(ch, id, st, false, fmt, ap);
+	va_end(ap);
+	return err;
 }
 
 Ff__Status ffr_errno_status(int err)
@@ -91,19 +191,37 @@ static void bad_message(struct ffr_chan *ch, int err)
 {
 	ch->bad++;
 	ch->r->bad_messages++;
-	ff_warn("channel %s pid %d: bad message (%s)", ch->c ? ch->c->name : "admin", (int)ch->pid,
+	ff_warn("channel %s pid %d: bad message (%s)", chan_name(ch), (int)ch->pid,
 		err == -EMSGSIZE	 ? "too long"
 		: err == -ETOOMANYREFS ? "too many fds"
 		: err == -EBADMSG	 ? "does not parse"
 				       : strerror(-err));
-	ffr_reply_status(ch, 0, FF__STATUS__ST_INVALID, "bad message: %s",
-			 err == -EMSGSIZE ? "too long" : err == -ETOOMANYREFS ? "too many fds" : "malformed");
-	if (ch->bad >= CHAN_MAX_BAD && !chan_dead(ch)) {
-		ff_warn("channel %s pid %d: too many bad messages, closing it",
-			ch->c ? ch->c->name : "admin", (int)ch->pid);
-		close(ch->fd);
-		ch->fd = -1;
+	refuse(ch, 0, FF__STATUS__ST_INVALID, "bad message: %s",
+	       err == -EMSGSIZE ? "too long" : err == -ETOOMANYREFS ? "too many fds" : "malformed");
+	if (ch->bad >= CHAN_MAX_BAD)
+		ffr_chan_kill(ch, "too many bad messages");
+}
+
+static char request_names[FFR_OPS_MAX][40];
+
+static void request_names_init(void)
+{
+	for (unsigned k = 0; k < FFR_OPS_MAX; k++) {
+		const ProtobufCFieldDescriptor *f =
+			protobuf_c_message_descriptor_get_field(&ff__request__descriptor, k);
+
+		snprintf(request_names[k], sizeof(request_names[k]), "request %s",
+			 f ? f->name : "?");
 	}
+}
+
+/* "request connect": the watchdog's name of a request (static storage). */
+static const char *request_name(unsigned k)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, request_names_init);
+	return k < FFR_OPS_MAX ? request_names[k] : "request";
 }
 
 static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
@@ -111,6 +229,12 @@ static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	unsigned k = (unsigned)req->body_case;
 	const struct ffr_op *op = k < FFR_OPS_MAX ? &ch->r->ops[k] : NULL;
 
+	if (ch->ninflight && inflight_find(ch, req->id) >= 0) {
+		ch->r->bad_messages++;
+		refuse(ch, req->id, FF__STATUS__ST_INVALID, "request id %llu is still in flight",
+		       (unsigned long long)req->id);
+		goto out_close;
+	}
 	if (!op || !op->fn) {
 		ch->r->bad_messages++;
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_UNSUPPORTED, "unknown request %u", k);
@@ -118,8 +242,7 @@ static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	}
 	if (!ch->hello && k != FF__REQUEST__BODY_HELLO) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_HELLO, "first message must be Hello");
-		close(ch->fd);
-		ch->fd = -1;
+		ffr_chan_kill(ch, NULL);
 		goto out_close;
 	}
 	if (!(ch->c ? op->shim : op->ctl)) {
@@ -132,6 +255,7 @@ static void dispatch(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 				 op->nfds, nfds);
 		goto out_close;
 	}
+	ffr_doing(ch->r, request_name(k), ch->c ? ch->c->name : "admin", ch->pid);
 	op->fn(ch, req, fds, nfds);
 	return;
 out_close:
@@ -152,8 +276,7 @@ static void chan_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (r == -EAGAIN)
 			break;
 		if (r == 0 || r == -ECONNRESET || r == -ENOTCONN) {
-			close(ch->fd);
-			ch->fd = -1;
+			ffr_chan_kill(ch, NULL);
 			break;
 		}
 		if (r < 0) {
@@ -196,7 +319,7 @@ int ffr_chan_new(struct ffr_router *r, struct ffr_container *c, int fd)
 		ffr_chan_free(ch);
 		return -ENOMEM;
 	}
-	ff_dbg("channel %s: pid %d uid %d connected", c ? c->name : "admin", (int)ch->pid,
+	ff_dbg("channel %s: pid %d uid %d connected", chan_name(ch), (int)ch->pid,
 	       (int)ch->uid);
 	return 0;
 }
@@ -209,6 +332,7 @@ void ffr_chan_free(struct ffr_chan *ch)
 	if (ch->c) {
 		TAILQ_REMOVE(&ch->c->chans, ch, link);
 		ch->c->nchans--;
+		ch->c->nconnecting -= ch->ninflight;
 	} else {
 		TAILQ_REMOVE(&ch->r->admin, ch, link);
 	}
@@ -216,6 +340,7 @@ void ffr_chan_free(struct ffr_chan *ch)
 		event_free(ch->ev);
 	if (ch->fd >= 0)
 		close(ch->fd);
+	free(ch->inflight);
 	free(ch);
 }
 

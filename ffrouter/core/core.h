@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <ff/shm.h>
@@ -33,6 +34,7 @@
 struct ffr_router;
 struct ffr_container;
 struct ffr_stats;    /* a container's byte-counter page (core/internal.h) */
+struct ffr_guard;    /* watchdog, accept deadline, fd budget (core/guard.c) */
 struct ffr_listener; /* an overlay listener (core/internal.h) */
 
 struct ffr_quota {
@@ -40,6 +42,7 @@ struct ffr_quota {
 	uint32_t listeners;
 	uint32_t conns;
 	uint32_t pending; /* accept-queue entries held by the router per listener */
+	uint32_t inflight; /* connects handed to features, unanswered, per channel (0: 64) */
 };
 
 /* One SOCK_SEQPACKET control channel: a shim (c != NULL) or ffctl. */
@@ -53,6 +56,8 @@ struct ffr_chan {
 	pid_t pid;
 	uid_t uid;
 	uint32_t bad; /* malformed messages seen */
+	uint64_t *inflight; /* ids of connects handed to features, unanswered */
+	uint32_t ninflight;
 };
 TAILQ_HEAD(ffr_chan_list, ffr_chan);
 
@@ -98,6 +103,7 @@ struct ffr_container {
 	struct ffr_stats *st;
 	struct ffr_chan_list chans;
 	uint32_t nchans, nlisteners, nconns;
+	uint32_t nconnecting; /* its channels' connects in flight (count against conns) */
 	uint16_t next_port;
 	uint8_t *ports; /* bitmap of client ports held by accelerated conns */
 	void *ext[FFR_FEATURES_MAX]; /* each feature's per-container data, by its slot */
@@ -110,6 +116,9 @@ struct ffr_config {
 	struct ffr_quota quota;
 	int sockbuf; /* send/receive buffer of same-host connections, bytes (0: kernel's) */
 	const char *host_id; /* this host's name in the locality map (NULL: hostname) */
+	unsigned watchdog_ms; /* a loop that has not turned this long is stuck (0: 5 s) */
+	unsigned fd_reserve; /* fds kept below RLIMIT_NOFILE for what is under way and
+			      * ffctl (0: a 16th of the limit, 16 to 1024) */
 };
 
 /* A request handler: ch's request req with nfds fds it now owns. */
@@ -181,9 +190,11 @@ struct ffr_router {
 	struct event *sweep_ev;
 	uint64_t next_id;
 	uint64_t conns_total, fallbacks, bad_messages;
+	uint64_t quota_refusals; /* connects refused: a container's quota, a channel's cap */
 	struct ffr_op ops[FFR_OPS_MAX];
 	struct ffr_feature_reg feats[FFR_FEATURES_MAX];
 	int nfeats;
+	struct ffr_guard *guard;
 };
 
 /* router.c */
@@ -211,11 +222,42 @@ int ffr_ops_add(struct ffr_router *r, const struct ffr_op *ops, size_t n);
 bool ffr_features_hot(const struct ffr_router *r);
 bool ffr_features_poll(struct ffr_router *r);
 
+/* guard.c: I/O on a file a container shares with the router (one open
+ * file description in both, so its O_NONBLOCK and socket options are the
+ * container's to change): none of these blocks, whatever the file's
+ * flags; the router never sets flags on such a file. */
+/* accept4 on a listening socket; -EAGAIN when nothing is (still) queued. */
+int ffr_shared_accept(struct ffr_router *r, int fd, struct sockaddr *sa, socklen_t *len, int flags);
+/* One datagram with nfds fds (not consumed); 0 or -errno (-EAGAIN: full). */
+int ffr_shared_send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds);
+/* read(2) of an eventfd or a pipe; the length or -errno (-EAGAIN: empty). */
+ssize_t ffr_shared_read(int fd, void *buf, size_t len);
+/* Marks the step the loop is in, for the watchdog's report: what (a static
+ * string), on behalf of who (a container's name, or NULL) and pid. */
+void ffr_doing(struct ffr_router *r, const char *what, const char *who, pid_t pid);
+/* Stalls of the loop the watchdog saw; the last one's description in
+ * last[len] (if last). */
+uint64_t ffr_loop_stalls(const struct ffr_router *r, char *last, size_t len);
+/* The router's fds are one budget for every container of the host: 0 if n
+ * more fit below RLIMIT_NOFILE (read at start) minus the reserve, else
+ * -EMFILE (counted; logged at most once a second). New work (a shim's
+ * Hello, a listen, a connect) asks before it starts, so that the router
+ * refuses it cleanly instead of failing somewhere in the middle. */
+int ffr_fd_budget(struct ffr_router *r, unsigned n);
+/* The fds open now, the limit, the refusals so far. */
+void ffr_fd_usage(struct ffr_router *r, unsigned *open, unsigned *limit, uint64_t *refusals);
+
 /* chan.c */
 /* Takes ownership of fd. c is NULL for an admin channel. */
 int ffr_chan_new(struct ffr_router *r, struct ffr_container *c, int fd);
 void ffr_chan_free(struct ffr_chan *ch);
-/* Sends a reply on ch (fds not consumed). Closes nothing on failure. */
+/* Ends ch from anywhere (a handler, a timer, a feature's callback): stops
+ * reading it, closes its fd (ch->fd becomes -1) and frees it at the next
+ * turn of the loop, so the caller may still use ch until it returns. why
+ * (NULL: nothing) is logged. */
+void ffr_chan_kill(struct ffr_chan *ch, const char *why);
+/* Sends a reply on ch (fds not consumed). A failure kills ch
+ * (ffr_chan_kill): a dead channel takes no more replies (-EPIPE). */
 int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds);
 int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

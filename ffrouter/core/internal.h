@@ -43,6 +43,10 @@ struct ffr_listener {
 	uint64_t accepted;
 };
 
+/* guard.c: the router's part (the watchdog thread starts here) */
+int ffr_guard_new(struct ffr_router *r, const struct ffr_config *cfg);
+void ffr_guard_free(struct ffr_guard *g);
+
 /* router.c */
 /* Binds a non-blocking SOCK_SEQPACKET listener at path (mode applied). */
 int ffr_listen_unix(const char *path, mode_t mode);
@@ -62,6 +66,12 @@ void ffr_features_status(struct ffr_router *r, Ff__StatusReply *sr, void *mem[FF
 /* chan.c */
 /* A container's socket is readable: accepts its shims. */
 void ffr_accept_cb(evutil_socket_t fd, short what, void *arg);
+/* Connects handed to features and not answered yet, per channel: the
+ * core counts them (in ch and in its container's nconnecting) from the
+ * hand-over to the reply with that id (ffr_reply), or to the channel's
+ * end. -ENOBUFS at the channel's cap (quota.inflight). */
+int ffr_chan_inflight_add(struct ffr_chan *ch, uint64_t id);
+void ffr_chan_inflight_del(struct ffr_chan *ch, uint64_t id);
 
 /* container.c */
 /* Reserves a client port; returns it, or 0 when the range is exhausted. */

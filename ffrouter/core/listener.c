@@ -3,8 +3,11 @@
  * kernel listening socket (kfd). Each pending connection, accelerated or
  * accepted from kfd, is one Accepted message with the connection fd, so the
  * app's fd is readable exactly when a connection is pending.
- * Invariant: a connection fd is owned by exactly one of: the caller of
- * ffr_listener_push, the pending queue, or the kernel queue of qfd. */
+ * Invariants: a connection fd is owned by exactly one of: the caller of
+ * ffr_listener_push, the pending queue, or the kernel queue of qfd. kfd and
+ * qfd are open files the container holds too (the shim keeps a copy of qfd
+ * for restarts): the router never sets their flags and uses them only
+ * through the ffr_shared_* calls, which never block (guard.c). */
 #include "internal.h"
 
 #include "fdpass.h"
@@ -88,7 +91,7 @@ static int flush(struct ffr_listener *l)
 	struct ffr_pending *p;
 
 	while ((p = STAILQ_FIRST(&l->pending))) {
-		int err = ff_send_fds(l->qfd, p->msg, p->len, &p->fd, 1);
+		int err = ffr_shared_send_fds(l->qfd, p->msg, p->len, &p->fd, 1);
 
 		if (err == -EAGAIN)
 			return -EAGAIN;
@@ -105,17 +108,21 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_listener *l = arg;
 
+	ffr_doing(l->r, "send on an accept queue", l->c->name, 0);
 	if (flush(l) == -EAGAIN)
 		event_add(l->wev, NULL);
 }
 
 int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd)
 {
+	size_t len = ff_msg_size(&a->base);
 	struct ffr_pending *p;
+	uint8_t small[512];
 	int err;
 
-	if (STAILQ_EMPTY(&l->pending)) {
-		err = ff_msg_send(l->qfd, &a->base, &fd, 1);
+	if (STAILQ_EMPTY(&l->pending) && len <= sizeof(small)) {
+		ff_msg_pack(&a->base, small);
+		err = ffr_shared_send_fds(l->qfd, small, len, &fd, 1);
 		if (err != -EAGAIN) {
 			close(fd);
 			if (!err)
@@ -129,7 +136,7 @@ int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd)
 	}
 	p = calloc(1, sizeof(*p));
 	if (p) {
-		p->len = ff_msg_size(&a->base);
+		p->len = len;
 		p->msg = malloc(p->len);
 	}
 	if (!p || !p->msg) {
@@ -178,15 +185,16 @@ static void kfd_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_listener *l = arg;
 
+	ffr_doing(l->r, "accept on a kernel listener", l->c->name, 0);
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		int nfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+		int nfd = ffr_shared_accept(l->r, fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 
 		if (nfd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (nfd != -EAGAIN && nfd != -ECONNABORTED)
 				ff_warn("%s: accept on kernel listener: %s", l->c->name,
-					strerror(errno));
+					strerror(-nfd));
 			return;
 		}
 		kernel_accept(l, nfd, &ss, len);
@@ -312,8 +320,6 @@ int ffr_listener_new(struct ffr_container *c, const struct ffr_listen_args *a, i
 	TAILQ_INSERT_TAIL(&r->listeners, l, link);
 	c->nlisteners++;
 	setsockopt(q[0], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
-	fcntl(q[0], F_SETFL, fcntl(q[0], F_GETFL) | O_NONBLOCK);
-	fcntl(kfd, F_SETFL, fcntl(kfd, F_GETFL) | O_NONBLOCK);
 	if (fstat(q[0], &st) == 0)
 		l->q_ino = st.st_ino;
 	if (q[1] >= 0 && fstat(q[1], &st) == 0)

@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -56,10 +58,37 @@ static int mkdir_mode(const char *path, mode_t mode)
 	return chmod(path, mode) < 0 ? -errno : 0;
 }
 
+/* After the router's own writable mapping exists, nobody writes the map
+ * memfd another way. The fd shims get is read-only, but /proc/self/fd/N
+ * reopens the file itself, with any mode the inode allows:
+ *   - F_SEAL_FUTURE_WRITE: write(2), fallocate and new writable shared
+ *     mappings fail for every fd of the file; the existing mapping works.
+ *     F_SEAL_SEAL: no one changes the seals again.
+ *   - mode 0444: an open for writing fails (EACCES) for anyone without
+ *     CAP_DAC_OVERRIDE;
+ *   - FS_IMMUTABLE_FL: it fails (EPERM) for root too; clearing the flag
+ *     takes CAP_LINUX_IMMUTABLE, which containers do not get. Best effort:
+ *     a router without the capability relies on the seal. */
+static int map_seal(int fd)
+{
+	int fl = 0;
+
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
+		return -errno;
+	if (fchmod(fd, 0444) < 0)
+		return -errno;
+	if (ioctl(fd, FS_IOC_GETFLAGS, &fl) < 0 ||
+	    (fl |= FS_IMMUTABLE_FL, ioctl(fd, FS_IOC_SETFLAGS, &fl) < 0))
+		ff_dbg("map page: not immutable (%s); the write seal still holds",
+		       strerror(errno));
+	return 0;
+}
+
 /* The map page: a sealed memfd the router writes; shims get a read-only fd. */
 static int map_open(struct ffr_router *r)
 {
 	char path[64];
+	int err;
 
 	r->map_fd = memfd_create("ffnet-map", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (r->map_fd < 0)
@@ -73,6 +102,9 @@ static int map_open(struct ffr_router *r)
 		return -errno;
 	}
 	ff_map_init(r->map);
+	err = map_seal(r->map_fd);
+	if (err)
+		return err;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", r->map_fd);
 	r->map_rofd = open(path, O_RDONLY | O_CLOEXEC);
 	return r->map_rofd < 0 ? -errno : 0;
@@ -117,6 +149,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_router *r = arg;
 
+	ffr_doing(r, "connection sweep", NULL, 0);
 	ffr_conn_sweep(r);
 	ffr_sweep_arm(r);
 }
@@ -201,6 +234,9 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 	r->sweep_ev = evtimer_new(base, sweep_cb, r);
 	if (!r->rundir || !r->sweep_ev)
 		goto out_free;
+	*err = ffr_guard_new(r, cfg);
+	if (*err)
+		goto out_free;
 	*err = ffr_ops_add(r, ffr_sock_ops, ffr_sock_nops);
 	if (!*err)
 		*err = ffr_ops_add(r, ffr_admin_ops, ffr_admin_nops);
@@ -269,6 +305,7 @@ void ffr_router_free(struct ffr_router *r)
 		close(r->map_fd);
 	if (r->map_rofd >= 0)
 		close(r->map_rofd);
+	ffr_guard_free(r->guard);
 	free(r->rundir);
 	free(r);
 }

@@ -1,6 +1,11 @@
 /* Requests from shims: Hello, Listen, Connect, Lookup. The caller's
  * identity is the container whose socket it reached (ch->c); nothing a shim
- * says about who it is is believed. */
+ * says about who it is is believed.
+ * Every piece of new work is charged before it starts, whichever path it
+ * takes: the router's fd budget (a shim's Hello, a listen, a connect), the
+ * container's connection quota (every connect: same host, across hosts,
+ * outside the overlay; conns plus connects in flight), and the channel's
+ * cap on connects handed to a feature and not answered yet. */
 #include "internal.h"
 
 #include "fdpass.h"
@@ -12,6 +17,20 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Whether n more fds fit in the router's budget; if not, says so on ch. */
+static bool fds_fit(struct ffr_chan *ch, uint64_t id, unsigned n)
+{
+	unsigned open, limit;
+
+	if (ffr_fd_budget(ch->r, n) == 0)
+		return true;
+	ffr_fd_usage(ch->r, &open, &limit, NULL);
+	ffr_reply_status(ch, id, FF__STATUS__ST_QUOTA,
+			 "router out of file descriptors (%u open, limit %u): try later", open,
+			 limit);
+	return false;
+}
 
 static void op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
@@ -30,6 +49,12 @@ static void op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_VERSION,
 				 "protocol version %u, router speaks %u", h->version,
 				 FF_PROTO_VERSION);
+		return;
+	}
+	/* a new shim is new work (its first connect, at least); ffctl must
+	 * always get in */
+	if (ch->c && !fds_fit(ch, req->id, 2)) {
+		ffr_chan_kill(ch, NULL);
 		return;
 	}
 	ch->hello = true;
@@ -110,6 +135,10 @@ static void op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		return;
 	}
 	a.shim_ino = 0;
+	if (!fds_fit(ch, req->id, 3)) { /* kfd, the queue's two ends */
+		close(fds[0]);
+		return;
+	}
 	err = ffr_listener_new(ch->c, &a, fds[0], -1, &shim_fd, &l);
 	if (err) {
 		listen_refused(ch, req->id, &a.addr, err);
@@ -141,6 +170,10 @@ static void op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 		else
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_PERM, "not your queue");
+		return;
+	}
+	if (!fds_fit(ch, req->id, 2)) {
+		ff_close_fds(fds, nfds);
 		return;
 	}
 	err = ffr_listener_new(ch->c, &a, fds[0], fds[1], &shim_fd, &l);
@@ -267,6 +300,48 @@ out_close:
 	return err;
 }
 
+/* The client's side of any connect: its container's quota (conns and
+ * connects in flight) and the fds the connect takes while it is made. */
+static bool connect_admitted(struct ffr_chan *ch, uint64_t id)
+{
+	struct ffr_container *c = ch->c;
+
+	if (c->nconns + c->nconnecting >= ch->r->quota.conns) {
+		ch->r->fallbacks++;
+		ch->r->quota_refusals++;
+		ffr_reply_status(ch, id, FF__STATUS__ST_QUOTA, "connection quota reached");
+		return false;
+	}
+	if (!fds_fit(ch, id, 2)) {
+		ch->r->fallbacks++;
+		return false;
+	}
+	return true;
+}
+
+/* Hands a connect to the features, counted in flight until its answer;
+ * false if none takes it (nothing answered then). */
+static bool connect_to_feature(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+			       const struct ff_sa *src, const struct ff_sa *dst)
+{
+	int err = ffr_chan_inflight_add(ch, id);
+
+	if (err == -ENOBUFS) {
+		ch->r->quota_refusals++;
+		ffr_reply_status(ch, id, FF__STATUS__ST_QUOTA,
+				 "too many connects in flight on this channel");
+		return true;
+	}
+	if (err) {
+		ffr_reply_status(ch, id, FF__STATUS__ST_INTERNAL, "%s", strerror(-err));
+		return true;
+	}
+	if (ffr_features_connect(ch, id, t, src, dst))
+		return true;
+	ffr_chan_inflight_del(ch, id);
+	return false;
+}
+
 static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	struct ffr_router *r = ch->r;
@@ -279,11 +354,13 @@ static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "bad destination");
 		return;
 	}
+	if (!connect_admitted(ch, req->id))
+		return;
 	if (req->connect->outside) {
 		/* bypass4netns-style: a host socket for a destination outside */
 		if (ch->c->policy != FFR_POLICY_HOST || ffr_container_by_ip(r, &dst.ip))
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_PERM, "policy is not host");
-		else if (!ffr_features_connect(ch, req->id, NULL, NULL, &dst))
+		else if (!connect_to_feature(ch, req->id, NULL, NULL, &dst))
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_UNSUPPORTED,
 					 "no host sockets on this router");
 		return;
@@ -293,7 +370,7 @@ static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 		if (client_addr(ch->c, req->connect, dst.ip.family, &src) < 0)
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
 					 "no address of that family");
-		else if (!ffr_features_connect(ch, req->id, t, &src, &dst))
+		else if (!connect_to_feature(ch, req->id, t, &src, &dst))
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_UNREACH,
 					 "no path to host %s", t->host);
 		return;
@@ -305,7 +382,8 @@ static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 				 NULL);
 		return;
 	}
-	if (ch->c->nconns >= r->quota.conns || t->nconns >= r->quota.conns) {
+	if (t->nconns + t->nconnecting >= r->quota.conns) {
+		r->quota_refusals++;
 		r->fallbacks++;
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_QUOTA, "connection quota reached");
 		return;

@@ -428,6 +428,8 @@ static int vctx_open(struct ffr_vctx *x, int *shim_fd, int *async_fd)
 		return -errno;
 	x->afd = ap[0];
 	*async_fd = ap[1];
+	/* the shim gets this very open file: EFD_NONBLOCK is the shim's to
+	 * clear, so the doorbell is read with ffr_shared_read only */
 	x->dbfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (x->dbfd < 0 || set_nonblock(x->fd) < 0 || set_nonblock(x->afd) < 0)
 		return -errno;

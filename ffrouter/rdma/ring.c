@@ -460,9 +460,13 @@ void ffr_ring_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_vctx *x = arg;
 	uint64_t v;
+	ssize_t n;
 
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		ff_dbg("verbs: doorbell: %s", strerror(errno));
+	/* the shim holds the same open file: its O_NONBLOCK is not ours to
+	 * rely on, and the loop runs this without the fd being readable */
+	n = ffr_shared_read(fd, &v, sizeof(v));
+	if (n < 0 && n != -EAGAIN)
+		ff_dbg("verbs: doorbell: %s", strerror((int)-n));
 	heat(x->rd);
 	ffr_vctx_run(x);
 }

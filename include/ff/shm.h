@@ -2,7 +2,10 @@
  *
  * Map page (read-only for shims): the set of overlay addresses. Written only
  * by the router under a seqlock: seq is odd while an update is in progress.
- * Entries are sorted (family, ip) so readers can bsearch.
+ * Entries are sorted (family, ip) so readers can bsearch. The memfd is
+ * sealed against writes other than through the router's own mapping, so a
+ * shim cannot reopen it writable; readers still bound every index by
+ * FF_MAP_CAP, never by cap or count.
  *
  * Stats page (one per container, read-write for that container's shims):
  * per-connection byte counters. A shim only adds to the slot the router gave

@@ -1,4 +1,6 @@
-/* common/map.c: the seqlocked overlay map page. */
+/* common/map.c: the seqlocked overlay map page, and a reader that no page
+ * content can crash or hang (the shim reads a page it cannot trust to be
+ * the router's work). */
 #include "cu.h"
 #include "map.h"
 
@@ -8,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 static struct ff_map_hdr *page(void)
 {
@@ -125,12 +130,111 @@ static void test_seqlock(void)
 	free(r.m);
 }
 
+/* A page mapped exactly as big as the shim maps it, followed by a page
+ * no one may touch: any read past FF_MAP_SIZE faults. */
+struct guarded {
+	void *base;
+	size_t len;
+	struct ff_map_hdr *m;
+};
+
+static struct ff_map_hdr *guarded_page(struct guarded *g)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	size_t body = (FF_MAP_SIZE + pg - 1) / pg * pg;
+
+	g->len = body + pg;
+	g->base = mmap(NULL, g->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CU_ASSERT_NOT_EQUAL_FATAL(g->base, MAP_FAILED);
+	CU_ASSERT_EQUAL_FATAL(mprotect((char *)g->base + body, pg, PROT_NONE), 0);
+	g->m = (struct ff_map_hdr *)((char *)g->base + body - FF_MAP_SIZE);
+	return g->m;
+}
+
+static uint64_t xs = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	xs ^= xs << 13;
+	xs ^= xs >> 7;
+	xs ^= xs << 17;
+	return xs;
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Looks a few addresses up; every answer must be one of the documented
+ * ones and come in bounded time. */
+static void lookups(const struct ff_map_hdr *m, bool may_find)
+{
+	static const char *ips[] = {"10.0.0.1", "0.0.0.0", "255.255.255.255", "fd00::1",
+				    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"};
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
+		struct ff_ip ip;
+		uint8_t flags = 0;
+		int r;
+
+		ff_ip_parse(ips[i], &ip);
+		r = ff_map_find(m, &ip, &flags);
+		CU_ASSERT(r == 0 || r == -EAGAIN || r == -EINVAL || (may_find && r == 1));
+	}
+	CU_ASSERT(elapsed_ms(&t0) < 5000);
+}
+
+/* Issue 10, hole 2: bogus cap, count and sequence numbers, random entries,
+ * every header field at its maximum: no crash, no endless loop, and a
+ * page that holds nothing a key can equal gives "no match". */
+static void test_hostile_page(void)
+{
+	static const uint32_t counts[] = {0, 1, FF_MAP_CAP - 1, FF_MAP_CAP, FF_MAP_CAP + 1,
+					  0x7fffffff, 0x80000000u, 0xfffffffeu, 0xffffffffu};
+	struct guarded g;
+	struct ff_map_hdr *m = guarded_page(&g);
+
+	/* every byte at its maximum (family 0xff matches no key) */
+	memset(m, 0xff, FF_MAP_SIZE);
+	m->magic = FF_MAP_MAGIC;
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		m->count = counts[i];
+		m->cap = counts[sizeof(counts) / sizeof(counts[0]) - 1 - i];
+		m->seq = 0xfffffffe;
+		lookups(m, false);
+	}
+	/* a sequence number that stays odd: bounded, no answer */
+	m->seq = 1;
+	lookups(m, false);
+	/* random pages, random headers */
+	for (int round = 0; round < 64; round++) {
+		uint64_t *w = (uint64_t *)m;
+
+		for (size_t i = 0; i < FF_MAP_SIZE / 8; i++)
+			w[i] = rnd();
+		m->magic = FF_MAP_MAGIC;
+		if (round & 1)
+			m->seq &= ~1u;
+		if (round & 2)
+			m->cap = 0xffffffffu;
+		lookups(m, true);
+	}
+	munmap(g.base, g.len);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
 		{"find", test_find},
 		{"bad_page", test_bad_page},
 		{"seqlock", test_seqlock},
+		{"hostile_page", test_hostile_page},
 		{0},
 	};
 
