@@ -1,5 +1,5 @@
 /* ffctl status [--json]: containers, listeners, connections (path, bytes
- * each way) and the router's counters. */
+ * each way) and the router's counters, its own and its cluster part's. */
 #include "ffctl.h"
 
 #include <inttypes.h>
@@ -154,7 +154,38 @@ static struct json_object *health_json(const Ff__RouterHealth *h)
 	return o;
 }
 
-/* One object; its members in the order scripts have always seen them. */
+static void print_cluster(const Ff__ClusterHealth *c)
+{
+	if (!c)
+		return;
+	printf("ingress: %" PRIu64 " connections without a preamble in time, %" PRIu64
+	       " closed over the cap, %" PRIu64 " preambles refused\n",
+	       c->ingress_timeouts, c->ingress_overcap, c->preambles_refused);
+	printf("other routers' answers refused (bad MAC): %" PRIu64
+	       "; policy host: %" PRIu64 " connects refused\n\n",
+	       c->replies_refused, c->outside_refused);
+}
+
+/* Zeros when the router has no cluster part, so the members are always there. */
+static struct json_object *cluster_json(const Ff__ClusterHealth *c)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ingress_timeouts",
+			       json_object_new_uint64(c ? c->ingress_timeouts : 0));
+	json_object_object_add(o, "ingress_overcap",
+			       json_object_new_uint64(c ? c->ingress_overcap : 0));
+	json_object_object_add(o, "preambles_refused",
+			       json_object_new_uint64(c ? c->preambles_refused : 0));
+	json_object_object_add(o, "replies_refused",
+			       json_object_new_uint64(c ? c->replies_refused : 0));
+	json_object_object_add(o, "outside_refused",
+			       json_object_new_uint64(c ? c->outside_refused : 0));
+	return o;
+}
+
+/* One object; its members in the order scripts have always seen them
+ * (new ones last). */
 static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 {
 	Ff__StatusReply *s = reps[0]->status_reply;
@@ -172,6 +203,7 @@ static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	json_object_object_add(o, "conns", conns_json(reps, n));
 	json_object_object_add(o, "rdma", ffc_rdma_json(ctx));
 	json_object_object_add(o, "health", health_json(s->health));
+	json_object_object_add(o, "cluster", cluster_json(s->cluster));
 	ffc_json_print(o);
 }
 
@@ -187,6 +219,7 @@ static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	       " fell back to the kernel, %" PRIu64 " bad messages\n\n",
 	       s->router_version, s->host, s->conns_total, s->fallbacks, s->bad_messages);
 	print_health(s->health);
+	print_cluster(s->cluster);
 	if (s->n_hosts) {
 		ffc_print_hosts(s->hosts, s->n_hosts);
 		printf("\n");

@@ -6,7 +6,9 @@
  * Invariants: a handle names an object of this context only (index plus
  * generation); every object is charged to the context and its container
  * before it exists and uncharged when it goes; closing the socket (the app
- * exited or closed the device) destroys everything, in dependency order. */
+ * exited or closed the device) destroys everything, in dependency order;
+ * requests are answered in order: while one waits for another router
+ * (x->ask), the socket is not read. */
 #include "internal.h"
 
 #include "fdpass.h"
@@ -327,9 +329,19 @@ static void vctx_read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		vdispatch(x, (Ff__Request *)m, fds, nfds);
 		protobuf_c_message_free_unpacked(m, NULL);
+		if (x->ask) { /* nothing more until the other router answered */
+			event_del(x->ev);
+			break;
+		}
 	}
 	free(buf);
 	if (x->dead)
+		ffr_vctx_free(x);
+}
+
+void ffr_vctx_resume(struct ffr_vctx *x)
+{
+	if (x->dead || event_add(x->ev, NULL) < 0)
 		ffr_vctx_free(x);
 }
 
@@ -512,6 +524,7 @@ void ffr_vctx_free(struct ffr_vctx *x)
 {
 	if (!x)
 		return;
+	ffr_vqp_ask_cancel(x);
 	vctx_destroy_objs(x);
 	if (x->ev)
 		event_free(x->ev);

@@ -251,6 +251,8 @@ int ffr_rdma_attach_ibv(struct ffr_router *r, const struct ffr_rdma_config *cfg,
 	if (rd)
 		rd->slot = slot;
 	err = ffr_ops_add(r, rdma_ops, sizeof(rdma_ops) / sizeof(rdma_ops[0]));
+	if (!err)
+		err = ffr_ingress_handle(r, FFR_PREAMBLE_QP, ffr_vqp_check_incoming);
 	if (!err && rd)
 		err = ffr_rdma_set_path(rd, cfg->path);
 	return err;

@@ -106,7 +106,7 @@ struct ffr_vqp {
 	uint32_t qp_type;
 	bool sq_sig_all;
 	bool connected;    /* RTR or later since its last RESET, towards dest_qpn */
-	bool dest_local;   /* dest_qpn is a QP of this host */
+	char dest_host[FFR_HOST_MAX + 1]; /* dest_qpn's host: "" for this one */
 	uint32_t dest_qpn;
 	uint8_t vgid[16]; /* the destination GID the app gave (for query_qp) */
 	uint8_t sgid_index;
@@ -138,6 +138,9 @@ struct ffr_vctx {
 	uint32_t bad;
 	bool dead;
 	bool direct; /* the shim posts and polls the device's queues itself */
+	/* A modify_qp waiting for the peer's router (qp-xhost.c): the context
+	 * reads no more requests until it is answered. */
+	struct ffr_vqp_ask *ask;
 };
 
 /* device.c */
@@ -156,6 +159,9 @@ static inline struct ffr_rdma_use *ffr_rdma_use(const struct ffr_rdma *rd,
 int ffr_vctx_new(struct ffr_rdma *rd, struct ffr_container *c, pid_t pid, int *shim_fd,
 		 int *async_fd);
 void ffr_vctx_free(struct ffr_vctx *x);
+/* x's request that waited for another router is answered: x reads
+ * requests again, or, if it died meanwhile, is freed. */
+void ffr_vctx_resume(struct ffr_vctx *x);
 /* Object table: charge-free insertion and lookup by handle and kind. */
 int ffr_vobj_add(struct ffr_vctx *x, struct ffr_vobj *o, uint32_t kind);
 void ffr_vobj_del(struct ffr_vobj *o);
@@ -197,6 +203,33 @@ void ffr_vop_modify_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
 void ffr_vop_query_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds);
 int ffr_vqp_destroy(struct ffr_vqp *q);
 struct ffr_vqp *ffr_vqp_by_num(struct ffr_rdma *rd, uint32_t qpn);
+/* An app's modify_qp, checked and translated, before the device sees it. */
+struct ffr_vqp_mod {
+	struct ibv_qp_attr a; /* the device's view: physical GID, its port */
+	int mask;
+	uint8_t vgid[16];     /* the app's view of the address, for query_qp */
+	uint8_t sgid_index;
+	struct ff_ip peer_ip; /* IBV_QP_AV: the overlay address the app named */
+	char peer_host[FFR_HOST_MAX + 1]; /* its container's host ("": this one) */
+};
+/* Hands m to the device and records what it changed; 0 or -errno. */
+int ffr_vqp_apply(struct ffr_vqp *q, const struct ffr_vqp_mod *m);
+/* QP qpn of host (NULL: this one) now talks to keep (NULL: to a QP of
+ * another host): a QP here still connected to it from before is moved to
+ * the error state, so that only the chosen one reaches it. */
+void ffr_vqp_cut_off(struct ffr_rdma *rd, const char *host, uint32_t qpn,
+		     const struct ffr_vqp *keep, const char *who);
+
+/* qp-xhost.c: the QP check across hosts */
+/* Asks the router of m->peer_host whether q may talk to QP
+ * m->a.dest_qp_num; the reply to request id comes when it answers (or
+ * not), and x reads no more requests meanwhile. 0: asked; -errno: not
+ * asked (the app's error). */
+int ffr_vqp_ask(struct ffr_vqp *q, uint64_t id, const struct ffr_vqp_mod *m);
+/* The context goes: its question is dropped, unanswered. */
+void ffr_vqp_ask_cancel(struct ffr_vctx *x);
+/* The ingress's handler of QP checks (FFR_PREAMBLE_QP). */
+void ffr_vqp_check_incoming(struct ffr_router *r, Ff__XPreamble *p, int fd, const uint8_t *tag);
 
 /* direct.c: kernel commands for the direct data path */
 bool ffr_direct_supported(const struct ffr_rdma *rd);

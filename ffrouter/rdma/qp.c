@@ -5,7 +5,8 @@
  * peer's host, its own source GID index and port. Invariants: an address
  * vector the device sees always comes from the locality map, never from
  * the app; a QP on this host may only be connected to a QP of the
- * container that owns the destination address. */
+ * container that owns the destination address, and one on another host
+ * only once that host's router agreed (qp-xhost.c). */
 #include "internal.h"
 
 #include "fdpass.h"
@@ -239,9 +240,10 @@ int ffr_vqp_destroy(struct ffr_vqp *q)
 /* ---- modify ---- */
 
 /* The peer must be a QP of the container that owns the address (same
- * host; a peer on another host is checked by that host's router), and not
- * one connected to another QP: the device does not check who sends to a
- * QP, so q could write into that connection with its peer's rkeys. */
+ * host; a peer on another host is checked by that host's router,
+ * qp-xhost.c), and not one connected to another QP: the device does not
+ * check who sends to a QP, so q could write into that connection with its
+ * peer's rkeys. */
 static int peer_ok(struct ffr_vqp *q, const struct ffr_container *t, uint32_t qpn)
 {
 	struct ffr_vqp *p = ffr_vqp_by_num(q->o.x->rd, qpn);
@@ -251,39 +253,52 @@ static int peer_ok(struct ffr_vqp *q, const struct ffr_container *t, uint32_t qp
 			q->qpn, qpn, t->name);
 		return -EINVAL;
 	}
-	if (p != q && p->connected && (!p->dest_local || p->dest_qpn != q->qpn)) {
-		ff_warn("verbs %s: QP %u may not connect to QP %u of %s: it is connected to QP %u",
-			q->o.x->name, q->qpn, qpn, t->name, p->dest_qpn);
+	if (p != q && p->connected && (p->dest_host[0] || p->dest_qpn != q->qpn)) {
+		ff_warn("verbs %s: QP %u may not connect to QP %u of %s: it is connected to QP "
+			"%u%s%s",
+			q->o.x->name, q->qpn, qpn, t->name, p->dest_qpn,
+			p->dest_host[0] ? " of host " : "", p->dest_host);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-/* q now talks to dest_qpn: a QP of this host still connected to q from
- * before (when q was free to take it) is cut off, moved to the error
- * state, so that only q's chosen peer can reach it. */
-static void vqp_connected(struct ffr_vqp *q, uint32_t dest_qpn, bool local)
+void ffr_vqp_cut_off(struct ffr_rdma *rd, const char *host, uint32_t qpn,
+		     const struct ffr_vqp *keep, const char *who)
 {
 	struct ffr_vctx *x;
 	struct ffr_vobj *o;
 
-	q->connected = true;
-	q->dest_local = local;
-	q->dest_qpn = dest_qpn;
-	TAILQ_FOREACH (x, &q->o.x->rd->ctxs, link)
+	if (!host)
+		host = "";
+	TAILQ_FOREACH (x, &rd->ctxs, link)
 		TAILQ_FOREACH (o, &x->objs[FF_VOBJ_QP], link) {
 			struct ffr_vqp *z = (struct ffr_vqp *)o;
 
-			if (z == q || !z->connected || !z->dest_local ||
-			    z->dest_qpn != q->qpn || (local && z->qpn == dest_qpn))
+			if (z == keep || !z->connected || z->dest_qpn != qpn ||
+			    strcmp(z->dest_host, host) != 0)
 				continue;
-			ff_warn("verbs %s: QP %u was connected to QP %u of %s, which now talks to "
-				"QP %u: QP %u goes to the error state",
-				x->name, z->qpn, q->qpn, q->o.x->name, dest_qpn,
-				z->qpn);
+			ff_warn("verbs %s: QP %u was connected to QP %u%s%s, which now talks to %s: "
+				"QP %u goes to the error state",
+				x->name, z->qpn, qpn, *host ? " of host " : "", host, who, z->qpn);
 			ffr_vqp_set_error(z);
 			z->connected = false;
 		}
+}
+
+/* q now talks to dest_qpn of host (NULL: this one): a QP of this host still
+ * connected to q from before (when q was free to take it) is cut off. */
+static void vqp_connected(struct ffr_vqp *q, uint32_t dest_qpn, const char *host)
+{
+	struct ffr_rdma *rd = q->o.x->rd;
+	char who[FFR_NAME_MAX + FFR_HOST_MAX + 48];
+
+	q->connected = true;
+	snprintf(q->dest_host, sizeof(q->dest_host), "%s", host ? host : "");
+	q->dest_qpn = dest_qpn;
+	snprintf(who, sizeof(who), "QP %u%s%s", dest_qpn, host ? " of host " : "",
+		 host ? host : "");
+	ffr_vqp_cut_off(rd, NULL, q->qpn, host ? NULL : ffr_vqp_by_num(rd, dest_qpn), who);
 }
 
 static void vqp_state(struct ffr_vqp *q, uint32_t state)
@@ -320,17 +335,17 @@ static int av_for(struct ffr_vqp *q, const struct ff_ip *ip, struct ibv_ah_attr 
 }
 
 /* Replaces the app's address vector by the one that reaches its peer. */
-static int translate_av(struct ffr_vqp *q, const Ff__VerbsAh *ah, struct ibv_ah_attr *out,
+static int translate_av(struct ffr_vqp *q, const Ff__VerbsAh *ah, struct ffr_vqp_mod *m,
 			struct ffr_container **peer)
 {
-	struct ff_ip ip;
+	struct ibv_ah_attr *out = &m->a.ah_attr;
 	int err;
 
 	if (!ah || !ah->is_global || ah->dgid.len != 16 || ah->port_num > 1)
 		return -EINVAL;
-	if (ffr_vgid_ip(ah->dgid.data, &ip) < 0)
+	if (ffr_vgid_ip(ah->dgid.data, &m->peer_ip) < 0)
 		return -EINVAL;
-	err = av_for(q, &ip, out, peer);
+	err = av_for(q, &m->peer_ip, out, peer);
 	if (err)
 		return err;
 	out->grh.hop_limit = ah->hop_limit ? (uint8_t)ah->hop_limit : 64;
@@ -338,44 +353,63 @@ static int translate_av(struct ffr_vqp *q, const Ff__VerbsAh *ah, struct ibv_ah_
 	out->grh.flow_label = ah->flow_label;
 	out->sl = (uint8_t)ah->sl;
 	out->static_rate = (uint8_t)ah->static_rate;
+	memcpy(m->vgid, ah->dgid.data, 16);
+	m->sgid_index = (uint8_t)ah->sgid_index;
+	if ((*peer)->remote)
+		snprintf(m->peer_host, sizeof(m->peer_host), "%s", (*peer)->host);
 	return 0;
 }
 
-static int vqp_modify(struct ffr_vqp *q, const Ff__VerbsQpAttr *m)
+/* The app's attributes m as the device is to get them, in *o; 0 or why
+ * not. A peer here is checked now, one on another host by its router. */
+static int vqp_prepare(struct ffr_vqp *q, const Ff__VerbsQpAttr *m, struct ffr_vqp_mod *o)
 {
 	struct ffr_rdma *rd = q->o.x->rd;
 	struct ffr_container *peer = NULL;
-	struct ibv_qp_attr a;
-	int err, mask = (int)m->mask;
+	struct ibv_qp_attr *a = &o->a;
+	int err;
 
+	memset(o, 0, sizeof(*o));
+	o->mask = (int)m->mask;
 	if (m->mask & ~(uint32_t)QP_MASK_OK)
 		return -EOPNOTSUPP;
-	ff_vqp_attr_from_msg(m, &a);
-	if ((mask & IBV_QP_PKEY_INDEX) && a.pkey_index)
+	ff_vqp_attr_from_msg(m, a);
+	if ((o->mask & IBV_QP_PKEY_INDEX) && a->pkey_index)
 		return -EINVAL;
-	if (mask & IBV_QP_PORT) {
-		if (a.port_num != 1)
+	if (o->mask & IBV_QP_PORT) {
+		if (a->port_num != 1)
 			return -EINVAL;
-		a.port_num = rd->port;
+		a->port_num = rd->port;
 	}
-	if (mask & IBV_QP_AV) {
-		err = translate_av(q, m->ah_attr, &a.ah_attr, &peer);
+	/* a destination QP only with the address that says whose it is (the
+	 * one transition that takes it, to RTR, takes both) */
+	if ((o->mask & IBV_QP_DEST_QPN) && !(o->mask & IBV_QP_AV))
+		return -EINVAL;
+	if (o->mask & IBV_QP_AV) {
+		err = translate_av(q, m->ah_attr, o, &peer);
 		if (err)
 			return err;
 	}
-	if (peer && !peer->remote && (mask & IBV_QP_DEST_QPN) && peer_ok(q, peer, a.dest_qp_num))
+	if ((o->mask & IBV_QP_DEST_QPN) && !peer->remote && peer_ok(q, peer, a->dest_qp_num))
 		return -EINVAL;
-	err = dev_modify(q, &a, mask);
+	return 0;
+}
+
+int ffr_vqp_apply(struct ffr_vqp *q, const struct ffr_vqp_mod *m)
+{
+	struct ibv_qp_attr a = m->a;
+	int err = dev_modify(q, &a, m->mask);
+
 	if (err)
 		return -err;
-	if (mask & IBV_QP_AV) { /* what query_qp tells the app: its own view */
-		memcpy(q->vgid, m->ah_attr->dgid.data, 16);
-		q->sgid_index = (uint8_t)m->ah_attr->sgid_index;
+	if (m->mask & IBV_QP_AV) { /* what query_qp tells the app: its own view */
+		memcpy(q->vgid, m->vgid, 16);
+		q->sgid_index = m->sgid_index;
 	}
-	if (mask & IBV_QP_STATE)
+	if (m->mask & IBV_QP_STATE)
 		vqp_state(q, a.qp_state);
-	if (mask & IBV_QP_DEST_QPN)
-		vqp_connected(q, a.dest_qp_num, peer && !peer->remote);
+	if (m->mask & IBV_QP_DEST_QPN)
+		vqp_connected(q, a.dest_qp_num, m->peer_host[0] ? m->peer_host : NULL);
 	return 0;
 }
 
@@ -383,8 +417,17 @@ void ffr_vop_modify_qp(struct ffr_vctx *x, Ff__Request *req, int *fds, int nfds)
 {
 	const Ff__VerbsModifyQp *m = req->verbs_modify_qp;
 	struct ffr_vqp *q = ffr_vobj_get(x, m->qp, FF_VOBJ_QP);
-	int err = q && m->attr ? vqp_modify(q, m->attr) : -EINVAL;
+	struct ffr_vqp_mod mod;
+	int err = q && m->attr ? vqp_prepare(q, m->attr, &mod) : -EINVAL;
 
+	/* towards a QP of another host: only once its router agrees */
+	if (!err && (mod.mask & IBV_QP_DEST_QPN) && mod.peer_host[0]) {
+		err = ffr_vqp_ask(q, req->id, &mod);
+		if (!err)
+			return; /* the reply comes with the answer */
+	}
+	if (!err)
+		err = ffr_vqp_apply(q, &mod);
 	ffr_vreply_status(x, req->id, err, err ? "modify_qp: %s" : NULL, strerror(-err));
 	if (!err)
 		ffr_vctx_run(x); /* work the new state allows */
@@ -501,7 +544,7 @@ int ffr_vqp_connect(struct ffr_vqp *q, const struct ff_ip *peer_ip, const struct
 				   IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
 	if (err)
 		return err;
-	vqp_connected(q, p->dest_qpn, !t->remote);
+	vqp_connected(q, p->dest_qpn, t->remote ? t->host : NULL);
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTS;
 	a.timeout = 14;

@@ -3,8 +3,9 @@
  * SRQs on it. This header is what other folders may use: the assembly
  * (config, attach), rdma_cm (rdma/cm/: the device, handle tables, QPs it
  * connects) and the unit tests (the ffr_ibv seam). rdma/ depends on the
- * core and on xhost/ (the hosts of the locality map); it never names
- * rdma_cm, which adds itself to the verbs status (ffr_rdma_status_add).
+ * core and on xhost/ (the hosts of the locality map, and their routers,
+ * which check the QPs of their containers for it: qp-xhost.c); it never
+ * names rdma_cm, which adds itself to the verbs status (ffr_rdma_status_add).
  *
  * Ownership: the router owns struct ffr_rdma (the feature's priv, NULL
  * when no verbs library or device); it owns every context (rd->ctxs); a

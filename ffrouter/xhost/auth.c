@@ -307,6 +307,16 @@ size_t ffr_xreply_seal(struct ffr_router *r, const uint8_t *tag, Ff__Status st, 
 	return 2 + len;
 }
 
+void ffr_xreply_send(struct ffr_router *r, int fd, const uint8_t *tag, Ff__Status st,
+		     const char *err)
+{
+	uint8_t buf[256];
+	size_t len = ffr_xreply_seal(r, tag, st, err, buf, sizeof(buf));
+
+	if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
+		ff_dbg("ingress: reply not sent: %s", strerror(errno));
+}
+
 int ffr_xreply_open(struct ffr_router *r, const uint8_t *tag, const uint8_t *msg, size_t len,
 		    Ff__Status *st, char *why, size_t whylen)
 {

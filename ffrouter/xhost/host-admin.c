@@ -180,7 +180,19 @@ struct status_part {
 	Ff__Addr ha[STATUS_MAX];
 	uint8_t hab[STATUS_MAX][16];
 	Ff__PublishInfo pm[STATUS_MAX], *pp[STATUS_MAX];
+	Ff__ClusterHealth health;
 };
+
+/* What the cluster part counted, for ffctl status. */
+static void health_to_proto(const struct ffr_xhost_stats *st, Ff__ClusterHealth *m)
+{
+	ff__cluster_health__init(m);
+	m->ingress_timeouts = st->ingress_timeouts;
+	m->ingress_overcap = st->ingress_overcap;
+	m->preambles_refused = st->preambles_refused;
+	m->replies_refused = st->replies_refused;
+	m->outside_refused = st->outside_refused;
+}
 
 void *ffr_xhost_status(void *priv, Ff__StatusReply *sr)
 {
@@ -191,6 +203,8 @@ void *ffr_xhost_status(void *priv, Ff__StatusReply *sr)
 
 	if (!p)
 		return NULL;
+	health_to_proto(&xh->stats, &p->health);
+	sr->cluster = &p->health;
 	sr->hosts = p->hp;
 	TAILQ_FOREACH (h, &xh->hosts, link) {
 		size_t i = sr->n_hosts;

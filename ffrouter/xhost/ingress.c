@@ -1,8 +1,9 @@
 /* The ingress: other routers connect, send a sealed preamble (auth.c),
  * and the connection is queued on the target container's listener, or,
- * for a kind of preamble another part serves (ffr_ingress_handle), handed
- * to it. A connection is handed to the app as the socket it is: kernel
- * TCP on the host, both ends, no router on the data path.
+ * for a kind of preamble another part serves (ffr_ingress_handle: rdma_cm's
+ * connect requests, rdma/'s remote QP checks), handed to it. A connection
+ * is handed to the app as the socket it is: kernel TCP on the host, both
+ * ends, no router on the data path.
  * Against connections that never send a whole preamble (slowloris): each
  * has an absolute deadline, preamble_ms from its accept, whatever it sends
  * meanwhile; and at most max_pending wait for a preamble at a time, at most
@@ -54,12 +55,7 @@ static void ingress_free(struct ffr_ingress *g)
 /* Answers g's preamble; tag: its MAC, NULL if that did not hold. */
 static void answer(struct ffr_ingress *g, const uint8_t *tag, Ff__Status st, const char *err)
 {
-	uint8_t buf[256];
-	size_t len = ffr_xreply_seal(g->r, tag, st, err, buf, sizeof(buf));
-
-	/* a few bytes into an empty socket buffer: they fit */
-	if (send(g->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
-		ff_dbg("ingress: reply not sent: %s", strerror(errno));
+	ffr_xreply_send(g->r, g->fd, tag, st, err);
 }
 
 /* Counts and logs (at most once a second) a refused preamble. */
@@ -168,13 +164,29 @@ static void handoff(struct ffr_ingress *g, Ff__XPreamble *p, const uint8_t *tag)
 		ff_warn("%s: accept queue full, dropped a connection from %s", t->name, name);
 }
 
+static const char *const unserved[FFR_PREAMBLE_KINDS] = {
+	[FFR_PREAMBLE_CM] = "no rdma_cm on this host",
+	[FFR_PREAMBLE_QP] = "no RDMA verbs on this host",
+};
+
+/* The part that serves p; FFR_PREAMBLE_KINDS: none, a TCP hand-off; -1:
+ * it asks for two things at once. */
+static int preamble_kind(const Ff__XPreamble *p)
+{
+	if (p->cm && p->qp)
+		return -1;
+	if (p->cm)
+		return FFR_PREAMBLE_CM;
+	return p->qp ? FFR_PREAMBLE_QP : FFR_PREAMBLE_KINDS;
+}
+
 static void preamble(struct ffr_ingress *g)
 {
 	struct ffr_router *r = g->r;
 	struct ffr_xvia via = {g->from, g->local};
 	const uint8_t *tag = g->inlen >= 2 + FFR_MAC_LEN ? g->in + g->inlen - FFR_MAC_LEN : NULL;
 	Ff__XPreamble *p = NULL;
-	int err = ffr_preamble_accept(r, g->in + 2, g->inlen - 2, &via, &p);
+	int kind, err = ffr_preamble_accept(r, g->in + 2, g->inlen - 2, &via, &p);
 
 	/* Out of our epoll set before the socket is handed over: a
 	 * registration belongs to the open file, which the app keeps, and would
@@ -187,18 +199,22 @@ static void preamble(struct ffr_ingress *g)
 		answer(g, err == -EACCES ? NULL : tag, FF__STATUS__ST_PERM, "not authenticated");
 		return;
 	}
-	if (p->cm && ffr_xh(r)->served[FFR_PREAMBLE_CM]) {
-		/* rdma_cm: the connection becomes that connection's lifeline */
-		ffr_xh(r)->served[FFR_PREAMBLE_CM](r, p, g->fd, tag);
-		g->fd = -1;
-		return;
-	}
-	if (p->cm) {
+	kind = preamble_kind(p);
+	if (kind == FFR_PREAMBLE_KINDS) {
+		handoff(g, p, tag);
+	} else if (kind < 0) {
 		ff__xpreamble__free_unpacked(p, NULL);
-		answer(g, tag, FF__STATUS__ST_UNSUPPORTED, "no rdma_cm on this host");
-		return;
+		refused(g, "more than one kind of request");
+		answer(g, tag, FF__STATUS__ST_INVALID, "more than one kind of request");
+	} else if (ffr_xh(r)->served[kind]) {
+		/* rdma_cm: the connection becomes that connection's lifeline; a
+		 * QP check: answered there */
+		ffr_xh(r)->served[kind](r, p, g->fd, tag);
+		g->fd = -1;
+	} else {
+		ff__xpreamble__free_unpacked(p, NULL);
+		answer(g, tag, FF__STATUS__ST_UNSUPPORTED, unserved[kind]);
 	}
-	handoff(g, p, tag);
 }
 
 /* Waits for more of the preamble until the deadline; -ETIMEDOUT if it has

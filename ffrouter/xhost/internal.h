@@ -92,7 +92,8 @@ int ffr_read_secret(struct ffr_xhost *xh, const char *path);
 /* host-admin.c: ffctl's requests about hosts and published ports */
 extern const struct ffr_op ffr_xhost_ops[];
 extern const size_t ffr_xhost_nops;
-/* Hosts and published ports for a status reply (the first 64 of each). */
+/* Hosts and published ports (the first 64 of each), and the counters of
+ * refusals, for a status reply. */
 void *ffr_xhost_status(void *priv, Ff__StatusReply *sr);
 
 /* auth.c */

@@ -144,13 +144,41 @@ size_t ffr_xreply_seal(struct ffr_router *r, const uint8_t *tag, Ff__Status st, 
 int ffr_xreply_open(struct ffr_router *r, const uint8_t *tag, const uint8_t *msg, size_t len,
 		    Ff__Status *st, char *why, size_t whylen);
 
+/* Sends, without blocking, an XReply frame (ffr_xreply_seal) on fd, a
+ * connection whose preamble's MAC is tag (fd not consumed): a few bytes
+ * into an empty socket buffer, so they fit. */
+void ffr_xreply_send(struct ffr_router *r, int fd, const uint8_t *tag, Ff__Status st,
+		     const char *err);
+
 /* ingress.c: kinds of preamble another part serves */
 enum ffr_preamble_kind {
 	FFR_PREAMBLE_CM = 0, /* an rdma_cm connect request (p->cm set) */
+	FFR_PREAMBLE_QP,     /* a remote QP check (p->qp set): answered, then closed */
 	FFR_PREAMBLE_KINDS,
 };
-/* Takes p and fd (both consumed); tag: the preamble's MAC. */
+/* Takes p and fd (both consumed); tag: the preamble's MAC, which the
+ * answer (ffr_xreply_send, or rdma_cm's frames) is bound to. The preamble
+ * is authenticated and bound to this router and connection; whether its
+ * source speaks for a container of its host is fn's to check. */
 typedef void (*ffr_preamble_fn)(struct ffr_router *r, Ff__XPreamble *p, int fd,
 				const uint8_t *tag);
 /* Serves preambles of kind with fn. -EEXIST if served already. */
 int ffr_ingress_handle(struct ffr_router *r, enum ffr_preamble_kind kind, ffr_preamble_fn fn);
+
+/* ask.c: one question to another router and its one answer (a preamble
+ * with what a served kind reads, then an XReply) */
+struct ffr_xask;
+/* The answer: err 0 and st, the other router's verified answer, why its
+ * text; or err: -EACCES it failed its MAC (a forgery, or bound to another
+ * preamble; counted in replies_refused), -EBADMSG malformed, -ETIMEDOUT no
+ * answer in time, -ECONNRESET closed without one, or the connect's -errno. */
+typedef void (*ffr_xask_fn)(void *arg, int err, Ff__Status st, const char *why);
+/* Asks the router of host: p carries the question (src, dst, the kind's
+ * field); the binding, src_host and the seal are filled here, and p is not
+ * kept. cb runs exactly once, from the loop, never from here, unless the
+ * ask is cancelled first. 0 and *out, or -ENOKEY (no cluster secret),
+ * -EHOSTUNREACH (unknown host), -errno. */
+int ffr_xask_start(struct ffr_router *r, const char *host, Ff__XPreamble *p, ffr_xask_fn cb,
+		   void *arg, struct ffr_xask **out);
+/* Drops an ask that has not called back yet (NULL: no-op); cb never runs. */
+void ffr_xask_cancel(struct ffr_xask *a);

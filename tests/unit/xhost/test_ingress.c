@@ -3,7 +3,7 @@
  * (counted from accept, not from its last byte); one source cannot hold
  * more than its share of the connections waiting for a preamble, nor all
  * sources more than the total, and one over the cap is closed at once
- * while another source still gets in. */
+ * while another source still gets in. What it counts reaches ffctl status. */
 #include "xhtest.h"
 
 static struct event_base *base;
@@ -121,11 +121,75 @@ static void test_caps(void)
 	event_base_free(base);
 }
 
+/* ffctl status on r's admin socket: the reply (to be freed). */
+static Ff__Reply *status(struct ffr_router *r)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Hello h = FF__HELLO__INIT;
+	Ff__GetStatus m = FF__GET_STATUS__INIT;
+	char path[PATH_MAX];
+	Ff__Reply *rep;
+	int fd, rfds[FF_MAX_FDS], nr;
+
+	snprintf(path, sizeof(path), "%s/%s", r->rundir, FF_SOCK_NAME);
+	fd = fx_connect(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	h.version = FF_PROTO_VERSION;
+	h.role = (char *)"ctl";
+	req.id = 1;
+	req.body_case = FF__REQUEST__BODY_HELLO;
+	req.hello = &h;
+	rep = xt_call(base, fd, &req, rfds, &nr);
+	CU_ASSERT_FATAL(rep && rep->status == FF__STATUS__ST_OK);
+	ff__reply__free_unpacked(rep, NULL);
+	req.id = 2;
+	req.body_case = FF__REQUEST__BODY_STATUS;
+	req.status = &m;
+	rep = xt_call(base, fd, &req, rfds, &nr);
+	ff_close_fds(rfds, nr);
+	close(fd);
+	CU_ASSERT_FATAL(rep && rep->status_reply);
+	return rep;
+}
+
+/* What the cluster part counts reaches ffctl status, each in its place. */
+static void test_status_counters(void)
+{
+	struct ffr_router *r;
+	Ff__ClusterHealth *c;
+	Ff__Reply *rep;
+
+	base = event_base_new();
+	r = xt_router(base, "B", NULL, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	rep = status(r);
+	c = rep->status_reply->cluster;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT(!c->ingress_timeouts && !c->ingress_overcap && !c->preambles_refused &&
+		  !c->replies_refused && !c->outside_refused);
+	ff__reply__free_unpacked(rep, NULL);
+	ffr_xh(r)->stats = (struct ffr_xhost_stats){
+		.ingress_timeouts = 1, .ingress_overcap = 2, .preambles_refused = 3,
+		.replies_refused = 4, .outside_refused = 5};
+	rep = status(r);
+	c = rep->status_reply->cluster;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->ingress_timeouts, 1);
+	CU_ASSERT_EQUAL(c->ingress_overcap, 2);
+	CU_ASSERT_EQUAL(c->preambles_refused, 3);
+	CU_ASSERT_EQUAL(c->replies_refused, 4);
+	CU_ASSERT_EQUAL(c->outside_refused, 5);
+	ff__reply__free_unpacked(rep, NULL);
+	ip_router_free(r);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
 		{"deadline", test_deadline},
 		{"caps", test_caps},
+		{"status_counters", test_status_counters},
 		{0},
 	};
 
