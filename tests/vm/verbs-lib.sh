@@ -247,6 +247,54 @@ vb_rping_lines() {
 	}
 }
 
+# vb_data NAME SERVER CLIENT: the payload check perftest leaves out (it
+# counts completions and never looks at the bytes). This build's ffverbs
+# data-server in SERVER and data-client in CLIENT move a pattern by
+# RDMA_WRITE and SEND (client to server) and RDMA_READ (server to client),
+# 1 B to 8 MiB at unaligned offsets, and the receiving side checks every
+# byte and the byte after the end. Fails unless both exit 0 and print a
+# line for every transfer. VB_DATA_BYTES: the bytes moved each way.
+VB_DATA_SIZES=(1 4095 65536 1048593 8388608)
+vb_data() {
+	local name=$1 srv=$2 cli=$3 fv=$VB_BUILD/tests/vm/ffverbs n op side
+	[[ -x $fv ]] || fail "$fv was not built (no libibverbs development files): no payload check"
+	vb_run_args "$name" "$srv" "$cli" "$fv" data-server -p @PORT@ -- \
+		"$fv" data-client @IP@ -p @PORT@
+	VB_DATA_BYTES=0
+	for n in "${VB_DATA_SIZES[@]}"; do
+		for op in RDMA_WRITE SEND; do
+			grep -Eq "^ok: data-server: $op: $n bytes at offset [0-9]+, every byte as sent, nothing outside$" \
+				"$VB_LOGS/$name.server" || fail "$name: the server did not check the $op of $n bytes"
+		done
+		grep -Eq "^ok: data-client: RDMA_READ: $n bytes from offset [0-9]+, every byte as the server wrote them$" \
+			"$VB_LOGS/$name.client" || fail "$name: the client did not check the RDMA_READ of $n bytes"
+		VB_DATA_BYTES=$((VB_DATA_BYTES + n))
+	done
+	for side in server client; do
+		grep -q "^ok: data-$side: all 15 transfers checked" "$VB_LOGS/$name.$side" ||
+			fail "$name: the $side did not finish its checks"
+	done
+}
+
+# vb_pingpong NAME SERVER CLIENT: ibv_rc_pingpong -g 1 -n 100 -s 65536 -c
+# between the two: both sides report the 100 iterations and the bytes, and
+# the server's own check of what it received (-c: the client zeroes the
+# first byte of each page of its buffer, 0x7b elsewhere, and the server
+# checks those 16 bytes of the last message) found nothing wrong: it prints
+# "invalid data in page N" otherwise, and still exits 0.
+vb_pingpong() {
+	local name=$1 side
+	vb_run "$name" "$2" "$3" ibv_rc_pingpong -g 1 -n 100 -s 65536 -c
+	for side in server client; do
+		grep -Eq '^100 iters in [0-9.]+ seconds = [0-9.]+ usec/iter$' "$VB_LOGS/$name.$side" ||
+			fail "ibv_rc_pingpong $side did not report 100 iterations"
+		grep -Eq '^13107200 bytes in [0-9.]+ seconds' "$VB_LOGS/$name.$side" ||
+			fail "ibv_rc_pingpong $side did not move 13107200 bytes"
+	done
+	! grep -i 'invalid data' "$VB_LOGS/$name.server" ||
+		fail "ibv_rc_pingpong -c: the server received other bytes than the client sent"
+}
+
 # vb_bw_line FILE SIZE ITERS: perftest's bandwidth result line for SIZE;
 # prints the average MB/s, fails unless it is there with a figure
 # (vb_figure: a positive average or message rate; tiny sizes round to
