@@ -3,6 +3,8 @@
  *
  *   ffverbs server [-p PORT] [-d DEV]        coverage, passive side
  *   ffverbs client HOST [-p PORT] [-d DEV]   coverage, active side
+ *   ffverbs data-server [-p PORT] [-d DEV]   payload check, passive side
+ *   ffverbs data-client HOST [-p PORT] [-d DEV]  payload check, active side
  *   ffverbs hold FILE [-d DEV]               objects another container attacks
  *   ffverbs steal FILE [-d DEV]              uses hold's lkey/rkey/QP number
  *   ffverbs forge FILE                       raw requests on a context socket
@@ -470,6 +472,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: ffverbs server [-p PORT] [-d DEV]\n"
 			"       ffverbs client HOST [-p PORT] [-d DEV]\n"
+			"       ffverbs data-server [-p PORT] [-d DEV]\n"
+			"       ffverbs data-client HOST [-p PORT] [-d DEV]\n"
 			"       ffverbs hold|steal FILE [-d DEV]\n"
 			"       ffverbs forge FILE\n");
 	exit(2);
@@ -478,10 +482,11 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "", *arg = NULL, *dev = NULL;
+	bool server = !strcmp(mode, "server") || !strcmp(mode, "data-server");
 	int port = FFV_PORT, i = 2;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (strcmp(mode, "server") && argc > 2 && argv[2][0] != '-')
+	if (!server && argc > 2 && argv[2][0] != '-')
 		arg = argv[i++];
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "-p") && i + 1 < argc)
@@ -494,10 +499,14 @@ int main(int argc, char **argv)
 	ffv_role = mode;
 	if (!strcmp(mode, "server"))
 		return ffv_coverage(true, NULL, port, dev);
+	if (!strcmp(mode, "data-server"))
+		return ffv_data(true, NULL, port, dev);
 	if (!arg)
 		usage();
 	if (!strcmp(mode, "client"))
 		return ffv_coverage(false, arg, port, dev);
+	if (!strcmp(mode, "data-client"))
+		return ffv_data(false, arg, port, dev);
 	if (!strcmp(mode, "hold"))
 		return ffv_hold(arg, dev);
 	if (!strcmp(mode, "steal"))

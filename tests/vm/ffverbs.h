@@ -81,6 +81,7 @@ void ffv_sync(int fd, uint8_t mine, uint8_t want);
 
 /* ---- modes ---- */
 int ffv_coverage(bool server, const char *host, int port, const char *dev);
+int ffv_data(bool server, const char *host, int port, const char *dev);
 int ffv_hold(const char *file, const char *dev);
 int ffv_steal(const char *file, const char *dev);
 int ffv_forge(const char *file);
