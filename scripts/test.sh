@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs the
-# dependencies, builds, and runs every meson suite (unit, valgrind, conform,
-# integ, vm). Suites that cannot run here (no container engine, no VM) skip
+# dependencies, builds, and runs every meson suite (unit, sanitize,
+# valgrind, harness, fuzz, integ, vm). Suites that cannot run here (no container engine, no VM) skip
 # with exit 77 and say why. Ends with meson's summary.
 #   scripts/test.sh [meson test args...]     e.g. --suite unit
 set -euo pipefail
