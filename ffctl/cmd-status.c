@@ -136,8 +136,9 @@ static void print_health(const Ff__RouterHealth *h)
 	printf("event loop: %" PRIu64 " stalls%s%s%s\n", h->loop_stalls,
 	       *h->last_stall ? " (last: " : "", h->last_stall, *h->last_stall ? ")" : "");
 	printf("file descriptors: %u open, limit %u, %" PRIu64 " requests refused near the "
-	       "limit; %" PRIu64 " connects refused by quotas\n\n",
-	       h->fds_open, h->fd_limit, h->fd_refusals, h->quota_refusals);
+	       "limit, %" PRIu64 " connections closed at accept; %" PRIu64
+	       " connects refused by quotas\n\n",
+	       h->fds_open, h->fd_limit, h->fd_refusals, h->accepts_shed, h->quota_refusals);
 }
 
 static struct json_object *health_json(const Ff__RouterHealth *h)
@@ -149,6 +150,7 @@ static struct json_object *health_json(const Ff__RouterHealth *h)
 	json_object_object_add(o, "fds_open", json_object_new_uint64(h ? h->fds_open : 0));
 	json_object_object_add(o, "fd_limit", json_object_new_uint64(h ? h->fd_limit : 0));
 	json_object_object_add(o, "fd_refusals", json_object_new_uint64(h ? h->fd_refusals : 0));
+	json_object_object_add(o, "accepts_shed", json_object_new_uint64(h ? h->accepts_shed : 0));
 	json_object_object_add(o, "quota_refusals",
 			       json_object_new_uint64(h ? h->quota_refusals : 0));
 	return o;

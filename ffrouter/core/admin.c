@@ -295,6 +295,7 @@ static void piece_health(struct status_piece *p, struct ffr_router *r)
 	p->health.last_stall = p->last_stall;
 	ffr_fd_usage(r, &p->health.fds_open, &p->health.fd_limit, &p->health.fd_refusals);
 	p->health.quota_refusals = r->quota_refusals;
+	p->health.accepts_shed = ffr_accepts_shed(r);
 	p->sr.health = &p->health;
 }
 

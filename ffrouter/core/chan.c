@@ -365,11 +365,11 @@ void ffr_accept_cb(evutil_socket_t fd, short what, void *arg)
 	for (;;) {
 		struct ucred cred = {0};
 		socklen_t len = sizeof(cred);
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int cfd = ffr_accept(c->r, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (cfd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				ff_warn("%s: accept: %s", c->name, strerror(errno));
+			if (cfd != -EAGAIN && cfd != -EINTR)
+				ff_warn("%s: accept: %s", c->name, strerror(-cfd));
 			return;
 		}
 		getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len);

@@ -244,6 +244,11 @@ uint64_t ffr_loop_stalls(const struct ffr_router *r, char *last, size_t len);
  * Hello, a listen, a connect) asks before it starts, so that the router
  * refuses it cleanly instead of failing somewhere in the middle. */
 int ffr_fd_budget(struct ffr_router *r, unsigned n);
+/* accept4 on a listener only the router holds; the fd or -errno. Out of
+ * fds, it closes the queued connection at once (counted) and returns
+ * -EAGAIN, so that the listener does not stay readable for ever. */
+int ffr_accept(struct ffr_router *r, int lfd, struct sockaddr *sa, socklen_t *len, int flags);
+uint64_t ffr_accepts_shed(const struct ffr_router *r);
 /* The fds open now, the limit, the refusals so far. */
 void ffr_fd_usage(struct ffr_router *r, unsigned *open, unsigned *limit, uint64_t *refusals);
 

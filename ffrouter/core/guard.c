@@ -43,6 +43,14 @@
  * fresh count, not on estimates of fds long closed (with the directory
  * walk of old kernels, at most every 10 ms).
  *
+ * A listener only the router holds (the admin socket, a container's
+ * socket, the ingress, a published port) has its own trouble at the
+ * limit: accept4 fails with EMFILE, the connection stays queued, the
+ * listener stays readable and the loop turns at full speed on it, logging
+ * each turn. ffr_accept sheds such a connection instead: it gives up a
+ * spare fd kept for this, accepts the connection and closes it at once
+ * (its peer sees a server that closed on it) and takes the spare back.
+ *
  * Watchdog. A thread wakes every quarter period and compares the time with
  * the loop's heartbeat, a persistent timer of the loop; when the loop has
  * not turned for a period it logs what the loop was doing (each step that
@@ -54,6 +62,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -103,6 +112,8 @@ struct ffr_guard {
 	uint64_t fd_limit, fd_reserve, fd_est;
 	uint64_t fd_at_ns, fd_warned_ns, fd_refusals;
 	bool fd_fast; /* the count is one stat */
+	int spare;    /* /dev/null, given up to shed a connection at the limit */
+	uint64_t shed, shed_warned_ns;
 };
 
 static uint64_t mono_ns(void)
@@ -139,6 +150,8 @@ static int deadline_timer(struct ffr_guard *g)
 		return 0;
 	if (g->have_timer)
 		timer_delete(g->timer);
+	if (g->spare >= 0)
+		close(g->spare);
 	g->have_timer = false;
 	pthread_once(&once, deadline_install);
 	sigemptyset(&set);
@@ -296,6 +309,42 @@ int ffr_fd_budget(struct ffr_router *r, unsigned n)
 	return -EMFILE;
 }
 
+int ffr_accept(struct ffr_router *r, int lfd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	struct ffr_guard *g = r->guard;
+	int fd = accept4(lfd, sa, len, flags), err = fd < 0 ? errno : 0;
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
+	uint64_t now;
+
+	if (fd >= 0)
+		return fd;
+	if ((err != EMFILE && err != ENFILE) || !g)
+		return -err;
+	/* accept4 says EMFILE before it looks at the queue */
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN))
+		return -EAGAIN;
+	if (g->spare >= 0)
+		close(g->spare);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		g->shed++;
+	}
+	g->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	now = mono_ns();
+	if (now - g->shed_warned_ns > FD_RECOUNT_NS) {
+		g->shed_warned_ns = now;
+		ff_warn("out of file descriptors (%s): closing new connections at accept "
+			"(%llu so far)", strerror(err), (unsigned long long)g->shed);
+	}
+	return -EAGAIN;
+}
+
+uint64_t ffr_accepts_shed(const struct ffr_router *r)
+{
+	return r->guard ? r->guard->shed : 0;
+}
+
 void ffr_fd_usage(struct ffr_router *r, unsigned *open, unsigned *limit, uint64_t *refusals)
 {
 	struct ffr_guard *g = r->guard;
@@ -432,6 +481,7 @@ int ffr_guard_new(struct ffr_router *r, const struct ffr_config *cfg)
 	pthread_cond_init(&g->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	fd_budget_init(g, cfg);
+	g->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	r->guard = g;
 	return watchdog_start(g, cfg->watchdog_ms);
 }
@@ -452,6 +502,8 @@ void ffr_guard_free(struct ffr_guard *g)
 	pthread_cond_destroy(&g->cond);
 	if (g->have_timer)
 		timer_delete(g->timer);
+	if (g->spare >= 0)
+		close(g->spare);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 }

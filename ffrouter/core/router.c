@@ -133,11 +133,11 @@ static void admin_accept_cb(evutil_socket_t fd, short what, void *arg)
 	struct ffr_router *r = arg;
 
 	for (;;) {
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int cfd = ffr_accept(r, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (cfd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				ff_warn("admin accept: %s", strerror(errno));
+			if (cfd != -EAGAIN && cfd != -EINTR)
+				ff_warn("admin accept: %s", strerror(-cfd));
 			return;
 		}
 		if (ffr_chan_new(r, NULL, cfd) < 0)

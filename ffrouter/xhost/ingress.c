@@ -330,7 +330,8 @@ static void ingress_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = ffr_accept(arg, lfd, (struct sockaddr *)&ss, &len,
+				    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct ff_sa from = {.port = 0};
 
 		if (fd < 0)

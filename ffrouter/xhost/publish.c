@@ -23,7 +23,7 @@ static void publish_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+		int fd = ffr_accept(p->r, lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 		struct ff_sa peer, local = {.port = p->port};
 		char name[FF_ADDRSTRLEN];
 
