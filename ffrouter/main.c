@@ -76,6 +76,14 @@ static const struct opt opts[] = {
 	    "listeners per container (default 4096)"),
 	NUM("max-channels", "N", OPT_U32, core.quota.channels, 1, UINT32_MAX, "number",
 	    "shim channels per container (default 4096)"),
+	NUM("max-inflight", "N", OPT_U32, core.quota.inflight, 1, 1u << 20, "number",
+	    "connects under way per shim channel (default 64)"),
+	NUM("fd-reserve", "N", OPT_U32, core.fd_reserve, 1, 1u << 20, "number",
+	    "refuse new work this near RLIMIT_NOFILE (default a\n"
+	    "16th of the limit, 16 to 1024)"),
+	NUM("watchdog-ms", "N", OPT_U32, core.watchdog_ms, 100, 3600000, "period",
+	    "log and count a stall of the event loop this long\n"
+	    "(default 5000)"),
 	NUM("sockbuf", "BYTES", OPT_INT, core.sockbuf, 0, 1u << 30, "size",
 	    "buffer size of same-host connections (default 1048576;\n"
 	    "0 keeps the kernel's default; at most 1 GiB)"),
