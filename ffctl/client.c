@@ -110,11 +110,10 @@ int ffc_call(struct ffc_ctx *ctx, Ff__Request *req, Ff__Reply ***reps, size_t *n
 			ff__reply__free_unpacked(rep, NULL);
 			continue;
 		}
-		nv = realloc(v, (cnt + 1) * sizeof(*v));
-		if (!nv || cnt >= MAX_PIECES) {
-			free(nv);
+		nv = cnt < MAX_PIECES ? realloc(v, (cnt + 1) * sizeof(*v)) : NULL;
+		if (!nv) {
+			/* v still holds the pieces so far: freed below */
 			ff__reply__free_unpacked(rep, NULL);
-			v = NULL;
 			goto out_fail;
 		}
 		v = nv;
