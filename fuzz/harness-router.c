@@ -38,6 +38,7 @@ CU_BOOL CU_assertImplementation(CU_BOOL value, unsigned int line, const char *co
 }
 
 
+bool fh_check_b = true;
 static int admin = -1;
 static uint8_t *b_base;
 static size_t b_base_len;
@@ -206,6 +207,19 @@ void fh_router_up(void)
 	fh_settle();
 }
 
+void fh_router_down(void)
+{
+	ff_close_fds(&b.lq, 1);
+	ff_close_fds(&b.cmq, 1);
+	ff_close_fds(&b.cmev, 1);
+	ff_close_fds(&b.ch, 1);
+	vt_close(&b.x);
+	ff_close_fds(&admin, 1);
+	vt_down();
+	free(b_base);
+	b_base = NULL;
+}
+
 void fh_settle(void)
 {
 	for (int i = 0; i < SETTLE_TURNS; i++) {
@@ -327,7 +341,7 @@ void fh_end(void)
 	b_take();
 	fh_settle();
 	len = fh_b_view(&now);
-	if (len != b_base_len || memcmp(now, b_base, len) != 0) {
+	if (fh_check_b && len != b_base_len || memcmp(now, b_base, len) != 0) {
 		fprintf(stderr, "oracle: container b's state changed (%zu bytes, was %zu)\n", len,
 			b_base_len);
 		abort();

@@ -203,6 +203,15 @@ void fh_seed_msg(const ProtobufCMessage *m, uint8_t aux)
 	free(buf);
 }
 
+void fh_seed_msg_send(int sock, const ProtobufCMessage *m)
+{
+	static uint8_t buf[FF_MSG_MAX];
+
+	if (ff_msg_size(m) > sizeof(buf))
+		abort();
+	fh_send_raw(sock, buf, ff_msg_pack(m, buf), NULL, 0);
+}
+
 void fh_seed_end(void)
 {
 	fclose(seed_f);

@@ -64,6 +64,8 @@ void fh_seed_begin(const char *dir, const char *name, int flags);
 void fh_seed_rec(const void *buf, size_t len, uint8_t aux);
 void fh_seed_msg(const ProtobufCMessage *m, uint8_t aux);
 void fh_seed_end(void);
+/* m packed and sent on sock as one datagram. */
+void fh_seed_msg_send(int sock, const ProtobufCMessage *m);
 /* Run when FUZZ_SEEDS=DIR: calls fn(DIR) and exits. */
 void fh_seeds_if_asked(void (*fn)(const char *dir));
 
@@ -75,6 +77,10 @@ void fh_seeds_if_asked(void (*fn)(const char *dir));
  * listener on port FH_PORT_B of any address, a verbs context with a QP, and an
  * rdma_cm listener. */
 void fh_router_up(void);
+/* Undoes fh_router_up. */
+void fh_router_down(void);
+/* Whether fh_end checks b's state (the admin target may change it by right). */
+extern bool fh_check_b;
 /* The path of container name's socket. */
 const char *fh_sock_path(const char *name);
 /* A shim channel on name's socket, Hello said unless hello is false. */
