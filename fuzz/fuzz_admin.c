@@ -24,9 +24,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static uint8_t *base_view;
-static size_t base_len;
-
 static void seeds(const char *dir)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -78,43 +75,14 @@ static void seeds(const char *dir)
 	fh_seed_end();
 }
 
-static void up(void)
-{
-	fh_router_up();
-	free(base_view);
-	base_view = NULL;
-	base_len = fh_b_view(&base_view);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fh_seeds_if_asked(seeds);
 	fh_check_b = false;
-	up();
+	fh_router_up();
 	return 0;
-}
-
-/* Unregisters what the input registered; whether a and b are as before. */
-static bool restore(void)
-{
-	struct ffr_container *c, *next;
-	uint8_t *now = NULL;
-	size_t len;
-	bool same;
-
-	fh_settle();
-	for (c = TAILQ_FIRST(&vt_r->containers); c; c = next) {
-		next = TAILQ_NEXT(c, link);
-		if (strcmp(c->name, "a") && strcmp(c->name, "b"))
-			vt_unregister(c->name);
-	}
-	len = fh_b_view(&now);
-	same = len == base_len && !memcmp(now, base_view, len) && ffr_container_find(vt_r, "a") &&
-	       !ffr_container_find(vt_r, "a")->remote;
-	free(now);
-	return same;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -148,11 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fh_drain(fd);
 	}
 	close(fd);
-	if (restore()) {
+	if (fh_restore())
 		fh_end();
-	} else {
-		fh_router_down();
-		up();
-	}
 	return 0;
 }

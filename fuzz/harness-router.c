@@ -220,6 +220,32 @@ void fh_router_down(void)
 	b_base = NULL;
 }
 
+bool fh_restore(void)
+{
+	struct ffr_container *c, *next;
+	uint8_t *now = NULL;
+	size_t len;
+	bool same;
+
+	fh_settle();
+	for (c = TAILQ_FIRST(&vt_r->containers); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (strcmp(c->name, "a") && strcmp(c->name, "b"))
+			vt_unregister(c->name);
+	}
+	len = fh_b_view(&now);
+	c = ffr_container_find(vt_r, "a");
+	same = len == b_base_len && !memcmp(now, b_base, len) && c && !c->remote &&
+	       c->nips == 1;
+	free(now);
+	if (!same) {
+		fh_router_down();
+		fh_router_up();
+		fh_begin();
+	}
+	return same;
+}
+
 void fh_settle(void)
 {
 	for (int i = 0; i < SETTLE_TURNS; i++) {

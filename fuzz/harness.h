@@ -81,6 +81,11 @@ void fh_router_up(void);
 void fh_router_down(void);
 /* Whether fh_end checks b's state (the admin target may change it by right). */
 extern bool fh_check_b;
+/* For targets that may register and unregister by right (admin, state
+ * file): unregisters every container but a and b; if a or b is not as it
+ * was, starts the router afresh and returns false (the fd oracle cannot
+ * compare across routers). */
+bool fh_restore(void);
 /* The path of container name's socket. */
 const char *fh_sock_path(const char *name);
 /* A shim channel on name's socket, Hello said unless hello is false. */
