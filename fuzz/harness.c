@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -130,8 +131,14 @@ void fh_drain(int sock)
 	static uint8_t buf[FF_MSG_MAX];
 	int fds[FF_MAX_FDS], nfds;
 
-	while (ff_recv_fds(sock, buf, sizeof(buf), fds, FF_MAX_FDS, &nfds, MSG_DONTWAIT) > 0)
-		ff_close_fds(fds, nfds);
+	ssize_t r;
+
+	/* a datagram too big or with too many fds is dropped (its fds closed)
+	 * with an error: go on to the next */
+	while ((r = ff_recv_fds(sock, buf, sizeof(buf), fds, FF_MAX_FDS, &nfds, MSG_DONTWAIT)) > 0 ||
+	       r == -EMSGSIZE || r == -ETOOMANYREFS)
+		if (r > 0)
+			ff_close_fds(fds, nfds);
 }
 
 int fh_nfds(void)
