@@ -27,6 +27,7 @@ if [[ ! -f $build/proto/ff.pb-c.c ]]; then
 	exit 1
 fi
 mkdir -p "$out/obj" "$out/crashes"
+out=$(cd "$out" && pwd -P) # the object lists name objects by it
 cflags=(-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 	-D_GNU_SOURCE -DFF_VERSION='"fuzz"' -Wno-unused-command-line-argument -Wno-gnu-variable-sized-type-not-at-end
 	-I"$top/include" -I"$top/common" -I"$top/hostlib" -I"$build/proto" -I"$top/fuzz")
