@@ -213,17 +213,13 @@ static void seeds(const char *dir)
 	fh_seed_end();
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void init(void)
 {
 	static const char secret[] = "0123456789abcdef-the-fuzz-cluster";
 	struct ff_sa h2 = {.port = 0};
 	char path[PATH_MAX], hostport[64];
 	int fd;
 
-	(void)argc;
-	(void)argv;
-	fh_seeds_if_asked(seeds);
-	fh_router_up();
 	snprintf(path, sizeof(path), "%s/fuzz-secret", vt_r->rundir);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, secret, sizeof(secret) - 1) != sizeof(secret) - 1)
@@ -242,8 +238,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    vt_register("r", REMOTE_IP, "h2"))
 		abort();
 	fh_settle();
-	return 0;
 }
+
+const struct fh_target fh_target = {.seeds = seeds, .init = init, .keep_b = true};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

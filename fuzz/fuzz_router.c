@@ -64,14 +64,7 @@ static void seeds(const char *dir)
 	fh_seed_end();
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fh_seeds_if_asked(seeds);
-	fh_router_up();
-	return 0;
-}
+const struct fh_target fh_target = {.seeds = seeds, .keep_b = true};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -139,17 +139,13 @@ static void seeds(const char *dir)
 	fh_seed_end();
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void init(void)
 {
-	(void)argc;
-	(void)argv;
-	fh_seeds_if_asked(seeds);
 	if (sodium_init() < 0)
 		abort();
-	fh_check_b = false;
-	fh_router_up();
-	return 0;
 }
+
+const struct fh_target fh_target = {.seeds = seeds, .init = init, .keep_b = false};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -207,6 +207,18 @@ void fh_router_up(void)
 	fh_settle();
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fh_seeds_if_asked(fh_target.seeds);
+	fh_check_b = fh_target.keep_b;
+	fh_router_up();
+	if (fh_target.init)
+		fh_target.init();
+	return 0;
+}
+
 void fh_router_down(void)
 {
 	ff_close_fds(&b.lq, 1);

@@ -69,7 +69,17 @@ void fh_seed_msg_send(int sock, const ProtobufCMessage *m);
 /* Run when FUZZ_SEEDS=DIR: calls fn(DIR) and exits. */
 void fh_seeds_if_asked(void (*fn)(const char *dir));
 
-/* ---- the router ---- */
+/* ---- the router ----
+ * A router target defines fh_target; the harness's LLVMFuzzerInitialize
+ * writes its seeds when asked (FUZZ_SEEDS), else starts the router and
+ * runs its init, if any. */
+struct fh_target {
+	void (*seeds)(const char *dir);
+	void (*init)(void);
+	bool keep_b; /* false: b's state is not an oracle (fh_check_b) */
+};
+extern const struct fh_target fh_target;
+
 #define FH_IP_A "10.1.0.1"
 #define FH_IP_B "10.1.0.2"
 #define FH_PORT_B 47080
