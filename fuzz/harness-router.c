@@ -7,6 +7,7 @@
 #include "log.h"
 #include "msg.h"
 #include "vt.h"
+#include "xhost/internal.h"
 
 #include <ff/wire.h>
 
@@ -240,6 +241,9 @@ bool fh_restore(void)
 	bool same;
 
 	fh_settle();
+	/* published ports outlive their container by design: drop them all */
+	while (!TAILQ_EMPTY(&ffr_xh(vt_r)->publishes))
+		ffr_publish_free(TAILQ_FIRST(&ffr_xh(vt_r)->publishes));
 	for (c = TAILQ_FIRST(&vt_r->containers); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (strcmp(c->name, "a") && strcmp(c->name, "b"))

@@ -92,7 +92,8 @@ void fh_router_down(void);
 /* Whether fh_end checks b's state (the admin target may change it by right). */
 extern bool fh_check_b;
 /* For targets that may register and unregister by right (admin, state
- * file): unregisters every container but a and b; if a or b is not as it
+ * file): drops every published port (they outlive their container by
+ * design), unregisters every container but a and b; if a or b is not as it
  * was, starts the router afresh and returns false (the fd oracle cannot
  * compare across routers). */
 bool fh_restore(void);
