@@ -107,6 +107,10 @@ ssize_t ff_recv_fds_once(int sock, void *buf, size_t cap, int *fds, int maxfds, 
 		ff_close_fds(fds, n);
 		return (mh.msg_flags & MSG_TRUNC) ? -EMSGSIZE : -ETOOMANYREFS;
 	}
+	if (r == 0) { /* EOF, or an empty datagram that reads as one: nobody takes its fds */
+		ff_close_fds(fds, n);
+		n = 0;
+	}
 	*nfds = n;
 	return r;
 }

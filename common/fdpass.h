@@ -9,7 +9,8 @@
 int ff_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 
 /* Receives one datagram into buf; received fds are O_CLOEXEC and stored in
- * fds[0..*nfds). Returns the length (0 = peer closed) or -errno:
+ * fds[0..*nfds). Returns the length (0 = peer closed, or an empty
+ * datagram, whose fds are closed) or -errno:
  * -EMSGSIZE when the datagram did not fit in cap, -ETOOMANYREFS when it
  * carried more than maxfds fds (everything received is closed then).
  * flags are extra recvmsg flags (MSG_DONTWAIT). */

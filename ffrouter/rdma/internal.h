@@ -85,6 +85,7 @@ struct ffr_vsrq {
 	struct ibv_srq *srq;
 	struct ffr_vring ring;
 	uint32_t cons;
+	bool broken; /* its ring's index went out of range: no longer served */
 	uint64_t cookie;
 	uint64_t posted;
 	uint32_t dh, max_wr, max_sge; /* direct: the kernel's handle, its size */

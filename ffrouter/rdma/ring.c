@@ -318,13 +318,15 @@ static int rq_batch(struct rq *r, uint32_t prod, uint64_t *bad_wr_id)
 	return posted;
 }
 
+/* Slots posted; -1 after a bad slot or a refused post (*bad_wr_id says
+ * which), -ERANGE when prod is more than the ring's size ahead. */
 static int rq_run(struct rq *r, uint64_t *bad_wr_id)
 {
 	uint32_t prod = __atomic_load_n(&r->ring->hdr->rqi.prod, __ATOMIC_ACQUIRE);
 	int done = 0, k = 0;
 
 	if (prod - *r->cons > r->ring->rq.size)
-		return -1;
+		return -ERANGE;
 	while (*r->cons != prod && (k = rq_batch(r, prod, bad_wr_id)) > 0)
 		done += k;
 	__atomic_store_n(&r->ring->hdr->rqi.cons, *r->cons, __ATOMIC_RELEASE);
@@ -352,8 +354,18 @@ static int srq_run(struct ffr_vsrq *s)
 {
 	struct rq r = {&s->ring, &s->cons, s, srq_post_recv};
 	uint64_t wr_id = 0;
-	int k = rq_run(&r, &wr_id);
+	int k;
 
+	if (s->broken)
+		return 0;
+	k = rq_run(&r, &wr_id);
+	if (k == -ERANGE) { /* nothing in the ring can be trusted: stop serving it */
+		ff_warn("verbs %s: SRQ: receive index out of range, SRQ no longer served",
+			s->o.x->name);
+		s->o.x->rd->bad_wqes++;
+		s->broken = true;
+		return 0;
+	}
 	if (k < 0) {
 		ff_warn("verbs %s: SRQ: bad receive slot (wr %llu) skipped", s->o.x->name,
 			(unsigned long long)wr_id);
@@ -391,7 +403,7 @@ static bool vctx_arm(struct ffr_vctx *x)
 		struct ffr_vsrq *s = (struct ffr_vsrq *)o;
 
 		__atomic_store_n(&s->ring.hdr->rqi.need_db, 1, __ATOMIC_SEQ_CST);
-		more |= ring_pending(&s->ring, &s->ring.hdr->rqi, s->cons);
+		more |= !s->broken && ring_pending(&s->ring, &s->ring.hdr->rqi, s->cons);
 	}
 	return more;
 }

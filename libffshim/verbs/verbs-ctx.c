@@ -179,6 +179,31 @@ int ffs_vdestroy(struct ffs_vctx *x, uint32_t kind, uint32_t h)
 
 /* ---- rings and doorbell ---- */
 
+/* Whether the router's geometry g keeps every slot of a queue inside the
+ * len bytes mapped, past the header, each at least min bytes long (size
+ * 0: no such queue, unless need). */
+static bool geom_ok(const struct ff_vq_geom *g, size_t len, uint64_t min, bool need)
+{
+	if (!g->size)
+		return !need;
+	return !(g->size & (g->size - 1)) && g->stride >= min && g->off >= FF_VRING_HDR &&
+	       (uint64_t)g->off + (uint64_t)g->size * g->stride <= len;
+}
+
+static bool ring_ok(const struct ff_vring_hdr *h, uint32_t kind, size_t len)
+{
+	uint64_t sqe = sizeof(struct ff_vwqe) + (uint64_t)h->sq.max_sge * sizeof(struct ff_vsge) +
+		       h->sq.max_inline;
+	uint64_t rqe = sizeof(struct ff_vrqe) + (uint64_t)h->rq.max_sge * sizeof(struct ff_vsge);
+
+	if (h->magic != FF_VRING_MAGIC || h->kind != kind)
+		return false;
+	if (kind == FF_VOBJ_CQ)
+		return geom_ok(&h->cq, len, sizeof(struct ff_vcqe), true);
+	return geom_ok(&h->rq, len, rqe, false) &&
+	       (kind == FF_VOBJ_SRQ ? !h->sq.size : geom_ok(&h->sq, len, sqe, false));
+}
+
 int ffs_vring_map(int fd, uint32_t kind, struct ffs_vring *rg)
 {
 	struct stat st;
@@ -191,7 +216,7 @@ int ffs_vring_map(int fd, uint32_t kind, struct ffs_vring *rg)
 		return -EIO;
 	rg->hdr = p;
 	rg->len = (size_t)st.st_size;
-	if (rg->hdr->magic != FF_VRING_MAGIC || rg->hdr->kind != kind) {
+	if (!ring_ok(rg->hdr, kind, rg->len)) {
 		ffs_vring_unmap(rg);
 		return -EPROTO;
 	}

@@ -442,7 +442,8 @@ int vt_create_cq_ring(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t co
 	return cq_req(x, cqe, chan, cookie, cq, NULL, ring);
 }
 
-int vt_create_srq(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t limit, uint32_t *srq)
+static int srq_req(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t limit, uint32_t *srq,
+		   int *ring)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__VerbsCreateSrq m = FF__VERBS_CREATE_SRQ__INIT;
@@ -455,10 +456,20 @@ int vt_create_srq(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t limit
 	m.srq_limit = limit;
 	req.body_case = FF__REQUEST__BODY_VERBS_CREATE_SRQ;
 	req.verbs_create_srq = &m;
-	err = obj_call(x, &req, NULL, 0, &ob, NULL);
+	err = obj_call(x, &req, NULL, 0, &ob, ring);
 	if (!err && srq)
 		*srq = ob.handle;
 	return err;
+}
+
+int vt_create_srq(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t limit, uint32_t *srq)
+{
+	return srq_req(x, pd, max_wr, limit, srq, NULL);
+}
+
+int vt_create_srq_ring(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t *srq, int *ring)
+{
+	return srq_req(x, pd, max_wr, 0, srq, ring);
 }
 
 int vt_modify_srq(struct vt_ctx *x, uint32_t srq, uint32_t mask, uint32_t max_wr, uint32_t limit,

@@ -85,6 +85,8 @@ int vt_create_cq(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie,
 int vt_create_cq_ring(struct vt_ctx *x, uint32_t cqe, uint32_t chan, uint64_t cookie,
 		      uint32_t *cq, int *ring);
 int vt_create_srq(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t limit, uint32_t *srq);
+/* vt_create_srq that also hands over the SRQ's ring memfd in *ring. */
+int vt_create_srq_ring(struct vt_ctx *x, uint32_t pd, uint32_t max_wr, uint32_t *srq, int *ring);
 /* mask: IBV_SRQ_LIMIT (limit), IBV_SRQ_MAX_WR (max_wr), or 0 (a query);
  * *got_limit: the limit the reply reports. */
 int vt_modify_srq(struct vt_ctx *x, uint32_t srq, uint32_t mask, uint32_t max_wr, uint32_t limit,

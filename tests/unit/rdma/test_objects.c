@@ -337,6 +337,41 @@ static void test_completion_reaches_the_app(void)
 
 /* ---- SRQs ---- */
 
+/* A producer index more than the ring's size ahead of the router's
+ * consumer index is the app's error: the SRQ stops being served, once,
+ * and the router goes back to sleep (it used to skip one slot per pass
+ * and reschedule itself, spinning for up to 2^32 passes). Found by
+ * fuzz_verbs. */
+static void test_srq_index_out_of_range(void)
+{
+	struct ff_vring_hdr *h;
+	struct ffr_vctx *c;
+	struct stat st;
+	uint32_t pd, srq;
+	int ring = -1;
+
+	up();
+	CU_ASSERT_EQUAL_FATAL(vt_alloc_pd(&x, &pd), 0);
+	CU_ASSERT_EQUAL_FATAL(vt_create_srq_ring(&x, pd, 16, &srq, &ring), 0);
+	CU_ASSERT_FATAL(ring >= 0 && fstat(ring, &st) == 0);
+	h = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, ring, 0);
+	CU_ASSERT_FATAL(h != MAP_FAILED);
+	CU_ASSERT_EQUAL_FATAL(h->kind, FF_VOBJ_SRQ);
+	__atomic_store_n(&h->rqi.prod, 0x17171717u, __ATOMIC_RELEASE);
+	TAILQ_FOREACH (c, &vt_rd->ctxs, link) /* the doorbell */
+		event_active(c->dbev, EV_READ, 0);
+	vt_loop();
+	CU_ASSERT_EQUAL(event_base_get_num_events(vt_base, EVENT_BASE_COUNT_ACTIVE), 0);
+	CU_ASSERT_EQUAL(vt_rd->bad_wqes, 1);
+	CU_ASSERT_EQUAL(fake_ibv_calls(FAKE_POST_SRQ_RECV), 0);
+	/* the app can still destroy it */
+	CU_ASSERT_EQUAL(vt_destroy(&x, FF_VOBJ_SRQ, srq), 0);
+	munmap(h, (size_t)st.st_size);
+	close(ring);
+	vt_close(&x);
+	vt_down();
+}
+
 static void test_srq(void)
 {
 	uint32_t pd, srq, limit = 0, pd_id, srq_id;
@@ -565,6 +600,7 @@ int main(void)
 		{"channel_and_cq", test_channel_and_cq},
 		{"completion_reaches_the_app", test_completion_reaches_the_app},
 		{"srq", test_srq},
+		{"srq_index_out_of_range", test_srq_index_out_of_range},
 		{"destroy_in_use", test_destroy_in_use},
 		{"device_failures_take_nothing", test_device_failures_take_nothing},
 		{"device_refuses_destroy", test_device_refuses_destroy},

@@ -9,6 +9,7 @@
 #include "shim_fixture.h"
 
 #include "sock/sock-internal.h"
+#include "verbs/verbs-internal.h"
 #include "verbs/verbs.h"
 
 #include "fdpass.h"
@@ -20,8 +21,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -390,6 +393,95 @@ static void test_verbs_fds(void)
 	vx_close(&v);
 }
 
+/* ---- the rings the router hands over ---- */
+
+/* A ring memfd of len bytes whose header says kind, geometry from fill. */
+static int ring_fd(uint32_t kind, size_t len, void (*fill)(struct ff_vring_hdr *h))
+{
+	int fd = memfd_create("test-vring", MFD_CLOEXEC);
+	struct ff_vring_hdr *h;
+
+	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, (off_t)len) == 0);
+	h = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CU_ASSERT_FATAL(h != MAP_FAILED);
+	h->magic = FF_VRING_MAGIC;
+	h->kind = kind;
+	fill(h);
+	munmap(h, len);
+	return fd;
+}
+
+#define RING_LEN (FF_VRING_HDR + 4096)
+
+static void geom_good_qp(struct ff_vring_hdr *h)
+{
+	h->sq = (struct ff_vq_geom){.size = 8, .stride = 256, .off = FF_VRING_HDR, .max_sge = 2,
+				    .max_inline = 64};
+	h->rq = (struct ff_vq_geom){.size = 8, .stride = 128, .off = FF_VRING_HDR + 2048,
+				    .max_sge = 2};
+}
+static void geom_sq_past_end(struct ff_vring_hdr *h)
+{
+	geom_good_qp(h);
+	h->sq.size = 1u << 20;
+}
+static void geom_rq_stride_short(struct ff_vring_hdr *h)
+{
+	geom_good_qp(h);
+	h->rq.max_sge = 64; /* 64 gather entries do not fit 128 bytes */
+}
+static void geom_sq_in_header(struct ff_vring_hdr *h)
+{
+	geom_good_qp(h);
+	h->sq.off = 64;
+}
+static void geom_sq_not_pow2(struct ff_vring_hdr *h)
+{
+	geom_good_qp(h);
+	h->sq.size = 6;
+}
+static void geom_cq_empty(struct ff_vring_hdr *h)
+{
+	h->cq = (struct ff_vq_geom){0};
+}
+static void geom_cq_wraps(struct ff_vring_hdr *h)
+{
+	h->cq = (struct ff_vq_geom){.size = 1u << 31, .stride = 64, .off = FF_VRING_HDR};
+}
+
+/* The shim writes send and receive slots and reads completions where the
+ * ring's header says: a geometry that reaches outside the memfd, into its
+ * header, or gives a slot too small for what it must hold is refused at
+ * mapping, before any post or poll writes or reads out of bounds. */
+static void test_ring_geometry(void)
+{
+	static const struct {
+		uint32_t kind;
+		void (*fill)(struct ff_vring_hdr *h);
+		int want;
+	} cases[] = {
+	    {FF_VOBJ_QP, geom_good_qp, 0},
+	    {FF_VOBJ_QP, geom_sq_past_end, -EPROTO},
+	    {FF_VOBJ_QP, geom_rq_stride_short, -EPROTO},
+	    {FF_VOBJ_QP, geom_sq_in_header, -EPROTO},
+	    {FF_VOBJ_QP, geom_sq_not_pow2, -EPROTO},
+	    {FF_VOBJ_CQ, geom_cq_empty, -EPROTO},
+	    {FF_VOBJ_CQ, geom_cq_wraps, -EPROTO},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ffs_vring rg = {0};
+		int r = ffs_vring_map(ring_fd(cases[i].kind, RING_LEN, cases[i].fill),
+				      cases[i].kind, &rg);
+
+		CU_ASSERT_EQUAL(r, cases[i].want);
+		if (r != cases[i].want)
+			fprintf(stderr, "case %zu: %d\n", i, r);
+		if (!r)
+			ffs_vring_unmap(&rg);
+	}
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -404,6 +496,7 @@ int main(void)
 	    {"verbs_broken", test_verbs_broken},
 	    {"verbs_status_errno", test_verbs_status_errno},
 	    {"verbs_fds", test_verbs_fds},
+	    {"ring_geometry", test_ring_geometry},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.5", NULL};
