@@ -46,6 +46,12 @@ lg_line() {
 	tb_bg_log "$1" | grep -E '^loadgen(-progress)? ' | tail -n 1
 }
 
+# lg_running ID: the background job is still running
+lg_running() {
+	local d
+	d=$(_tb_bg_dir "$1") && [[ ! -f $d/status ]]
+}
+
 # lg_final ID: its final result line, empty if it never printed one (killed)
 lg_final() {
 	tb_bg_log "$1" | grep -E '^loadgen mode=' | tail -n 1
@@ -233,6 +239,7 @@ flow_bytes() { # the flow's bytes checked so far (its last line)
 _storm_add() {
 	local line k
 	line=$(lg_line "$1")
+	tb_bg_log "$1" | grep -E '^loadgen: ' | head -n 3 | while read -r k; do ff_log "round $_round: $k"; done
 	for k in started conns_ok conns_failed mismatches; do
 		FR[${_round}_$k]=$((${FR[${_round}_$k]:-0} + $(lg_field "$line" "$k")))
 	done
@@ -258,6 +265,13 @@ _fault() {
 			return 1
 		;;
 	server)
+		# it must have lived until now: only we kill it
+		if lg_running "$_storm_srv"; then
+			FR[${_round}_server_died]=0
+		else
+			FR[${_round}_server_died]=1
+			ff_log "round $_round: the storm server died on its own: $(tb_bg_log "$_storm_srv" | grep -v '^loadgen' | tail -n 2)"
+		fi
 		tb_kill "$_storm_srv" KILL
 		tb_wait "$_storm_srv" 10 || true
 		_storm_srv=$(ff_x_bg c1 -- "$LOADGEN" server "$STORM_PORT") || return 1
@@ -355,14 +369,15 @@ faults_run() {
 # faults_table: one row per round
 faults_table() {
 	local r
-	printf '%-5s %8s %7s %7s %5s %6s %8s %8s %6s %6s %11s %13s\n' round started ok failed mism \
-		fds memfds "lst/conn" relist flowl flow_bytes flow_rtr_down
+	printf '%-5s %8s %7s %7s %5s %6s %8s %8s %6s %6s %11s %13s %9s\n' round started ok failed mism \
+		fds memfds "lst/conn" relist flowl flow_bytes flow_rtr_down srv_died
 	for ((r = 1; r <= FAULT_ROUNDS; r++)); do
-		printf '%-5s %8s %7s %7s %5s %6s %8s %8s %6s %6s %11s %13s\n' "$r" "${FR[${r}_started]:-0}" \
+		printf '%-5s %8s %7s %7s %5s %6s %8s %8s %6s %6s %11s %13s %9s\n' "$r" "${FR[${r}_started]:-0}" \
 			"${FR[${r}_conns_ok]:-0}" "${FR[${r}_conns_failed]:-0}" "${FR[${r}_mismatches]:-0}" \
 			"${FR[${r}_fds]}/${FR[ref_fds]}" "${FR[${r}_memfds]}/${FR[ref_memfds]}" \
 			"${FR[${r}_listeners_left]}/${FR[${r}_conns_left]}" "${FR[${r}_storm_listeners]:--}" \
-			"${FR[${r}_flow_listener]}" "${FR[${r}_flow_bytes]}" "${FR[${r}_flow_while_down]:-0}"
+			"${FR[${r}_flow_listener]}" "${FR[${r}_flow_bytes]}" "${FR[${r}_flow_while_down]:-0}" \
+			"${FR[${r}_server_died]:-0}"
 	done
 	for ((r = 1; r <= FAULT_ROUNDS; r++)); do
 		printf 'round %s: %s\n' "$r" "${FR[${r}_moments]}"
@@ -370,8 +385,8 @@ faults_table() {
 }
 
 # faults_ok: every round back to the reference, nothing left for the dead,
-# no mismatch, the flow kept moving (also while the router was down) and
-# ended with every byte checked
+# no mismatch, no storm server died but by our kill, the flow kept moving
+# (also while the router was down) and ended with every byte checked
 faults_ok() {
 	local r
 	[[ ${FR[flow_accelerated]} == 1 ]] || return 1
@@ -379,6 +394,7 @@ faults_ok() {
 		((FR[${r}_fds] == FR[ref_fds] && FR[${r}_memfds] == FR[ref_memfds] &&
 			FR[${r}_listeners_left] == 0 && FR[${r}_conns_left] == 0 && FR[${r}_mismatches] == 0 &&
 			${FR[${r}_storm_listeners]:-1} == 1 && FR[${r}_flow_listener] == 1 &&
+			${FR[${r}_server_died]:-0} == 0 &&
 			FR[${r}_flow_bytes] > 0 && ${FR[${r}_flow_while_down]:-0} > 0)) || return 1
 	done
 	[[ $(lg_field "${FR[flow]}" conns_ok) == "$FAULT_FLOWS" &&
