@@ -23,10 +23,11 @@
  * reordered or delivered to another connection is a mismatch. The result is
  * one line on stdout:
  *   loadgen mode=M conns_ok=N conns_failed=N bytes_verified=N mismatches=N
- *           open_max=N secs=S rate=R
+ *           open_max=N started=N secs=S rate=R
  * (conns_ok: connections that moved all their bytes, verified, and closed
- * cleanly; open_max: most connections established at one time; rate: new
- * connections per second). Failures and mismatches are described on stderr
+ * cleanly; open_max: most connections established at one time; started:
+ * connects attempted; rate: started per second). With -p the same line,
+ * prefixed "loadgen-progress t=S open=N", every second. Failures and mismatches are described on stderr
  * (the first few of each). Exit: 0 good, 1 a mismatch, 3 a failed
  * connection (not with -k), 2 usage or set-up error.
  * RLIMIT_NOFILE is raised to its hard limit, and must exceed N. */
@@ -414,10 +415,11 @@ static void conn_event(struct conn *c, uint32_t ev, const struct opts *o, double
 static void result(const char *mode, double secs)
 {
 	printf("loadgen mode=%s conns_ok=%llu conns_failed=%llu bytes_verified=%llu "
-	       "mismatches=%llu open_max=%llu secs=%.1f rate=%.0f\n",
+	       "mismatches=%llu open_max=%llu started=%llu secs=%.1f rate=%.0f\n",
 	       mode, (unsigned long long)cnt.ok, (unsigned long long)cnt.failed,
 	       (unsigned long long)cnt.verified, (unsigned long long)cnt.mismatches,
-	       (unsigned long long)cnt.open_max, secs, secs > 0 ? (double)cnt.started / secs : 0);
+	       (unsigned long long)cnt.open_max, (unsigned long long)cnt.started, secs,
+	       secs > 0 ? (double)cnt.started / secs : 0);
 	fflush(stdout);
 }
 
