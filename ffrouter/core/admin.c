@@ -19,6 +19,7 @@
 #define CHUNK_CONTAINERS 64
 #define CHUNK_LISTENERS 200
 #define CHUNK_CONNS 120
+#define STATUS_WAIT_MS 2000
 
 /* Scratch strings for one reply; freed in one go. */
 struct strpool {
@@ -309,6 +310,10 @@ static void op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	Ff__Reply rep = FF__REPLY__INIT;
 	void *fmem[FFR_FEATURES_MAX] = {0}; /* the features' parts of the first piece */
 	bool first = true;
+	/* thousands of connections take more pieces than the socket holds:
+	 * ffctl gets time to read them (a stopped ffctl stalls the loop this
+	 * long at most, then loses its channel) */
+	int budget_ms = STATUS_WAIT_MS;
 
 	if (!p) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INTERNAL, "out of memory");
@@ -347,7 +352,7 @@ static void op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 			piece_conn(p, cn);
 		rep.status_reply = &p->sr;
 		rep.more = c || l || cn;
-		ffr_reply(ch, &rep, NULL, 0);
+		ffr_reply_piece(ch, &rep, &budget_ms);
 		pool_free(&p->pool);
 		for (int i = 0; i < FFR_FEATURES_MAX; i++) {
 			free(fmem[i]);

@@ -21,6 +21,7 @@
 #include "msg.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHAN_BATCH 32
@@ -118,6 +120,38 @@ static int reply_send(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int n
 int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds)
 {
 	return reply_send(ch, rep, fds, nfds, true);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ffr_reply_piece(struct ffr_chan *ch, Ff__Reply *rep, int *budget_ms)
+{
+	struct pollfd p = {.fd = ch->fd, .events = POLLOUT};
+	int err;
+
+	if (chan_dead(ch))
+		return -EPIPE;
+	for (;;) {
+		int64_t t0 = mono_ms();
+
+		err = ff_msg_send(ch->fd, &rep->base, NULL, 0);
+		if (err != -EAGAIN || *budget_ms <= 0 || poll(&p, 1, *budget_ms) < 0)
+			break;
+		*budget_ms -= (int)(mono_ms() - t0);
+	}
+	if (err) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "reply failed (%s)", strerror(-err));
+		ffr_chan_kill(ch, why);
+	}
+	return err;
 }
 
 static int status_send(struct ffr_chan *ch, uint64_t id, Ff__Status st, bool answers,

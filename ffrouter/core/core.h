@@ -264,6 +264,11 @@ void ffr_chan_kill(struct ffr_chan *ch, const char *why);
 /* Sends a reply on ch (fds not consumed). A failure kills ch
  * (ffr_chan_kill): a dead channel takes no more replies (-EPIPE). */
 int ffr_reply(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int nfds);
+/* One piece of a long answer (no fds) on a channel whose reader may be
+ * slower than the router: waits for room in the socket, at most *budget_ms
+ * over all the pieces of the answer (decremented), then fails as
+ * ffr_reply does. Only for admin channels (root's ffctl): the loop waits. */
+int ffr_reply_piece(struct ffr_chan *ch, Ff__Reply *rep, int *budget_ms);
 int ffr_reply_status(struct ffr_chan *ch, uint64_t id, Ff__Status st, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* The status a negative errno maps to on the wire. */

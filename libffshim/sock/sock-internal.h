@@ -135,6 +135,7 @@ void ffs_watch_add(struct ffs_sock *s);
 /* Starts this process's watcher if it has none (after fork). */
 void ffs_watch_ensure(struct ffs_sock *s);
 void ffs_watch_forget(struct ffs_sock *s);
+void ffs_watch_settle(uint64_t conn_id);
 void ffs_watch_fork_prepare(void);
 void ffs_watch_fork_parent(void);
 void ffs_watch_fork_child(void);

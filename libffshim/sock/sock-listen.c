@@ -224,7 +224,9 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 
 	if (ff_sa_from_proto(&local, a->local) < 0 || ff_sa_from_proto(&peer, a->peer) < 0)
 		return -EPROTO;
-	if (a->path != FF__PATH__PATH_NONE) {
+	if (a->path == FF__PATH__PATH_NONE) {
+		ffs_watch_settle(a->conn_id); /* our watcher's copy of nfd is closed */
+	} else {
 		c = ffs_sock_new(FFS_CONN, l->family);
 		if (!c)
 			return -ENOMEM;

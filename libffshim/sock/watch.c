@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,19 @@
 
 #define RETRY_NS      (200LL * 1000 * 1000)
 #define FORWARD_BATCH 64
+#define SETTLE_NS     (20LL * 1000 * 1000)
+
+/* A connection forward() queues reaches the app while the watcher still
+ * holds its own fd of it, until the close() that follows the send. An app
+ * that accepts, serves and closes it within that window keeps its epoll
+ * registration alive (epoll drops one when the last reference to the file
+ * goes, not at the app's close) and gets events for a closed fd: with the
+ * pointer it freed at close, a crash. So each forwarded connection carries
+ * a number (conn_id, FWD_TAG set; the router's ids never reach that bit)
+ * and forward() publishes in fwd_closed the last one it closed: accept()
+ * hands one on only once that number is closed (ffs_watch_settle). */
+#define FWD_TAG (1ULL << 63)
+static uint64_t fwd_seq, fwd_closed;
 
 static struct {
 	pthread_mutex_t lock;
@@ -216,10 +230,28 @@ static void forward(struct ffs_sock *s)
 			a.local = &lm;
 			a.peer = &pm;
 			a.path = FF__PATH__PATH_NONE;
+			a.conn_id = FWD_TAG | ++fwd_seq;
 			ff_msg_send(s->qr, &a.base, &nfd, 1);
 		}
 		REAL(close)(nfd);
+		__atomic_store_n(&fwd_closed, fwd_seq, __ATOMIC_RELEASE);
 	}
+}
+
+/* Called by accept() for every connection without a path: returns once the
+ * watcher has closed its own fd of it. Bounded (SETTLE_NS): a connection
+ * another process's watcher forwarded (a queue shared across fork) has a
+ * number that means nothing here. */
+void ffs_watch_settle(uint64_t conn_id)
+{
+	uint64_t k = conn_id & ~FWD_TAG;
+	int64_t until;
+
+	if (!(conn_id & FWD_TAG) || __atomic_load_n(&fwd_closed, __ATOMIC_ACQUIRE) >= k)
+		return;
+	until = ffs_now_ns() + SETTLE_NS;
+	while (__atomic_load_n(&fwd_closed, __ATOMIC_ACQUIRE) < k && ffs_now_ns() < until)
+		sched_yield();
 }
 
 /* Lock held: the kernel listeners of unrouted listeners are in the epoll

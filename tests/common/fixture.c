@@ -52,7 +52,8 @@ static int start_in(struct fx_router *fx)
 
 	ffr_options_default(&o);
 	o.core.rundir = fx->dir;
-	o.core.quota = (struct ffr_quota){.channels = 64, .listeners = 64, .conns = 1024,
+	o.core.quota = (struct ffr_quota){.channels = 64, .listeners = 64,
+					  .conns = fx->max_conns ? fx->max_conns : 1024,
 					  .pending = 256};
 	o.rdma.dev = "none";
 	if (!p)

@@ -11,8 +11,8 @@
 #   tb_exec c2 -- iperf3 -c "$FF_IP1" # without it
 #
 # The image holds the programs the tests use, the shim at
-# /usr/lib/ffnet/libffshim.so and ffconform. The router's run directory is
-# short (unix socket paths must stay under 108 bytes).
+# /usr/lib/ffnet/libffshim.so, ffconform and loadgen. The router's run
+# directory is short (unix socket paths must stay under 108 bytes).
 
 [[ -n ${_FF_ENV_LOADED:-} ]] && return 0
 _FF_ENV_LOADED=1
@@ -49,7 +49,8 @@ ff_image_files() {
 		/usr/bin/redis-server /usr/bin/redis-benchmark /usr/bin/redis-cli \
 		/usr/bin/curl /usr/bin/wrk \
 		"$FF_BUILD/libffshim/libffshim.so=$FF_SHIM_IN" \
-		"$FF_BUILD/tests/conform/ffconform=/usr/bin/ffconform"
+		"$FF_BUILD/tests/conform/ffconform=/usr/bin/ffconform" \
+		"$FF_BUILD/bench/loadgen=/usr/bin/loadgen"
 }
 
 # ff_init NAME: test bed up, image built. Returns 77 when no backend works.
