@@ -63,15 +63,31 @@ static struct ff_sa local(int fd)
 	return sa;
 }
 
+/* A connection to the ingress. Thousands of inputs a second use up the
+ * loopback's port space with TIME_WAIT: our end closes with a reset (no
+ * TIME_WAIT), and a connect that finds no free port waits and tries again;
+ * anything else is the harness broken. */
 static int tcp_to(const struct ff_sa *to)
 {
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 	struct sockaddr_storage ss;
 	socklen_t len = ff_sa_to_sockaddr(to, AF_INET, &ss);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0)
-		abort();
-	return fd;
+	for (int i = 0; i < 1000; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			break;
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		if (connect(fd, (struct sockaddr *)&ss, len) == 0)
+			return fd;
+		close(fd);
+		if (errno != EADDRNOTAVAIL && errno != EAGAIN)
+			break;
+		usleep(10000);
+	}
+	fprintf(stderr, "fuzz_ingress: cannot reach the ingress: %s\n", strerror(errno));
+	abort();
 }
 
 static void drain_tcp(int fd)
