@@ -150,8 +150,6 @@ static int deadline_timer(struct ffr_guard *g)
 		return 0;
 	if (g->have_timer)
 		timer_delete(g->timer);
-	if (g->spare >= 0)
-		close(g->spare);
 	g->have_timer = false;
 	pthread_once(&once, deadline_install);
 	sigemptyset(&set);

@@ -452,20 +452,71 @@ static void test_fd_budget(void)
 	setrlimit(RLIMIT_NOFILE, &old);
 }
 
+/* fd is still the eventfd the test opened (the router shares our table) */
+static bool is_eventfd(int fd)
+{
+	char proc[64], link[64];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return strcmp(link, "anon_inode:[eventfd]") == 0;
+}
+
+/* A kernel connection forwarded from a container's listener: the router
+ * accepts on a shared file (under its deadline timer). */
+static void forward_one(int c1)
+{
+	int kfd, qfd, tfd, sfd = -1;
+	struct pollfd p;
+	Ff__Reply *rep;
+	uint16_t port;
+
+	kfd = fx_tcp_listener(&port);
+	rep = fx_listen(c1, kfd, "0.0.0.0", port, &qfd);
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	tfd = tcp_connect(port);
+	p = (struct pollfd){.fd = qfd, .events = POLLIN};
+	CU_ASSERT_EQUAL(poll(&p, 1, 2000), 1);
+	if (p.revents & POLLIN) {
+		Ff__Accepted *a = fx_take_accepted(qfd, &sfd);
+
+		CU_ASSERT_PTR_NOT_NULL(a);
+		if (a)
+			ff__accepted__free_unpacked(a, NULL);
+	}
+	if (sfd >= 0)
+		close(sfd);
+	close(tfd);
+	close(kfd);
+	close(qfd);
+}
+
 /* Out of fds, a connection to a listener only the router holds (here a
  * container's socket) would stay queued with its listener readable: the
  * loop would spin on accept4's EMFILE and never answer. The router closes
  * it at once instead (its peer reads EOF), counts it, and serves again
- * once fds are free. */
+ * once fds are free. It sheds with its spare fd and nothing else: after
+ * an accept on a shared listener (which once closed the spare and kept its
+ * number, so that the shed closed whatever file had that number then),
+ * every fd of ours is still ours. */
 static void test_accept_at_fd_limit(void)
 {
 	struct rlimit old, low;
-	int held[256], nheld = 0, cl, fd, c1;
+	int held[256], nheld = 0, cl, fd, c1, lost = 0;
 	struct pollfd p;
 	char path[160], b;
 	Ff__Reply *rep;
 
 	fx_up(&fx);
+	c1 = fx_shim(&fx, "c1");
+	CU_ASSERT_FATAL(c1 >= 0);
+	forward_one(c1);
+	close(c1);
 	/* the router closes the registration channels after fx_up returns:
 	 * its fds must be settled before ours fill the table */
 	rep = status_first();
@@ -480,7 +531,7 @@ static void test_accept_at_fd_limit(void)
 	low.rlim_cur = (rlim_t)fds_open() + 64;
 	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
 	while (nheld < (int)(sizeof(held) / sizeof(held[0])) &&
-	       (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+	       (fd = eventfd(0, EFD_CLOEXEC)) >= 0)
 		held[nheld++] = fd;
 	CU_ASSERT_EQUAL(errno, EMFILE);
 	CU_ASSERT_FATAL(nheld > 0);
@@ -493,6 +544,9 @@ static void test_accept_at_fd_limit(void)
 	CU_ASSERT_EQUAL(poll(&p, 1, 5000), 1);
 	CU_ASSERT_EQUAL(recv(cl, &b, 1, MSG_DONTWAIT), 0);
 	close(cl);
+	for (int i = 0; i < nheld; i++)
+		lost += !is_eventfd(held[i]);
+	CU_ASSERT_EQUAL(lost, 0);
 	ff_close_fds(held, nheld);
 	setrlimit(RLIMIT_NOFILE, &old);
 	/* counted, and served again */
