@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 /* How an option's value is stored: a string, a number in [min, max] (what
  * says what it is when it is bad), or by its own setter. */
@@ -258,6 +259,10 @@ int main(int argc, char **argv)
 	struct ffr_router *r;
 	int err, rc;
 
+	/* A root daemon keeps no file its starter left open: a shell's pipe
+	 * would never see EOF, and the fd counts ffctl status shows would
+	 * depend on who started it. (systemd starts it clean anyway.) */
+	close_range(3, ~0U, 0);
 	ff_log_init("ffrouter", FF_LOG_INFO);
 	ffr_options_default(&o);
 	rc = parse_args(argc, argv, &o);
