@@ -141,17 +141,9 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 EXPORT int close(int fd)
 {
-	struct ffs_sock *s;
-	int r, saved;
-
 	RAW_IF_BUSY(SYS_close, fd);
 	NEED(close);
-	s = ffs_fd_take(fd);
-	r = REAL(close)(fd);
-	saved = errno;
-	ffs_sock_unref(s);
-	errno = saved;
-	return r;
+	return ffs_close(fd);
 }
 
 EXPORT int dup(int old)
@@ -172,6 +164,8 @@ EXPORT int dup2(int old, int nfd)
 	int r, saved;
 
 	NEED(dup2);
+	if (old != nfd && REAL(fcntl)(old, F_GETFD) >= 0)
+		ffs_fd_closing(nfd);
 	r = REAL(dup2)(old, nfd);
 	saved = errno;
 	if (r >= 0 && old != nfd)
@@ -185,6 +179,8 @@ EXPORT int dup3(int old, int nfd, int flags)
 	int r, saved;
 
 	NEED(dup3);
+	if (old != nfd && REAL(fcntl)(old, F_GETFD) >= 0)
+		ffs_fd_closing(nfd);
 	r = REAL(dup3)(old, nfd, flags);
 	saved = errno;
 	if (r >= 0)
@@ -244,6 +240,8 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 	int r, saved;
 
 	NEED(close_range);
+	if (!(flags & CLOSE_RANGE_CLOEXEC))
+		ffs_fd_closing_range(first, last);
 	r = REAL(close_range)(first, last, flags);
 	saved = errno;
 	if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
@@ -255,6 +253,8 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 EXPORT void closefrom(int low)
 {
 	INIT();
+	if (low >= 0)
+		ffs_fd_closing_range((unsigned)low, ~0u);
 	if (REAL(closefrom))
 		REAL(closefrom)(low);
 	if (low >= 0)

@@ -171,6 +171,36 @@ void ffs_fd_copy(int old, int nfd)
 	ffs_fd_set(nfd, ffs_sock_ref(s));
 }
 
+int ffs_close(int fd)
+{
+	struct ffs_sock *s;
+	int r, saved;
+
+	ffs_fd_closing(fd);
+	s = ffs_fd_take(fd);
+	r = REAL(close)(fd);
+	saved = errno;
+	ffs_sock_unref(s);
+	errno = saved;
+	return r;
+}
+
+void ffs_fd_closing(int fd)
+{
+	struct ffs_sock *s = ffs_fd_get(fd);
+
+	if (s && s->handed)
+		ffs_epoll_forget(s, fd);
+}
+
+void ffs_fd_closing_range(unsigned first, unsigned last)
+{
+	int lim = ffs_fd_limit();
+
+	for (unsigned fd = first; fd <= last && fd < (unsigned)lim; fd++)
+		ffs_fd_closing((int)fd);
+}
+
 /* A listener's hidden kernel fd in the range is already closed: forget it
  * rather than close that number twice. */
 void ffs_fd_drop_range(unsigned first, unsigned last)

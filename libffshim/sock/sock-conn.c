@@ -76,13 +76,18 @@ static struct ffs_sock *conn_from_reply(int fd, int nfd, struct ffs_sock *s, con
 	struct ffs_sock *c;
 	struct ff_sa local, peer;
 
-	if (cr->path == FF__PATH__PATH_NONE) /* a plain host socket: the kernel's names */
-		return ffs_sock_new(FFS_OTHER, s->family);
+	if (cr->path == FF__PATH__PATH_NONE) { /* a plain host socket: the kernel's names */
+		c = ffs_sock_new(FFS_OTHER, s->family);
+		if (c)
+			c->handed = true;
+		return c;
+	}
 	if (ff_sa_from_proto(&local, cr->local) < 0 || ff_sa_from_proto(&peer, cr->peer) < 0)
 		return NULL;
 	c = ffs_sock_new(FFS_CONN, s->family);
 	if (!c)
 		return NULL;
+	c->handed = true;
 	c->local = local;
 	c->peer = peer;
 	c->path = cr->path;
@@ -153,6 +158,7 @@ static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst, int f
 		ffs_sock_unref(c);
 		return 0;
 	}
+	ffs_epoll_inherit(c, s, fd);
 	ffs_fd_set(fd, c);
 	return 1;
 }

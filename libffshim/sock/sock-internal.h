@@ -40,7 +40,9 @@ struct ffs_opt {
 
 struct ffs_epreg {
 	int epfd;
+	int fd;		   /* the number registered: (file, fd) is the kernel's key */
 	unsigned long ino; /* of the epoll file, so a reused epfd number is not mistaken */
+	int pid;	   /* the process that registered it (a fork shares the set) */
 	struct epoll_event ev;
 };
 
@@ -56,6 +58,11 @@ struct ffs_sock {
 	enum ffs_kind kind;
 	int family; /* the app's socket domain: AF_INET or AF_INET6 */
 	bool bound; /* the app called bind() */
+	/* The router (or the listener watcher) handed this file over and may
+	 * still hold its copy for a moment after the app has it: the app's
+	 * epoll registrations are recorded, and removed when it closes its fd
+	 * (ffs_epoll_forget), or they would outlive the close. */
+	bool handed;
 	struct ff_sa local, peer;
 	struct ffs_tcpopts tcp;
 	/* FFS_TCP / FFS_KLISTEN / FFS_LISTEN */
@@ -125,6 +132,11 @@ void ffs_tcpopts_read(int fd, struct ffs_tcpopts *t);
 
 /* sock-*.c */
 void ffs_unlisten(uint64_t id);
+/* The app is closing fd, which holds s: its epoll registrations of fd
+ * made by this process go first (handed files only). */
+void ffs_epoll_forget(struct ffs_sock *s, int fd);
+/* c takes over the registrations of fd that a swap moved from old. */
+void ffs_epoll_inherit(struct ffs_sock *c, const struct ffs_sock *old, int fd);
 /* Looks an unknown AF_UNIX fd up at the router (after exec). */
 struct ffs_sock *ffs_lookup_fd(int fd);
 /* Copies sa into a user buffer with accept/getsockname truncation rules. */

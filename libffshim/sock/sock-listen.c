@@ -243,7 +243,11 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 		REAL(fcntl)(nfd, F_SETFL, fl ^ O_NONBLOCK);
 	if (!(flags & SOCK_CLOEXEC))
 		REAL(fcntl)(nfd, F_SETFD, 0);
-	ffs_fd_set(nfd, c ? c : ffs_sock_new(FFS_OTHER, l->family));
+	if (!c)
+		c = ffs_sock_new(FFS_OTHER, l->family);
+	if (c)
+		c->handed = true;
+	ffs_fd_set(nfd, c);
 	ffs_copy_addr(&peer, l->family, addr, len);
 	return nfd;
 }

@@ -1,5 +1,6 @@
 /* What an accelerated fd says about itself: names, options, and epoll
- * registrations recorded for a later swap. An accelerated socket answers as
+ * registrations, recorded for a later swap and, on a file the router
+ * handed over, to be removed when the app closes it. An accelerated socket answers as
  * a TCP socket with the overlay addresses would; IP- and TCP-level options
  * are kept by the shim, socket-level ones are the kernel's. */
 #include "sock-internal.h"
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -319,19 +321,19 @@ int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	return r;
 }
 
-static void ep_record(struct ffs_sock *s, int epfd, int op, const struct epoll_event *ev)
+static void ep_record(struct ffs_sock *s, int epfd, int op, int fd, const struct epoll_event *ev)
 {
 	struct stat st;
 	int i;
 
 	pthread_mutex_lock(&ep_lock);
 	for (i = 0; i < s->neps; i++)
-		if (s->eps[i].epfd == epfd)
+		if (s->eps[i].epfd == epfd && s->eps[i].fd == fd)
 			break;
 	if (op == EPOLL_CTL_DEL) {
 		if (i < s->neps)
 			s->eps[i] = s->eps[--s->neps];
-	} else if (ev && fstat(epfd, &st) == 0) {
+	} else if (ev && (i < s->neps || fstat(epfd, &st) == 0)) {
 		if (i == s->neps) {
 			struct ffs_epreg *n = realloc(s->eps, sizeof(*n) * (size_t)(s->neps + 1));
 
@@ -339,12 +341,55 @@ static void ep_record(struct ffs_sock *s, int epfd, int op, const struct epoll_e
 				goto out_unlock;
 			s->eps = n;
 			s->neps++;
+			s->eps[i].epfd = epfd;
+			s->eps[i].fd = fd;
+			s->eps[i].ino = st.st_ino;
+			s->eps[i].pid = getpid();
 		}
-		s->eps[i].epfd = epfd;
-		s->eps[i].ino = st.st_ino;
 		s->eps[i].ev = *ev;
 	}
 out_unlock:
+	pthread_mutex_unlock(&ep_lock);
+}
+
+void ffs_epoll_forget(struct ffs_sock *s, int fd)
+{
+	int pid;
+
+	if (!s->handed || !__atomic_load_n(&s->neps, __ATOMIC_RELAXED))
+		return;
+	pid = getpid();
+	pthread_mutex_lock(&ep_lock);
+	for (int i = 0; i < s->neps;) {
+		struct ffs_epreg *e = &s->eps[i];
+		struct stat st;
+
+		if (e->fd != fd) {
+			i++;
+			continue;
+		}
+		/* a child's close leaves the set it shares with its parent alone */
+		if (e->pid == pid && fstat(e->epfd, &st) == 0 && st.st_ino == e->ino)
+			REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+		*e = s->eps[--s->neps];
+	}
+	pthread_mutex_unlock(&ep_lock);
+}
+
+void ffs_epoll_inherit(struct ffs_sock *c, const struct ffs_sock *old, int fd)
+{
+	pthread_mutex_lock(&ep_lock);
+	for (int i = 0; old && i < old->neps; i++) {
+		struct ffs_epreg *n;
+
+		if (old->eps[i].fd != fd)
+			continue;
+		n = realloc(c->eps, sizeof(*n) * (size_t)(c->neps + 1));
+		if (!n)
+			break;
+		c->eps = n;
+		c->eps[c->neps++] = old->eps[i];
+	}
 	pthread_mutex_unlock(&ep_lock);
 }
 
@@ -356,8 +401,9 @@ int ffs_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (r < 0)
 		return r;
 	s = ffs_fd_get(fd);
-	if (s && (s->kind == FFS_TCP || s->kind == FFS_KLISTEN || s->kind == FFS_LISTEN))
-		ep_record(s, epfd, op, ev);
+	if (s && (s->kind == FFS_TCP || s->kind == FFS_KLISTEN || s->kind == FFS_LISTEN ||
+		  s->handed))
+		ep_record(s, epfd, op, fd, ev);
 	errno = saved;
 	return r;
 }

@@ -43,6 +43,8 @@ int ffs_hide_fd(int fd);
 void ffs_track_socket(int fd, int domain, int type, int protocol);
 /* bind() succeeded on fd: a later connect() tells the router its source. */
 void ffs_track_bind(int fd);
+/* close(): the app's fd and its entry go (errno as close() leaves it). */
+int ffs_close(int fd);
 /* Removes fd's entry and returns it (the caller owns that reference). */
 struct ffs_sock *ffs_fd_take(int fd);
 void ffs_sock_unref(struct ffs_sock *s);
@@ -50,6 +52,11 @@ void ffs_sock_unref(struct ffs_sock *s);
 void ffs_fd_copy(int old, int nfd);
 /* The fds of [first, last] were closed (close_range, closefrom). */
 void ffs_fd_drop_range(unsigned first, unsigned last);
+/* The app is about to close fd, or every fd of [first, last] (close, dup2
+ * onto it, close_range): what must go before the kernel closes a file the
+ * router handed over (its epoll registrations) goes now. */
+void ffs_fd_closing(int fd);
+void ffs_fd_closing_range(unsigned first, unsigned last);
 
 /* ---- the socket paths (sock-*.c): each returns what the libc call would ---- */
 

@@ -109,6 +109,8 @@ static void epoll_move(int fd, struct ffs_sock *old, int op)
 		struct epoll_event ev = old->eps[i].ev;
 		struct stat st;
 
+		if (old->eps[i].fd != fd)
+			continue; /* a copy's registration stays with the old file */
 		if (fstat(old->eps[i].epfd, &st) < 0 || st.st_ino != old->eps[i].ino)
 			continue; /* closed, or the number now means another file */
 		if (REAL(epoll_ctl)(old->eps[i].epfd, op, fd, &ev) < 0 && op == EPOLL_CTL_ADD &&

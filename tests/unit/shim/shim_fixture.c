@@ -488,12 +488,9 @@ int sf_socket(int family, int type)
 	return fd;
 }
 
-void sf_close(int fd)
+int sf_close(int fd)
 {
-	struct ffs_sock *s = ffs_fd_take(fd);
-
-	close(fd);
-	ffs_sock_unref(s);
+	return ffs_close(fd);
 }
 
 socklen_t sf_addr(const char *ip, int port, struct sockaddr_storage *ss)

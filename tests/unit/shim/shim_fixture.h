@@ -81,7 +81,7 @@ void sf_kernel_fake(bool on);
 /* A socket as socket() under the shim leaves it (in the fd table). */
 int sf_socket(int family, int type);
 /* close() as the shim's wrapper does it. */
-void sf_close(int fd);
+int sf_close(int fd);
 /* ip:port as a sockaddr of ip's family; its length. */
 socklen_t sf_addr(const char *ip, int port, struct sockaddr_storage *ss);
 /* ip:port as an IPv4-mapped AF_INET6 sockaddr. */

@@ -24,8 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- the router channel, through connect() ---- */
@@ -482,6 +484,126 @@ static void test_ring_geometry(void)
 	}
 }
 
+/* ---- a handed-over file the router still holds ---- */
+
+/* The router sends a connection and closes its own copy a moment later; an
+ * app that serves and closes it meanwhile (woken by the send, it can run
+ * before the router does) must not keep its epoll registration: the kernel
+ * drops one only with the last copy of the file, and an event for a closed
+ * fd reaches the app with the pointer it freed at close (the storm server
+ * of t-load.sh died of a double free so). held is the router's copy. */
+static void closed_while_held(int fd, int held, int peer)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = 42}, out;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	CU_ASSERT_EQUAL_FATAL(ffs_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), 0);
+	CU_ASSERT_EQUAL(sf_close(fd), 0);
+	CU_ASSERT_EQUAL(write(peer, "x", 1), 1); /* the file is readable now */
+	CU_ASSERT_EQUAL(epoll_wait(ep, &out, 1, 50), 0);
+	/* the copy the router holds is not touched */
+	CU_ASSERT_EQUAL(read(held, &ev, 1), 1);
+	close(held);
+	close(peer);
+	close(ep);
+}
+
+/* From a connect() reply (a same-host pair). */
+static void test_close_while_router_holds(void)
+{
+	int fd = sf_socket(AF_INET, SOCK_STREAM), peer, held;
+
+	sf_answer(SF_PAIR, 0);
+	CU_ASSERT_EQUAL_FATAL(overlay_connect(fd), 0);
+	peer = sf_take_peer();
+	held = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* not through the shim: the router's */
+	closed_while_held(fd, held, peer);
+}
+
+/* A loopback TCP connection: *srv the accepted end, *cli the other. */
+static void tcp_pair(int *srv, int *cli)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	*cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || *cli < 0 || bind(l, (struct sockaddr *)&a, len) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &len) < 0 ||
+	    connect(*cli, (struct sockaddr *)&a, len) < 0 ||
+	    (*srv = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+		perror("tcp_pair");
+		exit(1);
+	}
+	close(l);
+}
+
+/* An accept queue as the router builds one (q[1] is the app's listening
+ * fd), holding one kernel connection forwarded from the app's kernel
+ * listener (path NONE). The router's copy of it stays open: *held. */
+static int queue_one(int q[2], int *held, int *peer)
+{
+	Ff__Accepted a = FF__ACCEPTED__INIT;
+	Ff__Addr lm, pm;
+	uint8_t lb[16], pb[16];
+	struct ff_sa sa = {.port = 80};
+	struct ffs_sock *l = ffs_sock_new(FFS_LISTEN, AF_INET);
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, q), 0);
+	ffs_fd_set(q[1], l);
+	tcp_pair(held, peer);
+	ff_ip_parse(SF_OWN_IP, &sa.ip);
+	ff_sa_to_proto(&sa, &lm, lb);
+	ff_sa_to_proto(&sa, &pm, pb);
+	a.local = &lm;
+	a.peer = &pm;
+	a.path = FF__PATH__PATH_NONE;
+	return ff_msg_send(q[0], &a.base, held, 1);
+}
+
+/* From the accept queue. */
+static void test_accepted_close_while_router_holds(void)
+{
+	int q[2], held, peer, fd;
+
+	CU_ASSERT_EQUAL_FATAL(queue_one(q, &held, &peer), 0);
+	fd = ffs_accept(q[1], NULL, NULL, SOCK_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0);
+	closed_while_held(fd, held, peer);
+	sf_close(q[1]);
+	close(q[0]);
+}
+
+/* A child that closes its copy (as after fork) leaves the registration of
+ * the epoll set it shares with its parent alone: the parent still hears
+ * of the connection. */
+static void test_child_close_keeps_parent_registration(void)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7}, out;
+	int q[2], held, peer, fd, ep = epoll_create1(EPOLL_CLOEXEC), st = -1;
+	pid_t pid;
+
+	CU_ASSERT_EQUAL_FATAL(queue_one(q, &held, &peer), 0);
+	fd = ffs_accept(q[1], NULL, NULL, SOCK_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0);
+	close(held);
+	CU_ASSERT_EQUAL_FATAL(ffs_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), 0);
+	pid = fork();
+	if (pid == 0)
+		_exit(sf_close(fd) == 0 ? 0 : 1);
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT_EQUAL(st, 0);
+	CU_ASSERT_EQUAL(write(peer, "x", 1), 1);
+	CU_ASSERT_EQUAL(epoll_wait(ep, &out, 1, 1000), 1);
+	CU_ASSERT_EQUAL(out.data.u64, 7);
+	CU_ASSERT_EQUAL(sf_close(fd), 0);
+	CU_ASSERT_EQUAL(epoll_wait(ep, &out, 1, 0), 0);
+	close(peer);
+	close(ep);
+	sf_close(q[1]);
+	close(q[0]);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -497,6 +619,9 @@ int main(void)
 	    {"verbs_status_errno", test_verbs_status_errno},
 	    {"verbs_fds", test_verbs_fds},
 	    {"ring_geometry", test_ring_geometry},
+	    {"close_while_router_holds", test_close_while_router_holds},
+	    {"accepted_close_while_router_holds", test_accepted_close_while_router_holds},
+	    {"child_close_keeps_parent_registration", test_child_close_keeps_parent_registration},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.5", NULL};
