@@ -81,35 +81,52 @@ static void assert_neighbour_served(uint16_t port)
 	close(c2);
 }
 
+/* A kernel listener of c1's, registered: its fd (the app's copy); *qfd
+ * the accept queue, *port its port. */
+static int kernel_listener(int c1, uint16_t *port, int *qfd)
+{
+	int kfd = fx_tcp_listener(port);
+	Ff__Reply *rep = fx_listen(c1, kfd, "0.0.0.0", *port, qfd);
+
+	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
+	ff__reply__free_unpacked(rep, NULL);
+	return kfd;
+}
+
+/* A peer without ffnet connects to port: its fd; *sfd the connection the
+ * router forwarded on the queue (accepted on the shared listener), or -1. */
+static int forwarded(uint16_t port, int qfd, int *sfd)
+{
+	int tfd = tcp_connect(port);
+	struct pollfd p = {.fd = qfd, .events = POLLIN};
+
+	*sfd = -1;
+	CU_ASSERT_FATAL(tfd >= 0);
+	CU_ASSERT_EQUAL(poll(&p, 1, 2000), 1);
+	if (p.revents & POLLIN) {
+		Ff__Accepted *a = fx_take_accepted(qfd, sfd);
+
+		CU_ASSERT_PTR_NOT_NULL(a);
+		if (a)
+			ff__accepted__free_unpacked(a, NULL);
+	}
+	return tfd;
+}
+
 /* The app's kernel listener is the same open file in the app and in the
  * router: the app clears O_NONBLOCK on it, then a peer without ffnet
  * connects. The router forwards the connection and must then find the
  * listener empty without blocking in accept. */
 static void test_kernel_listener_blocking(void)
 {
-	int c1, kfd, qfd, tfd, sfd = -1, tfd2;
-	struct pollfd p;
-	Ff__Reply *rep;
+	int c1, kfd, qfd, tfd, sfd, tfd2;
 	uint16_t port;
 
 	fx_up(&fx);
 	c1 = fx_shim(&fx, "c1");
-	kfd = fx_tcp_listener(&port);
-	rep = fx_listen(c1, kfd, "0.0.0.0", port, &qfd);
-	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
-	ff__reply__free_unpacked(rep, NULL);
+	kfd = kernel_listener(c1, &port, &qfd);
 	set_blocking(kfd, true);
-	tfd = tcp_connect(port);
-	CU_ASSERT_FATAL(tfd >= 0);
-	p = (struct pollfd){.fd = qfd, .events = POLLIN};
-	CU_ASSERT_EQUAL(poll(&p, 1, 2000), 1);
-	if (p.revents & POLLIN) {
-		Ff__Accepted *a = fx_take_accepted(qfd, &sfd);
-
-		CU_ASSERT_PTR_NOT_NULL(a);
-		if (a)
-			ff__accepted__free_unpacked(a, NULL);
-	}
+	tfd = forwarded(port, qfd, &sfd);
 	assert_neighbour_served(port);
 	/* let a router stuck in accept go (the test must end either way) */
 	set_blocking(kfd, false);
@@ -466,36 +483,6 @@ static bool is_eventfd(int fd)
 	return strcmp(link, "anon_inode:[eventfd]") == 0;
 }
 
-/* A kernel connection forwarded from a container's listener: the router
- * accepts on a shared file (under its deadline timer). */
-static void forward_one(int c1)
-{
-	int kfd, qfd, tfd, sfd = -1;
-	struct pollfd p;
-	Ff__Reply *rep;
-	uint16_t port;
-
-	kfd = fx_tcp_listener(&port);
-	rep = fx_listen(c1, kfd, "0.0.0.0", port, &qfd);
-	CU_ASSERT_EQUAL_FATAL(rep->status, 0);
-	ff__reply__free_unpacked(rep, NULL);
-	tfd = tcp_connect(port);
-	p = (struct pollfd){.fd = qfd, .events = POLLIN};
-	CU_ASSERT_EQUAL(poll(&p, 1, 2000), 1);
-	if (p.revents & POLLIN) {
-		Ff__Accepted *a = fx_take_accepted(qfd, &sfd);
-
-		CU_ASSERT_PTR_NOT_NULL(a);
-		if (a)
-			ff__accepted__free_unpacked(a, NULL);
-	}
-	if (sfd >= 0)
-		close(sfd);
-	close(tfd);
-	close(kfd);
-	close(qfd);
-}
-
 /* Out of fds, a connection to a listener only the router holds (here a
  * container's socket) would stay queued with its listener readable: the
  * loop would spin on accept4's EMFILE and never answer. The router closes
@@ -507,7 +494,8 @@ static void forward_one(int c1)
 static void test_accept_at_fd_limit(void)
 {
 	struct rlimit old, low;
-	int held[256], nheld = 0, cl, fd, c1, lost = 0;
+	int held[256], nheld = 0, cl, fd, c1, lost = 0, kfd, qfd, tfd, sfd;
+	uint16_t port;
 	struct pollfd p;
 	char path[160], b;
 	Ff__Reply *rep;
@@ -515,7 +503,13 @@ static void test_accept_at_fd_limit(void)
 	fx_up(&fx);
 	c1 = fx_shim(&fx, "c1");
 	CU_ASSERT_FATAL(c1 >= 0);
-	forward_one(c1);
+	kfd = kernel_listener(c1, &port, &qfd);
+	tfd = forwarded(port, qfd, &sfd);
+	if (sfd >= 0)
+		close(sfd);
+	close(tfd);
+	close(kfd);
+	close(qfd);
 	close(c1);
 	/* the router closes the registration channels after fx_up returns:
 	 * its fds must be settled before ours fill the table */
