@@ -137,6 +137,8 @@ void ffs_sock_unref(struct ffs_sock *s)
 		ffs_unlisten(s->listener_id);
 	free(s->eps);
 	s->eps = NULL;
+	free(s->vopts);
+	s->vopts = NULL;
 	pthread_mutex_lock(&pool_lock);
 	s->owner = (int *)pool;
 	pool = s;

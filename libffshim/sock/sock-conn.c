@@ -94,8 +94,13 @@ static struct ffs_sock *conn_from_reply(int fd, int nfd, struct ffs_sock *s, con
 	c->slot = ffs_stat_slot(cr->slot);
 	/* what the app set on the TCP socket is what it will read back */
 	ffs_tcpopts_read(fd, &c->tcp);
-	if (c->path == FF__PATH__PATH_TCP)
+	ffs_vopts_inherit(c, s);
+	if (c->path == FF__PATH__PATH_TCP) {
 		copy_tcp_opts(fd, nfd);
+		for (int i = 0; i < c->nvopts; i++)
+			REAL(setsockopt)(nfd, c->vopts[i].level, c->vopts[i].name,
+					 c->vopts[i].val, c->vopts[i].len);
+	}
 	return c;
 }
 

@@ -38,6 +38,16 @@ struct ffs_opt {
 	uint8_t val[16];
 };
 
+/* An IP-, IPv6- or TCP-level option the app set on an accelerated socket
+ * that has no field in struct ffs_tcpopts: kept to be set again on a
+ * scratch TCP socket, which then answers getsockopt as the kernel would. */
+#define FFS_MAX_VOPTS 16
+struct ffs_vopt {
+	int level, name;
+	socklen_t len;
+	uint8_t val[40]; /* IP_OPTIONS: up to 40 bytes */
+};
+
 struct ffs_epreg {
 	int epfd;
 	int fd;		   /* the number registered: (file, fd) is the kernel's key */
@@ -65,6 +75,8 @@ struct ffs_sock {
 	bool handed;
 	struct ff_sa local, peer;
 	struct ffs_tcpopts tcp;
+	int nvopts;		/* FFS_CONN / FFS_LISTEN */
+	struct ffs_vopt *vopts; /* NULL until the first one (FFS_MAX_VOPTS) */
 	/* FFS_TCP / FFS_KLISTEN / FFS_LISTEN */
 	int nopts;
 	struct ffs_opt opts[FFS_MAX_OPTS];
@@ -129,6 +141,8 @@ void ffs_opts_replay(const struct ffs_sock *s, int fd);
 void ffs_tcpopts_default(struct ffs_tcpopts *t);
 /* Reads TCP-level values from a kernel socket into t. */
 void ffs_tcpopts_read(int fd, struct ffs_tcpopts *t);
+/* c (accepted on l) inherits the options l's app set, as TCP's do. */
+void ffs_vopts_inherit(struct ffs_sock *c, const struct ffs_sock *l);
 
 /* sock-*.c */
 void ffs_unlisten(uint64_t id);

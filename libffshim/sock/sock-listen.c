@@ -73,6 +73,7 @@ static struct ffs_sock *listener_like(enum ffs_kind kind, const struct ffs_sock 
 	n->tcp = s->tcp;
 	n->nopts = s->nopts;
 	memcpy(n->opts, s->opts, sizeof(n->opts));
+	ffs_vopts_inherit(n, s);
 	if (s->neps) {
 		n->eps = malloc(sizeof(*n->eps) * (size_t)s->neps);
 		if (n->eps) {
@@ -234,6 +235,7 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 		c->peer = peer;
 		c->path = a->path;
 		c->tcp = l->tcp; /* accepted TCP sockets inherit the listener's */
+		ffs_vopts_inherit(c, l);
 		c->slot = ffs_stat_slot(a->slot);
 		ffs_opts_replay(l, nfd);
 	}

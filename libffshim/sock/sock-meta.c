@@ -218,6 +218,89 @@ static int sol_socket_get(int fd, struct ffs_sock *s, int name, void *val, sockl
 	}
 }
 
+/* ---- the options the shim keeps no field for ---- */
+
+/* A fresh TCP socket of s's family with the options the app set on s set
+ * again: it answers as the kernel's TCP would, formats, lengths and errnos
+ * included (IP_OPTIONS is an empty list, an unknown option ENOPROTOOPT).
+ * It is not connected: what depends on a connection (TCP_INFO, IP_MTU,
+ * TCP_MAXSEG) is answered before it is asked. */
+static int scratch(const struct ffs_sock *s)
+{
+	int t = REAL(socket)(s->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+
+	for (int i = 0; t >= 0 && i < s->nvopts; i++)
+		REAL(setsockopt)(t, s->vopts[i].level, s->vopts[i].name, s->vopts[i].val,
+				 s->vopts[i].len);
+	return t;
+}
+
+static int scratch_get(const struct ffs_sock *s, int level, int name, void *val, socklen_t *len)
+{
+	int t = scratch(s), r, e;
+
+	if (t < 0)
+		return -1;
+	r = REAL(getsockopt)(t, level, name, val, len);
+	e = errno;
+	REAL(close)(t);
+	errno = e;
+	return r;
+}
+
+/* The kernel's verdict on setting the option (val as the app passed it). */
+static int scratch_check(const struct ffs_sock *s, int level, int name, const void *val,
+			 socklen_t len)
+{
+	int t = scratch(s), r, e;
+
+	if (t < 0)
+		return -1;
+	r = REAL(setsockopt)(t, level, name, val, len);
+	e = errno;
+	REAL(close)(t);
+	errno = e;
+	return r;
+}
+
+/* Keeps an option the kernel accepted, replacing an earlier value. One that
+ * does not fit is refused with ENOBUFS rather than forgotten. */
+static int vopt_keep(struct ffs_sock *s, int level, int name, const void *val, socklen_t len)
+{
+	int i;
+
+	if (len > sizeof(s->vopts[0].val)) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if (!s->vopts && !(s->vopts = calloc(FFS_MAX_VOPTS, sizeof(*s->vopts)))) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (i = 0; i < s->nvopts; i++)
+		if (s->vopts[i].level == level && s->vopts[i].name == name)
+			break;
+	if (i == FFS_MAX_VOPTS) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if (i == s->nvopts)
+		s->nvopts++;
+	s->vopts[i].level = level;
+	s->vopts[i].name = name;
+	s->vopts[i].len = len;
+	if (len)
+		memcpy(s->vopts[i].val, val, len);
+	return 0;
+}
+
+void ffs_vopts_inherit(struct ffs_sock *c, const struct ffs_sock *l)
+{
+	for (int i = 0; i < l->nvopts; i++)
+		vopt_keep(c, l->vopts[i].level, l->vopts[i].name, l->vopts[i].val,
+			  l->vopts[i].len);
+}
+
 /* An fd never seen (inherited across exec) asked something only a TCP
  * socket would answer: if it is an unnamed AF_UNIX socket, ask the router. */
 static struct ffs_sock *known(int fd, int level, int name)
@@ -258,27 +341,49 @@ int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (level == IPPROTO_TCP && name == TCP_INFO)
 		return tcp_info(s, val, len);
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION)
-		return put(val, len, s->tcp.congestion, (socklen_t)strlen(s->tcp.congestion) + 1);
+		return put(val, len, s->tcp.congestion, sizeof(s->tcp.congestion)); /* padded, as TCP's */
 	if (level == IPPROTO_IP && name == IP_MTU)
 		return put_int(val, len, 1500);
 	v = tcp_int(s, level, name);
 	if (v)
 		return put_int(val, len, *v);
-	if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6)
-		return put_int(val, len, 0);
-	errno = ENOPROTOOPT;
-	return -1;
+	return scratch_get(s, level, name, val, len);
+}
+
+/* The kernel's bounds for the options kept in struct ffs_tcpopts (the
+ * common ones, set on every connection by Go and others: no scratch socket). */
+static bool tcp_int_ok(int level, int name, int v)
+{
+	if (level == IPPROTO_TCP) {
+		switch (name) {
+		case TCP_KEEPIDLE:
+		case TCP_KEEPINTVL:
+			return v >= 1 && v <= 32767;
+		case TCP_KEEPCNT:
+			return v >= 1 && v <= 127;
+		case TCP_USER_TIMEOUT:
+			return v >= 0;
+		case TCP_MAXSEG:
+			return v == 0 || (v >= 88 && v <= 65535);
+		}
+	} else if (level == IPPROTO_IP && name == IP_TTL) {
+		return v == -1 || (v >= 1 && v <= 255);
+	}
+	return true;
 }
 
 static int virtual_set(struct ffs_sock *s, int level, int name, const void *val, socklen_t len)
 {
-	int *v;
+	int *v, iv;
 
 	if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
 		if (!val || len == 0) {
 			errno = EINVAL;
 			return -1;
 		}
+		if (scratch_check(s, level, name, val, len) < 0)
+			return -1; /* an algorithm this kernel does not have */
+		memset(s->tcp.congestion, 0, sizeof(s->tcp.congestion));
 		if (len >= sizeof(s->tcp.congestion))
 			len = sizeof(s->tcp.congestion) - 1;
 		memcpy(s->tcp.congestion, val, len);
@@ -286,14 +391,23 @@ static int virtual_set(struct ffs_sock *s, int level, int name, const void *val,
 		return 0;
 	}
 	v = tcp_int(s, level, name);
-	if (v || level == IPPROTO_TCP) {
-		if (!val || len < sizeof(int)) {
-			errno = EINVAL;
+	if (!v) {
+		if (scratch_check(s, level, name, val, len) < 0)
 			return -1;
-		}
-		if (v)
-			memcpy(v, val, sizeof(int));
+		return vopt_keep(s, level, name, val, len);
 	}
+	if (!val || len < sizeof(int)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(&iv, val, sizeof(int));
+	if (!tcp_int_ok(level, name, iv)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (level == IPPROTO_IP && name == IP_TTL && iv == -1)
+		iv = 64; /* the default again */
+	*v = iv;
 	return 0;
 }
 
@@ -316,8 +430,14 @@ int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 		return r;
 	}
 	r = REAL(setsockopt)(fd, level, name, val, len);
-	if (r == 0 && s && (s->kind == FFS_TCP || s->kind == FFS_KLISTEN))
+	if (r == 0 && s && (s->kind == FFS_TCP || s->kind == FFS_KLISTEN)) {
 		ffs_opts_record(s, level, name, val, len);
+		/* what an accelerated socket made from this one must answer */
+		if ((level == IPPROTO_IP || level == IPPROTO_IPV6 || level == IPPROTO_TCP) &&
+		    !tcp_int(s, level, name) && !(level == IPPROTO_TCP && name == TCP_CONGESTION))
+			vopt_keep(s, level, name, val, len);
+		errno = saved;
+	}
 	return r;
 }
 

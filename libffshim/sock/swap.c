@@ -71,6 +71,7 @@ void ffs_tcpopts_default(struct ffs_tcpopts *t)
 	t->keepcnt = 9;
 	t->maxseg = 1448;
 	t->ttl = 64;
+	t->quickack = 1; /* a fresh connection is not in pingpong mode */
 	strcpy(t->congestion, "cubic");
 }
 
@@ -98,6 +99,7 @@ void ffs_tcpopts_read(int fd, struct ffs_tcpopts *t)
 	get_int(fd, IPPROTO_IP, IP_TOS, &t->tos);
 	get_int(fd, IPPROTO_IP, IP_TTL, &t->ttl);
 	get_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, &t->v6only);
+	memset(t->congestion, 0, sizeof(t->congestion));
 	if (REAL(getsockopt)(fd, IPPROTO_TCP, TCP_CONGESTION, t->congestion, &len) < 0)
 		strcpy(t->congestion, "cubic");
 	t->congestion[sizeof(t->congestion) - 1] = '\0';

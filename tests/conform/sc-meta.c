@@ -196,6 +196,60 @@ static int setint(int fd, int level, int opt, int v)
 	return setsockopt(fd, level, opt, &v, sizeof(v));
 }
 
+#define OPT(l, n) {l, n, #n}
+
+/* IP- and TCP-level options as TCP answers them: value, length and errno
+ * go to the transcript. Left out: what describes the route (TCP_MAXSEG,
+ * TCP_INFO, IP_MTU, TCP_WINDOW_CLAMP, TCP_CC_INFO) and TCP_TIMESTAMP. */
+static void sockopt_answers(int fd, const char *when)
+{
+	static const struct {
+		int level, name;
+		const char *what;
+	} opts[] = {
+	    OPT(IPPROTO_IP, IP_OPTIONS),	OPT(IPPROTO_IP, IP_TOS),
+	    OPT(IPPROTO_IP, IP_TTL),		OPT(IPPROTO_IP, IP_PKTINFO),
+	    OPT(IPPROTO_IP, IP_MTU_DISCOVER),	OPT(IPPROTO_IP, IP_RECVERR),
+	    OPT(IPPROTO_IP, IP_RECVTOS),	OPT(IPPROTO_IP, IP_FREEBIND),
+	    OPT(IPPROTO_IP, IP_MINTTL),		OPT(IPPROTO_TCP, TCP_NODELAY),
+	    OPT(IPPROTO_TCP, TCP_CORK),		OPT(IPPROTO_TCP, TCP_KEEPIDLE),
+	    OPT(IPPROTO_TCP, TCP_KEEPINTVL),	OPT(IPPROTO_TCP, TCP_KEEPCNT),
+	    OPT(IPPROTO_TCP, TCP_SYNCNT),	OPT(IPPROTO_TCP, TCP_LINGER2),
+	    OPT(IPPROTO_TCP, TCP_QUICKACK),	OPT(IPPROTO_TCP, TCP_CONGESTION),
+	    OPT(IPPROTO_TCP, TCP_USER_TIMEOUT), OPT(IPPROTO_TCP, TCP_NOTSENT_LOWAT),
+	    OPT(IPPROTO_TCP, TCP_FASTOPEN),	OPT(IPPROTO_TCP, TCP_INQ),
+	    OPT(IPPROTO_TCP, TCP_ULP),		OPT(IPPROTO_TCP, TCP_MD5SIG),
+	};
+	static const uint8_t nops[4] = {IPOPT_NOP, IPOPT_NOP, IPOPT_NOP, IPOPT_END};
+
+	if (!strcmp(when, "set")) {
+		ck_zero("sockopt.ip_options-set", setsockopt(fd, IPPROTO_IP, IP_OPTIONS, nops, 4));
+		ck_zero("sockopt.recverr-set", setint(fd, IPPROTO_IP, IP_RECVERR, 1));
+		ck_zero("sockopt.linger2-set", setint(fd, IPPROTO_TCP, TCP_LINGER2, 5));
+		ck_err("sockopt.ttl-300", setint(fd, IPPROTO_IP, IP_TTL, 300), EINVAL);
+		ck_err("sockopt.congestion-unknown",
+		       setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "nosuchcc", 8), ENOENT);
+	}
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		uint8_t v[64];
+		char hex[2 * sizeof(v) + 1] = "";
+		socklen_t len = sizeof(v);
+		char name[80];
+		int r;
+
+		memset(v, 0, sizeof(v));
+		r = getsockopt(fd, opts[i].level, opts[i].name, v, &len);
+		snprintf(name, sizeof(name), "sockopt.%s.%s", when, opts[i].what);
+		if (r < 0) {
+			ck_ok(name, "errno %s", strerror(errno));
+			continue;
+		}
+		for (socklen_t k = 0; k < len && k < sizeof(v); k++)
+			snprintf(hex + 2 * k, 3, "%02x", v[k]);
+		ck_ok(name, "len %u %s", (unsigned)len, hex);
+	}
+}
+
 /* Options every connected end must report as TCP does. */
 static void sockopt_common(int fd)
 {
@@ -240,6 +294,8 @@ static void sockopt_common(int fd)
 	ck_yes("sockopt.peercred-pid-zero", r == 0 && cred.pid == 0);
 	ck_err("sockopt.unknown-option", getint(fd, SOL_SOCKET, 0x7fff, &v) < 0 ? -1 : 0,
 	       ENOPROTOOPT);
+	sockopt_answers(fd, "fresh");
+	sockopt_answers(fd, "set");
 }
 
 void cl_sockopt(void)
