@@ -200,7 +200,8 @@ static int setint(int fd, int level, int opt, int v)
 
 /* IP- and TCP-level options as TCP answers them: value, length and errno
  * go to the transcript. Left out: what describes the route (TCP_MAXSEG,
- * TCP_INFO, IP_MTU, TCP_WINDOW_CLAMP, TCP_CC_INFO) and TCP_TIMESTAMP. */
+ * TCP_INFO, IP_MTU, TCP_WINDOW_CLAMP, TCP_CC_INFO), TCP_QUICKACK (the
+ * kernel's pingpong mode follows the traffic) and TCP_TIMESTAMP. */
 static void sockopt_answers(int fd, const char *when)
 {
 	static const struct {
@@ -215,7 +216,7 @@ static void sockopt_answers(int fd, const char *when)
 	    OPT(IPPROTO_TCP, TCP_CORK),		OPT(IPPROTO_TCP, TCP_KEEPIDLE),
 	    OPT(IPPROTO_TCP, TCP_KEEPINTVL),	OPT(IPPROTO_TCP, TCP_KEEPCNT),
 	    OPT(IPPROTO_TCP, TCP_SYNCNT),	OPT(IPPROTO_TCP, TCP_LINGER2),
-	    OPT(IPPROTO_TCP, TCP_QUICKACK),	OPT(IPPROTO_TCP, TCP_CONGESTION),
+	    OPT(IPPROTO_TCP, TCP_CONGESTION),
 	    OPT(IPPROTO_TCP, TCP_USER_TIMEOUT), OPT(IPPROTO_TCP, TCP_NOTSENT_LOWAT),
 	    OPT(IPPROTO_TCP, TCP_FASTOPEN),	OPT(IPPROTO_TCP, TCP_INQ),
 	    OPT(IPPROTO_TCP, TCP_ULP),		OPT(IPPROTO_TCP, TCP_MD5SIG),
