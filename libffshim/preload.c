@@ -164,8 +164,7 @@ EXPORT int dup2(int old, int nfd)
 	int r, saved;
 
 	NEED(dup2);
-	if (old != nfd && REAL(fcntl)(old, F_GETFD) >= 0)
-		ffs_fd_closing(nfd);
+	ffs_fd_replacing(old, nfd);
 	r = REAL(dup2)(old, nfd);
 	saved = errno;
 	if (r >= 0 && old != nfd)
@@ -179,8 +178,7 @@ EXPORT int dup3(int old, int nfd, int flags)
 	int r, saved;
 
 	NEED(dup3);
-	if (old != nfd && REAL(fcntl)(old, F_GETFD) >= 0)
-		ffs_fd_closing(nfd);
+	ffs_fd_replacing(old, nfd);
 	r = REAL(dup3)(old, nfd, flags);
 	saved = errno;
 	if (r >= 0)

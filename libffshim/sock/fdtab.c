@@ -191,8 +191,17 @@ void ffs_fd_closing(int fd)
 {
 	struct ffs_sock *s = ffs_fd_get(fd);
 
-	if (s && s->handed)
+	if (s)
 		ffs_epoll_forget(s, fd);
+}
+
+void ffs_fd_replacing(int old, int nfd)
+{
+	struct ffs_sock *s = ffs_fd_get(nfd);
+
+	/* only a dup that will succeed closes nfd */
+	if (s && s->handed && old != nfd && REAL(fcntl)(old, F_GETFD) >= 0)
+		ffs_epoll_forget(s, nfd);
 }
 
 void ffs_fd_closing_range(unsigned first, unsigned last)

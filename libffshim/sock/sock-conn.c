@@ -97,9 +97,7 @@ static struct ffs_sock *conn_from_reply(int fd, int nfd, struct ffs_sock *s, con
 	ffs_vopts_inherit(c, s);
 	if (c->path == FF__PATH__PATH_TCP) {
 		copy_tcp_opts(fd, nfd);
-		for (int i = 0; i < c->nvopts; i++)
-			REAL(setsockopt)(nfd, c->vopts[i].level, c->vopts[i].name,
-					 c->vopts[i].val, c->vopts[i].len);
+		ffs_vopts_replay(c, nfd);
 	}
 	return c;
 }

@@ -143,6 +143,8 @@ void ffs_tcpopts_default(struct ffs_tcpopts *t);
 void ffs_tcpopts_read(int fd, struct ffs_tcpopts *t);
 /* c (accepted on l) inherits the options l's app set, as TCP's do. */
 void ffs_vopts_inherit(struct ffs_sock *c, const struct ffs_sock *l);
+/* Sets the options kept in s->vopts on fd (best effort). */
+void ffs_vopts_replay(const struct ffs_sock *s, int fd);
 
 /* sock-*.c */
 void ffs_unlisten(uint64_t id);

@@ -1,8 +1,9 @@
 /* What an accelerated fd says about itself: names, options, and epoll
- * registrations, recorded for a later swap and, on a file the router
- * handed over, to be removed when the app closes it. An accelerated socket answers as
- * a TCP socket with the overlay addresses would; IP- and TCP-level options
- * are kept by the shim, socket-level ones are the kernel's. */
+ * registrations (recorded for a later swap and, on a file the router
+ * handed over, removed when the app closes it). An accelerated socket
+ * answers as a TCP socket with the overlay addresses would; IP- and
+ * TCP-level options are kept by the shim, socket-level ones are the
+ * kernel's. */
 #include "sock-internal.h"
 
 #include "fdpass.h"
@@ -225,38 +226,25 @@ static int sol_socket_get(int fd, struct ffs_sock *s, int name, void *val, sockl
  * included (IP_OPTIONS is an empty list, an unknown option ENOPROTOOPT).
  * It is not connected: what depends on a connection (TCP_INFO, IP_MTU,
  * TCP_MAXSEG) is answered before it is asked. */
-static int scratch(const struct ffs_sock *s)
+void ffs_vopts_replay(const struct ffs_sock *s, int fd)
 {
-	int t = REAL(socket)(s->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-
-	for (int i = 0; t >= 0 && i < s->nvopts; i++)
-		REAL(setsockopt)(t, s->vopts[i].level, s->vopts[i].name, s->vopts[i].val,
+	for (int i = 0; i < s->nvopts; i++)
+		REAL(setsockopt)(fd, s->vopts[i].level, s->vopts[i].name, s->vopts[i].val,
 				 s->vopts[i].len);
-	return t;
 }
 
-static int scratch_get(const struct ffs_sock *s, int level, int name, void *val, socklen_t *len)
+/* getsockopt (get) or setsockopt (the kernel's verdict on the value; *len
+ * is the app's length) on a scratch socket; errno as the call left it. */
+static int scratch(const struct ffs_sock *s, bool get, int level, int name, void *val,
+		   socklen_t *len)
 {
-	int t = scratch(s), r, e;
+	int t = REAL(socket)(s->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP), r, e;
 
 	if (t < 0)
 		return -1;
-	r = REAL(getsockopt)(t, level, name, val, len);
-	e = errno;
-	REAL(close)(t);
-	errno = e;
-	return r;
-}
-
-/* The kernel's verdict on setting the option (val as the app passed it). */
-static int scratch_check(const struct ffs_sock *s, int level, int name, const void *val,
-			 socklen_t len)
-{
-	int t = scratch(s), r, e;
-
-	if (t < 0)
-		return -1;
-	r = REAL(setsockopt)(t, level, name, val, len);
+	ffs_vopts_replay(s, t);
+	r = get ? REAL(getsockopt)(t, level, name, val, len)
+		: REAL(setsockopt)(t, level, name, val, *len);
 	e = errno;
 	REAL(close)(t);
 	errno = e;
@@ -347,7 +335,7 @@ int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	v = tcp_int(s, level, name);
 	if (v)
 		return put_int(val, len, *v);
-	return scratch_get(s, level, name, val, len);
+	return scratch(s, true, level, name, val, len);
 }
 
 /* The kernel's bounds for the options kept in struct ffs_tcpopts (the
@@ -381,7 +369,7 @@ static int virtual_set(struct ffs_sock *s, int level, int name, const void *val,
 			errno = EINVAL;
 			return -1;
 		}
-		if (scratch_check(s, level, name, val, len) < 0)
+		if (scratch(s, false, level, name, (void *)val, &len) < 0)
 			return -1; /* an algorithm this kernel does not have */
 		memset(s->tcp.congestion, 0, sizeof(s->tcp.congestion));
 		if (len >= sizeof(s->tcp.congestion))
@@ -392,7 +380,7 @@ static int virtual_set(struct ffs_sock *s, int level, int name, const void *val,
 	}
 	v = tcp_int(s, level, name);
 	if (!v) {
-		if (scratch_check(s, level, name, val, len) < 0)
+		if (scratch(s, false, level, name, (void *)val, &len) < 0)
 			return -1;
 		return vopt_keep(s, level, name, val, len);
 	}

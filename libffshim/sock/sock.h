@@ -57,6 +57,8 @@ void ffs_fd_drop_range(unsigned first, unsigned last);
  * router handed over (its epoll registrations) goes now. */
 void ffs_fd_closing(int fd);
 void ffs_fd_closing_range(unsigned first, unsigned last);
+/* dup2/dup3 of old onto nfd is about to close nfd's file. */
+void ffs_fd_replacing(int old, int nfd);
 
 /* ---- the socket paths (sock-*.c): each returns what the libc call would ---- */
 

@@ -488,6 +488,35 @@ int sf_socket(int family, int type)
 	return fd;
 }
 
+int sf_run(const char *suite, const struct cu_test *tests, const char *const *overlay)
+{
+	int r;
+
+	sf_start();
+	sf_map_set(overlay);
+	sf_kernel_fake(true);
+	r = cu_run(suite, tests);
+	sf_kernel_fake(false);
+	sf_stop();
+	return r;
+}
+
+int sf_tcp_pair(int family, int *srv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sf_addr(family == AF_INET ? "127.0.0.1" : "::1", 0, &ss);
+	int l = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int c = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&ss, len) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&ss, &len) < 0 ||
+	    connect(c, (struct sockaddr *)&ss, len) < 0 ||
+	    (*srv = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		die("loopback TCP connection");
+	close(l);
+	return c;
+}
+
 int sf_close(int fd)
 {
 	return ffs_close(fd);

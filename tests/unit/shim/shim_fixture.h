@@ -17,6 +17,7 @@
 #include <ff/shm.h>
 
 #include "addr.h"
+#include "cu.h"
 #include "ff.pb-c.h"
 
 /* The fake router's overlay address for this container (HelloReply.ips)
@@ -77,6 +78,14 @@ struct sf_kernel {
 };
 extern struct sf_kernel sf_kernel;
 void sf_kernel_fake(bool on);
+
+/* A test binary's whole run: the shim and the fake router started, the
+ * map set to overlay (NULL-terminated), the fake kernel connect() on,
+ * the tests of suite run; cu_run's result. */
+int sf_run(const char *suite, const struct cu_test *tests, const char *const *overlay);
+/* A kernel TCP connection on loopback of the family (not through the
+ * shim): its client end; *srv the accepted end. Exits if that fails. */
+int sf_tcp_pair(int family, int *srv);
 
 /* A socket as socket() under the shim leaves it (in the fd table). */
 int sf_socket(int family, int type);

@@ -109,38 +109,6 @@ static int compare(int fd, int kfd, const struct opt *opts, size_t n, const char
 	return diffs;
 }
 
-/* A loopback TCP connection of the family: its client end. */
-static int kernel_conn(int family, int *server)
-{
-	struct sockaddr_storage ss = {0};
-	socklen_t len;
-	int l = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), c;
-
-	if (family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-		in->sin_family = AF_INET;
-		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		len = sizeof(*in);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-		in6->sin6_family = AF_INET6;
-		in6->sin6_addr = in6addr_loopback;
-		len = sizeof(*in6);
-	}
-	c = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&ss, len) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&ss, &len) < 0 ||
-	    connect(c, (struct sockaddr *)&ss, len) < 0 ||
-	    (*server = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0) {
-		perror("kernel_conn");
-		exit(1);
-	}
-	close(l);
-	return c;
-}
-
 /* A same-host connection handed over by the fake router: the app's fd. */
 static int shim_conn(int family)
 {
@@ -187,7 +155,7 @@ static void set_some(int fd, int family, bool shim)
 
 static void same_answers(int family)
 {
-	int srv, kfd = kernel_conn(family, &srv), fd = shim_conn(family), d = 0;
+	int srv, kfd = sf_tcp_pair(family, &srv), fd = shim_conn(family), d = 0;
 	const char *f = family == AF_INET ? "v4" : "v6";
 	char when[32];
 
@@ -231,7 +199,7 @@ static void test_refused_values(void)
 	    {IPPROTO_TCP, TCP_MAXSEG, 10},    {IPPROTO_IP, IP_MTU_DISCOVER, 99},
 	    {IPPROTO_TCP, TCP_USER_TIMEOUT, -1},
 	};
-	int srv, kfd = kernel_conn(AF_INET, &srv), fd = shim_conn(AF_INET);
+	int srv, kfd = sf_tcp_pair(AF_INET, &srv), fd = shim_conn(AF_INET);
 
 	for (size_t i = 0; i < N(bad); i++) {
 		int rs, es, rk, ek;
@@ -292,13 +260,5 @@ int main(void)
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.5", NULL};
-	int r;
-
-	sf_start();
-	sf_map_set(overlay);
-	sf_kernel_fake(true);
-	r = cu_run("shim-opts", tests);
-	sf_kernel_fake(false);
-	sf_stop();
-	return r;
+	return sf_run("shim-opts", tests, overlay);
 }

@@ -520,24 +520,6 @@ static void test_close_while_router_holds(void)
 	closed_while_held(fd, held, peer);
 }
 
-/* A loopback TCP connection: *srv the accepted end, *cli the other. */
-static void tcp_pair(int *srv, int *cli)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	*cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l < 0 || *cli < 0 || bind(l, (struct sockaddr *)&a, len) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&a, &len) < 0 ||
-	    connect(*cli, (struct sockaddr *)&a, len) < 0 ||
-	    (*srv = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0) {
-		perror("tcp_pair");
-		exit(1);
-	}
-	close(l);
-}
-
 /* An accept queue as the router builds one (q[1] is the app's listening
  * fd), holding one kernel connection forwarded from the app's kernel
  * listener (path NONE). The router's copy of it stays open: *held. */
@@ -551,7 +533,7 @@ static int queue_one(int q[2], int *held, int *peer)
 
 	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, q), 0);
 	ffs_fd_set(q[1], l);
-	tcp_pair(held, peer);
+	*peer = sf_tcp_pair(AF_INET, held);
 	ff_ip_parse(SF_OWN_IP, &sa.ip);
 	ff_sa_to_proto(&sa, &lm, lb);
 	ff_sa_to_proto(&sa, &pm, pb);
@@ -625,13 +607,5 @@ int main(void)
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.5", NULL};
-	int r;
-
-	sf_start();
-	sf_map_set(overlay);
-	sf_kernel_fake(true);
-	r = cu_run("shim-reply", tests);
-	sf_kernel_fake(false);
-	sf_stop();
-	return r;
+	return sf_run("shim-reply", tests, overlay);
 }

@@ -237,13 +237,5 @@ int main(void)
 	    {"policy_host", test_policy_host},
 	    {0},
 	};
-	int r;
-
-	sf_start();
-	sf_map_set(overlay);
-	sf_kernel_fake(true);
-	r = cu_run("shim-route", tests);
-	sf_kernel_fake(false);
-	sf_stop();
-	return r;
+	return sf_run("shim-route", tests, overlay);
 }
