@@ -488,19 +488,6 @@ int sf_socket(int family, int type)
 	return fd;
 }
 
-int sf_run(const char *suite, const struct cu_test *tests, const char *const *overlay)
-{
-	int r;
-
-	sf_start();
-	sf_map_set(overlay);
-	sf_kernel_fake(true);
-	r = cu_run(suite, tests);
-	sf_kernel_fake(false);
-	sf_stop();
-	return r;
-}
-
 int sf_tcp_pair(int family, int *srv)
 {
 	struct sockaddr_storage ss;

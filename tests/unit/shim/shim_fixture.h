@@ -17,7 +17,6 @@
 #include <ff/shm.h>
 
 #include "addr.h"
-#include "cu.h"
 #include "ff.pb-c.h"
 
 /* The fake router's overlay address for this container (HelloReply.ips)
@@ -79,10 +78,6 @@ struct sf_kernel {
 extern struct sf_kernel sf_kernel;
 void sf_kernel_fake(bool on);
 
-/* A test binary's whole run: the shim and the fake router started, the
- * map set to overlay (NULL-terminated), the fake kernel connect() on,
- * the tests of suite run; cu_run's result. */
-int sf_run(const char *suite, const struct cu_test *tests, const char *const *overlay);
 /* A kernel TCP connection on loopback of the family (not through the
  * shim): its client end; *srv the accepted end. Exits if that fails. */
 int sf_tcp_pair(int family, int *srv);

@@ -260,5 +260,13 @@ int main(void)
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.5", NULL};
-	return sf_run("shim-opts", tests, overlay);
+	int r;
+
+	sf_start();
+	sf_map_set(overlay);
+	sf_kernel_fake(true);
+	r = cu_run("shim-opts", tests);
+	sf_kernel_fake(false);
+	sf_stop();
+	return r;
 }

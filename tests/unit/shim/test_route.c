@@ -237,5 +237,13 @@ int main(void)
 	    {"policy_host", test_policy_host},
 	    {0},
 	};
-	return sf_run("shim-route", tests, overlay);
+	int r;
+
+	sf_start();
+	sf_map_set(overlay);
+	sf_kernel_fake(true);
+	r = cu_run("shim-route", tests);
+	sf_kernel_fake(false);
+	sf_stop();
+	return r;
 }
