@@ -10,7 +10,8 @@ build=(meson ninja-build pkg-config gcc libc6-dev libibverbs-dev librdmacm-dev l
 	libjson-c-dev)
 tests=(valgrind clang iproute2 iptables procps psmisc util-linux kmod busybox-static jq
 	docker.io iperf3 sockperf redis-server redis-tools nginx-light curl wrk
-	python3 python3-matplotlib etcd-server)
+	python3 python3-matplotlib etcd-server
+	golang-go musl-tools) # tests/progs: a static Go and a musl program for ffexec
 mapfile -t vm < <(grep -vE '^\s*(#|$)' "$here/tests/vm/deps.txt")
 
 want=("${build[@]}")
