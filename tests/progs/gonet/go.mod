@@ -1,0 +1,3 @@
+module ffnet/tests/progs/gonet
+
+go 1.19
