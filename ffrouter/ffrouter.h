@@ -2,7 +2,8 @@
  * main.c, the tests and the fuzz target start. Folders and who may use
  * whom (an arrow: "may include the header of"):
  *
- *   main.c, ffrouter.c -> core, xhost, rdma, rdma/cm
+ *   main.c, ffrouter.c -> core, xhost, rdma, rdma/cm, unotify
+ *   unotify            -> core
  *   rdma/cm            -> rdma, xhost, core
  *   rdma               -> xhost (hosts of the map), core
  *   xhost              -> core
@@ -15,6 +16,7 @@
 #include "cm.h"
 #include "core.h"
 #include "rdma.h"
+#include "unotify.h"
 #include "xhost.h"
 
 struct ffr_options {

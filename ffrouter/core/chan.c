@@ -378,8 +378,7 @@ void ffr_chan_free(struct ffr_chan *ch)
 	free(ch);
 }
 
-/* The peer must live in the container's registered network namespace. */
-static bool peer_in_netns(const struct ffr_container *c, pid_t pid)
+bool ffr_container_has_pid(const struct ffr_container *c, pid_t pid)
 {
 	char path[64];
 	struct stat st;
@@ -413,7 +412,7 @@ void ffr_accept_cb(evutil_socket_t fd, short what, void *arg)
 			close(cfd);
 			continue;
 		}
-		if (!peer_in_netns(c, cred.pid)) {
+		if (!ffr_container_has_pid(c, cred.pid)) {
 			ff_warn("%s: pid %d is not in the container's network namespace, refused",
 				c->name, (int)cred.pid);
 			close(cfd);

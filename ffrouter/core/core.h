@@ -287,8 +287,24 @@ bool ffr_container_owns_ip(const struct ffr_container *c, const struct ff_ip *ip
 /* The container's address of the given family, or NULL. */
 const struct ff_ip *ffr_container_ip(const struct ffr_container *c, int family);
 int ffr_name_valid(const char *name);
+/* Whether the task pid (the router's pid namespace) lives in c's registered
+ * network namespace (true when none was registered). */
+bool ffr_container_has_pid(const struct ffr_container *c, pid_t pid);
 /* "container" (or empty) / "host"; -EINVAL otherwise. */
 int ffr_policy_parse(const char *s, enum ffr_policy *out);
+
+/* sockets.c: what the router knows of a container's socket by the inode of
+ * the app's file (its end of a conn, or of a listener's accept queue), for
+ * a feature that answers for the app (the seccomp supervisor). 0 or
+ * -ENOENT (not the container's, or not the router's). */
+struct ffr_sock_info {
+	int kind;                 /* FF_KIND_CONN or FF_KIND_LISTENER */
+	struct ff_sa local, peer; /* peer: conns only */
+	Ff__Path path;            /* conns only */
+	int kfd;                  /* listeners: the kernel listener (not owned) */
+	struct ffr_listener *l;   /* listeners */
+};
+int ffr_sock_lookup(struct ffr_container *c, ino_t ino, struct ffr_sock_info *out);
 
 /* listener.c */
 struct ffr_listener *ffr_listener_find(struct ffr_container *c, const struct ff_sa *dst);

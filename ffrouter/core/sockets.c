@@ -411,6 +411,33 @@ static void op_unlisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
 
+int ffr_sock_lookup(struct ffr_container *c, ino_t ino, struct ffr_sock_info *out)
+{
+	struct ffr_conn_side *side, *other;
+	struct ffr_conn *cn = ino ? ffr_conn_by_ino(c->r, ino, &side, &other) : NULL;
+	struct ffr_listener *l;
+
+	memset(out, 0, sizeof(*out));
+	out->kfd = -1;
+	if (cn && side->c == c) {
+		out->kind = FF_KIND_CONN;
+		out->local = side->addr;
+		out->peer = other->addr;
+		out->path = cn->path;
+		return 0;
+	}
+	TAILQ_FOREACH (l, &c->r->listeners, link) {
+		if (l->c != c || !ino || l->shim_ino != ino)
+			continue;
+		out->kind = FF_KIND_LISTENER;
+		out->local = l->addr;
+		out->kfd = l->kfd;
+		out->l = l;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 static void op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
@@ -419,34 +446,28 @@ static void op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	uint8_t lip[16], pip[16];
 	struct ffr_conn_side *side, *other;
 	struct ffr_conn *cn = ffr_conn_by_ino(ch->r, (ino_t)req->lookup->inode, &side, &other);
-	struct ffr_listener *l;
+	struct ffr_sock_info si;
 
 	rep.id = req->id;
 	rep.body_case = FF__REPLY__BODY_LOOKUP;
 	rep.lookup = &lr;
-	if (cn && side->c == ch->c) {
-		lr.kind = FF_KIND_CONN;
-		ff_sa_to_proto(&side->addr, &local, lip);
-		ff_sa_to_proto(&other->addr, &peer, pip);
-		lr.local = &local;
+	if (ffr_sock_lookup(ch->c, (ino_t)req->lookup->inode, &si) < 0) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND, NULL);
+		return;
+	}
+	lr.kind = (uint32_t)si.kind;
+	ff_sa_to_proto(&si.local, &local, lip);
+	lr.local = &local;
+	if (si.kind == FF_KIND_CONN) {
+		ff_sa_to_proto(&si.peer, &peer, pip);
 		lr.peer = &peer;
 		lr.id = cn->id;
 		lr.slot = side->slot;
 		lr.path = cn->path;
-		ffr_reply(ch, &rep, NULL, 0);
-		return;
+	} else {
+		lr.id = si.l->id;
 	}
-	TAILQ_FOREACH (l, &ch->r->listeners, link) {
-		if (l->c != ch->c || l->shim_ino != (ino_t)req->lookup->inode)
-			continue;
-		lr.kind = FF_KIND_LISTENER;
-		ff_sa_to_proto(&l->addr, &local, lip);
-		lr.local = &local;
-		lr.id = l->id;
-		ffr_reply(ch, &rep, NULL, 0);
-		return;
-	}
-	ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND, NULL);
+	ffr_reply(ch, &rep, NULL, 0);
 }
 
 const struct ffr_op ffr_sock_ops[] = {

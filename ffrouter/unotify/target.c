@@ -1,0 +1,140 @@
+/* The supervised task's memory and files. Every access names the task by
+ * its id in the router's pid namespace; a file taken from it is checked
+ * against the notification afterwards, so that a task that died (and whose
+ * id went to another) is never confused with the one that trapped. */
+#include "internal.h"
+
+#include "addr.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+int sv_mem_read(pid_t tid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec l = {buf, len}, rm = {(void *)(uintptr_t)addr, len};
+	ssize_t n;
+
+	if (!len)
+		return 0;
+	if (!addr)
+		return -EFAULT;
+	n = process_vm_readv(tid, &l, 1, &rm, 1, 0);
+	if (n < 0)
+		return errno == ESRCH ? -ESRCH : -EFAULT;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+int sv_mem_write(pid_t tid, uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec l = {(void *)buf, len}, rm = {(void *)(uintptr_t)addr, len};
+	ssize_t n;
+
+	if (!len)
+		return 0;
+	if (!addr)
+		return -EFAULT;
+	n = process_vm_writev(tid, &l, 1, &rm, 1, 0);
+	if (n < 0)
+		return errno == ESRCH ? -ESRCH : -EFAULT;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+/* The thread group of tid, from /proc (kernels without thread pidfds). */
+static pid_t tgid_of(pid_t tid)
+{
+	char path[64], line[128];
+	pid_t tgid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+static int pidfd_of(pid_t tid)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+	pid_t tgid;
+
+	if (pfd >= 0 || errno != EINVAL)
+		return pfd;
+	tgid = tgid_of(tid);
+	return tgid > 0 ? (int)syscall(SYS_pidfd_open, tgid, 0) : -1;
+}
+
+int sv_getfd(struct sv *sv, const struct seccomp_notif *n, int fdnum)
+{
+	int pfd = pidfd_of((pid_t)n->pid), fd, err;
+
+	if (pfd < 0)
+		return -ESRCH;
+	fd = (int)syscall(SYS_pidfd_getfd, pfd, fdnum, 0);
+	err = fd < 0 ? -errno : 0;
+	close(pfd);
+	if (!err && !sv_valid(sv, n->id)) {
+		close(fd);
+		err = -ESRCH;
+	}
+	return err ? err : fd;
+}
+
+bool sv_fd_cloexec(pid_t tid, int fdnum)
+{
+	char path[64], line[128];
+	unsigned flags = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)tid, fdnum);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "flags: %o", &flags) == 1)
+			break;
+	fclose(f);
+	return flags & O_CLOEXEC;
+}
+
+int sv_put_addr(pid_t tid, uint64_t addr, uint64_t lenp, const struct ff_sa *sa, int family)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int n, err;
+
+	if (!addr) /* accept(fd, NULL, ...): nothing asked */
+		return 0;
+	err = sv_mem_read(tid, lenp, &len, sizeof(len));
+	if (err)
+		return err;
+	if ((int)len < 0)
+		return -EINVAL;
+	n = ff_sa_to_sockaddr(sa, family, &ss);
+	if (n < 0)
+		n = ff_sa_to_sockaddr(sa, sa->ip.family, &ss);
+	if (n < 0)
+		return -EINVAL;
+	err = sv_mem_write(tid, addr, &ss, len < (socklen_t)n ? len : (size_t)n);
+	if (!err) {
+		len = (socklen_t)n;
+		err = sv_mem_write(tid, lenp, &len, sizeof(len));
+	}
+	return err;
+}

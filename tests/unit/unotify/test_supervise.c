@@ -1,0 +1,467 @@
+/* The seccomp supervisor (ffrouter/unotify) against real programs: test
+ * children install a filter that traps the socket set-up calls, the test
+ * hands the listener to a router in a thread (fixture.h) on a container's
+ * socket, and the children use plain socket calls on overlay addresses
+ * that no interface here has: only the supervisor can connect them. */
+#include "cu.h"
+#include "fixture.h"
+
+#include "msg.h"
+
+#include <ff/wire.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fdpass.h"
+
+#define NBYTES (1 << 20)
+#define C1_IP  "10.99.0.1"
+#define C2_IP  "10.99.0.2"
+
+static struct fx_router fx;
+
+/* Traps the eight calls the supervisor serves; lets the rest through. */
+static int install_filter(void)
+{
+	static const int nrs[] = {SYS_connect,	   SYS_listen,	    SYS_accept,	    SYS_accept4,
+				  SYS_getsockname, SYS_getpeername, SYS_getsockopt, SYS_setsockopt};
+	struct sock_filter f[4 + 2 * 8 + 1];
+	struct sock_fprog prog = {.filter = f};
+	int n = 0;
+
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, arch));
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, nr));
+	for (int i = 0; i < 8; i++) {
+		f[n++] =
+		    (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nrs[i], 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
+	}
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	prog.len = (unsigned short)n;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+			    &prog);
+}
+
+/* A child under the filter, supervised as container name: runs fn(arg)
+ * once the router took the listener; its exit status is fn's. *ch gets
+ * the keeper's channel (close it once the child is done). */
+static pid_t spawn(const char *name, int (*fn)(int), int arg, int *ch)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Supervise m = FF__SUPERVISE__INIT;
+	Ff__Reply *rep;
+	int sp[2], lfd = -1, rfds[FF_MAX_FDS], nr = 0, nfds = 0;
+	char go = 1;
+	uint8_t b;
+	pid_t pid;
+
+	*ch = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int l = install_filter();
+
+		close(sp[0]);
+		if (l < 0 || ff_send_fds(sp[1], "l", 1, &l, 1) < 0)
+			_exit(90);
+		close(l);
+		if (read(sp[1], &go, 1) != 1)
+			_exit(91);
+		_exit(fn(arg));
+	}
+	close(sp[1]);
+	if (pid < 0 || ff_recv_fds(sp[0], &b, 1, &lfd, 1, &nfds, 0) != 1 || nfds != 1)
+		goto out;
+	*ch = fx_shim(&fx, name);
+	m.pid = (uint32_t)pid;
+	req.id = 7;
+	req.body_case = FF__REQUEST__BODY_SUPERVISE;
+	req.supervise = &m;
+	rep = *ch >= 0 ? fx_call(*ch, &req, &lfd, 1, rfds, &nr) : NULL;
+	CU_ASSERT_PTR_NOT_NULL(rep);
+	if (rep) {
+		CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_OK);
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+	}
+out:
+	if (lfd >= 0)
+		close(lfd);
+	if (pid > 0 && write(sp[0], &go, 1) != 1)
+		kill(pid, SIGKILL);
+	close(sp[0]);
+	return pid;
+}
+
+static int wait_status(pid_t pid)
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int port_pipe[2];
+
+static uint8_t pattern(size_t i)
+{
+	return (uint8_t)(i * 7 + 3);
+}
+
+static int check_name(int fd, bool peer, const char *ip, uint16_t port)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	char buf[INET_ADDRSTRLEN];
+	int r = peer ? getpeername(fd, (struct sockaddr *)&sin, &len)
+		     : getsockname(fd, (struct sockaddr *)&sin, &len);
+
+	if (r < 0 || len != sizeof(sin) || sin.sin_family != AF_INET)
+		return -1;
+	inet_ntop(AF_INET, &sin.sin_addr, buf, sizeof(buf));
+	if (strcmp(buf, ip) || (port && ntohs(sin.sin_port) != port))
+		return -1;
+	return ntohs(sin.sin_port);
+}
+
+static int opt_int(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, level, name, &v, &len) == 0 && len == sizeof(v) ? v : -2;
+}
+
+/* Listens on 0.0.0.0, tells the port, accepts one connection from c2,
+ * reads NBYTES of the pattern. */
+static int server(int nonblock_accept)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	uint16_t port;
+	int one = 1, l, c;
+	size_t got = 0;
+	uint8_t buf[65536];
+
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(l, 16) < 0)
+		return 10;
+	if (getsockname(l, (struct sockaddr *)&sin, &len) < 0 || sin.sin_family != AF_INET)
+		return 11;
+	if (opt_int(l, SOL_SOCKET, SO_ACCEPTCONN) != 1 ||
+	    opt_int(l, SOL_SOCKET, SO_DOMAIN) != AF_INET)
+		return 12;
+	port = ntohs(sin.sin_port);
+	if (nonblock_accept && (fcntl(l, F_SETFL, O_NONBLOCK) < 0 ||
+				accept4(l, NULL, NULL, SOCK_NONBLOCK) >= 0 || errno != EAGAIN))
+		return 14;
+	if (write(port_pipe[1], &port, sizeof(port)) != sizeof(port))
+		return 13;
+	if (nonblock_accept) {
+		struct pollfd p = {.fd = l, .events = POLLIN};
+
+		if (poll(&p, 1, 5000) != 1 || fcntl(l, F_SETFL, 0) < 0)
+			return 15;
+	}
+	len = sizeof(sin);
+	c = accept4(l, (struct sockaddr *)&sin, &len, SOCK_CLOEXEC);
+	if (c < 0 || len != sizeof(sin) || sin.sin_addr.s_addr != inet_addr(C2_IP))
+		return 16;
+	if (check_name(c, true, C2_IP, ntohs(sin.sin_port)) < 0 ||
+	    check_name(c, false, C1_IP, port) < 0)
+		return 17;
+	if (opt_int(c, SOL_SOCKET, SO_DOMAIN) != AF_INET ||
+	    opt_int(c, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP)
+		return 18;
+	while (got < NBYTES) {
+		ssize_t n = read(c, buf, sizeof(buf));
+
+		if (n <= 0)
+			return 19;
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] != pattern(got + (size_t)i))
+				return 20;
+		got += (size_t)n;
+	}
+	if (write(c, "ok", 2) != 2)
+		return 21;
+	close(c);
+	close(l);
+	return 0;
+}
+
+static int client(int nonblock)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	uint16_t port;
+	int fd, one = 1;
+	size_t sent = 0;
+	uint8_t buf[65536];
+	char ok[2];
+
+	if (read(port_pipe[0], &port, sizeof(port)) != sizeof(port))
+		return 30;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = inet_addr(C1_IP);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		return 31;
+	if (nonblock) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 || errno != EINPROGRESS)
+			return 32;
+		if (poll(&p, 1, 5000) != 1 || opt_int(fd, SOL_SOCKET, SO_ERROR) != 0)
+			return 33;
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+			return 34;
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 || errno != EISCONN)
+			return 35;
+		fcntl(fd, F_SETFL, 0);
+	} else if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		return 36;
+	}
+	if (check_name(fd, true, C1_IP, port) < 0 || check_name(fd, false, C2_IP, 0) < 0)
+		return 37;
+	/* set before the connect, on the TCP socket: still set; a fresh one: TCP's default */
+	if (opt_int(fd, IPPROTO_TCP, TCP_NODELAY) != 1 || opt_int(fd, IPPROTO_TCP, TCP_CORK) != 0)
+		return 38;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &(int){77}, sizeof(int)) < 0 ||
+	    opt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE) != 77)
+		return 39;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &(int){-1}, sizeof(int)) == 0 ||
+	    errno != EINVAL)
+		return 40;
+	while (sent < NBYTES) {
+		size_t n = NBYTES - sent < sizeof(buf) ? NBYTES - sent : sizeof(buf);
+		ssize_t w;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(sent + i);
+		w = write(fd, buf, n);
+		if (w <= 0)
+			return 41;
+		sent += (size_t)w;
+	}
+	if (read(fd, ok, 2) != 2 || memcmp(ok, "ok", 2))
+		return 42;
+	close(fd);
+	return 0;
+}
+
+static void pair(int nonblock)
+{
+	int ch1, ch2, rc, rs;
+	pid_t s, c;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
+	s = spawn("c1", server, nonblock, &ch1);
+	c = spawn("c2", client, nonblock, &ch2);
+	rc = wait_status(c);
+	rs = wait_status(s);
+	if (rc || rs)
+		fprintf(stderr, "client exit %d, server exit %d\n", rc, rs);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(rs, 0);
+	close(ch1);
+	close(ch2);
+	close(port_pipe[0]);
+	close(port_pipe[1]);
+	fx_assert_serving(&fx, 2);
+	fx_router_stop(&fx);
+}
+
+static void test_blocking_pair(void)
+{
+	pair(0);
+}
+
+static void test_nonblocking_pair(void)
+{
+	pair(1);
+}
+
+/* A connect outside the overlay, and calls on other sockets, are the
+ * kernel's, untouched. */
+static int plain(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), sv[2];
+
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    check_name(fd, true, "127.0.0.1", (uint16_t)port) < 0)
+		return 50;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 ||
+	    opt_int(sv[0], SOL_SOCKET, SO_DOMAIN) != AF_UNIX)
+		return 51;
+	if (setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) == 0)
+		return 52; /* an AF_UNIX socket has no TCP level */
+	if (getsockname(12345, (struct sockaddr *)&sin, &(socklen_t){sizeof(sin)}) == 0 ||
+	    errno != EBADF)
+		return 53;
+	close(fd);
+	return 0;
+}
+
+static void test_outside_untouched(void)
+{
+	uint16_t port;
+	int l, ch, c;
+	pid_t pid;
+
+	fx_up(&fx);
+	l = fx_tcp_listener(&port);
+	CU_ASSERT_FATAL(l >= 0);
+	pid = spawn("c1", plain, port, &ch);
+	c = accept(l, NULL, NULL);
+	CU_ASSERT(c >= 0);
+	CU_ASSERT_EQUAL(wait_status(pid), 0);
+	close(c);
+	close(l);
+	close(ch);
+	fx_router_stop(&fx);
+}
+
+/* Files that are not seccomp listeners are refused; the router serves on. */
+static void test_not_a_listener(void)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Supervise m = FF__SUPERVISE__INIT;
+	int fds[3], rfds[FF_MAX_FDS], nr, sp[2], ch;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	fds[0] = eventfd(0, 0);
+	fds[1] = sp[0];
+	fds[2] = open("/dev/null", O_RDWR);
+	ch = fx_shim(&fx, "c1");
+	CU_ASSERT_FATAL(ch >= 0);
+	req.body_case = FF__REQUEST__BODY_SUPERVISE;
+	req.supervise = &m;
+	for (int i = 0; i < 3; i++) {
+		Ff__Reply *rep;
+
+		req.id = 10 + (uint64_t)i;
+		rep = fx_call(ch, &req, &fds[i], 1, rfds, &nr);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+		CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_INVALID);
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+	}
+	/* and no fd at all */
+	req.id = 20;
+	{
+		Ff__Reply *rep = fx_call(ch, &req, NULL, 0, rfds, &nr);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+		CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_INVALID);
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+	}
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	close(sp[1]);
+	close(ch);
+	fx_assert_serving(&fx, 2);
+	fx_router_stop(&fx);
+}
+
+/* A task killed while its accept waits in the supervisor: the router
+ * drops the call and serves on; a later client is not accelerated to a
+ * listener that is gone. */
+static int block_in_accept(int unused)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t port;
+
+	if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(l, 4) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) < 0)
+		return 60;
+	port = ntohs(sin.sin_port);
+	if (write(port_pipe[1], &port, sizeof(port)) != sizeof(port))
+		return 61;
+	accept(l, NULL, NULL);
+	return 62;
+}
+
+static void test_killed_in_accept(void)
+{
+	int ch, listeners = -1, n = -1, conns = -1;
+	uint16_t port;
+	pid_t pid;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
+	pid = spawn("c1", block_in_accept, 0, &ch);
+	CU_ASSERT_EQUAL(read(port_pipe[0], &port, sizeof(port)), (ssize_t)sizeof(port));
+	for (int i = 0; i < 200 && listeners != 1; i++) {
+		usleep(10000);
+		fx_status_counts(&fx, &n, &listeners, &conns);
+	}
+	CU_ASSERT_EQUAL(listeners, 1);
+	usleep(50000); /* into the accept */
+	kill(pid, SIGKILL);
+	CU_ASSERT_EQUAL(wait_status(pid), 128 + SIGKILL);
+	for (int i = 0; i < 300 && listeners != 0; i++) {
+		usleep(10000);
+		fx_status_counts(&fx, &n, &listeners, &conns);
+	}
+	CU_ASSERT_EQUAL(listeners, 0);
+	close(ch);
+	close(port_pipe[0]);
+	close(port_pipe[1]);
+	fx_assert_serving(&fx, 2);
+	fx_router_stop(&fx);
+}
+
+int main(void)
+{
+	static const struct cu_test tests[] = {
+	    {"blocking_pair", test_blocking_pair},
+	    {"nonblocking_pair", test_nonblocking_pair},
+	    {"outside_untouched", test_outside_untouched},
+	    {"not_a_listener", test_not_a_listener},
+	    {"killed_in_accept", test_killed_in_accept},
+	    {NULL, NULL},
+	};
+	int l;
+
+	signal(SIGPIPE, SIG_IGN);
+	/* seccomp user notification needs Linux 5.0+ (ADDFD 5.9) */
+	l = (int)syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &(struct seccomp_notif_sizes){0});
+	if (l < 0) {
+		printf("SKIP: no seccomp user notification here (%s)\n", strerror(errno));
+		return 77;
+	}
+	return cu_run("supervise", tests);
+}
