@@ -559,8 +559,12 @@ static int conn_getopt(struct sv *sv, const struct sv_sock *s, int level, int na
 		memcpy(val, rec, *len);
 		return 0;
 	}
-	return getsockopt(sv->x->scratch[s->family == AF_INET6], level, name, val, len) < 0 ? -errno
-											    : 0;
+	if (getsockopt(sv->x->scratch[s->family == AF_INET6], level, name, val, len) < 0)
+		return -errno;
+	/* an unconnected socket's, but the connection is established */
+	if (level == IPPROTO_TCP && name == TCP_INFO && *len >= 1)
+		((struct tcp_info *)val)->tcpi_state = TCP_ESTABLISHED;
+	return 0;
 }
 
 static void do_getsockopt(struct sv *sv, const struct seccomp_notif *n, int afd)
