@@ -31,17 +31,26 @@
  * allocator initialising itself from inside dlsym, calling read() or
  * close()) sees ffs_busy and goes to the kernel without reading the table.
  * Like the lazy lookups this replaces, a pointer is never dropped: a
- * library dlclose'd after use is not supported. */
+ * library dlclose'd after use is not supported.
+ *
+ * Under ffexec (FFNET_EXEC set when the table is filled), the entries of
+ * the calls its seccomp filter traps are raw syscalls whose fd argument
+ * carries FF_EXEC_TAG (include/ff/exec.h): what the shim passes on to the
+ * kernel is served once, by the shim, never again by the supervisor.
+ * They are not cancellation points, unlike libc's. */
 #include "real.h"
 #include "sock/sock.h"
 
 #include "log.h"
 
+#include <ff/exec.h>
 #include <ff/wire.h>
 
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 struct ffs_real ffs_real;
 bool ffs_ready_flag;
@@ -49,13 +58,72 @@ bool ffs_enabled = true;
 __thread int ffs_busy __attribute__((tls_model("initial-exec")));
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* ---- the tagged calls (under ffexec) ---- */
+
+#define TAG(fd) ((long)((unsigned long)FF_EXEC_TAG << 32 | (unsigned int)(fd)))
+
+static int tag_connect(int fd, const struct sockaddr *a, socklen_t l)
+{
+	return (int)syscall(SYS_connect, TAG(fd), a, (long)l);
+}
+
+static int tag_listen(int fd, int backlog)
+{
+	return (int)syscall(SYS_listen, TAG(fd), (long)backlog);
+}
+
+static int tag_accept(int fd, struct sockaddr *a, socklen_t *l)
+{
+	return (int)syscall(SYS_accept, TAG(fd), a, l);
+}
+
+static int tag_accept4(int fd, struct sockaddr *a, socklen_t *l, int flags)
+{
+	return (int)syscall(SYS_accept4, TAG(fd), a, l, (long)flags);
+}
+
+static int tag_getsockname(int fd, struct sockaddr *a, socklen_t *l)
+{
+	return (int)syscall(SYS_getsockname, TAG(fd), a, l);
+}
+
+static int tag_getpeername(int fd, struct sockaddr *a, socklen_t *l)
+{
+	return (int)syscall(SYS_getpeername, TAG(fd), a, l);
+}
+
+static int tag_getsockopt(int fd, int level, int name, void *v, socklen_t *l)
+{
+	return (int)syscall(SYS_getsockopt, TAG(fd), (long)level, (long)name, v, l);
+}
+
+static int tag_setsockopt(int fd, int level, int name, const void *v, socklen_t l)
+{
+	return (int)syscall(SYS_setsockopt, TAG(fd), (long)level, (long)name, v, (long)l);
+}
+
+static void use_tagged_calls(void)
+{
+	ffs_real.connect = tag_connect;
+	ffs_real.listen = tag_listen;
+	ffs_real.accept = tag_accept;
+	ffs_real.accept4 = tag_accept4;
+	ffs_real.getsockname = tag_getsockname;
+	ffs_real.getpeername = tag_getpeername;
+	ffs_real.getsockopt = tag_getsockopt;
+	ffs_real.setsockopt = tag_setsockopt;
+}
+
 static void setup(void)
 {
 	const char *lvl = getenv(FF_ENV_LOG), *off = getenv(FF_ENV_DISABLE);
+	const char *exec = getenv(FF_ENV_EXEC);
 
 	ff_log_init("libffshim", ff_log_parse_level(lvl));
 	if (off && *off && *off != '0')
 		ffs_enabled = false;
+	if (exec && *exec)
+		use_tagged_calls();
 	ffs_sock_atfork();
 }
 
