@@ -9,10 +9,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-NAMES = {"host": "loopback", "bridge": "container bridge", "ffnet": "ffnet",
+NAMES = {"host": "loopback", "bridge": "container bridge", "ffnet": "ffnet", "ffexec": "ffexec",
          "native": "native rxe", "host2host": "host to host", "nat": "bridge + NAT"}
-COLORS = {"host": "#888888", "bridge": "#d08030", "ffnet": "#2a7ab0", "native": "#888888",
-          "host2host": "#888888", "nat": "#d08030"}
+COLORS = {"host": "#888888", "bridge": "#d08030", "ffnet": "#2a7ab0", "ffexec": "#40a060",
+          "native": "#888888", "host2host": "#888888", "nat": "#d08030"}
 
 
 def main(src, dst):

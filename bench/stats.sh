@@ -7,8 +7,8 @@ median() { # numbers...: the middle of the sorted values
 	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-ratio() { # A B: A/B with two decimals ("-" if B is 0)
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
+ratio() { # A B: A/B with two decimals ("-" if A is missing or B is 0)
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
 }
 
 iperf_gbps() { # OUTPUT of iperf3 -J: the received Gbit/s, two decimals (0 if unreadable)
@@ -61,7 +61,8 @@ medians() { # fills the caller's m[KEY] with the median of each v[KEY]
 # json_metrics [WHERE=NAME...]: the entries of a benchmark JSON's "metrics"
 # object, from the caller's metrics, label, lower, wheres, m and v: for
 # each metric its label, whether lower is better, and each WHERE's median
-# and runs, under WHERE's own name or the NAME given for it.
+# and runs, under WHERE's own name or the NAME given for it (a WHERE that
+# did not measure the metric has no entry).
 # shellcheck disable=SC2154 # the caller's
 json_metrics() {
 	local -A name=()
@@ -71,6 +72,7 @@ json_metrics() {
 		printf '%s\n  "%s": {"label": "%s", "lower_is_better": %s' "$sep" "$k" "${label[$k]}" \
 			"$([[ -n ${lower[$k]:-} ]] && echo true || echo false)"
 		for w in "${wheres[@]}"; do
+			[[ -n ${v[$k.$w]:-} ]] || continue
 			# shellcheck disable=SC2086
 			printf ', "%s": {"median": %s, "runs": [%s]}' "${name[$w]:-$w}" "${m[$k.$w]}" \
 				"$(echo ${v[$k.$w]} | tr ' ' ',')"
