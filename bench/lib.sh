@@ -4,6 +4,8 @@
 #   host    both ends on the host, over loopback (no container)
 #   bridge  c2 -> c1 over the container network (no shim)
 #   ffnet   c2 -> c1 with the shim preloaded, through the router
+#   ffexec  c2 -> c1, the same programs under ffexec (no LD_PRELOAD): the
+#           router's seccomp supervisor accelerates their sockets
 # Pinning: throughput runs put the server on CPU $BENCH_SRV_CPU and the
 # client on $BENCH_CLI_CPU; latency runs put both on $BENCH_SRV_CPU (on
 # this machine an idle vCPU halts, and a ping-pong across two vCPUs
@@ -30,6 +32,7 @@ bx() {
 	host) taskset -c "$cpu" "$@" ;;
 	bridge) tb_exec "$side" --cpu "$cpu" -- "$@" ;;
 	ffnet) ff_x "$side" --cpu "$cpu" -- "$@" ;;
+	ffexec) ff_e "$side" --cpu "$cpu" -- "$@" ;;
 	esac
 }
 
@@ -44,6 +47,7 @@ bx_bg() {
 		;;
 	bridge) tb_exec_bg "$side" --cpu "$cpu" -- "$@" ;;
 	ffnet) ff_x_bg "$side" --cpu "$cpu" -- "$@" ;;
+	ffexec) ff_e_bg "$side" --cpu "$cpu" -- "$@" ;;
 	esac
 }
 
@@ -84,6 +88,8 @@ measure_iperf() {
 	out=$(bx "$where" c2 "$BENCH_CLI_CPU" -- iperf3 -c "$(bench_ip "$where")" -p $port \
 		-t "$BENCH_SECS" -P "$p" -J 2>/dev/null || true)
 	bx_stop "$srv"
+	[[ $(iperf_gbps "$out") != 0 ]] ||
+		ff_log "iperf3 -P $p in $where failed: $(jq -r '.error // empty' <<<"$out" 2>/dev/null | tail -n 1)"
 	iperf_gbps "$out"
 }
 
@@ -95,6 +101,8 @@ measure_sockperf() {
 	out=$(bx "$where" c2 "$BENCH_SRV_CPU" -- sockperf pp --tcp -i "$(bench_ip "$where")" -p $port \
 		-t "$BENCH_SECS" 2>&1 || true)
 	bx_stop "$srv"
+	grep -q 'percentile 50.000' <<<"$out" ||
+		ff_log "sockperf in $where failed: $(grep -m 1 ERROR <<<"$out" || tail -n 1 <<<"$out")"
 	sockperf_pcts "$out"
 }
 
@@ -112,10 +120,52 @@ measure_redis() {
 		"$(sed -n 's/^ *GET: \([0-9.]*\) requests per second.*/\1/p' <<<"$out" | tail -n 1)"
 }
 
+# Connection set-up: bench/connrate (glibc) everywhere, gonet (static Go,
+# tests/progs) where no shim is meant to reach it. The image has gonet but
+# not connrate: bench_setup copies it into the containers.
+BENCH_CONNRATE=$FF_BUILD/bench/connrate
+BENCH_CONNRATE_IN=/usr/local/bin/connrate
+bench_gonet() { [[ -x $FF_BUILD/tests/progs/gonet ]]; } # built, so in the image
+bench_connrate() { [[ $1 == host ]] && echo "$BENCH_CONNRATE" || echo "$BENCH_CONNRATE_IN"; }
+
+# measure_connrate WHERE: connections/s of one connrate client (0 on failure)
+measure_connrate() {
+	local where=$1 srv out c port=7400
+	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- "$(bench_connrate "$where")" server $port)
+	bx_wait_port "$where" $port || { bx_stop "$srv"; echo 0; return 0; }
+	out=$(bx "$where" c2 "$BENCH_CLI_CPU" -- "$(bench_connrate "$where")" client "$(bench_ip "$where")" \
+		$port "$BENCH_SECS" 2>&1 || true)
+	bx_stop "$srv"
+	c=$(sed -n 's/^\([0-9]*\) connections\/s$/\1/p' <<<"$out" | head -n 1)
+	[[ -n $c ]] || ff_log "connrate in $where failed: $(tail -n 2 <<<"$out")"
+	echo "${c:-0}"
+}
+
+# measure_gonet WHERE: requests/s of one `gonet rate` worker, each request
+# on a new connection (0 on failure or on any error)
+measure_gonet() {
+	local where=$1 srv out c port=7401
+	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- gonet serve "0.0.0.0:$port")
+	bx_wait_port "$where" $port || { bx_stop "$srv"; echo 0; return 0; }
+	out=$(bx "$where" c2 "$BENCH_CLI_CPU" -- gonet rate "http://$(bench_ip "$where"):$port/bytes?n=100" \
+		-d "$BENCH_SECS" 2>&1 || true)
+	bx_stop "$srv"
+	c=$(sed -n 's/^requests [0-9]* errors 0 per_sec \([0-9.]*\)$/\1/p' <<<"$out" | head -n 1)
+	[[ -n $c ]] || ff_log "gonet rate in $where failed: $(tail -n 2 <<<"$out")"
+	echo "${c:-0}"
+}
+
 # bench_setup NAME SUBNET: test bed, router, two registered containers
+# (with connrate; gonet when it was built)
 bench_setup() {
+	local c
 	tb_ensure iperf3 sockperf redis-server redis-benchmark:redis-tools jq taskset:util-linux || return 1
+	[[ -x $BENCH_CONNRATE ]] || { ff_log "build first (scripts/build.sh): no $BENCH_CONNRATE"; return 1; }
 	ff_init "$1" || return $?
 	ff_router_start || return 1
 	ff_pair "$2" || return 1
+	# into each container's root, seen from the host (either backend)
+	for c in c1 c2; do
+		cp "$BENCH_CONNRATE" "/proc/$(tb_pid "$c")/root$BENCH_CONNRATE_IN" || return 1
+	done
 }
