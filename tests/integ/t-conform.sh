@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The socket-semantics conformance program between two containers, run once
-# natively (no shim) and once through ffnet; the transcripts must be
-# identical apart from the documented deviations of the same-host path
+# The socket-semantics conformance program between two containers, run
+# natively (no shim), through ffnet with the shim, and through ffnet under
+# ffexec (seccomp, no shim); the transcripts must be identical apart from
+# the documented deviations of the same-host path
 # (tests/conform/deviations-same-host.txt, printed when they occur).
 #   t-conform.sh [ffconform options]    default: full sizes (1 GiB, 1000 conns)
 set -euo pipefail
@@ -42,6 +43,20 @@ if "$FF_TOP/tests/conform/compare.sh" --allow "$FF_TOP/tests/conform/deviations-
 else
 	ff_nok "transcripts differ"
 fi
-grep -h 'bulk.*MiB' "$FF_WORK"/native.c.err "$FF_WORK"/ffnet.c.err 2>/dev/null | sed 's/^/# /' || true
+rc=0
+before=$(ff_conns_total)
+run ffexec ff_e || rc=$?
+ff_log "ffexec run exit status $rc (its FAIL lines are compared below)"
+total=$(ff_conns_total)
+(((total - before) >= 1000)) && ff_ok "ffexec run: $((total - before)) connections accelerated" ||
+	ff_nok "ffexec run: only $((total - before)) connections accelerated"
+cat "$FF_TOP"/tests/conform/deviations-{same-host,ffexec}.txt >"$FF_WORK/deviations-ffexec"
+if "$FF_TOP/tests/conform/compare.sh" --allow "$FF_WORK/deviations-ffexec" \
+	"$FF_WORK/native" "$FF_WORK/ffexec"; then
+	ff_ok "ffexec transcripts match ($(grep -c '^[CS] ' "$FF_WORK/native") lines)"
+else
+	ff_nok "ffexec transcripts differ"
+fi
+grep -h 'bulk.*MiB' "$FF_WORK"/native.c.err "$FF_WORK"/ffnet.c.err "$FF_WORK"/ffexec.c.err 2>/dev/null | sed 's/^/# /' || true
 ff_check "router stops cleanly" ff_router_stop
 ff_summary

@@ -9,7 +9,8 @@
 # - refusals: no listener -> ECONNREFUSED; a forged preamble is refused and
 #   reaches no app; router B killed: established flows go on, new connects
 #   fail fast with ECONNREFUSED; B back: connects work again;
-# - publish (docker -p without NAT) and policy host (a host socket).
+# - publish (docker -p without NAT) and policy host (a host socket);
+# - static programs under ffexec (rawnet, Go's net/http) from a1 to b1.
 #   t-xhost.sh [STORE]   STORE: file (default) or etcd
 set -uo pipefail
 store=${1:-file}
@@ -134,6 +135,44 @@ out=$(xh_x a1 -- wrk -t 2 -c 32 -d 2s "http://$B1/index.html" 2>&1)
 rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out")
 gt0 "${rps:-0}" && ! grep -qE 'Socket errors|Non-2xx' <<<"$out" && ok "wrk across hosts: $rps requests/s, no errors" ||
 	nok "wrk: $out"
+
+# ---- programs the shim cannot reach, under ffexec (the routers' seccomp
+# supervisors): static glibc raw syscalls and static Go, across hosts
+xe() { # C -- CMD...: run CMD in container C under ffexec
+	local c=$1
+	shift 2
+	ip netns exec "$(xh_ns "$c")" env FFNET_SOCK="$(xh_rundir "${XH_CHOST[$c]}")/c/$c/ffrouter.sock" \
+		"$XH_BUILD/ffexec/ffexec" "$@"
+}
+A1=${XH_CIP[a1]}
+raw=$XH_BUILD/tests/progs/rawnet gon=$XH_BUILD/tests/progs/gonet
+if [[ -x $raw ]]; then
+	(xe b1 -- "$raw" serve "$B1" 7101 >"$XH_WORK/raw.s" 2>&1) &
+	rspid=$!
+	xh_wait_port b1 7101
+	n0=$(total)
+	out=$(xe a1 -- "$raw" connect -nb "$B1" 7101 1000000 2>&1)
+	wait $rspid
+	grep -q "^ok 1000000 local $A1:[0-9]* peer $B1:7101\$" <<<"$out" && grep -q "^peer $A1:" "$XH_WORK/raw.s" &&
+		(($(total) == n0 + 1)) && ok "ffexec rawnet -nb across hosts: bytes intact, overlay names, accelerated" ||
+		nok "ffexec rawnet across hosts: $out / $(cat "$XH_WORK/raw.s") / conns $n0 -> $(total)"
+else
+	nok "tests/progs/rawnet is built"
+fi
+if [[ -x $gon ]]; then
+	(xe b1 -- "$gon" serve "$B1:7102" -n 2 >"$XH_WORK/go.s" 2>&1) &
+	gspid=$!
+	xh_wait_port b1 7102
+	n0=$(total)
+	out=$(xe a1 -- "$gon" get "http://$B1:7102/bytes" -n 1000000 2>&1)
+	who=$(xe a1 -- "$gon" get "http://$B1:7102/whoami" 2>&1)
+	wait $gspid
+	grep -q "^ok 1000000\$" <<<"$out" && grep -q "^server remote=$A1:[0-9]* local=$B1:7102\$" <<<"$who" &&
+		(($(total) == n0 + 2)) && ok "ffexec gonet (static Go net/http) across hosts: bytes, RemoteAddr, accelerated" ||
+		nok "ffexec gonet across hosts: $out / $who / conns $n0 -> $(total)"
+else
+	nok "tests/progs/gonet is built"
+fi
 
 # ---- publish: host B's port 8080 -> b1:80, reached from host A without NAT
 xh_ctl B publish b1 8080:80 >/dev/null

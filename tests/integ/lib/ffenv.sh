@@ -19,6 +19,7 @@ _FF_ENV_LOADED=1
 FF_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd -P)
 FF_BUILD=${FF_BUILD:-$FF_TOP/build}
 FF_SHIM_IN=/usr/lib/ffnet/libffshim.so
+FF_EXEC_IN=/usr/lib/ffnet/ffexec
 FF_IMAGE=ffapp
 # shellcheck source=testbed.sh
 . "$FF_TOP/tests/integ/lib/testbed.sh"
@@ -50,7 +51,14 @@ ff_image_files() {
 		/usr/bin/curl /usr/bin/wrk \
 		"$FF_BUILD/libffshim/libffshim.so=$FF_SHIM_IN" \
 		"$FF_BUILD/tests/conform/ffconform=/usr/bin/ffconform" \
-		"$FF_BUILD/bench/loadgen=/usr/bin/loadgen"
+		"$FF_BUILD/bench/loadgen=/usr/bin/loadgen" \
+		"$FF_BUILD/ffexec/ffexec=$FF_EXEC_IN" /bin/busybox
+	# the programs LD_PRELOAD cannot reach (tests/progs), those built here
+	local p
+	for p in rawnet muslnet gonet; do
+		[[ -x $FF_BUILD/tests/progs/$p ]] && echo "$FF_BUILD/tests/progs/$p=/usr/bin/$p"
+	done
+	return 0
 }
 
 # ff_init NAME: test bed up, image built. Returns 77 when no backend works.
@@ -149,6 +157,24 @@ ff_x_bg() {
 	local name=$1
 	shift
 	tb_exec_bg "$name" --env LD_PRELOAD=$FF_SHIM_IN "$@"
+}
+
+# ff_e NAME [tb_exec options] -- CMD...: run CMD in the container under
+# ffexec (no LD_PRELOAD: the programs it is for never see one).
+ff_e() {
+	local name=$1 opts=()
+	shift
+	while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
+	shift
+	tb_exec "$name" "${opts[@]}" -- "$FF_EXEC_IN" "$@"
+}
+
+ff_e_bg() {
+	local name=$1 opts=()
+	shift
+	while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
+	shift
+	tb_exec_bg "$name" "${opts[@]}" -- "$FF_EXEC_IN" "$@"
 }
 
 # ff_status_json: the router's status (empty object if it is down).
