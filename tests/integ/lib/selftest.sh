@@ -39,6 +39,8 @@ wd=${TB_SELFTEST_DIR:-/var/tmp/ffnet-testbed/selftest}
 subnet=${TB_SELFTEST_SUBNET:-10.231.7.0/24}
 base=${subnet%.*/*}
 ip1=$base.2 ip2=$base.3
+# shellcheck disable=SC2034 # used in evals below
+ip3=$base.4 subnet2=${base%.*}.$(((${base##*.} + 1) % 256)).0/24
 cpu=$(($(nproc) - 1)) # server and client for the pinned runs
 cpu2=$((cpu > 0 ? cpu - 1 : cpu))
 npass=0 nfail=0
@@ -114,6 +116,21 @@ check "tb_exec returns the status" test "$rc" = 3
 mask=$(printf '%x' $((1 << cpu2)))
 check "tb_exec --cpu pins" eval 'tb_exec c2 --cpu "$cpu2" -- sh -c "taskset -p \$\$" | grep -q "mask: $mask\$"'
 check "ping across the bridge" eval 'tb_exec c2 -- ping -c 1 -W 2 "$ip1" >/dev/null'
+
+# ---- docker takes a name it does not know as an ID prefix (`docker rm -f c2`
+# with no c2 removes the container whose ID starts with "c2"): names that are
+# prefixes of c1's and of sn's IDs must leave c1 and sn alone
+if [[ $backend == docker ]]; then
+	p=$(tb_docker inspect -f '{{.Id}}' c1) q=$(tb_docker network inspect -f '{{.Id}}' sn)
+	p=${p:0:12} q=${q:0:12}
+	check "a failed tb_run $p (a prefix of c1's ID) leaves c1 alone" \
+		eval '! tb_run "$p" tbself-none "$ip3" 2>/dev/null && tb_exec c1 -- true'
+	check "tb_run + tb_rm $p: that container, c1 left alone" \
+		eval 'tb_run "$p" tbself "$ip3" && test "$(tb_exec "$p" -- cat /etc/hostname)" = "$p" &&
+			tb_rm "$p" && tb_exec c1 -- true'
+	check "tb_net + tb_net_rm $q (a prefix of sn's ID): sn left alone" \
+		eval 'tb_net "$q" "$subnet2" && tb_net_rm "$q" && tb_exec c2 -- ping -c 1 -W 2 "$ip1" >/dev/null'
+fi
 
 # ---- iperf3 (server and client pinned to the same CPU: on these VMs an idle
 # vCPU halts, and a ping-pong across two vCPUs costs several times more)

@@ -205,29 +205,52 @@ _tb_docker_restore_host() { # STATE
 	return 0
 }
 
+# Docker resolves a container or network reference as a full ID, then an
+# exact name, then a unique ID *prefix*: `docker rm -f c2` with no container
+# named c2 removes the one whose ID starts with "c2" (c1's, 1 time in 256).
+# So the test bed refers to what it made by the ID docker printed
+# (ctrs/NAME/id, nets/NAME/id) and looks names up only with _tb_docker_id,
+# which checks the name it gets back.
+
+# _tb_docker_id container|network NAME: the ID of the one named exactly NAME.
+_tb_docker_id() {
+	local out want=$2
+	[[ $1 == container ]] && want=/$2
+	out=$(_tb_d "$1" inspect -f '{{.Id}} {{.Name}}' "$2" 2>/dev/null) || return 1
+	[[ $out == *" $want" ]] || return 1
+	printf '%s\n' "${out%% *}"
+}
+
 _tb_docker_net() { # NAME BRIDGE SUBNET GW PREFIX
-	local cur
-	if cur=$(_tb_d network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$1" 2>/dev/null); then
-		[[ $cur == "$3" ]] && return 0
+	local id cur
+	if id=$(_tb_docker_id network "$1"); then
+		cur=$(_tb_d network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$id" 2>/dev/null)
+		if [[ $cur == "$3" ]]; then
+			echo "$id" >"$TB_STATE/nets/$1/id"
+			return 0
+		fi
 		if [[ $(cat "$TB_STATE/dockerd") == external ]]; then
 			_tb_err "docker network $1 exists with subnet $cur"
 			return 1
 		fi
-		_tb_d network rm "$1" >/dev/null || return 1 # a leftover in our own engine
+		_tb_d network rm "$id" >/dev/null || return 1 # a leftover in our own engine
 	fi
-	_tb_d network create -d bridge --subnet "$3" --gateway "$4" \
-		-o "com.docker.network.bridge.name=$2" "$1" >/dev/null
+	id=$(_tb_d network create -d bridge --subnet "$3" --gateway "$4" \
+		-o "com.docker.network.bridge.name=$2" "$1") || return 1
+	echo "$id" >"$TB_STATE/nets/$1/id"
 }
 
 _tb_docker_net_rm() { # NAME BRIDGE
-	_tb_d network rm "$1" >/dev/null 2>&1
+	local id
+	{ read -r id <"$TB_STATE/nets/$1/id"; } 2>/dev/null || id=$(_tb_docker_id network "$1") || return 0
+	_tb_d network rm "$id" >/dev/null 2>&1
 	return 0
 }
 
 # _tb_docker_run NAME IMAGE IP NET CPUS NMOUNTS MOUNT... NENVS ENV... NCAPS CAP...
 _tb_docker_run() {
-	local name=$1 image=$2 ip=$3 net=$4 cpus=$5 n pid out
-	local args=(run -d --pull never --name "$name" --hostname "$name" --network "$net" --ip "$ip")
+	local name=$1 image=$2 ip=$3 net=$4 cpus=$5 n pid id out d=$TB_STATE/ctrs/$1
+	local args=(create --pull never --name "$name" --hostname "$name" --network "$net" --ip "$ip")
 	shift 5
 	n=$1; shift
 	while ((n-- > 0)); do args+=(-v "$1"); shift; done
@@ -240,31 +263,50 @@ _tb_docker_run() {
 	[[ $image == *:* ]] || image=$image:latest
 	# In our own engine a container of that name is a leftover of a run whose
 	# dockerd died with it (tb_run refuses names it knows): remove it.
-	[[ $(cat "$TB_STATE/dockerd") != external ]] && _tb_d rm -f -v "$name" >/dev/null 2>&1
-	# stderr only on failure: docker warns that IPv4 forwarding is off, which
-	# is intended (nothing is routed)
-	if ! out=$(_tb_d "${args[@]}" "$image" /bin/sleep infinity 2>&1); then
-		_tb_err "docker run $name: $out"
+	if [[ $(cat "$TB_STATE/dockerd") != external ]] && id=$(_tb_docker_id container "$name"); then
+		_tb_d rm -f -v "$id" >/dev/null 2>&1
+	fi
+	# create, then start: the ID is recorded even if the start fails. stderr
+	# only on failure: docker warns that IPv4 forwarding is off, which is
+	# intended (nothing is routed)
+	if ! id=$(_tb_d "${args[@]}" "$image" /bin/sleep infinity 2>"$d/create.err"); then
+		_tb_err "docker create $name: $(<"$d/create.err")"
 		return 1
 	fi
-	pid=$(_tb_d inspect -f '{{.State.Pid}}' "$name") && [[ $pid -gt 0 ]] || return 1
-	echo "$pid" >"$TB_STATE/ctrs/$name/pid"
+	echo "$id" >"$d/id"
+	if ! out=$(_tb_d start "$id" 2>&1); then
+		_tb_err "docker start $name: $out"
+		return 1
+	fi
+	pid=$(_tb_d inspect -f '{{.State.Pid}}' "$id") && [[ $pid -gt 0 ]] || return 1
+	echo "$pid" >"$d/pid"
 }
 
 _tb_docker_pid() { cat "$TB_STATE/ctrs/$1/pid"; }
 
 # _tb_docker_exec NAME CPU NENVS ENV... CMD...
 _tb_docker_exec() {
-	local name=$1 cpu=$2 n=$3
+	local name=$1 cpu=$2 n=$3 id
 	local args=(exec -i)
 	shift 3
+	if ! { read -r id <"$TB_STATE/ctrs/$name/id"; } 2>/dev/null; then
+		_tb_err "container $name has no docker ID (tb_run did not finish)"
+		return 125
+	fi
 	while ((n-- > 0)); do args+=(-e "$1"); shift; done
-	args+=("$name")
+	args+=("$id")
 	[[ -n $cpu ]] && args+=(taskset -c "$cpu")
 	_tb_d "${args[@]}" "$@"
 }
 
 _tb_docker_rm() { # STATE NAME
-	TB_STATE=$1 _tb_d rm -f -v "$2" >/dev/null 2>&1
+	local TB_STATE=$1 id
+	if ! { read -r id <"$1/ctrs/$2/id"; } 2>/dev/null; then
+		# killed between create and recording the ID: only our own engine
+		# can have nothing but ours under that name
+		[[ $(cat "$1/dockerd" 2>/dev/null) != external ]] || return 0
+		id=$(_tb_docker_id container "$2") || return 0
+	fi
+	_tb_d rm -f -v "$id" >/dev/null 2>&1
 	return 0
 }
