@@ -207,6 +207,9 @@ while read -r k v; do res[t_${k}_s]=$v; done < <(tb_times)
 # take the lock)
 tb_cleanup --keep-lock
 tb_cleanup --keep-lock
+if [[ ${TB_LOCK:-1} != 0 ]]; then
+	check "tb_cleanup --keep-lock (twice) kept the test bed lock" eval '! flock -n "$TB_LOCK_FILE" true'
+fi
 leftover=$(ip netns list 2>/dev/null | grep -E '^tb-' || true)
 check "no netns left${leftover:+: $leftover}" test -z "$leftover"
 leftover=$(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | grep -E '^tbv?-' || true)

@@ -701,7 +701,12 @@ tb_cleanup() {
 	local -
 	set +e
 	local t0=$EPOCHREALTIME
-	[[ -n ${TB_STATE:-} && -d ${TB_STATE:-} ]] || { _tb_unlock; return 0; }
+	if [[ -z ${TB_STATE:-} || ! -d ${TB_STATE:-} ]]; then
+		# (a second tb_cleanup --keep-lock must keep it too: another test
+		# bed would start while the caller still checks the host is clean)
+		[[ ${1:-} == --keep-lock ]] || _tb_unlock
+		return 0
+	fi
 	if [[ -z ${_TB_OWNER:-} ]]; then
 		return 0 # a script using its parent's test bed: the parent cleans up
 	fi
