@@ -153,10 +153,16 @@ _tb_netns_pid() { local p; read -r p _ <"$TB_STATE/ctrs/$1/pid" && echo "$p"; }
 # _tb_netns_exec NAME CPU NENVS ENV... CMD...
 _tb_netns_exec() {
 	local name=$1 cpu=$2 n=$3 d pid cpus
-	local envs=(PATH="$_TB_PATH" HOME=/root HOSTNAME="$name") pre=()
+	local envs=(PATH="$_TB_PATH" HOME=/root HOSTNAME="$name") pre=() st
 	shift 3
 	d=$TB_STATE/ctrs/$name
-	read -r pid _ <"$d/pid"
+	read -r pid st <"$d/pid"
+	# a dead init's pid is soon another process's: nsenter would then run CMD
+	# in that process's namespaces (the host's, as like as not)
+	if ! _tb_alive "$pid" "$st"; then
+		_tb_err "container $name is not running (its init, pid $pid, is gone)"
+		return 125
+	fi
 	[[ -s $d/env ]] && mapfile -t -O 3 envs <"$d/env"
 	while ((n-- > 0)); do envs+=("$1"); shift; done
 	cpus=$(<"$d/cpus")

@@ -70,6 +70,7 @@ _tb_proc_start() {
 	stat=${stat##*) }
 	local f
 	read -r -a f <<<"$stat"
+	((${#f[@]} > 19)) || return 1 # (read as the process went away)
 	printf '%s\n' "${f[19]}"
 }
 
@@ -228,11 +229,13 @@ _tb_lock() {
 		rm -f "$1" "$4.owner"' tb-lock "$token" "$$" "${TB_WORKDIR:-?}" "$TB_LOCK_FILE" \
 		</dev/null >/dev/null 2>&1 &
 	_TB_LOCK_PID=$!
+	# (its start time: the shell reaps it when it ends, and the pid is reused)
+	_TB_LOCK_ST=$(_tb_proc_start "$_TB_LOCK_PID") || _TB_LOCK_ST=gone
 	for ((i = 0; ; i++)); do
 		[[ -s $token ]] && return 0
-		if ! _tb_alive "$_TB_LOCK_PID"; then
+		if ! _tb_alive "$_TB_LOCK_PID" "$_TB_LOCK_ST"; then
 			_tb_err "another test bed holds $TB_LOCK_FILE ($(cat "$TB_LOCK_FILE.owner" 2>/dev/null)); gave up after ${TB_LOCK_TIMEOUT}s"
-			unset _TB_LOCK_PID
+			unset _TB_LOCK_PID _TB_LOCK_ST
 			return 1
 		fi
 		((i == 50)) && _tb_log "waiting (up to ${TB_LOCK_TIMEOUT}s) for the test bed lock held by $(cat "$TB_LOCK_FILE.owner" 2>/dev/null || echo '?')"
@@ -243,8 +246,8 @@ _tb_lock() {
 _tb_unlock() {
 	[[ -n ${_TB_LOCK_PID:-} ]] || return 0
 	rm -f "$TB_LOCK_FILE.token.$$"
-	while _tb_alive "$_TB_LOCK_PID"; do sleep 0.05; done
-	unset _TB_LOCK_PID
+	while _tb_alive "$_TB_LOCK_PID" "${_TB_LOCK_ST:-gone}"; do sleep 0.05; done
+	unset _TB_LOCK_PID _TB_LOCK_ST
 }
 
 _tb_install_trap() {
@@ -633,11 +636,11 @@ tb_kill() {
 # tb_wait ID [TIMEOUT]: wait for a background job, return its status (124 on
 # timeout).
 tb_wait() {
-	local dir t=${2:-} t0=$EPOCHREALTIME l e
+	local dir t=${2:-} t0=$EPOCHREALTIME l s e
 	dir=$(_tb_bg_dir "${1:-}") || return 1
 	while [[ ! -f $dir/status ]]; do
-		read -r l _ <"$dir/launcher"
-		if ! _tb_alive "$l"; then
+		read -r l s <"$dir/launcher"
+		if [[ -z $s ]] || ! _tb_alive "$l" "$s"; then
 			[[ -f $dir/status ]] && break
 			_tb_err "tb_wait: job $1 vanished without a status"
 			return 1
@@ -664,7 +667,9 @@ _tb_bg_reap() { # BGDIR: make sure the launcher is gone
 	local l s
 	[[ -f $1/launcher ]] || return 0
 	read -r l s <"$1/launcher"
-	if [[ ! -f $1/status ]] && _tb_alive "$l" "$s"; then
+	# no start time: the launcher was gone before it was recorded, and its
+	# pid may be anyone's by now (pids wrap within minutes on a busy host)
+	if [[ ! -f $1/status && -n $s ]] && _tb_alive "$l" "$s"; then
 		kill -TERM "$l" 2>/dev/null
 		sleep 0.05
 		_tb_alive "$l" "$s" && kill -KILL "$l" 2>/dev/null
