@@ -17,16 +17,31 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 mode=${1:-${TB_BACKEND:-auto}}
 
 if [[ $mode == both ]]; then
+	# The host-wide lock is taken once, for both runs: one wait for another
+	# test bed (not two) within meson's timeout, and none in between. Each
+	# run still takes and keeps a lock of its own, a private one.
+	# shellcheck source=testbed.sh
+	. "$here/testbed.sh"
+	trap tb_cleanup EXIT
+	((EUID != 0)) || tb_lock || exit 1
 	rc_all=0 ran=0
 	for b in docker netns; do
 		rc=0
-		TB_BACKEND=$b "$0" "$b" || rc=$?
+		TB_BACKEND=$b TB_LOCK_FILE=$TB_LOCK_FILE.selftest "$0" "$b" || rc=$?
 		case $rc in
 		0) ran=$((ran + 1)) ;;
 		77) echo "selftest: backend $b skipped" ;;
-		*) rc_all=1 ;;
+		*)
+			rc_all=1
+			if ((rc > 128)); then
+				echo "selftest: backend $b killed by SIG$(kill -l "$rc")"
+			else
+				echo "selftest: backend $b failed (status $rc)"
+			fi
+			;;
 		esac
 	done
+	rm -f "$TB_LOCK_FILE.selftest"
 	((rc_all == 0 && ran == 0)) && exit 77
 	exit $rc_all
 fi
