@@ -72,6 +72,7 @@ struct sv {
 	int cfd; /* our end of the internal shim channel */
 	struct event *cev;
 	bool ready; /* the internal channel said Hello */
+	uint64_t sup_id; /* the Supervise to answer once ready */
 	uint64_t next_req;
 	struct sv_call_list calls;
 	unsigned ncalls;

@@ -197,13 +197,31 @@ static void chan_cb(evutil_socket_t fd, short what, void *arg)
 		if (r == 0 || r == -ECONNRESET || r == -ENOTCONN) {
 			ff_info("%s: seccomp supervision of pid %d ends (container gone)",
 				sv->c->name, (int)sv->pid);
+			if (!sv->ready)
+				ffr_reply_status(sv->kch, sv->sup_id, FF__STATUS__ST_INTERNAL,
+						 "supervise: the container went away");
 			sv_free(sv);
 			return;
 		}
 		if (r < 0)
 			continue;
-		if (rep->id == 0 && rep->body_case == FF__REPLY__BODY_HELLO && !rep->status) {
+		if (rep->id == 0 && !sv->ready) {
+			/* only now may the task go on: a call before this would
+			 * have been let through to the kernel, unaccelerated */
+			if (rep->body_case != FF__REPLY__BODY_HELLO || rep->status) {
+				ff_warn("%s: seccomp supervision of pid %d: internal channel refused",
+					sv->c->name, (int)sv->pid);
+				ffr_reply_status(sv->kch, sv->sup_id, FF__STATUS__ST_INTERNAL,
+						 "supervise: internal channel refused");
+				protobuf_c_message_free_unpacked(m, NULL);
+				ff_close_fds(fds, nfds);
+				sv_free(sv);
+				return;
+			}
 			sv->ready = true;
+			ff_info("%s: supervising the programs of pid %d (seccomp)", sv->c->name,
+				(int)sv->pid);
+			ffr_reply_status(sv->kch, sv->sup_id, FF__STATUS__ST_OK, NULL);
 		} else if ((call = call_by_req(sv, rep->id))) {
 			call->req = 0;
 			sv_call_reply(call, rep, fds, nfds);
@@ -378,6 +396,7 @@ static void op_supervise(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 	sv->pid = ch->pid;
 	sv->lfd = fds[0];
 	sv->cfd = -1;
+	sv->sup_id = req->id;
 	TAILQ_INIT(&sv->calls);
 	TAILQ_INSERT_TAIL(&x->svs, sv, link);
 	x->nsvs++;
@@ -390,8 +409,8 @@ static void op_supervise(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 				 strerror(-err));
 		return;
 	}
-	ff_info("%s: supervising the programs of pid %d (seccomp)", ch->c->name, (int)ch->pid);
-	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
+	/* answered when the internal channel said Hello (chan_cb) */
+	sv->sup_id = req->id;
 }
 
 /* ------------------------------------------------------------- feature */
