@@ -357,13 +357,19 @@ static void test_verbs_status_errno(void)
 	vx_close(&v);
 }
 
-static int open_fds(void)
+/* How many fds of this process are the file ino (other threads of the
+ * test may open and close fds of their own meanwhile: not counted). */
+static int fds_of(ino_t ino)
 {
 	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	struct stat st;
 	int n = 0;
 
-	while (d && readdir(d))
-		n++;
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, 0) == 0 &&
+		    st.st_ino == ino && (int)strtol(e->d_name, NULL, 10) != dirfd(d))
+			n++;
 	if (d)
 		closedir(d);
 	return n;
@@ -384,12 +390,12 @@ static void test_verbs_fds(void)
 	CU_ASSERT_TRUE(fstat(rfd, &a) == 0 && fstat(p[0], &b) == 0 && a.st_ino == b.st_ino);
 	CU_ASSERT(fcntl(rfd, F_GETFD) & FD_CLOEXEC);
 	close(rfd);
-	before = open_fds();
+	before = fds_of(b.st_ino); /* p[0] and p[1] */
 	vx_reply(&v, 12, FF__STATUS__ST_PERM, 0, &p[0], 1);
 	rfd = 99;
 	CU_ASSERT_EQUAL(vx_call(&v, &rfd), -EPERM);
 	CU_ASSERT_EQUAL(rfd, -1);
-	CU_ASSERT_EQUAL(open_fds(), before);
+	CU_ASSERT_EQUAL(fds_of(b.st_ino), before);
 	close(p[0]);
 	close(p[1]);
 	vx_close(&v);
