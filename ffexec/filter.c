@@ -44,6 +44,7 @@ enum pos {
 	P_GETPEERNAME,
 	P_GETSOCKOPT,
 	P_SETSOCKOPT,
+	P_SENDTO,
 	/* connect: an IPv4 or IPv6 address length */
 	P_C_LEN,
 	P_C_16,
@@ -59,6 +60,11 @@ enum pos {
 	P_S_IP,
 	P_S_TCP,
 	P_S_IPV6,
+	/* sendto: with an address (dest_addr not NULL, both halves) */
+	P_T_LO,
+	P_T_LO0,
+	P_T_HI,
+	P_T_HI0,
 	P_NOTIF,
 	P_ALLOW,
 	P_LEN
@@ -85,7 +91,8 @@ static struct sock_filter prog[P_LEN] = {
     JEQ(P_GETSOCKNAME, __NR_getsockname, P_NOTIF, P_GETPEERNAME),
     JEQ(P_GETPEERNAME, __NR_getpeername, P_NOTIF, P_GETSOCKOPT),
     JEQ(P_GETSOCKOPT, __NR_getsockopt, P_G_LEVEL, P_SETSOCKOPT),
-    JEQ(P_SETSOCKOPT, __NR_setsockopt, P_S_LEVEL, P_ALLOW),
+    JEQ(P_SETSOCKOPT, __NR_setsockopt, P_S_LEVEL, P_SENDTO),
+    JEQ(P_SENDTO, __NR_sendto, P_T_LO, P_ALLOW),
     LD(P_C_LEN, ARG_LO(2)),
     JEQ(P_C_16, sizeof(struct sockaddr_in), P_NOTIF, P_C_28),
     JEQ(P_C_28, sizeof(struct sockaddr_in6), P_NOTIF, P_ALLOW),
@@ -98,6 +105,10 @@ static struct sock_filter prog[P_LEN] = {
     JEQ(P_S_IP, IPPROTO_IP, P_NOTIF, P_S_TCP),
     JEQ(P_S_TCP, IPPROTO_TCP, P_NOTIF, P_S_IPV6),
     JEQ(P_S_IPV6, IPPROTO_IPV6, P_NOTIF, P_ALLOW),
+    LD(P_T_LO, ARG_LO(4)),
+    JEQ(P_T_LO0, 0, P_T_HI, P_NOTIF),
+    LD(P_T_HI, ARG_HI(4)),
+    JEQ(P_T_HI0, 0, P_ALLOW, P_NOTIF),
     [P_NOTIF] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
     [P_ALLOW] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 };

@@ -102,6 +102,12 @@ static int tag_setsockopt(int fd, int level, int name, const void *v, socklen_t 
 	return (int)syscall(SYS_setsockopt, TAG(fd), (long)level, (long)name, v, (long)l);
 }
 
+static ssize_t tag_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a,
+			  socklen_t l)
+{
+	return syscall(SYS_sendto, TAG(fd), b, n, (long)flags, a, (long)l);
+}
+
 static void use_tagged_calls(void)
 {
 	ffs_real.connect = tag_connect;
@@ -112,6 +118,7 @@ static void use_tagged_calls(void)
 	ffs_real.getpeername = tag_getpeername;
 	ffs_real.getsockopt = tag_getsockopt;
 	ffs_real.setsockopt = tag_setsockopt;
+	ffs_real.sendto = tag_sendto;
 }
 
 static void setup(void)

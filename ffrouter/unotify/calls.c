@@ -7,7 +7,10 @@
  * - accept on such a queue: one queued connection, returned as the call's
  *   result (ADDFD SEND) with the peer's address written as accept's;
  * - getsockname/getpeername, and the options of an accelerated socket,
- *   answer as TCP with the overlay's addresses.
+ *   answer as TCP with the overlay's addresses;
+ * - sendto with an address on an accelerated same-host socket: TCP
+ *   ignores the address of a connected socket, AF_UNIX refuses it
+ *   (EISCONN), so the supervisor sends the bytes without it.
  * Anything else, and any failure before the app saw a result, continues
  * untouched: the kernel does what it would have done without ffnet. */
 #include "internal.h"
@@ -23,6 +26,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -489,6 +493,86 @@ static void do_accept(struct sv *sv, const struct seccomp_notif *n, int afd)
 	sv_accept_retry(call);
 }
 
+/* ------------------------------------------------------------- sendto */
+
+#define SEND_MAX (256 * 1024) /* bytes one trapped sendto moves; a stream may send less */
+
+static void send_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sv_send_retry(arg);
+}
+
+/* One try: the bytes from the task's memory (read again on each try: the
+ * task waits in the call, its buffer is its own), sent without blocking
+ * the loop; a blocking app's call waits for room. */
+void sv_send_retry(struct sv_call *call)
+{
+	struct sv *sv = call->sv;
+	uint8_t *buf = NULL;
+	ssize_t r;
+	int err;
+
+	if (call->ev) {
+		event_free(call->ev);
+		call->ev = NULL;
+	}
+	if (!sv_valid(sv, call->id))
+		goto out;
+	if (call->len && !(buf = malloc(call->len))) {
+		sv_answer(sv, call->id, 0, -ENOMEM);
+		goto out;
+	}
+	err = sv_mem_read(call->tid, call->buf, buf, call->len);
+	if (err) {
+		sv_answer(sv, call->id, 0, err == -ESRCH ? -EINTR : err);
+		goto out;
+	}
+	r = send(call->afd, buf, call->len, call->sflags | MSG_DONTWAIT | MSG_NOSIGNAL);
+	err = r < 0 ? -errno : 0;
+	free(buf);
+	buf = NULL;
+	if (err == -EAGAIN && !call->nonblock && !(call->sflags & MSG_DONTWAIT)) {
+		call->ev = event_new(sv->x->r->base, call->afd, EV_WRITE, send_cb, call);
+		if (call->ev && event_add(call->ev, NULL) == 0)
+			return;
+		err = -ENOMEM;
+	}
+	/* as TCP: a write to a closed connection raises SIGPIPE unless asked not to */
+	if (err == -EPIPE && !(call->sflags & MSG_NOSIGNAL))
+		syscall(SYS_tgkill, sv_tgid(call->tid), call->tid, SIGPIPE);
+	sv_answer(sv, call->id, err ? 0 : r, err);
+out:
+	free(buf);
+	sv_call_free(call);
+}
+
+static void do_sendto(struct sv *sv, const struct seccomp_notif *n, int afd)
+{
+	struct ffr_sock_info si;
+	struct sv_sock *s;
+	struct sv_call *call;
+	int flags = (int)n->data.args[3];
+
+	/* only our AF_UNIX ends refuse the address; a TCP socket ignores it */
+	if (lookup(sv, afd, &si, &s) < 0 || si.kind == FF_KIND_LISTENER ||
+	    sock_int(afd, SOL_SOCKET, SO_DOMAIN) != AF_UNIX ||
+	    (flags & (MSG_OOB | MSG_FASTOPEN))) {
+		close(afd);
+		sv_continue(sv, n->id);
+		return;
+	}
+	call = sv_call_new(sv, SV_SEND, n, afd);
+	if (!call) {
+		sv_answer(sv, n->id, 0, -ENOMEM);
+		return;
+	}
+	call->buf = n->data.args[1];
+	call->len = n->data.args[2] < SEND_MAX ? (size_t)n->data.args[2] : SEND_MAX;
+	call->sflags = flags & (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_EOR | MSG_CONFIRM);
+	call->nonblock = fcntl(afd, F_GETFL) & O_NONBLOCK;
+	sv_send_retry(call);
+}
+
 /* -------------------------------------------------- names and options */
 
 static void do_name(struct sv *sv, const struct seccomp_notif *n, int afd)
@@ -653,6 +737,7 @@ void sv_dispatch(struct sv *sv, const struct seccomp_notif *n)
 	case SYS_getpeername:
 	case SYS_getsockopt:
 	case SYS_setsockopt:
+	case SYS_sendto:
 		break;
 	default:
 		sv_continue(sv, n->id);
@@ -680,6 +765,9 @@ void sv_dispatch(struct sv *sv, const struct seccomp_notif *n)
 		break;
 	case SYS_getsockopt:
 		do_getsockopt(sv, n, afd);
+		break;
+	case SYS_sendto:
+		do_sendto(sv, n, afd);
 		break;
 	default:
 		do_setsockopt(sv, n, afd);

@@ -29,6 +29,7 @@ enum sv_kind {
 	SV_CONNECT,
 	SV_LISTEN,
 	SV_ACCEPT,
+	SV_SEND,
 };
 
 struct sv_call {
@@ -45,7 +46,10 @@ struct sv_call {
 	bool cloexec;	     /* the app's fd is close-on-exec */
 	int aflags;	     /* accept4 flags */
 	uint64_t addr, lenp; /* accept: where the peer's address goes */
-	struct event *ev;    /* accept: waits for the queue */
+	struct event *ev;    /* accept: waits for the queue; send: for room */
+	uint64_t buf;	     /* send: the bytes, in the task */
+	size_t len;
+	int sflags;	     /* send: the app's flags */
 };
 TAILQ_HEAD(sv_call_list, sv_call);
 
@@ -99,6 +103,8 @@ struct sv_call *sv_call_new(struct sv *sv, enum sv_kind kind, const struct secco
 void sv_call_free(struct sv_call *call);
 
 /* target.c: the task's memory and files */
+/* The thread group of task tid, from /proc (-1: gone). */
+pid_t sv_tgid(pid_t tid);
 /* Copies len bytes at addr of task tid; 0 or -errno. */
 int sv_mem_read(pid_t tid, uint64_t addr, void *buf, size_t len);
 int sv_mem_write(pid_t tid, uint64_t addr, const void *buf, size_t len);
@@ -139,3 +145,5 @@ void sv_dispatch(struct sv *sv, const struct seccomp_notif *n);
 void sv_call_reply(struct sv_call *call, const Ff__Reply *rep, int *fds, int nfds);
 /* A parked accept: try again. */
 void sv_accept_retry(struct sv_call *call);
+/* Tries a parked sendto again (or first). */
+void sv_send_retry(struct sv_call *call);

@@ -51,8 +51,7 @@ int sv_mem_write(pid_t tid, uint64_t addr, const void *buf, size_t len)
 	return (size_t)n == len ? 0 : -EFAULT;
 }
 
-/* The thread group of tid, from /proc (kernels without thread pidfds). */
-static pid_t tgid_of(pid_t tid)
+pid_t sv_tgid(pid_t tid)
 {
 	char path[64], line[128];
 	pid_t tgid = -1;
@@ -76,7 +75,7 @@ static int pidfd_of(pid_t tid)
 
 	if (pfd >= 0 || errno != EINVAL)
 		return pfd;
-	tgid = tgid_of(tid);
+	tgid = sv_tgid(tid);
 	return tgid > 0 ? (int)syscall(SYS_pidfd_open, tgid, 0) : -1;
 }
 

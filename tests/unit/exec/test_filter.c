@@ -47,8 +47,9 @@ static int calls_body(int out)
 	socklen_t len = sizeof(got), vl = sizeof(int);
 	int l = tcp(), c = tcp(), c2 = tcp(), c3 = tcp(), c4 = tcp(), v = 1;
 	int us = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int ud = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	if (l < 0 || c < 0 || c2 < 0 || c3 < 0 || c4 < 0 || us < 0 ||
+	if (l < 0 || c < 0 || c2 < 0 || c3 < 0 || c4 < 0 || us < 0 || ud < 0 ||
 	    bind(l, (struct sockaddr *)&a, sizeof(a)) < 0)
 		return 2;
 	nt_say(out, "listen", listen(l, 8));
@@ -87,6 +88,11 @@ static int calls_body(int out)
 	       syscall(SYS_getsockopt, TAG(c), SOL_SOCKET, SO_TYPE, &v, &vl));
 	/* c2's connection, made since the untagged accept */
 	nt_say(out, "tagged-accept4", syscall(SYS_accept4, TAG(l), NULL, NULL, 0) >= 0);
+	/* sendto: only with an address, whichever half of the pointer is set */
+	nt_say(out, "send", send(c, "x", 1, MSG_NOSIGNAL));
+	nt_say(out, "sendto-null", sendto(c, "x", 1, MSG_NOSIGNAL, NULL, 0));
+	nt_say(out, "sendto-addr", sendto(ud, "x", 1, 0, (struct sockaddr *)&a, sizeof(a)));
+	nt_say(out, "sendto-hi", syscall(SYS_sendto, ud, "x", 1, 0, 1L << 32, sizeof(a)));
 	/* x32 ABI: through, whatever the kernel then says (usually ENOSYS) */
 	syscall(X32_BIT | SYS_connect, c4, &a, sizeof(a));
 	return 0;
@@ -116,7 +122,11 @@ static const char calls_out[] = "listen 0 0\n"
 				"getsockopt-hi6 0 0\n"
 				"other-tag 0 0\n"
 				"tagged-getsockopt 0 0\n"
-				"tagged-accept4 1 0\n";
+				"tagged-accept4 1 0\n"
+				"send 1 0\n"
+				"sendto-null 1 0\n"
+				"sendto-addr 1 0\n"
+				"sendto-hi -1 14\n";
 
 /* A notification expected: its number and, when arg >= 0, the low 32
  * bits of that argument. */
@@ -144,6 +154,8 @@ static void test_trapped(void)
 	    {SYS_connect, 2, 16},
 	    {SYS_getsockopt, 1, IPPROTO_TCP},
 	    {SYS_getsockname, -1, 0},
+	    {SYS_sendto, -1, 0},
+	    {SYS_sendto, 4, 0},
 	};
 	const int nwant = sizeof(want) / sizeof(want[0]);
 	struct nt_run r;

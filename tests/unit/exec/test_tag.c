@@ -1,6 +1,6 @@
 /* libffshim/real.c under ffexec: with FFNET_EXEC set when the table is
  * filled, the shim's own connect, listen, accept, accept4, getsockname,
- * getpeername, getsockopt and setsockopt pass ffexec's filter untouched
+ * getpeername, getsockopt, setsockopt and sendto pass ffexec's filter untouched
  * (tagged) and still answer as libc's do, -1 and errno included; without
  * it, the table is libc's and the filter traps them. Each case runs in a
  * fresh filtered child (notif.h): the table is filled once per process.
@@ -58,6 +58,7 @@ static int real_body(int out)
 	vl = sizeof(int);
 	nt_say(out, "getsockopt-type", REAL(getsockopt)(c, SOL_SOCKET, SO_TYPE, &v, &vl));
 	nt_say(out, "type", v == SOCK_STREAM);
+	nt_say(out, "sendto", REAL(sendto)(c, "x", 1, 0, (struct sockaddr *)&a, sizeof(a)));
 	fcntl(l, F_SETFL, O_NONBLOCK);
 	nt_say(out, "accept", REAL(accept)(l, NULL, NULL));
 	nt_say(out, "bad-fd", REAL(getsockname)(-1, (struct sockaddr *)&got, &len));
@@ -91,6 +92,7 @@ static void test_tagged(void)
 				      "nodelay 1 0\n"
 				      "getsockopt-type 0 0\n"
 				      "type 1 0\n"
+				      "sendto 1 0\n"
 				      "accept -1 11\n"
 				      "bad-fd -1 9\n"
 				      "libc 0 0\n");
@@ -113,7 +115,8 @@ static void test_plain(void)
 {
 	static const int want[] = {SYS_listen,	    SYS_getsockname, SYS_connect,
 				   SYS_getpeername, SYS_setsockopt,  SYS_getsockopt,
-				   SYS_getsockopt,  SYS_getsockname, SYS_getsockname};
+				   SYS_getsockopt,  SYS_sendto,	     SYS_getsockname,
+				   SYS_getsockname};
 	struct nt_run r;
 	int from = 0;
 
@@ -126,7 +129,7 @@ static void test_plain(void)
 		CU_ASSERT(nt_find(&r, want[i], &from) >= 0);
 	for (int i = 0; i < r.ncalls; i++)
 		CU_ASSERT_NOT_EQUAL(r.calls[i].args[0] >> 32, FF_EXEC_TAG);
-	CU_ASSERT_EQUAL(r.ncalls, 11); /* the 9 above, accept4 and accept */
+	CU_ASSERT_EQUAL(r.ncalls, 12); /* the 10 above, accept4 and accept */
 }
 
 int main(void)

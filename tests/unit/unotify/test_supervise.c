@@ -39,12 +39,13 @@
 
 static struct fx_router fx;
 
-/* Traps the eight calls the supervisor serves; lets the rest through. */
+/* Traps the nine calls the supervisor serves; lets the rest through. */
 static int install_filter(void)
 {
-	static const int nrs[] = {SYS_connect,	   SYS_listen,	    SYS_accept,	    SYS_accept4,
-				  SYS_getsockname, SYS_getpeername, SYS_getsockopt, SYS_setsockopt};
-	struct sock_filter f[4 + 2 * 8 + 1];
+	static const int nrs[] = {SYS_connect,	   SYS_listen,	    SYS_accept,
+				  SYS_accept4,	   SYS_getsockname, SYS_getpeername,
+				  SYS_getsockopt, SYS_setsockopt,  SYS_sendto};
+	struct sock_filter f[4 + 2 * 9 + 1];
 	struct sock_fprog prog = {.filter = f};
 	int n = 0;
 
@@ -54,7 +55,7 @@ static int install_filter(void)
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 					      offsetof(struct seccomp_data, nr));
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < 9; i++) {
 		f[n++] =
 		    (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nrs[i], 0, 1);
 		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
@@ -218,8 +219,12 @@ static int server(int nonblock_accept)
 	return 0;
 }
 
-static int client(int nonblock)
+#define C_NONBLOCK 1
+#define C_SENDTO   2 /* sends with the server's address, as sockperf does */
+
+static int client(int mode)
 {
+	int nonblock = mode & C_NONBLOCK;
 	struct sockaddr_in sin = {.sin_family = AF_INET};
 	uint16_t port;
 	int fd, one = 1;
@@ -266,7 +271,10 @@ static int client(int nonblock)
 
 		for (size_t i = 0; i < n; i++)
 			buf[i] = pattern(sent + i);
-		w = write(fd, buf, n);
+		if (mode & C_SENDTO)
+			w = sendto(fd, buf, n, 0, (struct sockaddr *)&sin, sizeof(sin));
+		else
+			w = write(fd, buf, n);
 		if (w <= 0)
 			return 41;
 		sent += (size_t)w;
@@ -277,7 +285,7 @@ static int client(int nonblock)
 	return 0;
 }
 
-static void pair(int nonblock)
+static void pair(int nonblock, int cmode)
 {
 	int ch1, ch2, rc, rs;
 	pid_t s, c;
@@ -285,7 +293,7 @@ static void pair(int nonblock)
 	fx_up(&fx);
 	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
 	s = spawn("c1", server, nonblock, &ch1);
-	c = spawn("c2", client, nonblock, &ch2);
+	c = spawn("c2", client, cmode, &ch2);
 	rc = wait_status(c);
 	rs = wait_status(s);
 	if (rc || rs)
@@ -302,12 +310,19 @@ static void pair(int nonblock)
 
 static void test_blocking_pair(void)
 {
-	pair(0);
+	pair(0, 0);
 }
 
 static void test_nonblocking_pair(void)
 {
-	pair(1);
+	pair(1, C_NONBLOCK);
+}
+
+/* sendto with the peer's address on an accelerated (AF_UNIX) socket: the
+ * bytes go, as TCP would send them (AF_UNIX itself says EISCONN) */
+static void test_sendto_addr(void)
+{
+	pair(0, C_SENDTO);
 }
 
 /* A connect outside the overlay, and calls on other sockets, are the
@@ -330,6 +345,22 @@ static int plain(int port)
 	if (getsockname(12345, (struct sockaddr *)&sin, &(socklen_t){sizeof(sin)}) == 0 ||
 	    errno != EBADF)
 		return 53;
+	{ /* a datagram with its address: the kernel's */
+		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		int v = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t al = sizeof(a);
+		char d[4];
+
+		if (bind(v, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+		    getsockname(v, (struct sockaddr *)&a, &al) < 0 ||
+		    sendto(u, "udp", 3, 0, (struct sockaddr *)&a, sizeof(a)) != 3 ||
+		    recv(v, d, sizeof(d), 0) != 3 || memcmp(d, "udp", 3))
+			return 54;
+		close(u);
+		close(v);
+	}
 	close(fd);
 	return 0;
 }
@@ -452,6 +483,7 @@ int main(void)
 	static const struct cu_test tests[] = {
 	    {"blocking_pair", test_blocking_pair},
 	    {"nonblocking_pair", test_nonblocking_pair},
+	    {"sendto_addr", test_sendto_addr},
 	    {"outside_untouched", test_outside_untouched},
 	    {"not_a_listener", test_not_a_listener},
 	    {"killed_in_accept", test_killed_in_accept},
