@@ -200,9 +200,79 @@ struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path)
 	cn->id = r->next_id++;
 	cn->path = path;
 	cn->cli.slot = cn->srv.slot = UINT32_MAX;
+	cn->cli.cn = cn->srv.cn = cn;
 	TAILQ_INSERT_TAIL(&r->conns, cn, link);
 	r->nconns++;
 	return cn;
+}
+
+/* ---- the sides by inode: chained hash, doubled as it fills ---- */
+
+static uint32_t ino_hash(ino_t ino, uint32_t cap)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull;
+
+	return (uint32_t)(h >> 32) & (cap - 1);
+}
+
+static int ino_grow(struct ffr_router *r)
+{
+	uint32_t cap = r->ino_cap ? r->ino_cap * 2 : 256;
+	struct ffr_conn_side **t = calloc(cap, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < r->ino_cap; i++) {
+		struct ffr_conn_side *s = r->ino_tab[i], *next;
+
+		for (; s; s = next) {
+			uint32_t h = ino_hash(s->ino, cap);
+
+			next = s->hnext;
+			s->hnext = t[h];
+			t[h] = s;
+		}
+	}
+	free(r->ino_tab);
+	r->ino_tab = t;
+	r->ino_cap = cap;
+	return 0;
+}
+
+static void ino_del(struct ffr_router *r, struct ffr_conn_side *s)
+{
+	struct ffr_conn_side **pp;
+
+	if (!s->hashed)
+		return;
+	for (pp = &r->ino_tab[ino_hash(s->ino, r->ino_cap)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == s) {
+			*pp = s->hnext;
+			break;
+		}
+	s->hnext = NULL;
+	s->hashed = false;
+	r->ino_n--;
+}
+
+static void ino_add(struct ffr_router *r, struct ffr_conn_side *s)
+{
+	uint32_t h;
+
+	if (!s->ino || (r->ino_n >= r->ino_cap && ino_grow(r) < 0 && !r->ino_cap))
+		return; /* no table: not found by inode (what a lookup of it answers) */
+	h = ino_hash(s->ino, r->ino_cap);
+	s->hnext = r->ino_tab[h];
+	r->ino_tab[h] = s;
+	s->hashed = true;
+	r->ino_n++;
+}
+
+void ffr_conn_ino_free(struct ffr_router *r)
+{
+	free(r->ino_tab);
+	r->ino_tab = NULL;
+	r->ino_cap = r->ino_n = 0;
 }
 
 int ffr_conn_side_set(struct ffr_conn_side *s, struct ffr_container *c, const struct ff_sa *addr,
@@ -211,7 +281,9 @@ int ffr_conn_side_set(struct ffr_conn_side *s, struct ffr_container *c, const st
 	snprintf(s->name, sizeof(s->name), "%s", c->name);
 	s->c = c;
 	s->addr = *addr;
+	ino_del(c->r, s);
 	s->ino = ino;
+	ino_add(c->r, s);
 	s->st = ffr_stats_ref(c->st);
 	s->slot = ffr_stats_alloc(s->st);
 	c->nconns++;
@@ -238,6 +310,8 @@ void ffr_conn_free(struct ffr_router *r, struct ffr_conn *cn)
 		ffr_port_put(cn->cli.c, cn->cli.addr.port);
 	side_clear(&cn->cli);
 	side_clear(&cn->srv);
+	ino_del(r, &cn->cli);
+	ino_del(r, &cn->srv);
 	TAILQ_REMOVE(&r->conns, cn, link);
 	r->nconns--;
 	free(cn);
@@ -258,19 +332,16 @@ void ffr_conn_detach_container(struct ffr_router *r, struct ffr_container *c)
 struct ffr_conn *ffr_conn_by_ino(struct ffr_router *r, ino_t ino, struct ffr_conn_side **side,
 				 struct ffr_conn_side **other)
 {
-	struct ffr_conn *cn;
+	struct ffr_conn_side *s;
 
-	TAILQ_FOREACH (cn, &r->conns, link) {
-		if (cn->cli.ino == ino) {
-			*side = &cn->cli;
-			*other = &cn->srv;
-			return cn;
-		}
-		if (cn->srv.ino == ino) {
-			*side = &cn->srv;
-			*other = &cn->cli;
-			return cn;
-		}
+	if (!ino || !r->ino_cap)
+		return NULL;
+	for (s = r->ino_tab[ino_hash(ino, r->ino_cap)]; s; s = s->hnext) {
+		if (s->ino != ino)
+			continue;
+		*side = s;
+		*other = s == &s->cn->cli ? &s->cn->srv : &s->cn->cli;
+		return s->cn;
 	}
 	return NULL;
 }

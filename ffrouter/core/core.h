@@ -69,6 +69,9 @@ struct ffr_conn_side {
 	ino_t ino;
 	struct ff_sa addr;
 	bool own_port; /* addr.port came from the container's allocator */
+	struct ffr_conn *cn;	     /* the conn this side is of */
+	struct ffr_conn_side *hnext; /* in the router's table by ino */
+	bool hashed;
 };
 
 struct ffr_conn {
@@ -185,6 +188,11 @@ struct ffr_router {
 	struct ffr_listener_list listeners;
 	struct ffr_conn_list conns;
 	uint32_t nconns;
+	/* the conns' sides by socket inode (ffr_conn_by_ino: every call the
+	 * seccomp supervisor serves looks one up; dead conns linger until a
+	 * sweep, so a list walk grew with the connection rate) */
+	struct ffr_conn_side **ino_tab;
+	uint32_t ino_cap, ino_n;
 	int map_fd, map_rofd;
 	struct ff_map_hdr *map;
 	struct event *sweep_ev;

@@ -106,8 +106,11 @@ bool ffr_listener_orphaned(const struct ffr_listener *l);
 /* Drops conns whose sockets are gone. */
 void ffr_conn_sweep(struct ffr_router *r);
 void ffr_conn_detach_container(struct ffr_router *r, struct ffr_container *c);
+/* The conn with a side whose socket is ino (0: none), found by hash. */
 struct ffr_conn *ffr_conn_by_ino(struct ffr_router *r, ino_t ino, struct ffr_conn_side **side,
 				 struct ffr_conn_side **other);
+/* Frees the inode table (all conns freed first). */
+void ffr_conn_ino_free(struct ffr_router *r);
 /* Collects the inodes of live AF_UNIX sockets (sorted). Caller frees *out. */
 int ffr_unix_inodes(ino_t **out, size_t *n);
 

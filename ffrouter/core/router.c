@@ -286,6 +286,7 @@ void ffr_router_free(struct ffr_router *r)
 		ffr_listener_free(l);
 	while ((cn = TAILQ_FIRST(&r->conns)))
 		ffr_conn_free(r, cn);
+	ffr_conn_ino_free(r);
 	/* Keep container directories: running containers have them mounted and
 	 * a restarted router recreates the sockets inside. */
 	while ((c = TAILQ_FIRST(&r->containers)))
