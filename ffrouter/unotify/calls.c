@@ -51,13 +51,13 @@ static ino_t fd_ino(int fd)
 	return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
-/* The app's TCP socket family, or 0 if fd is not an AF_INET/6 TCP socket. */
+/* The app's TCP socket family, or 0 if fd is not an AF_INET/6 TCP socket
+ * (protocol TCP: a stream socket, MPTCP has its own number). */
 static int tcp_family(int fd)
 {
 	int d = sock_int(fd, SOL_SOCKET, SO_DOMAIN);
 
-	if ((d != AF_INET && d != AF_INET6) || sock_int(fd, SOL_SOCKET, SO_TYPE) != SOCK_STREAM ||
-	    sock_int(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP)
+	if ((d != AF_INET && d != AF_INET6) || sock_int(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP)
 		return 0;
 	return d;
 }
@@ -91,59 +91,89 @@ static int lookup(struct sv *sv, int afd, struct ffr_sock_info *si, struct sv_so
  * onto the socket that replaces it: socket-level ones set, TCP and IP ones
  * set as well if that is TCP, else kept in rec (an AF_UNIX socket has
  * none, the supervisor answers for them). */
-static void copy_opts(struct sv_ctx *x, int family, int from, int to, struct sv_sock *rec)
+static const struct {
+	int level, name;
+	bool buf;
+} copied[] = {
+    {SOL_SOCKET, SO_SNDBUF, true},
+    {SOL_SOCKET, SO_RCVBUF, true},
+    {SOL_SOCKET, SO_KEEPALIVE, false},
+    {SOL_SOCKET, SO_LINGER, false},
+    {SOL_SOCKET, SO_RCVLOWAT, false},
+    {SOL_SOCKET, SO_PRIORITY, false},
+    {SOL_SOCKET, SO_MARK, false},
+    {SOL_SOCKET, SO_RCVTIMEO_NEW, false},
+    {SOL_SOCKET, SO_SNDTIMEO_NEW, false},
+    {IPPROTO_TCP, TCP_NODELAY, false},
+    {IPPROTO_TCP, TCP_CORK, false},
+    {IPPROTO_TCP, TCP_KEEPIDLE, false},
+    {IPPROTO_TCP, TCP_KEEPINTVL, false},
+    {IPPROTO_TCP, TCP_KEEPCNT, false},
+    {IPPROTO_TCP, TCP_USER_TIMEOUT, false},
+    {IPPROTO_TCP, TCP_NOTSENT_LOWAT, false},
+    {IPPROTO_TCP, TCP_CONGESTION, false},
+    {IPPROTO_IP, IP_TOS, false},
+    {IPPROTO_IP, IP_TTL, false},
+    {IPPROTO_IPV6, IPV6_V6ONLY, false},
+    {IPPROTO_IPV6, IPV6_TCLASS, false},
+    {IPPROTO_IPV6, IPV6_UNICAST_HOPS, false},
+};
+_Static_assert(sizeof(copied) / sizeof(copied[0]) == SV_NOPTS, "SV_NOPTS");
+
+static bool copied_applies(size_t i, int family)
 {
-	static const struct {
-		int level, name;
-		bool buf;
-	} o[] = {
-	    {SOL_SOCKET, SO_SNDBUF, true},
-	    {SOL_SOCKET, SO_RCVBUF, true},
-	    {SOL_SOCKET, SO_KEEPALIVE, false},
-	    {SOL_SOCKET, SO_LINGER, false},
-	    {SOL_SOCKET, SO_RCVLOWAT, false},
-	    {SOL_SOCKET, SO_PRIORITY, false},
-	    {SOL_SOCKET, SO_MARK, false},
-	    {SOL_SOCKET, SO_RCVTIMEO_NEW, false},
-	    {SOL_SOCKET, SO_SNDTIMEO_NEW, false},
-	    {IPPROTO_TCP, TCP_NODELAY, false},
-	    {IPPROTO_TCP, TCP_CORK, false},
-	    {IPPROTO_TCP, TCP_KEEPIDLE, false},
-	    {IPPROTO_TCP, TCP_KEEPINTVL, false},
-	    {IPPROTO_TCP, TCP_KEEPCNT, false},
-	    {IPPROTO_TCP, TCP_USER_TIMEOUT, false},
-	    {IPPROTO_TCP, TCP_NOTSENT_LOWAT, false},
-	    {IPPROTO_TCP, TCP_CONGESTION, false},
-	    {IPPROTO_IP, IP_TOS, false},
-	    {IPPROTO_IP, IP_TTL, false},
-	    {IPPROTO_IPV6, IPV6_V6ONLY, false},
-	    {IPPROTO_IPV6, IPV6_TCLASS, false},
-	    {IPPROTO_IPV6, IPV6_UNICAST_HOPS, false},
-	};
-	int ref = x->scratch[family == AF_INET6];
+	return (copied[i].level == IPPROTO_IPV6) == (family == AF_INET6) ||
+	       copied[i].level == SOL_SOCKET || copied[i].level == IPPROTO_TCP;
+}
 
-	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++) {
-		uint8_t a[32], b[32];
-		socklen_t la = sizeof(a), lb = sizeof(b);
+/* A fresh TCP socket's values of the copied options, read once per family
+ * (every connect compares against them). */
+static void opt_defaults(struct sv_ctx *x, int v6)
+{
+	int ref = x->scratch[v6];
 
-		if ((o[i].level == IPPROTO_IPV6) != (family == AF_INET6) &&
-		    o[i].level != SOL_SOCKET && o[i].level != IPPROTO_TCP)
+	for (size_t i = 0; i < SV_NOPTS; i++) {
+		x->def[v6][i].len = sizeof(x->def[v6][i].v);
+		x->def[v6][i].ok = getsockopt(ref, copied[i].level, copied[i].name, x->def[v6][i].v,
+					      &x->def[v6][i].len) == 0;
+	}
+	x->def_ready[v6] = true;
+}
+
+/* Options the app set on its socket (they differ from a fresh socket's)
+ * onto the socket that replaces it: socket-level ones set, TCP and IP ones
+ * set as well if that is TCP, else kept in rec (an AF_UNIX socket has
+ * none, the supervisor answers for them). The IP and TCP levels are read
+ * only if the program ever set one on a socket of its own (ipopts): those
+ * setsockopt calls are trapped, the socket level's are not. Each read is
+ * a syscall on every connect. */
+static void copy_opts(struct sv_ctx *x, int family, int from, int to, struct sv_sock *rec,
+		      bool ipopts)
+{
+	int v6 = family == AF_INET6;
+
+	if (!x->def_ready[v6])
+		opt_defaults(x, v6);
+	for (size_t i = 0; i < SV_NOPTS; i++) {
+		uint8_t a[32];
+		socklen_t la = sizeof(a);
+
+		if (!copied_applies(i, family) || !x->def[v6][i].ok ||
+		    (!ipopts && copied[i].level != SOL_SOCKET) ||
+		    getsockopt(from, copied[i].level, copied[i].name, a, &la) < 0 ||
+		    (la == x->def[v6][i].len && !memcmp(a, x->def[v6][i].v, la)))
 			continue;
-		if (getsockopt(from, o[i].level, o[i].name, a, &la) < 0 ||
-		    getsockopt(ref, o[i].level, o[i].name, b, &lb) < 0 ||
-		    (la == lb && !memcmp(a, b, la)))
-			continue;
-		if (o[i].buf && la == sizeof(int)) { /* the kernel doubles what is set */
+		if (copied[i].buf && la == sizeof(int)) { /* the kernel doubles what is set */
 			int v;
 
 			memcpy(&v, a, sizeof(v));
 			v /= 2;
 			memcpy(a, &v, sizeof(v));
 		}
-		if (o[i].level == SOL_SOCKET || !rec)
-			setsockopt(to, o[i].level, o[i].name, a, la);
+		if (copied[i].level == SOL_SOCKET || !rec)
+			setsockopt(to, copied[i].level, copied[i].name, a, la);
 		else
-			sv_sock_opt_set(rec, o[i].level, o[i].name, a, la);
+			sv_sock_opt_set(rec, copied[i].level, copied[i].name, a, la);
 	}
 }
 
@@ -221,7 +251,7 @@ static void connect_reply(struct sv_call *call, const Ff__Reply *rep, int *fds, 
 		s->connecting = call->nonblock;
 	}
 	unix_end = rep->connect->path == FF__PATH__PATH_SAME_HOST;
-	copy_opts(sv->x, call->family, call->afd, fds[0], unix_end ? s : NULL);
+	copy_opts(sv->x, call->family, call->afd, fds[0], unix_end ? s : NULL, sv->ip_opts_set);
 	set_nonblock(fds[0], call->nonblock);
 	err = sv_addfd(sv, call->id, fds[0], call->fdnum, call->cloexec);
 	if (err < 0) {
@@ -706,6 +736,9 @@ static void do_setsockopt(struct sv *sv, const struct seccomp_notif *n, int afd)
 
 	if (lookup(sv, afd, &si, &s) < 0 ||
 	    (si.kind == FF_KIND_CONN && si.path != FF__PATH__PATH_SAME_HOST)) {
+		/* (a socket of the kernel's now: from here on, a connect copies
+		 * the IP and TCP levels too) */
+		sv->ip_opts_set = true;
 		close(afd);
 		sv_continue(sv, n->id);
 		return;

@@ -60,6 +60,13 @@ struct sv_ctx {
 	struct seccomp_notif_sizes sizes;
 	struct event *sweep_ev; /* drops parked calls of dead tasks */
 	int scratch[2];		/* unconnected TCP sockets (v4, v6): option defaults */
+#define SV_NOPTS 22		/* the options a swap copies (calls.c) */
+	struct {
+		uint8_t v[32];
+		socklen_t len;
+		bool ok;
+	} def[2][SV_NOPTS]; /* their values on scratch, read once */
+	bool def_ready[2];
 	timer_t guard;		/* interrupts an ioctl that would block the loop */
 	bool guard_tried, guard_ok;
 	uint64_t trapped, answered, continued, refused;
@@ -77,6 +84,7 @@ struct sv {
 	struct event *cev;
 	bool ready; /* the internal channel said Hello */
 	uint64_t sup_id; /* the Supervise to answer once ready */
+	bool ip_opts_set; /* a program set an IP/TCP option on a kernel socket */
 	uint64_t next_req;
 	struct sv_call_list calls;
 	unsigned ncalls;

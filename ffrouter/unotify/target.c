@@ -97,19 +97,23 @@ int sv_getfd(struct sv *sv, const struct seccomp_notif *n, int fdnum)
 
 bool sv_fd_cloexec(pid_t tid, int fdnum)
 {
-	char path[64], line[128];
-	unsigned flags = 0;
-	FILE *f;
+	char path[64], buf[256];
+	const char *f;
+	ssize_t n;
+	int fd;
 
+	/* one open and one read (no stdio): this is on every connect */
 	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)tid, fdnum);
-	f = fopen(path, "re");
-	if (!f)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "flags: %o", &flags) == 1)
-			break;
-	fclose(f);
-	return flags & O_CLOEXEC;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	f = strstr(buf, "\nflags:");
+	return f && (strtoul(f + 7, NULL, 8) & O_CLOEXEC);
 }
 
 int sv_put_addr(pid_t tid, uint64_t addr, uint64_t lenp, const struct ff_sa *sa, int family)

@@ -236,7 +236,10 @@ static int client(int mode)
 		return 30;
 	sin.sin_port = htons(port);
 	sin.sin_addr.s_addr = inet_addr(C1_IP);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+	/* (the sendto client's socket without close-on-exec: the swap keeps either) */
+	fd = socket(AF_INET,
+		    SOCK_STREAM | (mode & C_SENDTO ? 0 : SOCK_CLOEXEC) | (nonblock ? SOCK_NONBLOCK : 0),
+		    0);
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		return 31;
 	if (nonblock) {
@@ -256,6 +259,8 @@ static int client(int mode)
 	}
 	if (check_name(fd, true, C1_IP, port) < 0 || check_name(fd, false, C2_IP, 0) < 0)
 		return 37;
+	if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC) != !!(mode & C_SENDTO))
+		return 43;
 	/* set before the connect, on the TCP socket: still set; a fresh one: TCP's default */
 	if (opt_int(fd, IPPROTO_TCP, TCP_NODELAY) != 1 || opt_int(fd, IPPROTO_TCP, TCP_CORK) != 0)
 		return 38;
