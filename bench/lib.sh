@@ -96,9 +96,12 @@ measure_iperf() {
 # measure_sockperf WHERE: "P50 P99" in microseconds (ping-pong, both ends on one CPU)
 measure_sockperf() {
 	local where=$1 srv out port=11311
-	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- sockperf sr --tcp -i 0.0.0.0 -p $port)
+	# (sockperf sends with sendto(address) on its TCP socket: ffexec --sendto)
+	local opt=()
+	[[ $where == ffexec ]] && opt=(--sendto)
+	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- "${opt[@]}" sockperf sr --tcp -i 0.0.0.0 -p $port)
 	bx_wait_port "$where" $port || { bx_stop "$srv"; echo "0 0"; return 0; }
-	out=$(bx "$where" c2 "$BENCH_SRV_CPU" -- sockperf pp --tcp -i "$(bench_ip "$where")" -p $port \
+	out=$(bx "$where" c2 "$BENCH_SRV_CPU" -- "${opt[@]}" sockperf pp --tcp -i "$(bench_ip "$where")" -p $port \
 		-t "$BENCH_SECS" 2>&1 || true)
 	bx_stop "$srv"
 	grep -q 'percentile 50.000' <<<"$out" ||

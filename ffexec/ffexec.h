@@ -5,11 +5,16 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The filter include/ff/exec.h describes, for SECCOMP_SET_MODE_FILTER.
  * Static storage, never freed. */
 const struct sock_fprog *ffe_filter(void);
+
+/* Whether the filter also traps sendto with a destination address (off by
+ * default; ffexec --sendto). Set before ffe_filter_install. */
+void ffe_filter_trap_sendto(bool on);
 
 /* Installs ffe_filter() on the calling thread, which keeps it across fork
  * and exec, with a user-notification listener. Sets no_new_privs only when
@@ -24,7 +29,7 @@ int ffe_filter_install(void);
  * Returns the exit status. */
 int ffe_keeper(int sp, int chan, uint32_t pid);
 
-/* ffexec [--] PROGRAM [ARGS...]: returns only on failure, with the exit
+/* ffexec [--sendto] [--] PROGRAM [ARGS...]: returns only on failure, with the exit
  * status (125 usage, 126 exec failed, 127 not found). */
 int ffe_main(int argc, char **argv);
 

@@ -92,7 +92,8 @@ static struct sock_filter prog[P_LEN] = {
     JEQ(P_GETPEERNAME, __NR_getpeername, P_NOTIF, P_GETSOCKOPT),
     JEQ(P_GETSOCKOPT, __NR_getsockopt, P_G_LEVEL, P_SETSOCKOPT),
     JEQ(P_SETSOCKOPT, __NR_setsockopt, P_S_LEVEL, P_SENDTO),
-    JEQ(P_SENDTO, __NR_sendto, P_T_LO, P_ALLOW),
+    /* off unless asked for (ffe_filter_trap_sendto) */
+    JEQ(P_SENDTO, __NR_sendto, P_ALLOW, P_ALLOW),
     LD(P_C_LEN, ARG_LO(2)),
     JEQ(P_C_16, sizeof(struct sockaddr_in), P_NOTIF, P_C_28),
     JEQ(P_C_28, sizeof(struct sockaddr_in6), P_NOTIF, P_ALLOW),
@@ -123,11 +124,23 @@ const struct sock_fprog *ffe_filter(void)
 	return &fprog;
 }
 
+void ffe_filter_trap_sendto(bool on)
+{
+	prog[P_SENDTO] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sendto,
+						      (on ? P_T_LO : P_ALLOW) - P_SENDTO - 1,
+						      P_ALLOW - P_SENDTO - 1);
+}
+
 #else /* exec.h: x86_64 only */
 
 const struct sock_fprog *ffe_filter(void)
 {
 	return NULL;
+}
+
+void ffe_filter_trap_sendto(bool on)
+{
+	(void)on;
 }
 
 #endif

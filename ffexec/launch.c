@@ -182,12 +182,25 @@ int ffe_main(int argc, char **argv)
 	int chan;
 
 	ff_log_init("ffexec", ff_log_parse_level(getenv(FF_ENV_LOG)));
-	if (argc > 1 && !strcmp(argv[1], "--")) {
+	while (argc > 1 && !strncmp(argv[1], "--", 2)) {
+		if (!strcmp(argv[1], "--")) {
+			argv++;
+			argc--;
+			break;
+		}
+		if (strcmp(argv[1], "--sendto")) {
+			fprintf(stderr, "ffexec: unknown option %s\n", argv[1]);
+			argc = 0;
+			break;
+		}
+		ffe_filter_trap_sendto(true);
 		argv++;
 		argc--;
 	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: ffexec [--] PROGRAM [ARGS...]\n");
+		fprintf(stderr, "usage: ffexec [--sendto] [--] PROGRAM [ARGS...]\n"
+				"  --sendto  also serve sendto with an address on accelerated sockets\n"
+				"            (a trip to the router per such call, UDP's included)\n");
 		return EX_USAGE_ENV;
 	}
 	argv++;

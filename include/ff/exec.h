@@ -4,8 +4,9 @@
  *   connect, listen, accept, accept4, getsockname, getpeername,
  *   getsockopt (levels SOL_SOCKET, IPPROTO_IP, IPPROTO_TCP, IPPROTO_IPV6),
  *   setsockopt (levels IPPROTO_IP, IPPROTO_TCP, IPPROTO_IPV6),
- *   sendto with a destination address (a NULL one passes: send/write
- *   never pay a trip).
+ *   and with ffexec --sendto only, sendto with a destination address (a
+ *   NULL one passes: send/write never pay a trip; without the option no
+ *   send* or recv* call is ever trapped).
  * connect is trapped only for address lengths of an IPv4 or IPv6 socket
  * address (16 and 28 bytes): AF_UNIX connects never pay a trip.
  * A call whose first argument carries FF_EXEC_TAG in its upper 32 bits

@@ -134,6 +134,17 @@ tb_wait "$id" 10 || true
 # iperf3 opens a control and a data connection
 ff_check "iperf3 (shim + ffexec): each connection accelerated once" accelerated 2
 
+# ---- sockperf sends with sendto(server address) on its TCP socket: under
+# ffexec --sendto the supervisor sends those bytes (AF_UNIX says EISCONN)
+port=7009
+mark
+id=$(ff_e_bg c1 -- --sendto sockperf sr --tcp -i 0.0.0.0 -p "$port")
+tb_wait_port c1 "$port" || true
+out=$(ff_e c2 -- --sendto sockperf pp --tcp -i "$ip1" -p "$port" -t 1 2>&1) || true
+tb_kill "$id" || true
+ff_check "sockperf (ffexec --sendto): round trips measured" grep -q "percentile 50.000" <<<"$out"
+ff_check "sockperf (ffexec --sendto): accelerated" accelerated 1
+
 # ---- no router: untouched, over the container network
 ff_router_stop
 port=7008

@@ -549,11 +549,24 @@ static const char *none_env(void)
 static void test_usage(void)
 {
 	char *argv[] = {(char *)ffexec, NULL};
+	char *bogus[] = {(char *)ffexec, "--sendtoo", "/bin/true", NULL};
+	char *only[] = {(char *)ffexec, "--sendto", "--", NULL};
+	char *opt[] = {(char *)ffexec, "--sendto", "--", "/bin/sh", "-c", "echo ran", NULL};
+	const char *env[] = {none_env(), NULL};
 	struct proc p;
 
 	CU_ASSERT_FATAL(run(argv, NULL, &p) == 0);
 	CU_ASSERT_TRUE(exited(&p, 125));
 	CU_ASSERT_PTR_NOT_NULL(strstr(p.ebuf, "usage: ffexec"));
+	/* an unknown option is said, not run as the program */
+	CU_ASSERT_FATAL(run(bogus, env, &p) == 0);
+	CU_ASSERT_TRUE(exited(&p, 125));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.ebuf, "unknown option --sendtoo"));
+	CU_ASSERT_FATAL(run(only, env, &p) == 0);
+	CU_ASSERT_TRUE(exited(&p, 125));
+	CU_ASSERT_FATAL(run(opt, env, &p) == 0);
+	CU_ASSERT_TRUE(exited(&p, 0));
+	CU_ASSERT_STRING_EQUAL(p.obuf, "ran\n");
 }
 
 /* No router: the program runs as it is, without the filter. */

@@ -160,7 +160,9 @@ static void test_trapped(void)
 	const int nwant = sizeof(want) / sizeof(want[0]);
 	struct nt_run r;
 
+	ffe_filter_trap_sendto(true); /* ffexec --sendto */
 	CU_ASSERT_FATAL(nt_run(calls_body, &r) == 0);
+	ffe_filter_trap_sendto(false);
 	CU_ASSERT(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
 	CU_ASSERT_STRING_EQUAL(r.out, calls_out);
 	if (strcmp(r.out, calls_out))
@@ -179,6 +181,37 @@ static void test_trapped(void)
 	/* the connect with the upper half set arrived as the program made it */
 	if (r.ncalls == nwant)
 		CU_ASSERT_EQUAL(r.calls[13].args[2] >> 32, 1);
+}
+
+/* Without --sendto no send is trapped, with an address or not (a UDP
+ * program must not pay a trip per datagram). */
+static int sendto_body(int out)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int v = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	char b[2];
+
+	if (u < 0 || v < 0 || bind(v, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(v, (struct sockaddr *)&a, &len) < 0)
+		return 2;
+	nt_say(out, "sendto-addr", sendto(u, "x", 1, 0, (struct sockaddr *)&a, sizeof(a)));
+	nt_say(out, "recv", recv(v, b, sizeof(b), 0));
+	return 0;
+}
+
+static void test_sendto_default(void)
+{
+	struct nt_run r;
+
+	CU_ASSERT_FATAL(nt_run(sendto_body, &r) == 0);
+	CU_ASSERT(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+	CU_ASSERT_STRING_EQUAL(r.out, "sendto-addr 1 0\nrecv 1 0\n");
+	/* getsockname only */
+	CU_ASSERT_EQUAL(r.ncalls, 1);
+	if (r.ncalls == 1)
+		CU_ASSERT_EQUAL(r.calls[0].nr, SYS_getsockname);
 }
 
 /* No socket call at all: no notification; the filter costs nothing else. */
@@ -257,6 +290,7 @@ int main(void)
 	static const struct cu_test tests[] = {
 	    {"trapped", test_trapped},
 	    {"quiet", test_quiet},
+	    {"sendto_default", test_sendto_default},
 	    {"no_new_privs", test_no_new_privs},
 	    {0},
 	};

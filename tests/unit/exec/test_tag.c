@@ -7,6 +7,7 @@
  * Not run under valgrind (it does not know seccomp(2)). */
 #include "cu.h"
 #include "notif.h"
+#include "ffexec.h"
 
 #include "real.h"
 
@@ -140,6 +141,8 @@ int main(void)
 	    {0},
 	};
 	int err = nt_available();
+
+	ffe_filter_trap_sendto(true); /* ffexec --sendto: the tagged sendto passes it too */
 
 	if (err) {
 		printf("SKIP: no seccomp user notification here: %s\n", strerror(-err));
