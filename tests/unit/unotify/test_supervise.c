@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -483,6 +484,92 @@ static void test_killed_in_accept(void)
 	fx_router_stop(&fx);
 }
 
+/* A target that changes its memory between the notification and the
+ * answer: one thread connects to an address another thread keeps flipping
+ * between c1's listener (overlay) and a kernel listener on loopback. The
+ * supervisor reads the address once and decides on that copy; whatever
+ * each connect then says, the program runs to its end, the router serves
+ * on, and a clean pair afterwards is served as before. */
+static struct sockaddr_in flip_sa;
+static volatile int flip_stop;
+static struct sockaddr_in flip_a, flip_b;
+
+static void *flipper(void *arg)
+{
+	/* flips now and then within a call, between calls too: torn reads,
+	 * c1's address and the loopback one all reach the supervisor */
+	for (unsigned i = 0; !flip_stop; i++) {
+		memcpy((void *)&flip_sa, i & 1 ? &flip_a : &flip_b, sizeof(flip_sa));
+		if (i % 4 == 0)
+			usleep(20);
+	}
+	return NULL;
+}
+
+static int racer(int lport)
+{
+	uint16_t port;
+	pthread_t t;
+	int bad = 0;
+
+	if (read(port_pipe[0], &port, sizeof(port)) != sizeof(port))
+		return 70;
+	flip_a = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port)};
+	flip_a.sin_addr.s_addr = inet_addr(C1_IP);
+	flip_b = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)lport)};
+	flip_b.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	flip_sa = flip_a;
+	if (pthread_create(&t, NULL, flipper, NULL))
+		return 71;
+	for (int i = 0; i < 200; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int r = connect(fd, (struct sockaddr *)&flip_sa, sizeof(flip_sa));
+
+		/* what a non-blocking TCP connect may say to either address
+		 * (EINPROGRESS also to c1's, the kernel's answer if the kernel saw it) */
+		if (r < 0 && errno != EINPROGRESS && errno != ECONNREFUSED && errno != ENETUNREACH &&
+		    errno != EHOSTUNREACH)
+			bad++;
+		/* connected (c1's at once, the kernel's if the backlog had room):
+		 * to one of the two, never to a mix */
+		errno = 0;
+		if (check_name(fd, true, C1_IP, port) < 0 &&
+		    check_name(fd, true, "127.0.0.1", (uint16_t)lport) < 0 && errno != ENOTCONN)
+			bad++;
+		close(fd);
+	}
+	flip_stop = 1;
+	pthread_join(t, NULL);
+	return bad ? 72 : 0;
+}
+
+static void test_memory_changed(void)
+{
+	int ch1, ch2, l, rs;
+	uint16_t lport;
+	pid_t s, c;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
+	l = fx_tcp_listener(&lport);
+	CU_ASSERT_FATAL(l >= 0);
+	s = spawn("c1", block_in_accept, 0, &ch1);
+	c = spawn("c2", racer, lport, &ch2);
+	CU_ASSERT_EQUAL(wait_status(c), 0);
+	kill(s, SIGKILL);
+	rs = wait_status(s);
+	CU_ASSERT(rs == 128 + SIGKILL || rs == 62);
+	close(ch1);
+	close(ch2);
+	close(l);
+	close(port_pipe[0]);
+	close(port_pipe[1]);
+	fx_assert_serving(&fx, 2);
+	fx_router_stop(&fx);
+	/* and a clean pair on a fresh router, as before */
+	pair(0, 0);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -492,6 +579,7 @@ int main(void)
 	    {"outside_untouched", test_outside_untouched},
 	    {"not_a_listener", test_not_a_listener},
 	    {"killed_in_accept", test_killed_in_accept},
+	    {"memory_changed", test_memory_changed},
 	    {NULL, NULL},
 	};
 	int l;
