@@ -87,10 +87,7 @@ static int lookup(struct sv *sv, int afd, struct ffr_sock_info *si, struct sv_so
 
 /* ------------------------------------------------ options of the swap */
 
-/* Options the app set on its socket (they differ from a fresh socket's)
- * onto the socket that replaces it: socket-level ones set, TCP and IP ones
- * set as well if that is TCP, else kept in rec (an AF_UNIX socket has
- * none, the supervisor answers for them). */
+/* The options a swap carries over (copy_opts), in the order it reads them. */
 static const struct {
 	int level, name;
 	bool buf;
@@ -583,9 +580,10 @@ static void do_sendto(struct sv *sv, const struct seccomp_notif *n, int afd)
 	struct sv_call *call;
 	int flags = (int)n->data.args[3];
 
-	/* only our AF_UNIX ends refuse the address; a TCP socket ignores it */
-	if (lookup(sv, afd, &si, &s) < 0 || si.kind == FF_KIND_LISTENER ||
-	    sock_int(afd, SOL_SOCKET, SO_DOMAIN) != AF_UNIX ||
+	/* only the same-host path's AF_UNIX ends refuse the address; a TCP
+	 * socket (the other paths) ignores it */
+	if (lookup(sv, afd, &si, &s) < 0 || si.kind != FF_KIND_CONN ||
+	    si.path != FF__PATH__PATH_SAME_HOST ||
 	    (flags & (MSG_OOB | MSG_FASTOPEN))) {
 		close(afd);
 		sv_continue(sv, n->id);

@@ -409,8 +409,7 @@ static void op_supervise(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 				 strerror(-err));
 		return;
 	}
-	/* answered when the internal channel said Hello (chan_cb) */
-	sv->sup_id = req->id;
+	/* answered (sv->sup_id) when the internal channel said Hello: chan_cb */
 }
 
 /* ------------------------------------------------------------- feature */

@@ -291,6 +291,19 @@ static int client(int mode)
 	return 0;
 }
 
+/* The end of a test: the keepers' channels and the port pipe closed, the
+ * router still serving, then stopped. */
+static void finish(int ch1, int ch2)
+{
+	close(ch1);
+	if (ch2 >= 0)
+		close(ch2);
+	close(port_pipe[0]);
+	close(port_pipe[1]);
+	fx_assert_serving(&fx, 2);
+	fx_router_stop(&fx);
+}
+
 static void pair(int nonblock, int cmode)
 {
 	int ch1, ch2, rc, rs;
@@ -306,12 +319,7 @@ static void pair(int nonblock, int cmode)
 		fprintf(stderr, "client exit %d, server exit %d\n", rc, rs);
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_EQUAL(rs, 0);
-	close(ch1);
-	close(ch2);
-	close(port_pipe[0]);
-	close(port_pipe[1]);
-	fx_assert_serving(&fx, 2);
-	fx_router_stop(&fx);
+	finish(ch1, ch2);
 }
 
 static void test_blocking_pair(void)
@@ -477,11 +485,7 @@ static void test_killed_in_accept(void)
 		fx_status_counts(&fx, &n, &listeners, &conns);
 	}
 	CU_ASSERT_EQUAL(listeners, 0);
-	close(ch);
-	close(port_pipe[0]);
-	close(port_pipe[1]);
-	fx_assert_serving(&fx, 2);
-	fx_router_stop(&fx);
+	finish(ch, -1);
 }
 
 /* A target that changes its memory between the notification and the
@@ -559,13 +563,8 @@ static void test_memory_changed(void)
 	kill(s, SIGKILL);
 	rs = wait_status(s);
 	CU_ASSERT(rs == 128 + SIGKILL || rs == 62);
-	close(ch1);
-	close(ch2);
 	close(l);
-	close(port_pipe[0]);
-	close(port_pipe[1]);
-	fx_assert_serving(&fx, 2);
-	fx_router_stop(&fx);
+	finish(ch1, ch2);
 	/* and a clean pair on a fresh router, as before */
 	pair(0, 0);
 }
