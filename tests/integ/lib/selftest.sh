@@ -63,9 +63,11 @@ declare -A res=()
 
 ok() { npass=$((npass + 1)); echo "ok - $*"; }
 nok() { nfail=$((nfail + 1)); echo "not ok - $*"; }
+last_check="(none yet)"
 check() { # DESCRIPTION CMD...: pass if CMD succeeds
 	local d=$1
 	shift
+	last_check=$d
 	if "$@"; then ok "$d"; else nok "$d"; fi
 }
 
@@ -80,7 +82,12 @@ run_before=$(run_entries)
 fwpol_before=$(iptables -w -S FORWARD 2>/dev/null | awk '$1 == "-P" { print $3 }' || true)
 docker_chains_before=$(iptables -w -S 2>/dev/null | grep -c '^-N DOCKER' || true)
 
-trap tb_cleanup EXIT
+# An exit by set -e or a signal is otherwise silent: say where. (A CI run
+# once lost the netns run after the redis checks, status 1, no message.)
+last_err="none"
+set -E # (the ERR trap in functions too; it only records)
+trap 'last_err="line $LINENO: \"$BASH_COMMAND\" (status $?)"' ERR
+trap 'rc=$?; ((rc == 0)) || echo "selftest ($mode): exit status $rc; last check begun: $last_check; last failed command: $last_err" >&2; tb_cleanup' EXIT
 rc=0
 tb_init "$wd" || rc=$?
 if ((rc == 2)); then
