@@ -107,6 +107,10 @@ static int reply_send(struct ffr_chan *ch, Ff__Reply *rep, const int *fds, int n
 		ffr_chan_inflight_del(ch, rep->id);
 	if (chan_dead(ch))
 		return -EPIPE;
+	if (ch->deliver) {
+		ch->deliver(ch->deliver_arg, rep, fds, nfds);
+		return 0;
+	}
 	err = ff_msg_send(ch->fd, &rep->base, fds, nfds);
 	if (err) {
 		char why[64];
@@ -323,6 +327,34 @@ static void chan_read_cb(evutil_socket_t fd, short what, void *arg)
 	free(buf);
 	if (chan_dead(ch))
 		ffr_chan_free(ch);
+}
+
+struct ffr_chan *ffr_chan_of_fd(struct ffr_container *c, int fd)
+{
+	struct ffr_chan *ch;
+
+	TAILQ_FOREACH_REVERSE(ch, &c->chans, ffr_chan_list, link)
+	if (ch->fd == fd)
+		return ch;
+	return NULL;
+}
+
+void ffr_chan_local(struct ffr_chan *ch,
+		    void (*deliver)(void *arg, const Ff__Reply *rep, const int *fds, int nfds),
+		    void *arg)
+{
+	ch->deliver = deliver;
+	ch->deliver_arg = arg;
+}
+
+int ffr_chan_request(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	if (chan_dead(ch) || !ch->hello) {
+		ff_close_fds(fds, nfds);
+		return -EPIPE;
+	}
+	dispatch(ch, req, fds, nfds);
+	return 0;
 }
 
 int ffr_chan_new(struct ffr_router *r, struct ffr_container *c, int fd)

@@ -58,6 +58,10 @@ struct ffr_chan {
 	uint32_t bad; /* malformed messages seen */
 	uint64_t *inflight; /* ids of connects handed to features, unanswered */
 	uint32_t ninflight;
+	/* replies go to this function instead of the socket (the seccomp
+	 * supervisor's internal channel: ffr_chan_local) */
+	void (*deliver)(void *arg, const Ff__Reply *rep, const int *fds, int nfds);
+	void *deliver_arg;
 };
 TAILQ_HEAD(ffr_chan_list, ffr_chan);
 
@@ -263,6 +267,17 @@ void ffr_fd_usage(struct ffr_router *r, unsigned *open, unsigned *limit, uint64_
 /* chan.c */
 /* Takes ownership of fd. c is NULL for an admin channel. */
 int ffr_chan_new(struct ffr_router *r, struct ffr_container *c, int fd);
+/* The channel of fd (the last made for c), NULL if none. */
+struct ffr_chan *ffr_chan_of_fd(struct ffr_container *c, int fd);
+/* An in-process peer of ch (the seccomp supervisor) skips the socket once
+ * ch said Hello: requests by ffr_chan_request, replies to deliver (fds not
+ * consumed; NULL: back to the socket). The socket stays, for its end. */
+void ffr_chan_local(struct ffr_chan *ch,
+		    void (*deliver)(void *arg, const Ff__Reply *rep, const int *fds, int nfds),
+		    void *arg);
+/* Handles req as if read from ch (fds consumed); a reply may be delivered
+ * before this returns. -EPIPE if ch is dead. */
+int ffr_chan_request(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
 void ffr_chan_free(struct ffr_chan *ch);
 /* Ends ch from anywhere (a handler, a timer, a feature's callback): stops
  * reading it, closes its fd (ch->fd becomes -1) and frees it at the next

@@ -72,6 +72,21 @@ static int sock_name(int fd, struct ff_sa *sa, bool peer)
 	return r < 0 ? -errno : ff_sa_from_sockaddr(sa, (struct sockaddr *)&ss, len);
 }
 
+/* tcp_family, and the socket's name, in one syscall less: the family
+ * comes with the name. */
+static int tcp_family_name(int fd, struct ff_sa *name)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
+	    sock_int(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP ||
+	    ff_sa_from_sockaddr(name, (struct sockaddr *)&ss, len) < 0)
+		return 0;
+	return ss.ss_family;
+}
+
 /* What an accelerated socket of sv's container is, by the app's file. */
 static int lookup(struct sv *sv, int afd, struct ffr_sock_info *si, struct sv_sock **s)
 {
@@ -286,7 +301,7 @@ static void do_connect(struct sv *sv, const struct seccomp_notif *n, int afd)
 		}
 		goto out_close;
 	}
-	fam = tcp_family(afd);
+	fam = tcp_family_name(afd, &src);
 	if (!fam || len > sizeof(ss) || sv_mem_read((pid_t)n->pid, n->data.args[1], &ss, len) < 0 ||
 	    ss.ss_family != fam || ff_sa_from_sockaddr(&dst, (struct sockaddr *)&ss, len) < 0 ||
 	    !dst.port || !ff_ip_is_unicast(&dst.ip) || sock_name(afd, &peer, true) == 0)
@@ -300,7 +315,7 @@ static void do_connect(struct sv *sv, const struct seccomp_notif *n, int afd)
 	}
 	ff_sa_to_proto(&dst, &dmsg, dip);
 	m.dst = &dmsg;
-	if (sock_name(afd, &src, false) == 0 && src.port) {
+	if (src.port) {
 		ff_sa_to_proto(&src, &smsg, sip);
 		m.src = &smsg;
 	}
@@ -312,8 +327,7 @@ static void do_connect(struct sv *sv, const struct seccomp_notif *n, int afd)
 	call->family = fam;
 	call->nonblock = fcntl(afd, F_GETFL) & O_NONBLOCK;
 	call->cloexec = sv_fd_cloexec(call->tid, call->fdnum);
-	call->req = sv_request(sv, &req, NULL, 0);
-	if (!call->req) {
+	if (sv_call_request(call, &req, NULL, 0) < 0) {
 		sv_call_free(call);
 		goto out_continue_closed;
 	}
@@ -395,8 +409,7 @@ static void do_listen(struct sv *sv, const struct seccomp_notif *n, int afd)
 	call->family = fam;
 	call->nonblock = fcntl(afd, F_GETFL) & O_NONBLOCK;
 	call->cloexec = sv_fd_cloexec(call->tid, call->fdnum);
-	call->req = sv_request(sv, &req, &afd, 1);
-	if (!call->req) {
+	if (sv_call_request(call, &req, &afd, 1) < 0) {
 		sv_answer(sv, n->id, 0, 0);
 		sv_call_free(call);
 	}

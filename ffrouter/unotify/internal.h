@@ -67,6 +67,11 @@ struct sv_ctx {
 		bool ok;
 	} def[2][SV_NOPTS]; /* their values on scratch, read once */
 	bool def_ready[2];
+#define SV_PIDFDS 32
+	struct {
+		pid_t tid;
+		int fd;
+	} pidfd[SV_PIDFDS];	/* thread pidfds by tid (target.c); -1: none */
 	timer_t guard;		/* interrupts an ioctl that would block the loop */
 	bool guard_tried, guard_ok;
 	uint64_t trapped, answered, continued, refused;
@@ -81,6 +86,7 @@ struct sv {
 	int lfd;	      /* the seccomp listener */
 	struct event *lev;
 	int cfd; /* our end of the internal shim channel */
+	struct ffr_chan *core; /* the core's end, called directly once ready */
 	struct event *cev;
 	bool ready; /* the internal channel said Hello */
 	uint64_t sup_id; /* the Supervise to answer once ready */
@@ -102,9 +108,10 @@ bool sv_valid(struct sv *sv, uint64_t id);
  * the call's result (fdnum < 0: SEND, which answers the notification).
  * The fd number in the task, or -errno. */
 int sv_addfd(struct sv *sv, uint64_t id, int fd, int fdnum, bool cloexec);
-/* Sends a request on the internal channel (fds not consumed); its id, or 0
- * on failure. */
-uint64_t sv_request(struct sv *sv, Ff__Request *req, const int *fds, int nfds);
+/* Sends the parked call's request to the core (fds not consumed) and
+ * records its id in call->req. 0: sent, and the call may already be
+ * answered and freed (do not touch it); -errno: not sent, call untouched. */
+int sv_call_request(struct sv_call *call, Ff__Request *req, const int *fds, int nfds);
 /* A parked call: allocated with afd (consumed), linked into sv. */
 struct sv_call *sv_call_new(struct sv *sv, enum sv_kind kind, const struct seccomp_notif *n,
 			    int afd);
@@ -119,6 +126,9 @@ int sv_mem_write(pid_t tid, uint64_t addr, const void *buf, size_t len);
 /* A copy of the task's fd (O_CLOEXEC), checked against the notification
  * (still valid once the copy is taken); -errno. */
 int sv_getfd(struct sv *sv, const struct seccomp_notif *n, int fdnum);
+/* Closes the cached pidfds (of tasks that may be gone); a pidfd is
+ * opened again when next needed. */
+void sv_pidfds_drop(struct sv_ctx *x);
 /* Whether the task's fd is close-on-exec (from /proc). */
 bool sv_fd_cloexec(pid_t tid, int fdnum);
 /* Writes a socket address the way the kernel does for getsockname and

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBUCKETS 256
+#define NBITS	 10 /* a second of connects between sweeps: short chains */
+#define NBUCKETS (1 << NBITS)
 #define MAX_OPTS 16
 #define OPT_MAX	 40
 
@@ -55,7 +56,7 @@ void sv_socks_free(struct sv_socks *t)
 
 static struct rec **slot(struct sv_socks *t, ino_t ino)
 {
-	struct rec **p = &t->b[(ino * 0x9e3779b97f4a7c15ull) >> 56];
+	struct rec **p = &t->b[(ino * 0x9e3779b97f4a7c15ull) >> (64 - NBITS)];
 
 	while (*p && (*p)->s.ino != ino)
 		p = &(*p)->next;

@@ -159,16 +159,6 @@ void sv_call_free(struct sv_call *call)
 
 /* ------------------------------------------------ the internal channel */
 
-uint64_t sv_request(struct sv *sv, Ff__Request *req, const int *fds, int nfds)
-{
-	req->id = ++sv->next_req;
-	if (ff_msg_send(sv->cfd, &req->base, fds, nfds) < 0)
-		return 0;
-	return req->id;
-}
-
-static void sv_free(struct sv *sv);
-
 static struct sv_call *call_by_req(struct sv *sv, uint64_t req)
 {
 	struct sv_call *call;
@@ -178,6 +168,60 @@ static struct sv_call *call_by_req(struct sv *sv, uint64_t req)
 		return call;
 	return NULL;
 }
+
+/* The core's reply, straight from its handler (ffr_chan_local): the fds
+ * stay the core's, the call gets copies. */
+static void deliver(void *arg, const Ff__Reply *rep, const int *fds, int nfds)
+{
+	struct sv *sv = arg;
+	struct sv_call *call = rep->id ? call_by_req(sv, rep->id) : NULL;
+	int own[FF_MAX_FDS], n = 0;
+
+	if (!call)
+		return;
+	for (; n < nfds && n < FF_MAX_FDS; n++) {
+		own[n] = fcntl(fds[n], F_DUPFD_CLOEXEC, 0);
+		if (own[n] < 0)
+			break;
+	}
+	if (n < nfds) { /* out of fds: as if the core had sent none */
+		ff_close_fds(own, n);
+		n = 0;
+	}
+	call->req = 0;
+	sv_call_reply(call, rep, own, n);
+}
+
+int sv_call_request(struct sv_call *call, Ff__Request *req, const int *fds, int nfds)
+{
+	struct sv *sv = call->sv;
+	int dup[FF_MAX_FDS], n = 0;
+
+	req->id = ++sv->next_req;
+	call->req = req->id;
+	if (!sv->core) {
+		if (ff_msg_send(sv->cfd, &req->base, fds, nfds) == 0)
+			return 0;
+		call->req = 0;
+		return -EPIPE;
+	}
+	for (; n < nfds && n < FF_MAX_FDS; n++) {
+		dup[n] = fcntl(fds[n], F_DUPFD_CLOEXEC, 0);
+		if (dup[n] < 0)
+			break;
+	}
+	if (n < nfds) {
+		ff_close_fds(dup, n);
+		call->req = 0;
+		return -EMFILE;
+	}
+	/* (the core may answer, and the call be gone, before this returns;
+	 * if the channel dies instead, its end frees the calls) */
+	ffr_chan_request(sv->core, req, dup, n);
+	return 0;
+}
+
+static void sv_free(struct sv *sv);
 
 static void chan_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -219,6 +263,8 @@ static void chan_cb(evutil_socket_t fd, short what, void *arg)
 				return;
 			}
 			sv->ready = true;
+			if (sv->core)
+				ffr_chan_local(sv->core, deliver, sv);
 			ff_info("%s: supervising the programs of pid %d (seccomp)", sv->c->name,
 				(int)sv->pid);
 			ffr_reply_status(sv->kch, sv->sup_id, FF__STATUS__ST_OK, NULL);
@@ -246,6 +292,7 @@ static int chan_open(struct sv *sv)
 		close(sp[1]);
 		return err;
 	}
+	sv->core = ffr_chan_of_fd(sv->c, sp[0]);
 	sv->cfd = sp[1];
 	sv->cev = event_new(sv->x->r->base, sv->cfd, EV_READ | EV_PERSIST, chan_cb, sv);
 	if (!sv->cev || event_add(sv->cev, NULL) < 0)
@@ -311,6 +358,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		sv_socks_sweep(sv->socks, sv->c);
 	}
+	sv_pidfds_drop(x);
 }
 
 static void sv_free(struct sv *sv)
@@ -325,6 +373,8 @@ static void sv_free(struct sv *sv)
 			sv_continue(sv, call->id);
 		sv_call_free(call);
 	}
+	if (sv->core)
+		ffr_chan_local(sv->core, NULL, NULL);
 	TAILQ_REMOVE(&sv->x->svs, sv, link);
 	sv->x->nsvs--;
 	if (sv->lev)
@@ -421,6 +471,8 @@ static void sv_chan_free(void *priv, struct ffr_chan *ch)
 
 	for (sv = TAILQ_FIRST(&x->svs); sv; sv = next) {
 		next = TAILQ_NEXT(sv, link);
+		if (sv->core == ch)
+			sv->core = NULL; /* (its socket's end tells the rest) */
 		if (sv->kch == ch)
 			sv_free(sv);
 	}
@@ -449,6 +501,7 @@ static void ctx_free(void *priv)
 	for (int i = 0; i < 2; i++)
 		if (x->scratch[i] >= 0)
 			close(x->scratch[i]);
+	sv_pidfds_drop(x);
 	if (x->guard_ok)
 		timer_delete(x->guard);
 	free(x);
@@ -475,6 +528,8 @@ int ffr_unotify_attach(struct ffr_router *r)
 		return -ENOMEM;
 	x->r = r;
 	TAILQ_INIT(&x->svs);
+	for (int i = 0; i < SV_PIDFDS; i++)
+		x->pidfd[i].fd = -1;
 	x->scratch[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	x->scratch[1] = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &x->sizes) < 0)

@@ -68,31 +68,68 @@ pid_t sv_tgid(pid_t tid)
 	return tgid;
 }
 
-static int pidfd_of(pid_t tid)
+/* A pidfd of the thread group (kernels without PIDFD_THREAD): never
+ * cached, as another process's new task could get the same tid while
+ * this group lives. */
+static int pidfd_of_group(pid_t tid)
 {
-	int pfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
-	pid_t tgid;
+	pid_t tgid = sv_tgid(tid);
 
-	if (pfd >= 0 || errno != EINVAL)
-		return pfd;
-	tgid = sv_tgid(tid);
 	return tgid > 0 ? (int)syscall(SYS_pidfd_open, tgid, 0) : -1;
 }
 
+/* Every trapped call takes the task's file through a pidfd, so thread
+ * pidfds are kept by tid. A kept pidfd names one task: once that task is
+ * gone (its tid perhaps another's), pidfd_getfd says ESRCH and a fresh
+ * one is opened. The sweep closes them all once a second. */
 int sv_getfd(struct sv *sv, const struct seccomp_notif *n, int fdnum)
 {
-	int pfd = pidfd_of((pid_t)n->pid), fd, err;
+	struct sv_ctx *x = sv->x;
+	pid_t tid = (pid_t)n->pid;
+	unsigned slot = (unsigned)tid % SV_PIDFDS;
+	int pfd = -1, fd = -1, err = -ESRCH;
 
-	if (pfd < 0)
-		return -ESRCH;
-	fd = (int)syscall(SYS_pidfd_getfd, pfd, fdnum, 0);
-	err = fd < 0 ? -errno : 0;
-	close(pfd);
+	for (int fresh = 0; fresh < 2 && fd < 0; fresh++) {
+		if (!fresh && x->pidfd[slot].fd >= 0 && x->pidfd[slot].tid == tid) {
+			pfd = x->pidfd[slot].fd;
+		} else {
+			if (x->pidfd[slot].fd >= 0)
+				close(x->pidfd[slot].fd);
+			x->pidfd[slot].fd = -1;
+			pfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+			if (pfd < 0 && errno == EINVAL) { /* no PIDFD_THREAD */
+				pfd = pidfd_of_group(tid);
+				if (pfd < 0)
+					return -ESRCH;
+				fd = (int)syscall(SYS_pidfd_getfd, pfd, fdnum, 0);
+				err = fd < 0 ? -errno : 0;
+				close(pfd);
+				break;
+			}
+			if (pfd < 0)
+				return -ESRCH;
+			x->pidfd[slot].tid = tid;
+			x->pidfd[slot].fd = pfd;
+		}
+		fd = (int)syscall(SYS_pidfd_getfd, pfd, fdnum, 0);
+		err = fd < 0 ? -errno : 0;
+		if (err != -ESRCH)
+			break;
+	}
 	if (!err && !sv_valid(sv, n->id)) {
 		close(fd);
 		err = -ESRCH;
 	}
 	return err ? err : fd;
+}
+
+void sv_pidfds_drop(struct sv_ctx *x)
+{
+	for (int i = 0; i < SV_PIDFDS; i++) {
+		if (x->pidfd[i].fd >= 0)
+			close(x->pidfd[i].fd);
+		x->pidfd[i].fd = -1;
+	}
 }
 
 bool sv_fd_cloexec(pid_t tid, int fdnum)
