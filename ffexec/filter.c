@@ -49,9 +49,11 @@ enum pos {
 	P_C_LEN,
 	P_C_16,
 	P_C_28,
-	/* getsockopt: SOL_SOCKET, IP, TCP, IPv6 */
+	/* getsockopt: SOL_SOCKET (but SO_ERROR), IP, TCP, IPv6 */
 	P_G_LEVEL,
 	P_G_SOCKET,
+	P_G_NAME,
+	P_G_ERROR,
 	P_G_IP,
 	P_G_TCP,
 	P_G_IPV6,
@@ -98,7 +100,12 @@ static struct sock_filter prog[P_LEN] = {
     JEQ(P_C_16, sizeof(struct sockaddr_in), P_NOTIF, P_C_28),
     JEQ(P_C_28, sizeof(struct sockaddr_in6), P_NOTIF, P_ALLOW),
     LD(P_G_LEVEL, ARG_LO(1)),
-    JEQ(P_G_SOCKET, SOL_SOCKET, P_NOTIF, P_G_IP),
+    JEQ(P_G_SOCKET, SOL_SOCKET, P_G_NAME, P_G_IP),
+    /* SO_ERROR: the app's socket answers right (0 on an accelerated one;
+     * a refusal is made on its own socket), and Go asks after every
+     * non-blocking connect */
+    LD(P_G_NAME, ARG_LO(2)),
+    JEQ(P_G_ERROR, SO_ERROR, P_ALLOW, P_NOTIF),
     JEQ(P_G_IP, IPPROTO_IP, P_NOTIF, P_G_TCP),
     JEQ(P_G_TCP, IPPROTO_TCP, P_NOTIF, P_G_IPV6),
     JEQ(P_G_IPV6, IPPROTO_IPV6, P_NOTIF, P_ALLOW),

@@ -2,7 +2,8 @@
  * ffexec installs a filter that sends these calls to the supervisor
  * (SECCOMP_RET_USER_NOTIF) and lets every other call through:
  *   connect, listen, accept, accept4, getsockname, getpeername,
- *   getsockopt (levels SOL_SOCKET, IPPROTO_IP, IPPROTO_TCP, IPPROTO_IPV6),
+ *   getsockopt (levels SOL_SOCKET but SO_ERROR, IPPROTO_IP, IPPROTO_TCP,
+ *   IPPROTO_IPV6),
  *   setsockopt (levels IPPROTO_IP, IPPROTO_TCP, IPPROTO_IPV6),
  *   and with ffexec --sendto only, sendto with a destination address (a
  *   NULL one passes: send/write never pay a trip; without the option no
