@@ -216,6 +216,11 @@ int fx_shim(struct fx_router *fx, const char *name)
 
 int fx_register(struct fx_router *fx, const char *name, const char *ip)
 {
+	return fx_register_netns(fx, name, ip, NULL);
+}
+
+int fx_register_netns(struct fx_router *fx, const char *name, const char *ip, const char *netns)
+{
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Register m = FF__REGISTER__INIT;
 	char *ips[1] = {(char *)ip};
@@ -227,6 +232,7 @@ int fx_register(struct fx_router *fx, const char *name, const char *ip)
 	m.name = (char *)name;
 	m.n_ips = 1;
 	m.ips = ips;
+	m.netns = (char *)netns;
 	req.id = 2;
 	req.body_case = FF__REQUEST__BODY_REGISTER;
 	req.register_ = &m;

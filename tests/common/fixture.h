@@ -41,6 +41,8 @@ Ff__Reply *fx_recv(int fd, int *rfds, int *nrfds);
 
 /* Registers NAME with one IP through a fresh admin connection; the status. */
 int fx_register(struct fx_router *fx, const char *name, const char *ip);
+/* The same with the container's network namespace (a path, NULL: none). */
+int fx_register_netns(struct fx_router *fx, const char *name, const char *ip, const char *netns);
 /* Number of containers/listeners/conns in the router's status (-1 on error). */
 int fx_status_counts(struct fx_router *fx, int *containers, int *listeners, int *conns);
 

@@ -116,27 +116,7 @@ static int holder_end(void)
 
 static int reg(const char *name, const char *ip, const char *netns)
 {
-	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Register m = FF__REGISTER__INIT;
-	char *ips[1] = {(char *)ip};
-	int fd = fx_admin(&fx, true), rfds[FF_MAX_FDS], n, st = -1;
-	Ff__Reply *rep;
-
-	CU_ASSERT_FATAL(fd >= 0);
-	m.name = (char *)name;
-	m.n_ips = 1;
-	m.ips = ips;
-	m.netns = (char *)netns;
-	req.id = 2;
-	req.body_case = FF__REQUEST__BODY_REGISTER;
-	req.register_ = &m;
-	rep = fx_call(fd, &req, NULL, 0, rfds, &n);
-	if (rep)
-		st = (int)rep->status;
-	if (rep)
-		ff__reply__free_unpacked(rep, NULL);
-	close(fd);
-	return st;
+	return fx_register_netns(&fx, name, ip, netns);
 }
 
 /* The container's live shim channels, as ffctl list says (-1: unknown). */

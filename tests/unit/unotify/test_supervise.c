@@ -20,6 +20,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -569,6 +570,134 @@ static void test_memory_changed(void)
 	pair(0, 0);
 }
 
+/* ---- a listener whose tasks live outside the container's netns ----
+ * A keeper inside container c3's network namespace hands over the
+ * listener of a filter whose task is in another namespace (here, the
+ * test's): every call of that task must stay the kernel's, since the
+ * container may only act as itself. */
+
+/* The task, in a network namespace of its own with nothing in it: a
+ * connect to c1's overlay listener. The kernel's answer is ENETUNREACH
+ * (and no packet leaves); had the supervisor served it for c3, it would
+ * connect. */
+static int outside_task(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	a.sin_addr.s_addr = inet_addr(C1_IP);
+	if (c < 0)
+		return 10;
+	if (connect(c, (struct sockaddr *)&a, sizeof(a)) == 0)
+		return 20;
+	return errno == ENETUNREACH ? 0 : 21;
+}
+
+/* The keeper, in a network namespace of its own: says unshare's errno on
+ * sock, then takes a pid and a listener, supervises them as c3, says the
+ * status and keeps its channel until sock ends. */
+static void outside_keeper(int sock)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Supervise m = FF__SUPERVISE__INIT;
+	Ff__Reply *rep;
+	int err = unshare(CLONE_NEWNET) < 0 ? errno : 0, lfd = -1, nfds = 0, ch, st = -1;
+	int rfds[FF_MAX_FDS], nr = 0;
+	pid_t pid;
+	char c;
+
+	if (write(sock, &err, sizeof(err)) != sizeof(err) || err)
+		_exit(1);
+	if (ff_recv_fds(sock, &pid, sizeof(pid), &lfd, 1, &nfds, 0) != sizeof(pid) || nfds != 1)
+		_exit(2);
+	ch = fx_shim(&fx, "c3");
+	m.pid = (uint32_t)pid;
+	req.id = 7;
+	req.body_case = FF__REQUEST__BODY_SUPERVISE;
+	req.supervise = &m;
+	rep = ch >= 0 ? fx_call(ch, &req, &lfd, 1, rfds, &nr) : NULL;
+	if (rep) {
+		st = (int)rep->status;
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+	}
+	close(lfd);
+	if (write(sock, &st, sizeof(st)) != sizeof(st))
+		_exit(3);
+	while (read(sock, &c, 1) > 0 || errno == EINTR)
+		;
+	_exit(0);
+}
+
+static void test_outside_netns(void)
+{
+	int ks[2], ts[2], err = -1, st = -1, lfd = -1, nfds = 0, ch1, containers, listeners, conns;
+	char ns[64], go = 1;
+	uint16_t port = 0;
+	pid_t k, t, srv;
+	uint8_t b;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
+	srv = spawn("c1", server, 0, &ch1); /* c1's overlay listener */
+	CU_ASSERT_EQUAL_FATAL(read(port_pipe[0], &port, sizeof(port)), (ssize_t)sizeof(port));
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ks), 0);
+	k = fork();
+	if (k == 0) {
+		close(ks[0]);
+		outside_keeper(ks[1]);
+	}
+	close(ks[1]);
+	CU_ASSERT_FATAL(k > 0);
+	CU_ASSERT_EQUAL_FATAL(read(ks[0], &err, sizeof(err)), (ssize_t)sizeof(err));
+	if (err)
+		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(err));
+	CU_ASSERT_EQUAL_FATAL(err, 0); /* needs CAP_SYS_ADMIN, as the suite's root has */
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)k);
+	CU_ASSERT_EQUAL_FATAL(fx_register_netns(&fx, "c3", "10.99.0.3", ns), FF__STATUS__ST_OK);
+
+	/* the task, in a namespace of its own, under the filter */
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ts), 0);
+	t = fork();
+	if (t == 0) {
+		int l = unshare(CLONE_NEWNET) < 0 ? -1 : install_filter();
+
+		close(ts[0]);
+		if (l < 0 || ff_send_fds(ts[1], "l", 1, &l, 1) < 0)
+			_exit(90);
+		close(l);
+		if (read(ts[1], &go, 1) != 1)
+			_exit(91);
+		alarm(60);
+		_exit(outside_task(port));
+	}
+	close(ts[1]);
+	CU_ASSERT_FATAL(t > 0);
+	CU_ASSERT_EQUAL(ff_recv_fds(ts[0], &b, 1, &lfd, 1, &nfds, 0), 1);
+	CU_ASSERT_EQUAL(nfds, 1);
+	/* the keeper inside may supervise: its channel is c3's */
+	CU_ASSERT(ff_send_fds(ks[0], &t, sizeof(t), &lfd, 1) == 0);
+	CU_ASSERT_EQUAL(read(ks[0], &st, sizeof(st)), (ssize_t)sizeof(st));
+	CU_ASSERT_EQUAL(st, FF__STATUS__ST_OK);
+	if (lfd >= 0)
+		close(lfd);
+	/* but the task is not c3's: its connect is the kernel's */
+	CU_ASSERT_EQUAL(write(ts[0], &go, 1), 1);
+	CU_ASSERT_EQUAL(wait_status(t), 0);
+	CU_ASSERT_EQUAL(fx_status_counts(&fx, &containers, &listeners, &conns), 0);
+	CU_ASSERT_EQUAL(containers, 3);
+	CU_ASSERT_EQUAL(conns, 0);
+	kill(srv, SIGKILL);
+	CU_ASSERT_EQUAL(wait_status(srv), 128 + SIGKILL);
+	close(ts[0]);
+	close(ks[0]);
+	CU_ASSERT_EQUAL(wait_status(k), 0);
+	close(ch1);
+	close(port_pipe[0]);
+	close(port_pipe[1]);
+	fx_assert_serving(&fx, 3);
+	fx_router_stop(&fx);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -579,6 +708,7 @@ int main(void)
 	    {"not_a_listener", test_not_a_listener},
 	    {"killed_in_accept", test_killed_in_accept},
 	    {"memory_changed", test_memory_changed},
+	    {"outside_netns", test_outside_netns},
 	    {NULL, NULL},
 	};
 	int l;
