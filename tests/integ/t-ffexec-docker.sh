@@ -184,22 +184,13 @@ wait_for() { # SECONDS CMD...
 	return 1
 }
 
-# mark, then accelerated N: the router accelerated N connections since mark
-conns_before=0
-mark() { conns_before=$(ff_conns_total); }
-accelerated() {
-	local now
-	now=$(ff_conns_total)
-	((now - conns_before == $1)) || { ff_log "router counted $((now - conns_before)) connections, not $1"; return 1; }
-}
-
 n=1000000
 # ---- static Go: net/http
 if have gonet; then
 	port=7101
 	srv ffd-gonet -- gonet serve "$ip1:$port" -n 2
 	ff_check "gonet serve (ffexec entrypoint): the router holds its listener" wait_for 10 router_listens "$port"
-	mark
+	ff_mark
 	out=$(cli -e FF_LOG_LEVEL=info -- gonet get "http://$ip1:$port/bytes" -n "$n" 2>&1) || true
 	ff_check "gonet get: $n bytes checked" grep -q "^ok $n\$" <<<"$out"
 	ff_check "gonet get: ffexec is the entrypoint (pid 1) and the router supervises it" \
@@ -209,7 +200,7 @@ if have gonet; then
 		grep -q "^server remote=$ip2:[0-9]* local=$ip1:$port\$" <<<"$out"
 	ff_check "gonet: the client sees the overlay addresses" \
 		grep -q "^client local=$ip2:[0-9]* remote=$ip1:$port\$" <<<"$out"
-	ff_check "gonet http: accelerated" accelerated 2
+	ff_check "gonet http: accelerated" ff_accelerated 2
 	ff_check "gonet serve ended after 2 requests" srv_end ffd-gonet
 	ff_check "gonet serve said so ($(flat "$slog"))" grep -q "^served 2\$" <<<"$slog"
 	ctr_rm ffd-gonet
@@ -222,10 +213,10 @@ for p in rawnet muslnet; do
 	port=$((port + 1))
 	srv "ffd-$p" -- "$p" serve "$ip1" "$port"
 	wait_for 10 router_listens "$port" || ff_log "$p: no listener of d1 on $port"
-	mark
+	ff_mark
 	out=$(cli -- "$p" connect -nb "$ip1" "$port" "$n" 2>&1) || true
 	ff_check "$p: bytes echoed intact ($(flat "$out"))" grep -q "^ok $n local $ip2:[0-9]* peer $ip1:$port\$" <<<"$out"
-	ff_check "$p: accelerated" accelerated 1
+	ff_check "$p: accelerated" ff_accelerated 1
 	ff_check "$p serve ended after its connection" srv_end "ffd-$p"
 	ff_check "$p: the server sees the client's overlay address ($(flat "$slog"))" \
 		grep -q "^peer $ip2:[0-9]*\$" <<<"$slog"
@@ -241,10 +232,10 @@ sum=$(sha256sum <"$blob")
 port=7110
 srv ffd-nc -- /bin/busybox nc -l -p "$port" -e /bin/busybox cat
 wait_for 10 router_listens "$port" || ff_log "busybox nc: no listener of d1 on $port"
-mark
+ff_mark
 back=$(cli -i -- /bin/busybox nc -w 5 "$ip1" "$port" <"$blob" | sha256sum) || true
 ff_check "busybox nc: 300000 bytes echoed intact" test "$back" = "$sum"
-ff_check "busybox nc: accelerated" accelerated 1
+ff_check "busybox nc: accelerated" ff_accelerated 1
 ff_check "busybox nc -l ended after its connection" srv_end ffd-nc
 ctr_rm ffd-nc
 
@@ -252,10 +243,10 @@ port=7111
 # (the file comes from a read-only volume; the image stays as it is)
 srv ffd-httpd -v "$FF_WORK/www:/srv/www:ro" -- /bin/busybox httpd -f -vv -p "$ip1:$port" -h /srv/www
 wait_for 10 router_listens "$port" || ff_log "busybox httpd: no listener of d1 on $port"
-mark
+ff_mark
 back=$(cli -- /bin/busybox wget -q -O - "http://$ip1:$port/blob" | sha256sum) || true
 ff_check "busybox httpd + wget: the file intact" test "$back" = "$sum"
-ff_check "busybox httpd + wget: accelerated" accelerated 1
+ff_check "busybox httpd + wget: accelerated" ff_accelerated 1
 httpd_logged() { slog=$(tb_docker logs ffd-httpd 2>&1) && grep -q "^$ip2:[0-9]*: response:200\$" <<<"$slog"; }
 ff_check "busybox httpd logged the client's overlay address" wait_for 5 httpd_logged
 ctr_rm ffd-httpd

@@ -18,15 +18,6 @@ ff_router_start
 ff_pair 10.77.13.0/24
 ip1=$FF_IP1 ip2=$FF_IP2
 
-# mark, then accelerated N: the router accelerated N connections since mark
-conns_before=0
-mark() { conns_before=$(ff_conns_total); }
-accelerated() {
-	local now
-	now=$(ff_conns_total)
-	((now - conns_before == $1)) || { ff_log "router counted $((now - conns_before)) connections, not $1"; return 1; }
-}
-
 # pair WHAT SERVER-CMD -- CLIENT-CMD: runs the server in c1 and the client
 # in c2, both under ffexec (port: $port); sets out (client) and slog (server).
 out="" slog=""
@@ -53,21 +44,21 @@ n=1000000
 # ---- static glibc, raw syscalls; blocking and non-blocking connect
 for nb in "" -nb; do
 	port=7001
-	mark
+	ff_mark
 	pair "rawnet$nb" rawnet serve "$ip1" "$port" -- rawnet connect $nb "$ip1" "$port" "$n"
 	ff_check "rawnet$nb: bytes echoed intact ($out)" grep -q "^ok $n local $ip2:[0-9]* peer $ip1:$port\$" <<<"$out"
 	ff_check "rawnet$nb: the server sees the client's overlay address" grep -q "^peer $ip2:" <<<"$slog"
-	ff_check "rawnet$nb: accelerated" accelerated 1
+	ff_check "rawnet$nb: accelerated" ff_accelerated 1
 done
 
 # ---- musl
 if tb_exec c1 -- test -x /usr/bin/muslnet; then
 	port=7002
-	mark
+	ff_mark
 	pair muslnet muslnet serve "$ip1" "$port" -- muslnet connect -nb "$ip1" "$port" "$n"
 	ff_check "muslnet: bytes echoed intact ($out)" grep -q "^ok $n local $ip2:[0-9]* peer $ip1:$port\$" <<<"$out"
 	ff_check "muslnet: the server sees the client's overlay address" grep -q "^peer $ip2:" <<<"$slog"
-	ff_check "muslnet: accelerated" accelerated 1
+	ff_check "muslnet: accelerated" ff_accelerated 1
 else
 	ff_nok "muslnet is in the image (musl-tools missing at build time?)"
 fi
@@ -75,7 +66,7 @@ fi
 # ---- static Go: net/http and a TCP echo
 if tb_exec c1 -- test -x /usr/bin/gonet; then
 	port=7003
-	mark
+	ff_mark
 	id=$(ff_e_bg c1 -- gonet serve "$ip1:$port" -n 2)
 	tb_wait_port c1 "$port" || true
 	out=$(ff_e c2 -- gonet get "http://$ip1:$port/bytes" -n "$n" 2>&1) || true
@@ -86,12 +77,12 @@ if tb_exec c1 -- test -x /usr/bin/gonet; then
 	ff_check "gonet: the client sees the overlay addresses" \
 		grep -q "^client local=$ip2:[0-9]* remote=$ip1:$port\$" <<<"$out"
 	ff_check "gonet serve ended after 2 requests" tb_wait "$id" 20
-	ff_check "gonet http: accelerated" accelerated 2
+	ff_check "gonet http: accelerated" ff_accelerated 2
 	port=7004
-	mark
+	ff_mark
 	pair gonet-echo gonet echo-serve "$ip1:$port" -n 1 -- gonet echo "$ip1:$port" -n "$n"
 	ff_check "gonet echo: bytes intact ($out)" grep -q "^ok $n local $ip2:[0-9]* peer $ip1:$port\$" <<<"$out"
-	ff_check "gonet echo: accelerated" accelerated 1
+	ff_check "gonet echo: accelerated" ff_accelerated 1
 else
 	ff_nok "gonet is in the image (golang-go missing at build time?)"
 fi
@@ -100,19 +91,19 @@ fi
 port=7005
 blob=$FF_WORK/blob
 head -c 300000 /dev/urandom >"$blob"
-mark
+ff_mark
 id=$(ff_e_bg c1 -- /bin/busybox nc -l -p "$port" -e /bin/busybox cat)
 tb_wait_port c1 "$port" || true
 back=$(ff_e c2 -- /bin/busybox nc -w 5 "$ip1" "$port" <"$blob" | sha256sum) || true
 ff_check "busybox nc: 300000 bytes echoed intact" test "$back" = "$(sha256sum <"$blob")"
 tb_kill "$id"
 tb_wait "$id" 5 || true
-ff_check "busybox nc: accelerated" accelerated 1
+ff_check "busybox nc: accelerated" ff_accelerated 1
 
 port=7006
 tb_exec c1 -- mkdir -p /tmp/www
 tb_exec c1 -- sh -c 'cat >/tmp/www/file' <"$blob"
-mark
+ff_mark
 id=$(ff_e_bg c1 -- /bin/busybox httpd -f -vv -p "$ip1:$port" -h /tmp/www)
 tb_wait_port c1 "$port" || true
 back=$(ff_e c2 -- /bin/busybox wget -q -O - "http://$ip1:$port/file" | sha256sum) || true
@@ -120,11 +111,11 @@ ff_check "busybox httpd + wget: the file intact" test "$back" = "$(sha256sum <"$
 tb_kill "$id"
 tb_wait "$id" 5 || true
 ff_check "busybox httpd logged the client's overlay address" grep -q "$ip2:[0-9]*: response:200" <<<"$(tb_bg_log "$id")"
-ff_check "busybox httpd: accelerated" accelerated 1
+ff_check "busybox httpd: accelerated" ff_accelerated 1
 
 # ---- a dynamic glibc program with the shim under ffexec: served once
 port=7007
-mark
+ff_mark
 id=$(ff_x_bg c1 -- "$FF_EXEC_IN" iperf3 -s -1 -p "$port")
 tb_wait_port c1 "$port" || true
 out=$(ff_x c2 -- "$FF_EXEC_IN" iperf3 -c "$ip1" -p "$port" -t 1 -J 2>&1) || true
@@ -132,18 +123,18 @@ iperf_moved() { jq -e '.end.sum_received.bytes > 0' <<<"$out" >/dev/null; }
 ff_check "iperf3 (shim + ffexec) moved bytes" iperf_moved
 tb_wait "$id" 10 || true
 # iperf3 opens a control and a data connection
-ff_check "iperf3 (shim + ffexec): each connection accelerated once" accelerated 2
+ff_check "iperf3 (shim + ffexec): each connection accelerated once" ff_accelerated 2
 
 # ---- sockperf sends with sendto(server address) on its TCP socket: under
 # ffexec --sendto the supervisor sends those bytes (AF_UNIX says EISCONN)
 port=7009
-mark
+ff_mark
 id=$(ff_e_bg c1 -- --sendto sockperf sr --tcp -i 0.0.0.0 -p "$port")
 tb_wait_port c1 "$port" || true
 out=$(ff_e c2 -- --sendto sockperf pp --tcp -i "$ip1" -p "$port" -t 1 2>&1) || true
 tb_kill "$id" || true
 ff_check "sockperf (ffexec --sendto): round trips measured" grep -q "percentile 50.000" <<<"$out"
-ff_check "sockperf (ffexec --sendto): accelerated" accelerated 1
+ff_check "sockperf (ffexec --sendto): accelerated" ff_accelerated 1
 
 # ---- no router: untouched, over the container network
 ff_router_stop

@@ -195,3 +195,13 @@ ff_same_host_flow() {
 ff_conns_total() {
 	ff_status_json | jq -r '.conns_total // 0'
 }
+
+# ff_mark, then ff_accelerated N: the router accelerated N connections
+# since the mark (for ff_check)
+FF_CONNS_MARK=0
+ff_mark() { FF_CONNS_MARK=$(ff_conns_total); }
+ff_accelerated() {
+	local now
+	now=$(ff_conns_total)
+	((now - FF_CONNS_MARK == $1)) || { ff_log "router counted $((now - FF_CONNS_MARK)) connections, not $1"; return 1; }
+}
