@@ -70,25 +70,21 @@ static int install_filter(void)
 			    &prog);
 }
 
-/* A child under the filter, supervised as container name: runs fn(arg)
- * once the router took the listener; its exit status is fn's. *ch gets
- * the keeper's channel (close it once the child is done). */
-static pid_t spawn(const char *name, int (*fn)(int), int arg, int *ch)
+/* Forks a child that (in a network namespace of its own if newns) installs
+ * the filter, sends the listener on *sock (the parent's end, returned)
+ * and runs fn(arg) once a byte comes back; its exit status is fn's. */
+static pid_t fork_filtered(int (*fn)(int), int arg, bool newns, int *sock)
 {
-	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Supervise m = FF__SUPERVISE__INIT;
-	Ff__Reply *rep;
-	int sp[2], lfd = -1, rfds[FF_MAX_FDS], nr = 0, nfds = 0;
-	char go = 1;
-	uint8_t b;
+	int sp[2];
+	char go;
 	pid_t pid;
 
-	*ch = -1;
+	*sock = -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return -1;
 	pid = fork();
 	if (pid == 0) {
-		int l = install_filter();
+		int l = newns && unshare(CLONE_NEWNET) < 0 ? -1 : install_filter();
 
 		close(sp[0]);
 		if (l < 0 || ff_send_fds(sp[1], "l", 1, &l, 1) < 0)
@@ -100,7 +96,29 @@ static pid_t spawn(const char *name, int (*fn)(int), int arg, int *ch)
 		_exit(fn(arg));
 	}
 	close(sp[1]);
-	if (pid < 0 || ff_recv_fds(sp[0], &b, 1, &lfd, 1, &nfds, 0) != 1 || nfds != 1)
+	if (pid < 0)
+		close(sp[0]);
+	else
+		*sock = sp[0];
+	return pid;
+}
+
+/* A child under the filter, supervised as container name: runs fn(arg)
+ * once the router took the listener; its exit status is fn's. *ch gets
+ * the keeper's channel (close it once the child is done). */
+static pid_t spawn(const char *name, int (*fn)(int), int arg, int *ch)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Supervise m = FF__SUPERVISE__INIT;
+	Ff__Reply *rep;
+	int sp, lfd = -1, rfds[FF_MAX_FDS], nr = 0, nfds = 0;
+	char go = 1;
+	uint8_t b;
+	pid_t pid;
+
+	*ch = -1;
+	pid = fork_filtered(fn, arg, false, &sp);
+	if (pid < 0 || ff_recv_fds(sp, &b, 1, &lfd, 1, &nfds, 0) != 1 || nfds != 1)
 		goto out;
 	*ch = fx_shim(&fx, name);
 	m.pid = (uint32_t)pid;
@@ -116,9 +134,10 @@ static pid_t spawn(const char *name, int (*fn)(int), int arg, int *ch)
 out:
 	if (lfd >= 0)
 		close(lfd);
-	if (pid > 0 && write(sp[0], &go, 1) != 1)
+	if (pid > 0 && write(sp, &go, 1) != 1)
 		kill(pid, SIGKILL);
-	close(sp[0]);
+	if (sp >= 0)
+		close(sp);
 	return pid;
 }
 
@@ -630,7 +649,7 @@ static void outside_keeper(int sock)
 
 static void test_outside_netns(void)
 {
-	int ks[2], ts[2], err = -1, st = -1, lfd = -1, nfds = 0, ch1, containers, listeners, conns;
+	int ks[2], ts, err = -1, st = -1, lfd = -1, nfds = 0, ch1, containers, listeners, conns;
 	char ns[64], go = 1;
 	uint16_t port = 0;
 	pid_t k, t, srv;
@@ -656,23 +675,9 @@ static void test_outside_netns(void)
 	CU_ASSERT_EQUAL_FATAL(fx_register_netns(&fx, "c3", "10.99.0.3", ns), FF__STATUS__ST_OK);
 
 	/* the task, in a namespace of its own, under the filter */
-	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ts), 0);
-	t = fork();
-	if (t == 0) {
-		int l = unshare(CLONE_NEWNET) < 0 ? -1 : install_filter();
-
-		close(ts[0]);
-		if (l < 0 || ff_send_fds(ts[1], "l", 1, &l, 1) < 0)
-			_exit(90);
-		close(l);
-		if (read(ts[1], &go, 1) != 1)
-			_exit(91);
-		alarm(60);
-		_exit(outside_task(port));
-	}
-	close(ts[1]);
+	t = fork_filtered(outside_task, port, true, &ts);
 	CU_ASSERT_FATAL(t > 0);
-	CU_ASSERT_EQUAL(ff_recv_fds(ts[0], &b, 1, &lfd, 1, &nfds, 0), 1);
+	CU_ASSERT_EQUAL(ff_recv_fds(ts, &b, 1, &lfd, 1, &nfds, 0), 1);
 	CU_ASSERT_EQUAL(nfds, 1);
 	/* the keeper inside may supervise: its channel is c3's */
 	CU_ASSERT(ff_send_fds(ks[0], &t, sizeof(t), &lfd, 1) == 0);
@@ -681,14 +686,14 @@ static void test_outside_netns(void)
 	if (lfd >= 0)
 		close(lfd);
 	/* but the task is not c3's: its connect is the kernel's */
-	CU_ASSERT_EQUAL(write(ts[0], &go, 1), 1);
+	CU_ASSERT_EQUAL(write(ts, &go, 1), 1);
 	CU_ASSERT_EQUAL(wait_status(t), 0);
 	CU_ASSERT_EQUAL(fx_status_counts(&fx, &containers, &listeners, &conns), 0);
 	CU_ASSERT_EQUAL(containers, 3);
 	CU_ASSERT_EQUAL(conns, 0);
 	kill(srv, SIGKILL);
 	CU_ASSERT_EQUAL(wait_status(srv), 128 + SIGKILL);
-	close(ts[0]);
+	close(ts);
 	close(ks[0]);
 	CU_ASSERT_EQUAL(wait_status(k), 0);
 	close(ch1);
