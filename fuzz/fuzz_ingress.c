@@ -82,7 +82,10 @@ static int tcp_to(const struct ff_sa *to)
 		if (connect(fd, (struct sockaddr *)&ss, len) == 0)
 			return fd;
 		close(fd);
-		if (errno != EADDRNOTAVAIL && errno != EAGAIN)
+		/* EINTR: the router runs in this thread, and a tick of its accept
+		 * guard (core/guard.c, periodic while armed) can still be pending
+		 * when it is disarmed; it then lands on this blocking connect */
+		if (errno != EADDRNOTAVAIL && errno != EAGAIN && errno != EINTR)
 			break;
 		usleep(10000);
 	}

@@ -75,6 +75,9 @@ static const char *tcp_connect(int port)
 		step = "write";
 	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &v, &len) < 0 || v)
 		step = "getsockopt";
+	else if (len = sizeof(v), getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 ||
+				      v != AF_INET)
+		step = "getsockopt";
 	else if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) < 0)
 		step = "setsockopt";
 	else if (len = sizeof(a), getsockname(fd, (struct sockaddr *)&a, &len) < 0)
