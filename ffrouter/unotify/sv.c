@@ -169,25 +169,31 @@ static struct sv_call *call_by_req(struct sv *sv, uint64_t req)
 	return NULL;
 }
 
+/* Copies of fds[0..nfds) into out (all or none); 0 or -EMFILE. */
+static int dup_all(const int *fds, int nfds, int *out)
+{
+	for (int n = 0; n < nfds; n++) {
+		out[n] = fcntl(fds[n], F_DUPFD_CLOEXEC, 0);
+		if (out[n] < 0) {
+			ff_close_fds(out, n);
+			return -EMFILE;
+		}
+	}
+	return 0;
+}
+
 /* The core's reply, straight from its handler (ffr_chan_local): the fds
  * stay the core's, the call gets copies. */
 static void deliver(void *arg, const Ff__Reply *rep, const int *fds, int nfds)
 {
 	struct sv *sv = arg;
 	struct sv_call *call = rep->id ? call_by_req(sv, rep->id) : NULL;
-	int own[FF_MAX_FDS], n = 0;
+	int own[FF_MAX_FDS], n = nfds;
 
 	if (!call)
 		return;
-	for (; n < nfds && n < FF_MAX_FDS; n++) {
-		own[n] = fcntl(fds[n], F_DUPFD_CLOEXEC, 0);
-		if (own[n] < 0)
-			break;
-	}
-	if (n < nfds) { /* out of fds: as if the core had sent none */
-		ff_close_fds(own, n);
-		n = 0;
-	}
+	if (n > FF_MAX_FDS || dup_all(fds, n, own) < 0)
+		n = 0; /* out of fds: as if the core had sent none */
 	call->req = 0;
 	sv_call_reply(call, rep, own, n);
 }
@@ -195,7 +201,7 @@ static void deliver(void *arg, const Ff__Reply *rep, const int *fds, int nfds)
 int sv_call_request(struct sv_call *call, Ff__Request *req, const int *fds, int nfds)
 {
 	struct sv *sv = call->sv;
-	int dup[FF_MAX_FDS], n = 0;
+	int dup[FF_MAX_FDS];
 
 	req->id = ++sv->next_req;
 	call->req = req->id;
@@ -205,19 +211,13 @@ int sv_call_request(struct sv_call *call, Ff__Request *req, const int *fds, int 
 		call->req = 0;
 		return -EPIPE;
 	}
-	for (; n < nfds && n < FF_MAX_FDS; n++) {
-		dup[n] = fcntl(fds[n], F_DUPFD_CLOEXEC, 0);
-		if (dup[n] < 0)
-			break;
-	}
-	if (n < nfds) {
-		ff_close_fds(dup, n);
+	if (nfds > FF_MAX_FDS || dup_all(fds, nfds, dup) < 0) {
 		call->req = 0;
 		return -EMFILE;
 	}
 	/* (the core may answer, and the call be gone, before this returns;
 	 * if the channel dies instead, its end frees the calls) */
-	ffr_chan_request(sv->core, req, dup, n);
+	ffr_chan_request(sv->core, req, dup, nfds);
 	return 0;
 }
 
