@@ -39,7 +39,7 @@ static int cmd_help(struct ffc_ctx *ctx, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct ffc_ctx ctx = {.rundir = getenv("FFNET_RUNDIR"), .fd = -1};
+	struct ffc_ctx ctx = {.rundir = getenv("FFNET_RUNDIR"), .adm.fd = -1};
 	int i = 1, rc;
 
 	if (!ctx.rundir || !*ctx.rundir)
@@ -66,8 +66,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], cmds[k].name))
 			continue;
 		rc = cmds[k].fn(&ctx, argc - i, argv + i);
-		if (ctx.fd >= 0)
-			close(ctx.fd);
+		ff_admin_close(&ctx.adm);
 		return rc;
 	}
 	fprintf(stderr, "ffctl: unknown command '%s' (try ffctl help)\n", argv[i]);

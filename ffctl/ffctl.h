@@ -8,13 +8,13 @@
 #include <stdio.h>
 
 #include "addr.h"
+#include "admin.h"
 #include "ff.pb-c.h"
 
 struct ffc_ctx {
 	const char *rundir;
 	bool json;
-	int fd; /* admin channel, -1 until ffc_connect */
-	uint64_t next_id;
+	struct ff_admin adm; /* the admin channel: adm.fd is -1 until ffc_connect */
 };
 
 struct ffc_cmd {
