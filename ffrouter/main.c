@@ -60,6 +60,18 @@ static int set_verbs_path(struct ffr_options *o, const char *v)
 	return 0;
 }
 
+static int set_metrics(struct ffr_options *o, const char *v)
+{
+	struct ff_sa a;
+
+	if (ffr_metrics_parse(v, &a) < 0) {
+		fprintf(stderr, "ffrouter: bad --metrics '%s' (IP:PORT, [IPv6]:PORT)\n", v);
+		return -1;
+	}
+	o->core.metrics = v;
+	return 0;
+}
+
 #define STR(n, a, field, h) {n, a, OPT_STR, offsetof(struct ffr_options, field), 0, 0, NULL, NULL, h}
 #define NUM(n, a, k, field, lo, hi, w, h)                                                          \
 	{n, a, k, offsetof(struct ffr_options, field), lo, hi, w, NULL, h}
@@ -121,6 +133,9 @@ static const struct opt opts[] = {
 	   "trust between QPs); ring: every work request passes\n"
 	   "through the router, which can then refuse any of them;\n"
 	   "auto (default): direct where the device has it"),
+	FN("metrics", "IP:PORT", set_metrics,
+	   "serve Prometheus metrics at http://IP:PORT/metrics\n"
+	   "(default: off; bind to a trusted address)"),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 

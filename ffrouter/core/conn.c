@@ -206,6 +206,14 @@ struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path)
 	return cn;
 }
 
+void ffr_conn_established(struct ffr_router *r, const struct ffr_conn *cn)
+{
+	r->conns_total++;
+	if ((unsigned)cn->path < FFR_PATHS)
+		r->conns_path[cn->path]++;
+	ffr_sweep_arm(r);
+}
+
 /* ---- the sides by inode: chained hash, doubled as it fills ---- */
 
 static uint32_t ino_hash(ino_t ino, uint32_t cap)

@@ -30,12 +30,15 @@
 #define FFR_HOST_MAX 63
 #define FFR_FEATURES_MAX 8 /* features one router can register */
 #define FFR_OPS_MAX 128    /* request body cases the dispatch table can hold */
+#define FFR_PATHS 4        /* values of Ff__Path */
 
 struct ffr_router;
 struct ffr_container;
 struct ffr_stats;    /* a container's byte-counter page (core/internal.h) */
 struct ffr_guard;    /* watchdog, accept deadline, fd budget (core/guard.c) */
 struct ffr_listener; /* an overlay listener (core/internal.h) */
+struct ffr_metrics;  /* an exposition being written (core/metrics.c) */
+struct ffr_mserver;  /* the --metrics HTTP endpoint (core/metrics.c) */
 
 struct ffr_quota {
 	uint32_t channels;
@@ -126,6 +129,7 @@ struct ffr_config {
 	unsigned watchdog_ms; /* a loop that has not turned this long is stuck (0: 5 s) */
 	unsigned fd_reserve; /* fds kept below RLIMIT_NOFILE for what is under way and
 			      * ffctl (0: a 16th of the limit, 16 to 1024) */
+	const char *metrics; /* IP:PORT of the Prometheus endpoint (NULL: none) */
 };
 
 /* A request handler: ch's request req with nfds fds it now owns. */
@@ -172,6 +176,9 @@ struct ffr_feature {
 	 * poll does one pass and returns whether to keep polling. */
 	bool (*hot)(void *priv);
 	bool (*poll)(void *priv);
+	/* Writes its metric families (ffr_metrics_family/_sample) after the
+	 * core's, for the --metrics endpoint. */
+	void (*metrics)(void *priv, struct ffr_metrics *m);
 };
 
 struct ffr_feature_reg {
@@ -203,10 +210,12 @@ struct ffr_router {
 	uint64_t next_id;
 	uint64_t conns_total, fallbacks, bad_messages;
 	uint64_t quota_refusals; /* connects refused: a container's quota, a channel's cap */
+	uint64_t conns_path[FFR_PATHS]; /* conns_total by Ff__Path */
 	struct ffr_op ops[FFR_OPS_MAX];
 	struct ffr_feature_reg feats[FFR_FEATURES_MAX];
 	int nfeats;
 	struct ffr_guard *guard;
+	struct ffr_mserver *metrics; /* NULL: no --metrics */
 };
 
 /* router.c */
@@ -337,9 +346,28 @@ int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd);
 /* conn.c */
 struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path);
 void ffr_conn_free(struct ffr_router *r, struct ffr_conn *cn);
+/* cn is handed to the apps: counts it (in total and by path) and watches it. */
+void ffr_conn_established(struct ffr_router *r, const struct ffr_conn *cn);
 /* Binds one side of cn to container c. -ENOBUFS when out of slots. */
 int ffr_conn_side_set(struct ffr_conn_side *s, struct ffr_container *c, const struct ff_sa *addr,
 		      ino_t ino);
 
 /* sockets.c: the reply that hands the client end of cn to the app (fd not consumed) */
 void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd);
+
+/* metrics.c: the Prometheus text exposition of GET /metrics. The core
+ * writes its families, then each feature's metrics hook adds its own. */
+struct evbuffer;
+struct ffr_metrics {
+	struct evbuffer *out; /* where the text goes */
+	const char *family;   /* the family being written */
+};
+/* "IP:PORT" or "[IPv6]:PORT" (port 0: any free one); 0 or -EINVAL. */
+int ffr_metrics_parse(const char *s, struct ff_sa *out);
+/* Starts family ffnet_NAME of type "counter" (NAME ends in _total) or
+ * "gauge"; help is one line. Its samples follow, before the next family. */
+void ffr_metrics_family(struct ffr_metrics *m, const char *name, const char *type,
+			const char *help);
+/* One sample of the current family: value v, then label name/value pairs,
+ * NULL-terminated. Values are escaped (backslash, quote, newline). */
+void ffr_metrics_sample(struct ffr_metrics *m, uint64_t v, ...) __attribute__((sentinel));

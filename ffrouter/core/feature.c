@@ -115,6 +115,12 @@ void ffr_features_status(struct ffr_router *r, Ff__StatusReply *sr, void *mem[FF
 		mem[reg - r->feats] = reg->f->status(reg->priv, sr);
 }
 
+void ffr_features_metrics(struct ffr_router *r, struct ffr_metrics *m)
+{
+	EACH(r, reg, metrics)
+		reg->f->metrics(reg->priv, m);
+}
+
 bool ffr_features_hot(const struct ffr_router *r)
 {
 	for (int i = 0; i < r->nfeats; i++)

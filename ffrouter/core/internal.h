@@ -47,6 +47,10 @@ struct ffr_listener {
 int ffr_guard_new(struct ffr_router *r, const struct ffr_config *cfg);
 void ffr_guard_free(struct ffr_guard *g);
 
+/* metrics.c: the endpoint of cfg->metrics (none: nothing), on r's loop */
+int ffr_mserver_new(struct ffr_router *r, const char *addr);
+void ffr_mserver_free(struct ffr_mserver *s);
+
 /* router.c */
 /* Binds a non-blocking SOCK_SEQPACKET listener at path (mode applied). */
 int ffr_listen_unix(const char *path, mode_t mode);
@@ -62,6 +66,7 @@ bool ffr_features_connect(struct ffr_chan *ch, uint64_t id, struct ffr_container
 			  const struct ff_sa *src, const struct ff_sa *dst);
 /* Each feature's part of a status reply, in sr; *mem[i] to free after. */
 void ffr_features_status(struct ffr_router *r, Ff__StatusReply *sr, void *mem[FFR_FEATURES_MAX]);
+void ffr_features_metrics(struct ffr_router *r, struct ffr_metrics *m);
 
 /* chan.c */
 /* A container's socket is readable: accepts its shims. */

@@ -1,6 +1,7 @@
 /* The router object: run directory, admin socket, the map page, the
- * connection sweep timer. Invariant: every container in r->containers has
- * its addresses in the map page after ffr_map_publish(). */
+ * connection sweep timer, the metrics endpoint. Invariant: every container
+ * in r->containers has its addresses in the map page after
+ * ffr_map_publish(). */
 #include "internal.h"
 
 #include "log.h"
@@ -263,6 +264,9 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 		ff_err("cannot listen on %s/%s: %s", r->rundir, FF_SOCK_NAME, strerror(-*err));
 		goto out_free;
 	}
+	*err = ffr_mserver_new(r, cfg->metrics);
+	if (*err)
+		goto out_free;
 	return r;
 out_free:
 	ffr_router_free(r);
@@ -279,6 +283,7 @@ void ffr_router_free(struct ffr_router *r)
 
 	if (!r)
 		return;
+	ffr_mserver_free(r->metrics);
 	ffr_features_free(r);
 	while ((ch = TAILQ_FIRST(&r->admin)))
 		ffr_chan_free(ch);

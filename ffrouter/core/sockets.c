@@ -288,8 +288,7 @@ static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listen
 		goto out_free;
 	ffr_connect_reply(ch, id, cn, sv[0]);
 	close(sv[0]);
-	r->conns_total++;
-	ffr_sweep_arm(r);
+	ffr_conn_established(r, cn);
 	return 0;
 out_free:
 	ffr_conn_free(r, cn);

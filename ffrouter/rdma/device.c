@@ -190,6 +190,7 @@ static const struct ffr_feature rdma_feature = {
 	.container_free = rdma_container_free,
 	.hot = ffr_rdma_hot,
 	.poll = ffr_rdma_poll,
+	.metrics = ffr_rdma_metrics,
 };
 
 static void op_verbs_open(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);

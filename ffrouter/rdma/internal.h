@@ -262,6 +262,8 @@ void ffr_vcq_push_err(struct ffr_vcq *q, uint64_t wr_id, uint32_t qpn, int opcod
 
 /* The verbs requests from shims and ffctl (device.c, status.c). */
 void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds);
+/* The feature's metrics hook (status.c): nothing without a device. */
+void ffr_rdma_metrics(void *priv, struct ffr_metrics *m);
 /* Busy polling (ring.c): the feature's hot and poll hooks. */
 bool ffr_rdma_hot(void *priv);
 bool ffr_rdma_poll(void *priv);

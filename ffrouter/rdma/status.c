@@ -1,6 +1,7 @@
 /* VerbsStatus for ffctl: the RDMA device and, per verbs context, what it
  * holds in the router. Read-only; one reply (a listing longer than a
- * datagram is cut at FF_REPLY_MAX and says so). */
+ * datagram is cut at FF_REPLY_MAX and says so). The same numbers, summed
+ * over the contexts, for the metrics endpoint. */
 #include "internal.h"
 
 #include "log.h"
@@ -103,4 +104,42 @@ void ffr_op_verbs_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 	ffr_reply(ch, &rep, NULL, 0);
 	free(part);
 	free(p);
+}
+
+void ffr_rdma_metrics(void *priv, struct ffr_metrics *m)
+{
+	static const char *const kinds[] = {
+		[FF_VOBJ_PD] = "pd",   [FF_VOBJ_MR] = "mr",   [FF_VOBJ_CQ] = "cq",
+		[FF_VOBJ_QP] = "qp",   [FF_VOBJ_SRQ] = "srq", [FF_VOBJ_CHANNEL] = "channel",
+	};
+	uint64_t objs[FF_VOBJ_CHANNEL + 1] = {0}, mr_bytes = 0, mem_bytes = 0;
+	struct ffr_rdma *rd = priv;
+	const struct ffr_vctx *x;
+	const struct ffr_vobj *o;
+
+	if (!rd)
+		return;
+	TAILQ_FOREACH (x, &rd->ctxs, link) {
+		for (uint32_t k = FF_VOBJ_PD; k <= FF_VOBJ_CHANNEL; k++)
+			objs[k] += count(x, k);
+		TAILQ_FOREACH (o, &x->objs[FF_VOBJ_MR], link)
+			mr_bytes += ((const struct ffr_vmr *)o)->len;
+		mem_bytes += x->use.mem_bytes;
+	}
+	ffr_metrics_family(m, "rdma_device_info", "gauge", "the RDMA device and its data path");
+	ffr_metrics_sample(m, 1, "device", rd->devname, "data_path", rd->direct ? "direct" : "ring",
+			   NULL);
+	ffr_metrics_family(m, "rdma_contexts", "gauge", "verbs contexts open (one per app process)");
+	ffr_metrics_sample(m, rd->nctxs, NULL);
+	ffr_metrics_family(m, "rdma_contexts_total", "counter", "verbs contexts opened");
+	ffr_metrics_sample(m, rd->ctxs_total, NULL);
+	ffr_metrics_family(m, "rdma_bad_wqes_total", "counter", "work requests refused");
+	ffr_metrics_sample(m, rd->bad_wqes, NULL);
+	ffr_metrics_family(m, "rdma_objects", "gauge", "verbs objects the router holds, by kind");
+	for (uint32_t k = FF_VOBJ_PD; k <= FF_VOBJ_CHANNEL; k++)
+		ffr_metrics_sample(m, objs[k], "kind", kinds[k], NULL);
+	ffr_metrics_family(m, "rdma_mr_bytes", "gauge", "bytes of registered memory regions");
+	ffr_metrics_sample(m, mr_bytes, NULL);
+	ffr_metrics_family(m, "rdma_memfd_bytes", "gauge", "bytes of app memory mapped from memfds");
+	ffr_metrics_sample(m, mem_bytes, NULL);
 }

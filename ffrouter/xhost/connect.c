@@ -113,8 +113,7 @@ struct ffr_conn *ffr_conn_tcp(struct ffr_router *r, struct ffr_container *c, boo
 	}
 	snprintf(theirs->name, sizeof(theirs->name), "%s", remote_name);
 	theirs->addr = *remote;
-	r->conns_total++;
-	ffr_sweep_arm(r);
+	ffr_conn_established(r, cn);
 	return cn;
 }
 

@@ -1,11 +1,14 @@
-/* ffctl requests about the cluster: hosts and published ports. Each change
- * is persisted before it is answered, and undone if it cannot be. */
+/* ffctl requests about the cluster: hosts and published ports, and the
+ * cluster's part of status and metrics. Each change is persisted before it
+ * is answered, and undone if it cannot be. */
 #include "internal.h"
 
 #include "log.h"
 #include "msg.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,6 +231,48 @@ void *ffr_xhost_status(void *priv, Ff__StatusReply *sr)
 		p->pp[sr->n_publishes++] = &p->pm[i];
 	}
 	return p;
+}
+
+void ffr_xhost_metrics(void *priv, struct ffr_metrics *m)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} fam[] = {
+		{"ingress_timeouts_total", "ingress connections closed: no whole preamble in time",
+		 offsetof(struct ffr_xhost_stats, ingress_timeouts)},
+		{"ingress_overcap_total", "ingress connections closed at accept: too many waiting",
+		 offsetof(struct ffr_xhost_stats, ingress_overcap)},
+		{"preambles_refused_total", "other routers' preambles refused",
+		 offsetof(struct ffr_xhost_stats, preambles_refused)},
+		{"replies_refused_total", "other routers' answers refused (bad MAC)",
+		 offsetof(struct ffr_xhost_stats, replies_refused)},
+		{"outside_refused_total", "policy host: connects to the host's or cluster's own refused",
+		 offsetof(struct ffr_xhost_stats, outside_refused)},
+	};
+	struct ffr_xhost *xh = priv;
+	const struct ffr_publish *pb;
+	const struct ffr_host *h;
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+		ffr_metrics_family(m, fam[i].name, "counter", fam[i].help);
+		ffr_metrics_sample(m, *(const uint64_t *)((const char *)&xh->stats + fam[i].off),
+				   NULL);
+	}
+	TAILQ_FOREACH (h, &xh->hosts, link)
+		n++;
+	ffr_metrics_family(m, "hosts", "gauge", "other hosts of the cluster this router knows");
+	ffr_metrics_sample(m, n, NULL);
+	ffr_metrics_family(m, "published_accepted_total", "counter",
+			   "connections accepted on a published host port");
+	TAILQ_FOREACH (pb, &xh->publishes, link) {
+		char port[8];
+
+		snprintf(port, sizeof(port), "%u", pb->host_port);
+		ffr_metrics_sample(m, pb->accepted, "container", pb->container, "host_port", port,
+				   NULL);
+	}
 }
 
 const struct ffr_op ffr_xhost_ops[] = {

@@ -95,6 +95,8 @@ extern const size_t ffr_xhost_nops;
 /* Hosts and published ports (the first 64 of each), and the counters of
  * refusals, for a status reply. */
 void *ffr_xhost_status(void *priv, Ff__StatusReply *sr);
+/* The same counters, hosts and published ports for the metrics endpoint. */
+void ffr_xhost_metrics(void *priv, struct ffr_metrics *m);
 
 /* auth.c */
 void ffr_nonces_free(void);

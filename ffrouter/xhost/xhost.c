@@ -75,6 +75,7 @@ const struct ffr_feature ffr_xhost_feature = {
 	.host_known = xhost_host_known,
 	.connect = ffr_xconn_start,
 	.status = ffr_xhost_status,
+	.metrics = ffr_xhost_metrics,
 };
 
 const char *ffr_xhost_state(const struct ffr_router *r)

@@ -33,10 +33,20 @@ static void cm_container_free(void *priv, struct ffr_container *c)
 			ch->c = NULL;
 }
 
+static void cm_metrics(void *priv, struct ffr_metrics *m)
+{
+	struct ffr_cm *cm = priv;
+
+	ffr_metrics_family(m, "rdma_cm_connections_total", "counter",
+			   "rdma_cm connections established");
+	ffr_metrics_sample(m, cm->conns_total, NULL);
+}
+
 static const struct ffr_feature cm_feature = {
 	.name = "rdma_cm",
 	.free = cm_free,
 	.container_free = cm_container_free,
+	.metrics = cm_metrics,
 };
 
 static const struct ffr_op cm_ops[] = {
