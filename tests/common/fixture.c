@@ -56,6 +56,7 @@ static int start_in(struct fx_router *fx)
 					  .conns = fx->max_conns ? fx->max_conns : 1024,
 					  .pending = 256};
 	o.rdma.dev = "none";
+	o.core.metrics = fx->metrics;
 	if (!p)
 		return -ENOMEM;
 	if (pipe2(p->stop, O_CLOEXEC) < 0) {

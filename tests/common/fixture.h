@@ -14,6 +14,7 @@ struct fx_router {
 	char dir[64];
 	void *priv;
 	unsigned max_conns; /* a container's connection quota; 0: 1024 */
+	const char *metrics; /* the router's --metrics IP:PORT; NULL: none */
 };
 
 /* Starts a router in a fresh temp run directory. 0 or -errno. */
