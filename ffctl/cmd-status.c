@@ -1,9 +1,20 @@
-/* ffctl status [--json]: containers, listeners, connections (path, bytes
- * each way) and the router's counters, its own and its cluster part's. */
+/* ffctl status [--json] [--watch [SECONDS]] [--count N]: containers,
+ * listeners, connections (path, bytes each way) and the router's counters,
+ * its own and its cluster part's. --watch asks again every SECONDS on one
+ * channel until SIGINT (exit 0), N frames, or the router's loss (exit 1);
+ * frames clear a terminal, elsewhere a blank line separates them. */
 #include "ffctl.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WATCH_MAX_S 86400.0
 
 static void print_listeners(Ff__Reply **reps, size_t n)
 {
@@ -236,13 +247,126 @@ static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	ffc_print_rdma(ctx);
 }
 
+static void status_req(Ff__Request *req, Ff__GetStatus *m)
+{
+	ff__get_status__init(m);
+	req->body_case = FF__REQUEST__BODY_STATUS;
+	req->status = m;
+}
+
+struct watch {
+	double every_s; /* 0: no --watch */
+	unsigned long count; /* 0: until interrupted */
+};
+
+static int usage_err(void)
+{
+	fprintf(stderr, "usage: ffctl status [--json] [--watch [SECONDS]] [--count N]\n");
+	return 2;
+}
+
+/* 0, or 2 (said why) for bad usage. */
+static int parse_watch(struct ffc_ctx *ctx, int argc, char **argv, struct watch *w)
+{
+	for (int i = 1; i < argc; i++) {
+		char *end;
+
+		if (!strcmp(argv[i], "--json")) {
+			ctx->json = true;
+		} else if (!strcmp(argv[i], "--watch")) {
+			w->every_s = 1;
+			if (i + 1 < argc && argv[i + 1][0] != '-') {
+				errno = 0;
+				w->every_s = strtod(argv[++i], &end);
+				if (errno || *end || !isfinite(w->every_s) || w->every_s <= 0 ||
+				    w->every_s > WATCH_MAX_S) {
+					fprintf(stderr, "ffctl: bad --watch interval '%s' (seconds, "
+							"more than 0)\n", argv[i]);
+					return 2;
+				}
+			}
+		} else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+			errno = 0;
+			w->count = strtoul(argv[++i], &end, 10);
+			if (errno || *end || argv[i][0] == '-' || !w->count) {
+				fprintf(stderr, "ffctl: bad --count '%s' (frames, at least 1)\n", argv[i]);
+				return 2;
+			}
+		} else {
+			return usage_err();
+		}
+	}
+	if (w->count && !w->every_s)
+		w->every_s = 1;
+	return 0;
+}
+
+/* One frame on the open channel: asks, checks, prints. Exit code. */
+static int frame(struct ffc_ctx *ctx)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__GetStatus m;
+	Ff__Reply **reps;
+	size_t n;
+	int rc = 0;
+
+	status_req(&req, &m);
+	if (ffc_call(ctx, &req, &reps, &n))
+		return 1;
+	if (reps[0]->status)
+		rc = ffc_fail(reps[0], "status");
+	for (size_t k = 0; !rc && k < n; k++)
+		if (reps[k]->body_case != FF__REPLY__BODY_STATUS_REPLY) {
+			fprintf(stderr, "ffctl: status: unexpected reply from the router\n");
+			rc = 1;
+		}
+	if (!rc)
+		print_status(ctx, reps, n);
+	ffc_replies_free(reps, n);
+	return rc;
+}
+
+/* Frames until SIGINT (blocked, and taken only while waiting, so a frame
+ * is never cut in the middle), the count, or a failure. */
+static int watch(struct ffc_ctx *ctx, const struct watch *w)
+{
+	time_t whole = (time_t)w->every_s;
+	struct timespec ts = {whole, (long)((w->every_s - (double)whole) * 1e9)};
+	bool tty = isatty(STDOUT_FILENO);
+	sigset_t set;
+	int rc;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	rc = ffc_connect(ctx);
+	for (unsigned long i = 0; !rc; i++) {
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		else if (i)
+			putchar('\n');
+		rc = frame(ctx);
+		fflush(stdout);
+		if (rc || (w->count && i + 1 == w->count))
+			break;
+		if (sigtimedwait(&set, NULL, &ts) == SIGINT)
+			break;
+	}
+	return rc;
+}
+
 int ffc_cmd_status(struct ffc_ctx *ctx, int argc, char **argv)
 {
 	Ff__Request req = FF__REQUEST__INIT;
-	Ff__GetStatus m = FF__GET_STATUS__INIT;
+	struct watch w = {0};
+	Ff__GetStatus m;
+	int rc = parse_watch(ctx, argc, argv, &w);
 
-	req.body_case = FF__REQUEST__BODY_STATUS;
-	req.status = &m;
-	return ffc_query(ctx, argc, argv, "status", &req, FF__REPLY__BODY_STATUS_REPLY,
-			 print_status);
+	if (rc)
+		return rc;
+	if (w.every_s)
+		return watch(ctx, &w);
+	status_req(&req, &m);
+	return ffc_query(ctx, 1, argv, "status", &req, FF__REPLY__BODY_STATUS_REPLY, print_status);
 }

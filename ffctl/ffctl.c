@@ -22,7 +22,7 @@ static const struct ffc_cmd cmds[] = {
 	{"publish", ffc_cmd_publish, "NAME HOSTPORT:PORT",
 	 "connections to HOSTPORT on this host go to NAME's listener on PORT"},
 	{"unpublish", ffc_cmd_publish, "NAME HOSTPORT", "stop publishing"},
-	{"status", ffc_cmd_status, "[--json]",
+	{"status", ffc_cmd_status, "[--json] [--watch [SECONDS]] [--count N]",
 	 "containers, listeners, connections with their path and bytes each way"},
 	{"help", cmd_help, "", "this text"},
 };
