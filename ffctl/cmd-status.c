@@ -336,6 +336,9 @@ static int watch(struct ffc_ctx *ctx, const struct watch *w)
 	sigset_t set;
 	int rc;
 
+	/* a shell starts background commands with SIGINT ignored, and an
+	 * ignored signal never reaches sigtimedwait */
+	signal(SIGINT, SIG_DFL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
