@@ -11,7 +11,8 @@ build=(meson ninja-build pkg-config gcc libc6-dev libibverbs-dev librdmacm-dev l
 tests=(valgrind clang iproute2 iptables procps psmisc util-linux kmod busybox-static jq
 	docker.io iperf3 sockperf redis-server redis-tools nginx-light curl wrk
 	python3 python3-matplotlib etcd-server
-	golang-go musl-tools) # tests/progs: a static Go and a musl program for ffexec
+	golang-go musl-tools # tests/progs: a static Go and a musl program for ffexec
+	containernetworking-plugins) # tests/integ/t-cni.sh chains our plugin after bridge + host-local
 mapfile -t vm < <(grep -vE '^\s*(#|$)' "$here/tests/vm/deps.txt")
 
 want=("${build[@]}")
