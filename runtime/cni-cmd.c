@@ -11,11 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct ips {
-	char v[FFN_MAX_IPS][64];
-	size_t n;
-};
-
 /* Whether prevResult's ip entry is on the container's side: its
  * "interface" names an interface with a "sandbox" (no index: assume so). */
 static bool in_sandbox(struct json_object *prev, struct json_object *ip)
@@ -37,7 +32,7 @@ static bool in_sandbox(struct json_object *prev, struct json_object *ip)
 }
 
 /* The container's addresses in prevResult ("ips": [{"address": "IP/LEN"}]). */
-static int prev_ips(struct ffn_cni *c, struct ips *out)
+static int prev_ips(struct ffn_cni *c, struct ffn_ips *out)
 {
 	struct json_object *prev = ff_json_obj(c->conf, "prevResult");
 	struct json_object *arr = ff_json_arr(prev, "ips");
@@ -73,161 +68,31 @@ static int open_router(struct ffn_cni *c, struct ff_admin *a, int code)
 	return ff_admin_open(a, c->rundir) < 0 ? ffn_error(c, code, "%s", a->err) : 0;
 }
 
-/* One request; its status (ST_OK...), or -1 on a transport failure; the
- * router's words in a->err on a refusal. Replies are freed unless reps. */
-static int call(struct ff_admin *a, Ff__Request *req, Ff__Reply ***reps, size_t *n)
-{
-	Ff__Reply **v;
-	size_t k;
-	int st;
-
-	if (ff_admin_call(a, req, &v, &k) < 0)
-		return -1;
-	st = v[0]->status;
-	if (st)
-		snprintf(a->err, sizeof(a->err), "%s", ff_admin_reply_error(v[0]));
-	if (reps && !st) {
-		*reps = v;
-		*n = k;
-	} else {
-		ff_admin_replies_free(v, k);
-	}
-	return st;
-}
-
-static int unregister(struct ff_admin *a, const char *name)
-{
-	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Unregister m = FF__UNREGISTER__INIT;
-
-	m.name = (char *)name;
-	req.body_case = FF__REQUEST__BODY_UNREGISTER;
-	req.unregister = &m;
-	return call(a, &req, NULL, NULL);
-}
-
-/* The router's containers; free with ff_admin_replies_free. */
-static int list(struct ff_admin *a, Ff__Reply ***reps, size_t *n)
-{
-	Ff__Request req = FF__REQUEST__INIT;
-	Ff__ListContainers m = FF__LIST_CONTAINERS__INIT;
-	int st;
-
-	req.body_case = FF__REQUEST__BODY_LIST;
-	req.list = &m;
-	st = call(a, &req, reps, n);
-	for (size_t i = 0; st == 0 && i < *n; i++)
-		if ((*reps)[i]->body_case != FF__REPLY__BODY_LIST) {
-			ff_admin_replies_free(*reps, *n);
-			snprintf(a->err, sizeof(a->err), "unexpected reply to a listing");
-			st = -1;
-		}
-	return st;
-}
-
-static bool holds_any(const Ff__Container *k, const struct ips *ips)
-{
-	for (size_t i = 0; i < k->n_ips; i++)
-		for (size_t j = 0; j < ips->n; j++)
-			if (!strcmp(k->ips[i], ips->v[j]))
-				return true;
-	return false;
-}
-
-static bool same_ips(const Ff__Container *k, const struct ips *ips)
-{
-	size_t hit = 0;
-
-	for (size_t j = 0; j < ips->n; j++)
-		for (size_t i = 0; i < k->n_ips; i++)
-			hit += !strcmp(k->ips[i], ips->v[j]);
-	return k->n_ips == ips->n && hit == ips->n;
-}
-
-/* Registrations this plugin made whose namespace is gone (the router was
- * down at their DEL) and that stand in the way of name or ips: removed.
- * How many were, or -1. */
-static int clear_stale(struct ffn_cni *c, struct ff_admin *a, const struct ips *ips)
-{
-	Ff__Reply **reps;
-	size_t n;
-	int cleared = 0;
-
-	if (list(a, &reps, &n))
-		return -1;
-	for (size_t p = 0; p < n; p++)
-		for (size_t i = 0; i < reps[p]->list->n_containers; i++) {
-			const Ff__Container *k = reps[p]->list->containers[i];
-			struct ffn_mark m;
-
-			if ((strcmp(k->name, c->name) && !holds_any(k, ips)) ||
-			    ffn_mark_read(c->rundir, k->name, &m) || !ffn_mark_stale(&m))
-				continue;
-			fprintf(stderr, "ffnet-cni: %s: removing the stale registration of %s (its "
-					"namespace %s is gone)\n", c->cid, k->name, m.netns);
-			int st = unregister(a, k->name);
-
-			if (st == 0 || st == FF__STATUS__ST_NOT_FOUND) {
-				ffn_mark_remove(c->rundir, k->name);
-				cleared++;
-			}
-		}
-	ff_admin_replies_free(reps, n);
-	return cleared;
-}
-
-/* The container as the router has it, with c's name (NULL if it has none);
- * reps to free with ff_admin_replies_free. */
-static const Ff__Container *find(struct ffn_cni *c, Ff__Reply **reps, size_t n)
-{
-	for (size_t p = 0; p < n; p++)
-		for (size_t i = 0; i < reps[p]->list->n_containers; i++)
-			if (!strcmp(reps[p]->list->containers[i]->name, c->name))
-				return reps[p]->list->containers[i];
-	return NULL;
-}
 
 /* An ADD the runtime retried: ours already, same attachment, namespace
  * and addresses. */
-static bool done_before(struct ffn_cni *c, struct ff_admin *a, const struct ips *ips)
+static bool done_before(struct ffn_cni *c, struct ff_admin *a, const struct ffn_ips *ips)
 {
 	struct ffn_mark m;
 	Ff__Reply **reps;
 	size_t n;
 	bool same;
 
-	if (ffn_mark_read(c->rundir, c->name, &m) || strcmp(m.ifname, c->ifname) ||
-	    strcmp(m.netns, c->netns) || ffn_mark_stale(&m) || list(a, &reps, &n))
+	if (ffn_mark_read(c->marks, c->name, &m) || strcmp(m.ifname, c->ifname) ||
+	    strcmp(m.netns, c->netns) || ffn_mark_stale(&m) || ffn_list(a, &reps, &n))
 		return false;
-	same = find(c, reps, n) && same_ips(find(c, reps, n), ips);
+	same = ffn_find(reps, n, c->name) && ffn_same_ips(ffn_find(reps, n, c->name), ips);
 	ff_admin_replies_free(reps, n);
 	return same;
 }
 
-static int register_once(struct ffn_cni *c, struct ff_admin *a, struct ips *ips)
+static int do_register(struct ffn_cni *c, struct ff_admin *a, struct ffn_ips *ips)
 {
-	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Register m = FF__REGISTER__INIT;
-	char *v[FFN_MAX_IPS];
-
-	for (size_t i = 0; i < ips->n; i++)
-		v[i] = ips->v[i];
-	m.name = c->name;
-	m.ips = v;
-	m.n_ips = ips->n;
-	m.netns = (char *)c->netns;
-	req.body_case = FF__REQUEST__BODY_REGISTER;
-	req.register_ = &m;
-	return call(a, &req, NULL, NULL);
-}
-
-static int do_register(struct ffn_cni *c, struct ff_admin *a, struct ips *ips)
-{
-	int st = register_once(c, a, ips);
+	int st = ffn_register(a, c->name, ips, c->netns);
 
 	if ((st == FF__STATUS__ST_EXISTS || st == FF__STATUS__ST_ADDR_IN_USE) &&
-	    clear_stale(c, a, ips) > 0)
-		st = register_once(c, a, ips);
+	    ffn_clear_stale(a, c->marks, c->name, ips, "ffnet-cni") > 0)
+		st = ffn_register(a, c->name, ips, c->netns);
 	if (st == FF__STATUS__ST_EXISTS && done_before(c, a, ips))
 		return 0;
 	if (st < 0)
@@ -235,11 +100,11 @@ static int do_register(struct ffn_cni *c, struct ff_admin *a, struct ips *ips)
 	if (st)
 		return ffn_error(c, FFN_E_REFUSED, "the router refused to register %s: %s", c->name,
 				 a->err);
-	st = ffn_mark_write(c->rundir, c->name, c->ifname, c->netns);
+	st = ffn_mark_write(c->marks, c->name, c->ifname, c->netns);
 	if (st < 0) {
-		unregister(a, c->name);
-		return ffn_error(c, FFN_E_IO, "cannot record the registration in %s/cni: %s",
-				 c->rundir, strerror(-st));
+		ffn_unregister(a, c->name);
+		return ffn_error(c, FFN_E_IO, "cannot record the registration in %s: %s",
+				 c->marks, strerror(-st));
 	}
 	return 0;
 }
@@ -248,7 +113,7 @@ int ffn_cmd_add(struct ffn_cni *c)
 {
 	struct json_object *prev = ff_json_obj(c->conf, "prevResult");
 	struct ff_admin a;
-	struct ips ips;
+	struct ffn_ips ips;
 	int rc;
 
 	if (!c->netns || !*c->netns)
@@ -276,20 +141,20 @@ int ffn_cmd_del(struct ffn_cni *c)
 	struct ff_admin a;
 	int st;
 
-	if (ffn_mark_read(c->rundir, c->name, &m) || strcmp(m.ifname, c->ifname))
+	if (ffn_mark_read(c->marks, c->name, &m) || strcmp(m.ifname, c->ifname))
 		return 0; /* not ours, or already gone */
 	if (ff_admin_open(&a, c->rundir) < 0) {
 		fprintf(stderr, "ffnet-cni: DEL %s: %s; left for GC or the next ADD\n", c->cid, a.err);
 		return 0;
 	}
-	st = unregister(&a, c->name);
+	st = ffn_unregister(&a, c->name);
 	ff_admin_close(&a);
 	if (st < 0)
 		fprintf(stderr, "ffnet-cni: DEL %s: %s; left for GC or the next ADD\n", c->cid, a.err);
 	else if (st && st != FF__STATUS__ST_NOT_FOUND)
 		return ffn_error(c, FFN_E_IO, "cannot unregister %s: %s", c->name, a.err);
 	else
-		ffn_mark_remove(c->rundir, c->name);
+		ffn_mark_remove(c->marks, c->name);
 	return 0;
 }
 
@@ -299,7 +164,7 @@ int ffn_cmd_check(struct ffn_cni *c)
 	struct ff_admin a;
 	struct ffn_mark m;
 	Ff__Reply **reps;
-	struct ips ips;
+	struct ffn_ips ips;
 	size_t n;
 	int rc = prev_ips(c, &ips);
 
@@ -307,16 +172,16 @@ int ffn_cmd_check(struct ffn_cni *c)
 		rc = open_router(c, &a, FFN_E_AGAIN);
 	if (rc)
 		return rc;
-	if (list(&a, &reps, &n)) {
+	if (ffn_list(&a, &reps, &n)) {
 		rc = ffn_error(c, FFN_E_AGAIN, "%s", a.err);
 		goto out_close;
 	}
-	k = find(c, reps, n);
+	k = ffn_find(reps, n, c->name);
 	if (!k)
 		rc = ffn_error(c, FFN_E_UNREGISTERED, "%s is not registered with the router", c->name);
-	else if (!same_ips(k, &ips))
+	else if (!ffn_same_ips(k, &ips))
 		rc = ffn_error(c, FFN_E_DIFFERS, "%s is registered with other addresses", c->name);
-	else if (ffn_mark_read(c->rundir, c->name, &m) || strcmp(m.ifname, c->ifname))
+	else if (ffn_mark_read(c->marks, c->name, &m) || strcmp(m.ifname, c->ifname))
 		rc = ffn_error(c, FFN_E_DIFFERS, "%s was not registered by ffnet for %s", c->name,
 			       c->ifname);
 	else if (ffn_mark_stale(&m) || (c->netns && *c->netns && strcmp(m.netns, c->netns)))
@@ -367,11 +232,11 @@ static int gc_one(const char *name, void *arg)
 	struct ffn_mark m;
 	int st;
 
-	if (ffn_mark_read(g->c->rundir, name, &m) || attached(g, name, m.ifname))
+	if (ffn_mark_read(g->c->marks, name, &m) || attached(g, name, m.ifname))
 		return 0;
-	st = unregister(&g->a, name);
+	st = ffn_unregister(&g->a, name);
 	if (st == 0 || st == FF__STATUS__ST_NOT_FOUND) {
-		ffn_mark_remove(g->c->rundir, name);
+		ffn_mark_remove(g->c->marks, name);
 		fprintf(stderr, "ffnet-cni: GC: unregistered %s\n", name);
 	} else {
 		g->failed++;
@@ -389,7 +254,7 @@ int ffn_cmd_gc(struct ffn_cni *c)
 	rc = open_router(c, &g.a, FFN_E_AGAIN);
 	if (rc)
 		return rc;
-	if (ffn_mark_each(c->rundir, gc_one, &g) || g.failed)
+	if (ffn_mark_each(c->marks, gc_one, &g) || g.failed)
 		rc = ffn_error(c, FFN_E_IO, "GC: %s", g.a.err);
 	ff_admin_close(&g.a);
 	return rc;

@@ -15,8 +15,8 @@
  *   VERSION the versions below.
  * Errors are CNI error JSON on stdout and exit 1.
  *
- * What this plugin registered is recorded in RUNDIR/cni/NAME ("IFNAME
- * NETNS-DEV NETNS-INO NETNS-PATH"), root-only: DEL and GC touch only those,
+ * What this plugin registered is recorded in RUNDIR/cni/NAME (marks.c),
+ * root-only: DEL and GC touch only those,
  * never a registration someone made by hand; and a registration whose
  * namespace is gone is known to be stale (the router was down at DEL) and
  * may be replaced by an ADD that needs its name or address.
@@ -104,27 +104,6 @@ static char *read_stdin(size_t *len)
 	return buf;
 }
 
-/* The router's name for a container ID: the ID itself, cut at 63
- * characters (runtimes' IDs are 64 hex digits). -1 if the ID breaks the
- * spec's rule (alphanumeric first, then alphanumerics, '_', '-', '.'). */
-int ffn_name_of(const char *cid, char *name, size_t cap)
-{
-	size_t n = strlen(cid);
-
-	if (n == 0 || cap < 2)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		char ch = cid[i];
-		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			     (ch >= '0' && ch <= '9');
-
-		if (!alnum && (i == 0 || (ch != '-' && ch != '_' && ch != '.')))
-			return -1;
-	}
-	snprintf(name, cap, "%.*s", (int)(n < FFN_NAME_MAX ? n : FFN_NAME_MAX), cid);
-	return 0;
-}
-
 static const struct {
 	const char *name;
 	int (*fn)(struct ffn_cni *c);
@@ -168,6 +147,8 @@ static int read_conf(struct ffn_cni *c)
 			return ffn_error(c, FFN_E_CONFIG, "\"rundir\" must be a non-empty string");
 		c->rundir = json_object_get_string(rd);
 	}
+	if ((size_t)snprintf(c->marks, sizeof(c->marks), "%s/cni", c->rundir) >= sizeof(c->marks))
+		return ffn_error(c, FFN_E_CONFIG, "\"rundir\" is too long");
 	return 0;
 }
 

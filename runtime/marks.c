@@ -1,9 +1,11 @@
-/* What the CNI plugin registered: one file per container, RUNDIR/cni/NAME,
- * holding "IFNAME DEV INO NETNS\n" (the attachment that registered it and
- * its namespace, by path and by identity). The directory is 0700, files
- * 0600, written whole through a rename (from .NAME.tmp): a reader sees the old file or the
- * new one. A file that does not parse is treated as absent. */
-#include "cni.h"
+/* What a registrar registered: one file per container, MARKS/NAME (the
+ * CNI plugin's MARKS is RUNDIR/cni, the runtime wrapper's RUNDIR/oci),
+ * holding "IFNAME DEV INO NETNS\n" (the attachment that registered it, "-"
+ * for the runtime, and its namespace, by path and by identity). The
+ * directory is 0700, files 0600, written whole through a rename (from
+ * .NAME.tmp): a reader sees the old file or the new one. A file that does
+ * not parse is treated as absent. */
+#include "reg.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -16,19 +18,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int path_of(const char *rundir, const char *name, char *buf, size_t cap)
+static int path_of(const char *marks, const char *name, char *buf, size_t cap)
 {
-	int n = name ? snprintf(buf, cap, "%s/cni/%s", rundir, name)
-		     : snprintf(buf, cap, "%s/cni", rundir);
+	int n = name ? snprintf(buf, cap, "%s/%s", marks, name) : snprintf(buf, cap, "%s", marks);
 
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-int ffn_mark_read(const char *rundir, const char *name, struct ffn_mark *m)
+int ffn_mark_read(const char *marks, const char *name, struct ffn_mark *m)
 {
 	char path[PATH_MAX], line[sizeof(m->ifname) + sizeof(m->netns) + 64];
 	uintmax_t dev, ino;
-	int n = 0, err = path_of(rundir, name, path, sizeof(path));
+	int n = 0, err = path_of(marks, name, path, sizeof(path));
 	FILE *f = err ? NULL : fopen(path, "re");
 
 	if (!f)
@@ -48,7 +49,7 @@ int ffn_mark_read(const char *rundir, const char *name, struct ffn_mark *m)
 	return 0;
 }
 
-int ffn_mark_write(const char *rundir, const char *name, const char *ifname, const char *netns)
+int ffn_mark_write(const char *marks, const char *name, const char *ifname, const char *netns)
 {
 	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX + FFN_NAME_MAX + 8];
 	struct stat st;
@@ -57,7 +58,7 @@ int ffn_mark_write(const char *rundir, const char *name, const char *ifname, con
 
 	if (stat(netns, &st) < 0)
 		return -errno;
-	if (path_of(rundir, NULL, dir, sizeof(dir)) || path_of(rundir, name, path, sizeof(path)) ||
+	if (path_of(marks, NULL, dir, sizeof(dir)) || path_of(marks, name, path, sizeof(path)) ||
 	    strlen(ifname) >= sizeof(((struct ffn_mark *)0)->ifname) || strchr(ifname, ' ') ||
 	    strchr(netns, '\n'))
 		return -EINVAL;
@@ -82,10 +83,10 @@ int ffn_mark_write(const char *rundir, const char *name, const char *ifname, con
 	return err;
 }
 
-int ffn_mark_remove(const char *rundir, const char *name)
+int ffn_mark_remove(const char *marks, const char *name)
 {
 	char path[PATH_MAX];
-	int err = path_of(rundir, name, path, sizeof(path));
+	int err = path_of(marks, name, path, sizeof(path));
 
 	if (!err && unlink(path) < 0 && errno != ENOENT)
 		err = -errno;
@@ -99,14 +100,14 @@ bool ffn_mark_stale(const struct ffn_mark *m)
 	return stat(m->netns, &st) < 0 || st.st_dev != m->dev || st.st_ino != m->ino;
 }
 
-int ffn_mark_each(const char *rundir, int (*fn)(const char *name, void *arg), void *arg)
+int ffn_mark_each(const char *marks, int (*fn)(const char *name, void *arg), void *arg)
 {
 	char dir[PATH_MAX];
 	struct dirent *e;
 	DIR *d;
 	int rc = 0;
 
-	if (path_of(rundir, NULL, dir, sizeof(dir)))
+	if (path_of(marks, NULL, dir, sizeof(dir)))
 		return -ENAMETOOLONG;
 	d = opendir(dir);
 	if (!d)
