@@ -1,0 +1,174 @@
+/* ffnet-runtime [--ffnet-OPTION=VALUE...] RUNTIME-ARGS...
+ *
+ * An OCI runtime that is another one (runc by default) with ffnet added,
+ * the way NVIDIA's container runtime adds GPUs: on `create` (and `run`) it
+ * edits the bundle's config.json (oci-spec.c), then execs the real runtime
+ * with the same arguments minus its own; everything else goes straight to
+ * the real runtime. Its own options come first (Docker's runtimeArgs,
+ * podman's --runtime-flag):
+ *   --ffnet-rundir=DIR    the router's run directory (/run/ffnet)
+ *   --ffnet-runtime=PATH  the real runtime (runc, from PATH)
+ *   --ffnet-shim=PATH     the shim to mount into containers
+ *   --ffnet-exec=PATH     ffexec, likewise (both default to the installed)
+ *   --ffnet-log=FILE      also append log lines to FILE
+ *   --ffnet-strict        a failure of ffnet's fails the container (else it
+ *                         starts unaccelerated, with a log line)
+ * `ffnet-runtime [--ffnet-...] hook create|poststop` is the hooks' entry. */
+#include "oci.h"
+
+#include <ff/wire.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef FFN_LIBDIR
+#define FFN_LIBDIR "/usr/local/lib/ffnet"
+#endif
+
+void ffo_log(const struct ffo_conf *cf, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	FILE *f;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	f = cf->log ? fopen(cf->log, "ae") : NULL;
+	if (!f) {
+		fprintf(stderr, "ffnet-runtime: %s\n", msg);
+	} else {
+		char ts[32];
+		time_t t = time(NULL);
+		struct tm tm;
+
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		fprintf(f, "%s ffnet-runtime[%d]: %s\n", ts, (int)getpid(), msg);
+		fclose(f);
+	}
+}
+
+/* runc's global options that take a value (before the command). */
+static bool global_takes_value(const char *a)
+{
+	static const char *const v[] = {"--root", "--log", "--log-format", "--criu", "--rootless"};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (!strcmp(a, v[i]))
+			return true;
+	return false;
+}
+
+/* create's and run's options that take a value. */
+static bool create_takes_value(const char *a)
+{
+	static const char *const v[] = {"--bundle", "-b", "--console-socket", "--pid-file",
+					"--preserve-fds"};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (!strcmp(a, v[i]))
+			return true;
+	return false;
+}
+
+/* For `create` and `run`: the bundle and the container ID from the real
+ * runtime's arguments; false if there is no such command. */
+static bool find_create(int argc, char **argv, const char **bundle, const char **id)
+{
+	int i = 0;
+
+	while (i < argc && argv[i][0] == '-')
+		i += global_takes_value(argv[i]) ? 2 : 1;
+	if (i >= argc || (strcmp(argv[i], "create") && strcmp(argv[i], "run")))
+		return false;
+	*bundle = ".";
+	*id = NULL;
+	for (i++; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strncmp(a, "--bundle=", 9) || !strncmp(a, "-b=", 3))
+			*bundle = strchr(a, '=') + 1;
+		else if ((!strcmp(a, "--bundle") || !strcmp(a, "-b")) && i + 1 < argc)
+			*bundle = argv[++i];
+		else if (a[0] == '-' && !strchr(a, '=') && create_takes_value(a))
+			i++;
+		else if (a[0] != '-' && !*id)
+			*id = a;
+	}
+	return *id != NULL;
+}
+
+/* Takes the --ffnet-* options off the front; how many there were, or -1. */
+static int own_options(struct ffo_conf *cf, int argc, char **argv)
+{
+	int i;
+
+	for (i = 0; i < argc && !strncmp(argv[i], "--ffnet-", 8); i++) {
+		const char *o = argv[i] + 8, *eq = strchr(o, '='), *v = eq ? eq + 1 : NULL;
+		size_t n = eq ? (size_t)(eq - o) : strlen(o);
+
+		if (n == 6 && !strncmp(o, "strict", n) && !v)
+			cf->strict = true;
+		else if (v && *v && n == 6 && !strncmp(o, "rundir", n))
+			cf->rundir = v;
+		else if (v && *v && n == 7 && !strncmp(o, "runtime", n))
+			cf->runtime = v;
+		else if (v && *v && n == 4 && !strncmp(o, "shim", n))
+			cf->shim = v;
+		else if (v && *v && n == 4 && !strncmp(o, "exec", n))
+			cf->exec = v;
+		else if (v && *v && n == 3 && !strncmp(o, "log", n))
+			cf->log = v;
+		else {
+			fprintf(stderr, "ffnet-runtime: unknown option '%s' (--ffnet-rundir=, "
+					"--ffnet-runtime=, --ffnet-shim=, --ffnet-exec=, --ffnet-log=, "
+					"--ffnet-strict)\n", argv[i]);
+			return -1;
+		}
+	}
+	cf->args = argv;
+	cf->nargs = i;
+	return i;
+}
+
+int main(int argc, char **argv)
+{
+	struct ffo_conf cf = {
+		.rundir = FF_DEFAULT_RUNDIR,
+		.runtime = "runc",
+		.shim = FFN_LIBDIR "/libffshim.so",
+		.exec = FFN_LIBDIR "/ffexec",
+	};
+	const char *bundle, *id;
+	char **rest;
+	int own, nrest;
+
+	own = own_options(&cf, argc - 1, argv + 1);
+	if (own < 0)
+		return 2;
+	rest = argv + 1 + own;
+	nrest = argc - 1 - own;
+	if (nrest >= 1 && !strcmp(rest[0], "hook")) {
+		if (nrest != 2 || (strcmp(rest[1], "create") && strcmp(rest[1], "poststop"))) {
+			fprintf(stderr, "usage: ffnet-runtime [--ffnet-...] hook create|poststop "
+					"(the container's state on stdin)\n");
+			return 2;
+		}
+		return ffo_hook(&cf, rest[1]);
+	}
+	if (find_create(nrest, rest, &bundle, &id) && ffo_edit(&cf, bundle, id) < 0 && cf.strict) {
+		fprintf(stderr, "ffnet-runtime: --ffnet-strict: not starting %s\n", id);
+		return 1;
+	}
+	/* the real runtime gets our argv minus our options: argv[own] becomes
+	 * its argv[0] */
+	rest[-1] = (char *)cf.runtime;
+	execvp(cf.runtime, rest - 1);
+	fprintf(stderr, "ffnet-runtime: cannot run %s: %s\n", cf.runtime, strerror(errno));
+	return 127;
+}
