@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The router's systemd unit as built (ffrouter/ffrouter.service):
-# - systemd-analyze verify accepts it, with no warning about it;
+# - systemd-analyze verify accepts it, with no warning about it, and finds
+#   the man pages its Documentation= names among MANDIR's (doc/man/);
 # - it keeps the hardening the router is meant to run under: no new
 #   privileges, a read-only system but for its run and state directories,
 #   no /home, a private /tmp, exactly the capabilities it uses, a file limit;
@@ -8,9 +9,10 @@
 #   (identity checks) and /dev/infiniband (no device policy);
 # - systemd-analyze security rates its exposure 5.0 or better (when this
 #   systemd can review a unit file offline).
-#   t-unit-file.sh UNIT ROUTER   (ROUTER: the built ffrouter, for ExecStart)
+#   t-unit-file.sh UNIT ROUTER MANDIR   (ROUTER: the built ffrouter, for ExecStart)
 set -uo pipefail
-unit=${1:?usage: t-unit-file.sh UNIT ROUTER} router=${2:?usage: t-unit-file.sh UNIT ROUTER}
+unit=${1:?usage: t-unit-file.sh UNIT ROUTER MANDIR} router=${2:?usage: t-unit-file.sh UNIT ROUTER MANDIR}
+mandir=${3:?usage: t-unit-file.sh UNIT ROUTER MANDIR}
 if ! command -v systemd-analyze >/dev/null; then
 	echo "SKIP: systemd-analyze is missing (apt-get install systemd)"
 	exit 77
@@ -27,8 +29,15 @@ u=$tmp/ffrouter.service
 sed "s|^ExecStart=[^ ]*/ffrouter |ExecStart=$router |" "$unit" >"$u"
 grep -q "^ExecStart=$router " "$u" || nok "ExecStart is not the router: $(grep ^ExecStart= "$unit")"
 
-if systemd-analyze verify "$u" >"$tmp/verify" 2>&1 && ! grep -q ffrouter.service "$tmp/verify"; then
-	ok "systemd-analyze verify"
+# verify runs man(1) for each man: page of Documentation=; the pages are
+# not installed, so it looks among the source's (without man-db, no check)
+mkdir -p "$tmp/man/man8"
+cp "$mandir"/*.8 "$tmp/man/man8/"
+man_opt=--man=yes
+command -v man >/dev/null || man_opt=--man=no
+if MANPATH=$tmp/man systemd-analyze verify $man_opt "$u" >"$tmp/verify" 2>&1 &&
+	! grep -q ffrouter.service "$tmp/verify"; then
+	ok "systemd-analyze verify $man_opt"
 else
 	nok "systemd-analyze verify: $(cat "$tmp/verify")"
 fi
