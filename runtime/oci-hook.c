@@ -9,6 +9,8 @@
  *   poststop (after the container is gone, whatever ended it): unregisters
  *            it. A router that is down then leaves a stale registration,
  *            cleared by the next create that needs its name or address.
+ *            The directory made for a container that was never registered
+ *            (no address, no router) goes too.
  * A failure is a log line and exit 0 (the container runs unaccelerated),
  * or with --ffnet-strict exit 1 at create, which fails the container. */
 #include "oci.h"
@@ -109,14 +111,25 @@ static int hook_create(const struct ffo_conf *cf, const char *name, long pid, co
 	return 0;
 }
 
+/* RUNDIR/c/NAME, which the edit made for the mount, if still empty. */
+static void rm_dir(const struct ffo_conf *cf, const char *name)
+{
+	char dir[PATH_MAX];
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/c/%s", cf->rundir, name) < sizeof(dir))
+		rmdir(dir);
+}
+
 static int hook_poststop(const struct ffo_conf *cf, const char *name, const char *marks)
 {
 	struct ffn_mark m;
 	struct ff_admin a;
 	int st;
 
-	if (ffn_mark_read(marks, name, &m) < 0)
-		return 0; /* not registered by us */
+	if (ffn_mark_read(marks, name, &m) < 0) {
+		rm_dir(cf, name); /* set up, never registered: no router will remove it */
+		return 0;
+	}
 	if (ff_admin_open(&a, cf->rundir) < 0) {
 		ffo_log(cf, "%s: not unregistered: %s; the next create that needs it clears it", name,
 			a.err);
