@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Docker backend of the test bed (sourced by testbed.sh).
 #
-# tb_init starts a private dockerd (data-root $TB_WORKDIR/docker, sockets and
+# tb_init starts a private dockerd (daemon.json from TB_DOCKERD_JSON, data-root
+# $TB_WORKDIR/docker, sockets and
 # exec-root under a short /run/ffnet-tb-HASH so unix socket paths stay far
 # below 108 bytes), unless TB_DOCKER_HOST names an engine to use as it is.
 # dockerd runs with --bridge=none (no docker0) and --ip-forward=false (the test
@@ -84,7 +85,8 @@ _tb_docker_start() {
 		return 0
 	fi
 	_tb_docker_save_host
-	mkdir -p "$run" && echo '{}' >"$run/daemon.json" || return 2
+	# TB_DOCKERD_JSON: the engine's daemon.json (runtimes, say), {} if unset
+	mkdir -p "$run" && printf '%s\n' "${TB_DOCKERD_JSON:-"{}"}" >"$run/daemon.json" || return 2
 	log=$TB_WORKDIR/dockerd.log
 	for drv in ${TB_STORAGE_DRIVER:-overlay2 vfs}; do
 		t0=$EPOCHREALTIME
