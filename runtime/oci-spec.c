@@ -221,10 +221,10 @@ static int add_hooks(const struct ffo_conf *cf, struct json_object *spec)
 	return 0;
 }
 
-/* process.args behind ffexec; LD_PRELOAD if the image takes the shim. */
-static int edit_process(struct json_object *spec, bool preload)
+/* A process (the spec's, or one runc exec starts): args behind ffexec;
+ * LD_PRELOAD if the image takes the shim. */
+static int edit_process(struct json_object *proc, bool preload)
 {
-	struct json_object *proc = ff_json_obj(spec, "process");
 	struct json_object *args = ff_json_arr(proc, "args"), *nargs, *env;
 	size_t n = args ? json_object_array_length(args) : 0;
 	bool had = false;
@@ -351,7 +351,7 @@ int ffo_edit(const struct ffo_conf *cf, const char *bundle, const char *id)
 		add_mount(mounts, cf->shim, FFO_SHIM_IN, true);
 		add_mount(mounts, cf->exec, FFO_EXEC_IN, true);
 	}
-	if (!err && (!mounts || edit_process(spec, preload) < 0 || add_hooks(cf, spec) < 0))
+	if (!err && (!mounts || edit_process(ff_json_obj(spec, "process"), preload) < 0 || add_hooks(cf, spec) < 0))
 		err = -EINVAL;
 	snprintf(path, sizeof(path), "%s/config.json", bundle);
 	if (!err)
@@ -364,4 +364,38 @@ int ffo_edit(const struct ffo_conf *cf, const char *bundle, const char *id)
 	ffo_log(cf, "%s: set up (ffexec%s)", name, preload ? " and the shim" : "; the image's libc "
 										"takes no shim");
 	return 0;
+}
+
+int ffo_edit_exec(const struct ffo_conf *cf, const char *process, const char *id)
+{
+	char marks[PATH_MAX], root[64], name[FFN_NAME_MAX + 1];
+	struct json_object *proc;
+	struct ffn_mark m;
+	struct stat st;
+	long pid;
+	size_t len;
+	char *buf;
+	int err;
+
+	if (ffn_name_of(id, name, sizeof(name)) < 0 ||
+	    (size_t)snprintf(marks, sizeof(marks), "%s/oci", cf->rundir) >= sizeof(marks) ||
+	    ffn_mark_read(marks, name, &m) < 0 || ffn_mark_stale(&m))
+		return 0; /* not a container of ours, or not running */
+	if (sscanf(m.netns, "/proc/%ld/ns/net", &pid) != 1 || pid <= 0)
+		return 0;
+	snprintf(root, sizeof(root), "/proc/%ld/root", pid);
+	buf = slurp_fd(open(process, O_RDONLY | O_CLOEXEC), CONFIG_MAX, &len);
+	proc = buf ? ff_json_parse(buf, len) : NULL;
+	free(buf);
+	err = proc && json_object_is_type(proc, json_type_object) && stat(process, &st) == 0 ? 0
+											   : -EINVAL;
+	if (!err && edit_process(proc, image_takes_shim(cf, root)) < 0)
+		err = -EINVAL;
+	if (!err)
+		err = write_spec(process, proc, st.st_mode);
+	if (proc)
+		json_object_put(proc);
+	if (err)
+		ffo_log(cf, "%s: exec: cannot set up %s (%s); left alone", name, process, strerror(-err));
+	return err ? -1 : 0;
 }

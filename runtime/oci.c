@@ -2,9 +2,10 @@
  *
  * An OCI runtime that is another one (runc by default) with ffnet added,
  * the way NVIDIA's container runtime adds GPUs: on `create` (and `run`) it
- * edits the bundle's config.json (oci-spec.c), then execs the real runtime
- * with the same arguments minus its own; everything else goes straight to
- * the real runtime. Its own options come first (Docker's runtimeArgs,
+ * edits the bundle's config.json (oci-spec.c), on `exec --process FILE`
+ * (docker exec) that process's file for a container it registered, then
+ * execs the real runtime with the same arguments minus its own; everything
+ * else goes straight to the real runtime. Its own options come first (Docker's runtimeArgs,
  * podman's --runtime-flag):
  *   --ffnet-rundir=DIR    the router's run directory (/run/ffnet)
  *   --ffnet-runtime=PATH  the real runtime (runc, from PATH)
@@ -64,11 +65,14 @@ static bool global_takes_value(const char *a)
 	return false;
 }
 
-/* create's and run's options that take a value. */
-static bool create_takes_value(const char *a)
+/* create's, run's and exec's options that take a value. */
+static bool cmd_takes_value(const char *a)
 {
-	static const char *const v[] = {"--bundle", "-b", "--console-socket", "--pid-file",
-					"--preserve-fds"};
+	static const char *const v[] = {
+		"--bundle", "-b", "--console-socket", "--pid-file", "--preserve-fds", "--process",
+		"-p", "--cwd", "--env", "-e", "--user", "-u", "--additional-gids", "-g",
+		"--process-label", "--apparmor", "--cap", "-c", "--cgroup",
+	};
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		if (!strcmp(a, v[i]))
@@ -76,31 +80,42 @@ static bool create_takes_value(const char *a)
 	return false;
 }
 
-/* For `create` and `run`: the bundle and the container ID from the real
- * runtime's arguments; false if there is no such command. */
-static bool find_create(int argc, char **argv, const char **bundle, const char **id)
+struct cmdline {
+	const char *cmd;     /* create, run or exec */
+	const char *bundle;  /* create, run */
+	const char *process; /* exec --process */
+	const char *id;
+};
+
+/* The real runtime's command, and for create, run and exec what it acts
+ * on; false for any other command (passed through untouched). */
+static bool parse_cmd(int argc, char **argv, struct cmdline *c)
 {
 	int i = 0;
 
 	while (i < argc && argv[i][0] == '-')
 		i += global_takes_value(argv[i]) ? 2 : 1;
-	if (i >= argc || (strcmp(argv[i], "create") && strcmp(argv[i], "run")))
+	if (i >= argc ||
+	    (strcmp(argv[i], "create") && strcmp(argv[i], "run") && strcmp(argv[i], "exec")))
 		return false;
-	*bundle = ".";
-	*id = NULL;
-	for (i++; i < argc; i++) {
-		const char *a = argv[i];
+	*c = (struct cmdline){.cmd = argv[i], .bundle = "."};
+	for (i++; i < argc && !c->id; i++) {
+		const char *a = argv[i], *eq = strchr(a, '=');
+		size_t n = eq ? (size_t)(eq - a) : strlen(a);
+		const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
 
-		if (!strncmp(a, "--bundle=", 9) || !strncmp(a, "-b=", 3))
-			*bundle = strchr(a, '=') + 1;
-		else if ((!strcmp(a, "--bundle") || !strcmp(a, "-b")) && i + 1 < argc)
-			*bundle = argv[++i];
-		else if (a[0] == '-' && !strchr(a, '=') && create_takes_value(a))
+		if (a[0] != '-') {
+			c->id = a; /* for exec, the command follows: not ours to read */
+			continue;
+		}
+		if ((n == 8 && !strncmp(a, "--bundle", n)) || (n == 2 && !strncmp(a, "-b", n)))
+			c->bundle = v;
+		else if ((n == 9 && !strncmp(a, "--process", n)) || (n == 2 && !strncmp(a, "-p", n)))
+			c->process = v;
+		if (!eq && cmd_takes_value(a))
 			i++;
-		else if (a[0] != '-' && !*id)
-			*id = a;
 	}
-	return *id != NULL;
+	return c->id && c->bundle;
 }
 
 /* Takes the --ffnet-* options off the front; how many there were, or -1. */
@@ -144,7 +159,7 @@ int main(int argc, char **argv)
 		.shim = FFN_LIBDIR "/libffshim.so",
 		.exec = FFN_LIBDIR "/ffexec",
 	};
-	const char *bundle, *id;
+	struct cmdline c;
 	char **rest;
 	int own, nrest;
 
@@ -161,9 +176,14 @@ int main(int argc, char **argv)
 		}
 		return ffo_hook(&cf, rest[1]);
 	}
-	if (find_create(nrest, rest, &bundle, &id) && ffo_edit(&cf, bundle, id) < 0 && cf.strict) {
-		fprintf(stderr, "ffnet-runtime: --ffnet-strict: not starting %s\n", id);
-		return 1;
+	if (parse_cmd(nrest, rest, &c)) {
+		int rc = strcmp(c.cmd, "exec") ? ffo_edit(&cf, c.bundle, c.id)
+			 : c.process ? ffo_edit_exec(&cf, c.process, c.id) : 0;
+
+		if (rc < 0 && cf.strict) {
+			fprintf(stderr, "ffnet-runtime: --ffnet-strict: not starting %s\n", c.id);
+			return 1;
+		}
 	}
 	/* the real runtime gets our argv minus our options: argv[own] becomes
 	 * its argv[0] */

@@ -33,6 +33,10 @@ void ffo_log(const struct ffo_conf *cf, const char *fmt, ...) __attribute__((for
  * alone (opted out, host network, no router: logged), -1 on a failure
  * (logged; the file is unchanged). */
 int ffo_edit(const struct ffo_conf *cf, const char *bundle, const char *id);
+/* For `exec --process FILE`: the process file edited as the container's
+ * was (behind ffexec, LD_PRELOAD if its image takes the shim) when the
+ * container is one ffnet-runtime registered; same return values. */
+int ffo_edit_exec(const struct ffo_conf *cf, const char *process, const char *id);
 /* `hook create` / `hook poststop`: the container's state on stdin. Exit
  * status. */
 int ffo_hook(const struct ffo_conf *cf, const char *which);

@@ -3,8 +3,8 @@
 # added (daemon.json "runtimes"), containers started with `--runtime ffnet`
 # from an image with nothing of ffnet in it, on a user-defined network with
 # Docker's own IPAM (no --ip, no -v, no -e): no ffctl register by hand.
-# iperf3, redis and curl against a static Go server (the ffexec route)
-# between them: bytes right, the router counts the connections, ffctl list
+# iperf3, redis (also from a `docker exec`) and curl against a static Go
+# server (the ffexec route) between them: bytes right, the router counts the connections, ffctl list
 # shows the containers with their Docker IPs, and after `docker rm -f` (or
 # `docker kill`) they are gone. Then: a container that opts out, one with
 # no network, and one started while no router runs, all start and run
@@ -151,6 +151,16 @@ out=$(cli -- sh -c "redis-cli -h $rip set ffkey ffvalue && redis-cli -h $rip get
 c1=$(conns)
 ff_check "redis-cli set/get: '$(flat "$out")', router connections $c0 -> $c1" \
 	test "$(flat "$out")" = "OK ffvalue" -a "$c1" -ge $((c0 + 2))
+
+# docker exec into a running container of the runtime: the exec'd
+# program is set up as the container's was
+tb_docker run -d --name ffrt-cli "${run[@]}" "$IMG" sleep 600 >/dev/null
+c0=$(conns)
+out=$(tb_docker exec ffrt-cli sh -c "echo \$LD_PRELOAD; redis-cli -h $rip get ffkey" 2>&1)
+c1=$(conns)
+ff_check "docker exec: '$(flat "$out")', router connections $c0 -> $c1" \
+	test "$(flat "$out")" = "/opt/ffnet/libffshim.so ffvalue" -a "$c1" -gt "$c0"
+tb_docker rm -f ffrt-cli >/dev/null
 
 # ---- curl against a static server (ffexec's route; curl takes the shim's)
 if [[ -n $go ]]; then

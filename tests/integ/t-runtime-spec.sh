@@ -193,6 +193,18 @@ if ((EUID == 0)) && command -v unshare >/dev/null && command -v nsenter >/dev/nu
 	check "hook create: exit $rc, registered with the namespace's address" \
 		test "$rc" = 0 -a "$(ffctl list --json | jq -r --arg n "$name" '.[] | select(.name == $n) | .ips[0]')" = 10.77.16.2
 	check "its record in $rundir/oci, root-only" test "$(stat -c %a "$rundir/oci/$name" 2>/dev/null)" = 600
+	# runc exec --process FILE (docker exec): edited for this container,
+	# left alone for another
+	printf '{"args": ["redis-cli", "ping"], "env": ["PATH=/usr/bin"], "cwd": "/"}' >"$work/proc.json"
+	cp "$work/proc.json" "$work/proc.orig"
+	rc=0
+	"$rt" "${opts[@]}" --root /run/x exec --process "$work/proc.json" --detach "$id" >"$work/out" 2>&1 || rc=$?
+	check "exec --process for a registered container: exit $rc, behind ffexec with the shim" \
+		jq -e '.args == ["/opt/ffnet/ffexec", "--", "redis-cli", "ping"] and
+		 .env == ["PATH=/usr/bin", "LD_PRELOAD=/opt/ffnet/libffshim.so"]' "$work/proc.json"
+	cp "$work/proc.orig" "$work/proc.json"
+	"$rt" "${opts[@]}" exec --process "$work/proc.json" "${id/0/9}" >"$work/out" 2>&1
+	check "exec --process for a container it did not register: untouched" cmp "$work/proc.json" "$work/proc.orig"
 	kill "$holder"
 	wait "$holder" 2>/dev/null
 	holder=
