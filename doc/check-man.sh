@@ -4,12 +4,14 @@
 #   check-man.sh ffrouter PAGE FFROUTER     every long option of --help
 #   check-man.sh ffctl PAGE FFCTL           every command and long option of "ffctl help"
 #   check-man.sh ffexec PAGE FFEXEC         every long option of its usage text
+#   check-man.sh ffnet-runtime PAGE FFNET-RUNTIME
+#                                           every option of --ffnet-help
 #   check-man.sh ffnet PAGE FFNET CNI_C CNI_H
 #                                           its versions, CNI commands and error codes
 #   check-man.sh libffshim PAGE MAP HEADER...
 #                                           the socket calls MAP exports, the FF_ENV_*
 #                                           variables the headers define
-# For the first three, every long option the page lists under OPTIONS must
+# For those four, every long option the page lists under OPTIONS must
 # also be one the program prints (ffctl also takes --help, unlisted).
 # The page is read as mandoc renders it, so roff escapes do not matter.
 set -uo pipefail
@@ -70,6 +72,10 @@ ffctl)
 	for c in $cmds; do
 		has_tag "$(section COMMANDS)" "$c" && ok "command $c" || nok "no command $c under COMMANDS"
 	done
+	;;
+ffnet-runtime)
+	usage=$("$1" --ffnet-help) || nok "$1 --ffnet-help failed"
+	check_opts "$usage" "$(section OPTIONS)"
 	;;
 ffexec)
 	# no argument: the usage on stderr, exit 125

@@ -14,6 +14,7 @@
  *   --ffnet-log=FILE      also append log lines to FILE
  *   --ffnet-strict        a failure of ffnet's fails the container (else it
  *                         starts unaccelerated, with a log line)
+ *   --ffnet-help          the usage
  * `ffnet-runtime [--ffnet-...] hook create|poststop` is the hooks' entry. */
 #include "oci.h"
 
@@ -118,6 +119,17 @@ static bool parse_cmd(int argc, char **argv, struct cmdline *c)
 	return c->id && c->bundle;
 }
 
+static const char usage[] =
+	"usage: ffnet-runtime [OPTION...] RUNTIME-ARGS...  (an OCI runtime: runc's arguments)\n"
+	"       ffnet-runtime [OPTION...] hook create|poststop  (the hooks it adds)\n"
+	"  --ffnet-rundir=DIR    the router's run directory (" FF_DEFAULT_RUNDIR ")\n"
+	"  --ffnet-runtime=PATH  the real runtime (runc)\n"
+	"  --ffnet-shim=PATH     the shim mounted into containers (" FFN_LIBDIR "/libffshim.so)\n"
+	"  --ffnet-exec=PATH     ffexec, likewise (" FFN_LIBDIR "/ffexec)\n"
+	"  --ffnet-log=FILE      log lines go to FILE (else to stderr)\n"
+	"  --ffnet-strict        a failure of ffnet's fails the container\n"
+	"  --ffnet-help          this text\n";
+
 /* Takes the --ffnet-* options off the front; how many there were, or -1. */
 static int own_options(struct ffo_conf *cf, int argc, char **argv)
 {
@@ -139,10 +151,11 @@ static int own_options(struct ffo_conf *cf, int argc, char **argv)
 			cf->exec = v;
 		else if (v && *v && n == 3 && !strncmp(o, "log", n))
 			cf->log = v;
-		else {
-			fprintf(stderr, "ffnet-runtime: unknown option '%s' (--ffnet-rundir=, "
-					"--ffnet-runtime=, --ffnet-shim=, --ffnet-exec=, --ffnet-log=, "
-					"--ffnet-strict)\n", argv[i]);
+		else if (n == 4 && !strncmp(o, "help", n) && !v) {
+			fputs(usage, stdout);
+			exit(0);
+		} else {
+			fprintf(stderr, "ffnet-runtime: unknown option '%s'\n%s", argv[i], usage);
 			return -1;
 		}
 	}
