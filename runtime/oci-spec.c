@@ -11,7 +11,11 @@
  *     would refuse to start with it);
  *   - a createRuntime hook (registers the container with the addresses its
  *     namespace has by then: Docker's and podman's IPAM both done) and a
- *     poststop hook (unregisters it, also after a crash or a kill).
+ *     poststop hook (unregisters it, also after a crash or a kill);
+ *   - but a container that joins a network namespace already registered
+ *     (by this runtime or the CNI plugin: a Kubernetes pod's sandbox, a
+ *     podman pod, Docker's --network container:X) gets that registration's
+ *     directory and no hooks: one namespace, one registration.
  * Everything else of the spec is left as it was. The new file replaces the
  * old through a rename: on any failure the bundle is untouched. */
 #include "oci.h"
@@ -149,6 +153,62 @@ static const char *opted_out(struct json_object *spec)
 			return "it mounts " FFO_RUN_IN " itself";
 	}
 	return NULL;
+}
+
+/* The network namespace's path, if the spec joins an existing one. */
+static const char *netns_path(struct json_object *spec)
+{
+	struct json_object *ns = ff_json_arr(ff_json_obj(spec, "linux"), "namespaces");
+
+	for (size_t i = 0; ns && i < json_object_array_length(ns); i++) {
+		struct json_object *e = json_object_array_get_idx(ns, i);
+		const char *t = ff_json_str(e, "type"), *path = ff_json_str(e, "path");
+
+		if (t && !strcmp(t, "network") && path && *path)
+			return path;
+	}
+	return NULL;
+}
+
+struct owner {
+	const char *marks;
+	struct stat ns;
+	char name[FFN_NAME_MAX + 1];
+};
+
+static int owns(const char *name, void *arg)
+{
+	struct owner *o = arg;
+	struct ffn_mark m;
+
+	if (ffn_mark_read(o->marks, name, &m) < 0 || m.dev != o->ns.st_dev || m.ino != o->ns.st_ino ||
+	    ffn_mark_stale(&m))
+		return 0;
+	snprintf(o->name, sizeof(o->name), "%s", name);
+	return 1;
+}
+
+/* The registration, by this runtime (RUNDIR/oci) or by the CNI plugin
+ * (RUNDIR/cni), of the network namespace at path: a Kubernetes pod's
+ * sandbox, a podman pod's infra container, Docker's --network
+ * container:X. Its name in owner, or false. */
+static bool netns_owner(const struct ffo_conf *cf, const char *path, char *owner, size_t cap)
+{
+	static const char *const kinds[] = {"oci", "cni"};
+	char marks[PATH_MAX];
+	struct owner o;
+
+	if (stat(path, &o.ns) < 0)
+		return false;
+	for (size_t k = 0; k < 2; k++) {
+		snprintf(marks, sizeof(marks), "%s/%s", cf->rundir, kinds[k]);
+		o.marks = marks;
+		if (ffn_mark_each(marks, owns, &o) > 0) {
+			snprintf(owner, cap, "%s", o.name);
+			return true;
+		}
+	}
+	return false;
 }
 
 static struct json_object *strings(const char *const *v, size_t n)
@@ -294,12 +354,13 @@ int ffo_edit(const struct ffo_conf *cf, const char *bundle, const char *id)
 {
 	char path[PATH_MAX], dir[PATH_MAX], rootfs[PATH_MAX], name[FFN_NAME_MAX + 1];
 	struct json_object *spec, *mounts;
-	const char *why, *root;
+	char owner[FFN_NAME_MAX + 1];
+	const char *why, *root, *ns;
 	struct ff_admin a;
 	struct stat st;
 	size_t len;
 	char *buf;
-	bool preload;
+	bool preload, shared;
 	int err;
 
 	if (ffn_name_of(id, name, sizeof(name)) < 0) {
@@ -340,7 +401,9 @@ int ffo_edit(const struct ffo_conf *cf, const char *bundle, const char *id)
 	snprintf(rootfs, sizeof(rootfs), "%s%s%s", root[0] == '/' ? "" : bundle,
 		 root[0] == '/' ? "" : "/", root);
 	preload = image_takes_shim(cf, rootfs);
-	snprintf(dir, sizeof(dir), "%s/c/%s", cf->rundir, name);
+	ns = netns_path(spec);
+	shared = ns && netns_owner(cf, ns, owner, sizeof(owner));
+	snprintf(dir, sizeof(dir), "%s/c/%s", cf->rundir, shared ? owner : name);
 	snprintf(path, sizeof(path), "%s/c", cf->rundir);
 	err = (mkdir(path, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		      ? -errno
@@ -351,7 +414,10 @@ int ffo_edit(const struct ffo_conf *cf, const char *bundle, const char *id)
 		add_mount(mounts, cf->shim, FFO_SHIM_IN, true);
 		add_mount(mounts, cf->exec, FFO_EXEC_IN, true);
 	}
-	if (!err && (!mounts || edit_process(ff_json_obj(spec, "process"), preload) < 0 || add_hooks(cf, spec) < 0))
+	/* a container joining a registered namespace uses that registration:
+	 * no hooks of its own */
+	if (!err && (!mounts || edit_process(ff_json_obj(spec, "process"), preload) < 0 ||
+		     (!shared && add_hooks(cf, spec) < 0)))
 		err = -EINVAL;
 	snprintf(path, sizeof(path), "%s/config.json", bundle);
 	if (!err)
@@ -361,8 +427,9 @@ int ffo_edit(const struct ffo_conf *cf, const char *bundle, const char *id)
 		ffo_log(cf, "%s: cannot set it up (%s); left alone", name, strerror(-err));
 		return -1;
 	}
-	ffo_log(cf, "%s: set up (ffexec%s)", name, preload ? " and the shim" : "; the image's libc "
-										"takes no shim");
+	ffo_log(cf, "%s: set up (ffexec%s)%s%s", name,
+		preload ? " and the shim" : "; the image's libc takes no shim",
+		shared ? "; in the network namespace of " : "", shared ? owner : "");
 	return 0;
 }
 

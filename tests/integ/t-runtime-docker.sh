@@ -162,6 +162,16 @@ ff_check "docker exec: '$(flat "$out")', router connections $c0 -> $c1" \
 	test "$(flat "$out")" = "/opt/ffnet/libffshim.so ffvalue" -a "$c1" -gt "$c0"
 tb_docker rm -f ffrt-cli >/dev/null
 
+# a container in another's network namespace (--network container:X)
+# uses X's registration: accelerated, nothing registered for it
+n0=$(nlisted)
+c0=$(conns)
+out=$(tb_docker run --rm --pull never --label "$LABEL" --runtime ffnet --network container:ffrt-iperf \
+	"$IMG" redis-cli -h "$rip" get ffkey 2>&1)
+c1=$(conns)
+ff_check "--network container:X: '$(flat "$out")', router connections $c0 -> $c1, still $n0 registered" \
+	test "$(flat "$out")" = ffvalue -a "$c1" -gt "$c0" -a "$(nlisted)" = "$n0"
+
 # ---- curl against a static server (ffexec's route; curl takes the shim's)
 if [[ -n $go ]]; then
 	tb_docker run -d --name ffrt-http "${run[@]}" "$IMG" gonet serve :8080 >/dev/null

@@ -193,6 +193,16 @@ if ((EUID == 0)) && command -v unshare >/dev/null && command -v nsenter >/dev/nu
 	check "hook create: exit $rc, registered with the namespace's address" \
 		test "$rc" = 0 -a "$(ffctl list --json | jq -r --arg n "$name" '.[] | select(.name == $n) | .ips[0]')" = 10.77.16.2
 	check "its record in $rundir/oci, root-only" test "$(stat -c %a "$rundir/oci/$name" 2>/dev/null)" = 600
+	# a container joining that namespace (a pod's app container, Docker's
+	# --network container:X): the registration's directory, no hooks
+	rm -f "$work/runc.config"
+	bundle "$b" glibc ".linux.namespaces |= map(if .type == \"network\" then .path = \"/proc/$holder/ns/net\" else . end)"
+	rc=0
+	"$rt" "${opts[@]}" create --bundle "$b" "${id/0/8}" >"$work/out" 2>&1 || rc=$?
+	check "create joining the registered namespace: exit $rc, its directory c/$name, no hooks of its own" \
+		jq -e --arg d "$rundir/c/$name" 'any(.mounts[]; .destination == "/run/ffnet" and .source == $d) and
+		 .hooks.createRuntime == null and .hooks.poststop == null and .process.args[0] == "/opt/ffnet/ffexec"' \
+		"$work/runc.config"
 	# runc exec --process FILE (docker exec): edited for this container,
 	# left alone for another
 	printf '{"args": ["redis-cli", "ping"], "env": ["PATH=/usr/bin"], "cwd": "/"}' >"$work/proc.json"
