@@ -3,7 +3,9 @@
 # builds, starts ffrouter and two containers (Docker, started here; network
 # namespaces if no engine can run), registers them, and runs iperf3 and
 # sockperf between them over the normal container network and over ffnet.
-# Prints a side-by-side table and what the router saw.
+# Prints a side-by-side table and what the router saw; then, on Docker, the
+# same pair started with `docker run --runtime ffnet` (ffnet-runtime: no
+# registration, mount or preload by hand) against plain `docker run`.
 #   scripts/demo.sh          (root)
 # DEMO_SECS (default 5) sets the length of each measurement.
 set -euo pipefail
@@ -16,6 +18,12 @@ fi
 "$top/scripts/build.sh" >/dev/null
 export BENCH_SECS=${DEMO_SECS:-5}
 . "$top/bench/lib.sh"
+# the private dockerd knows ffnet-runtime, as a user's would (README: three steps)
+TB_DOCKERD_JSON=$(jq -nc --arg rt "$top/build/runtime/ffnet-runtime" --arg rd /run/ffnet-t \
+	--arg shim "$top/build/libffshim/libffshim.so" --arg exec "$top/build/ffexec/ffexec" \
+	'{runtimes: {ffnet: {path: $rt, runtimeArgs: ["--ffnet-rundir=\($rd)", "--ffnet-shim=\($shim)",
+	  "--ffnet-exec=\($exec)"]}}}')
+export TB_DOCKERD_JSON
 
 say() { printf '\n== %s\n' "$*"; }
 say "starting the test bed, ffrouter and two containers"
@@ -58,4 +66,41 @@ printf '%-28s %18s %12s %9sx\n' "sockperf p50 latency (us)" "${r[p50.bridge]}" "
 printf '%-28s %18s %12s %9sx\n' "sockperf p99 latency (us)" "${r[p99.bridge]}" "${r[p99.ffnet]}" "$(ratio "${r[p99.bridge]}" "${r[p99.ffnet]}")"
 echo "(\"ffnet is Nx\": N times the throughput, or 1/N of the latency; one run each —"
 echo " bench/same-host.sh takes medians of 3 and adds host loopback and redis)"
+
+# The same measurements with containers started the way a user starts them:
+# `docker run --runtime ffnet` (nothing registered, mounted or preloaded by
+# hand) against `docker run` on runc, same image, same network.
+if [[ $(tb_backend) == docker ]]; then
+	say "through ffnet-runtime: docker run --runtime ffnet vs plain docker run (runc), ${BENCH_SECS}s each"
+	rt_pair() { # RUNTIME-OPTS...: start server rs, print its IP
+		tb_docker rm -f rs >/dev/null 2>&1 || true
+		tb_docker run -d --name rs --label ffnet.demo=1 "$@" --network ffn --cpuset-cpus "$BENCH_SRV_CPU" \
+			"$FF_IMAGE" sh -c 'iperf3 -s -D -p 5401 && exec sockperf sr --tcp -i 0.0.0.0 -p 11411' >/dev/null &&
+			sleep 1 && tb_docker inspect -f '{{(index .NetworkSettings.Networks "ffn").IPAddress}}' rs
+	}
+	rt_cli() { # CPU RUNTIME-OPTS... -- PROGRAM...
+		local cpu=$1 o=()
+		shift
+		while [[ $1 != -- ]]; do o+=("$1"); shift; done
+		shift
+		tb_docker run --rm --label ffnet.demo=1 "${o[@]}" --network ffn --cpuset-cpus "$cpu" "$FF_IMAGE" "$@" 2>/dev/null
+	}
+	declare -A q=()
+	for w in runc ffnet; do
+		o=()
+		[[ $w == ffnet ]] && o=(--runtime ffnet)
+		ip=$(rt_pair "${o[@]}") || { echo "  could not start the $w server"; continue; }
+		q[i1.$w]=$(iperf_gbps "$(rt_cli "$BENCH_CLI_CPU" "${o[@]}" -- iperf3 -c "$ip" -p 5401 -t "$BENCH_SECS" -J || true)")
+		read -r q[p50.$w] q[p99.$w] < <(sockperf_pcts "$(rt_cli "$BENCH_SRV_CPU" "${o[@]}" -- \
+			sockperf pp --tcp -i "$ip" -p 11411 -t "$BENCH_SECS" 2>&1 || true)")
+		[[ $w == ffnet ]] && { echo "  registered by the runtime while it ran (ffctl list):"; ffctl list | sed 's/^/    /'; }
+		tb_docker rm -f rs >/dev/null 2>&1 || true
+	done
+	printf '%-28s %18s %14s %10s\n' "" "docker run (runc)" "--runtime ffnet" "ffnet is"
+	printf '%-28s %18s %14s %9sx\n' "iperf3 1 stream (Gbit/s)" "${q[i1.runc]:-}" "${q[i1.ffnet]:-}" "$(ratio "${q[i1.ffnet]:-}" "${q[i1.runc]:-}")"
+	printf '%-28s %18s %14s %9sx\n' "sockperf p50 latency (us)" "${q[p50.runc]:-}" "${q[p50.ffnet]:-}" "$(ratio "${q[p50.runc]:-}" "${q[p50.ffnet]:-}")"
+	printf '%-28s %18s %14s %9sx\n' "sockperf p99 latency (us)" "${q[p99.runc]:-}" "${q[p99.ffnet]:-}" "$(ratio "${q[p99.runc]:-}" "${q[p99.ffnet]:-}")"
+else
+	say "ffnet-runtime needs Docker; this machine ran the demo on $(tb_backend) containers"
+fi
 ff_router_stop

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs the
-# dependencies, builds, and runs every meson suite (unit, sanitize,
+# dependencies, builds, and runs every meson suite (unit, sanitize, doc,
 # valgrind, harness, fuzz, integ, vm). Suites that cannot run here (no container engine, no VM) skip
 # with exit 77 and say why. Ends with meson's summary.
 #   scripts/test.sh [meson test args...]     e.g. --suite unit
