@@ -52,9 +52,9 @@ int ffn_mark_read(const char *marks, const char *name, struct ffn_mark *m)
 int ffn_mark_write(const char *marks, const char *name, const char *ifname, const char *netns)
 {
 	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX + FFN_NAME_MAX + 8];
+	char line[sizeof(((struct ffn_mark *)0)->netns) + 128];
 	struct stat st;
-	FILE *f;
-	int err;
+	int n;
 
 	if (stat(netns, &st) < 0)
 		return -errno;
@@ -66,15 +66,36 @@ int ffn_mark_write(const char *marks, const char *name, const char *ifname, cons
 		return -errno;
 	/* ".NAME.tmp": no container ID starts with a dot, so no name clashes */
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	f = fopen(tmp, "wxe");
-	if (!f && errno == EEXIST && unlink(tmp) == 0) /* left by a plugin that died */
-		f = fopen(tmp, "wxe");
-	if (!f)
+	n = snprintf(line, sizeof(line), "%s %ju %ju %s\n", ifname, (uintmax_t)st.st_dev,
+		     (uintmax_t)st.st_ino, netns);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -EINVAL;
+	return ffn_write_file(tmp, path, line, (size_t)n, 0600);
+}
+
+int ffn_write_file(const char *tmp, const char *path, const char *data, size_t len, mode_t mode)
+{
+	size_t off = 0;
+	int fd, err = 0;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode & 0777);
+	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0) /* left by one that died */
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode & 0777);
+	if (fd < 0)
 		return -errno;
-	fchmod(fileno(f), 0600);
-	fprintf(f, "%s %ju %ju %s\n", ifname, (uintmax_t)st.st_dev, (uintmax_t)st.st_ino, netns);
-	err = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
-	if (fclose(f) && !err)
+	if (fchmod(fd, mode & 0777) < 0) /* whatever the umask */
+		err = -errno;
+	while (!err && off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+
+		if (w < 0 && errno != EINTR)
+			err = -errno;
+		else if (w > 0)
+			off += (size_t)w;
+	}
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	if (close(fd) < 0 && !err)
 		err = -errno;
 	if (!err && rename(tmp, path) < 0)
 		err = -errno;

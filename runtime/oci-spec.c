@@ -323,31 +323,10 @@ static int write_spec(const char *path, struct json_object *spec, mode_t mode)
 	char tmp[PATH_MAX];
 	const char *s = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN |
 								      JSON_C_TO_STRING_NOSLASHESCAPE);
-	size_t len = strlen(s), off = 0;
-	int fd, err = 0;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.ffnet.tmp", path) >= sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode & 0777);
-	if (fd < 0)
-		return -errno;
-	while (!err && off < len) {
-		ssize_t w = write(fd, s + off, len - off);
-
-		if (w < 0 && errno != EINTR)
-			err = -errno;
-		else if (w > 0)
-			off += (size_t)w;
-	}
-	if (!err && fsync(fd) < 0)
-		err = -errno;
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
+	return ffn_write_file(tmp, path, s, strlen(s), mode);
 }
 
 int ffo_edit(const struct ffo_conf *cf, const char *bundle, const char *id)

@@ -54,6 +54,9 @@ int ffn_clear_stale(struct ff_admin *a, const char *marks, const char *name,
 int ffn_mark_read(const char *marks, const char *name, struct ffn_mark *m);
 int ffn_mark_write(const char *marks, const char *name, const char *ifname, const char *netns);
 int ffn_mark_remove(const char *marks, const char *name);
+/* Writes data as path, whole or not at all: through tmp (same directory,
+ * exclusive, mode), fsync, rename. 0 or a negative errno. */
+int ffn_write_file(const char *tmp, const char *path, const char *data, size_t len, mode_t mode);
 /* Whether m's namespace is gone (or is another one now). */
 bool ffn_mark_stale(const struct ffn_mark *m);
 /* Calls fn for every name with a mark; stops at fn's first non-zero. */
