@@ -2,8 +2,9 @@
  * network namespace of its own, while a router runs, unless it opts out
  * (annotation io.ffnet.enable=false, or FFNET=off in its environment):
  *   - RUNDIR/c/NAME (made now, empty; the router puts its socket there when
- *     the hook registers the container) bind-mounted at /run/ffnet, the
- *     shim and ffexec read-only at /opt/ffnet: the image needs nothing;
+ *     the hook registers the container) bind-mounted read-only at
+ *     /run/ffnet, the shim and ffexec at /opt/ffnet: the image needs
+ *     nothing;
  *   - the program started as `/opt/ffnet/ffexec -- PROGRAM...` (static and
  *     Go programs, musl, raw syscalls), and LD_PRELOAD of the shim when the
  *     image's glibc has every symbol version the shim needs (a glibc
@@ -220,16 +221,18 @@ static struct json_object *strings(const char *const *v, size_t n)
 	return a;
 }
 
-static void add_mount(struct json_object *mounts, const char *src, const char *dst, bool ro)
+/* Read-only, all three: connecting to a socket needs no write access to
+ * its mount, and the container has nothing to write in its router
+ * directory, which the router owns. */
+static void add_mount(struct json_object *mounts, const char *src, const char *dst, bool exec)
 {
-	static const char *const rw_opts[] = {"rbind", "nosuid", "nodev", "noexec"};
-	static const char *const ro_opts[] = {"rbind", "ro", "nosuid", "nodev"};
+	static const char *const opts[] = {"rbind", "ro", "nosuid", "nodev", "noexec"};
 	struct json_object *m = json_object_new_object();
 
 	json_object_object_add(m, "destination", json_object_new_string(dst));
 	json_object_object_add(m, "type", json_object_new_string("bind"));
 	json_object_object_add(m, "source", json_object_new_string(src));
-	json_object_object_add(m, "options", ro ? strings(ro_opts, 4) : strings(rw_opts, 4));
+	json_object_object_add(m, "options", strings(opts, exec ? 4 : 5));
 	json_object_array_add(mounts, m);
 }
 
@@ -390,7 +393,7 @@ int ffo_edit(const struct ffo_conf *cf, const char *bundle, const char *id)
 	mounts = err ? NULL : member(spec, "mounts", json_type_array);
 	if (mounts) {
 		add_mount(mounts, dir, FFO_RUN_IN, false);
-		add_mount(mounts, cf->shim, FFO_SHIM_IN, true);
+		add_mount(mounts, cf->shim, FFO_SHIM_IN, true); /* mmap'd PROT_EXEC */
 		add_mount(mounts, cf->exec, FFO_EXEC_IN, true);
 	}
 	/* a container joining a registered namespace uses that registration:

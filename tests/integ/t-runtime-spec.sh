@@ -103,9 +103,9 @@ check "create: exit $rc, the real runtime ran with the same arguments but ours" 
 	test "$rc" = 0 -a "$(tr '\n' ' ' <"$work/runc.args")" = \
 	"$work/fake-runc --root /run/x --log /run/x/log --log-format json create --bundle $b --pid-file $b/pid $id "
 c=$work/runc.config
-check "the router directory at /run/ffnet, shim and ffexec read-only at /opt/ffnet" jq -e --arg d "$rundir/c/$name" \
+check "read-only: the router directory at /run/ffnet, shim and ffexec at /opt/ffnet" jq -e --arg d "$rundir/c/$name" \
 	--arg s "$shim" --arg e "$exe" '.mounts | length == 4 and
-	 any(.[]; .destination == "/run/ffnet" and .source == $d and .type == "bind") and
+	 any(.[]; .destination == "/run/ffnet" and .source == $d and .type == "bind" and (.options | index("ro"))) and
 	 any(.[]; .destination == "/opt/ffnet/libffshim.so" and .source == $s and (.options | index("ro"))) and
 	 any(.[]; .destination == "/opt/ffnet/ffexec" and .source == $e and (.options | index("ro")))' "$c"
 check "the mount point $rundir/c/$name exists" test -d "$rundir/c/$name"
