@@ -13,7 +13,8 @@ tests=(valgrind clang iproute2 iptables procps psmisc util-linux kmod busybox-st
 	python3 python3-matplotlib etcd-server
 	golang-go musl-tools # tests/progs: a static Go and a musl program for ffexec
 	containernetworking-plugins # tests/integ/t-cni.sh chains our plugin after bridge + host-local
-	systemd mandoc man-db) # systemd-analyze verify of the unit; the man pages linted
+	systemd mandoc man-db # systemd-analyze verify of the unit; the man pages linted
+	docker-compose) # tests/integ/t-compose.sh: docker/compose.yml, the router as a container
 mapfile -t vm < <(grep -vE '^\s*(#|$)' "$here/tests/vm/deps.txt")
 
 want=("${build[@]}")
