@@ -33,7 +33,10 @@
 # no higher than this shell's hard limits (podman asks runc for nofile and
 # nproc 1048576, and podman 4.3 drops its own nproc to 32768 first: without
 # CAP_SYS_RESOURCE, runc's prlimit then fails with EPERM, "error setting
-# rlimit type 7/6"); storage driver overlay, else vfs.
+# rlimit type 7/6"); storage driver overlay, else vfs. The network
+# backend: FF_PODMAN_NET=cni|netavark, by default the CNI plugins when
+# installed, else netavark; the network has no DNS (--disable-dns: no
+# aardvark-dns needed, the clients use IPs).
 # Exits 77, saying why, without root, podman, a network backend (the CNI
 # plugins or netavark), or when podman cannot run a container here.
 set -euo pipefail
@@ -240,7 +243,7 @@ ff_check "the image has nothing of ffnet but the test bed's empty /run/ffnet ($(
 # ---- the router and a network with podman's IPAM
 # shellcheck disable=SC2119
 ff_router_start
-out=$(pm network create --subnet "$SUBNET" "$NET" 2>&1) ||
+out=$(pm network create --disable-dns --subnet "$SUBNET" "$NET" 2>&1) ||
 	skip "podman network create ($FF_PODMAN_NET) fails here: $(flat "$out")"
 run=(--pull never --label "$LABEL" --runtime ffnet --network "$NET")
 conns() { ffctl status --json | jq .conns_total; }
