@@ -5,8 +5,9 @@
  * edits the bundle's config.json (oci-spec.c), on `exec --process FILE`
  * (docker exec) that process's file for a container it registered, then
  * execs the real runtime with the same arguments minus its own; everything
- * else goes straight to the real runtime. Its own options come first (Docker's runtimeArgs,
- * podman's --runtime-flag):
+ * else goes straight to the real runtime. Its own options are among the
+ * global ones, before the command (Docker's runtimeArgs, podman's
+ * --runtime-flag):
  *   --ffnet-rundir=DIR    the router's run directory (/run/ffnet)
  *   --ffnet-runtime=PATH  the real runtime (runc, from PATH)
  *   --ffnet-shim=PATH     the shim to mount into containers
@@ -130,38 +131,66 @@ static const char usage[] =
 	"  --ffnet-strict        a failure of ffnet's fails the container\n"
 	"  --ffnet-help          this text\n";
 
-/* Takes the --ffnet-* options off the front; how many there were, or -1. */
-static int own_options(struct ffo_conf *cf, int argc, char **argv)
+/* One --ffnet- option into cf: 0, or -1 after saying what is wrong. */
+static int own_option(struct ffo_conf *cf, const char *arg)
 {
-	int i;
+	const char *o = arg + 8, *eq = strchr(o, '='), *v = eq ? eq + 1 : NULL;
+	size_t n = eq ? (size_t)(eq - o) : strlen(o);
 
-	for (i = 0; i < argc && !strncmp(argv[i], "--ffnet-", 8); i++) {
-		const char *o = argv[i] + 8, *eq = strchr(o, '='), *v = eq ? eq + 1 : NULL;
-		size_t n = eq ? (size_t)(eq - o) : strlen(o);
-
-		if (n == 6 && !strncmp(o, "strict", n) && !v)
-			cf->strict = true;
-		else if (v && *v && n == 6 && !strncmp(o, "rundir", n))
-			cf->rundir = v;
-		else if (v && *v && n == 7 && !strncmp(o, "runtime", n))
-			cf->runtime = v;
-		else if (v && *v && n == 4 && !strncmp(o, "shim", n))
-			cf->shim = v;
-		else if (v && *v && n == 4 && !strncmp(o, "exec", n))
-			cf->exec = v;
-		else if (v && *v && n == 3 && !strncmp(o, "log", n))
-			cf->log = v;
-		else if (n == 4 && !strncmp(o, "help", n) && !v) {
-			fputs(usage, stdout);
-			exit(0);
-		} else {
-			fprintf(stderr, "ffnet-runtime: unknown option '%s'\n%s", argv[i], usage);
-			return -1;
-		}
+	if (n == 6 && !strncmp(o, "strict", n) && !v)
+		cf->strict = true;
+	else if (v && *v && n == 6 && !strncmp(o, "rundir", n))
+		cf->rundir = v;
+	else if (v && *v && n == 7 && !strncmp(o, "runtime", n))
+		cf->runtime = v;
+	else if (v && *v && n == 4 && !strncmp(o, "shim", n))
+		cf->shim = v;
+	else if (v && *v && n == 4 && !strncmp(o, "exec", n))
+		cf->exec = v;
+	else if (v && *v && n == 3 && !strncmp(o, "log", n))
+		cf->log = v;
+	else if (n == 4 && !strncmp(o, "help", n) && !v) {
+		fputs(usage, stdout);
+		exit(0);
+	} else {
+		fprintf(stderr, "ffnet-runtime: unknown option '%s'\n%s", arg, usage);
+		return -1;
 	}
-	cf->args = argv;
-	cf->nargs = i;
-	return i;
+	return 0;
+}
+
+/* Takes the --ffnet-* options out of the global options (before the
+ * command: engines put theirs around ours, conmon its --systemd-cgroup
+ * first) into cf->args; the rest, in order, into *rest (NULL-terminated,
+ * *rest[-1] free for the real runtime's name). How many are left, or -1. */
+static int own_options(struct ffo_conf *cf, int argc, char **argv, char ***rest)
+{
+	char **own = calloc((size_t)argc + 1, sizeof(*own));
+	char **keep = calloc((size_t)argc + 2, sizeof(*keep));
+	int i, nown = 0, nkeep = 0;
+
+	if (!own || !keep) {
+		fprintf(stderr, "ffnet-runtime: out of memory\n");
+		return -1;
+	}
+	keep++; /* keep[-1]: the real runtime's argv[0] */
+	for (i = 0; i < argc && argv[i][0] == '-'; i++) {
+		if (!strncmp(argv[i], "--ffnet-", 8)) {
+			if (own_option(cf, argv[i]) < 0)
+				return -1;
+			own[nown++] = argv[i];
+			continue;
+		}
+		keep[nkeep++] = argv[i];
+		if (global_takes_value(argv[i]) && i + 1 < argc)
+			keep[nkeep++] = argv[++i];
+	}
+	while (i < argc)
+		keep[nkeep++] = argv[i++];
+	cf->args = own;
+	cf->nargs = nown;
+	*rest = keep;
+	return nkeep;
 }
 
 int main(int argc, char **argv)
@@ -174,32 +203,32 @@ int main(int argc, char **argv)
 	};
 	struct cmdline c;
 	char **rest;
-	int own, nrest;
+	int nrest, rc;
 
-	own = own_options(&cf, argc - 1, argv + 1);
-	if (own < 0)
+	nrest = own_options(&cf, argc - 1, argv + 1, &rest);
+	if (nrest < 0)
 		return 2;
-	rest = argv + 1 + own;
-	nrest = argc - 1 - own;
 	if (nrest >= 1 && !strcmp(rest[0], "hook")) {
 		if (nrest != 2 || (strcmp(rest[1], "create") && strcmp(rest[1], "poststop"))) {
 			fprintf(stderr, "usage: ffnet-runtime [--ffnet-...] hook create|poststop "
 					"(the container's state on stdin)\n");
 			return 2;
 		}
-		return ffo_hook(&cf, rest[1]);
+		rc = ffo_hook(&cf, rest[1]);
+		free(cf.args);
+		free(rest - 1);
+		return rc;
 	}
 	if (parse_cmd(nrest, rest, &c)) {
-		int rc = strcmp(c.cmd, "exec") ? ffo_edit(&cf, c.bundle, c.id)
-			 : c.process ? ffo_edit_exec(&cf, c.process, c.id) : 0;
+		rc = strcmp(c.cmd, "exec") ? ffo_edit(&cf, c.bundle, c.id)
+		     : c.process ? ffo_edit_exec(&cf, c.process, c.id) : 0;
 
 		if (rc < 0 && cf.strict) {
 			fprintf(stderr, "ffnet-runtime: --ffnet-strict: not starting %s\n", c.id);
 			return 1;
 		}
 	}
-	/* the real runtime gets our argv minus our options: argv[own] becomes
-	 * its argv[0] */
+	/* the real runtime gets our argv minus our options */
 	rest[-1] = (char *)cf.runtime;
 	execvp(cf.runtime, rest - 1);
 	fprintf(stderr, "ffnet-runtime: cannot run %s: %s\n", cf.runtime, strerror(errno));

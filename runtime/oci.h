@@ -21,7 +21,7 @@ struct ffo_conf {
 	const char *log;     /* also append log lines here (NULL: stderr only) */
 	bool strict;         /* a failure of ours fails the container */
 	/* the --ffnet-* arguments as given, for the hooks' command lines */
-	char *const *args;
+	char **args;
 	int nargs;
 };
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016 # jq programs and container shell lines: single quotes on purpose
 # ffnet-runtime without an engine: a fake "real runtime" records the
 # arguments and the config.json it was given, so every edit is checked
 # exactly (mounts, the entrypoint behind ffexec, LD_PRELOAD only where the
@@ -19,7 +20,7 @@ if ! command -v jq >/dev/null; then
 fi
 work=$(mktemp -d /tmp/ffrts.XXXXXX)
 rundir=$work/run
-router= holder=
+router="" holder=""
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
 nok() { fail=$((fail + 1)); echo "not ok - $*"; }
@@ -124,6 +125,16 @@ check "everything else is as it was" \
 	"$(jq -S 'del(.mounts, .process.args, .process.env, .hooks)' "$b/orig.json")"
 check "the file is written in place (mode kept, no temp left)" \
 	test "$(stat -c %a "$b/config.json")" = "$(stat -c %a "$b/orig.json")" -a ! -e "$b/config.json.ffnet.tmp"
+
+# conmon puts its --systemd-cgroup before podman's --runtime-flag options
+bundle "$b" glibc
+rm -f "$work/runc.args" "$work/runc.config"
+rc=0
+"$rt" --systemd-cgroup --root /run/x "${opts[@]}" --log-format json create --bundle "$b" "$id" >"$work/out" 2>&1 || rc=$?
+check "our options among the engine's: taken out, the rest kept in order, the edit done (exit $rc)" \
+	test "$(tr '\n' ' ' <"$work/runc.args")" = \
+	"$work/fake-runc --systemd-cgroup --root /run/x --log-format json create --bundle $b $id " -a \
+	"$(jq '.mounts | length' "$work/runc.config")" = 4
 
 bundle "$b" glibc '.process.env += ["LD_PRELOAD=/usr/lib/libjemalloc.so"]'
 create "$b"
