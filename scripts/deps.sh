@@ -14,7 +14,8 @@ tests=(valgrind clang iproute2 iptables procps psmisc util-linux kmod busybox-st
 	golang-go musl-tools # tests/progs: a static Go and a musl program for ffexec
 	containernetworking-plugins # tests/integ/t-cni.sh chains our plugin after bridge + host-local
 	systemd mandoc man-db # systemd-analyze verify of the unit; the man pages linted
-	docker-compose) # tests/integ/t-compose.sh: docker/compose.yml, the router as a container
+	docker-compose # tests/integ/t-compose.sh: docker/compose.yml, the router as a container
+	podman) # tests/integ/t-runtime-podman.sh: ffnet-runtime under podman
 mapfile -t vm < <(grep -vE '^\s*(#|$)' "$here/tests/vm/deps.txt")
 
 want=("${build[@]}")
