@@ -48,7 +48,7 @@ int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},       {0},
 	};
 	Ff__Register m = FF__REGISTER__INIT;
-	char *ips[MAX_IPS + 1], nspath[64];
+	char *ips[MAX_IPS], nspath[64];
 	int c;
 
 	m.ips = ips;
@@ -56,7 +56,7 @@ int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
-			if (m.n_ips >= MAX_IPS + 1) {
+			if (m.n_ips >= MAX_IPS) {
 				fprintf(stderr, "ffctl: too many --ip (at most %d)\n", MAX_IPS);
 				return 2;
 			}

@@ -47,6 +47,7 @@ expect "malformed address" 1 "not a unicast" -- register other --ip 10.33.0.256
 expect "loopback address" 1 "not a unicast" -- register other --ip 127.0.0.1
 expect "bad name" 1 "invalid container name" -- register 'a/b' --ip 10.33.0.7
 expect "no --ip" 2 "usage: ffctl register" -- register lonely
+expect "nine addresses" 2 "too many --ip \\(at most 8\\)" -- register many $(for i in 1 2 3 4 5 6 7 8 9; do echo --ip 10.33.1.$i; done)
 expect "unknown name" 1 "no container named 'ghost'" -- unregister ghost
 expect "unknown command" 2 "unknown command" -- frobnicate
 expect "unknown option" 2 "unknown option" -- --frob list
