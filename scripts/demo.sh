@@ -19,10 +19,8 @@ fi
 export BENCH_SECS=${DEMO_SECS:-5}
 . "$top/bench/lib.sh"
 # the private dockerd knows ffnet-runtime, as a user's would (README: three steps)
-TB_DOCKERD_JSON=$(jq -nc --arg rt "$top/build/runtime/ffnet-runtime" --arg rd /run/ffnet-t \
-	--arg shim "$top/build/libffshim/libffshim.so" --arg exec "$top/build/ffexec/ffexec" \
-	'{runtimes: {ffnet: {path: $rt, runtimeArgs: ["--ffnet-rundir=\($rd)", "--ffnet-shim=\($shim)",
-	  "--ffnet-exec=\($exec)"]}}}')
+FF_RUNDIR=${FF_RUNDIR:-/run/ffnet-t}
+TB_DOCKERD_JSON=$(ff_runtime_json)
 export TB_DOCKERD_JSON
 
 say() { printf '\n== %s\n' "$*"; }

@@ -88,6 +88,7 @@ ffnet_conf() { # PREV-RESULT-FILE
 cni() {
 	local prog=$1 cmd=$2 id=$3 ns=$4 conf=$5
 	rc=0
+	# shellcheck disable=SC2086 # FFCNI_WRAP is a word list (valgrind and its options)
 	printf '%s' "$conf" | env -i PATH="$PATH" CNI_COMMAND="$cmd" CNI_CONTAINERID="$id" \
 		CNI_NETNS="${ns:+/run/netns/$ns}" CNI_IFNAME=eth0 CNI_PATH="$cni_path" \
 		${FFCNI_WRAP:-} "$prog" >"$work/out" 2>"$work/err" || rc=$?

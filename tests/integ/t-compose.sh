@@ -35,12 +35,7 @@ fi
 rtlog=$FF_WORK/runtime.log
 mkdir -p "$FF_WORK"
 : >"$rtlog"
-TB_DOCKERD_JSON=$(jq -nc --arg rt "$(realpath -e "$FF_BUILD/runtime/ffnet-runtime")" \
-	--arg rd "$FF_RUNDIR" --arg log "$rtlog" \
-	--arg shim "$(realpath -e "$FF_BUILD/libffshim/libffshim.so")" \
-	--arg exec "$(realpath -e "$FF_BUILD/ffexec/ffexec")" \
-	'{runtimes: {ffnet: {path: $rt, runtimeArgs: ["--ffnet-rundir=\($rd)", "--ffnet-shim=\($shim)",
-	  "--ffnet-exec=\($exec)", "--ffnet-log=\($log)"]}}}')
+TB_DOCKERD_JSON=$(ff_runtime_json "$rtlog")
 export TB_DOCKERD_JSON
 # what compose.yml reads
 export FFNET_RUNDIR=$FF_RUNDIR FFNET_SUBNET=$SUBNET FFNET_APP_IMAGE=$APP
@@ -55,7 +50,6 @@ dc_down() {
 	[[ -z $(proj_ctrs 2>/dev/null) && -z $(proj_nets 2>/dev/null) ]] && return 0
 	dc down -v -t 5 >/dev/null 2>&1 || true
 }
-flat() { printf '%s' "${1//$'\n'/ }"; }
 on_exit() {
 	set +e
 	dc_down
@@ -66,17 +60,7 @@ trap on_exit EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-rc=0
-tb_init "$FF_WORK" || rc=$?
-if ((rc == 2)); then
-	echo "SKIP: no Docker engine can run here (reasons above)"
-	exit 77
-fi
-((rc == 0)) || exit 1
-if [[ $(tb_backend) != docker ]]; then
-	echo "SKIP: the test bed's backend is $(tb_backend); this test is about Docker"
-	exit 77
-fi
+ff_docker_init || exit $?
 dc_down
 rm -rf "$FF_RUNDIR"
 tb_ensure jq
@@ -88,7 +72,7 @@ if ! out=$("$FF_TOP/docker/router-image.sh" -H "$(cat "$TB_STATE/docker_host")" 
 	exit 1
 fi
 has_image() { tb_docker image inspect "$1" >/dev/null 2>&1; }
-ff_check "router image: $(flat "$out")" has_image ffnet/router:latest
+ff_check "router image: $(ff_flat "$out")" has_image ffnet/router:latest
 tb_image "$APP" /usr/bin/iperf3
 
 # ---- up: the router first, healthy, then the apps
@@ -144,7 +128,7 @@ tb_docker logs "$rid" >"$FF_WORK/router.log" 2>&1
 sv=$(grep -c 'supervis' "$FF_WORK/router.log" || true)
 ff_check "the router supervises both apps' ffexec ($sv log lines)" test "$sv" -ge 2
 warn=$(grep -Ei 'warn|error|refused|denied|not permitted' "$FF_WORK/router.log" | head -3 || true)
-ff_check "the router logged no warning ($(flat "$warn"))" test -z "$warn"
+ff_check "the router logged no warning ($(ff_flat "$warn"))" test -z "$warn"
 
 # ---- an app stopped leaves the list; the router stays
 dc stop -t 5 client >/dev/null 2>&1
@@ -155,13 +139,13 @@ ff_check "docker-compose stop client: only the server is left" \
 # ---- down: the apps go first (their poststop unregisters them), then the router
 t0=$EPOCHREALTIME
 dc down -v -t 5 >/dev/null 2>&1
-ff_check "docker-compose down in $(_tb_since "$t0") s: no container left ($(flat "$(proj_ctrs)"))" \
+ff_check "docker-compose down in $(_tb_since "$t0") s: no container left ($(ff_flat "$(proj_ctrs)"))" \
 	test -z "$(proj_ctrs)"
-ff_check "no network left ($(flat "$(proj_nets)"))" test -z "$(proj_nets)"
+ff_check "no network left ($(ff_flat "$(proj_nets)"))" test -z "$(proj_nets)"
 left=$(grep '^container ' "$FF_RUNDIR/state" 2>/dev/null || true)
-ff_check "the router's state file holds no registration ($(flat "$left"))" test -z "$left"
+ff_check "the router's state file holds no registration ($(ff_flat "$left"))" test -z "$left"
 left=$(find "$FF_RUNDIR/c" "$FF_RUNDIR/oci" -mindepth 1 2>/dev/null | head -5)
-ff_check "nothing left in $FF_RUNDIR/c and /oci ($(flat "$left"))" test -z "$left"
+ff_check "nothing left in $FF_RUNDIR/c and /oci ($(ff_flat "$left"))" test -z "$left"
 ff_check "ffnet-runtime logged no failure" test -z "$(grep -Ei 'not (accelerated|registered)|fail|error|denied' "$rtlog")"
 echo "# runtime log:"
 sed 's/^/#   /' "$rtlog" | tail -n 12

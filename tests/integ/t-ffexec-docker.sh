@@ -43,7 +43,6 @@ dk_rm_all() {
 	((${#ids[@]} == 0)) || tb_docker rm -f -v "${ids[@]}" >/dev/null 2>&1 || true
 	return 0
 }
-flat() { printf '%s' "${1//$'\n'/ }"; } # TEXT: on one line, for a check's description
 # ctr_rm NAME: remove one container (a name no ID can start with)
 ctr_rm() { tb_docker rm -f -v "$1" >/dev/null 2>&1 || true; }
 on_exit() {
@@ -56,17 +55,7 @@ trap on_exit EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-rc=0
-tb_init "$FF_WORK" || rc=$?
-if ((rc == 2)); then
-	echo "SKIP: no Docker engine can run here (reasons above)"
-	exit 77
-fi
-((rc == 0)) || exit 1
-if [[ $(tb_backend) != docker ]]; then
-	echo "SKIP: the test bed's backend is $(tb_backend); this test is about Docker"
-	exit 77
-fi
+ff_docker_init || exit $?
 dk_rm_all
 rm -rf "$FF_RUNDIR" # a fresh router state (the test bed lock makes it ours)
 tb_ensure jq
@@ -96,7 +85,7 @@ ffnet_files() {
 	tb_docker rm -f -v "$id" >/dev/null
 }
 found=$(ffnet_files) || found="(no container from $IMG to export)"
-ff_check "the image has nothing of ffnet but the empty /run/ffnet ($(flat "$found"))" \
+ff_check "the image has nothing of ffnet but the empty /run/ffnet ($(ff_flat "$found"))" \
 	test "$found" = "run/ffnet/"
 out=$(tb_docker run --rm --name ffd-noexec --pull never --label "$LABEL" --network none \
 	--entrypoint "$EXEC_IN" "$IMG" /bin/busybox true 2>&1) && rc=0 || rc=$?
@@ -196,13 +185,13 @@ if have gonet; then
 	ff_check "gonet get: ffexec is the entrypoint (pid 1) and the router supervises it" \
 		grep -q "ffexec\[1\] info: pid 1: the router supervises" <<<"$out"
 	out=$(cli -- gonet get "http://$ip1:$port/whoami" 2>&1) || true
-	ff_check "gonet: the server sees the client's overlay address ($(flat "$out"))" \
+	ff_check "gonet: the server sees the client's overlay address ($(ff_flat "$out"))" \
 		grep -q "^server remote=$ip2:[0-9]* local=$ip1:$port\$" <<<"$out"
 	ff_check "gonet: the client sees the overlay addresses" \
 		grep -q "^client local=$ip2:[0-9]* remote=$ip1:$port\$" <<<"$out"
 	ff_check "gonet http: accelerated" ff_accelerated 2
 	ff_check "gonet serve ended after 2 requests" srv_end ffd-gonet
-	ff_check "gonet serve said so ($(flat "$slog"))" grep -q "^served 2\$" <<<"$slog"
+	ff_check "gonet serve said so ($(ff_flat "$slog"))" grep -q "^served 2\$" <<<"$slog"
 	ctr_rm ffd-gonet
 fi
 
@@ -215,10 +204,10 @@ for p in rawnet muslnet; do
 	wait_for 10 router_listens "$port" || ff_log "$p: no listener of d1 on $port"
 	ff_mark
 	out=$(cli -- "$p" connect -nb "$ip1" "$port" "$n" 2>&1) || true
-	ff_check "$p: bytes echoed intact ($(flat "$out"))" grep -q "^ok $n local $ip2:[0-9]* peer $ip1:$port\$" <<<"$out"
+	ff_check "$p: bytes echoed intact ($(ff_flat "$out"))" grep -q "^ok $n local $ip2:[0-9]* peer $ip1:$port\$" <<<"$out"
 	ff_check "$p: accelerated" ff_accelerated 1
 	ff_check "$p serve ended after its connection" srv_end "ffd-$p"
-	ff_check "$p: the server sees the client's overlay address ($(flat "$slog"))" \
+	ff_check "$p: the server sees the client's overlay address ($(ff_flat "$slog"))" \
 		grep -q "^peer $ip2:[0-9]*\$" <<<"$slog"
 	ff_check "$p: the server echoed $n bytes" grep -q "^echoed $n\$" <<<"$slog"
 	ctr_rm "ffd-$p"
@@ -265,7 +254,7 @@ fi
 srv ffd-norouter -- "${prog[@]}"
 wait_for 10 kernel_listens ffd-norouter 7120 || ff_log "no router: nothing listens on 7120"
 out=$(cli -e FF_LOG_LEVEL=info -- "${cmd[@]}" 2>&1) || true
-ff_check "no router: ${prog[0]} over the container network ($(flat "$out"))" grep -q "$want" <<<"$out"
+ff_check "no router: ${prog[0]} over the container network ($(ff_flat "$out"))" grep -q "$want" <<<"$out"
 ff_check "no router: ffexec found none and ran the program untouched" \
 	grep -q "no router at /run/ffnet/ffrouter.sock (.*): running ${prog[0]} without the filter" <<<"$out"
 ff_check "no router: the server ended after its connection" srv_end ffd-norouter

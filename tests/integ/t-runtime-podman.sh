@@ -54,7 +54,6 @@ LABEL=ffnet.test=$FF_NAME
 IMG_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 skip() { echo "SKIP: $*"; exit 77; }
-flat() { printf '%s' "${1//$'\n'/ }"; }
 pm() { CONTAINERS_CONF=$PM/containers.conf CONTAINERS_STORAGE_CONF=$PM/storage.conf podman "$@"; }
 
 ((EUID == 0)) || skip "podman as root: run this as root"
@@ -203,7 +202,7 @@ for drv in overlay vfs; do
 		why=()
 		break
 	fi
-	why+=("storage driver $drv: $(flat "$(tail -n 2 <<<"$out")")")
+	why+=("storage driver $drv: $(ff_flat "$(tail -n 2 <<<"$out")")")
 	rm -rf "$PM/storage" "$PM/run"
 done
 ((${#why[@]} == 0)) || skip "podman cannot start here: ${why[*]}"
@@ -213,10 +212,8 @@ echo "# $(pm --version), storage $drv, network backend $FF_PODMAN_NET, cgroups $
 # ---- the plain image: the programs, nothing of ffnet
 tb_ensure iperf3 redis-server redis-cli:redis-tools curl || exit 1
 specs=(/usr/bin/iperf3 /usr/bin/redis-server /usr/bin/redis-cli /usr/bin/curl)
-go=
 if [[ -x $FF_BUILD/tests/progs/gonet ]]; then
 	specs+=("$FF_BUILD/tests/progs/gonet=/usr/bin/gonet")
-	go=1
 else
 	echo "# gonet is not built here (tests/progs/meson.build says what it needs): curl goes to busybox httpd"
 fi
@@ -233,28 +230,19 @@ img_files() {
 	pm rm -f "$id" >/dev/null
 }
 out=$(pm run --rm --pull never --network none --runtime runc "$IMG" sh -c 'echo ran' 2>&1) ||
-	skip "podman cannot run a container here (runc, no network): $(flat "$(tail -n 3 <<<"$out")")"
+	skip "podman cannot run a container here (runc, no network): $(ff_flat "$(tail -n 3 <<<"$out")")"
 img_before=$(img_id)
 files_before=$(img_files)
 found=$(awk '{ print $1 }' <<<"$files_before" | grep -E '(^|/)(ffnet|ffexec|libffshim)' || true)
-ff_check "the image has nothing of ffnet but the test bed's empty /run/ffnet ($(flat "$found"))" \
+ff_check "the image has nothing of ffnet but the test bed's empty /run/ffnet ($(ff_flat "$found"))" \
 	test "$found" = "run/ffnet/"
 
 # ---- the router and a network with podman's IPAM
 # shellcheck disable=SC2119
 ff_router_start
 out=$(pm network create --disable-dns --subnet "$SUBNET" "$NET" 2>&1) ||
-	skip "podman network create ($FF_PODMAN_NET) fails here: $(flat "$out")"
+	skip "podman network create ($FF_PODMAN_NET) fails here: $(ff_flat "$out")"
 run=(--pull never --label "$LABEL" --runtime ffnet --network "$NET")
-conns() { ffctl status --json | jq .conns_total; }
-cid_of() { pm inspect -f '{{.Id}}' "$1"; }
-ip_of() { pm inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$1"; }
-listed_ip() { # CONTAINER: its IPs in ffctl list (the router's name: the ID's first 63 characters)
-	local id
-	id=$(cid_of "$1") || return 0
-	ffctl list --json | jq -r --arg n "${id:0:63}" '.[] | select(.name == $n) | .ips | join(",")'
-}
-nlisted() { ffctl list --json | jq length; }
 # cli [PODMAN-RUN-OPTS...] -- PROGRAM ARGS...: a client container, removed at its end
 cli() {
 	local opts=()
@@ -262,93 +250,50 @@ cli() {
 	shift
 	pm run --rm "${run[@]}" "${opts[@]}" "$IMG" "$@" 2>&1 || true
 }
-wait_listen() { # CONTAINER PORT: until the router holds its listener (an accelerated listen)
-	local i n
-	n=$(cid_of "$1" | cut -c1-63)
-	for ((i = 0; i < 300; i++)); do
-		ffctl status --json | jq -e --arg n "$n" --arg p ":$2" \
-			'any(.listeners[]?; .container == $n and (.addr | endswith($p)))' >/dev/null 2>&1 &&
-			return 0
-		sleep 0.05
-	done
-	return 1
-}
-out=$(pm run -d --name ffrtp-iperf "${run[@]}" "$IMG" iperf3 -s 2>&1) ||
-	skip "podman cannot start a container on its network $NET here: $(flat "$(tail -n 3 <<<"$out")")"
+# shellcheck disable=SC2034 # read by lib/runtime-apps.sh
+RT_ENG=pm RT_WHO=podman RT_PFX=ffrtp RT_RM=(-f -t 0)
+# shellcheck source-path=SCRIPTDIR source=lib/runtime-apps.sh
+. "$(dirname "$0")/lib/runtime-apps.sh"
+conns() { rt_conns; }
+nlisted() { rt_nlisted; }
+out=$(pm run --rm "${run[@]}" "$IMG" sh -c : 2>&1) ||
+	skip "podman cannot start a container on its network $NET here: $(ff_flat "$(tail -n 3 <<<"$out")")"
 
-# ---- iperf3
-sip=$(ip_of ffrtp-iperf)
-ff_check "iperf3 server: registered as itself with podman's IP $sip" test "$(listed_ip ffrtp-iperf)" = "$sip"
-wait_listen ffrtp-iperf 5201 || ff_log "iperf3 -s did not listen: $(pm logs ffrtp-iperf 2>&1 | tail -3)"
-c0=$(conns)
-out=$(cli -- iperf3 -c "$sip" -t 2 -J)
-bytes=$(jq -r '.end.sum_received.bytes // 0' <<<"$out" 2>/dev/null || echo 0)
-c1=$(conns)
-ff_check "iperf3 client -> server: $bytes bytes, router connections $c0 -> $c1" \
-	test "${bytes:-0}" -gt 0 -a "$c1" -ge $((c0 + 2))
-
-# ---- redis, the client started with --runtime-flag instead of the wrapper
-pm run -d --name ffrtp-redis "${run[@]}" "$IMG" redis-server --protected-mode no --save '' \
-	--appendonly no >/dev/null
-rip=$(ip_of ffrtp-redis)
-ff_check "redis server: registered as itself with podman's IP $rip" test "$(listed_ip ffrtp-redis)" = "$rip"
-wait_listen ffrtp-redis 6379 || ff_log "redis did not listen: $(pm logs ffrtp-redis 2>&1 | tail -3)"
+# ---- iperf3; redis, the client started with --runtime-flag instead of the wrapper
+rt_iperf
+rt_redis_server
 c0=$(conns)
 out=$(pm --runtime "$rt" --runtime-flag "ffnet-rundir=$FF_RUNDIR" --runtime-flag "ffnet-shim=$shim" \
 	--runtime-flag "ffnet-exec=$ffexec" --runtime-flag "ffnet-log=$rtlog" \
 	run --rm --pull never --label "$LABEL" --network "$NET" "$IMG" \
 	sh -c "redis-cli -h $rip set ffkey ffvalue && redis-cli -h $rip get ffkey" 2>&1) || true
 c1=$(conns)
-ff_check "redis-cli set/get (--runtime-flag): '$(flat "$out")', router connections $c0 -> $c1" \
-	test "$(flat "$out")" = "OK ffvalue" -a "$c1" -ge $((c0 + 2))
+ff_check "redis-cli set/get (--runtime-flag): '$(ff_flat "$out")', router connections $c0 -> $c1" \
+	test "$(ff_flat "$out")" = "OK ffvalue" -a "$c1" -ge $((c0 + 2))
 
-# ---- curl against a static server (ffexec's route; curl takes the shim's)
-if [[ -n $go ]]; then
-	pm run -d --name ffrtp-http "${run[@]}" "$IMG" gonet serve :8080 >/dev/null
-else
-	pm run -d --name ffrtp-http "${run[@]}" "$IMG" sh -c \
-		'mkdir -p /tmp/www && echo "server remote=busybox" >/tmp/www/whoami && exec busybox httpd -f -p 8080 -h /tmp/www' >/dev/null
-fi
-hip=$(ip_of ffrtp-http)
-wait_listen ffrtp-http 8080 || ff_log "the http server did not listen: $(pm logs ffrtp-http 2>&1 | tail -3)"
-c0=$(conns)
-out=$(cli -- curl -sS --max-time 20 "http://$hip:8080/whoami")
-c1=$(conns)
-ff_check "curl -> static server: '$(flat "$out")', router connections $c0 -> $c1" \
-	test "$c1" -gt "$c0" -a -n "$(grep 'server remote=' <<<"$out")"
-if [[ -n $go ]]; then
-	ff_check "the Go server saw a client from the network's subnet" grep -q 'remote=10\.77\.17\.' <<<"$out"
-fi
-ff_check "the three servers are listed ($(nlisted) containers)" test "$(nlisted)" = 3
-
-# ---- gone with the container
-pm rm -f -t 0 ffrtp-iperf >/dev/null
-ff_check "podman rm -f: iperf3's registration is gone" test "$(nlisted)" = 2
-pm kill ffrtp-redis >/dev/null
-for ((i = 0; i < 100; i++)); do [[ $(nlisted) == 1 ]] && break; sleep 0.05; done
-ff_check "podman kill: redis's registration is gone without an rm" test "$(nlisted)" = 1
-pm rm -f -t 0 ffrtp-redis ffrtp-http >/dev/null
-ff_check "all gone: ffctl list is empty" test "$(nlisted)" = 0
+# ---- curl to a static server; then all gone with their containers
+rt_http '10\.77\.17\.'
+rt_gone
 
 # ---- no router: still runs
 ff_router_stop
 # shellcheck disable=SC2016 # expanded in the container
 out=$(cli -- sh -c 'echo "ran preload=${LD_PRELOAD:-none}"')
-ff_check "no router: the container runs unaccelerated ($(flat "$out"))" grep -q 'ran preload=none' <<<"$out"
+ff_check "no router: the container runs unaccelerated ($(ff_flat "$out"))" grep -q 'ran preload=none' <<<"$out"
 ff_check "no router: the runtime said why in its log" grep -q "not accelerated: cannot reach ffrouter" "$rtlog"
 
 # ---- nothing left behind, the image unchanged
 left=$(find "$FF_RUNDIR/c" "$FF_RUNDIR/oci" -mindepth 1 2>/dev/null | head -5)
-ff_check "nothing left in $FF_RUNDIR/c and /oci ($(flat "$left"))" test -z "$left"
+ff_check "nothing left in $FF_RUNDIR/c and /oci ($(ff_flat "$left"))" test -z "$left"
 ff_check "the image is the same (ID)" test "$(img_id)" = "$img_before"
 ff_check "the image is the same (a fresh container's files, sizes, modes)" test "$(img_files)" = "$files_before"
 left=$(find "$PM/runc" -mindepth 1 2>/dev/null | head -5)
-ff_check "no runc state left ($(flat "$left"))" test -z "$left"
+ff_check "no runc state left ($(ff_flat "$left"))" test -z "$left"
 echo "# podman's create, as the runtime got it: $(grep -m1 '^create ' "$PM/argv.log" | sed "s|$PM|\$PM|g")"
 pm_cleanup
 host_restore
 diff=$(diff <(echo "$HOST_BEFORE") <(host_state) | grep '^[<>]' || true)
-ff_check "the host is as before: links, iptables, mounts, /run, /var/lib ($(flat "$diff"))" test -z "$diff"
+ff_check "the host is as before: links, iptables, mounts, /run, /var/lib ($(ff_flat "$diff"))" test -z "$diff"
 echo "# runtime log:"
 sed 's/^/#   /' "$rtlog" | tail -n 30
 ff_summary

@@ -87,6 +87,36 @@ ff_init() {
 	ff_log "backend $(tb_backend)"
 }
 
+# ff_docker_init: the test bed for a test that is about Docker (FF_NAME,
+# FF_WORK set). 77 after saying why where no Docker engine runs (the netns
+# backend is no stand-in), 1 on an error.
+ff_docker_init() {
+	local rc=0
+	tb_init "$FF_WORK" || rc=$?
+	if ((rc == 2)); then
+		echo "SKIP: no Docker engine can run here (reasons above)"
+		return 77
+	fi
+	((rc == 0)) || return 1
+	if [[ $(tb_backend) != docker ]]; then
+		echo "SKIP: the test bed's backend is $(tb_backend); this test is about Docker"
+		return 77
+	fi
+}
+
+# ff_runtime_json [LOG]: a daemon.json (for TB_DOCKERD_JSON) whose runtime
+# "ffnet" is this build's ffnet-runtime for FF_RUNDIR, logging to LOG.
+ff_runtime_json() {
+	jq -nc --arg rt "$(realpath -e "$FF_BUILD/runtime/ffnet-runtime")" --arg rd "$FF_RUNDIR" \
+		--arg shim "$(realpath -e "$FF_BUILD/libffshim/libffshim.so")" \
+		--arg exec "$(realpath -e "$FF_BUILD/ffexec/ffexec")" --arg log "${1:-}" \
+		'{runtimes: {ffnet: {path: $rt, runtimeArgs: (["--ffnet-rundir=\($rd)", "--ffnet-shim=\($shim)",
+		  "--ffnet-exec=\($exec)"] + (if $log == "" then [] else ["--ffnet-log=\($log)"] end))}}}'
+}
+
+# ff_flat TEXT: on one line, for a check's description
+ff_flat() { printf '%s' "${1//$'\n'/ }"; }
+
 ff_cleanup() {
 	local rc=$?
 	ff_router_stop quiet
