@@ -118,6 +118,13 @@ int ffr_read_secret(struct ffr_xhost *xh, const char *path)
 		err = -EPERM;
 		goto out_close;
 	}
+	/* another owner could read it, or change it under the cluster */
+	if (st.st_uid != geteuid()) {
+		ff_err("secret file %s must be owned by the router's user (uid %u, not %u)", path,
+		       (unsigned)geteuid(), (unsigned)st.st_uid);
+		err = -EPERM;
+		goto out_close;
+	}
 	n = read(fd, buf, sizeof(buf));
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;

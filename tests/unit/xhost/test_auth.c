@@ -10,8 +10,12 @@
 #include "xhost/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SECRET "0123456789abcdef-the-cluster"
 
@@ -213,6 +217,43 @@ static void test_reply_frame(void)
 	CU_ASSERT_EQUAL(ffr_xreply_open(r, tag, buf + 2, 10, &st, why, sizeof(why)), -EBADMSG);
 }
 
+/* A secret file SECRET with mode and owner uid in r's run directory;
+ * what reading it gives. */
+static int read_secret_as(mode_t mode, uid_t uid)
+{
+	char path[PATH_MAX];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/secret-test", r->rundir);
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(write(fd, SECRET "\n", strlen(SECRET) + 1), (ssize_t)strlen(SECRET) + 1);
+	CU_ASSERT_EQUAL(fchmod(fd, mode), 0);
+	if (uid != geteuid())
+		CU_ASSERT_EQUAL(fchown(fd, uid, (gid_t)-1), 0);
+	close(fd);
+	err = ffr_read_secret(ffr_xh(r), path);
+	unlink(path);
+	return err;
+}
+
+/* The secret file must be the router's own and no one else's to read:
+ * group or others' bits, or another owner (who could read or change
+ * it), are refused. */
+static void test_secret_file(void)
+{
+	setup_routers();
+	CU_ASSERT_EQUAL(read_secret_as(0600, geteuid()), 0);
+	CU_ASSERT_EQUAL(read_secret_as(0400, geteuid()), 0);
+	CU_ASSERT_EQUAL(read_secret_as(0640, geteuid()), -EPERM);
+	CU_ASSERT_EQUAL(read_secret_as(0604, geteuid()), -EPERM);
+	if (geteuid() == 0) /* (only root can give a file away) */
+		CU_ASSERT_EQUAL(read_secret_as(0600, 65534), -EPERM);
+	/* and the keys are still the cluster's: a preamble still opens */
+	test_roundtrip();
+}
+
 static void test_teardown(void)
 {
 	ip_router_free(r);
@@ -231,6 +272,7 @@ int main(void)
 		{"keys", test_keys},
 		{"window", test_window},
 		{"reply_frame", test_reply_frame},
+		{"secret_file", test_secret_file},
 		{"teardown", test_teardown},
 		{0},
 	};
