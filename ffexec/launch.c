@@ -177,6 +177,12 @@ out_close_sp:
 	return err;
 }
 
+static const char usage[] =
+	"usage: ffexec [--sendto] [--] PROGRAM [ARGS...]\n"
+	"  --sendto  also serve sendto with an address on accelerated sockets\n"
+	"            (a trip to the router per such call, UDP's included)\n"
+	"  --help    this text\n";
+
 int ffe_main(int argc, char **argv)
 {
 	int chan;
@@ -188,6 +194,10 @@ int ffe_main(int argc, char **argv)
 			argc--;
 			break;
 		}
+		if (!strcmp(argv[1], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		}
 		if (strcmp(argv[1], "--sendto")) {
 			fprintf(stderr, "ffexec: unknown option %s\n", argv[1]);
 			argc = 0;
@@ -198,9 +208,7 @@ int ffe_main(int argc, char **argv)
 		argc--;
 	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: ffexec [--sendto] [--] PROGRAM [ARGS...]\n"
-				"  --sendto  also serve sendto with an address on accelerated sockets\n"
-				"            (a trip to the router per such call, UDP's included)\n");
+		fputs(usage, stderr);
 		return EX_USAGE_ENV;
 	}
 	argv++;
