@@ -79,8 +79,8 @@ static int set_metrics(struct ffr_options *o, const char *v)
 
 static const struct opt opts[] = {
 	STR("rundir", "DIR", core.rundir,
-	    "run directory (admin socket DIR/ffrouter.sock,\n"
-	    "container sockets DIR/c/NAME/ffrouter.sock)"),
+	    "run directory, default " FF_DEFAULT_RUNDIR " (admin socket\n"
+	    "DIR/ffrouter.sock, container sockets DIR/c/NAME/ffrouter.sock)"),
 	STR("state", "FILE", xhost.state, "registrations (default DIR/state)"),
 	FN("log-level", "LEVEL", set_log_level, "error, warn, info or debug (default info)"),
 	NUM("max-conns", "N", OPT_U32, core.quota.conns, 1, UINT32_MAX, "number",
@@ -169,7 +169,7 @@ static int opt_set(const struct opt *op, struct ffr_options *o, const char *v)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ffrouter --rundir DIR [OPTION...]\n");
+	fprintf(f, "usage: ffrouter [OPTION...]\n");
 	for (size_t i = 0; i < NOPTS; i++) {
 		char left[40];
 		const char *h = opts[i].help, *nl;
