@@ -196,7 +196,7 @@ int main(void)
 	int rc;
 
 	if (!c.cmd || !*c.cmd) {
-		fprintf(stderr, "ffnet: a CNI plugin, run by a container runtime (CNI_COMMAND is not set)\n"
+		fprintf(stderr, "ffnet-cni: ffnet is a CNI plugin, run by a container runtime (CNI_COMMAND is not set)\n"
 				"  supported versions: 0.4.0 1.0.0 1.1.0\n");
 		return 1;
 	}
