@@ -8,7 +8,8 @@
  *            missed the router) is cleared first. Recorded in RUNDIR/oci.
  *   poststop (after the container is gone, whatever ended it): unregisters
  *            it. A router that is down then leaves a stale registration,
- *            cleared by the next create that needs its name or address.
+ *            cleared by the next create (first if it needs its name or
+ *            address, else after registering).
  *            The directory made for a container that was never registered
  *            (no address, no router) goes too.
  * A failure is a log line and exit 0 (the container runs unaccelerated),
@@ -105,9 +106,13 @@ static int hook_create(const struct ffo_conf *cf, const char *name, long pid, co
 		ff_admin_close(&a);
 		return -1;
 	}
-	ff_admin_close(&a);
 	ffo_log(cf, "%s: registered with %s%s (%s)", name, ips.v[0], ips.n > 1 ? " and more" : "",
 		netns);
+	/* and any other whose container went while the router was down */
+	st = ffn_clear_stale(&a, marks, NULL, NULL, "ffnet-runtime");
+	if (st > 0)
+		ffo_log(cf, "%s: removed %d stale registration%s", name, st, st > 1 ? "s" : "");
+	ff_admin_close(&a);
 	return 0;
 }
 

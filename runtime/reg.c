@@ -132,11 +132,12 @@ int ffn_clear_stale(struct ff_admin *a, const char *marks, const char *name,
 			struct ffn_mark m;
 			int st;
 
-			if ((strcmp(k->name, name) && !holds_any(k, ips)) ||
+			if ((name && strcmp(k->name, name) && !holds_any(k, ips)) ||
 			    ffn_mark_read(marks, k->name, &m) || !ffn_mark_stale(&m))
 				continue;
 			fprintf(stderr, "%s: %s: removing the stale registration of %s (its "
-					"namespace %s is gone)\n", who, name, k->name, m.netns);
+					"namespace %s is gone)\n", who, name ? name : "sweep", k->name,
+				m.netns);
 			st = ffn_unregister(a, k->name);
 			if (st == 0 || st == FF__STATUS__ST_NOT_FOUND) {
 				ffn_mark_remove(marks, k->name);

@@ -44,8 +44,8 @@ const Ff__Container *ffn_find(Ff__Reply **reps, size_t n, const char *name);
 bool ffn_same_ips(const Ff__Container *k, const struct ffn_ips *ips);
 /* Registrations recorded in marks whose namespace is gone (their removal
  * was missed: the router was down) and that stand in the way of name or
- * ips: unregistered, with a line on stderr prefixed by who. How many were,
- * or -1. */
+ * ips (all of them if name is NULL): unregistered, with a line on stderr
+ * prefixed by who. How many were, or -1. */
 int ffn_clear_stale(struct ff_admin *a, const char *marks, const char *name,
 		    const struct ffn_ips *ips, const char *who);
 

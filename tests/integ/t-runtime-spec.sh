@@ -252,6 +252,21 @@ if ((EUID == 0)) && command -v unshare >/dev/null && command -v nsenter >/dev/nu
 	hook poststop "$state2"
 	check "hook poststop: exit $rc, unregistered, nothing left in c/ and oci/" \
 		test "$rc" = 0 -a "$(ffctl list --json | jq length)" = 0 -a -z "$(ls -A "$rundir/oci")"
+	# a container gone without its poststop, whose registration is in no
+	# one's way: the next create removes it after registering its own
+	unshare --net sleep 60 &
+	h3=$!
+	sleep 0.2
+	nsenter -t "$h3" -n ip addr add 10.77.16.9/24 dev lo
+	id3=abcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcd
+	hook create "$(jq -nc --arg id "$id3" --argjson pid "$h3" '{id: $id, pid: $pid}')"
+	kill "$h3"
+	wait "$h3" 2>/dev/null
+	hook create "$state2"
+	check "a stale registration in no one's way: removed by the next create (exit $rc), its record too" \
+		test "$rc" = 0 -a "$(ffctl list --json | jq -r 'map(.name) | join(",")')" = "${id2:0:63}" -a \
+		! -e "$rundir/oci/${id3:0:63}"
+	hook poststop "$state2"
 	VG=
 else
 	echo "# not root: the hooks' namespace part is left out"
