@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -35,6 +36,39 @@ int ff_ip_parse(const char *s, struct ff_ip *out)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int ff_sa_parse(const char *s, struct ff_sa *out, unsigned flags)
+{
+	char buf[FF_ADDRSTRLEN], *colon, *end, *ip = buf;
+	unsigned long port;
+	size_t n;
+
+	if (!s || strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	colon = strrchr(buf, ':');
+	if (!colon || !colon[1])
+		return -EINVAL;
+	*colon = '\0';
+	n = strlen(buf);
+	if (buf[0] == '[') {
+		if (n < 3 || buf[n - 1] != ']')
+			return -EINVAL;
+		buf[n - 1] = '\0';
+		ip = buf + 1;
+	} else if ((flags & FF_SA_STRICT) && strchr(buf, ':')) {
+		return -EINVAL; /* IPv6 needs its brackets */
+	}
+	if ((flags & FF_SA_STRICT) && (colon[1] < '0' || colon[1] > '9'))
+		return -EINVAL;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || port > 65535 || (port == 0 && !(flags & FF_SA_PORT0)) ||
+	    ff_ip_parse(ip, &out->ip) < 0)
+		return -EINVAL;
+	out->port = (uint16_t)port;
+	return 0;
 }
 
 const char *ff_ip_fmt(const struct ff_ip *ip, char *buf, size_t len)

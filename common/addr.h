@@ -25,6 +25,12 @@ struct ff_sa {
 
 /* Parses a bare IPv4 or IPv6 address. Returns 0 or -EINVAL. */
 int ff_ip_parse(const char *s, struct ff_ip *out);
+/* Parses "IP:PORT" or "[IPv6]:PORT" (the inverse of ff_sa_fmt). Port 0 is
+ * refused unless FF_SA_PORT0; with FF_SA_STRICT an IPv6 address must be in
+ * brackets and the port must be digits only. Returns 0 or -EINVAL. */
+#define FF_SA_PORT0  1u
+#define FF_SA_STRICT 2u
+int ff_sa_parse(const char *s, struct ff_sa *out, unsigned flags);
 /* Writes the bare address; returns buf. */
 const char *ff_ip_fmt(const struct ff_ip *ip, char *buf, size_t len);
 /* "1.2.3.4:80" / "[fd00::1]:80"; returns buf. */

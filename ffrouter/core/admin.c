@@ -220,16 +220,6 @@ static void op_list(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	} while (c);
 }
 
-static uint64_t counter(const struct ffr_conn_side *s, bool tx)
-{
-	const struct ff_stat_slot *sl;
-
-	if (!s->st || s->slot >= FF_STAT_SLOTS)
-		return 0;
-	sl = &s->st->hdr->slot[s->slot];
-	return __atomic_load_n(tx ? &sl->tx : &sl->rx, __ATOMIC_RELAXED);
-}
-
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
@@ -270,8 +260,10 @@ static void piece_conn(struct status_piece *p, const struct ffr_conn *cn)
 	k->server = (char *)cn->srv.name;
 	k->client_addr = piece_addr(p, &cn->cli.addr);
 	k->server_addr = piece_addr(p, &cn->srv.addr);
-	k->bytes_c2s = max_u64(counter(&cn->cli, true), counter(&cn->srv, false));
-	k->bytes_s2c = max_u64(counter(&cn->srv, true), counter(&cn->cli, false));
+	k->bytes_c2s = max_u64(ffr_conn_side_bytes(&cn->cli, true),
+			       ffr_conn_side_bytes(&cn->srv, false));
+	k->bytes_s2c = max_u64(ffr_conn_side_bytes(&cn->srv, true),
+			       ffr_conn_side_bytes(&cn->cli, false));
 	p->kp[i] = k;
 }
 

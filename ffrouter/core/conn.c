@@ -206,6 +206,16 @@ struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path)
 	return cn;
 }
 
+uint64_t ffr_conn_side_bytes(const struct ffr_conn_side *s, bool tx)
+{
+	const struct ff_stat_slot *sl;
+
+	if (!s->st || s->slot >= FF_STAT_SLOTS)
+		return 0;
+	sl = &s->st->hdr->slot[s->slot];
+	return __atomic_load_n(tx ? &sl->tx : &sl->rx, __ATOMIC_RELAXED);
+}
+
 void ffr_conn_established(struct ffr_router *r, const struct ffr_conn *cn)
 {
 	r->conns_total++;

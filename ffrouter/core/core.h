@@ -343,9 +343,16 @@ struct ffr_listener *ffr_listener_find(struct ffr_container *c, const struct ff_
 /* Queues one connection (fd consumed in every case). -EAGAIN: queue full. */
 int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd);
 
+/* router.c: a non-blocking TCP listener at addr (SO_REUSEADDR; v6only: an
+ * IPv6 address takes no IPv4); fd or -errno. */
+int ffr_listen_tcp(const struct ff_sa *addr, int backlog, bool v6only);
+
 /* conn.c */
 struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path);
 void ffr_conn_free(struct ffr_router *r, struct ffr_conn *cn);
+/* What side s's app sent (tx) or received, from its shim's counter page
+ * (0 without one). */
+uint64_t ffr_conn_side_bytes(const struct ffr_conn_side *s, bool tx);
 /* cn is handed to the apps: counts it (in total and by path) and watches it. */
 void ffr_conn_established(struct ffr_router *r, const struct ffr_conn *cn);
 /* Binds one side of cn to container c. -ENOBUFS when out of slots. */

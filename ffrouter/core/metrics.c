@@ -50,33 +50,7 @@ static const char *const path_names[FFR_PATHS] = {
 
 int ffr_metrics_parse(const char *s, struct ff_sa *out)
 {
-	char buf[FF_ADDRSTRLEN], *colon, *end, *ip = buf;
-	unsigned long port;
-	size_t n;
-
-	if (!s || strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	colon = strrchr(buf, ':');
-	if (!colon || !colon[1])
-		return -EINVAL;
-	*colon = '\0';
-	n = strlen(buf);
-	if (buf[0] == '[') {
-		if (n < 3 || buf[n - 1] != ']')
-			return -EINVAL;
-		buf[n - 1] = '\0';
-		ip = buf + 1;
-	} else if (strchr(buf, ':')) {
-		return -EINVAL; /* IPv6 needs its brackets */
-	}
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || colon[1] == '-' || colon[1] == '+' || port > 65535 ||
-	    ff_ip_parse(ip, &out->ip) < 0)
-		return -EINVAL;
-	out->port = (uint16_t)port;
-	return 0;
+	return ff_sa_parse(s, out, FF_SA_PORT0 | FF_SA_STRICT);
 }
 
 /* ---- the exposition ---- */
@@ -126,16 +100,6 @@ static void one(struct ffr_metrics *m, const char *name, const char *type, const
 {
 	ffr_metrics_family(m, name, type, help);
 	ffr_metrics_sample(m, v, NULL);
-}
-
-static uint64_t side_bytes(const struct ffr_conn_side *s, bool tx)
-{
-	const struct ff_stat_slot *sl;
-
-	if (!s->st || s->slot >= FF_STAT_SLOTS)
-		return 0;
-	sl = &s->st->hdr->slot[s->slot];
-	return __atomic_load_n(tx ? &sl->tx : &sl->rx, __ATOMIC_RELAXED);
 }
 
 static void core_conns(struct ffr_metrics *m, struct ffr_router *r)
@@ -215,8 +179,8 @@ static void core_containers(struct ffr_metrics *m, struct ffr_router *r)
 							cn->srv.c == c ? &cn->srv : NULL;
 
 			if (s) {
-				tx += side_bytes(s, true);
-				rx += side_bytes(s, false);
+				tx += ffr_conn_side_bytes(s, true);
+				rx += ffr_conn_side_bytes(s, false);
 			}
 		}
 		ffr_metrics_sample(m, tx, "container", c->name, "direction", "sent", NULL);
@@ -287,33 +251,10 @@ static struct bufferevent *accepted_cb(struct event_base *base, void *arg)
 	return NULL;
 }
 
-/* A listening socket at a, non-blocking and close-on-exec; fd or -errno. */
-static int listen_at(const struct ff_sa *a)
-{
-	struct sockaddr_storage ss;
-	int fd, len = ff_sa_to_sockaddr(a, a->ip.family, &ss), one_ = 1, err;
-
-	if (len < 0)
-		return len;
-	fd = socket(a->ip.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one_, sizeof(one_)) < 0 ||
-	    (a->ip.family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one_, sizeof(one_)) < 0) ||
-	    bind(fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 || listen(fd, BACKLOG) < 0)
-		goto out_close;
-	return fd;
-out_close:
-	err = -errno;
-	close(fd);
-	return err;
-}
-
 static int serve(struct ffr_mserver *s, const struct ff_sa *a)
 {
 	struct timeval tmo = {IO_TIMEOUT_S, 0};
-	int fd = listen_at(a);
+	int fd = ffr_listen_tcp(a, BACKLOG, true);
 
 	if (fd < 0)
 		return fd;

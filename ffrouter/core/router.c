@@ -52,6 +52,27 @@ out_err:
 	return err;
 }
 
+int ffr_listen_tcp(const struct ff_sa *addr, int backlog, bool v6only)
+{
+	struct sockaddr_storage ss;
+	int one = 1, len = ff_sa_to_sockaddr(addr, addr->ip.family, &ss), fd, err;
+
+	if (len < 0)
+		return len;
+	fd = socket(addr->ip.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if ((v6only && addr->ip.family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 || listen(fd, backlog) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 static int mkdir_mode(const char *path, mode_t mode)
 {
 	if (mkdir(path, mode) < 0 && errno != EEXIST)

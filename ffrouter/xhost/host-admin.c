@@ -20,7 +20,7 @@ static void op_host_add(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 	struct ff_sa addr;
 	int err;
 
-	if (ffr_parse_hostport(m->addr, &addr) < 0) {
+	if (ff_sa_parse(m->addr, &addr, 0) < 0) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID,
 				 "'%.80s' is not IP:PORT (IPv6: [IP]:PORT)", m->addr);
 		return;

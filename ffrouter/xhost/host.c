@@ -30,34 +30,6 @@ struct ffr_host *ffr_host_find(struct ffr_router *r, const char *name)
 	return NULL;
 }
 
-int ffr_parse_hostport(const char *s, struct ff_sa *out)
-{
-	char buf[FF_ADDRSTRLEN], *colon, *end, *ip = buf;
-	unsigned long port;
-
-	if (!s || strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, s);
-	colon = strrchr(buf, ':');
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	if (buf[0] == '[') {
-		size_t n = strlen(buf);
-
-		if (n < 3 || buf[n - 1] != ']')
-			return -EINVAL;
-		buf[n - 1] = '\0';
-		ip = buf + 1;
-	}
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || !colon[1] || port == 0 || port > 65535 || ff_ip_parse(ip, &out->ip) < 0)
-		return -EINVAL;
-	out->port = (uint16_t)port;
-	return 0;
-}
-
 int ffr_host_add(struct ffr_router *r, const char *name, const struct ff_sa *addr, bool rdma,
 		 struct ffr_host **out)
 {

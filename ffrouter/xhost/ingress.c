@@ -341,31 +341,14 @@ static void ingress_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
-int ffr_tcp_listen(const struct ff_sa *addr)
-{
-	struct sockaddr_storage ss;
-	int one = 1, len = ff_sa_to_sockaddr(addr, addr->ip.family, &ss), err;
-	int fd = socket(addr->ip.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 || listen(fd, 1024) < 0) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 int ffr_ingress_open(struct ffr_router *r, const char *hostport)
 {
 	struct ffr_xhost *xh = ffr_xh(r);
 	struct ff_sa addr;
 
-	if (ffr_parse_hostport(hostport, &addr) < 0)
+	if (ff_sa_parse(hostport, &addr, 0) < 0)
 		return -EINVAL;
-	xh->ifd = ffr_tcp_listen(&addr);
+	xh->ifd = ffr_listen_tcp(&addr, 1024, false);
 	if (xh->ifd < 0)
 		return xh->ifd;
 	xh->iev = event_new(r->base, xh->ifd, EV_READ | EV_PERSIST, ingress_accept_cb, r);

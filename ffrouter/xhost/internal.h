@@ -85,8 +85,6 @@ static inline struct ffr_xhost *ffr_xh(const struct ffr_router *r)
 int ffr_host_add(struct ffr_router *r, const char *name, const struct ff_sa *addr, bool rdma,
 		 struct ffr_host **out);
 void ffr_host_free(struct ffr_router *r, struct ffr_host *h);
-/* Parses "IP:PORT" / "[IPv6]:PORT"; -EINVAL if malformed or port 0. */
-int ffr_parse_hostport(const char *s, struct ff_sa *out);
 int ffr_read_secret(struct ffr_xhost *xh, const char *path);
 
 /* host-admin.c: ffctl's requests about hosts and published ports */
@@ -123,8 +121,6 @@ struct ffr_conn *ffr_conn_tcp(struct ffr_router *r, struct ffr_container *c, boo
 			      const char *remote_name, int fd);
 
 /* ingress.c: other routers' connections */
-/* A non-blocking TCP listener on addr in this (the host's) namespace. */
-int ffr_tcp_listen(const struct ff_sa *addr);
 int ffr_ingress_open(struct ffr_router *r, const char *hostport);
 void ffr_ingress_close(struct ffr_router *r);
 /* Queues fd on container c's listener for local; consumes fd. */

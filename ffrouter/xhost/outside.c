@@ -132,7 +132,7 @@ static void cluster_add(struct ffr_xhost *xh, const char *hostport)
 {
 	struct ff_sa a;
 
-	if (hostport && xh->ncluster < FFR_CLUSTER_MAX && ffr_parse_hostport(hostport, &a) == 0)
+	if (hostport && xh->ncluster < FFR_CLUSTER_MAX && ff_sa_parse(hostport, &a, 0) == 0)
 		xh->cluster[xh->ncluster++] = a;
 }
 

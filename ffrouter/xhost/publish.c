@@ -69,10 +69,10 @@ int ffr_publish_add(struct ffr_router *r, const char *container, uint16_t host_p
 	snprintf(p->container, sizeof(p->container), "%s", container);
 	p->host_port = host_port;
 	p->port = port;
-	p->fd = ffr_tcp_listen(&any); /* [::] takes IPv4 too */
+	p->fd = ffr_listen_tcp(&any, 1024, false); /* [::] takes IPv4 too */
 	if (p->fd == -EAFNOSUPPORT || p->fd == -EADDRNOTAVAIL) {
 		any.ip.family = AF_INET; /* no IPv6 here */
-		p->fd = ffr_tcp_listen(&any);
+		p->fd = ffr_listen_tcp(&any, 1024, false);
 	}
 	if (p->fd < 0) {
 		int err = p->fd;

@@ -529,7 +529,7 @@ int ffr_etcd_open(struct ffr_router *r, const char *url, const char *advertise)
 		ff_err("--store: want etcd://HOST:PORT, not '%s'", url);
 		return -EINVAL;
 	}
-	if (!advertise || ffr_parse_hostport(advertise, &a) < 0 || ff_ip_is_any(&a.ip)) {
+	if (!advertise || ff_sa_parse(advertise, &a, 0) < 0 || ff_ip_is_any(&a.ip)) {
 		ff_err("--store etcd needs the address other routers reach this one at: "
 		       "--ingress IP:PORT with a real IP, or --advertise IP:PORT");
 		return -EINVAL;

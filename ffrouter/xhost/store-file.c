@@ -50,7 +50,7 @@ static int parse_attr(struct ffr_record *rec, char *t)
 		return 0;
 	}
 	if (!strncmp(t, "addr=", 5))
-		return ffr_parse_hostport(t + 5, &rec->addr);
+		return ff_sa_parse(t + 5, &rec->addr, 0);
 	if (!strcmp(t, "rdma")) {
 		rec->rdma = true;
 		return 0;

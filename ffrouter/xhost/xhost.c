@@ -133,7 +133,7 @@ static void xhost_source(struct ffr_xhost *xh, const struct ffr_xhost_config *cf
 	const char *s = cfg->advertise ? cfg->advertise : cfg->ingress;
 	struct ff_sa a;
 
-	if (s && ffr_parse_hostport(s, &a) == 0 && !ff_ip_is_any(&a.ip)) {
+	if (s && ff_sa_parse(s, &a, 0) == 0 && !ff_ip_is_any(&a.ip)) {
 		xh->src = a;
 		xh->src.port = 0;
 	}

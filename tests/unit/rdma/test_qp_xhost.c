@@ -64,7 +64,7 @@ static void up(void)
 	host(ra, "B", xt_ingress(rb));
 	host(rb, "A", xt_ingress(ra));
 	host(rb, "C", xt_sa("192.0.2.3", 7000));
-	ffd = ffr_tcp_listen(&fa);
+	ffd = ffr_listen_tcp(&fa, 1024, false);
 	CU_ASSERT_FATAL(ffd >= 0);
 	host(ra, "F", fa);
 	xt_container(ra, "a", "10.1.0.1", NULL, FFR_POLICY_CONTAINER);
