@@ -68,12 +68,12 @@ static int open_router(struct ffn_cni *c, struct ff_admin *a, int code)
 	return ff_admin_open(a, c->rundir) < 0 ? ffn_error(c, code, "%s", a->err) : 0;
 }
 
-
 /* An ADD the runtime retried: ours already, same attachment, namespace
  * and addresses. */
 static bool done_before(struct ffn_cni *c, struct ff_admin *a, const struct ffn_ips *ips)
 {
 	struct ffn_mark m;
+	const Ff__Container *k;
 	Ff__Reply **reps;
 	size_t n;
 	bool same;
@@ -81,18 +81,16 @@ static bool done_before(struct ffn_cni *c, struct ff_admin *a, const struct ffn_
 	if (ffn_mark_read(c->marks, c->name, &m) || strcmp(m.ifname, c->ifname) ||
 	    strcmp(m.netns, c->netns) || ffn_mark_stale(&m) || ffn_list(a, &reps, &n))
 		return false;
-	same = ffn_find(reps, n, c->name) && ffn_same_ips(ffn_find(reps, n, c->name), ips);
+	k = ffn_find(reps, n, c->name);
+	same = k && ffn_same_ips(k, ips);
 	ff_admin_replies_free(reps, n);
 	return same;
 }
 
 static int do_register(struct ffn_cni *c, struct ff_admin *a, struct ffn_ips *ips)
 {
-	int st = ffn_register(a, c->name, ips, c->netns);
+	int st = ffn_register(a, c->marks, c->name, ips, c->netns, "ffnet-cni");
 
-	if ((st == FF__STATUS__ST_EXISTS || st == FF__STATUS__ST_ADDR_IN_USE) &&
-	    ffn_clear_stale(a, c->marks, c->name, ips, "ffnet-cni") > 0)
-		st = ffn_register(a, c->name, ips, c->netns);
 	if (st == FF__STATUS__ST_EXISTS && done_before(c, a, ips))
 		return 0;
 	if (st < 0)

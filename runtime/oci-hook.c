@@ -89,10 +89,7 @@ static int hook_create(const struct ffo_conf *cf, const char *name, long pid, co
 		ffo_log(cf, "%s: not registered: %s", name, a.err);
 		return -1;
 	}
-	st = ffn_register(&a, name, &ips, netns);
-	if ((st == FF__STATUS__ST_EXISTS || st == FF__STATUS__ST_ADDR_IN_USE) &&
-	    ffn_clear_stale(&a, marks, name, &ips, "ffnet-runtime") > 0)
-		st = ffn_register(&a, name, &ips, netns);
+	st = ffn_register(&a, marks, name, &ips, netns, "ffnet-runtime");
 	if (st) {
 		ffo_log(cf, "%s: not registered: %s", name, a.err);
 		ff_admin_close(&a);

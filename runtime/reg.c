@@ -42,8 +42,8 @@ int ffn_call(struct ff_admin *a, Ff__Request *req, Ff__Reply ***reps, size_t *n)
 	return st;
 }
 
-int ffn_register(struct ff_admin *a, const char *name, const struct ffn_ips *ips,
-		 const char *netns)
+static int register_once(struct ff_admin *a, const char *name, const struct ffn_ips *ips,
+			 const char *netns)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Register m = FF__REGISTER__INIT;
@@ -115,6 +115,17 @@ bool ffn_same_ips(const Ff__Container *k, const struct ffn_ips *ips)
 		for (size_t i = 0; i < k->n_ips; i++)
 			hit += !strcmp(k->ips[i], ips->v[j]);
 	return k->n_ips == ips->n && hit == ips->n;
+}
+
+int ffn_register(struct ff_admin *a, const char *marks, const char *name,
+		 const struct ffn_ips *ips, const char *netns, const char *who)
+{
+	int st = register_once(a, name, ips, netns);
+
+	if ((st == FF__STATUS__ST_EXISTS || st == FF__STATUS__ST_ADDR_IN_USE) &&
+	    ffn_clear_stale(a, marks, name, ips, who) > 0)
+		st = register_once(a, name, ips, netns);
+	return st;
 }
 
 int ffn_clear_stale(struct ff_admin *a, const char *marks, const char *name,

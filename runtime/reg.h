@@ -35,8 +35,10 @@ int ffn_name_of(const char *cid, char *name, size_t cap);
  * failure; the reason in a->err. Replies are kept in *reps only on
  * success and if reps is not NULL. */
 int ffn_call(struct ff_admin *a, Ff__Request *req, Ff__Reply ***reps, size_t *n);
-int ffn_register(struct ff_admin *a, const char *name, const struct ffn_ips *ips,
-		 const char *netns);
+/* Registers name; a stale registration recorded in marks that stands in
+ * its way is cleared first (ffn_clear_stale). */
+int ffn_register(struct ff_admin *a, const char *marks, const char *name,
+		 const struct ffn_ips *ips, const char *netns, const char *who);
 int ffn_unregister(struct ff_admin *a, const char *name);
 /* The router's containers; free with ff_admin_replies_free. */
 int ffn_list(struct ff_admin *a, Ff__Reply ***reps, size_t *n);
