@@ -89,6 +89,27 @@ static bool has_versions(const char *libc, size_t nlibc, const char *shim, size_
 	return true;
 }
 
+/* A regular file of the image, opened for reading: its path resolved
+ * inside the image (symlinks included), and only opened once it is known
+ * to be a regular file (the image's, so a FIFO there would block us, a
+ * device act on open). -1 otherwise. */
+static int open_in_image(int root, const char *path)
+{
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+	int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how)), rfd = -1;
+	char self[64];
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		rfd = open(self, O_RDONLY | O_CLOEXEC);
+	}
+	close(fd);
+	return rfd;
+}
+
 /* Whether the image at rootfs can preload the shim: it has a glibc
  * libc.so.6 (looked up inside the image: its symlinks resolve in it) with
  * the shim's symbol versions. */
@@ -99,15 +120,13 @@ static bool image_takes_shim(const struct ffo_conf *cf, const char *rootfs)
 		"lib/aarch64-linux-gnu/libc.so.6", "usr/lib/aarch64-linux-gnu/libc.so.6",
 		"lib64/libc.so.6", "usr/lib64/libc.so.6", "lib/libc.so.6", "usr/lib/libc.so.6",
 	};
-	struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
 	int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	char *libc = NULL, *shim;
 	size_t nlibc = 0, nshim = 0;
 	bool ok;
 
 	for (size_t i = 0; root >= 0 && !libc && i < sizeof(libcs) / sizeof(libcs[0]); i++)
-		libc = slurp_fd((int)syscall(SYS_openat2, root, libcs[i], &how, sizeof(how)), LIBC_MAX,
-				&nlibc);
+		libc = slurp_fd(open_in_image(root, libcs[i]), LIBC_MAX, &nlibc);
 	if (root >= 0)
 		close(root);
 	if (!libc)

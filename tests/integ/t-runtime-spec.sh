@@ -61,7 +61,8 @@ opts=(--ffnet-rundir="$rundir" --ffnet-runtime="$work/fake-runc" --ffnet-shim="$
 # A bundle as Docker hands it over (the parts that matter), with a rootfs
 # whose libc is KIND: glibc (the host's), old (a glibc without the shim's
 # symbol versions), musl (none), escape (an absolute symlink that would
-# reach the host's libc if followed outside the rootfs).
+# reach the host's libc if followed outside the rootfs), fifo (a FIFO that
+# would block whoever opens it for reading).
 bundle() { # DIR KIND [JQ-FILTER]
 	local d=$1 kind=$2 f=${3:-.}
 	rm -rf "$d"
@@ -71,6 +72,7 @@ bundle() { # DIR KIND [JQ-FILTER]
 	old) printf 'GNU C Library\0GLIBC_2.2.5\0GLIBC_2.17\0GLIBC_PRIVATE\0' >"$d/rootfs/lib64/libc.so.6" ;;
 	musl) : >"$d/rootfs/lib/ld-musl-x86_64.so.1" ;;
 	escape) ln -s /lib/x86_64-linux-gnu/libc.so.6 "$d/rootfs/lib/x86_64-linux-gnu/libc.so.6" ;;
+	fifo) mkfifo "$d/rootfs/lib/x86_64-linux-gnu/libc.so.6" ;;
 	esac
 	jq -n "{ociVersion: \"1.0.2\", root: {path: \"rootfs\"},
 		process: {args: [\"/usr/bin/app\", \"--port\", \"80\"], env: [\"PATH=/usr/bin\", \"HOME=/root\"], cwd: \"/\"},
@@ -140,9 +142,10 @@ bundle "$b" glibc '.process.env += ["LD_PRELOAD=/usr/lib/libjemalloc.so"]'
 create "$b"
 check "an LD_PRELOAD of the image's own comes after the shim" \
 	jq -e 'any(.process.env[]; . == "LD_PRELOAD=/opt/ffnet/libffshim.so:/usr/lib/libjemalloc.so")' "$c"
-for kind in old musl escape; do
+for kind in old musl escape fifo; do
 	bundle "$b" "$kind"
-	create "$b"
+	rm -f "$work/runc.config"
+	timeout 20 "$rt" "${opts[@]}" create --bundle "$b" "$id" >"$work/out" 2>&1
 	check "libc '$kind': no LD_PRELOAD (it would not start), ffexec still in front" \
 		jq -e '(.process.env | all(startswith("LD_PRELOAD") | not)) and .process.args[0] == "/opt/ffnet/ffexec"' "$c"
 done
