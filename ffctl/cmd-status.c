@@ -197,6 +197,67 @@ static struct json_object *cluster_json(const Ff__ClusterHealth *c)
 	return o;
 }
 
+/* Sockets over RDMA: the pairs with other routers (nothing without). */
+static void print_rsock(const Ff__RsockStatus *r)
+{
+	if (!r)
+		return;
+	printf("sockets over RDMA: %s; %u connections now, %" PRIu64 " in all, %" PRIu64
+	       " went over TCP instead, %" PRIu64 " refused by the other side; %" PRIu64
+	       " bytes copied for slow readers\n",
+	       r->enabled ? "on" : "off", r->conns, r->conns_total, r->fallbacks, r->refused,
+	       r->copies);
+	if (!r->n_pairs) {
+		printf("\n");
+		return;
+	}
+	printf("%-16s %-10s %-6s %8s %8s %6s %14s %14s %10s %10s\n", "PAIR-HOST", "STATE", "SIDE",
+	       "QPN", "PEER-QPN", "CONNS", "BYTES-TX", "BYTES-RX", "MEM", "STAGED");
+	for (size_t i = 0; i < r->n_pairs; i++) {
+		const Ff__RsockPair *p = r->pairs[i];
+
+		printf("%-16s %-10s %-6s %8u %8u %6u %14" PRIu64 " %14" PRIu64 " %10" PRIu64
+		       " %10" PRIu64 "\n",
+		       p->host, p->state, p->active ? "ours" : "theirs", p->qpn, p->peer_qpn,
+		       p->conns, p->tx_bytes, p->rx_bytes, p->mem_bytes, p->staged_bytes);
+	}
+	printf("\n");
+}
+
+static struct json_object *rsock_json(const Ff__RsockStatus *r)
+{
+	struct json_object *o = json_object_new_object(), *v = json_object_new_array();
+
+	json_object_object_add(o, "enabled", json_object_new_boolean(r->enabled));
+	json_object_object_add(o, "conns", json_object_new_uint64(r->conns));
+	json_object_object_add(o, "conns_total", json_object_new_uint64(r->conns_total));
+	json_object_object_add(o, "fallbacks", json_object_new_uint64(r->fallbacks));
+	json_object_object_add(o, "refused", json_object_new_uint64(r->refused));
+	json_object_object_add(o, "pairs_total", json_object_new_uint64(r->pairs_total));
+	json_object_object_add(o, "pair_failures", json_object_new_uint64(r->pair_failures));
+	json_object_object_add(o, "copies", json_object_new_uint64(r->copies));
+	for (size_t i = 0; i < r->n_pairs; i++) {
+		const Ff__RsockPair *p = r->pairs[i];
+		struct json_object *q = json_object_new_object();
+
+		json_object_object_add(q, "host", ffc_json_string(p->host));
+		json_object_object_add(q, "state", ffc_json_string(p->state));
+		json_object_object_add(q, "active", json_object_new_boolean(p->active));
+		json_object_object_add(q, "qpn", json_object_new_uint64(p->qpn));
+		json_object_object_add(q, "peer_qpn", json_object_new_uint64(p->peer_qpn));
+		json_object_object_add(q, "conns", json_object_new_uint64(p->conns));
+		json_object_object_add(q, "tx_bytes", json_object_new_uint64(p->tx_bytes));
+		json_object_object_add(q, "rx_bytes", json_object_new_uint64(p->rx_bytes));
+		json_object_object_add(q, "tx_msgs", json_object_new_uint64(p->tx_msgs));
+		json_object_object_add(q, "rx_msgs", json_object_new_uint64(p->rx_msgs));
+		json_object_object_add(q, "mem_bytes", json_object_new_uint64(p->mem_bytes));
+		json_object_object_add(q, "staged_bytes", json_object_new_uint64(p->staged_bytes));
+		json_object_array_add(v, q);
+	}
+	json_object_object_add(o, "pairs", v);
+	return o;
+}
+
 /* One object; its members in the order scripts have always seen them
  * (new ones last). */
 static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
@@ -217,6 +278,8 @@ static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	json_object_object_add(o, "rdma", ffc_rdma_json(ctx));
 	json_object_object_add(o, "health", health_json(s->health));
 	json_object_object_add(o, "cluster", cluster_json(s->cluster));
+	if (s->rsock)
+		json_object_object_add(o, "rsock", rsock_json(s->rsock));
 	ffc_json_print(o);
 }
 
@@ -233,6 +296,7 @@ static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	       s->router_version, s->host, s->conns_total, s->fallbacks, s->bad_messages);
 	print_health(s->health);
 	print_cluster(s->cluster);
+	print_rsock(s->rsock);
 	if (s->n_hosts) {
 		ffc_print_hosts(s->hosts, s->n_hosts);
 		printf("\n");

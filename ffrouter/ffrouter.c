@@ -1,5 +1,5 @@
 /* Assembles a router: the core, then the cluster (xhost), RDMA verbs and
- * rdma_cm and the seccomp supervisor, each registering itself with what it depends on. */
+ * rdma_cm, sockets over RDMA and the seccomp supervisor, each registering itself with what it depends on. */
 #include "ffrouter.h"
 
 #include "log.h"
@@ -33,6 +33,8 @@ struct ffr_router *ffr_start(struct event_base *base, const struct ffr_options *
 	}
 	if (!*err)
 		*err = ffr_cm_attach(r);
+	if (!*err)
+		*err = ffr_rsock_attach(r, &o->rsock);
 	if (!*err)
 		*err = ffr_unotify_attach(r);
 	if (*err) {

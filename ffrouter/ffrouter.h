@@ -5,6 +5,7 @@
  *   main.c, ffrouter.c -> core, xhost, rdma, rdma/cm, unotify
  *   unotify            -> core
  *   rdma/cm            -> rdma, xhost, core
+ *   rdma/sock          -> rdma, xhost, core
  *   rdma               -> xhost (hosts of the map), core
  *   xhost              -> core
  *   core               -> common/ only
@@ -16,6 +17,7 @@
 #include "cm.h"
 #include "core.h"
 #include "rdma.h"
+#include "sock.h"
 #include "unotify.h"
 #include "xhost.h"
 
@@ -23,6 +25,7 @@ struct ffr_options {
 	struct ffr_config core;
 	struct ffr_xhost_config xhost;
 	struct ffr_rdma_config rdma;
+	struct ffr_rsock_config rsock;
 };
 
 /* The options of a router started with no arguments. */

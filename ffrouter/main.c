@@ -72,6 +72,16 @@ static int set_metrics(struct ffr_options *o, const char *v)
 	return 0;
 }
 
+static int set_sock_rdma(struct ffr_options *o, const char *v)
+{
+	if (ffr_rsock_mode_parse(v) < 0) {
+		fprintf(stderr, "ffrouter: bad --sock-rdma '%s' (auto or off)\n", v);
+		return -1;
+	}
+	o->rsock.mode = v;
+	return 0;
+}
+
 #define STR(n, a, field, h) {n, a, OPT_STR, offsetof(struct ffr_options, field), 0, 0, NULL, NULL, h}
 #define NUM(n, a, k, field, lo, hi, w, h)                                                          \
 	{n, a, k, offsetof(struct ffr_options, field), lo, hi, w, NULL, h}
@@ -133,6 +143,10 @@ static const struct opt opts[] = {
 	   "trust between QPs); ring: every work request passes\n"
 	   "through the router, which can then refuse any of them;\n"
 	   "auto (default): direct where the device has it"),
+	FN("sock-rdma", "MODE", set_sock_rdma,
+	   "auto (default): TCP connections to containers on hosts\n"
+	   "with RDMA in the map go over RDMA between the routers;\n"
+	   "off: always over host TCP"),
 	FN("metrics", "IP:PORT", set_metrics,
 	   "serve Prometheus metrics at http://IP:PORT/metrics\n"
 	   "(default: off; bind to a trusted address)"),

@@ -322,6 +322,10 @@ int ffr_name_valid(const char *name);
 /* Whether the task pid (the router's pid namespace) lives in c's registered
  * network namespace (true when none was registered). */
 bool ffr_container_has_pid(const struct ffr_container *c, pid_t pid);
+/* A client port from c's range for an overlay connection (0: none left),
+ * and its return. A conn side with own_port returns it when it goes. */
+uint16_t ffr_port_get(struct ffr_container *c);
+void ffr_port_put(struct ffr_container *c, uint16_t port);
 /* "container" (or empty) / "host"; -EINVAL otherwise. */
 int ffr_policy_parse(const char *s, enum ffr_policy *out);
 

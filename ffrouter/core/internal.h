@@ -80,8 +80,6 @@ void ffr_chan_inflight_del(struct ffr_chan *ch, uint64_t id);
 
 /* container.c */
 /* Reserves a client port; returns it, or 0 when the range is exhausted. */
-uint16_t ffr_port_get(struct ffr_container *c);
-void ffr_port_put(struct ffr_container *c, uint16_t port);
 struct ffr_stats *ffr_stats_new(void);
 struct ffr_stats *ffr_stats_ref(struct ffr_stats *st);
 void ffr_stats_unref(struct ffr_stats *st);

@@ -352,6 +352,11 @@ int ffr_rdma_peer_gid(struct ffr_rdma *rd, const struct ffr_container *t, union 
 		return 0;
 	}
 	h = ffr_host_find(rd->r, t->host);
+	return ffr_rdma_host_gid(rd, h, gid);
+}
+
+int ffr_rdma_host_gid(struct ffr_rdma *rd, const struct ffr_host *h, union ibv_gid *gid)
+{
 	if (!h || !h->rdma || h->addr.ip.family != AF_INET)
 		return -EHOSTUNREACH;
 	gid_v4mapped(gid->raw, h->addr.ip.ip);

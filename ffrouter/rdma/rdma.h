@@ -156,6 +156,10 @@ struct ffr_rdma *ffr_rdma_of(const struct ffr_router *r);
 int ffr_rdma_status_add(struct ffr_rdma *rd, ffr_rdma_status_fn fn, void *arg);
 /* The physical GID that reaches container t; -EHOSTUNREACH if none. */
 int ffr_rdma_peer_gid(struct ffr_rdma *rd, const struct ffr_container *t, union ibv_gid *gid);
+/* The physical GID of host h's router (-EHOSTUNREACH: h has no RDMA in
+ * the map, or no IPv4 address). */
+struct ffr_host;
+int ffr_rdma_host_gid(struct ffr_rdma *rd, const struct ffr_host *h, union ibv_gid *gid);
 
 /* context.c: handle tables */
 int ffr_htab_add(struct ffr_htab *t, void *p, uint32_t *handle);

@@ -96,11 +96,11 @@ static ino_t fd_ino(int fd)
 	return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
-struct ffr_conn *ffr_conn_tcp(struct ffr_router *r, struct ffr_container *c, bool client,
-			      const struct ff_sa *local, const struct ff_sa *remote,
-			      const char *remote_name, int fd)
+struct ffr_conn *ffr_conn_remote(struct ffr_router *r, struct ffr_container *c, bool client,
+				 const struct ff_sa *local, const struct ff_sa *remote,
+				 const char *remote_name, int fd, Ff__Path path)
 {
-	struct ffr_conn *cn = ffr_conn_new(r, FF__PATH__PATH_TCP);
+	struct ffr_conn *cn = ffr_conn_new(r, path);
 	struct ffr_conn_side *mine, *theirs;
 
 	if (!cn)
@@ -136,7 +136,8 @@ static void hand_over(struct ffr_xconn *x)
 {
 	struct ffr_container *c = ffr_container_find(x->r, x->cname);
 	struct ffr_conn *cn = c && !c->remote
-				      ? ffr_conn_tcp(x->r, c, true, &x->src, &x->dst, x->peer, x->fd)
+				      ? ffr_conn_remote(x->r, c, true, &x->src, &x->dst, x->peer, x->fd,
+						FF__PATH__PATH_TCP)
 				      : NULL;
 
 	if (!cn)
@@ -315,40 +316,21 @@ static int seal(struct ffr_xconn *x, const struct ffr_container *t, const struct
 	return 0;
 }
 
-bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
-		     const struct ff_sa *src, const struct ff_sa *dst)
+/* Starts the TCP path (or, t NULL, a direct host connection to dst). */
+static void xconn_begin(struct ffr_xhost *xh, struct ffr_chan *ch, uint64_t id,
+			struct ffr_container *t, const struct ffr_host *h, const struct ff_sa *src,
+			const struct ff_sa *dst)
 {
-	struct ffr_xhost *xh = priv;
 	struct ffr_router *r = ch->r;
-	struct ffr_host *h = t ? ffr_host_find(r, t->host) : NULL;
 	struct ffr_xconn *x;
 	struct timeval tv = {.tv_sec = xh->xconnect_ms / 1000,
 			     .tv_usec = (xh->xconnect_ms % 1000) * 1000};
-	const char *why;
-	char a[FF_ADDRSTRLEN];
 	int err;
 
-	if (!t && ffr_outside_check(r, dst, &why) < 0) {
-		/* the router would connect as root from the host: not there */
-		xh->stats.outside_refused++;
-		ff_sa_fmt(dst, a, sizeof(a));
-		if (ffr_ratelog(&xh->outside_log))
-			ff_info("%s: policy host: connect to %s refused: %s%s", ch->c->name, a, why,
-				xh->outside_log.more);
-		ffr_reply_status(ch, id, FF__STATUS__ST_REFUSED,
-				 "policy host: %s is %s (ffrouter --host-allow)", a, why);
-		return true;
-	}
-	if (t && (!h || !xh->keys)) {
-		r->fallbacks++;
-		ffr_reply_status(ch, id, FF__STATUS__ST_UNREACH, "%s",
-				 !h ? "unknown host" : "no cluster secret: cross-host is off");
-		return true;
-	}
 	x = calloc(1, sizeof(*x));
 	if (!x) {
 		ffr_reply_status(ch, id, FF__STATUS__ST_INTERNAL, "out of memory");
-		return true;
+		return;
 	}
 	x->r = r;
 	x->ch = ch;
@@ -370,12 +352,77 @@ bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_co
 		err = seal(x, t, h);
 	if (err) {
 		finish(x, errno_status(-err), strerror(-err));
-		return true;
+		return;
 	}
 	evutil_gettimeofday(&x->deadline, NULL);
 	evutil_timeradd(&x->deadline, &tv, &x->deadline);
 	x->ev = event_new(r->base, x->fd, EV_WRITE, xconn_cb, x);
 	if (!x->ev || event_add(x->ev, &tv) < 0)
 		finish(x, FF__STATUS__ST_INTERNAL, "out of memory");
+}
+
+/* Whether a connect to t can go to its host at all; if not, answered. */
+static const struct ffr_host *xconn_host(struct ffr_xhost *xh, struct ffr_chan *ch, uint64_t id,
+					 const struct ffr_container *t)
+{
+	const struct ffr_host *h = ffr_host_find(ch->r, t->host);
+
+	if (!h || !xh->keys) {
+		ch->r->fallbacks++;
+		ffr_reply_status(ch, id, FF__STATUS__ST_UNREACH, "%s",
+				 !h ? "unknown host" : "no cluster secret: cross-host is off");
+		return NULL;
+	}
+	return h;
+}
+
+void ffr_xconn_tcp(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+		   const struct ff_sa *src, const struct ff_sa *dst)
+{
+	struct ffr_xhost *xh = ffr_xh(ch->r);
+	const struct ffr_host *h = xconn_host(xh, ch, id, t);
+
+	if (h)
+		xconn_begin(xh, ch, id, t, h, src, dst);
+}
+
+int ffr_xpath_set(struct ffr_router *r, ffr_xpath_fn fn, void *arg)
+{
+	struct ffr_xhost *xh = ffr_xh(r);
+
+	if (!xh)
+		return -ENOENT;
+	if (fn && xh->xpath)
+		return -EEXIST;
+	xh->xpath = fn;
+	xh->xpath_arg = arg;
+	return 0;
+}
+
+bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+		     const struct ff_sa *src, const struct ff_sa *dst)
+{
+	struct ffr_xhost *xh = priv;
+	struct ffr_router *r = ch->r;
+	const struct ffr_host *h = NULL;
+	const char *why;
+	char a[FF_ADDRSTRLEN];
+
+	if (!t && ffr_outside_check(r, dst, &why) < 0) {
+		/* the router would connect as root from the host: not there */
+		xh->stats.outside_refused++;
+		ff_sa_fmt(dst, a, sizeof(a));
+		if (ffr_ratelog(&xh->outside_log))
+			ff_info("%s: policy host: connect to %s refused: %s%s", ch->c->name, a, why,
+				xh->outside_log.more);
+		ffr_reply_status(ch, id, FF__STATUS__ST_REFUSED,
+				 "policy host: %s is %s (ffrouter --host-allow)", a, why);
+		return true;
+	}
+	if (t && !(h = xconn_host(xh, ch, id, t)))
+		return true;
+	if (t && xh->xpath && xh->xpath(xh->xpath_arg, ch, id, t, h, src, dst))
+		return true;
+	xconn_begin(xh, ch, id, t, h, src, dst);
 	return true;
 }

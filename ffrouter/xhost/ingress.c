@@ -101,7 +101,7 @@ static const char *refusal(int err)
 }
 
 int ffr_ingress_queue(struct ffr_router *r, struct ffr_container *c, const struct ff_sa *local,
-		      const struct ff_sa *peer, const char *peer_name, int fd)
+		      const struct ff_sa *peer, const char *peer_name, int fd, Ff__Path path)
 {
 	Ff__Accepted a = FF__ACCEPTED__INIT;
 	Ff__Addr lm, pm;
@@ -113,12 +113,12 @@ int ffr_ingress_queue(struct ffr_router *r, struct ffr_container *c, const struc
 		close(fd);
 		return -ECONNREFUSED;
 	}
-	cn = ffr_conn_tcp(r, c, false, local, peer, peer_name, fd);
+	cn = ffr_conn_remote(r, c, false, local, peer, peer_name, fd, path);
 	ff_sa_to_proto(local, &lm, lb);
 	ff_sa_to_proto(peer, &pm, pb);
 	a.local = &lm;
 	a.peer = &pm;
-	a.path = FF__PATH__PATH_TCP;
+	a.path = path;
 	a.conn_id = cn ? cn->id : 0;
 	a.slot = cn ? cn->srv.slot : UINT32_MAX;
 	return ffr_listener_push(l, &a, fd);
@@ -158,7 +158,7 @@ static void handoff(struct ffr_ingress *g, Ff__XPreamble *p, const uint8_t *tag)
 	}
 	/* the answer first: once queued, the app may write at once */
 	answer(g, tag, FF__STATUS__ST_OK, NULL);
-	err = ffr_ingress_queue(r, t, &dst, &src, name, g->fd);
+	err = ffr_ingress_queue(r, t, &dst, &src, name, g->fd, FF__PATH__PATH_TCP);
 	g->fd = -1;
 	if (err)
 		ff_warn("%s: accept queue full, dropped a connection from %s", t->name, name);
@@ -167,16 +167,19 @@ static void handoff(struct ffr_ingress *g, Ff__XPreamble *p, const uint8_t *tag)
 static const char *const unserved[FFR_PREAMBLE_KINDS] = {
 	[FFR_PREAMBLE_CM] = "no rdma_cm on this host",
 	[FFR_PREAMBLE_QP] = "no RDMA verbs on this host",
+	[FFR_PREAMBLE_SOCK] = "no sockets over RDMA on this host",
 };
 
 /* The part that serves p; FFR_PREAMBLE_KINDS: none, a TCP hand-off; -1:
  * it asks for two things at once. */
 static int preamble_kind(const Ff__XPreamble *p)
 {
-	if (p->cm && p->qp)
+	if (!!p->cm + !!p->qp + !!p->sock > 1)
 		return -1;
 	if (p->cm)
 		return FFR_PREAMBLE_CM;
+	if (p->sock)
+		return FFR_PREAMBLE_SOCK;
 	return p->qp ? FFR_PREAMBLE_QP : FFR_PREAMBLE_KINDS;
 }
 

@@ -47,6 +47,8 @@ struct ffr_xhost {
 	struct ffr_host_list hosts;
 	struct ffr_publish_list publishes;
 	struct ffr_xconn_list xconns;     /* connects in progress to other routers */
+	ffr_xpath_fn xpath;               /* a transport tried before TCP (ffr_xpath_set) */
+	void *xpath_arg;
 	struct ffr_ingress_list ingresses; /* preambles being read */
 	int ifd;                          /* ingress listener, -1 if none */
 	struct event *iev;
@@ -115,17 +117,10 @@ bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_co
 		     const struct ff_sa *src, const struct ff_sa *dst);
 void ffr_xconn_cancel_chan(void *priv, struct ffr_chan *ch);
 void ffr_xconn_free_all(struct ffr_router *r);
-/* Records an established TCP-path connection of local container c. */
-struct ffr_conn *ffr_conn_tcp(struct ffr_router *r, struct ffr_container *c, bool client,
-			      const struct ff_sa *local, const struct ff_sa *remote,
-			      const char *remote_name, int fd);
 
 /* ingress.c: other routers' connections */
 int ffr_ingress_open(struct ffr_router *r, const char *hostport);
 void ffr_ingress_close(struct ffr_router *r);
-/* Queues fd on container c's listener for local; consumes fd. */
-int ffr_ingress_queue(struct ffr_router *r, struct ffr_container *c, const struct ff_sa *local,
-		      const struct ff_sa *peer, const char *peer_name, int fd);
 
 /* publish.c: published ports */
 int ffr_publish_add(struct ffr_router *r, const char *container, uint16_t host_port,

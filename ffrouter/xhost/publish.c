@@ -37,7 +37,7 @@ static void publish_accept_cb(evutil_socket_t lfd, short what, void *arg)
 		local.ip = ffr_container_ip(c, peer.ip.family) ? *ffr_container_ip(c, peer.ip.family)
 							       : c->ips[0];
 		ff_sa_fmt(&peer, name, sizeof(name));
-		if (ffr_ingress_queue(p->r, c, &local, &peer, name, fd) == 0)
+		if (ffr_ingress_queue(p->r, c, &local, &peer, name, fd, FF__PATH__PATH_TCP) == 0)
 			p->accepted++;
 	}
 }

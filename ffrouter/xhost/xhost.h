@@ -124,6 +124,7 @@ enum ffr_key {
 	FFR_KEY_PREAMBLE = 0, /* preambles (auth.c) */
 	FFR_KEY_REPLY,        /* the ingress's answers to them (XReply) */
 	FFR_KEY_CM,           /* rdma_cm frames on a lifeline (rdma/cm/xhost.c) */
+	FFR_KEY_SOCK,         /* sockets over RDMA: a pair's lifeline (rdma/sock) */
 	FFR_KEYS,
 };
 /* The cluster MAC of len bytes of msg with key k; -EACCES without a secret. */
@@ -154,6 +155,7 @@ void ffr_xreply_send(struct ffr_router *r, int fd, const uint8_t *tag, Ff__Statu
 enum ffr_preamble_kind {
 	FFR_PREAMBLE_CM = 0, /* an rdma_cm connect request (p->cm set) */
 	FFR_PREAMBLE_QP,     /* a remote QP check (p->qp set): answered, then closed */
+	FFR_PREAMBLE_SOCK,   /* a QP pair for sockets over RDMA (p->sock set) */
 	FFR_PREAMBLE_KINDS,
 };
 /* Takes p and fd (both consumed); tag: the preamble's MAC, which the
@@ -182,3 +184,64 @@ int ffr_xask_start(struct ffr_router *r, const char *host, Ff__XPreamble *p, ffr
 		   void *arg, struct ffr_xask **out);
 /* Drops an ask that has not called back yet (NULL: no-op); cb never runs. */
 void ffr_xask_cancel(struct ffr_xask *a);
+
+/* line.c: a lifeline, the TCP connection a sealed preamble opened and that
+ * stays open between two routers, carrying frames both ways: 2-byte
+ * big-endian length, a protobuf message, then the HMAC (key) of the
+ * preamble's MAC, the direction ('A' from the side that sent the preamble,
+ * 'P' from the other) and the frame's 8-byte index in its direction, so
+ * that only these two routers, on this connection, in this order, can
+ * speak on it. Closing it is how either side ends what it carries. */
+#define FFR_XLINE_OUT (2 * (FFR_XFRAME_MAX + 2))
+struct ffr_xline {
+	struct ffr_router *r;
+	int fd;
+	enum ffr_key key;
+	bool active; /* this side sent the preamble */
+	uint8_t tag[FFR_MAC_LEN]; /* the preamble's MAC: names this connection */
+	uint64_t tx_n, rx_n;
+	uint8_t out[FFR_XLINE_OUT];
+	size_t outlen;
+	uint8_t in[FFR_XFRAME_MAX + 2];
+	size_t inlen, inwant;
+};
+/* A line on fd (not consumed): TCP keepalive on it, so that a dead host
+ * ends it within about 25 s. */
+void ffr_xline_init(struct ffr_xline *l, struct ffr_router *r, int fd, enum ffr_key key,
+		    bool active);
+/* Queues frame m and sends what it can. 0: all sent; 1: some waits for
+ * room (call ffr_xline_flush when fd is writable); -EMSGSIZE: m does not
+ * fit; -errno: the connection failed. */
+int ffr_xline_send(struct ffr_xline *l, const ProtobufCMessage *m);
+int ffr_xline_flush(struct ffr_xline *l);
+/* Reads the next frame, never a byte past it: 1 when complete, 0 when more
+ * is to come, -ECONNRESET at EOF, -EPROTO for a bad length, -errno. */
+int ffr_xline_read(struct ffr_xline *l);
+/* The complete frame, unpacked with d, if its MAC holds (NULL otherwise,
+ * or if it is malformed); the line is then ready for the next frame. */
+ProtobufCMessage *ffr_xline_open(struct ffr_xline *l, const ProtobufCMessageDescriptor *d);
+
+/* connect.c: what carries a connect to a container on another host. A
+ * transport other than host TCP (rdma/sock: sockets over RDMA) may take a
+ * connect first: fn returns true if it answers request id on ch (now or
+ * later; it may still hand it to ffr_xconn_tcp), false to leave it to TCP. */
+typedef bool (*ffr_xpath_fn)(void *arg, struct ffr_chan *ch, uint64_t id,
+			     struct ffr_container *t, const struct ffr_host *h,
+			     const struct ff_sa *src, const struct ff_sa *dst);
+/* Sets the transport tried first (fn NULL: none); -EEXIST if one is set. */
+int ffr_xpath_set(struct ffr_router *r, ffr_xpath_fn fn, void *arg);
+/* The host-TCP path of a connect to container t of another host (src's
+ * port 0: the host socket's). Answers request id on ch, now or later. */
+void ffr_xconn_tcp(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+		   const struct ff_sa *src, const struct ff_sa *dst);
+/* Records a connection between container c of this host and remote_name
+ * (a container of another host, "name@host") over path, c's end of it
+ * being fd: the client side if client. NULL if out of memory or slots. */
+struct ffr_conn *ffr_conn_remote(struct ffr_router *r, struct ffr_container *c, bool client,
+				 const struct ff_sa *local, const struct ff_sa *remote,
+				 const char *remote_name, int fd, Ff__Path path);
+/* ingress.c: queues fd (consumed in every case), a connection from peer
+ * (remote_name) over path, on container c's listener at local. 0, or
+ * -ECONNREFUSED (no listener), -EAGAIN (its queue is full). */
+int ffr_ingress_queue(struct ffr_router *r, struct ffr_container *c, const struct ff_sa *local,
+		      const struct ff_sa *peer, const char *peer_name, int fd, Ff__Path path);

@@ -35,8 +35,6 @@
 #include <unistd.h>
 
 #define ANSWER_MS 60000 /* a connect request unanswered this long: UNREACHABLE */
-#define MAC_HEAD (FFR_MAC_LEN + 1 + 8)
-#define OUT_MAX (2 * (FFR_XFRAME_MAX + 2))
 
 enum cmx_state {
 	X_CONNECTING, /* active: TCP connect, preamble queued */
@@ -51,14 +49,8 @@ struct ffr_cmx {
 	struct ffr_cmid *id;
 	enum cmx_state state;
 	bool active;
-	int fd;
+	struct ffr_xline l; /* its fd, its frames */
 	struct event *rev, *wev;
-	uint8_t tag[FFR_MAC_LEN]; /* the preamble's MAC: names this connection */
-	uint64_t tx_n, rx_n;
-	uint8_t out[OUT_MAX];
-	size_t outlen;
-	uint8_t in[FFR_XFRAME_MAX + 2];
-	size_t inlen, inwant;
 	struct ffr_cm_param peer; /* the other side's connect or accept */
 	uint32_t peer_psn;
 	char name[FFR_NAME_MAX + FFR_HOST_MAX + 2]; /* the other side, for logs */
@@ -66,90 +58,28 @@ struct ffr_cmx {
 
 /* ---- frames ---- */
 
-static void frame_mac(const struct ffr_cmx *x, char dir, uint64_t n, const uint8_t *msg,
-		      size_t len, uint8_t out[FFR_MAC_LEN])
-{
-	uint8_t buf[MAC_HEAD + FFR_XFRAME_MAX];
-
-	memcpy(buf, x->tag, FFR_MAC_LEN);
-	buf[FFR_MAC_LEN] = (uint8_t)dir;
-	for (int i = 0; i < 8; i++)
-		buf[FFR_MAC_LEN + 1 + i] = (uint8_t)(n >> (56 - 8 * i));
-	memcpy(buf + MAC_HEAD, msg, len);
-	ffr_xmac(x->r, FFR_KEY_CM, buf, MAC_HEAD + len, out);
-}
-
-/* Sends what is queued; the rest waits for room (wev). */
 static int cmx_flush(struct ffr_cmx *x)
 {
-	while (x->outlen) {
-		ssize_t n = send(x->fd, x->out, x->outlen, MSG_DONTWAIT | MSG_NOSIGNAL);
+	int err = ffr_xline_flush(&x->l);
 
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			event_add(x->wev, NULL);
-			return 0;
-		}
-		if (n < 0)
-			return -errno;
-		memmove(x->out, x->out + n, x->outlen - (size_t)n);
-		x->outlen -= (size_t)n;
-	}
-	return 0;
+	if (err == 1)
+		event_add(x->wev, NULL);
+	return err < 0 ? err : 0;
 }
 
 static int cmx_send(struct ffr_cmx *x, const Ff__XCmMsg *m)
 {
-	size_t len = ff_msg_size(&m->base), flen = len + FFR_MAC_LEN;
-	uint8_t *f;
+	int err = ffr_xline_send(&x->l, &m->base);
 
-	if (flen > FFR_XFRAME_MAX || x->outlen + 2 + flen > sizeof(x->out))
-		return -EMSGSIZE;
-	f = x->out + x->outlen;
-	f[0] = (uint8_t)(flen >> 8);
-	f[1] = (uint8_t)flen;
-	ff_msg_pack(&m->base, f + 2);
-	frame_mac(x, x->active ? 'A' : 'P', x->tx_n++, f + 2, len, f + 2 + len);
-	x->outlen += 2 + flen;
-	return cmx_flush(x);
-}
-
-/* Reads the next frame into x->in: 1 when it is complete, 0 when more is to
- * come, -errno (-ECONNRESET: the other router closed). */
-static int frame_read(struct ffr_cmx *x)
-{
-	return ffr_xframe_read(x->fd, x->in, sizeof(x->in), &x->inlen, &x->inwant);
-}
-
-/* The frame in x->in if its MAC holds, else NULL. */
-static Ff__XCmMsg *frame_open(struct ffr_cmx *x)
-{
-	size_t len = x->inlen - 2;
-	uint8_t mac[FFR_MAC_LEN];
-
-	if (len <= FFR_MAC_LEN)
-		return NULL;
-	len -= FFR_MAC_LEN;
-	frame_mac(x, x->active ? 'P' : 'A', x->rx_n, x->in + 2, len, mac);
-	if (!ffr_xmac_equal(mac, x->in + 2 + len))
-		return NULL;
-	x->rx_n++;
-	return (Ff__XCmMsg *)ff_msg_unpack(&ff__xcm_msg__descriptor, x->in + 2, len);
+	if (err == 1)
+		event_add(x->wev, NULL);
+	return err < 0 ? err : 0;
 }
 
 /* ---- lifelines ---- */
 
 static void cmx_read_cb(evutil_socket_t fd, short what, void *arg);
 static void cmx_write_cb(evutil_socket_t fd, short what, void *arg);
-
-static void keepalive(int fd)
-{
-	int on = 1, idle = 10, intvl = 5, cnt = 3;
-
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-}
 
 /* A lifeline on fd (consumed, also on failure). */
 static struct ffr_cmx *cmx_new(struct ffr_router *r, int fd, bool active)
@@ -161,10 +91,8 @@ static struct ffr_cmx *cmx_new(struct ffr_router *r, int fd, bool active)
 		return NULL;
 	}
 	x->r = r;
-	x->fd = fd;
 	x->active = active;
-	x->inwant = 2;
-	keepalive(fd);
+	ffr_xline_init(&x->l, r, fd, FFR_KEY_CM, active);
 	x->rev = event_new(r->base, fd, EV_READ | EV_PERSIST, cmx_read_cb, x);
 	x->wev = event_new(r->base, fd, EV_WRITE, cmx_write_cb, x);
 	if (!x->rev || !x->wev) {
@@ -184,7 +112,7 @@ void ffr_cmx_free(struct ffr_cmx *x)
 		event_free(x->rev);
 	if (x->wev)
 		event_free(x->wev);
-	close(x->fd);
+	close(x->l.fd);
 	free(x);
 }
 
@@ -250,7 +178,7 @@ static int seal_request(struct ffr_cmx *x, struct ffr_cmid *id, const struct ffr
 	struct ffr_xbind b;
 	Ff__Addr s, d;
 	uint8_t sb[16], db[16];
-	int n = ffr_preamble_bind(&p, &b, t->host, x->fd, &h->addr);
+	int n = ffr_preamble_bind(&p, &b, t->host, x->l.fd, &h->addr);
 
 	if (n < 0)
 		return n;
@@ -265,11 +193,11 @@ static int seal_request(struct ffr_cmx *x, struct ffr_cmid *id, const struct ffr
 	cm.psn = id->psn;
 	cm.ps = id->ps;
 	p.cm = &cm;
-	n = ffr_preamble_seal(x->r, &p, x->out, sizeof(x->out));
+	n = ffr_preamble_seal(x->r, &p, x->l.out, sizeof(x->l.out));
 	if (n < 0)
 		return n;
-	memcpy(x->tag, x->out + n - FFR_MAC_LEN, FFR_MAC_LEN);
-	x->outlen = (size_t)n;
+	memcpy(x->l.tag, x->l.out + n - FFR_MAC_LEN, FFR_MAC_LEN);
+	x->l.outlen = (size_t)n;
 	return 0;
 }
 
@@ -460,7 +388,7 @@ void ffr_cmx_incoming(struct ffr_router *r, Ff__XPreamble *p, int fd, const uint
 		ff__xpreamble__free_unpacked(p, NULL);
 		return;
 	}
-	memcpy(x->tag, tag, FFR_MAC_LEN);
+	memcpy(x->l.tag, tag, FFR_MAC_LEN);
 	x->state = X_REQ;
 	snprintf(x->name, sizeof(x->name), "%.63s@%.63s", p->src_container, p->src_host);
 	reason = request_check(r, p, &src, &dst, &t, &why);
@@ -510,7 +438,7 @@ static void got_refusal(struct ffr_cmx *x)
 {
 	Ff__Status st;
 	char text[160], why[200];
-	int err = ffr_xreply_open(x->r, x->tag, x->in + 2, x->inlen - 2, &st, text, sizeof(text));
+	int err = ffr_xreply_open(x->r, x->l.tag, x->l.in + 2, x->l.inlen - 2, &st, text, sizeof(text));
 
 	snprintf(why, sizeof(why), "the other router refused: %s",
 		 err == -EBADMSG ? "a frame that failed its check" : text);
@@ -528,19 +456,17 @@ static void cmx_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (;;) {
-		r = frame_read(x);
+		r = ffr_xline_read(&x->l);
 		if (r <= 0)
 			break;
-		m = frame_open(x);
+		m = (Ff__XCmMsg *)ffr_xline_open(&x->l, &ff__xcm_msg__descriptor);
 		if (!m) {
-			if (x->active && x->rx_n == 0)
+			if (x->active && x->l.rx_n == 0)
 				got_refusal(x);
 			else
 				cmx_fail(x, -EPROTO, "a frame failed its check");
 			return;
 		}
-		x->inlen = 0;
-		x->inwant = 2;
 		got_frame(x, m); /* may free x */
 		ff__xcm_msg__free_unpacked(m, NULL);
 		return; /* any next frame: on the next callback */

@@ -1,0 +1,211 @@
+/* Sockets over RDMA as a feature of the router: the transport xhost tries
+ * before host TCP for a connect to a container on another host, the
+ * ingress's preamble kind for QP pairs, and what status shows. A connect
+ * goes over RDMA when this router has a device, the feature is on
+ * (--sock-rdma auto) and the map says the target's host has RDMA; if the
+ * pair cannot be set up it goes over TCP before the app sees a result
+ * (counted in fallbacks, logged). */
+#include "internal.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void rs_free(void *priv)
+{
+	struct rs *rs = priv;
+	struct rs_pair *p;
+
+	while ((p = TAILQ_FIRST(&rs->pairs)))
+		rs_pair_free(p);
+	free(rs);
+}
+
+/* The channel that asked for these connects is gone: nobody to answer. */
+static void rs_chan_free(void *priv, struct ffr_chan *ch)
+{
+	struct rs *rs = priv;
+	struct rs_pair *p;
+
+	TAILQ_FOREACH (p, &rs->pairs, link) {
+		for (uint32_t i = 0; i < p->cap; i++) {
+			struct rs_conn *c = p->tab[i];
+
+			if (!c || c->ch != ch)
+				continue;
+			c->ch = NULL;
+			if (c->state == RC_WAIT)
+				rs_conn_free(c);
+		}
+	}
+}
+
+static const char *pair_state(const struct rs_pair *p)
+{
+	return p->state == RP_UP ? "up" : p->state == RP_CONNECTING ? "connecting" : "down";
+}
+
+static void *rs_status(void *priv, Ff__StatusReply *sr)
+{
+	struct rs *rs = priv;
+	struct rs_pair *p;
+	size_t n = 0, i = 0;
+	struct {
+		Ff__RsockStatus st;
+		Ff__RsockPair **v;
+		Ff__RsockPair *pairs;
+	} *m;
+
+	TAILQ_FOREACH (p, &rs->pairs, link)
+		n++;
+	m = calloc(1, sizeof(*m) + n * (sizeof(Ff__RsockPair *) + sizeof(Ff__RsockPair)));
+	if (!m)
+		return NULL;
+	m->v = (Ff__RsockPair **)(m + 1);
+	m->pairs = (Ff__RsockPair *)(m->v + n);
+	ff__rsock_status__init(&m->st);
+	TAILQ_FOREACH (p, &rs->pairs, link) {
+		Ff__RsockPair *o = &m->pairs[i];
+
+		ff__rsock_pair__init(o);
+		o->host = p->host;
+		o->state = (char *)pair_state(p);
+		o->qpn = p->qp ? p->qp->qp_num : 0;
+		o->peer_qpn = p->peer_qpn;
+		o->conns = p->nconns;
+		o->tx_bytes = p->tx_bytes;
+		o->rx_bytes = p->rx_bytes;
+		o->mem_bytes = p->memlen;
+		o->staged_bytes = p->staged;
+		o->tx_msgs = p->tx_msgs;
+		o->rx_msgs = p->rx_msgs;
+		o->active = p->active;
+		m->v[i++] = o;
+	}
+	m->st.n_pairs = n;
+	m->st.pairs = m->v;
+	m->st.conns = rs->conns;
+	m->st.conns_total = rs->conns_total;
+	m->st.fallbacks = rs->fallbacks;
+	m->st.refused = rs->refused;
+	m->st.pairs_total = rs->pairs_total;
+	m->st.pair_failures = rs->pair_failures;
+	m->st.copies = rs->copies;
+	m->st.enabled = rs->enabled;
+	sr->rsock = &m->st;
+	return m;
+}
+
+static void rs_metrics(void *priv, struct ffr_metrics *m)
+{
+	struct rs *rs = priv;
+	struct rs_pair *p;
+
+	ffr_metrics_family(m, "rsock_conns", "gauge", "connections over RDMA now");
+	ffr_metrics_sample(m, rs->conns, NULL);
+	ffr_metrics_family(m, "rsock_conns_total", "counter", "connections made over RDMA");
+	ffr_metrics_sample(m, rs->conns_total, NULL);
+	ffr_metrics_family(m, "rsock_fallbacks_total", "counter",
+			   "connects that wanted RDMA and went over TCP");
+	ffr_metrics_sample(m, rs->fallbacks, NULL);
+	ffr_metrics_family(m, "rsock_bytes_total", "counter",
+			   "payload bytes over RDMA, by peer host and direction");
+	TAILQ_FOREACH (p, &rs->pairs, link) {
+		ffr_metrics_sample(m, p->tx_bytes, "host", p->host, "dir", "tx", NULL);
+		ffr_metrics_sample(m, p->rx_bytes, "host", p->host, "dir", "rx", NULL);
+	}
+}
+
+static const struct ffr_feature rs_feature = {
+	.name = "rsock",
+	.free = rs_free,
+	.chan_free = rs_chan_free,
+	.status = rs_status,
+	.metrics = rs_metrics,
+};
+
+struct rs *ffr_rsock_of(const struct ffr_router *r)
+{
+	return ffr_feature_priv(r, &rs_feature);
+}
+
+/* xhost's transport hook: a connect to container t on host h. */
+static bool rs_connect(void *arg, struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
+		       const struct ffr_host *h, const struct ff_sa *src, const struct ff_sa *dst)
+{
+	struct rs *rs = arg;
+	const char *why = NULL;
+	struct rs_pair *p;
+	struct rs_conn *c;
+
+	if (!rs->enabled || !h->rdma)
+		return false;
+	p = rs_pair_get(rs, h, &why);
+	if (!p || !(c = rs_conn_new(p))) {
+		rs->fallbacks++;
+		ff_info("%s -> %s@%s: over TCP: %s", ch->c->name, t->name, t->host,
+			why ? why : "out of memory");
+		return false;
+	}
+	c->ch = ch;
+	c->req_id = id;
+	snprintf(c->cname, sizeof(c->cname), "%s", ch->c->name);
+	snprintf(c->tname, sizeof(c->tname), "%s", t->name);
+	snprintf(c->peer, sizeof(c->peer), "%s@%s", t->name, t->host);
+	c->src = c->asked_src = *src;
+	c->dst = *dst;
+	if (!c->src.port) {
+		c->src.port = ffr_port_get(ch->c);
+		if (!c->src.port) {
+			rs_conn_free(c);
+			rs_connect_fallback(rs, ch, id, t->name, src, dst, "no client port left");
+			return true;
+		}
+		c->own_port = true;
+	}
+	if (p->state == RP_UP) {
+		rs_conn_open(c);
+	} else {
+		c->state = RC_WAIT;
+		TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
+		c->in_wait = true;
+	}
+	return true;
+}
+
+int ffr_rsock_mode_parse(const char *s)
+{
+	return !strcmp(s, "auto") || !strcmp(s, "off") ? 0 : -EINVAL;
+}
+
+int ffr_rsock_attach(struct ffr_router *r, const struct ffr_rsock_config *cfg)
+{
+	struct ffr_rdma *rd = ffr_rdma_of(r);
+	struct rs *rs;
+	int err;
+
+	if (!rd)
+		return 0;
+	rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	rs->r = r;
+	rs->rd = rd;
+	rs->enabled = !cfg->mode || strcmp(cfg->mode, "off") != 0;
+	TAILQ_INIT(&rs->pairs);
+	err = ffr_feature_add(r, &rs_feature, rs);
+	if (err < 0) {
+		free(rs);
+		return err;
+	}
+	err = ffr_ingress_handle(r, FFR_PREAMBLE_SOCK, rs_pair_incoming);
+	if (!err)
+		err = ffr_xpath_set(r, rs_connect, rs);
+	if (err)
+		return err; /* rs is the router's now: freed with it */
+	ff_info("sockets over RDMA: %s", rs->enabled ? "on, to hosts with RDMA in the map"
+						     : "off (--sock-rdma off)");
+	return 0;
+}
