@@ -267,10 +267,48 @@ static int req_notify_cq(struct ibv_cq *cq, int solicited_only)
 			((fake_t *)obj)->count++;                                                  \
 		return 0;                                                                          \
 	}
-POST(post_send, FAKE_POST_SEND, struct ibv_qp, struct ibv_send_wr, struct fake_qp, sends)
-POST(post_recv, FAKE_POST_RECV, struct ibv_qp, struct ibv_recv_wr, struct fake_qp, recvs)
+POST(count_send, FAKE_POST_SEND, struct ibv_qp, struct ibv_send_wr, struct fake_qp, sends)
+POST(count_recv, FAKE_POST_RECV, struct ibv_qp, struct ibv_recv_wr, struct fake_qp, recvs)
 POST(post_srq_recv, FAKE_POST_SRQ_RECV, struct ibv_srq, struct ibv_recv_wr, struct fake_srq, recvs)
 #undef POST
+
+/* Keeps what fake_ibv_wire needs of each work request; a full queue is
+ * ENOMEM, as a device's would be. */
+static int keep_wr(struct fake_wr *q, unsigned int *n, uint64_t wr_id, const struct ibv_sge *sg,
+		   int nsge, unsigned int flags)
+{
+	if (*n == FAKE_MAX_WR)
+		return ENOMEM;
+	q[*n].wr_id = wr_id;
+	q[*n].addr = nsge ? sg->addr : 0;
+	q[*n].len = nsge ? sg->length : 0;
+	q[*n].flags = flags;
+	(*n)++;
+	return 0;
+}
+
+static int post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
+{
+	struct fake_qp *q = (struct fake_qp *)qp;
+	int err = count_send(qp, wr, bad);
+
+	for (; !err && wr; wr = wr->next)
+		if ((err = keep_wr(q->sq, &q->nsq, wr->wr_id, wr->sg_list, wr->num_sge,
+				   wr->send_flags)))
+			*bad = wr;
+	return err;
+}
+
+static int post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+	struct fake_qp *q = (struct fake_qp *)qp;
+	int err = count_recv(qp, wr, bad);
+
+	for (; !err && wr; wr = wr->next)
+		if ((err = keep_wr(q->rq, &q->nrq, wr->wr_id, wr->sg_list, wr->num_sge, 0)))
+			*bad = wr;
+	return err;
+}
 
 /* ---- contexts ---- */
 
@@ -823,6 +861,32 @@ int fake_ibv_qp_event(uint32_t qpn, enum ibv_event_type type)
 	c->nev++;
 	efd_add(c->ctx.async_fd);
 	return 0;
+}
+
+int fake_ibv_wire(struct fake_qp *from, struct fake_qp *to)
+{
+	int n = 0;
+
+	while (from->nsq && to->nrq) {
+		struct fake_wr s = from->sq[0], r = to->rq[0];
+		struct ibv_wc rw = {.wr_id = r.wr_id, .opcode = IBV_WC_RECV, .qp_num = to->qp.qp_num};
+		struct ibv_wc sw = {.wr_id = s.wr_id, .opcode = IBV_WC_SEND, .qp_num = from->qp.qp_num};
+
+		memmove(from->sq, from->sq + 1, --from->nsq * sizeof(s));
+		memmove(to->rq, to->rq + 1, --to->nrq * sizeof(r));
+		if (s.len > r.len) {
+			rw.status = IBV_WC_LOC_LEN_ERR;
+			sw.status = IBV_WC_REM_INV_REQ_ERR;
+		} else {
+			memcpy((void *)(uintptr_t)r.addr, (const void *)(uintptr_t)s.addr, s.len);
+			rw.byte_len = s.len;
+		}
+		fake_ibv_cq_push((struct fake_cq *)to->qp.recv_cq, &rw);
+		if (s.flags & IBV_SEND_SIGNALED || sw.status)
+			fake_ibv_cq_push((struct fake_cq *)from->qp.send_cq, &sw);
+		n++;
+	}
+	return n;
 }
 
 int fake_ibv_cq_push(struct fake_cq *cq, const struct ibv_wc *wc)

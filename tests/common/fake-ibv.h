@@ -100,7 +100,7 @@ struct fake_chan {
 	unsigned int nev;
 };
 
-#define FAKE_MAX_WC 64
+#define FAKE_MAX_WC 256
 
 struct fake_cq {
 	struct ibv_cq cq;
@@ -111,6 +111,8 @@ struct fake_cq {
 	unsigned int nwc;
 };
 
+#define FAKE_MAX_WR 256
+
 struct fake_qp {
 	struct ibv_qp qp;
 	struct fake_obj o;
@@ -119,6 +121,14 @@ struct fake_qp {
 	int mask;                     /* union of the masks modify_qp got */
 	unsigned int modifies;
 	uint64_t sends, recvs; /* work requests posted */
+	/* what was posted and not yet taken by fake_ibv_wire (first SGE only) */
+	struct fake_wr {
+		uint64_t wr_id;
+		uint64_t addr;
+		uint32_t len;
+		unsigned int flags;
+	} sq[FAKE_MAX_WR], rq[FAKE_MAX_WR];
+	unsigned int nsq, nrq;
 };
 
 struct fake_srq {
@@ -172,3 +182,9 @@ int fake_ibv_qp_event(uint32_t qpn, enum ibv_event_type type);
 /* A completion arrives on cq: polled by poll_cq; if the CQ is armed, an
  * event goes to its channel. */
 int fake_ibv_cq_push(struct fake_cq *cq, const struct ibv_wc *wc);
+/* A wire between two RC QPs: each send posted on from, in order, lands in
+ * the next receive posted on to (its bytes copied), with a RECV completion
+ * on to's receive CQ and, if signaled, a SEND completion on from's send
+ * CQ. Stops when to has no receive posted (the send waits, as after an
+ * RNR NAK). Returns how many sends crossed. */
+int fake_ibv_wire(struct fake_qp *from, struct fake_qp *to);

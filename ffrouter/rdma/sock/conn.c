@@ -461,7 +461,8 @@ static bool ctl_rec(struct rs_conn *c, uint8_t type, uint32_t id, uint32_t arg,
 
 	if (!b)
 		return false;
-	memcpy(b, payload, len);
+	if (len)
+		memcpy(b, payload, len);
 	rs_rec_end(c->p, type, id, arg, len);
 	return true;
 }

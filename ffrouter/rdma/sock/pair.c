@@ -564,14 +564,12 @@ uint8_t *rs_rec_begin(struct rs_pair *p, uint32_t want, bool data, uint32_t *roo
 
 void rs_rec_end(struct rs_pair *p, uint8_t type, uint32_t id, uint32_t arg, uint32_t len)
 {
-	struct rs_rec *rec = (struct rs_rec *)(txbuf(p, (uint32_t)p->cur) + p->curlen);
+	struct rs_rec rec = {.type = type, .id = htole32(id), .len = htole32(len),
+			     .arg = htole32(arg)};
 
-	memset(rec, 0, sizeof(*rec));
-	rec->type = type;
-	rec->id = htole32(id);
-	rec->len = htole32(len);
-	rec->arg = htole32(arg);
-	p->curlen += (uint32_t)sizeof(*rec) + len;
+	/* records follow payloads of any length: copied, never aligned */
+	memcpy(txbuf(p, (uint32_t)p->cur) + p->curlen, &rec, sizeof(rec));
+	p->curlen += (uint32_t)sizeof(rec) + len;
 	p->currec++;
 }
 
