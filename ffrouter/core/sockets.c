@@ -212,6 +212,20 @@ static int client_addr(struct ffr_container *c, const Ff__Connect *m, int family
 	return 0;
 }
 
+int ffr_conn_pair(struct ffr_router *r, int sv[2])
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	/* The kernel's default (~200 KiB) makes a bulk sender wait for the
+	 * receiver every write or two; where a wake-up crosses CPUs that caps
+	 * one stream far below TCP with its autotuned buffers. */
+	for (int i = 0; r->sockbuf > 0 && i < 2; i++) {
+		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
+		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
+	}
+	return 0;
+}
+
 void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
@@ -256,15 +270,9 @@ static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listen
 	struct ffr_conn *cn;
 	int sv[2], err;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	/* The kernel's default (~200 KiB) makes a bulk sender wait for the
-	 * receiver every write or two; where a wake-up crosses CPUs that caps
-	 * one stream far below TCP with its autotuned buffers. */
-	for (int i = 0; r->sockbuf > 0 && i < 2; i++) {
-		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
-		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
-	}
+	err = ffr_conn_pair(r, sv);
+	if (err)
+		return err;
 	cn = ffr_conn_new(r, FF__PATH__PATH_SAME_HOST);
 	if (!cn) {
 		err = -ENOMEM;

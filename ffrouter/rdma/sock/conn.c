@@ -338,7 +338,7 @@ static void accepted(struct rs_conn *c, uint32_t peer_id)
 	struct ffr_router *r = rs->r;
 	struct ffr_container *ct = ffr_container_find(r, c->cname);
 	struct ffr_conn *cn = NULL;
-	int sv[2];
+	int sv[2], err;
 
 	c->peer_id = peer_id;
 	c->state = RC_UP;
@@ -347,17 +347,14 @@ static void accepted(struct rs_conn *c, uint32_t peer_id)
 		rs_conn_ctl(c);
 		return;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+	err = ffr_conn_pair(r, sv);
+	if (err) {
 		ffr_reply_status(c->ch, c->req_id, FF__STATUS__ST_INTERNAL, "socketpair: %s",
-				 strerror(errno));
+				 strerror(-err));
 		c->ch = NULL;
 		c->need_rst = true;
 		rs_conn_ctl(c);
 		return;
-	}
-	for (int i = 0; r->sockbuf > 0 && i < 2; i++) {
-		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
-		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
 	}
 	cn = ffr_conn_remote(r, ct, true, &c->src, &c->dst, c->peer, sv[0], FF__PATH__PATH_RDMA);
 	if (!cn) {
@@ -571,14 +568,10 @@ void rs_conn_incoming(struct rs_pair *p, uint32_t peer_id, const struct rs_open 
 		rs_conn_ctl(c);
 		return;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+	if (ffr_conn_pair(r, sv) < 0) {
 		c->refuse = FF__STATUS__ST_REFUSED;
 		rs_conn_ctl(c);
 		return;
-	}
-	for (int i = 0; r->sockbuf > 0 && i < 2; i++) {
-		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
-		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &r->sockbuf, sizeof(r->sockbuf));
 	}
 	snprintf(name, sizeof(name), "%s@%s", s->name, s->host);
 	err = ffr_ingress_queue(r, t, &dst, &src, name, sv[0], FF__PATH__PATH_RDMA);
