@@ -120,9 +120,11 @@ out_close:
 	return done < 0 ? done : 0;
 }
 
-static int proc_dump(struct ino_vec *iv)
+/* The same from a /proc/net table (where sock_diag, or its module, is
+ * missing): the inode is the field after the first skip ones. */
+static int proc_dump(struct ino_vec *iv, const char *path, int skip)
 {
-	FILE *f = fopen("/proc/net/unix", "re");
+	FILE *f = fopen(path, "re");
 	char line[512];
 	int err = 0;
 
@@ -131,9 +133,17 @@ static int proc_dump(struct ino_vec *iv)
 	if (!fgets(line, sizeof(line), f)) /* header */
 		goto out_close;
 	while (!err && fgets(line, sizeof(line), f)) {
+		char *p = line, *end;
 		unsigned long long ino;
 
-		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %llu", &ino) == 1)
+		for (int i = 0; i < skip && p; i++) {
+			p += strspn(p, " ");
+			p = strchr(p, ' ');
+		}
+		if (!p)
+			continue;
+		ino = strtoull(p, &end, 10);
+		if (end != p)
 			err = ino_push(iv, (ino_t)ino);
 	}
 out_close:
@@ -148,11 +158,18 @@ int ffr_unix_inodes(ino_t **out, size_t *n)
 
 	if (err) {
 		iv.n = 0;
-		err = proc_dump(&iv);
+		err = proc_dump(&iv, "/proc/net/unix", 6);
 	}
-	/* TCP connections across hosts (no IPv6 here is not an error) */
-	if (!err && diag_dump(&iv, AF_INET) == 0)
+	/* TCP connections across hosts (no IPv6 here is not an error); a
+	 * kernel without inet_diag has the tables in /proc, and a live
+	 * connection missed here would be dropped from the records */
+	if (!err && diag_dump(&iv, AF_INET) == 0) {
 		diag_dump(&iv, AF_INET6);
+	} else if (!err) {
+		err = proc_dump(&iv, "/proc/net/tcp", 9);
+		if (!err)
+			proc_dump(&iv, "/proc/net/tcp6", 9);
+	}
 	if (err) {
 		free(iv.v);
 		return err;
