@@ -37,6 +37,7 @@
 #define RS_RESERVE 4       /* credits data leaves for control records */
 #define RS_MIN_ROOM 2048   /* a message with less room left is sent as it is */
 #define RS_READS_PER_TURN 4 /* records one connection adds per wake-up */
+#define RS_SIGNAL_EVERY 16 /* sends between two signaled ones, while buffers last */
 
 enum rs_type {
 	RS_OPEN = 1, /* payload: struct rs_open; id: the opener's */
@@ -145,6 +146,10 @@ struct rs_pair {
 	/* sending */
 	uint32_t txfree[RS_NBUF];
 	uint32_t ntxfree;
+	/* posted send buffers in order: an RC QP completes them in order, so
+	 * one signaled completion frees every buffer posted before it */
+	uint32_t posted[RS_NBUF];
+	uint32_t phead, npost, unsignaled;
 	int cur; /* the send buffer being filled, -1: none */
 	uint32_t curlen, currec;
 	uint32_t credits;    /* the other side's receive buffers we may fill */

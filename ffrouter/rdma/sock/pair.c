@@ -10,7 +10,7 @@
  * buffers; the memory region only allows local writes: no rkey exists, the
  * other router can only SEND into receive buffers we posted.
  * Invariants: ntxfree send buffers are free, cur (if >= 0) is being filled
- * and the rest are posted; all RS_NBUF receive buffers are posted while
+ * and the other npost are posted, in posted[] in the order of posting; all RS_NBUF receive buffers are posted while
  * the pair is up; credits never exceed what the other side posted. */
 #include "internal.h"
 
@@ -528,10 +528,16 @@ static int post_msg(struct rs_pair *p)
 	wr.sg_list = &sge;
 	wr.num_sge = 1;
 	wr.opcode = IBV_WR_SEND;
-	wr.send_flags = IBV_SEND_SIGNALED;
+	/* a completion wakes the router: ask for one only every so often,
+	 * or when free buffers run low */
+	if (++p->unsignaled >= RS_SIGNAL_EVERY || p->ntxfree < RS_NBUF / 4) {
+		wr.send_flags = IBV_SEND_SIGNALED;
+		p->unsignaled = 0;
+	}
 	err = ibv_post_send(p->qp, &wr, &bad);
 	if (err)
 		return -err;
+	p->posted[(p->phead + p->npost++) % RS_NBUF] = (uint32_t)p->cur;
 	p->unreported = 0;
 	p->credits--;
 	p->tx_msgs++;
@@ -704,7 +710,21 @@ static void cq_cb(evutil_socket_t fd, short what, void *arg)
 				return;
 			}
 			if (w < RS_NBUF) {
-				p->txfree[p->ntxfree++] = (uint32_t)w;
+				/* w and every send posted before it */
+				bool found = false;
+
+				while (p->npost && !found) {
+					uint32_t b = p->posted[p->phead];
+
+					p->phead = (p->phead + 1) % RS_NBUF;
+					p->npost--;
+					p->txfree[p->ntxfree++] = b;
+					found = b == w;
+				}
+				if (!found) {
+					rs_pair_down(p, "a completion for no send");
+					return;
+				}
 				freed = true;
 				continue;
 			}
