@@ -46,8 +46,8 @@ struct ffs_sock *ffs_pair_of(int fd)
 
 /* An AF_UNIX send fails with EPIPE as soon as the peer has closed; TCP's
  * first send after the peer's FIN still succeeds (the peer answers with a
- * reset) and only the next one fails. Mirror that, and raise the SIGPIPE
- * ourselves when the app did not ask for MSG_NOSIGNAL. */
+ * reset) and only the next one fails. Mirror that on one host, and raise
+ * the SIGPIPE ourselves when the app did not ask for MSG_NOSIGNAL. */
 ssize_t ffs_sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flags)
 {
 	socklen_t elen = sizeof(int);
@@ -64,7 +64,9 @@ ssize_t ffs_sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flag
 			errno = ECONNRESET;
 			return -1;
 		}
-		if (!s->peer_gone) {
+		/* over RDMA the router's end stays open until the other side's
+		 * reset comes back, so the kernel already gave TCP's one send */
+		if (!s->peer_gone && s->path != FF__PATH__PATH_RDMA) {
 			s->peer_gone = true;
 			return (ssize_t)len;
 		}

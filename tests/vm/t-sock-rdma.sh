@@ -40,6 +40,9 @@
 #     then with -P 16: exit 0, a requests-per-second line for SET and GET.
 #  4. nginx in b (master and 2 workers, sendfile) serves a 100 MB random
 #     file; curl in a saves it: same sha256, path $want while it ran.
+#  4b. ffconform (server in b, client in a) over the path: its transcript
+#     must be identical to a native run between the same addresses over
+#     plain kernel TCP (namespaces joined by a veth), no deviation allowed.
 #  5. kill -9 of an endless iperf3 -P 2 client in a mid-transfer: the
 #     server in b sees the end and exits within 15 s; within 10 s more
 #     both routers are back at their baselines, exactly: .rsock.conns,
@@ -444,6 +447,50 @@ got=$(sha256sum <"$W/got" | cut -d' ' -f1)
 path_check "curl 100 MB" 1 0 "$size"
 rm -f "$W/got"
 pass "curl a <- nginx in b: 100 MB in $t ms ($((${speed%.*} / 1000000)) MB/s), sha256 as served; $PATH_NOTE"
+
+# ===================================================================
+# 4b. ffconform: the socket-semantics transcript over the path, compared
+# with a native run between the same addresses (namespaces ffv-na and
+# ffv-nb joined by a veth: plain kernel TCP), with no deviation allowed
+CONFORM=${FF_BUILD:-$VB_BUILD}/tests/conform/ffconform
+[[ -x $CONFORM ]] || fail "no $CONFORM in the build"
+CARGS=(--big-mib 16 --conns 200 --timeout 120)
+ip netns add ffv-na
+ip netns add ffv-nb
+ip link add vn-a type veth peer name vn-b
+ip link set vn-a netns ffv-na
+ip link set vn-b netns ffv-nb
+ip -n ffv-na addr add "${VB_IP[a]}/24" dev vn-a
+ip -n ffv-nb addr add "${VB_IP[b]}/24" dev vn-b
+for n in na nb; do
+	ip -n "ffv-$n" link set lo up
+	ip -n "ffv-$n" link set "vn-${n#n}" up
+done
+ip netns exec ffv-nb timeout -k 5 180 "$CONFORM" server --bind "${VB_IP[b]}" --port 7000 \
+	"${CARGS[@]}" >"$L/conf-native.s" 2>/dev/null &
+srv=$!
+for ((i = 0; i < 100; i++)); do
+	[[ -n $(ip netns exec ffv-nb ss -Hltn "sport = :7000") ]] && break
+	sleep 0.05
+done
+ip netns exec ffv-na timeout -k 5 180 "$CONFORM" client --connect "${VB_IP[b]}" --port 7000 \
+	"${CARGS[@]}" >"$L/conf-native.c" 2>"$L/conf-native.e" || fail "native ffconform client failed: $(tail -3 "$L/conf-native.e")"
+wait "$srv" || fail "native ffconform server failed"
+cat "$L/conf-native.c" "$L/conf-native.s" >"$L/conf-native"
+snap S0
+bg_ct srv b 180 "$CONFORM" server --bind "${VB_IP[b]}" --port 7000 "${CARGS[@]}"
+vb_wait_listen b 7000
+rc=0
+vb_ct a timeout -k 5 180 "$CONFORM" client --connect "${VB_IP[b]}" --port 7000 "${CARGS[@]}" \
+	>"$L/conf-ffnet.c" 2>"$L/conf-ffnet.e" || rc=$?
+wait "$srv" || rc=$((rc ? rc : $?))
+grep -v '^ffconform ' "$L/srv" >"$L/conf-ffnet.s" || true
+cat "$L/conf-ffnet.c" "$L/conf-ffnet.s" >"$L/conf-ffnet"
+"$(dirname -- "$(readlink -f -- "$0")")/../conform/compare.sh" "$L/conf-native" "$L/conf-ffnet" ||
+	fail "ffconform over $want: the transcript differs from native TCP's (above); exit $rc"
+((rc == 0)) || fail "ffconform over $want exited $rc with the same transcript as native"
+path_check "ffconform" 200 0 0
+pass "ffconform a -> b over $want: the transcript is native TCP's ($(grep -c '^[CS] ' "$L/conf-native") lines, no deviation); $PATH_NOTE"
 
 # ===================================================================
 # 5. kill -9 of the client mid-transfer: both routers back at baseline

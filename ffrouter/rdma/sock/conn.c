@@ -25,6 +25,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static ino_t fd_ino(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
 #define ID_BITS 20
 #define ID_MASK ((1u << ID_BITS) - 1)
 
@@ -356,6 +363,7 @@ static void accepted(struct rs_conn *c, uint32_t peer_id)
 		rs_conn_ctl(c);
 		return;
 	}
+	c->app_ino = fd_ino(sv[0]);
 	cn = ffr_conn_remote(r, ct, true, &c->src, &c->dst, c->peer, sv[0], FF__PATH__PATH_RDMA);
 	if (!cn) {
 		ffr_reply_status(c->ch, c->req_id, FF__STATUS__ST_INTERNAL,
@@ -406,6 +414,15 @@ void rs_conn_open(struct rs_conn *c)
 	rs_conn_ctl(c);
 }
 
+/* The other side reset c: its app sees ECONNRESET, as over TCP, unless
+ * the other side had ended its half before (TCP's CLOSE_WAIT, where a
+ * reset leaves EPIPE: the plain close gives that). */
+static void app_reset(struct rs_conn *c)
+{
+	if (c->fd >= 0 && !c->peer_fin && !c->need_rst)
+		rs_reset_app(c->p->rs, c->cname, c->pid, c->app_ino);
+}
+
 /* ---- records ---- */
 
 int rs_conn_record(struct rs_conn *c, const struct rs_rec *rec, const uint8_t *payload)
@@ -442,6 +459,7 @@ int rs_conn_record(struct rs_conn *c, const struct rs_rec *rec, const uint8_t *p
 	case RS_RST:
 		if (c->state != RC_UP)
 			return -EPROTO;
+		app_reset(c);
 		rs_conn_free(c);
 		return 0;
 	default:
@@ -574,6 +592,8 @@ void rs_conn_incoming(struct rs_pair *p, uint32_t peer_id, const struct rs_open 
 		return;
 	}
 	snprintf(name, sizeof(name), "%s@%s", s->name, s->host);
+	snprintf(c->cname, sizeof(c->cname), "%s", t->name);
+	c->app_ino = fd_ino(sv[0]);
 	err = ffr_ingress_queue(r, t, &dst, &src, name, sv[0], FF__PATH__PATH_RDMA);
 	if (err) {
 		close(sv[1]);
@@ -615,5 +635,7 @@ void rs_conn_pair_lost(struct rs_conn *c)
 	if (c->ch && (c->state == RC_WAIT || c->state == RC_OPENING))
 		rs_connect_fallback(c->p->rs, c->ch, c->req_id, c->tname, &c->asked_src, &c->dst,
 				    "the RDMA pair went down");
+	else if (c->state == RC_UP)
+		app_reset(c);
 	rs_conn_free(c);
 }

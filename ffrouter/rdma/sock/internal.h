@@ -95,8 +95,10 @@ struct rs_conn {
 	/* a client's connect until answered */
 	struct ffr_chan *ch;
 	uint64_t req_id;
-	char cname[FFR_NAME_MAX + 1];
+	char cname[FFR_NAME_MAX + 1]; /* the container of this host */
 	char tname[FFR_NAME_MAX + 1];
+	pid_t pid;      /* the app process that asked (client), 0: unknown */
+	ino_t app_ino;  /* the app's end of the socketpair */
 	char peer[FFR_NAME_MAX + FFR_HOST_MAX + 2];
 	struct ff_sa src, dst, asked_src;
 	bool own_port; /* src.port came from the container's allocator */
@@ -218,6 +220,11 @@ void rs_conn_incoming(struct rs_pair *p, uint32_t peer_id, const struct rs_open 
 /* The pair is gone: c ends, or, before the app saw a result, falls back
  * to TCP. Frees c. */
 void rs_conn_pair_lost(struct rs_conn *c);
+/* reset.c: gives the app of container cname whose end of a socketpair is
+ * the socket ino ECONNRESET at the close of the router's end (pid: where
+ * to look first). false if its end was not found: it reads EOF then. */
+bool rs_reset_app(struct rs *rs, const char *cname, pid_t pid, ino_t ino);
+
 /* A client's connect that cannot go over RDMA: to TCP. */
 void rs_connect_fallback(struct rs *rs, struct ffr_chan *ch, uint64_t id, const char *tname,
 			 const struct ff_sa *src, const struct ff_sa *dst, const char *why);

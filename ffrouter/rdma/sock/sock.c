@@ -151,6 +151,7 @@ static bool rs_connect(void *arg, struct ffr_chan *ch, uint64_t id, struct ffr_c
 	}
 	c->ch = ch;
 	c->req_id = id;
+	c->pid = ch->pid;
 	snprintf(c->cname, sizeof(c->cname), "%s", ch->c->name);
 	snprintf(c->tname, sizeof(c->tname), "%s", t->name);
 	snprintf(c->peer, sizeof(c->peer), "%s@%s", t->name, t->host);
