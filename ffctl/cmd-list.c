@@ -49,6 +49,8 @@ static struct json_object *container_json(const Ff__Container *c)
 	json_object_object_add(o, "channels", json_object_new_uint64(c->channels));
 	json_object_object_add(o, "listeners", json_object_new_uint64(c->listeners));
 	json_object_object_add(o, "conns", json_object_new_uint64(c->conns));
+	json_object_object_add(o, "policy", ffc_json_string(c->policy));
+	json_object_object_add(o, "transport", ffc_json_string(c->transport));
 	return o;
 }
 

@@ -44,6 +44,7 @@ int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv)
 	static const struct option opts[] = {
 		{"ip", required_argument, NULL, 'i'},   {"host", required_argument, NULL, 'H'},
 		{"policy", required_argument, NULL, 'o'},
+		{"transport", required_argument, NULL, 't'},
 		{"pid", required_argument, NULL, 'p'},  {"netns", required_argument, NULL, 'n'},
 		{"json", no_argument, NULL, 'j'},       {0},
 	};
@@ -68,6 +69,9 @@ int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv)
 		case 'o':
 			m.policy = optarg;
 			break;
+		case 't':
+			m.transport = optarg;
+			break;
 		case 'p':
 			if (strspn(optarg, "0123456789") != strlen(optarg) || !*optarg) {
 				fprintf(stderr, "ffctl: --pid needs a number\n");
@@ -88,7 +92,8 @@ int ffc_cmd_register(struct ffc_ctx *ctx, int argc, char **argv)
 	}
 	if (optind != argc - 1 || !m.n_ips) {
 		fprintf(stderr, "usage: ffctl register NAME --ip IP [--ip IP] [--host HOST] "
-				"[--policy container|host] [--pid PID|--netns PATH]\n");
+				"[--policy container|host] [--transport auto|tcp] "
+				"[--pid PID|--netns PATH]\n");
 		return 2;
 	}
 	m.name = argv[optind];

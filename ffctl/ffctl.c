@@ -13,7 +13,7 @@ static int cmd_help(struct ffc_ctx *ctx, int argc, char **argv);
 
 static const struct ffc_cmd cmds[] = {
 	{"register", ffc_cmd_register,
-	 "NAME --ip IP [--ip IP] [--host HOST] [--policy container|host] [--pid PID|--netns PATH]",
+	 "NAME --ip IP [--ip IP] [--host HOST] [--policy container|host] [--transport auto|tcp] [--pid PID|--netns PATH]",
 	 "register a container; on this host, creates RUNDIR/c/NAME/ to mount at /run/ffnet"},
 	{"unregister", ffc_cmd_unregister, "NAME", "forget a container"},
 	{"list", ffc_cmd_list, "[--json]", "registered containers"},

@@ -61,6 +61,7 @@ static void container_msg(const struct ffr_container *c, Ff__Container *m, char 
 	m->name = (char *)c->name;
 	m->host = (char *)c->host;
 	m->policy = (char *)(c->policy == FFR_POLICY_HOST ? "host" : "container");
+	m->transport = (char *)(c->tcp_only ? "tcp" : "auto");
 	for (int i = 0; i < c->nips; i++)
 		ips[i] = pool_fmt_ip(p, &c->ips[i]);
 	m->n_ips = (size_t)c->nips;
@@ -118,6 +119,17 @@ int ffr_policy_parse(const char *s, enum ffr_policy *out)
 	return 0;
 }
 
+int ffr_transport_parse(const char *s, bool *tcp_only)
+{
+	if (!s || !*s || !strcmp(s, "auto"))
+		*tcp_only = false;
+	else if (!strcmp(s, "tcp"))
+		*tcp_only = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static void op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 {
 	const Ff__Register *m = req->register_;
@@ -125,6 +137,7 @@ static void op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 	struct ff_ip ips[FFR_MAX_IPS];
 	struct ffr_container *c;
 	enum ffr_policy policy;
+	bool tcp_only;
 	struct stat st = {0};
 	char err[256];
 	int st_code, e;
@@ -144,6 +157,11 @@ static void op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 				 "policy is 'container' or 'host', not '%.32s'", m->policy);
 		return;
 	}
+	if (ffr_transport_parse(m->transport, &tcp_only) < 0) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID,
+				 "transport is 'auto' or 'tcp', not '%.32s'", m->transport);
+		return;
+	}
 	if (*m->netns && stat(m->netns, &st) < 0) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "netns %.200s: %s", m->netns,
 				 strerror(errno));
@@ -152,6 +170,7 @@ static void op_register(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 	e = ffr_container_new(r, m->name, ips, (int)m->n_ips, m->host, policy, st.st_dev, st.st_ino,
 			      &c);
 	if (!e) {
+		c->tcp_only = tcp_only;
 		e = ffr_features_registered(c);
 		if (e)
 			ffr_container_free(c);

@@ -105,6 +105,7 @@ struct ffr_container {
 	bool from_store; /* learned from the cluster store (not saved in the state file) */
 	bool stale;      /* during a store resync: not seen yet */
 	enum ffr_policy policy;
+	bool tcp_only; /* transport tcp: across hosts never over RDMA */
 	dev_t ns_dev; /* registered netns, 0 if none */
 	ino_t ns_ino;
 	char *dir; /* RUNDIR/c/NAME */
@@ -328,6 +329,9 @@ uint16_t ffr_port_get(struct ffr_container *c);
 void ffr_port_put(struct ffr_container *c, uint16_t port);
 /* "container" (or empty) / "host"; -EINVAL otherwise. */
 int ffr_policy_parse(const char *s, enum ffr_policy *out);
+/* The transport across hosts: "auto" (or empty: *tcp_only false) / "tcp";
+ * -EINVAL otherwise. */
+int ffr_transport_parse(const char *s, bool *tcp_only);
 
 /* sockets.c: what the router knows of a container's socket by the inode of
  * the app's file (its end of a conn, or of a listener's accept queue), for

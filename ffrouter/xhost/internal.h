@@ -144,6 +144,7 @@ struct ffr_record {
 	struct ff_ip ips[FFR_MAX_IPS];
 	int nips;
 	enum ffr_policy policy;
+	bool tcp_only;
 	dev_t ns_dev;
 	ino_t ns_ino;
 	struct ff_sa addr; /* host */

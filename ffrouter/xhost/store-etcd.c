@@ -172,7 +172,8 @@ static bool apply_host(struct ffr_etcd *e, const struct ffr_record *rec)
 
 static bool same_ips(const struct ffr_container *c, const struct ffr_record *rec)
 {
-	if (c->nips != rec->nips || strcmp(c->host, rec->host) || c->policy != rec->policy)
+	if (c->nips != rec->nips || strcmp(c->host, rec->host) || c->policy != rec->policy ||
+	    c->tcp_only != rec->tcp_only)
 		return false;
 	for (int i = 0; i < c->nips; i++)
 		if (!ff_ip_equal(&c->ips[i], &rec->ips[i]))
@@ -213,6 +214,7 @@ static int apply_container(struct ffr_etcd *e, const struct ffr_record *rec)
 			      &c) < 0)
 		return 0;
 	c->from_store = true;
+	c->tcp_only = rec->tcp_only;
 	return 1;
 }
 

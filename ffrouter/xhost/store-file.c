@@ -1,7 +1,8 @@
 /* The default locality store: the router's own state file, rewritten
  * atomically (temp file, fsync, rename) after each change:
  *   host NAME addr=IP:PORT [rdma]
- *   container NAME ips=IP[,IP...] host=HOST [policy=host] [netns=DEV:INO]
+ *   container NAME ips=IP[,IP...] host=HOST [policy=host] [transport=tcp]
+ *             [netns=DEV:INO]
  *   publish NAME hostport=N port=M
  * Hosts come first, then containers (which may name them), then publishes.
  * A line that does not parse is reported with its number and skipped; the
@@ -44,6 +45,8 @@ static int parse_attr(struct ffr_record *rec, char *t)
 	}
 	if (!strncmp(t, "policy=", 7))
 		return ffr_policy_parse(t + 7, &rec->policy);
+	if (!strncmp(t, "transport=", 10))
+		return ffr_transport_parse(t + 10, &rec->tcp_only);
 	if (!strncmp(t, "netns=", 6) && sscanf(t + 6, "%llu:%llu", &dev, &ino) == 2) {
 		rec->ns_dev = (dev_t)dev;
 		rec->ns_ino = (ino_t)ino;
@@ -108,8 +111,9 @@ int ffr_record_format(const struct ffr_router *r, const struct ffr_container *c,
 		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "",
 					ff_ip_fmt(&c->ips[i], ip, sizeof(ip)));
 	if (off < len)
-		off += (size_t)snprintf(buf + off, len - off, " host=%s%s", c->host,
-					c->policy == FFR_POLICY_HOST ? " policy=host" : "");
+		off += (size_t)snprintf(buf + off, len - off, " host=%s%s%s", c->host,
+					c->policy == FFR_POLICY_HOST ? " policy=host" : "",
+					c->tcp_only ? " transport=tcp" : "");
 	if (c->ns_ino && off < len)
 		off += (size_t)snprintf(buf + off, len - off, " netns=%llu:%llu",
 					(unsigned long long)c->ns_dev, (unsigned long long)c->ns_ino);
@@ -142,8 +146,11 @@ static int parse_line(struct ffr_router *r, char *line)
 	for (int i = 0; i < rec.nips; i++)
 		if (ffr_container_by_ip(r, &rec.ips[i]))
 			return -EADDRINUSE;
-	return ffr_container_new(r, rec.name, rec.ips, rec.nips, rec.host, rec.policy, rec.ns_dev,
-				 rec.ns_ino, &c);
+	err = ffr_container_new(r, rec.name, rec.ips, rec.nips, rec.host, rec.policy, rec.ns_dev,
+				rec.ns_ino, &c);
+	if (!err)
+		c->tcp_only = rec.tcp_only;
+	return err;
 }
 
 static void keep_bad_copy(const char *state)

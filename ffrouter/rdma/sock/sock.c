@@ -140,7 +140,7 @@ static bool rs_connect(void *arg, struct ffr_chan *ch, uint64_t id, struct ffr_c
 	struct rs_pair *p;
 	struct rs_conn *c;
 
-	if (!rs->enabled || !h->rdma)
+	if (!rs->enabled || !h->rdma || ch->c->tcp_only || t->tcp_only)
 		return false;
 	p = rs_pair_get(rs, h, &why);
 	if (!p || !(c = rs_conn_new(p))) {

@@ -17,6 +17,8 @@
  *     ends the pair, never the router; its connections see EOF;
  *   - B with sockets over RDMA off: A's connect goes over TCP instead,
  *     counted as a fallback;
+ *   - either container registered with transport tcp: TCP, RDMA never
+ *     tried; the stores' record line keeps it;
  *   - b1 closes with data unread (TCP's reset): a1's read fails with
  *     ECONNRESET, and its send then with EPIPE;
  *   - B's router dies: A's app reads ECONNRESET at once, nothing hangs. */
@@ -618,6 +620,49 @@ static void test_fallback(void)
 	xt_pump(base, 50);
 }
 
+/* Transport tcp on either container keeps their connections off RDMA
+ * (no fallback: RDMA was never tried), and the stores keep it. */
+static void test_transport_tcp(void)
+{
+	struct ffr_container *a1, *b1;
+	struct ffr_record rec;
+	uint64_t fb, total;
+	int cfd, sfd;
+	Ff__Path path;
+	char line[512];
+
+	setup();
+	a1 = ffr_container_find(ra, "a1");
+	b1 = ffr_container_find(ra, "b1");
+	CU_ASSERT_FATAL(a1 && b1);
+	fb = ffr_rsock_of(ra)->fallbacks;
+	total = ffr_rsock_of(ra)->conns_total;
+	for (int k = 0; k < 2; k++) {
+		a1->tcp_only = k == 0;
+		b1->tcp_only = k == 1;
+		CU_ASSERT_EQUAL_FATAL(connect_b1(pb, &cfd, &sfd, &path), FF__STATUS__ST_OK);
+		CU_ASSERT_EQUAL(path, FF__PATH__PATH_TCP);
+		CU_ASSERT_FATAL(cfd >= 0 && sfd >= 0);
+		close(cfd);
+		close(sfd);
+	}
+	a1->tcp_only = b1->tcp_only = false;
+	CU_ASSERT_EQUAL(ffr_rsock_of(ra)->fallbacks, fb);
+	CU_ASSERT_EQUAL(ffr_rsock_of(ra)->conns_total, total);
+	/* the record line of the stores (state file, etcd) */
+	b1->tcp_only = true;
+	CU_ASSERT(ffr_record_format(ra, b1, line, sizeof(line)) > 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, " transport=tcp"));
+	CU_ASSERT_EQUAL(ffr_record_parse(line, &rec), 1);
+	CU_ASSERT(rec.tcp_only);
+	b1->tcp_only = false;
+	CU_ASSERT(ffr_record_format(ra, b1, line, sizeof(line)) > 0);
+	CU_ASSERT_PTR_NULL(strstr(line, "transport"));
+	CU_ASSERT_EQUAL(ffr_record_parse("container x ips=10.9.9.9 host=B transport=udp", &rec),
+			-EINVAL);
+	xt_pump(base, 50);
+}
+
 /* B's router goes: A's lifeline ends, and so does a1's connection. */
 static void test_router_dies(void)
 {
@@ -657,6 +702,7 @@ int main(void)
 		{"hostile", test_hostile},
 		{"open_source", test_open_source},
 		{"fallback", test_fallback},
+		{"transport_tcp", test_transport_tcp},
 		{"router_dies", test_router_dies},
 		{0},
 	};
