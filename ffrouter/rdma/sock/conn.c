@@ -618,15 +618,12 @@ void rs_connect_fallback(struct rs *rs, struct ffr_chan *ch, uint64_t id, const 
 			 const struct ff_sa *src, const struct ff_sa *dst, const char *why)
 {
 	struct ffr_container *t = ffr_container_find(rs->r, tname);
-	char d[FF_ADDRSTRLEN];
 
 	if (!t || !t->remote) {
 		ffr_reply_status(ch, id, FF__STATUS__ST_UNREACH, "%s: gone from the map", tname);
 		return;
 	}
-	rs->fallbacks++;
-	ff_info("%s -> %s (%s@%s): over TCP: %s", ch->c ? ch->c->name : "?",
-		ff_sa_fmt(dst, d, sizeof(d)), t->name, t->host, why);
+	rs_fallback_log(rs, ch->c ? ch->c->name : "?", t, why);
 	ffr_xconn_tcp(ch, id, t, src, dst);
 }
 

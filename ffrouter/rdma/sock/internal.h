@@ -176,6 +176,9 @@ struct rs {
 	struct rs_pair_list pairs;
 	uint64_t conns_total, fallbacks, refused, pairs_total, pair_failures, copies;
 	uint32_t conns;
+	int64_t port_checked_ms; /* when the port was last found active */
+	int64_t fallback_log_ms; /* the last fallback logged (one a second) */
+	uint64_t fallback_quiet; /* fallbacks not logged since */
 };
 
 /* sock.c */
@@ -225,6 +228,10 @@ void rs_conn_pair_lost(struct rs_conn *c);
  * to look first). false if its end was not found: it reads EOF then. */
 bool rs_reset_app(struct rs *rs, const char *cname, pid_t pid, ino_t ino);
 
+/* sock.c: counts a connect from cname to t that goes over TCP instead,
+ * and logs why (at most once a second: containers make connects at will). */
+void rs_fallback_log(struct rs *rs, const char *cname, const struct ffr_container *t,
+		     const char *why);
 /* A client's connect that cannot go over RDMA: to TCP. */
 void rs_connect_fallback(struct rs *rs, struct ffr_chan *ch, uint64_t id, const char *tname,
 			 const struct ff_sa *src, const struct ff_sa *dst, const char *why);

@@ -10,8 +10,10 @@
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void rs_free(void *priv)
 {
@@ -131,6 +133,46 @@ struct rs *ffr_rsock_of(const struct ffr_router *r)
 	return ffr_feature_priv(r, &rs_feature);
 }
 
+/* Whether the device's port is up (asked at most every 200 ms): a port
+ * that went down, or a device that went away, sends new connects over
+ * TCP at once instead of after the QP's retries. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool port_active(struct rs *rs)
+{
+	struct ibv_port_attr a;
+	int64_t now = now_ms();
+
+	if (rs->port_checked_ms && now - rs->port_checked_ms < 200)
+		return true;
+	if (rs->rd->ibv->query_port(rs->rd->probe, rs->rd->port, &a) || a.state != IBV_PORT_ACTIVE)
+		return false;
+	rs->port_checked_ms = now;
+	return true;
+}
+
+void rs_fallback_log(struct rs *rs, const char *cname, const struct ffr_container *t,
+		     const char *why)
+{
+	int64_t now = now_ms();
+
+	rs->fallbacks++;
+	if (rs->fallback_log_ms && now - rs->fallback_log_ms < 1000) {
+		rs->fallback_quiet++;
+		return;
+	}
+	ff_info("%s -> %s@%s: over TCP, not RDMA: %s (%" PRIu64 " more since the last such line)",
+		cname, t->name, t->host, why, rs->fallback_quiet);
+	rs->fallback_log_ms = now;
+	rs->fallback_quiet = 0;
+}
+
 /* xhost's transport hook: a connect to container t on host h. */
 static bool rs_connect(void *arg, struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
 		       const struct ffr_host *h, const struct ff_sa *src, const struct ff_sa *dst)
@@ -142,11 +184,11 @@ static bool rs_connect(void *arg, struct ffr_chan *ch, uint64_t id, struct ffr_c
 
 	if (!rs->enabled || !h->rdma || ch->c->tcp_only || t->tcp_only)
 		return false;
-	p = rs_pair_get(rs, h, &why);
+	p = port_active(rs) ? rs_pair_get(rs, h, &why) : NULL;
+	if (!p && !why)
+		why = "the RDMA port is not active";
 	if (!p || !(c = rs_conn_new(p))) {
-		rs->fallbacks++;
-		ff_info("%s -> %s@%s: over TCP: %s", ch->c->name, t->name, t->host,
-			why ? why : "out of memory");
+		rs_fallback_log(rs, ch->c->name, t, why ? why : "out of memory");
 		return false;
 	}
 	c->ch = ch;
