@@ -215,6 +215,7 @@ static void rev_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		n = read(fd, buf, room < win ? room : (size_t)win);
 		if (n > 0) {
+			rs_heat(p->rs);
 			rs_rec_end(p, RS_DATA, c->peer_id, 0, (uint32_t)n);
 			c->unacked += (uint64_t)n;
 			c->tx_bytes += (uint64_t)n;

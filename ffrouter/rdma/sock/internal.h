@@ -178,11 +178,16 @@ struct rs {
 	uint32_t conns;
 	int64_t port_checked_ms; /* when the port was last found active */
 	int64_t fallback_log_ms; /* the last fallback logged (one a second) */
+	uint64_t hot_until;      /* CLOCK_MONOTONIC ns: poll instead of sleeping until then */
 	uint64_t fallback_quiet; /* fallbacks not logged since */
 };
 
 /* sock.c */
 struct rs *ffr_rsock_of(const struct ffr_router *r);
+/* Data moved: the router polls the pairs' queues and the apps' sockets
+ * for --rdma-poll-us before it sleeps again (a wake-up costs more than a
+ * message). */
+void rs_heat(struct rs *rs);
 
 /* pair.c */
 /* An up or coming pair with host, or a new one asked for (active). NULL
@@ -193,6 +198,9 @@ void rs_pair_incoming(struct ffr_router *r, Ff__XPreamble *p, int fd, const uint
 /* Ends p: its connections end (or, not yet opened, go over TCP). */
 void rs_pair_down(struct rs_pair *p, const char *why);
 void rs_pair_free(struct rs_pair *p);
+/* Takes what p's completion queue holds: how many completions, or -1 if
+ * the pair went down (p is freed then). */
+int rs_cq_drain(struct rs_pair *p);
 /* Wakes the flush at the end of this turn of the loop. */
 void rs_flush_soon(struct rs_pair *p);
 /* Room for a record of at least want payload bytes (0: control) in the

@@ -684,20 +684,16 @@ static int got_msg(struct rs_pair *p, const uint8_t *m, uint32_t len)
 	return off == len ? 0 : -EPROTO;
 }
 
-static void cq_cb(evutil_socket_t fd, short what, void *arg)
+/* Takes what the completion queue holds: how many completions, or -1 if
+ * the pair went down (p is freed then). */
+int rs_cq_drain(struct rs_pair *p)
 {
-	struct rs_pair *p = arg;
-	struct ibv_cq *cq;
-	void *ctx;
 	struct ibv_wc wc[16];
 	bool freed = false;
-	int n;
+	int n, did = 0;
 
-	if (p->rs->rd->ibv->get_cq_event(p->cc, &cq, &ctx) == 0) {
-		p->rs->rd->ibv->ack_cq_events(cq, 1);
-		ibv_req_notify_cq(p->cq, 0);
-	}
 	while ((n = ibv_poll_cq(p->cq, 16, wc)) > 0) {
+		did += n;
 		for (int i = 0; i < n; i++) {
 			uint64_t w = wc[i].wr_id;
 
@@ -707,7 +703,7 @@ static void cq_cb(evutil_socket_t fd, short what, void *arg)
 				snprintf(why, sizeof(why), "completion error (status %d, %s)",
 					 (int)wc[i].status, w < RS_NBUF ? "send" : "receive");
 				rs_pair_down(p, why);
-				return;
+				return -1;
 			}
 			if (w < RS_NBUF) {
 				/* w and every send posted before it */
@@ -723,7 +719,7 @@ static void cq_cb(evutil_socket_t fd, short what, void *arg)
 				}
 				if (!found) {
 					rs_pair_down(p, "a completion for no send");
-					return;
+					return -1;
 				}
 				freed = true;
 				continue;
@@ -731,13 +727,11 @@ static void cq_cb(evutil_socket_t fd, short what, void *arg)
 			if (w >= 2 * RS_NBUF || got_msg(p, rxbuf(p, (uint32_t)(w - RS_NBUF)),
 						       wc[i].byte_len) < 0) {
 				rs_pair_down(p, "a malformed message from the other router");
-				return;
+				return -1;
 			}
-			if (p->state != RP_UP)
-				return;
 			if (post_recv(p, (uint32_t)(w - RS_NBUF)) < 0) {
 				rs_pair_down(p, "cannot repost a receive");
-				return;
+				return -1;
 			}
 			p->unreported++;
 			freed = true;
@@ -745,10 +739,26 @@ static void cq_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n < 0) {
 		rs_pair_down(p, "cannot poll the completion queue");
-		return;
+		return -1;
 	}
 	if (freed)
 		wake_blocked(p);
 	if (p->unreported >= RS_NBUF / 2 || !TAILQ_EMPTY(&p->ctl))
 		rs_flush_soon(p);
+	if (did)
+		rs_heat(p->rs);
+	return did;
+}
+
+static void cq_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rs_pair *p = arg;
+	struct ibv_cq *cq;
+	void *ctx;
+
+	if (p->rs->rd->ibv->get_cq_event(p->cc, &cq, &ctx) == 0) {
+		p->rs->rd->ibv->ack_cq_events(cq, 1);
+		ibv_req_notify_cq(p->cq, 0);
+	}
+	rs_cq_drain(p);
 }

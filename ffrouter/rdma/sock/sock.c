@@ -10,6 +10,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,11 +121,64 @@ static void rs_metrics(void *priv, struct ffr_metrics *m)
 	}
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void rs_heat(struct rs *rs)
+{
+	if (rs->rd->poll_ns)
+		rs->hot_until = now_ns() + rs->rd->poll_ns;
+}
+
+static bool rs_hot(void *priv)
+{
+	struct rs *rs = priv;
+
+	return rs->hot_until != 0;
+}
+
+/* One polling pass over the pairs' completion queues (the loop's own
+ * non-blocking turns see the apps' sockets). Their queues stay armed: a
+ * completion polled here leaves an event that the next turn reads. */
+static bool rs_poll(void *priv)
+{
+	struct rs *rs = priv;
+	struct rs_pair *p, *next;
+	int did = 0;
+
+	if (!rs->hot_until)
+		return false;
+	for (p = TAILQ_FIRST(&rs->pairs); p; p = next) {
+		int n;
+
+		next = TAILQ_NEXT(p, link);
+		if (p->state != RP_UP)
+			continue;
+		n = rs_cq_drain(p);
+		did += n > 0 ? n : 0;
+	}
+	if (did)
+		return true;
+	if (now_ns() < rs->hot_until) {
+		sched_yield(); /* idle: an app on this CPU gets it at once */
+		return true;
+	}
+	rs->hot_until = 0;
+	return false;
+}
+
 static const struct ffr_feature rs_feature = {
 	.name = "rsock",
 	.free = rs_free,
 	.chan_free = rs_chan_free,
 	.status = rs_status,
+	.hot = rs_hot,
+	.poll = rs_poll,
 	.metrics = rs_metrics,
 };
 
