@@ -235,6 +235,15 @@ bg_ct() {
 	pid=$!
 }
 
+# stop_bg PID: ends what bg_ct started: $! is the subshell that runs vb_ct,
+# whose child is `timeout` (ip netns exec and env exec it), which passes
+# the TERM on to the program.
+stop_bg() {
+	pkill -TERM -P "$1" 2>/dev/null || true
+	kill -TERM "$1" 2>/dev/null || true
+	wait "$1" || true
+}
+
 # (set by bg_ct and curl_get)
 srv="" cli="" sps="" spc="" rds="" ngx="" curl="" cp=""
 
@@ -337,8 +346,7 @@ sent=$(sed -n 's/.*Total of \([0-9]*\) messages sent.*/\1/p' "$L/sockperf-tp")
 # (sockperf sr prints no count of what it received: no byte figure to ask)
 path_check "sockperf tp" 1 0 0
 pass "sockperf throughput a -> b: $rate msg/s of 1472 B ($bw), $sent messages; $PATH_NOTE"
-kill -TERM "$sps" 2>/dev/null || true
-wait "$sps" || true
+stop_bg "$sps"
 
 # ===================================================================
 # 3. redis
@@ -455,17 +463,7 @@ pass "curl a <- nginx in b: 100 MB in $t ms ($((${speed%.*} / 1000000)) MB/s), s
 CONFORM=${FF_BUILD:-$VB_BUILD}/tests/conform/ffconform
 [[ -x $CONFORM ]] || fail "no $CONFORM in the build"
 CARGS=(--big-mib 16 --conns 200 --timeout 120)
-ip netns add ffv-na
-ip netns add ffv-nb
-ip link add vn-a type veth peer name vn-b
-ip link set vn-a netns ffv-na
-ip link set vn-b netns ffv-nb
-ip -n ffv-na addr add "${VB_IP[a]}/24" dev vn-a
-ip -n ffv-nb addr add "${VB_IP[b]}/24" dev vn-b
-for n in na nb; do
-	ip -n "ffv-$n" link set lo up
-	ip -n "ffv-$n" link set "vn-${n#n}" up
-done
+vb_linked na "${VB_IP[a]}" nb "${VB_IP[b]}"
 ip netns exec ffv-nb timeout -k 5 180 "$CONFORM" server --bind "${VB_IP[b]}" --port 7000 \
 	"${CARGS[@]}" >"$L/conf-native.s" 2>/dev/null &
 srv=$!
@@ -519,7 +517,7 @@ wait "$cli" || true
 end=$((t0 + 15000))
 while kill -0 "$srv" 2>/dev/null && (($(now_ms) < end)); do sleep 0.1; done
 if kill -0 "$srv" 2>/dev/null; then
-	kill -TERM "$srv" # timeout passes it on
+	stop_bg "$srv"
 	show "iperf3 server" "$L/srv"
 	fail "15 s after its client's kill -9 the iperf3 server in b still runs: want it to see the connections end and exit"
 fi
@@ -630,5 +628,4 @@ out=$(vb_status h1 --json | jq -r .host) || out="(no answer)"
 [[ $out == h1 ]] || fail "h1 does not answer ffctl status after h2 died: $out"
 kill -0 "${VB_PID[h1]}" || fail "router h1 exited after h2 died"
 pass "with h2 down a new connect to b fails at once ($t ms, curl: $(cut -c1-80 "$L/curl")); h1 still runs and answers"
-kill -TERM "$ngx" 2>/dev/null || true
-wait "$ngx" || true
+stop_bg "$ngx"

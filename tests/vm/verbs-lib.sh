@@ -44,21 +44,28 @@ vb_router() {
 	fail "router $host did not start"
 }
 
-# vb_containers IP-A IP-B: network namespaces ffv-a and ffv-b joined by a
-# veth pair (10.78.0.0/24), so the programs' own TCP exchanges can flow.
-vb_containers() {
+# vb_linked NAME1 IP1 NAME2 IP2: network namespaces ffv-NAME1 and
+# ffv-NAME2 joined by a veth pair (vb-NAME1, vb-NAME2) holding IP1/24 and
+# IP2/24: plain kernel networking between them, nothing registered.
+vb_linked() {
 	local n
-	ip netns add ffv-a
-	ip netns add ffv-b
-	ip link add vb-a type veth peer name vb-b
-	ip link set vb-a netns ffv-a
-	ip link set vb-b netns ffv-b
-	ip -n ffv-a addr add "$1/24" dev vb-a
-	ip -n ffv-b addr add "$2/24" dev vb-b
-	for n in a b; do
+	ip netns add "ffv-$1"
+	ip netns add "ffv-$3"
+	ip link add "vb-$1" type veth peer name "vb-$3"
+	ip link set "vb-$1" netns "ffv-$1"
+	ip link set "vb-$3" netns "ffv-$3"
+	ip -n "ffv-$1" addr add "$2/24" dev "vb-$1"
+	ip -n "ffv-$3" addr add "$4/24" dev "vb-$3"
+	for n in "$1" "$3"; do
 		ip -n "ffv-$n" link set lo up
 		ip -n "ffv-$n" link set "vb-$n" up
 	done
+}
+
+# vb_containers IP-A IP-B: network namespaces ffv-a and ffv-b joined by a
+# veth pair (10.78.0.0/24), so the programs' own TCP exchanges can flow.
+vb_containers() {
+	vb_linked a "$1" b "$2"
 	VB_IP[a]=$1
 	VB_IP[b]=$2
 }
