@@ -135,8 +135,9 @@ static const struct opt opts[] = {
 	    "RDMA device for containers' verbs (default: the first\n"
 	    "one, if any; none: no RDMA)"),
 	NUM("rdma-poll-us", "N", OPT_U32, rdma.poll_us, 0, 10000000, "poll time",
-	    "after verbs work, poll the data path for N us before\n"
-	    "sleeping again (default 2000; 0: never)"),
+	    "after verbs work or data over RDMA sockets, poll the\n"
+	    "data path for N us before sleeping again (default\n"
+	    "2000; 0: never)"),
 	FN("verbs-path", "PATH", set_verbs_path,
 	   "direct: apps post to and poll the device's queues\n"
 	   "themselves (soft-RoCE only; native speed, native RDMA\n"
