@@ -95,10 +95,13 @@ ff_check "its socket is in the host's $FF_RUNDIR, where ffnet-runtime looks" tes
 
 # ---- the client's measurement
 ip_of() { tb_docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
+# (whether it still runs is asked before its log is read: a client that
+# ended between the two would otherwise leave a log read half-written)
 for ((i = 0; i < 200; i++)); do
+	running=$(tb_docker inspect -f '{{.State.Running}}' "$cid")
 	out=$(tb_docker logs "$cid" 2>&1) || true
 	jq -e .end <<<"$out" >/dev/null 2>&1 && break
-	[[ $(tb_docker inspect -f '{{.State.Running}}' "$cid") == true ]] || break
+	[[ $running == true ]] || break
 	sleep 0.1
 done
 bytes=$(jq -r '.end.sum_received.bytes // 0' <<<"$out" 2>/dev/null || echo 0)
