@@ -37,8 +37,12 @@ rundir=$work/run
 br=ffcni$$ net=ffcni-$$ subnet=10.77.20.0/24
 nsa=ffcni-a-$$ nsb=ffcni-b-$$
 router=
+# Debian's bridge plugin turns the host's ip_forward on and leaves it so:
+# put back what the machine had (a fresh one has 0)
+forward=$(cat /proc/sys/net/ipv4/ip_forward)
 cleanup() {
 	[[ -n $router ]] && kill -TERM "$router" 2>/dev/null && wait "$router" 2>/dev/null
+	echo "$forward" >/proc/sys/net/ipv4/ip_forward
 	for ns in "$nsa" "$nsb"; do ip netns del "$ns" 2>/dev/null; done
 	ip link del "$br" 2>/dev/null
 	iptables -D FORWARD -i "$br" -j ACCEPT 2>/dev/null
