@@ -367,6 +367,9 @@ void ffr_conn_established(struct ffr_router *r, const struct ffr_conn *cn);
 int ffr_conn_side_set(struct ffr_conn_side *s, struct ffr_container *c, const struct ff_sa *addr,
 		      ino_t ino);
 
+/* sockets.c: the inode of fd's file (0 if fstat fails): how the router
+ * names a socket it handed out. */
+ino_t ffr_fd_ino(int fd);
 /* sockets.c: the AF_UNIX stream pair of a connection the router hands
  * out, with the router's --sockbuf on both ends; 0 or -errno. */
 int ffr_conn_pair(struct ffr_router *r, int sv[2]);

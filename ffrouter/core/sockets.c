@@ -184,13 +184,6 @@ static void op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 	listen_reply(ch, req->id, l, -1);
 }
 
-static ino_t fd_ino(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 ? st.st_ino : 0;
-}
-
 /* Picks the client's address: the port it bound if it bound one to an
  * address it owns; port 0 means "allocate one from the container's range". */
 static int client_addr(struct ffr_container *c, const Ff__Connect *m, int family,
@@ -210,6 +203,13 @@ static int client_addr(struct ffr_container *c, const Ff__Connect *m, int family
 		src->port = bound.port;
 	}
 	return 0;
+}
+
+ino_t ffr_fd_ino(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
 int ffr_conn_pair(struct ffr_router *r, int sv[2])
@@ -278,9 +278,9 @@ static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listen
 		err = -ENOMEM;
 		goto out_close;
 	}
-	err = ffr_conn_side_set(&cn->cli, ch->c, src, fd_ino(sv[0]));
+	err = ffr_conn_side_set(&cn->cli, ch->c, src, ffr_fd_ino(sv[0]));
 	if (!err)
-		err = ffr_conn_side_set(&cn->srv, l->c, dst, fd_ino(sv[1]));
+		err = ffr_conn_side_set(&cn->srv, l->c, dst, ffr_fd_ino(sv[1]));
 	/* a port the app bound belongs to its kernel, not to our allocator */
 	if (!err && !src->port) {
 		cn->cli.addr.port = ffr_port_get(ch->c);

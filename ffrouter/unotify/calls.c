@@ -44,13 +44,6 @@ static int sock_int(int fd, int level, int name)
 	return getsockopt(fd, level, name, &v, &len) == 0 ? v : -1;
 }
 
-static ino_t fd_ino(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 ? st.st_ino : 0;
-}
-
 /* The app's TCP socket family, or 0 if fd is not an AF_INET/6 TCP socket
  * (protocol TCP: a stream socket, MPTCP has its own number). */
 static int tcp_family(int fd)
@@ -90,7 +83,7 @@ static int tcp_family_name(int fd, struct ff_sa *name)
 /* What an accelerated socket of sv's container is, by the app's file. */
 static int lookup(struct sv *sv, int afd, struct ffr_sock_info *si, struct sv_sock **s)
 {
-	ino_t ino = fd_ino(afd);
+	ino_t ino = ffr_fd_ino(afd);
 
 	if (ffr_sock_lookup(sv->c, ino, si) < 0)
 		return -ENOENT;
@@ -257,7 +250,7 @@ static void connect_reply(struct sv_call *call, const Ff__Reply *rep, int *fds, 
 		ff_close_fds(fds, nfds);
 		return;
 	}
-	s = sv_sock_get(sv->socks, fd_ino(fds[0]), true);
+	s = sv_sock_get(sv->socks, ffr_fd_ino(fds[0]), true);
 	if (s) {
 		s->family = call->family;
 		s->connecting = call->nonblock;
@@ -352,7 +345,7 @@ static void listen_reply(struct sv_call *call, const Ff__Reply *rep, int *fds, i
 	if (!rep->status && nfds == 2 && rep->body_case == FF__REPLY__BODY_LISTEN) {
 		set_nonblock(fds[0], call->nonblock);
 		if (sv_addfd(sv, call->id, fds[0], call->fdnum, call->cloexec) >= 0) {
-			s = sv_sock_get(sv->socks, fd_ino(fds[0]), true);
+			s = sv_sock_get(sv->socks, ffr_fd_ino(fds[0]), true);
 			if (s)
 				s->family = call->family;
 		}
@@ -444,14 +437,14 @@ static bool accept_deliver(struct sv_call *call, const Ff__Accepted *a, int nfd)
 		return true;
 	}
 	if (!err && a->path != FF__PATH__PATH_NONE &&
-	    (s = sv_sock_get(sv->socks, fd_ino(nfd), true)))
+	    (s = sv_sock_get(sv->socks, ffr_fd_ino(nfd), true)))
 		s->family = call->family;
 	if (!err && sv_addfd(sv, call->id, nfd, -1, call->aflags & SOCK_CLOEXEC) >= 0) {
 		close(nfd);
 		return true;
 	}
 	/* the task went away meanwhile: the next accept gets it */
-	if (ffr_sock_lookup(sv->c, fd_ino(call->afd), &si) == 0 && si.l)
+	if (ffr_sock_lookup(sv->c, ffr_fd_ino(call->afd), &si) == 0 && si.l)
 		ffr_listener_push(si.l, a, nfd);
 	else
 		close(nfd);

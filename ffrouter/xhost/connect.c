@@ -89,13 +89,6 @@ static Ff__Status errno_status(int err)
 	}
 }
 
-static ino_t fd_ino(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 ? st.st_ino : 0;
-}
-
 struct ffr_conn *ffr_conn_remote(struct ffr_router *r, struct ffr_container *c, bool client,
 				 const struct ff_sa *local, const struct ff_sa *remote,
 				 const char *remote_name, int fd, Ff__Path path)
@@ -107,7 +100,7 @@ struct ffr_conn *ffr_conn_remote(struct ffr_router *r, struct ffr_container *c, 
 		return NULL;
 	mine = client ? &cn->cli : &cn->srv;
 	theirs = client ? &cn->srv : &cn->cli;
-	if (ffr_conn_side_set(mine, c, local, fd_ino(fd)) < 0) {
+	if (ffr_conn_side_set(mine, c, local, ffr_fd_ino(fd)) < 0) {
 		ffr_conn_free(r, cn);
 		return NULL;
 	}

@@ -48,7 +48,6 @@ struct ffr_cmx {
 	struct ffr_router *r;
 	struct ffr_cmid *id;
 	enum cmx_state state;
-	bool active;
 	struct ffr_xline l; /* its fd, its frames */
 	struct event *rev, *wev;
 	struct ffr_cm_param peer; /* the other side's connect or accept */
@@ -91,7 +90,6 @@ static struct ffr_cmx *cmx_new(struct ffr_router *r, int fd, bool active)
 		return NULL;
 	}
 	x->r = r;
-	x->active = active;
 	ffr_xline_init(&x->l, r, fd, FFR_KEY_CM, active);
 	x->rev = event_new(r->base, fd, EV_READ | EV_PERSIST, cmx_read_cb, x);
 	x->wev = event_new(r->base, fd, EV_WRITE, cmx_write_cb, x);
@@ -461,7 +459,7 @@ static void cmx_read_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		m = (Ff__XCmMsg *)ffr_xline_open(&x->l, &ff__xcm_msg__descriptor);
 		if (!m) {
-			if (x->active && x->l.rx_n == 0)
+			if (x->l.active && x->l.rx_n == 0)
 				got_refusal(x);
 			else
 				cmx_fail(x, -EPROTO, "a frame failed its check");

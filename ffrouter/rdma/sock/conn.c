@@ -25,13 +25,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static ino_t fd_ino(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 ? st.st_ino : 0;
-}
-
 #define ID_BITS 20
 #define ID_MASK ((1u << ID_BITS) - 1)
 
@@ -364,7 +357,6 @@ static void accepted(struct rs_conn *c, uint32_t peer_id)
 		rs_conn_ctl(c);
 		return;
 	}
-	c->app_ino = fd_ino(sv[0]);
 	cn = ffr_conn_remote(r, ct, true, &c->src, &c->dst, c->peer, sv[0], FF__PATH__PATH_RDMA);
 	if (!cn) {
 		ffr_reply_status(c->ch, c->req_id, FF__STATUS__ST_INTERNAL,
@@ -376,6 +368,7 @@ static void accepted(struct rs_conn *c, uint32_t peer_id)
 		rs_conn_ctl(c);
 		return;
 	}
+	c->app_ino = cn->cli.ino; /* the app's end, as the record has it */
 	if (c->own_port) { /* the conn record returns it from now on */
 		cn->cli.own_port = true;
 		c->own_port = false;
@@ -594,7 +587,7 @@ void rs_conn_incoming(struct rs_pair *p, uint32_t peer_id, const struct rs_open 
 	}
 	snprintf(name, sizeof(name), "%s@%s", s->name, s->host);
 	snprintf(c->cname, sizeof(c->cname), "%s", t->name);
-	c->app_ino = fd_ino(sv[0]);
+	c->app_ino = ffr_fd_ino(sv[0]);
 	err = ffr_ingress_queue(r, t, &dst, &src, name, sv[0], FF__PATH__PATH_RDMA);
 	if (err) {
 		close(sv[1]);

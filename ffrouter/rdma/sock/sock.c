@@ -192,10 +192,7 @@ struct rs *ffr_rsock_of(const struct ffr_router *r)
  * TCP at once instead of after the QP's retries. */
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(now_ns() / 1000000u);
 }
 
 static bool port_active(struct rs *rs)
