@@ -14,7 +14,9 @@
  *     host reaches no listener;
  *   - a hostile peer: each malformed message (bad magic, length, credits,
  *     record length, type, a window overrun, an ACK of bytes never sent)
- *     ends the pair, never the router; its connections see EOF;
+ *     ends the pair, never the router; its connections see EOF; and 400
+ *     messages mutated at random: the router goes on, and the next
+ *     connection carries its bytes;
  *   - B with sockets over RDMA off: A's connect goes over TCP instead,
  *     counted as a fallback;
  *   - either container registered with transport tcp: TCP, RDMA never
@@ -555,6 +557,70 @@ check:
 	}
 }
 
+/* A hostile peer at random: messages mutated from well-formed ones (the
+ * header's fields, record types, ids, lengths and args, the message's
+ * length), 400 of them into B, as if from A. Whatever each does (taken,
+ * dropped, or the pair ended), B's router goes on: the next connection
+ * comes up and carries bytes, and at the end nothing is left. Under the
+ * sanitizers and valgrind every read of a peer's length is checked too. */
+static void test_random_messages(void)
+{
+	static uint8_t m[RS_BUF_SIZE];
+	unsigned seed = 1234567;
+	int cfd = -1, sfd = -1;
+
+	setup();
+	for (int k = 0; k < 400; k++) {
+		struct rs_hdr h = {.magic = htole32(RS_MAGIC)};
+		uint32_t len = sizeof(h), nrec = 1 + rand_r(&seed) % 4, id;
+
+		if (!pair_of(rb) || !pair_of(rb)->nconns || cfd < 0) {
+			if (cfd >= 0)
+				close(cfd), close(sfd);
+			xt_pump(base, 5);
+			conn_up(&cfd, &sfd);
+		}
+		id = rand_r(&seed) % 4 ? b_conn_id() : (uint32_t)rand_r(&seed);
+		for (uint32_t i = 0; i < nrec; i++) {
+			struct rs_rec r = {.type = (uint8_t)(1 + rand_r(&seed) % 8),
+					   .id = htole32(id)};
+			uint32_t plen = rand_r(&seed) % 3 ? (uint32_t)(rand_r(&seed) % 64) : 0;
+
+			if (r.type == RS_OPEN && rand_r(&seed) % 2)
+				plen = sizeof(struct rs_open);
+			r.len = htole32(plen);
+			r.arg = htole32(rand_r(&seed) % 3 ? (uint32_t)(rand_r(&seed) % 8)
+							  : (uint32_t)rand_r(&seed));
+			if (rand_r(&seed) % 16 == 0)
+				r.len = htole32((uint32_t)rand_r(&seed));
+			memcpy(m + len, &r, sizeof(r));
+			len += sizeof(r);
+			for (uint32_t j = 0; j < plen; j++)
+				m[len + j] = (uint8_t)rand_r(&seed);
+			len += plen;
+		}
+		h.nrec = htole32(rand_r(&seed) % 16 ? nrec : (uint32_t)rand_r(&seed));
+		h.len = htole32(rand_r(&seed) % 16 ? len : len + 1);
+		h.credits = htole32(rand_r(&seed) % 16 ? 0 : (uint32_t)rand_r(&seed) % 64);
+		memcpy(m, &h, sizeof(h));
+		if (rand_r(&seed) % 16 == 0)
+			len = (uint32_t)rand_r(&seed) % len;
+		pair_of(ra)->credits--; /* as if A had sent it */
+		inject(m, len);
+		xt_pump(base, 2);
+	}
+	close(cfd);
+	close(sfd);
+	xt_pump(base, 20);
+	conn_up(&cfd, &sfd);
+	CU_ASSERT_EQUAL(stream(cfd, sfd, 100000), 100000);
+	close(cfd);
+	close(sfd);
+	xt_pump(base, 50);
+	CU_ASSERT_EQUAL(ffr_rsock_of(ra)->conns, 0);
+	CU_ASSERT_EQUAL(ffr_rsock_of(rb)->conns, 0);
+}
+
 /* An OPEN naming a source that is no container of A (c1 is C's) reaches
  * no listener, and B answers it with a REFUSE. */
 static void test_open_source(void)
@@ -701,6 +767,7 @@ int main(void)
 		{"refused", test_refused},
 		{"hostile", test_hostile},
 		{"open_source", test_open_source},
+		{"random_messages", test_random_messages},
 		{"fallback", test_fallback},
 		{"transport_tcp", test_transport_tcp},
 		{"router_dies", test_router_dies},
