@@ -98,15 +98,18 @@ ip_of() { tb_docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}
 # (whether it still runs is asked before its log is read: a client that
 # ended between the two would otherwise leave a log read half-written)
 for ((i = 0; i < 200; i++)); do
-	running=$(tb_docker inspect -f '{{.State.Running}}' "$cid")
+	state=$(tb_docker inspect -f '{{.State.Status}}' "$cid")
 	out=$(tb_docker logs "$cid" 2>&1) || true
 	jq -e .end <<<"$out" >/dev/null 2>&1 && break
-	[[ $running == true ]] || break
+	# ended: no more log to wait for (created and restarting are not ended)
+	[[ $state == exited || $state == dead ]] && break
 	sleep 0.1
 done
 bytes=$(jq -r '.end.sum_received.bytes // 0' <<<"$out" 2>/dev/null || echo 0)
 err=$(jq -r '.error // empty' <<<"$out" 2>/dev/null || true)
 ff_check "iperf3 client -> server: ${bytes:-0} bytes received${err:+ ($err)}" test "${bytes:-0}" -gt 0
+# (flaky once in a few clean runs: keep what the client said, to find why)
+((${bytes:-0} > 0)) || { printf '%s\n' "$out" | head -40 | sed 's/^/# client: /'; tb_docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$cid" | sed 's/^/# client state: /'; }
 status=$(ffctl status --json)
 ff_check "the router counted the connections ($(jq .conns_total <<<"$status"))" \
 	test "$(jq .conns_total <<<"$status")" -ge 2
