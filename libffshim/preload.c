@@ -238,11 +238,12 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 	int r, saved;
 
 	NEED(close_range);
-	if (!(flags & CLOSE_RANGE_CLOEXEC))
+	/* a vfork child closes its own fds in our memory: tables untouched */
+	if (!(flags & CLOSE_RANGE_CLOEXEC) && !ffs_vfork_child())
 		ffs_fd_closing_range(first, last);
 	r = REAL(close_range)(first, last, flags);
 	saved = errno;
-	if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+	if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && !ffs_vfork_child())
 		ffs_fd_drop_range(first, last);
 	errno = saved;
 	return r;
@@ -250,12 +251,15 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 
 EXPORT void closefrom(int low)
 {
+	bool mine;
+
 	INIT();
-	if (low >= 0)
+	mine = low >= 0 && !ffs_vfork_child(); /* as in close_range */
+	if (mine)
 		ffs_fd_closing_range((unsigned)low, ~0u);
 	if (REAL(closefrom))
 		REAL(closefrom)(low);
-	if (low >= 0)
+	if (mine)
 		ffs_fd_drop_range((unsigned)low, ~0u);
 }
 

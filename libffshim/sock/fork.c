@@ -5,6 +5,14 @@
 #include "sock-internal.h"
 
 #include <pthread.h>
+#include <unistd.h>
+
+static pid_t mem_pid; /* the process this memory is of (a vfork child shares it) */
+
+bool ffs_vfork_child(void)
+{
+	return mem_pid && getpid() != mem_pid;
+}
 
 static void fork_prepare(void)
 {
@@ -28,6 +36,7 @@ static void fork_parent(void)
  * (the resets close fds, which puts their entries back in the pool). */
 static void fork_child(void)
 {
+	mem_pid = getpid();
 	ffs_fdtab_fork(1);
 	ffs_watch_fork_child();
 	ffs_chan_fork_child();
@@ -37,5 +46,6 @@ static void fork_child(void)
 
 void ffs_sock_atfork(void)
 {
+	mem_pid = getpid();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

@@ -19,6 +19,10 @@ struct ffs_sock;
 /* Installs the fork() handlers of the socket half (fork.c). Once, at
  * start-up. */
 void ffs_sock_atfork(void);
+/* Whether this is a vfork child (Python's subprocess, posix_spawn): it
+ * shares our memory but not our fds, so what it closes must not touch the
+ * shim's tables. */
+bool ffs_vfork_child(void);
 
 /* ---- the router channel (chan.c) ---- */
 
