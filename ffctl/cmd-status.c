@@ -175,8 +175,12 @@ static void print_cluster(const Ff__ClusterHealth *c)
 	       " closed over the cap, %" PRIu64 " preambles refused\n",
 	       c->ingress_timeouts, c->ingress_overcap, c->preambles_refused);
 	printf("other routers' answers refused (bad MAC): %" PRIu64
-	       "; policy host: %" PRIu64 " connects refused\n\n",
+	       "; policy host: %" PRIu64 " connects refused\n",
 	       c->replies_refused, c->outside_refused);
+	printf("warm connections: %" PRIu64 " open, %" PRIu64 " taken, %" PRIu64 " cold, %" PRIu64
+	       " stale; %" PRIu64 " kept for other routers, %" PRIu64 " refused\n\n",
+	       c->warm_open, c->warm_taken, c->warm_cold, c->warm_stale, c->warm_kept,
+	       c->warm_refused);
 }
 
 /* Zeros when the router has no cluster part, so the members are always there. */
@@ -194,6 +198,14 @@ static struct json_object *cluster_json(const Ff__ClusterHealth *c)
 			       json_object_new_uint64(c ? c->replies_refused : 0));
 	json_object_object_add(o, "outside_refused",
 			       json_object_new_uint64(c ? c->outside_refused : 0));
+	json_object_object_add(o, "warm_open", json_object_new_uint64(c ? c->warm_open : 0));
+	json_object_object_add(o, "warm_taken", json_object_new_uint64(c ? c->warm_taken : 0));
+	json_object_object_add(o, "warm_cold", json_object_new_uint64(c ? c->warm_cold : 0));
+	json_object_object_add(o, "warm_stale", json_object_new_uint64(c ? c->warm_stale : 0));
+	json_object_object_add(o, "warm_kept", json_object_new_uint64(c ? c->warm_kept : 0));
+	json_object_object_add(o, "warm_refused", json_object_new_uint64(c ? c->warm_refused : 0));
+	json_object_object_add(o, "answered_early",
+			       json_object_new_uint64(c ? c->answered_early : 0));
 	return o;
 }
 

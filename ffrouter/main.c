@@ -51,6 +51,20 @@ static int set_host_allow(struct ffr_options *o, const char *v)
 	return -1;
 }
 
+static int set_warm_conns(struct ffr_options *o, const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (!*v || *end || n < 0 || n > FFR_WARM_CONNS_MAX) {
+		fprintf(stderr, "ffrouter: bad --warm-conns '%s' (0 to %d)\n", v, FFR_WARM_CONNS_MAX);
+		return -1;
+	}
+	o->xhost.warm_conns = (int)n;
+	o->xhost.warm_set = true;
+	return 0;
+}
+
 static int set_verbs_path(struct ffr_options *o, const char *v)
 {
 	if (ffr_verbs_path_parse(v, &o->rdma.path) < 0) {
@@ -128,6 +142,10 @@ static const struct opt opts[] = {
 	    "ingress: a preamble must come from its host's address\n"
 	    "in the map, on the connection it was sealed for\n"
 	    "(default on; off only through NAT between hosts)"),
+	FN("warm-conns", "N", set_warm_conns,
+	   "connections to keep opened and authenticated ahead of\n"
+	   "need to each host containers connect to (default 4;\n"
+	   "0: none, each connect opens its own)"),
 	FN("host-allow", "CIDR", set_host_allow,
 	   "policy host: let containers reach CIDR[:PORT] even if\n"
 	   "it is the host's or the cluster's own (repeatable)"),

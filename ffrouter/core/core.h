@@ -65,6 +65,9 @@ struct ffr_chan {
 	 * supervisor's internal channel: ffr_chan_local) */
 	void (*deliver)(void *arg, const Ff__Reply *rep, const int *fds, int nfds);
 	void *deliver_arg;
+	/* While a Connect is being dispatched (never later): it set
+	 * answer_here, the asker reads the other router's answer itself. */
+	bool answer_here;
 };
 TAILQ_HEAD(ffr_chan_list, ffr_chan);
 
@@ -375,6 +378,10 @@ ino_t ffr_fd_ino(int fd);
 int ffr_conn_pair(struct ffr_router *r, int sv[2]);
 /* sockets.c: the reply that hands the client end of cn to the app (fd not consumed) */
 void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd);
+/* The same, the asker to read answer[len] from fd itself within ms (see
+ * Connect.answer_here). */
+void ffr_connect_reply_answer(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd,
+			      const uint8_t *answer, size_t len, uint32_t ms);
 
 /* metrics.c: the Prometheus text exposition of GET /metrics. The core
  * writes its families, then each feature's metrics hook adds its own. */

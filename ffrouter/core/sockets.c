@@ -228,6 +228,12 @@ int ffr_conn_pair(struct ffr_router *r, int sv[2])
 
 void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd)
 {
+	ffr_connect_reply_answer(ch, id, cn, fd, NULL, 0, 0);
+}
+
+void ffr_connect_reply_answer(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd,
+			      const uint8_t *answer, size_t len, uint32_t ms)
+{
 	Ff__Reply rep = FF__REPLY__INIT;
 	Ff__ConnectReply cr = FF__CONNECT_REPLY__INIT;
 	Ff__Addr local, peer;
@@ -243,6 +249,9 @@ void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *
 	cr.conn_id = cn->id;
 	cr.slot = cn->cli.slot;
 	cr.path = cn->path;
+	cr.answer.data = (uint8_t *)answer;
+	cr.answer.len = answer ? len : 0;
+	cr.answer_ms = ms;
 	ffr_reply(ch, &rep, &fd, 1);
 }
 
@@ -377,9 +386,13 @@ static void op_connect(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds
 		if (client_addr(ch->c, req->connect, dst.ip.family, &src) < 0)
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_NOT_FOUND,
 					 "no address of that family");
-		else if (!connect_to_feature(ch, req->id, t, &src, &dst))
-			ffr_reply_status(ch, req->id, FF__STATUS__ST_UNREACH,
-					 "no path to host %s", t->host);
+		else {
+			ch->answer_here = req->connect->answer_here;
+			if (!connect_to_feature(ch, req->id, t, &src, &dst))
+				ffr_reply_status(ch, req->id, FF__STATUS__ST_UNREACH,
+						 "no path to host %s", t->host);
+			ch->answer_here = false;
+		}
 		return;
 	}
 	l = t ? ffr_listener_find(t, &dst) : NULL;

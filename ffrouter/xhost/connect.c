@@ -36,7 +36,11 @@ struct ffr_xconn {
 	int fd;
 	struct event *ev;
 	bool direct; /* policy host: a plain host connection, no router at the far end */
+	bool warm;   /* on a warm connection (warm.c), not one of its own */
+	bool answer_here; /* the app reads the answer: handed over once the preamble is out */
 	bool sent;
+	struct ffr_host *h; /* the target's host (NULL: direct) */
+	uint16_t src_port;  /* the app's bound port, 0 if none */
 	uint8_t tag[FFR_MAC_LEN]; /* the preamble's MAC, which the answer's is bound to */
 	uint8_t out[FFR_XFRAME_MAX + 2];
 	size_t outlen, outoff;
@@ -139,6 +143,32 @@ static void hand_over(struct ffr_xconn *x)
 		ffr_connect_reply(x->ch, x->req_id, cn, x->fd);
 }
 
+/* The preamble is out and the app reads the other router's answer itself:
+ * the socket goes over now, with the bytes that mean OK (they are
+ * deterministic, and only routers can make them). */
+static void hand_over_early(struct ffr_xconn *x)
+{
+	struct ffr_container *c = ffr_container_find(x->r, x->cname);
+	struct ffr_conn *cn = c && !c->remote
+				      ? ffr_conn_remote(x->r, c, true, &x->src, &x->dst, x->peer, x->fd,
+						FF__PATH__PATH_TCP)
+				      : NULL;
+	uint8_t ok[128];
+	size_t len = ffr_xreply_seal(x->r, x->tag, FF__STATUS__ST_OK, NULL, ok, sizeof(ok));
+	struct timeval now, left;
+
+	evutil_gettimeofday(&now, NULL);
+	evutil_timersub(&x->deadline, &now, &left);
+	if (!cn) {
+		ffr_reply_status(x->ch, x->req_id, FF__STATUS__ST_INTERNAL, "cannot record connection");
+	} else {
+		ffr_xh(x->r)->stats.answered_early++;
+		ffr_connect_reply_answer(x->ch, x->req_id, cn, x->fd, ok, len,
+					 left.tv_sec < 0 ? 1 : (uint32_t)(left.tv_sec * 1000 + left.tv_usec / 1000 + 1));
+	}
+	xconn_free(x);
+}
+
 /* Ends the attempt: hands the socket over on OK, else reports st. */
 static void finish(struct ffr_xconn *x, Ff__Status st, const char *why)
 {
@@ -217,6 +247,31 @@ static void rearm(struct ffr_xconn *x, short what)
 	event_add(x->ev, &left);
 }
 
+static int open_socket(struct ffr_xconn *x, const struct ff_sa *to);
+static int seal(struct ffr_xconn *x, const struct ffr_container *t, const struct ffr_host *h);
+
+/* A warm connection the other router closed before it read our preamble
+ * (its idle time ran out meanwhile, or it restarted): nothing was handed
+ * over there, so the connect starts again on a connection of its own.
+ * Whether it did. */
+static bool retry_cold(struct ffr_xconn *x)
+{
+	struct ffr_container *t = ffr_container_by_ip(x->r, &x->dst.ip);
+
+	if (!x->warm || x->inlen || !t)
+		return false;
+	ffr_xh(x->r)->stats.warm_stale++;
+	close(x->fd);
+	x->fd = -1;
+	x->warm = x->sent = false;
+	x->outoff = 0;
+	x->src.port = x->src_port;
+	if (open_socket(x, &x->h->addr) < 0 || seal(x, t, x->h) < 0)
+		return false;
+	rearm(x, EV_WRITE);
+	return true;
+}
+
 static void xconn_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ffr_xconn *x = arg;
@@ -242,11 +297,14 @@ static void xconn_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		x->sent = r == 1;
-		rearm(x, x->sent ? EV_READ : EV_WRITE);
+		if (x->sent && x->answer_here)
+			hand_over_early(x);
+		else
+			rearm(x, x->sent ? EV_READ : EV_WRITE);
 		return;
 	}
 	r = read_reply(x);
-	if (r < 0)
+	if (r < 0 && !retry_cold(x))
 		finish(x, errno_status(-r), strerror(-r));
 	else if (r == 1)
 		got_reply(x);
@@ -265,7 +323,9 @@ static int open_socket(struct ffr_xconn *x, const struct ff_sa *to)
 	int len = ff_sa_to_sockaddr(to, to->ip.family, &ss);
 	struct ff_sa mine;
 
-	if (!x->direct) {
+	if (x->warm) {
+		/* x->fd is taken from the pool, connected */
+	} else if (!x->direct) {
 		x->fd = ffr_xsocket(x->r, to);
 		if (x->fd < 0)
 			return x->fd;
@@ -311,7 +371,7 @@ static int seal(struct ffr_xconn *x, const struct ffr_container *t, const struct
 
 /* Starts the TCP path (or, t NULL, a direct host connection to dst). */
 static void xconn_begin(struct ffr_xhost *xh, struct ffr_chan *ch, uint64_t id,
-			struct ffr_container *t, const struct ffr_host *h, const struct ff_sa *src,
+			struct ffr_container *t, struct ffr_host *h, const struct ff_sa *src,
 			const struct ff_sa *dst)
 {
 	struct ffr_router *r = ch->r;
@@ -330,8 +390,11 @@ static void xconn_begin(struct ffr_xhost *xh, struct ffr_chan *ch, uint64_t id,
 	x->req_id = id;
 	x->fd = -1;
 	x->direct = !t;
+	x->answer_here = t && ch->answer_here;
+	x->h = h;
 	if (src)
 		x->src = *src;
+	x->src_port = x->src.port;
 	x->dst = *dst;
 	x->inwant = 2;
 	snprintf(x->cname, sizeof(x->cname), "%s", ch->c->name);
@@ -340,25 +403,36 @@ static void xconn_begin(struct ffr_xhost *xh, struct ffr_chan *ch, uint64_t id,
 	else
 		ff_sa_fmt(dst, x->peer, sizeof(x->peer));
 	TAILQ_INSERT_TAIL(&xh->xconns, x, link);
+	if (t) {
+		x->fd = ffr_warm_take(r, h);
+		x->warm = x->fd >= 0;
+	}
 	err = open_socket(x, t ? &h->addr : dst);
 	if (!err && t)
 		err = seal(x, t, h);
-	if (err) {
+	/* on a warm connection, the preamble goes out now: it is connected */
+	if (!err && x->warm && (err = send_preamble(x)) > 0)
+		x->sent = true;
+	if (err < 0) {
 		finish(x, errno_status(-err), strerror(-err));
 		return;
 	}
 	evutil_gettimeofday(&x->deadline, NULL);
 	evutil_timeradd(&x->deadline, &tv, &x->deadline);
-	x->ev = event_new(r->base, x->fd, EV_WRITE, xconn_cb, x);
+	if (x->sent && x->answer_here) {
+		hand_over_early(x);
+		return;
+	}
+	x->ev = event_new(r->base, x->fd, x->sent ? EV_READ : EV_WRITE, xconn_cb, x);
 	if (!x->ev || event_add(x->ev, &tv) < 0)
 		finish(x, FF__STATUS__ST_INTERNAL, "out of memory");
 }
 
 /* Whether a connect to t can go to its host at all; if not, answered. */
-static const struct ffr_host *xconn_host(struct ffr_xhost *xh, struct ffr_chan *ch, uint64_t id,
+static struct ffr_host *xconn_host(struct ffr_xhost *xh, struct ffr_chan *ch, uint64_t id,
 					 const struct ffr_container *t)
 {
-	const struct ffr_host *h = ffr_host_find(ch->r, t->host);
+	struct ffr_host *h = ffr_host_find(ch->r, t->host);
 
 	if (!h || !xh->keys) {
 		ch->r->fallbacks++;
@@ -373,7 +447,7 @@ void ffr_xconn_tcp(struct ffr_chan *ch, uint64_t id, struct ffr_container *t,
 		   const struct ff_sa *src, const struct ff_sa *dst)
 {
 	struct ffr_xhost *xh = ffr_xh(ch->r);
-	const struct ffr_host *h = xconn_host(xh, ch, id, t);
+	struct ffr_host *h = xconn_host(xh, ch, id, t);
 
 	if (h)
 		xconn_begin(xh, ch, id, t, h, src, dst);
@@ -397,7 +471,7 @@ bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_co
 {
 	struct ffr_xhost *xh = priv;
 	struct ffr_router *r = ch->r;
-	const struct ffr_host *h = NULL;
+	struct ffr_host *h = NULL;
 	const char *why;
 	char a[FF_ADDRSTRLEN];
 

@@ -187,9 +187,18 @@ struct status_part {
 };
 
 /* What the cluster part counted, for ffctl status. */
-static void health_to_proto(const struct ffr_xhost_stats *st, Ff__ClusterHealth *m)
+static void health_to_proto(const struct ffr_xhost *xh, Ff__ClusterHealth *m)
 {
+	const struct ffr_xhost_stats *st = &xh->stats;
+
 	ff__cluster_health__init(m);
+	m->warm_taken = st->warm_taken;
+	m->warm_cold = st->warm_cold;
+	m->warm_stale = st->warm_stale;
+	m->warm_refused = st->warm_refused;
+	m->warm_open = xh->warm_open;
+	m->warm_kept = xh->nwarm;
+	m->answered_early = st->answered_early;
 	m->ingress_timeouts = st->ingress_timeouts;
 	m->ingress_overcap = st->ingress_overcap;
 	m->preambles_refused = st->preambles_refused;
@@ -206,7 +215,7 @@ void *ffr_xhost_status(void *priv, Ff__StatusReply *sr)
 
 	if (!p)
 		return NULL;
-	health_to_proto(&xh->stats, &p->health);
+	health_to_proto(xh, &p->health);
 	sr->cluster = &p->health;
 	sr->hosts = p->hp;
 	TAILQ_FOREACH (h, &xh->hosts, link) {
@@ -249,6 +258,16 @@ void ffr_xhost_metrics(void *priv, struct ffr_metrics *m)
 		 offsetof(struct ffr_xhost_stats, replies_refused)},
 		{"outside_refused_total", "policy host: connects to the host's or cluster's own refused",
 		 offsetof(struct ffr_xhost_stats, outside_refused)},
+		{"warm_taken_total", "connects to other hosts that took a warm connection",
+		 offsetof(struct ffr_xhost_stats, warm_taken)},
+		{"warm_cold_total", "connects to other hosts that found no warm connection ready",
+		 offsetof(struct ffr_xhost_stats, warm_cold)},
+		{"warm_stale_total", "warm connections found closed when taken (retried cold)",
+		 offsetof(struct ffr_xhost_stats, warm_stale)},
+		{"warm_refused_total", "other routers' warm connections not kept",
+		 offsetof(struct ffr_xhost_stats, warm_refused)},
+		{"answered_early_total", "connects handed over before the other router's answer",
+		 offsetof(struct ffr_xhost_stats, answered_early)},
 	};
 	struct ffr_xhost *xh = priv;
 	const struct ffr_publish *pb;
@@ -260,6 +279,10 @@ void ffr_xhost_metrics(void *priv, struct ffr_metrics *m)
 		ffr_metrics_sample(m, *(const uint64_t *)((const char *)&xh->stats + fam[i].off),
 				   NULL);
 	}
+	ffr_metrics_family(m, "warm_open", "gauge", "warm connections open to other routers");
+	ffr_metrics_sample(m, xh->warm_open, NULL);
+	ffr_metrics_family(m, "warm_kept", "gauge", "other routers' warm connections kept");
+	ffr_metrics_sample(m, xh->nwarm, NULL);
 	TAILQ_FOREACH (h, &xh->hosts, link)
 		n++;
 	ffr_metrics_family(m, "hosts", "gauge", "other hosts of the cluster this router knows");

@@ -55,6 +55,7 @@ void ffr_host_free(struct ffr_router *r, struct ffr_host *h)
 {
 	if (!h)
 		return;
+	ffr_warm_free(r, h);
 	TAILQ_REMOVE(&ffr_xh(r)->hosts, h, link);
 	free(h);
 }

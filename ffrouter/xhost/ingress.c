@@ -34,7 +34,9 @@ struct ffr_ingress {
 	int fd;
 	struct event *ev;
 	struct ff_sa from, local; /* the connection's two ends */
-	struct timeval deadline;  /* from accept, never extended */
+	struct timeval deadline;  /* from accept, never extended (warm: from its keeping) */
+	bool warm;		  /* kept for its next preamble (warms, not ingresses) */
+	char host[FFR_HOST_MAX + 1]; /* warm: the host that sent it */
 	uint8_t in[FFR_XFRAME_MAX + 2];
 	size_t inlen, inwant;
 };
@@ -43,8 +45,13 @@ static void ingress_free(struct ffr_ingress *g)
 {
 	struct ffr_xhost *xh = ffr_xh(g->r);
 
-	TAILQ_REMOVE(&xh->ingresses, g, link);
-	xh->npending--;
+	if (g->warm) {
+		TAILQ_REMOVE(&xh->warms, g, link);
+		xh->nwarm--;
+	} else {
+		TAILQ_REMOVE(&xh->ingresses, g, link);
+		xh->npending--;
+	}
 	if (g->ev)
 		event_free(g->ev);
 	if (g->fd >= 0)
@@ -183,7 +190,49 @@ static int preamble_kind(const Ff__XPreamble *p)
 	return p->qp ? FFR_PREAMBLE_QP : FFR_PREAMBLE_KINDS;
 }
 
-static void preamble(struct ffr_ingress *g)
+/* Keeps g, whose warm preamble p held, for its next frame: the preamble
+ * of one connection. Refuses it (answered) if its host is not in the map
+ * or keeps too many already. Frees p; whether g is kept. */
+static bool keep_warm(struct ffr_ingress *g, Ff__XPreamble *p, const uint8_t *tag)
+{
+	struct ffr_xhost *xh = ffr_xh(g->r);
+	struct timeval tv = {.tv_sec = FFR_WARM_IDLE_MS / 1000,
+			     .tv_usec = FFR_WARM_IDLE_MS % 1000 * 1000};
+	const char *why = NULL;
+	struct ffr_ingress *o;
+	uint32_t same = 0;
+
+	TAILQ_FOREACH (o, &xh->warms, link)
+		same += !strcmp(o->host, p->src_host);
+	if (p->src || p->dst || p->src_container[0] || p->cm || p->qp || p->sock)
+		why = "a warm connection names no connection";
+	else if (!ffr_host_find(g->r, p->src_host))
+		why = "its host is not in the locality map";
+	else if (same >= FFR_WARM_CONNS_MAX || xh->nwarm >= xh->max_pending)
+		why = "too many warm connections";
+	if (why) {
+		xh->stats.warm_refused++;
+		refused(g, "warm connection from %.63s: %s", p->src_host, why);
+		ff__xpreamble__free_unpacked(p, NULL);
+		answer(g, tag, FF__STATUS__ST_BUSY, why);
+		return false;
+	}
+	snprintf(g->host, sizeof(g->host), "%s", p->src_host);
+	ff__xpreamble__free_unpacked(p, NULL);
+	TAILQ_REMOVE(&xh->ingresses, g, link);
+	xh->npending--;
+	TAILQ_INSERT_TAIL(&xh->warms, g, link);
+	xh->nwarm++;
+	g->warm = true;
+	g->inlen = 0;
+	g->inwant = 2;
+	evutil_gettimeofday(&g->deadline, NULL);
+	evutil_timeradd(&g->deadline, &tv, &g->deadline);
+	return event_add(g->ev, &tv) == 0; /* pending already: only its timeout moves */
+}
+
+/* Serves g's preamble; whether g is kept (a warm connection). */
+static bool preamble(struct ffr_ingress *g)
 {
 	struct ffr_router *r = g->r;
 	struct ffr_xvia via = {g->from, g->local};
@@ -191,17 +240,25 @@ static void preamble(struct ffr_ingress *g)
 	Ff__XPreamble *p = NULL;
 	int kind, err = ffr_preamble_accept(r, g->in + 2, g->inlen - 2, &via, &p);
 
-	/* Out of our epoll set before the socket is handed over: a
-	 * registration belongs to the open file, which the app keeps, and would
-	 * wake this loop for every packet of the connection from then on. */
-	event_del(g->ev);
-
 	if (err) {
 		r->bad_messages++;
 		refused(g, "%s", refusal(err));
 		answer(g, err == -EACCES ? NULL : tag, FF__STATUS__ST_PERM, "not authenticated");
-		return;
+		return false;
 	}
+	if (g->warm && (p->warm || strcmp(p->src_host, g->host) != 0)) {
+		refused(g, "a warm connection's preamble from %.63s: %s", p->src_host,
+			p->warm ? "warm again" : "from another host than its warm one");
+		ff__xpreamble__free_unpacked(p, NULL);
+		answer(g, tag, FF__STATUS__ST_INVALID, "not this warm connection's preamble");
+		return false;
+	}
+	if (p->warm)
+		return keep_warm(g, p, tag); /* still in our epoll set: no change to it */
+	/* Out of our epoll set before the socket is handed over: a
+	 * registration belongs to the open file, which the app keeps, and would
+	 * wake this loop for every packet of the connection from then on. */
+	event_del(g->ev);
 	kind = preamble_kind(p);
 	if (kind == FFR_PREAMBLE_KINDS) {
 		handoff(g, p, tag);
@@ -218,6 +275,7 @@ static void preamble(struct ffr_ingress *g)
 		ff__xpreamble__free_unpacked(p, NULL);
 		answer(g, tag, FF__STATUS__ST_UNSUPPORTED, unserved[kind]);
 	}
+	return false;
 }
 
 /* Waits for more of the preamble until the deadline; -ETIMEDOUT if it has
@@ -238,6 +296,10 @@ static void ingress_timeout(struct ffr_ingress *g)
 	struct ffr_xhost *xh = ffr_xh(g->r);
 	char a[FF_ADDRSTRLEN];
 
+	if (g->warm) { /* unused: its router replaces it before, unless it is gone */
+		ingress_free(g);
+		return;
+	}
 	xh->stats.ingress_timeouts++;
 	if (ffr_ratelog(&xh->timeout_log))
 		ff_info("ingress from %s: no preamble within %d ms, closed%s",
@@ -265,8 +327,8 @@ static void ingress_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (err == -EPROTO)
 		g->r->bad_messages++;
-	else if (err > 0)
-		preamble(g);
+	else if (err > 0 && preamble(g))
+		return;
 	ingress_free(g);
 }
 
@@ -323,7 +385,7 @@ static void ingress_new(struct ffr_router *r, int fd, const struct ff_sa *from)
 	evutil_timeradd(&g->deadline, &tv, &g->deadline);
 	TAILQ_INSERT_TAIL(&xh->ingresses, g, link);
 	xh->npending++;
-	g->ev = event_new(r->base, fd, EV_READ, ingress_cb, g);
+	g->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, ingress_cb, g);
 	if (!g->ev || event_add(g->ev, &tv) < 0)
 		ingress_free(g);
 }
@@ -368,6 +430,8 @@ void ffr_ingress_close(struct ffr_router *r)
 	struct ffr_publish *p;
 
 	while ((g = TAILQ_FIRST(&xh->ingresses)))
+		ingress_free(g);
+	while ((g = TAILQ_FIRST(&xh->warms)))
 		ingress_free(g);
 	while ((p = TAILQ_FIRST(&xh->publishes)))
 		ffr_publish_free(p);

@@ -50,6 +50,10 @@ struct ffr_xhost {
 	ffr_xpath_fn xpath;               /* a transport tried before TCP (ffr_xpath_set) */
 	void *xpath_arg;
 	struct ffr_ingress_list ingresses; /* preambles being read */
+	struct ffr_ingress_list warms;	   /* other routers' warm connections, kept */
+	uint32_t nwarm;			   /* warms' length */
+	int warm_max;			   /* warm connections to keep to each host */
+	uint32_t warm_open;		   /* ours, open to all hosts */
 	int ifd;                          /* ingress listener, -1 if none */
 	struct event *iev;
 	ffr_preamble_fn served[FFR_PREAMBLE_KINDS];
@@ -117,6 +121,14 @@ bool ffr_xconn_start(void *priv, struct ffr_chan *ch, uint64_t id, struct ffr_co
 		     const struct ff_sa *src, const struct ff_sa *dst);
 void ffr_xconn_cancel_chan(void *priv, struct ffr_chan *ch);
 void ffr_xconn_free_all(struct ffr_router *r);
+
+/* warm.c: connections to other routers' ingresses, opened and
+ * authenticated ahead of need */
+/* A ready warm connection to h (the caller then owns the fd), or -1 if none
+ * is; either way the pool is topped up. */
+int ffr_warm_take(struct ffr_router *r, struct ffr_host *h);
+/* Closes the warm connections to h. */
+void ffr_warm_free(struct ffr_router *r, struct ffr_host *h);
 
 /* ingress.c: other routers' connections */
 int ffr_ingress_open(struct ffr_router *r, const char *hostport);

@@ -158,6 +158,8 @@ static struct ffr_xhost *xhost_new(struct ffr_router *r, const struct ffr_xhost_
 	TAILQ_INIT(&xh->publishes);
 	TAILQ_INIT(&xh->xconns);
 	TAILQ_INIT(&xh->ingresses);
+	TAILQ_INIT(&xh->warms);
+	xh->warm_max = cfg->warm_set ? cfg->warm_conns : FFR_WARM_CONNS;
 	if (cfg->state)
 		xh->state = strdup(cfg->state);
 	else if (snprintf(path, sizeof(path), "%s/state", r->rundir) < (int)sizeof(path))

@@ -34,7 +34,15 @@ struct ffr_xhost_config {
 	 * "CIDR[:PORT]" (ffr_host_allow_add). */
 	const char *host_allow[FFR_HOST_ALLOW_MAX];
 	int nhost_allow;
+	/* Warm connections kept ready to each host this router connects to
+	 * (warm.c), if warm_set; else FFR_WARM_CONNS. 0: none. */
+	int warm_conns;
+	bool warm_set;
 };
+
+#define FFR_WARM_CONNS 4	 /* default warm connections per host */
+#define FFR_WARM_CONNS_MAX 64	 /* ... at most (also what one host may park here) */
+#define FFR_WARM_IDLE_MS 30000 /* the ingress keeps an unused warm connection this long */
 
 /* Adds s to cfg's --host-allow list (s is kept, not copied): -EINVAL if it
  * is no CIDR[:PORT], -ENOSPC past FFR_HOST_ALLOW_MAX. */
@@ -49,6 +57,11 @@ struct ffr_xhost_stats {
 				     * or source container */
 	uint64_t replies_refused;   /* answers to our preambles that failed their MAC */
 	uint64_t outside_refused;   /* policy host: connects to the host's or the cluster's own */
+	uint64_t warm_taken;   /* connects that took a warm connection */
+	uint64_t warm_cold;    /* ... that found none ready */
+	uint64_t warm_stale;   /* ... that took one the other router had closed (retried cold) */
+	uint64_t warm_refused; /* warm connections the ingress would not keep */
+	uint64_t answered_early; /* handed over before the answer: the app's shim reads it */
 };
 
 /* A host of the cluster other than this router's (the locality map). */
@@ -59,6 +72,7 @@ struct ffr_host {
 	bool rdma;
 	bool from_store;
 	bool stale;
+	struct ffr_warm_pool *warm; /* warm connections to it (warm.c), NULL until needed */
 };
 
 /* Registers the cluster part on r: loads the state file, opens the ingress

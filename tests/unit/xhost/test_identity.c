@@ -34,7 +34,10 @@ static void setup(void)
 	if (ra)
 		return;
 	base = event_base_new();
-	ra = xt_router(base, "A", "127.0.0.1", NULL);
+	/* no warm connections: the fake router F below serves one connection
+	 * at a time (warm ones are test_warm's) */
+	ra = xt_router(base, "A", "127.0.0.1",
+		       &(struct ffr_xhost_config){.warm_set = true, .warm_conns = 0});
 	rb = xt_router(base, "B", "127.0.0.1", NULL);
 	CU_ASSERT_FATAL(ra && rb);
 	ia = xt_ingress(ra);
