@@ -191,6 +191,8 @@ void ffs_fd_closing(int fd)
 {
 	struct ffs_sock *s = ffs_fd_get(fd);
 
+	if (s && s->pending)
+		ffs_pending_cancel(fd);
 	if (s)
 		ffs_epoll_forget(s, fd);
 }
@@ -199,6 +201,8 @@ void ffs_fd_replacing(int old, int nfd)
 {
 	struct ffs_sock *s = ffs_fd_get(nfd);
 
+	if (s && s->pending && old != nfd)
+		ffs_pending_cancel(nfd);
 	/* only a dup that will succeed closes nfd */
 	if (s && s->handed && old != nfd && REAL(fcntl)(old, F_GETFD) >= 0)
 		ffs_epoll_forget(s, nfd);

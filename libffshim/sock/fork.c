@@ -16,6 +16,7 @@ bool ffs_vfork_child(void)
 
 static void fork_prepare(void)
 {
+	ffs_pending_fork(0);
 	ffs_listen_fork(0);
 	ffs_meta_fork(0);
 	ffs_chan_fork_prepare();
@@ -30,6 +31,7 @@ static void fork_parent(void)
 	ffs_chan_fork_parent();
 	ffs_meta_fork(1);
 	ffs_listen_fork(1);
+	ffs_pending_fork(1);
 }
 
 /* The child's own state is reset while it holds every lock but the pool's
@@ -42,6 +44,7 @@ static void fork_child(void)
 	ffs_chan_fork_child();
 	ffs_meta_fork(1);
 	ffs_listen_fork(1);
+	ffs_pending_fork(2);
 }
 
 void ffs_sock_atfork(void)

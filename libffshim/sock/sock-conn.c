@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -118,8 +119,37 @@ static int refusal(Ff__Status st)
 	}
 }
 
-/* Returns 1 when fd now holds the router's socket, 0 to fall back to the
- * kernel, or -errno: the connect failed. */
+/* Reads what is there of the other router's answer from rfd (waiting up to
+ * ms if wait): 1 all of it, and it is want; 0 not all there yet (*got
+ * bytes in buf); -ECONNREFUSED anything else; -ETIMEDOUT none in time. */
+static int read_answer(int rfd, const ProtobufCBinaryData *want, uint8_t *buf, size_t *got,
+		       int ms, bool wait)
+{
+	int64_t end = ffs_now_ns() + (int64_t)ms * 1000000;
+
+	while (*got < want->len) {
+		ssize_t n = recv(rfd, buf + *got, want->len - *got, MSG_DONTWAIT);
+		struct pollfd p = {.fd = rfd, .events = POLLIN};
+		int64_t left = end - ffs_now_ns();
+
+		if (n > 0) {
+			*got += (size_t)n;
+			continue;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			return -ECONNREFUSED;
+		if (!wait)
+			return 0;
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (poll(&p, 1, (int)(left / 1000000) + 1) < 0 && errno != EINTR)
+			return -ECONNREFUSED;
+	}
+	return memcmp(buf, want->data, want->len) == 0 ? 1 : -ECONNREFUSED;
+}
+
+/* Returns 1 when fd now holds the router's socket (or, 2, will: pending.c),
+ * 0 to fall back to the kernel, or -errno: the connect failed. */
 static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst, int fl, bool outside)
 {
 	Ff__Request req = FF__REQUEST__INIT;
@@ -129,10 +159,13 @@ static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst, int f
 	Ff__Reply *rep = NULL;
 	struct ffs_sock *c = NULL;
 	int rfds[FF_MAX_FDS], nrfds = 0, err = 0;
+	uint8_t ans[128];
+	size_t got = 0;
 
 	ff_sa_to_proto(dst, &dmsg, dip);
 	m.dst = &dmsg;
 	m.outside = outside;
+	m.answer_here = !outside;
 	if (s->bound) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -152,6 +185,29 @@ static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst, int f
 		err = -refusal(rep->status);
 	else if (nrfds == 1 && rep->body_case == FF__REPLY__BODY_CONNECT)
 		c = conn_from_reply(fd, rfds[0], s, rep);
+	/* The other router's answer, when it is ours to read: a blocking
+	 * connect waits for it, a non-blocking one only if it cannot be left
+	 * to pending.c. */
+	if (c && rep->connect->answer.len) {
+		const ProtobufCBinaryData *want = &rep->connect->answer;
+		int ms = (int)rep->connect->answer_ms;
+
+		err = want->len > sizeof(ans) ? -ECONNREFUSED
+					      : read_answer(rfds[0], want, ans, &got, ms, !(fl & O_NONBLOCK));
+		if (err == 0 && ffs_pending_add(fd, s, c, rfds[0], fl, want->data, want->len, ans, got,
+						ms) == 0) {
+			protobuf_c_message_free_unpacked(&rep->base, NULL);
+			return 2;
+		}
+		if (err == 0)
+			err = read_answer(rfds[0], want, ans, &got, ms, true);
+		if (err < 0) {
+			ffs_sock_unref(c);
+			c = NULL;
+		} else {
+			err = 0;
+		}
+	}
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	if (!c) {
 		ff_close_fds(rfds, nrfds);
@@ -221,6 +277,10 @@ int ffs_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		errno = EISCONN;
 		return -1;
 	}
+	if (s && s->pending) { /* pending.c has it */
+		errno = EALREADY;
+		return -1;
+	}
 	how = route(fd, s, addr, len, &dst);
 	fl = how == ROUTE_KERNEL ? -1 : REAL(fcntl)(fd, F_GETFL);
 	r = fl < 0 ? 0 : try_router(fd, s, &dst, fl, how == ROUTE_OUTSIDE);
@@ -232,6 +292,10 @@ int ffs_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		if (r == -ECONNREFUSED && (fl & O_NONBLOCK))
 			return refuse_later(fd, s->family);
 		errno = -r;
+		return -1;
+	}
+	if (r == 2) { /* under way: the result comes through POLLOUT and SO_ERROR */
+		errno = EINPROGRESS;
 		return -1;
 	}
 	/* A non-blocking TCP connect reports EINPROGRESS even on loopback;

@@ -98,6 +98,8 @@ struct ffs_sock {
 	bool connecting; /* non-blocking connect not yet confirmed by a second connect() */
 	bool peer_gone;	 /* a send met EPIPE once, or a reset was seen (ffs_sent()) */
 	bool shut_wr;	 /* the app shut the sending side down */
+	/* FFS_TCP */
+	bool pending; /* its connect is under way in pending.c: the fd is a placeholder */
 	/* FFS_INTERNAL: where the owner keeps this fd (reset to -1 if the app closes it) */
 	int *owner;
 };
@@ -168,9 +170,24 @@ void ffs_watch_fork_prepare(void);
 void ffs_watch_fork_parent(void);
 void ffs_watch_fork_child(void);
 
+/* pending.c: non-blocking connects across hosts whose answer is to come */
+/* Makes fd (entry s, file status flags fl) a connect under way; rfd (consumed
+ * on success) becomes its file once want[wlen] has been read from it (got[glen]
+ * is in already) within ms, with entry c (consumed on success). 0, or -1: not
+ * possible here (nothing consumed, fd untouched). */
+int ffs_pending_add(int fd, struct ffs_sock *s, struct ffs_sock *c, int rfd, int fl,
+		    const uint8_t *want, size_t wlen, const uint8_t *got, size_t glen, int ms);
+/* The app is closing or replacing fd: its connect under way is dropped. */
+void ffs_pending_cancel(int fd);
+/* phase 0 takes the lock, 1 releases it in the parent, 2 resets and
+ * releases it in the child. */
+void ffs_pending_fork(int phase);
+
 /* fork(): every socket-half lock is taken before it, in this order, and
- * released after it in the parent and the child: swap (sock-listen), epoll
- * records (sock-meta), channel, watcher, fd-table pool (fork.c). phase 0
+ * released after it in the parent and the child: connects under way
+ * (pending.c, whose thread takes the others while it holds it), swap
+ * (sock-listen), epoll records (sock-meta), channel, watcher, fd-table pool
+ * (fork.c). phase 0
  * takes, 1 releases. */
 void ffs_listen_fork(int phase);
 void ffs_meta_fork(int phase);

@@ -185,6 +185,22 @@ xh_ctl B unpublish b1 8080 >/dev/null
 # ---- refusals
 out=$(xh_x a1 -- redis-cli -h "$B1" -p 9 ping 2>&1)
 grep -q 'Connection refused' <<<"$out" && ok "no listener on b1:9: connection refused" || nok "no listener: $out"
+# A non-blocking connect does not wait for the other host: with router B
+# frozen, EINPROGRESS at once and no event, then (B continued) POLLOUT and
+# SO_ERROR 0 for a thread asleep in poll and for an edge-triggered epoll
+# registration made before connect, and ECONNREFUSED where nothing listens.
+# (Before, the shim waited for B's answer: 3 s, then ETIMEDOUT.)
+out=$(xh_x a1 -- /usr/bin/python3 "$XH_TOP/tests/integ/lib/nbconnect.py" "$B1" 80 9 "${XH_ROUTER[B]}" 2>&1)
+for want in "poll EINPROGRESS - OUT 0 HTTP/1.1_200_OK" "epoll EINPROGRESS - OUT 0 HTTP/1.1_200_OK" \
+	"refused EINPROGRESS - IN|OUT|ERR|HUP ECONNREFUSED -"; do
+	name=${want%% *}
+	line=$(awk -v n="$name" '$1 == n' <<<"$out")
+	got=$(awk '{ $3 = ""; print }' <<<"$line" | tr -s ' ')
+	ms=$(awk '{ print $3 }' <<<"$line")
+	[[ $got == "$want" ]] && ((${ms:-9999} < 500)) &&
+		ok "non-blocking connect, router B frozen ($name): EINPROGRESS in $ms ms, then the result" ||
+		nok "non-blocking connect ($name): wanted '$want' at once, got '$line' / $(tail -n 2 <<<"$out")"
+done
 # a host whose router cannot be reached (no route: EHOSTUNREACH at once),
 # and one that never answers (SYNs dropped: ETIMEDOUT after --xconnect-ms)
 xh_ctl A host add C --addr 10.99.0.1:7946 >/dev/null
