@@ -26,7 +26,9 @@ static int write_secret(const char *path, const char *secret)
 static int attach(struct ffr_router *r, const char *dir, const char *secret, bool rdma,
 		  const struct ffr_ibv *ibv)
 {
-	struct ffr_xhost_config xc = {0};
+	/* no warm connections: tests that talk to a fake other router serve
+	 * one connection at a time (test_warm makes routers with them) */
+	struct ffr_xhost_config xc = {.warm_set = true, .warm_conns = 0};
 	struct ffr_rdma_config rc = {.path = FFR_VPATH_RING};
 	char path[PATH_MAX];
 	int err = 0;
