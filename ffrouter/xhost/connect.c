@@ -128,14 +128,20 @@ static void hand_over_direct(struct ffr_xconn *x)
 	ffr_reply(x->ch, &rep, &x->fd, 1);
 }
 
+/* The connection x hands over, recorded (NULL: its container is gone). */
+static struct ffr_conn *xconn_record(struct ffr_xconn *x)
+{
+	struct ffr_container *c = ffr_container_find(x->r, x->cname);
+
+	return c && !c->remote ? ffr_conn_remote(x->r, c, true, &x->src, &x->dst, x->peer, x->fd,
+						 FF__PATH__PATH_TCP)
+			       : NULL;
+}
+
 /* The other router accepted: the socket goes to the app. */
 static void hand_over(struct ffr_xconn *x)
 {
-	struct ffr_container *c = ffr_container_find(x->r, x->cname);
-	struct ffr_conn *cn = c && !c->remote
-				      ? ffr_conn_remote(x->r, c, true, &x->src, &x->dst, x->peer, x->fd,
-						FF__PATH__PATH_TCP)
-				      : NULL;
+	struct ffr_conn *cn = xconn_record(x);
 
 	if (!cn)
 		ffr_reply_status(x->ch, x->req_id, FF__STATUS__ST_INTERNAL, "cannot record connection");
@@ -148,11 +154,7 @@ static void hand_over(struct ffr_xconn *x)
  * deterministic, and only routers can make them). */
 static void hand_over_early(struct ffr_xconn *x)
 {
-	struct ffr_container *c = ffr_container_find(x->r, x->cname);
-	struct ffr_conn *cn = c && !c->remote
-				      ? ffr_conn_remote(x->r, c, true, &x->src, &x->dst, x->peer, x->fd,
-						FF__PATH__PATH_TCP)
-				      : NULL;
+	struct ffr_conn *cn = xconn_record(x);
 	uint8_t ok[128];
 	size_t len = ffr_xreply_seal(x->r, x->tag, FF__STATUS__ST_OK, NULL, ok, sizeof(ok));
 	struct timeval now, left;

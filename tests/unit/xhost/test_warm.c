@@ -74,25 +74,9 @@ static int accepted(int ms)
 /* Connects a1 to b1:port (answer_here as asked); the reply, *cfd. */
 static Ff__Reply *connect_b1(uint16_t port, bool here, int *cfd)
 {
-	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Connect m = FF__CONNECT__INIT;
 	struct ff_sa dst = xt_sa(B1, port);
-	Ff__Addr a;
-	uint8_t ab[16];
-	int rfds[FF_MAX_FDS], nr;
-	Ff__Reply *rep;
 
-	ff_sa_to_proto(&dst, &a, ab);
-	m.dst = &a;
-	m.answer_here = here;
-	req.id = 7;
-	req.body_case = FF__REQUEST__BODY_CONNECT;
-	req.connect = &m;
-	rep = xt_call(base, cha, &req, rfds, &nr);
-	*cfd = nr == 1 ? rfds[0] : -1;
-	if (nr != 1)
-		ff_close_fds(rfds, nr);
-	return rep;
+	return xt_connect_ex(base, cha, &dst, false, here, cfd);
 }
 
 /* One connect a1 -> b1 without answer_here: bytes both ways. */

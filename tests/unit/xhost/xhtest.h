@@ -260,10 +260,11 @@ static inline uint16_t xt_listen(struct event_base *base, int ch, int *qfd)
 	return port;
 }
 
-/* Connects to dst on shim channel ch (outside: policy host); the reply,
- * *cfd the connection (-1 if none came). */
-static inline Ff__Reply *xt_connect(struct event_base *base, int ch, const struct ff_sa *dst,
-				    bool outside, int *cfd)
+/* Connects to dst on shim channel ch (outside: policy host; here: the
+ * asker reads the other router's answer itself); the reply, *cfd the
+ * connection (-1 if none came). */
+static inline Ff__Reply *xt_connect_ex(struct event_base *base, int ch, const struct ff_sa *dst,
+				       bool outside, bool here, int *cfd)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Connect m = FF__CONNECT__INIT;
@@ -275,6 +276,7 @@ static inline Ff__Reply *xt_connect(struct event_base *base, int ch, const struc
 	ff_sa_to_proto(dst, &a, ab);
 	m.dst = &a;
 	m.outside = outside;
+	m.answer_here = here;
 	req.id = 3;
 	req.body_case = FF__REQUEST__BODY_CONNECT;
 	req.connect = &m;
@@ -283,4 +285,10 @@ static inline Ff__Reply *xt_connect(struct event_base *base, int ch, const struc
 	if (nr != 1)
 		ff_close_fds(rfds, nr);
 	return rep;
+}
+
+static inline Ff__Reply *xt_connect(struct event_base *base, int ch, const struct ff_sa *dst,
+				    bool outside, int *cfd)
+{
+	return xt_connect_ex(base, ch, dst, outside, false, cfd);
 }
