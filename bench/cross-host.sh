@@ -8,8 +8,9 @@
 #   ffexec  the same as ffnet, the programs under ffexec (no LD_PRELOAD:
 #           the routers' seccomp supervisors accelerate their sockets)
 # iperf3 (1 and 4 streams), sockperf ping-pong p50/p99 (both ends on one
-# CPU), and connection set-up (bench/connrate, connections/s; and static
-# Go's, gonet rate, where no shim is meant to reach it: nat, ffexec).
+# CPU), and connection set-up (bench/connrate, connections/s, with the two
+# routers' CPU per connection; and static Go's, gonet rate, where no shim
+# is meant to reach it: nat, ffexec).
 # Median of BENCH_RUNS (3) interleaved runs; table,
 # bench/out/cross-host.json, .png.
 # Targets: ffnet >= 0.97x host throughput, p50 <= 1.05x host; ffexec the
@@ -106,14 +107,23 @@ measure_sockperf() { # WHERE: "p50 p99"
 		xh_log "sockperf in $1 failed: $(grep -m 1 ERROR <<<"$o" || tail -n 1 <<<"$o")"
 	sockperf_pcts "$o"
 }
-conns() { # WHERE: connections/s
-	local o c
+ticks() { # the CPU ticks (utime + stime) of both routers so far
+	awk '{ t += $14 + $15 } END { print t }' "/proc/${XH_ROUTER[A]}/stat" "/proc/${XH_ROUTER[B]}/stat"
+}
+conns() { # WHERE: "connections/s routers' CPU us per connection" (the latter - for host, nat)
+	local o c t0 t1 us=-
 	start_server "$1" 7400 -- "$connrate" server 7400
+	t0=$(ticks)
 	o=$(run "$1" client "$cli_cpu" -- "$connrate" client "$(target "$1")" "$(dport "$1" 7400)" "$BENCH_SECS" 2>&1 || true)
+	t1=$(ticks)
 	stop_server
 	c=$(sed -n 's/^\([0-9]*\) connections\/s$/\1/p' <<<"$o" | head -n 1)
 	[[ -n $c ]] || xh_log "connrate in $1 failed: $(tail -n 2 <<<"$o")"
-	echo "${c:-0}"
+	if [[ $1 == ffnet || $1 == ffexec ]] && ((${c:-0} > 0)); then
+		us=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n=$((c * BENCH_SECS)) \
+			'BEGIN { printf "%.0f", t * 1e6 / hz / n }')
+	fi
+	echo "${c:-0} $us"
 }
 gorate() { # WHERE: requests/s of gonet rate, each on a new connection (0 on any error)
 	local o c
@@ -127,8 +137,11 @@ gorate() { # WHERE: requests/s of gonet rate, each on a new connection (0 on any
 }
 
 wheres=(host nat ffnet ffexec)
-conns_run() { # WHERE: its connections/s, appended to v
-	v[conns.$1]+=" $(conns "$1")"
+conns_run() { # WHERE: its connections/s (and the routers' CPU for them), appended to v
+	local c us
+	read -r c us < <(conns "$1")
+	v[conns.$1]+=" $c"
+	[[ $us == - ]] || v[rcpu.$1]+=" $us"
 	if [[ -x $gonet && ($1 == nat || $1 == ffexec) ]]; then
 		v[gonet.$1]+=" $(gorate "$1")"
 	fi
@@ -140,12 +153,12 @@ accel=$(xh_ctl A status --json | jq -r .conns_total)
 
 declare -A m=()
 medians
-metrics=(iperf1 iperf4 p50 p99 conns)
+metrics=(iperf1 iperf4 p50 p99 conns rcpu)
 [[ -x $gonet ]] && metrics+=(gonet)
 declare -A label=([iperf1]="iperf3 1 stream (Gbit/s)" [iperf4]="iperf3 4 streams (Gbit/s)"
 	[p50]="sockperf p50 (us)" [p99]="sockperf p99 (us)" [conns]="connrate (conn/s)"
-	[gonet]="gonet rate (conn/s)")
-declare -A lower=([p50]=1 [p99]=1)
+	[gonet]="gonet rate (conn/s)" [rcpu]="routers' CPU/conn (us)")
+declare -A lower=([p50]=1 [p99]=1 [rcpu]=1)
 vs() { # METRIC BASE [A]: A's value (default ffnet) relative to BASE's (a value ratio, not speed-up)
 	ratio "${m[$1.${3:-ffnet}]:-}" "${m[$1.$2]:-}"
 }
