@@ -188,11 +188,12 @@ grep -q 'Connection refused' <<<"$out" && ok "no listener on b1:9: connection re
 # A non-blocking connect does not wait for the other host: with router B
 # frozen, EINPROGRESS at once and no event, then (B continued) POLLOUT and
 # SO_ERROR 0 for a thread asleep in poll and for an edge-triggered epoll
-# registration made before connect, and ECONNREFUSED where nothing listens.
+# registration made before connect, and ECONNREFUSED where nothing listens;
+# a socket closed while it connects leaves its number to the next one.
 # (Before, the shim waited for B's answer: 3 s, then ETIMEDOUT.)
 out=$(xh_x a1 -- /usr/bin/python3 "$XH_TOP/tests/integ/lib/nbconnect.py" "$B1" 80 9 "${XH_ROUTER[B]}" 2>&1)
 for want in "poll EINPROGRESS - OUT 0 HTTP/1.1_200_OK" "epoll EINPROGRESS - OUT 0 HTTP/1.1_200_OK" \
-	"refused EINPROGRESS - IN|OUT|ERR|HUP ECONNREFUSED -"; do
+	"closed EINPROGRESS - same-fd fresh -" "refused EINPROGRESS - IN|OUT|ERR|HUP ECONNREFUSED -"; do
 	name=${want%% *}
 	line=$(awk -v n="$name" '$1 == n' <<<"$out")
 	got=$(awk '{ $3 = ""; print }' <<<"$line" | tr -s ' ')

@@ -9,6 +9,9 @@ not answered, and then the result as the kernel gives it:
   router is continued; SO_ERROR 0; an HTTP request to PORT is answered;
 - "epoll": the same with an edge-triggered epoll registration made before
   connect(), kept across the swap;
+- "closed": the app closes the socket while it connects and a new socket
+  takes its number: that one stays fresh (not connected) once the answer
+  comes;
 - "refused": REFUSED_PORT has no listener: EPOLLOUT|EPOLLERR|EPOLLHUP and
   SO_ERROR ECONNREFUSED.
 Prints one line per case: NAME ERRNO CONNECT_MS EARLY_EVENTS EVENTS SO_ERROR
@@ -91,6 +94,25 @@ try:
     print("epoll", e, ms, names(sum(x for _, x in early), EPOLL),
           names(sum(x for _, x in ev), EPOLL), so_error(s), http(s) if ev else "-", flush=True)
     s.close()
+
+    # closed while connecting: the fd's number, reused at once by a new
+    # socket, must not receive the connection when the answer comes
+    s = socket.socket()
+    s.setblocking(False)
+    e, ms = start(s, port)
+    n = s.fileno()
+    s.close()
+    t = socket.socket()
+    os.kill(router, signal.SIGCONT)
+    time.sleep(0.5)
+    try:
+        t.getpeername()
+        state = "connected"
+    except OSError as x:
+        state = "fresh" if x.errno == errno.ENOTCONN else errno.errorcode.get(x.errno, "?")
+    print("closed", e, ms, "-", "same-fd" if t.fileno() == n else "other-fd", state, "-",
+          flush=True)
+    t.close()
 
     # refused
     s = socket.socket()
