@@ -1,0 +1,181 @@
+/* The same-host rings alone (common/sring.c, issue 14), against the
+ * kernel's ways between two threads of one process: one writer thread on
+ * CPU 0, one reader on CPU 1, a stream of MSG-byte writes for SECS seconds.
+ *   ringbench ring|unix|tcp MSG SECS      prints "N msgs/s M MiB/s"
+ * ring: a memfd's rings (256 KiB), a doorbell byte on a socketpair only
+ * when the other side sleeps; unix: an AF_UNIX stream socketpair (today's
+ * same-host path); tcp: a loopback TCP connection. Each write is one
+ * write() or one ring copy; the reader takes what there is (64 KiB at
+ * most). A figure for bench/same-host.sh's ring columns to come. */
+#include "sring.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct ff_sring wr, rd;
+static int bell[2], sk[2];
+static size_t msg;
+static volatile int stop;
+static uint64_t got_bytes;
+static enum { RING, UNIX, TCP } mode;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t s;
+
+	CPU_ZERO(&s);
+	CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &s);
+	sched_setaffinity(0, sizeof(s), &s);
+}
+
+static void bell_wait(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c[64];
+
+	poll(&p, 1, 100);
+	while (recv(fd, c, sizeof(c), MSG_DONTWAIT) > 0)
+		;
+}
+
+static void *writer(void *arg)
+{
+	static char buf[1 << 20];
+
+	(void)arg;
+	pin(0);
+	while (!stop) {
+		ssize_t n;
+
+		if (mode != RING) {
+			if (write(sk[0], buf, msg) < 0)
+				break;
+			continue;
+		}
+		n = ff_sring_write(&wr, buf, msg);
+		if (n == 0 && ff_sring_tx_sleep(&wr))
+			bell_wait(bell[0]);
+		if (n > 0 && ff_sring_tx_ring(&wr))
+			send(bell[0], "", 1, MSG_NOSIGNAL);
+	}
+	if (mode == RING) {
+		ff_sring_shut_tx(&wr);
+		if (ff_sring_tx_ring(&wr))
+			send(bell[0], "", 1, MSG_NOSIGNAL);
+	} else {
+		shutdown(sk[0], SHUT_WR);
+	}
+	return NULL;
+}
+
+static void *reader(void *arg)
+{
+	static char buf[64 << 10];
+
+	(void)arg;
+	pin(1);
+	for (;;) {
+		ssize_t n;
+
+		if (mode != RING) {
+			n = read(sk[1], buf, sizeof(buf));
+			if (n <= 0)
+				break;
+			got_bytes += (uint64_t)n;
+			continue;
+		}
+		n = ff_sring_read(&rd, buf, sizeof(buf), false);
+		if (n < 0)
+			break;
+		if (n == 0) {
+			if (ff_sring_eof(&rd))
+				break;
+			if (ff_sring_rx_sleep(&rd))
+				bell_wait(bell[1]);
+			continue;
+		}
+		got_bytes += (uint64_t)n;
+		if (ff_sring_rx_ring(&rd))
+			send(bell[1], "", 1, MSG_NOSIGNAL);
+	}
+	return NULL;
+}
+
+static int tcp_pair(int sv[2])
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	if (l < 0 || bind(l, (struct sockaddr *)&a, len) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &len) < 0)
+		return -1;
+	sv[0] = socket(AF_INET, SOCK_STREAM, 0);
+	if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&a, len) < 0)
+		return -1;
+	sv[1] = accept(l, NULL, NULL);
+	close(l);
+	setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return sv[1] < 0 ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t tw, tr;
+	double secs, t0, t1;
+
+	if (argc != 4 || (msg = strtoul(argv[2], NULL, 10)) == 0 || msg > (1 << 20) ||
+	    (secs = atof(argv[3])) <= 0) {
+		fprintf(stderr, "usage: ringbench ring|unix|tcp MSG SECS\n");
+		return 2;
+	}
+	mode = !strcmp(argv[1], "ring") ? RING : !strcmp(argv[1], "unix") ? UNIX : TCP;
+	if (mode == RING) {
+		size_t len = ff_sring_len(FF_SRING_DEFAULT);
+		int fd = memfd_create("ringbench", MFD_CLOEXEC);
+		void *m;
+
+		if (fd < 0 || ftruncate(fd, (off_t)len) < 0 ||
+		    (m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED ||
+		    ff_sring_format(m, len, FF_SRING_DEFAULT) < 0 || ff_sring_attach(&wr, m, len, 0) < 0 ||
+		    ff_sring_attach(&rd, m, len, 1) < 0 ||
+		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bell) < 0) {
+			perror("ringbench: ring");
+			return 1;
+		}
+	} else if ((mode == UNIX ? socketpair(AF_UNIX, SOCK_STREAM, 0, sk) : tcp_pair(sk)) < 0) {
+		perror("ringbench: socket");
+		return 1;
+	}
+	t0 = now();
+	pthread_create(&tr, NULL, reader, NULL);
+	pthread_create(&tw, NULL, writer, NULL);
+	usleep((useconds_t)(secs * 1e6));
+	stop = 1;
+	pthread_join(tw, NULL);
+	pthread_join(tr, NULL);
+	t1 = now();
+	printf("%.0f msgs/s %.1f MiB/s\n", (double)got_bytes / (double)msg / (t1 - t0),
+	       (double)got_bytes / (1 << 20) / (t1 - t0));
+	return 0;
+}

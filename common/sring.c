@@ -1,0 +1,228 @@
+/* Shared-memory byte rings of a same-host connection (sring.h, ff/sring.h).
+ * What the peer wrote in the shared page is read with atomics and checked
+ * before use: the size comes from our attach, every position is masked,
+ * and a head/tail pair that no honest peer can produce marks the ring
+ * corrupt for good. */
+#include "sring.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+size_t ff_sring_len(uint32_t size)
+{
+	if (size < FF_SRING_MIN || size > FF_SRING_MAX || (size & (size - 1)))
+		return 0;
+	return FF_SRING_HDR + 2 * (size_t)size;
+}
+
+int ff_sring_format(void *mem, size_t len, uint32_t size)
+{
+	struct ff_sring_hdr *h = mem;
+	size_t need = ff_sring_len(size);
+
+	if (!need || len < need)
+		return -EINVAL;
+	h->version = FF_SRING_VERSION;
+	h->size = size;
+	STORE(&h->magic, FF_SRING_MAGIC);
+	return 0;
+}
+
+int ff_sring_attach(struct ff_sring *r, void *mem, size_t len, int side)
+{
+	struct ff_sring_hdr *h = mem;
+	uint32_t size;
+	size_t need;
+
+	if ((side != 0 && side != 1) || len < FF_SRING_HDR || LOAD(&h->magic) != FF_SRING_MAGIC ||
+	    LOAD(&h->version) != FF_SRING_VERSION)
+		return -EINVAL;
+	size = LOAD(&h->size); /* once: the peer may change it later */
+	need = ff_sring_len(size);
+	if (!need || len < need)
+		return -EINVAL;
+	memset(r, 0, sizeof(*r));
+	r->size = size;
+	r->tx = &h->dir[side];
+	r->rx = &h->dir[!side];
+	r->txd = (uint8_t *)mem + FF_SRING_HDR + (size_t)side * size;
+	r->rxd = (uint8_t *)mem + FF_SRING_HDR + (size_t)!side * size;
+	return 0;
+}
+
+/* Bytes to read, with our tail in *tail; -1 if the ring is corrupt. */
+static int64_t avail(struct ff_sring *r, uint64_t *tail)
+{
+	uint64_t head = LOAD(&r->rx->head), n;
+
+	*tail = __atomic_load_n(&r->rx->tail, __ATOMIC_RELAXED);
+	n = head - *tail;
+	if (r->corrupt || n > r->size) {
+		r->corrupt = true;
+		return -1;
+	}
+	return (int64_t)n;
+}
+
+/* Free space, with our head in *head; -1 if the ring is corrupt. */
+static int64_t space(struct ff_sring *r, uint64_t *head)
+{
+	uint64_t tail = LOAD(&r->tx->tail), used;
+
+	*head = __atomic_load_n(&r->tx->head, __ATOMIC_RELAXED);
+	used = *head - tail;
+	if (r->corrupt || used > r->size) {
+		r->corrupt = true;
+		return -1;
+	}
+	return (int64_t)(r->size - used);
+}
+
+/* Copies n bytes between ring d at position pos and buf (to the ring if
+ * in), wrapping around its end. */
+static void copy(uint8_t *d, uint32_t size, uint64_t pos, void *buf, size_t n, bool in)
+{
+	size_t off = (size_t)(pos & (size - 1)), first = n < size - off ? n : size - off;
+
+	if (in) {
+		memcpy(d + off, buf, first);
+		memcpy(d, (uint8_t *)buf + first, n - first);
+	} else {
+		memcpy(buf, d + off, first);
+		memcpy((uint8_t *)buf + first, d, n - first);
+	}
+}
+
+ssize_t ff_sring_writev(struct ff_sring *r, const struct iovec *iov, int n)
+{
+	uint64_t head;
+	int64_t room = space(r, &head);
+	size_t done = 0;
+
+	if (room < 0)
+		return -ECONNRESET;
+	if (LOAD(&r->tx->cons_shut))
+		return -EPIPE;
+	for (int i = 0; i < n && (int64_t)done < room; i++) {
+		size_t k = iov[i].iov_len;
+
+		if (k > (size_t)room - done)
+			k = (size_t)room - done;
+		copy(r->txd, r->size, head + done, iov[i].iov_base, k, true);
+		done += k;
+	}
+	if (done)
+		STORE(&r->tx->head, head + done);
+	return (ssize_t)done;
+}
+
+ssize_t ff_sring_write(struct ff_sring *r, const void *buf, size_t len)
+{
+	struct iovec v = {.iov_base = (void *)buf, .iov_len = len};
+
+	return ff_sring_writev(r, &v, 1);
+}
+
+ssize_t ff_sring_readv(struct ff_sring *r, const struct iovec *iov, int n, bool peek)
+{
+	uint64_t tail;
+	int64_t have = avail(r, &tail);
+	size_t done = 0;
+
+	if (have < 0)
+		return -ECONNRESET;
+	for (int i = 0; i < n && (int64_t)done < have; i++) {
+		size_t k = iov[i].iov_len;
+
+		if (k > (size_t)have - done)
+			k = (size_t)have - done;
+		copy(r->rxd, r->size, tail + done, iov[i].iov_base, k, false);
+		done += k;
+	}
+	if (done && !peek)
+		STORE(&r->rx->tail, tail + done);
+	return (ssize_t)done;
+}
+
+ssize_t ff_sring_read(struct ff_sring *r, void *buf, size_t len, bool peek)
+{
+	struct iovec v = {.iov_base = buf, .iov_len = len};
+
+	return ff_sring_readv(r, &v, 1, peek);
+}
+
+size_t ff_sring_readable(struct ff_sring *r)
+{
+	uint64_t tail;
+	int64_t n = avail(r, &tail);
+
+	return n < 0 ? 0 : (size_t)n;
+}
+
+size_t ff_sring_writable(struct ff_sring *r)
+{
+	uint64_t head;
+	int64_t n = space(r, &head);
+
+	return n < 0 ? 0 : (size_t)n;
+}
+
+bool ff_sring_eof(struct ff_sring *r)
+{
+	/* shut first: a producer stores its last head before it */
+	return LOAD(&r->rx->prod_shut) && ff_sring_readable(r) == 0;
+}
+
+bool ff_sring_peer_gone(struct ff_sring *r)
+{
+	return LOAD(&r->tx->cons_shut) != 0;
+}
+
+void ff_sring_shut_tx(struct ff_sring *r)
+{
+	STORE(&r->tx->prod_shut, 1);
+}
+
+void ff_sring_shut_rx(struct ff_sring *r)
+{
+	STORE(&r->rx->cons_shut, 1);
+}
+
+/* The sleeper's half of a doorbell: flag set, fence, then the condition
+ * looked at once more (the ringer's half: store, fence, flag swapped). */
+bool ff_sring_rx_sleep(struct ff_sring *r)
+{
+	__atomic_store_n(&r->rx->cons_wait, 1, __ATOMIC_SEQ_CST);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (ff_sring_readable(r) || LOAD(&r->rx->prod_shut) || r->corrupt) {
+		__atomic_store_n(&r->rx->cons_wait, 0, __ATOMIC_RELAXED);
+		return false;
+	}
+	return true;
+}
+
+bool ff_sring_tx_ring(struct ff_sring *r)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_exchange_n(&r->tx->cons_wait, 0, __ATOMIC_SEQ_CST) != 0;
+}
+
+bool ff_sring_tx_sleep(struct ff_sring *r)
+{
+	__atomic_store_n(&r->tx->prod_wait, 1, __ATOMIC_SEQ_CST);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (ff_sring_writable(r) || ff_sring_peer_gone(r) || r->corrupt) {
+		__atomic_store_n(&r->tx->prod_wait, 0, __ATOMIC_RELAXED);
+		return false;
+	}
+	return true;
+}
+
+bool ff_sring_rx_ring(struct ff_sring *r)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_exchange_n(&r->rx->prod_wait, 0, __ATOMIC_SEQ_CST) != 0;
+}
