@@ -191,38 +191,50 @@ void ff_sring_shut_rx(struct ff_sring *r)
 	STORE(&r->rx->cons_shut, 1);
 }
 
-/* The sleeper's half of a doorbell: flag set, fence, then the condition
- * looked at once more (the ringer's half: store, fence, flag swapped). */
-bool ff_sring_rx_sleep(struct ff_sring *r)
+/* The sleeper's half of a doorbell: its flag set, a fence, then the
+ * condition looked at once more (ready: no need to sleep after all). */
+static bool sleep_on(uint32_t *flag, bool ready)
 {
-	__atomic_store_n(&r->rx->cons_wait, 1, __ATOMIC_SEQ_CST);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (ff_sring_readable(r) || LOAD(&r->rx->prod_shut) || r->corrupt) {
-		__atomic_store_n(&r->rx->cons_wait, 0, __ATOMIC_RELAXED);
+	if (ready) {
+		__atomic_store_n(flag, 0, __ATOMIC_RELAXED);
 		return false;
 	}
 	return true;
+}
+
+static void flag_up(uint32_t *flag)
+{
+	__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* The ringer's half: after its store, a fence, then the flag swapped. */
+static bool ring(uint32_t *flag)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_exchange_n(flag, 0, __ATOMIC_SEQ_CST) != 0;
+}
+
+bool ff_sring_rx_sleep(struct ff_sring *r)
+{
+	flag_up(&r->rx->cons_wait);
+	return sleep_on(&r->rx->cons_wait,
+			ff_sring_readable(r) || LOAD(&r->rx->prod_shut) || r->corrupt);
 }
 
 bool ff_sring_tx_ring(struct ff_sring *r)
 {
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return __atomic_exchange_n(&r->tx->cons_wait, 0, __ATOMIC_SEQ_CST) != 0;
+	return ring(&r->tx->cons_wait);
 }
 
 bool ff_sring_tx_sleep(struct ff_sring *r)
 {
-	__atomic_store_n(&r->tx->prod_wait, 1, __ATOMIC_SEQ_CST);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (ff_sring_writable(r) || ff_sring_peer_gone(r) || r->corrupt) {
-		__atomic_store_n(&r->tx->prod_wait, 0, __ATOMIC_RELAXED);
-		return false;
-	}
-	return true;
+	flag_up(&r->tx->prod_wait);
+	return sleep_on(&r->tx->prod_wait,
+			ff_sring_writable(r) || ff_sring_peer_gone(r) || r->corrupt);
 }
 
 bool ff_sring_rx_ring(struct ff_sring *r)
 {
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return __atomic_exchange_n(&r->rx->prod_wait, 0, __ATOMIC_SEQ_CST) != 0;
+	return ring(&r->rx->prod_wait);
 }
