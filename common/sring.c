@@ -96,24 +96,33 @@ static void copy(uint8_t *d, uint32_t size, uint64_t pos, void *buf, size_t n, b
 	}
 }
 
+/* Copies the iovecs, at most max bytes, between ring d from position pos
+ * on and their buffers (to the ring if in); how many. */
+static size_t copy_iov(uint8_t *d, uint32_t size, uint64_t pos, const struct iovec *iov, int n,
+		       size_t max, bool in)
+{
+	size_t done = 0;
+
+	for (int i = 0; i < n && done < max; i++) {
+		size_t k = iov[i].iov_len < max - done ? iov[i].iov_len : max - done;
+
+		copy(d, size, pos + done, iov[i].iov_base, k, in);
+		done += k;
+	}
+	return done;
+}
+
 ssize_t ff_sring_writev(struct ff_sring *r, const struct iovec *iov, int n)
 {
 	uint64_t head;
 	int64_t room = space(r, &head);
-	size_t done = 0;
+	size_t done;
 
 	if (room < 0)
 		return -ECONNRESET;
 	if (LOAD(&r->tx->cons_shut))
 		return -EPIPE;
-	for (int i = 0; i < n && (int64_t)done < room; i++) {
-		size_t k = iov[i].iov_len;
-
-		if (k > (size_t)room - done)
-			k = (size_t)room - done;
-		copy(r->txd, r->size, head + done, iov[i].iov_base, k, true);
-		done += k;
-	}
+	done = copy_iov(r->txd, r->size, head, iov, n, (size_t)room, true);
 	if (done)
 		STORE(&r->tx->head, head + done);
 	return (ssize_t)done;
@@ -130,18 +139,11 @@ ssize_t ff_sring_readv(struct ff_sring *r, const struct iovec *iov, int n, bool 
 {
 	uint64_t tail;
 	int64_t have = avail(r, &tail);
-	size_t done = 0;
+	size_t done;
 
 	if (have < 0)
 		return -ECONNRESET;
-	for (int i = 0; i < n && (int64_t)done < have; i++) {
-		size_t k = iov[i].iov_len;
-
-		if (k > (size_t)have - done)
-			k = (size_t)have - done;
-		copy(r->rxd, r->size, tail + done, iov[i].iov_base, k, false);
-		done += k;
-	}
+	done = copy_iov(r->rxd, r->size, tail, iov, n, (size_t)have, false);
 	if (done && !peek)
 		STORE(&r->rx->tail, tail + done);
 	return (ssize_t)done;
