@@ -410,6 +410,15 @@ vb_exit_logs() {
 		for f in "$VB_LOGS"/router-*.log; do
 			show "$(basename "$f")" "$f"
 		done
+		# what rxe itself counted: retries, sequence errors, RNR waits
+		for f in /sys/class/infiniband/*/ports/1/hw_counters; do
+			[[ -d $f ]] || continue
+			echo "----- ${f#/sys/class/infiniband/} (non-zero)"
+			grep -H . "$f"/* 2>/dev/null | sed -n 's|.*/||; /:0$/!p' | paste -sd' '
+		done
+		# packets the kernel dropped on the way (softnet backlog: 2nd column)
+		echo "----- /proc/net/softnet_stat (hex; 2nd column: backlog drops)"
+		cut -d' ' -f1-3 /proc/net/softnet_stat
 	fi
 	vb_cleanup
 }

@@ -256,7 +256,7 @@ static int stage(struct rs_conn *c, const uint8_t *b, uint32_t len)
 	if (!c->stage && !(c->stage = malloc(cap)))
 		return -ENOMEM;
 	if (len > cap - c->slen)
-		return -EPROTO;
+		return RS_BAD(p, "DATA beyond the staging ring");
 	tail = (c->shead + c->slen) % cap;
 	first = cap - tail < len ? cap - tail : len;
 	memcpy(c->stage + tail, b, first);
@@ -306,8 +306,12 @@ static int got_data(struct rs_conn *c, const uint8_t *b, uint32_t len)
 	struct rs_pair *p = c->p;
 	ssize_t n = 0;
 
-	if (c->state != RC_UP || c->peer_fin || c->rx_held + len > p->window)
-		return -EPROTO;
+	if (c->state != RC_UP)
+		return RS_BAD(p, "DATA before ACCEPT");
+	if (c->peer_fin)
+		return RS_BAD(p, "DATA after FIN");
+	if (c->rx_held + len > p->window)
+		return RS_BAD(p, "DATA beyond the window");
 	c->rx_held += len;
 	c->rx_bytes += len;
 	p->rx_bytes += len;
@@ -424,26 +428,26 @@ int rs_conn_record(struct rs_conn *c, const struct rs_rec *rec, const uint8_t *p
 	switch (rec->type) {
 	case RS_ACCEPT:
 		if (c->state != RC_OPENING || c->need_open)
-			return -EPROTO;
+			return RS_BAD(c->p, "ACCEPT of no OPEN");
 		accepted(c, rec->arg);
 		return 0;
 	case RS_REFUSE:
 		if (c->state != RC_OPENING || c->need_open)
-			return -EPROTO;
+			return RS_BAD(c->p, "REFUSE of no OPEN");
 		refused(c, rec->arg);
 		return 0;
 	case RS_DATA:
 		return got_data(c, payload, rec->len);
 	case RS_ACK:
 		if (c->state != RC_UP || rec->arg > c->unacked)
-			return -EPROTO;
+			return RS_BAD(c->p, "ACK of bytes not sent");
 		c->unacked -= rec->arg;
 		if (!c->in_blocked)
 			start_reading(c);
 		return 0;
 	case RS_FIN:
 		if (c->state != RC_UP || c->peer_fin)
-			return -EPROTO;
+			return RS_BAD(c->p, "FIN twice or before ACCEPT");
 		c->peer_fin = true;
 		if (!c->slen)
 			drained(c);
@@ -452,12 +456,12 @@ int rs_conn_record(struct rs_conn *c, const struct rs_rec *rec, const uint8_t *p
 		return 0;
 	case RS_RST:
 		if (c->state != RC_UP)
-			return -EPROTO;
+			return RS_BAD(c->p, "RST before ACCEPT");
 		app_reset(c);
 		rs_conn_free(c);
 		return 0;
 	default:
-		return -EPROTO;
+		return RS_BAD(c->p, "a record of no known type");
 	}
 }
 

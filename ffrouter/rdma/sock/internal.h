@@ -165,8 +165,13 @@ struct rs_pair {
 	struct rs_conn_list ctl, blocked, waiting;
 	/* accounting */
 	uint64_t tx_bytes, rx_bytes, tx_msgs, rx_msgs, staged, copies;
+	const char *bad; /* the check the last malformed message failed */
 };
 TAILQ_HEAD(rs_pair_list, rs_pair);
+
+/* A message from the other router failed the check what: -EPROTO, and
+ * what is kept for the log line that ends the pair. */
+#define RS_BAD(p, what) ((p)->bad = (what), -EPROTO)
 
 /* The feature's priv. */
 struct rs {

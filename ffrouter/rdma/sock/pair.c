@@ -19,13 +19,17 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
 
-#define RS_PORT_TIMEOUT 14 /* 4.096 us * 2^14: 67 ms per try */
+/* 4.096 us * 2^18: 1.07 s before a send is retried, near what rdma_cm
+ * sets on RoCE paths. 67 ms (14) was shorter than a loaded rxe under
+ * emulation takes to acknowledge: it retried sends that were not lost. */
+#define RS_PORT_TIMEOUT 18
 #define RS_RETRY 7
 #define RS_RNR_RETRY 7 /* infinite: control records may outrun credits */
 
@@ -637,11 +641,13 @@ static int got_msg(struct rs_pair *p, const uint8_t *m, uint32_t len)
 	const struct rs_hdr *h = (const struct rs_hdr *)m;
 	uint32_t off = sizeof(*h), n, credits;
 
-	if (len < sizeof(*h) || le32toh(h->magic) != RS_MAGIC || le32toh(h->len) != len)
-		return -EPROTO;
+	if (len < sizeof(*h) || le32toh(h->magic) != RS_MAGIC)
+		return RS_BAD(p, "no header");
+	if (le32toh(h->len) != len)
+		return RS_BAD(p, "a header length other than the received one");
 	credits = le32toh(h->credits);
 	if (credits > p->peer_rq || p->credits + credits > p->peer_rq)
-		return -EPROTO;
+		return RS_BAD(p, "credits for more buffers than posted");
 	p->credits += credits;
 	n = le32toh(h->nrec);
 	p->rx_msgs++;
@@ -652,12 +658,12 @@ static int got_msg(struct rs_pair *p, const uint8_t *m, uint32_t len)
 		int err = 0;
 
 		if (len - off < sizeof(rec))
-			return -EPROTO;
+			return RS_BAD(p, "more records than the message holds");
 		memcpy(&rec, m + off, sizeof(rec));
 		off += sizeof(rec);
 		rlen = le32toh(rec.len);
 		if (rlen > len - off)
-			return -EPROTO;
+			return RS_BAD(p, "a record longer than the message");
 		rec.id = le32toh(rec.id);
 		rec.len = rlen;
 		rec.arg = le32toh(rec.arg);
@@ -665,7 +671,7 @@ static int got_msg(struct rs_pair *p, const uint8_t *m, uint32_t len)
 			struct rs_open o;
 
 			if (rlen != sizeof(o))
-				return -EPROTO;
+				return RS_BAD(p, "an OPEN of the wrong size");
 			memcpy(&o, m + off, sizeof(o));
 			rs_conn_incoming(p, rec.id, &o);
 		} else if (rec.type >= RS_ACCEPT && rec.type <= RS_RST) {
@@ -673,7 +679,7 @@ static int got_msg(struct rs_pair *p, const uint8_t *m, uint32_t len)
 			if (c) /* else a connection that ended meanwhile */
 				err = rs_conn_record(c, &rec, m + off);
 		} else {
-			return -EPROTO;
+			return RS_BAD(p, "a record of no known type");
 		}
 		if (err)
 			return err;
@@ -681,7 +687,7 @@ static int got_msg(struct rs_pair *p, const uint8_t *m, uint32_t len)
 			return 0;
 		off += rlen;
 	}
-	return off == len ? 0 : -EPROTO;
+	return off == len ? 0 : RS_BAD(p, "bytes after the last record");
 }
 
 /* Takes what the completion queue holds: how many completions, or -1 if
@@ -698,10 +704,14 @@ int rs_cq_drain(struct rs_pair *p)
 			uint64_t w = wc[i].wr_id;
 
 			if (wc[i].status != IBV_WC_SUCCESS) {
-				char why[96];
+				char why[160];
 
-				snprintf(why, sizeof(why), "completion error (status %d, %s)",
-					 (int)wc[i].status, w < RS_NBUF ? "send" : "receive");
+				snprintf(why, sizeof(why),
+					 "completion error (status %d, %s, buffer %" PRIu64
+					 ", after %" PRIu64 " messages sent and %" PRIu64
+					 " received)",
+					 (int)wc[i].status, w < RS_NBUF ? "send" : "receive",
+					 w % RS_NBUF, p->tx_msgs, p->rx_msgs);
 				rs_pair_down(p, why);
 				return -1;
 			}
@@ -726,7 +736,15 @@ int rs_cq_drain(struct rs_pair *p)
 			}
 			if (w >= 2 * RS_NBUF || got_msg(p, rxbuf(p, (uint32_t)(w - RS_NBUF)),
 						       wc[i].byte_len) < 0) {
-				rs_pair_down(p, "a malformed message from the other router");
+				char why[200];
+
+				snprintf(why, sizeof(why),
+					 "a malformed message from the other router (%s; %u B, "
+					 "its %" PRIu64 "th)",
+					 w >= 2 * RS_NBUF ? "no such buffer" : p->bad ? p->bad : "?",
+					 wc[i].byte_len,
+					 p->rx_msgs);
+				rs_pair_down(p, why);
 				return -1;
 			}
 			if (post_recv(p, (uint32_t)(w - RS_NBUF)) < 0) {
