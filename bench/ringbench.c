@@ -2,12 +2,13 @@
  * kernel's ways between two threads of one process: one writer thread on
  * CPU 0, one reader on CPU 1, a stream of MSG-byte writes for SECS seconds.
  *   ringbench ring|unix|tcp MSG SECS      prints "N msgs/s M MiB/s"
- * ring: a memfd's rings (256 KiB), a doorbell byte on a socketpair only
- * when the other side sleeps; unix: an AF_UNIX stream socketpair (today's
+ * ring: a memfd's rings (256 KiB) with their doorbell (common/sdoor.c):
+ * each side sleeps in poll() on its socket, as an app would, and the
+ * socket's readiness follows the ring; unix: an AF_UNIX stream socketpair (today's
  * same-host path); tcp: a loopback TCP connection. Each write is one
  * write() or one ring copy; the reader takes what there is (64 KiB at
  * most). A figure for bench/same-host.sh's ring columns to come. */
-#include "sring.h"
+#include "sdoor.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 static struct ff_sring wr, rd;
+static struct ff_sdoor dw, dr;
 static int bell[2], sk[2];
 static size_t msg;
 static volatile int stop;
@@ -48,14 +50,12 @@ static void pin(int cpu)
 	sched_setaffinity(0, sizeof(s), &s);
 }
 
-static void bell_wait(int fd)
+/* Sleeps in poll() for events on fd (100 ms at most: stop is a flag). */
+static void wait_for(int fd, short events)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	char c[64];
+	struct pollfd p = {.fd = fd, .events = events};
 
 	poll(&p, 1, 100);
-	while (recv(fd, c, sizeof(c), MSG_DONTWAIT) > 0)
-		;
 }
 
 static void *writer(void *arg)
@@ -73,15 +73,16 @@ static void *writer(void *arg)
 			continue;
 		}
 		n = ff_sring_write(&wr, buf, msg);
-		if (n == 0 && ff_sring_tx_sleep(&wr))
-			bell_wait(bell[0]);
-		if (n > 0 && ff_sring_tx_ring(&wr))
-			send(bell[0], "", 1, MSG_NOSIGNAL);
+		if (n > 0)
+			ff_sdoor_wrote(&dw);
+		else if (n == 0 && ff_sdoor_full(&dw) == 0)
+			wait_for(bell[0], POLLOUT);
+		else if (n < 0)
+			break;
 	}
 	if (mode == RING) {
 		ff_sring_shut_tx(&wr);
-		if (ff_sring_tx_ring(&wr))
-			send(bell[0], "", 1, MSG_NOSIGNAL);
+		shutdown(bell[0], SHUT_WR);
 	} else {
 		shutdown(sk[0], SHUT_WR);
 	}
@@ -107,16 +108,14 @@ static void *reader(void *arg)
 		n = ff_sring_read(&rd, buf, sizeof(buf), false);
 		if (n < 0)
 			break;
+		ff_sdoor_took(&dr);
 		if (n == 0) {
 			if (ff_sring_eof(&rd))
 				break;
-			if (ff_sring_rx_sleep(&rd))
-				bell_wait(bell[1]);
+			wait_for(bell[1], POLLIN);
 			continue;
 		}
 		got_bytes += (uint64_t)n;
-		if (ff_sring_rx_ring(&rd))
-			send(bell[1], "", 1, MSG_NOSIGNAL);
 	}
 	return NULL;
 }
@@ -159,7 +158,10 @@ int main(int argc, char **argv)
 		    (m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED ||
 		    ff_sring_format(m, len, FF_SRING_DEFAULT) < 0 || ff_sring_attach(&wr, m, len, 0) < 0 ||
 		    ff_sring_attach(&rd, m, len, 1) < 0 ||
-		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bell) < 0) {
+		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bell) < 0 ||
+		    setsockopt(bell[0], SOL_SOCKET, SO_SNDBUF, &(int){FF_SDOOR_SNDBUF}, sizeof(int)) < 0 ||
+		    setsockopt(bell[1], SOL_SOCKET, SO_SNDBUF, &(int){FF_SDOOR_SNDBUF}, sizeof(int)) < 0 ||
+		    ff_sdoor_init(&dw, &wr, bell[0]) < 0 || ff_sdoor_init(&dr, &rd, bell[1]) < 0) {
 			perror("ringbench: ring");
 			return 1;
 		}

@@ -49,12 +49,3 @@ bool ff_sring_peer_gone(struct ff_sring *r);
 /* Our side writes no more (shutdown SHUT_WR, close) / reads no more. */
 void ff_sring_shut_tx(struct ff_sring *r);
 void ff_sring_shut_rx(struct ff_sring *r);
-
-/* Doorbells. A reader about to sleep: true if it must (nothing to read,
- * the writer will ring), false if bytes or EOF came meanwhile. A writer
- * after a write: true if it must ring the doorbell. And the same for a
- * writer waiting for space and a reader that made some. */
-bool ff_sring_rx_sleep(struct ff_sring *r);
-bool ff_sring_tx_ring(struct ff_sring *r);
-bool ff_sring_tx_sleep(struct ff_sring *r);
-bool ff_sring_rx_ring(struct ff_sring *r);

@@ -15,18 +15,22 @@
  * of the ring; a head more than size ahead of tail, or behind it, is a
  * corrupt ring, and the connection ends with ECONNRESET (common/sring.c).
  *
- * Doorbells (the socketpair): a consumer about to sleep sets cons_wait and
- * looks at head once more; a producer, after publishing head, swaps
- * cons_wait to 0 and writes a doorbell byte if it was 1. The same for a
- * producer waiting for space (prod_wait, tail). A fence on each side
- * between its store and its load makes a missed wake-up impossible (one of
- * them sees the other's store). */
+ * Readiness (common/sdoor.c has the protocol and its proof): the
+ * socketpair carries no data, only bytes whose presence the kernel turns
+ * into the app's poll, select and epoll answers. The consumer's socket
+ * holds at least one byte whenever its ring holds bytes (a token, sent by
+ * the producer when armed goes 0 -> 1) and none once it took everything;
+ * a producer whose ring is full fills its socket's send buffer (stuffed),
+ * so that the kernel says it is not writable until the consumer, having
+ * made room, takes that filling off. sent and drained count the bytes put
+ * into and taken off the socket, so that a consumer takes only what was
+ * there before it last looked. */
 #pragma once
 
 #include <stdint.h>
 
 #define FF_SRING_MAGIC 0x66667372u /* "ffsr" */
-#define FF_SRING_VERSION 1u
+#define FF_SRING_VERSION 2u
 #define FF_SRING_HDR 4096u            /* the header page precedes ring 0 */
 #define FF_SRING_MIN (4u << 10)       /* bytes of one ring */
 #define FF_SRING_MAX (64u << 20)
@@ -35,13 +39,15 @@
 /* One direction: the producer's cache line and the consumer's. */
 struct ff_sring_idx {
 	uint64_t head;      /* bytes the producer has written */
+	uint64_t sent;      /* bytes the producer has put into the socket */
 	uint32_t prod_shut; /* the producer writes no more: EOF after head */
-	uint32_t prod_wait; /* the producer sleeps until there is space */
-	uint32_t pad0[12];
+	uint32_t stuffed;   /* the producer filled the socket: ring full */
+	uint32_t pad0[10];
 	uint64_t tail;      /* bytes the consumer has taken */
+	uint64_t drained;   /* bytes the consumer has taken off its socket */
 	uint32_t cons_shut; /* the consumer reads no more: writes fail (EPIPE) */
-	uint32_t cons_wait; /* the consumer sleeps until there are bytes */
-	uint32_t pad1[12];
+	uint32_t armed;     /* a token went to the consumer since it last found the ring empty */
+	uint32_t pad1[10];
 };
 
 struct ff_sring_hdr {

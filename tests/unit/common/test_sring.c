@@ -7,23 +7,18 @@
  *   bytes; full and empty say 0;
  * - EOF after the last byte once the writer shuts, EPIPE for a writer
  *   whose reader shut;
- * - two threads, 64 MiB one way through a 4 KiB ring, each sleeping on
- *   the doorbell socketpair when it must: every byte arrives in order and
- *   no sleep lasts a second without its doorbell (a lost wake-up);
  * - a hostile peer: whatever it writes into the shared page (a head behind
  *   tail or too far ahead, a tail past head, a changed size) is a corrupt
  *   ring, ECONNRESET from then on, and no copy leaves the mapping (under
- *   the sanitizers and valgrind: checked). */
+ *   the sanitizers and valgrind: checked).
+ * The doorbell and readiness of the rings: test_sdoor.c. */
 #include "cu.h"
 #include "sring.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 /* A memfd of rings of size bytes, mapped twice (a and b: sides 0 and 1). */
@@ -142,113 +137,6 @@ static void test_stream(void)
 	pair_close(&p);
 }
 
-/* ---- two threads and the doorbell ---- */
-
-#define BIG (64u << 20)
-
-struct side {
-	struct ff_sring *r;
-	int bell; /* our end of the doorbell socketpair */
-	uint64_t bytes, sleeps, bad, lost;
-};
-
-/* Sleeps until the doorbell rings; a second without it is a lost wake-up
- * (counted; the other side only ever waits for us). */
-static void bell_wait(struct side *s)
-{
-	struct pollfd p = {.fd = s->bell, .events = POLLIN};
-	char c[64];
-
-	s->sleeps++;
-	if (poll(&p, 1, 1000) == 0)
-		s->lost++;
-	while (recv(s->bell, c, sizeof(c), MSG_DONTWAIT) > 0)
-		;
-}
-
-static void *writer(void *arg)
-{
-	static uint8_t buf[1500];
-	struct side *s = arg;
-
-	while (s->bytes < BIG) {
-		size_t k = sizeof(buf) < BIG - s->bytes ? sizeof(buf) : BIG - s->bytes;
-		ssize_t n;
-
-		for (size_t i = 0; i < k; i++)
-			buf[i] = pattern(s->bytes + i);
-		n = ff_sring_write(s->r, buf, k);
-		while (n == 0) {
-			if (ff_sring_tx_sleep(s->r))
-				bell_wait(s);
-			n = ff_sring_write(s->r, buf, k);
-		}
-		if (n < 0)
-			break;
-		s->bytes += (uint64_t)n;
-		if (ff_sring_tx_ring(s->r))
-			send(s->bell, "", 1, MSG_NOSIGNAL);
-	}
-	ff_sring_shut_tx(s->r);
-	if (ff_sring_tx_ring(s->r))
-		send(s->bell, "", 1, MSG_NOSIGNAL);
-	return NULL;
-}
-
-static void *reader(void *arg)
-{
-	static uint8_t buf[4000];
-	struct side *s = arg;
-
-	for (;;) {
-		ssize_t n = ff_sring_read(s->r, buf, sizeof(buf), false);
-
-		if (n < 0)
-			break;
-		if (n == 0) {
-			if (ff_sring_eof(s->r))
-				break;
-			if (ff_sring_rx_sleep(s->r))
-				bell_wait(s);
-			continue;
-		}
-		for (ssize_t i = 0; i < n; i++)
-			s->bad += buf[i] != pattern(s->bytes + (uint64_t)i);
-		s->bytes += (uint64_t)n;
-		if (ff_sring_rx_ring(s->r))
-			send(s->bell, "", 1, MSG_NOSIGNAL);
-	}
-	return NULL;
-}
-
-static void test_threads(void)
-{
-	struct pair p;
-	int sv[2];
-	struct side w = {0}, r = {0};
-	pthread_t tw, tr;
-
-	pair_open(&p, FF_SRING_MIN);
-	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-	w.r = &p.a;
-	w.bell = sv[0];
-	r.r = &p.b;
-	r.bell = sv[1];
-	CU_ASSERT_FATAL(pthread_create(&tr, NULL, reader, &r) == 0);
-	CU_ASSERT_FATAL(pthread_create(&tw, NULL, writer, &w) == 0);
-	pthread_join(tw, NULL);
-	pthread_join(tr, NULL);
-	CU_ASSERT_EQUAL(w.bytes, BIG);
-	CU_ASSERT_EQUAL(r.bytes, BIG);
-	CU_ASSERT_EQUAL(r.bad, 0);
-	CU_ASSERT_EQUAL(w.lost + r.lost, 0);
-	fprintf(stderr, "64 MiB through 4 KiB: the writer slept %llu times, the reader %llu\n",
-		(unsigned long long)w.sleeps, (unsigned long long)r.sleeps);
-	close(sv[0]);
-	close(sv[1]);
-	pair_close(&p);
-}
-
 /* ---- a hostile peer ---- */
 
 static void test_hostile(void)
@@ -267,7 +155,6 @@ static void test_hostile(void)
 	CU_ASSERT_EQUAL(ff_sring_readable(&p.b), 0);
 	h->dir[0].head = h->dir[0].tail = 0; /* and it stays corrupt */
 	CU_ASSERT_EQUAL(ff_sring_read(&p.b, buf, sizeof(buf), false), -ECONNRESET);
-	CU_ASSERT(!ff_sring_rx_sleep(&p.b)); /* never sleeps on it either */
 	pair_close(&p);
 	/* head too far ahead */
 	pair_open(&p, FF_SRING_MIN);
@@ -314,7 +201,6 @@ int main(void)
 	static const struct cu_test tests[] = {
 		{"geometry", test_geometry},
 		{"stream", test_stream},
-		{"threads", test_threads},
 		{"hostile", test_hostile},
 		{0},
 	};
