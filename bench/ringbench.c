@@ -74,8 +74,8 @@ static void *writer(void *arg)
 		}
 		n = ff_sring_write(&wr, buf, msg);
 		if (n > 0)
-			ff_sdoor_wrote(&dw);
-		else if (n == 0 && ff_sdoor_full(&dw) == 0)
+			ff_sdoor_wrote(&dw, bell[0]);
+		else if (n == 0 && ff_sdoor_full(&dw, bell[0]) == 0)
 			wait_for(bell[0], POLLOUT);
 		else if (n < 0)
 			break;
@@ -108,7 +108,7 @@ static void *reader(void *arg)
 		n = ff_sring_read(&rd, buf, sizeof(buf), false);
 		if (n < 0)
 			break;
-		ff_sdoor_took(&dr);
+		ff_sdoor_took(&dr, bell[1]);
 		if (n == 0) {
 			if (ff_sring_eof(&rd))
 				break;

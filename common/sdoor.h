@@ -19,18 +19,20 @@
 
 struct ff_sdoor {
 	struct ff_sring *r;
-	int fd;
 	uint32_t stuff; /* bytes of one filling: half the socket's send buffer */
 };
+
+/* The calls take the socket (fd) each time: any fd of the app's file will
+ * do, and the number it had at init may be closed or reused since. */
 
 /* d becomes the doorbell of r on fd: 0, or -errno if fd is no socket. */
 int ff_sdoor_init(struct ff_sdoor *d, struct ff_sring *r, int fd);
 /* We wrote bytes into the ring: the peer becomes readable. */
-int ff_sdoor_wrote(struct ff_sdoor *d);
+int ff_sdoor_wrote(struct ff_sdoor *d, int fd);
 /* The ring we write had no room: makes fd unwritable until the peer makes
  * room. 1: room came meanwhile (write again); 0: wait for POLLOUT on fd,
  * then write again. */
-int ff_sdoor_full(struct ff_sdoor *d);
+int ff_sdoor_full(struct ff_sdoor *d, int fd);
 /* We read from the ring (any count, 0 too): fd stays readable only while
  * the ring holds bytes, and the peer waiting for room gets it back. */
-int ff_sdoor_took(struct ff_sdoor *d);
+int ff_sdoor_took(struct ff_sdoor *d, int fd);

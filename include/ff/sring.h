@@ -47,7 +47,9 @@ struct ff_sring_idx {
 	uint64_t drained;   /* bytes the consumer has taken off its socket */
 	uint32_t cons_shut; /* the consumer reads no more: writes fail (EPIPE) */
 	uint32_t armed;     /* a token went to the consumer since it last found the ring empty */
-	uint32_t pad1[10];
+	uint32_t seen;      /* the consumer took bytes since the last token: the next bytes
+			     * are an arrival of their own (an edge for EPOLLET) */
+	uint32_t pad1[9];
 };
 
 struct ff_sring_hdr {

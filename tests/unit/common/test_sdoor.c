@@ -3,7 +3,9 @@
  * - readiness, one step at a time, as poll and epoll see it: readable iff
  *   the ring holds bytes, not after the last byte was read, again for the
  *   next write; not writable once the ring is full, writable again when a
- *   third of it is free, readable all the while; EOF after shutdown;
+ *   third of it is free, readable all the while; an edge-triggered epoll
+ *   woken by each arrival after a read, as over TCP, with few doorbell
+ *   bytes queued however the reader reads; EOF after shutdown;
  * - two processes, 16 MiB one way through a 4 KiB and a 256 KiB ring,
  *   random write sizes, the reader on edge-triggered epoll and the writer
  *   on poll(POLLOUT), non-blocking: every byte arrives in order, and no
@@ -32,6 +34,7 @@ struct conn {
 	void *ma, *mb;
 	struct ff_sring ra, rb;
 	struct ff_sdoor a, b; /* a: side 0 on sv[0]; b: side 1 on sv[1] */
+	int fa, fb;
 };
 
 static void conn_open(struct conn *c, uint32_t size)
@@ -54,6 +57,8 @@ static void conn_open(struct conn *c, uint32_t size)
 		CU_ASSERT_FATAL(setsockopt(c->sv[i], SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb)) == 0);
 	CU_ASSERT_EQUAL_FATAL(ff_sdoor_init(&c->a, &c->ra, c->sv[0]), 0);
 	CU_ASSERT_EQUAL_FATAL(ff_sdoor_init(&c->b, &c->rb, c->sv[1]), 0);
+	c->fa = c->sv[0];
+	c->fb = c->sv[1];
 }
 
 static void conn_close(struct conn *c)
@@ -80,7 +85,7 @@ static uint8_t pattern(uint64_t i)
 }
 
 /* Writes n pattern bytes from d (as far as they fit): how many. */
-static size_t put(struct ff_sdoor *d, uint64_t *off, size_t n)
+static size_t put(struct ff_sdoor *d, int fd, uint64_t *off, size_t n)
 {
 	uint8_t buf[4096];
 	size_t done = 0;
@@ -96,22 +101,22 @@ static size_t put(struct ff_sdoor *d, uint64_t *off, size_t n)
 			break;
 		*off += (uint64_t)w;
 		done += (size_t)w;
-		CU_ASSERT_EQUAL(ff_sdoor_wrote(d), 0);
+		CU_ASSERT_EQUAL(ff_sdoor_wrote(d, fd), 0);
 	}
 	return done;
 }
 
 /* Reads up to n bytes into d, checking them: how many. */
-static size_t get(struct ff_sdoor *d, uint64_t *off, size_t n)
+static size_t get(struct ff_sdoor *d, int fd, uint64_t *off, size_t n)
 {
 	uint8_t buf[4096];
 	size_t done = 0;
 
 	while (done < n) {
-		ssize_t k = ff_sring_read(d->r, buf, n - done < sizeof(buf) ? n - done : sizeof(buf),
-					  false);
+		ssize_t k = ff_sring_read(d->r, buf,
+					  n - done < sizeof(buf) ? n - done : sizeof(buf), false);
 
-		CU_ASSERT_EQUAL(ff_sdoor_took(d), 0);
+		CU_ASSERT_EQUAL(ff_sdoor_took(d, fd), 0);
 		if (k <= 0)
 			break;
 		for (ssize_t i = 0; i < k; i++)
@@ -135,39 +140,39 @@ static void test_readiness(void)
 	CU_ASSERT(!READABLE(c.sv[1]) && !READABLE(c.sv[0]));
 	CU_ASSERT(WRITABLE(c.sv[0]) && WRITABLE(c.sv[1]));
 	/* bytes make the reader readable, until it took the last one */
-	CU_ASSERT_EQUAL(put(&c.a, &wo, 100), 100);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 100), 100);
 	CU_ASSERT(READABLE(c.sv[1]));
 	CU_ASSERT(!READABLE(c.sv[0])); /* the other direction is empty */
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 50), 50);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 50), 50);
 	CU_ASSERT(READABLE(c.sv[1]));
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 50), 50);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 50), 50);
 	CU_ASSERT(!READABLE(c.sv[1]));
 	/* and again: the token is sent anew */
-	CU_ASSERT_EQUAL(put(&c.a, &wo, 10), 10);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 10), 10);
 	CU_ASSERT(READABLE(c.sv[1]));
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 4096), 10);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 4096), 10);
 	CU_ASSERT(!READABLE(c.sv[1]));
 	CU_ASSERT(WRITABLE(c.sv[0]));
 	/* an empty read leaves it so */
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 1), 0);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 1), 0);
 	CU_ASSERT(!READABLE(c.sv[1]));
 	/* a full ring: room asked for, none came: not writable, still readable */
-	CU_ASSERT_EQUAL(ff_sdoor_full(&c.a), 1); /* there is room */
-	CU_ASSERT_EQUAL(put(&c.a, &wo, size + 1), size);
-	CU_ASSERT_EQUAL(ff_sdoor_full(&c.a), 0);
+	CU_ASSERT_EQUAL(ff_sdoor_full(&c.a, c.fa), 1); /* there is room */
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, size + 1), size);
+	CU_ASSERT_EQUAL(ff_sdoor_full(&c.a, c.fa), 0);
 	CU_ASSERT(!WRITABLE(c.sv[0]));
 	CU_ASSERT(READABLE(c.sv[1]));
 	/* a quarter free: not yet; half free: writable, and still readable */
-	CU_ASSERT_EQUAL(get(&c.b, &ro, size / 4), size / 4);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, size / 4), size / 4);
 	CU_ASSERT(!WRITABLE(c.sv[0]));
-	CU_ASSERT_EQUAL(get(&c.b, &ro, size / 4), size / 4);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, size / 4), size / 4);
 	CU_ASSERT(WRITABLE(c.sv[0]));
 	CU_ASSERT(READABLE(c.sv[1]));
 	/* full again, then all read: writable, not readable */
-	CU_ASSERT_EQUAL(put(&c.a, &wo, size), size / 2);
-	CU_ASSERT_EQUAL(ff_sdoor_full(&c.a), 0);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, size), size / 2);
+	CU_ASSERT_EQUAL(ff_sdoor_full(&c.a, c.fa), 0);
 	CU_ASSERT(!WRITABLE(c.sv[0]));
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 2 * size), size);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 2 * size), size);
 	CU_ASSERT(WRITABLE(c.sv[0]));
 	CU_ASSERT(!READABLE(c.sv[1]));
 	/* edge-triggered epoll: an edge when bytes come after the reader
@@ -175,19 +180,33 @@ static void test_readiness(void)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	CU_ASSERT_FATAL(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, c.sv[1], &ev) == 0);
 	CU_ASSERT_EQUAL(epoll_wait(ep, &out, 1, 0), 0);
-	CU_ASSERT_EQUAL(put(&c.a, &wo, 1000), 1000);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 1000), 1000);
 	CU_ASSERT_EQUAL(epoll_wait(ep, &out, 1, 0), 1);
 	CU_ASSERT_EQUAL(epoll_wait(ep, &out, 1, 0), 0);
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 4096), 1000);
-	CU_ASSERT_EQUAL(put(&c.a, &wo, 1), 1);
+	/* an arrival after a partial read is an edge of its own, as over TCP;
+	 * more bytes before the reader took any are not */
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 100), 100);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 10), 10);
 	CU_ASSERT_EQUAL(epoll_wait(ep, &out, 1, 0), 1);
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 4096), 1);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 10), 10);
+	CU_ASSERT_EQUAL(epoll_wait(ep, &out, 1, 0), 0);
+	/* and a reader that reads little at a time keeps few tokens queued */
+	for (int i = 0; i < 50; i++) {
+		CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 1), 1);
+		CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 1), 1);
+	}
+	CU_ASSERT(c.ra.tx->sent - c.rb.rx->drained <= 5);
+	CU_ASSERT(WRITABLE(c.sv[0]));
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 4096), 1000 - 100 + 20);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 1), 1);
+	CU_ASSERT_EQUAL(epoll_wait(ep, &out, 1, 0), 1);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 4096), 1);
 	close(ep);
 	/* the writer shuts: EOF after the bytes, through the socket */
-	CU_ASSERT_EQUAL(put(&c.a, &wo, 5), 5);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 5), 5);
 	ff_sring_shut_tx(&c.ra);
 	CU_ASSERT(shutdown(c.sv[0], SHUT_WR) == 0);
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 4096), 5);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 4096), 5);
 	CU_ASSERT(READABLE(c.sv[1]));
 	CU_ASSERT(ff_sring_eof(&c.rb));
 	CU_ASSERT_EQUAL(wo, ro);
@@ -196,7 +215,7 @@ static void test_readiness(void)
 
 /* ---- two processes ---- */
 
-#define BIG (16u << 20)
+#define BIG	(16u << 20)
 #define WAIT_MS 3000
 
 /* The writer, in its own process: BIG bytes in random pieces; exits with
@@ -211,9 +230,9 @@ static int writer(struct conn *c)
 
 		if (k > BIG - off)
 			k = BIG - off;
-		if (put(&c->a, &off, k) > 0)
+		if (put(&c->a, c->fa, &off, k) > 0)
 			continue;
-		if (ff_sdoor_full(&c->a) == 1)
+		if (ff_sdoor_full(&c->a, c->fa) == 1)
 			continue;
 		for (;;) {
 			struct pollfd p = {.fd = c->sv[0], .events = POLLOUT};
@@ -248,7 +267,7 @@ static void stream(uint32_t size)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	CU_ASSERT_FATAL(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, c.sv[1], &ev) == 0);
 	for (;;) {
-		if (get(&c.b, &off, BIG) > 0)
+		if (get(&c.b, c.fb, &off, BIG) > 0)
 			continue;
 		if (ff_sring_eof(&c.rb) || c.rb.corrupt)
 			break;
@@ -290,16 +309,16 @@ static void test_hostile(void)
 	h = c.ma;
 	/* counts that say a lot is queued: the consumer takes what is there
 	 * and returns at once */
-	CU_ASSERT_EQUAL(put(&c.a, &wo, 10), 10);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 10), 10);
 	h->dir[0].sent = UINT64_MAX / 2;
 	h->dir[0].stuffed = 1;
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 4096), 10);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 4096), 10);
 	CU_ASSERT(!READABLE(c.sv[1]));
 	/* counts behind: nothing is taken, nothing blocks */
 	h->dir[0].armed = 0;
-	CU_ASSERT_EQUAL(put(&c.a, &wo, 10), 10);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 10), 10);
 	h->dir[0].drained = UINT64_MAX;
-	CU_ASSERT_EQUAL(get(&c.b, &ro, 4096), 10);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 4096), 10);
 	CU_ASSERT_EQUAL(wo, ro);
 	conn_close(&c);
 }
@@ -307,10 +326,10 @@ static void test_hostile(void)
 int main(void)
 {
 	static const struct cu_test tests[] = {
-		{"readiness", test_readiness},
-		{"processes", test_processes},
-		{"hostile", test_hostile},
-		{0},
+	    {"readiness", test_readiness},
+	    {"processes", test_processes},
+	    {"hostile", test_hostile},
+	    {0},
 	};
 
 	return cu_run("sdoor", tests);
