@@ -292,6 +292,14 @@ static void print_status_json(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	json_object_object_add(o, "cluster", cluster_json(s->cluster));
 	if (s->rsock)
 		json_object_object_add(o, "rsock", rsock_json(s->rsock));
+	{
+		struct json_object *g = json_object_new_object();
+
+		json_object_object_add(g, "size", json_object_new_uint64(s->ring_size));
+		json_object_object_add(g, "conns_total", json_object_new_uint64(s->rings_total));
+		json_object_object_add(g, "bytes", json_object_new_uint64(s->ring_bytes));
+		json_object_object_add(o, "rings", g);
+	}
 	ffc_json_print(o);
 }
 
@@ -306,6 +314,10 @@ static void print_status(struct ffc_ctx *ctx, Ff__Reply **reps, size_t n)
 	printf("ffrouter %s on host %s: %" PRIu64 " connections accelerated, %" PRIu64
 	       " fell back to the kernel, %" PRIu64 " bad messages\n\n",
 	       s->router_version, s->host, s->conns_total, s->fallbacks, s->bad_messages);
+	if (s->ring_size)
+		printf("same-host rings: %u KiB each way; %" PRIu64 " connections had them, %" PRIu64
+		       " KiB now\n\n",
+		       s->ring_size >> 10, s->rings_total, s->ring_bytes >> 10);
 	print_health(s->health);
 	print_cluster(s->cluster);
 	print_rsock(s->rsock);

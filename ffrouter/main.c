@@ -121,6 +121,13 @@ static const struct opt opts[] = {
 	NUM("watchdog-ms", "N", OPT_U32, core.watchdog_ms, 100, 3600000, "period",
 	    "log and count a stall of the event loop this long\n"
 	    "(default 5000)"),
+	NUM("same-host-rings", "BYTES", OPT_U32, core.ring, 0, 64u << 20, "size",
+	    "same-host connections move their bytes through two\n"
+	    "shared-memory rings of BYTES each (a power of two,\n"
+	    "4096 to 64 MiB; default 0: no rings, the socketpair)"),
+	NUM("max-ring-mem", "MIB", OPT_U32, core.quota.ring_mib, 1, 1u << 20, "size",
+	    "ring memory per container, MiB (default 256); past it\n"
+	    "new connections use the socketpair alone"),
 	NUM("sockbuf", "BYTES", OPT_INT, core.sockbuf, 0, 1u << 30, "size",
 	    "buffer size of same-host connections (default 1048576;\n"
 	    "0 keeps the kernel's default; at most 1 GiB)"),

@@ -345,6 +345,9 @@ static void op_status(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 			p->sr.conns_total = r->conns_total;
 			p->sr.fallbacks = r->fallbacks;
 			p->sr.bad_messages = r->bad_messages;
+			p->sr.ring_size = r->ring;
+			p->sr.rings_total = r->rings_total;
+			p->sr.ring_bytes = r->ring_bytes;
 			p->sr.router_version = (char *)FF_VERSION;
 			p->sr.host = r->host_id;
 			piece_health(p, r);

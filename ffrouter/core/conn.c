@@ -4,6 +4,7 @@
  * hosts; /proc/net/unix where sock_diag is missing): a connection is gone
  * when none of its socket inodes on this host is alive. */
 #include "internal.h"
+#include "sring.h"
 
 #include "log.h"
 
@@ -217,6 +218,7 @@ struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path)
 	cn->id = r->next_id++;
 	cn->path = path;
 	cn->cli.slot = cn->srv.slot = UINT32_MAX;
+	cn->ring_fd = -1;
 	cn->cli.cn = cn->srv.cn = cn;
 	TAILQ_INSERT_TAIL(&r->conns, cn, link);
 	r->nconns++;
@@ -337,10 +339,38 @@ static void side_clear(struct ffr_conn_side *s)
 	s->c = NULL;
 }
 
+/* The rings' memory, counted against both containers while cn lives. */
+static void ring_count(struct ffr_conn *cn, bool add)
+{
+	uint64_t len = ff_sring_len(cn->ring);
+	struct ffr_container *c[2] = {cn->cli.c, cn->srv.c};
+
+	for (int i = 0; i < 2; i++) {
+		if (!c[i])
+			continue;
+		if (add)
+			c[i]->ring_bytes += len;
+		else
+			c[i]->ring_bytes -= len < c[i]->ring_bytes ? len : c[i]->ring_bytes;
+	}
+}
+
+void ffr_conn_ring_charge(struct ffr_router *r, struct ffr_conn *cn)
+{
+	ring_count(cn, true);
+	r->rings_total++;
+	r->ring_bytes += ff_sring_len(cn->ring);
+}
+
 void ffr_conn_free(struct ffr_router *r, struct ffr_conn *cn)
 {
 	if (!cn)
 		return;
+	if (cn->ring_fd >= 0) {
+		ring_count(cn, false);
+		r->ring_bytes -= ff_sring_len(cn->ring);
+		close(cn->ring_fd);
+	}
 	if (cn->cli.own_port)
 		ffr_port_put(cn->cli.c, cn->cli.addr.port);
 	side_clear(&cn->cli);

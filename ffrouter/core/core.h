@@ -46,6 +46,7 @@ struct ffr_quota {
 	uint32_t conns;
 	uint32_t pending; /* accept-queue entries held by the router per listener */
 	uint32_t inflight; /* connects handed to features, unanswered, per channel (0: 64) */
+	uint32_t ring_mib; /* memory of same-host rings per container, MiB (0: 256) */
 };
 
 /* One SOCK_SEQPACKET control channel: a shim (c != NULL) or ffctl. */
@@ -56,6 +57,7 @@ struct ffr_chan {
 	int fd;
 	struct event *ev;
 	bool hello;
+	uint64_t caps; /* the shim's Hello.caps (FF_CAP_*) */
 	pid_t pid;
 	uid_t uid;
 	uint32_t bad; /* malformed messages seen */
@@ -89,6 +91,10 @@ struct ffr_conn {
 	uint64_t id;
 	Ff__Path path;
 	struct ffr_conn_side cli, srv;
+	/* same host over shared memory: the rings' memfd, kept for the
+	 * Lookup of an exec'd shim, and the bytes of each ring (0: none) */
+	int ring_fd;
+	uint32_t ring;
 };
 TAILQ_HEAD(ffr_conn_list, ffr_conn);
 
@@ -120,6 +126,7 @@ struct ffr_container {
 	uint32_t nconnecting; /* its channels' connects in flight (count against conns) */
 	uint16_t next_port;
 	uint8_t *ports; /* bitmap of client ports held by accelerated conns */
+	uint64_t ring_bytes; /* of the rings of its same-host connections */
 	void *ext[FFR_FEATURES_MAX]; /* each feature's per-container data, by its slot */
 };
 TAILQ_HEAD(ffr_container_list, ffr_container);
@@ -129,6 +136,7 @@ struct ffr_config {
 	const char *rundir;
 	struct ffr_quota quota;
 	int sockbuf; /* send/receive buffer of same-host connections, bytes (0: kernel's) */
+	uint32_t ring; /* bytes of each ring of a same-host connection (0: no rings) */
 	const char *host_id; /* this host's name in the locality map (NULL: hostname) */
 	unsigned watchdog_ms; /* a loop that has not turned this long is stuck (0: 5 s) */
 	unsigned fd_reserve; /* fds kept below RLIMIT_NOFILE for what is under way and
@@ -196,6 +204,8 @@ struct ffr_router {
 	char host_id[FFR_HOST_MAX + 1];
 	struct ffr_quota quota;
 	int sockbuf;
+	uint32_t ring; /* as ffr_config */
+	uint64_t rings_total, ring_bytes; /* connections given rings; their memory now */
 	int afd; /* admin socket */
 	struct event *aev;
 	struct ffr_chan_list admin;
@@ -353,6 +363,8 @@ int ffr_sock_lookup(struct ffr_container *c, ino_t ino, struct ffr_sock_info *ou
 struct ffr_listener *ffr_listener_find(struct ffr_container *c, const struct ff_sa *dst);
 /* Queues one connection (fd consumed in every case). -EAGAIN: queue full. */
 int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd);
+/* The same with nfds (1 or 2) fds: the socket, and its rings' memfd. */
+int ffr_listener_push_fds(struct ffr_listener *l, const Ff__Accepted *a, int *fds, int nfds);
 
 /* router.c: a non-blocking TCP listener at addr (SO_REUSEADDR; v6only: an
  * IPv6 address takes no IPv4); fd or -errno. */
@@ -360,6 +372,9 @@ int ffr_listen_tcp(const struct ff_sa *addr, int backlog, bool v6only);
 
 /* conn.c */
 struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path);
+/* cn's rings (ring_fd, ring set) count against both its containers until
+ * it is freed. */
+void ffr_conn_ring_charge(struct ffr_router *r, struct ffr_conn *cn);
 void ffr_conn_free(struct ffr_router *r, struct ffr_conn *cn);
 /* What side s's app sent (tx) or received, from its shim's counter page
  * (0 without one). */

@@ -15,7 +15,8 @@ struct ffr_stats {
 
 struct ffr_pending {
 	STAILQ_ENTRY(ffr_pending) link;
-	int fd;       /* connection socket, owned */
+	int fds[2];   /* connection socket, and its rings' memfd; owned */
+	int nfds;
 	uint8_t *msg; /* packed Accepted */
 	size_t len;
 };
@@ -32,6 +33,7 @@ struct ffr_listener {
 	bool v6only;
 	int qfd;           /* router end of the accept queue */
 	ino_t shim_ino;    /* inode of the app's end, for Lookup */
+	bool rings;        /* its shim reads rings (FF_CAP_RINGS) */
 	ino_t q_ino;       /* inode of the router's end: the queue's identity */
 	struct event *qev; /* EOF from the app */
 	struct event *wev; /* room in the queue for the pending list */

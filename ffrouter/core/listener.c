@@ -79,7 +79,7 @@ static int check_kfd(struct ffr_container *c, int kfd, const struct ff_sa *addr)
 
 static void pending_free(struct ffr_pending *p)
 {
-	close(p->fd);
+	ff_close_fds(p->fds, p->nfds);
 	free(p->msg);
 	free(p);
 }
@@ -91,7 +91,7 @@ static int flush(struct ffr_listener *l)
 	struct ffr_pending *p;
 
 	while ((p = STAILQ_FIRST(&l->pending))) {
-		int err = ffr_shared_send_fds(l->qfd, p->msg, p->len, &p->fd, 1);
+		int err = ffr_shared_send_fds(l->qfd, p->msg, p->len, p->fds, p->nfds);
 
 		if (err == -EAGAIN)
 			return -EAGAIN;
@@ -115,6 +115,11 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 
 int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd)
 {
+	return ffr_listener_push_fds(l, a, &fd, 1);
+}
+
+int ffr_listener_push_fds(struct ffr_listener *l, const Ff__Accepted *a, int *fds, int nfds)
+{
 	size_t len = ff_msg_size(&a->base);
 	struct ffr_pending *p;
 	uint8_t small[512];
@@ -122,16 +127,16 @@ int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd)
 
 	if (STAILQ_EMPTY(&l->pending) && len <= sizeof(small)) {
 		ff_msg_pack(&a->base, small);
-		err = ffr_shared_send_fds(l->qfd, small, len, &fd, 1);
+		err = ffr_shared_send_fds(l->qfd, small, len, fds, nfds);
 		if (err != -EAGAIN) {
-			close(fd);
+			ff_close_fds(fds, nfds);
 			if (!err)
 				l->accepted++;
 			return err;
 		}
 	}
 	if (l->npending >= l->max_pending) {
-		close(fd);
+		ff_close_fds(fds, nfds);
 		return -EAGAIN;
 	}
 	p = calloc(1, sizeof(*p));
@@ -139,14 +144,16 @@ int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd)
 		p->len = len;
 		p->msg = malloc(p->len);
 	}
-	if (!p || !p->msg) {
+	if (!p || !p->msg || nfds > 2) {
 		if (p)
-			free(p);
-		close(fd);
+			free(p->msg);
+		free(p);
+		ff_close_fds(fds, nfds);
 		return -ENOMEM;
 	}
 	ff_msg_pack(&a->base, p->msg);
-	p->fd = fd;
+	memcpy(p->fds, fds, (size_t)nfds * sizeof(int));
+	p->nfds = nfds;
 	STAILQ_INSERT_TAIL(&l->pending, p, link);
 	l->npending++;
 	l->accepted++;

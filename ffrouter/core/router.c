@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "map.h"
+#include "sring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -247,6 +248,16 @@ struct ffr_router *ffr_router_new(struct event_base *base, const struct ffr_conf
 	r->afd = r->map_fd = r->map_rofd = -1;
 	r->quota = cfg->quota;
 	r->sockbuf = cfg->sockbuf;
+	r->ring = cfg->ring;
+	if (r->ring && !ff_sring_len(r->ring)) {
+		ff_err("--same-host-rings %u: a power of two from %u to %u, or 0", r->ring,
+		       FF_SRING_MIN, FF_SRING_MAX);
+		*err = -EINVAL;
+		free(r);
+		return NULL;
+	}
+	if (!r->quota.ring_mib)
+		r->quota.ring_mib = 256;
 	r->next_id = 1;
 	TAILQ_INIT(&r->admin);
 	TAILQ_INIT(&r->containers);

@@ -10,10 +10,13 @@
 
 #include "fdpass.h"
 #include "log.h"
+#include "sdoor.h"
 #include "msg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,6 +61,7 @@ static void op_hello(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		return;
 	}
 	ch->hello = true;
+	ch->caps = h->caps;
 	rep.id = req->id;
 	rep.body_case = FF__REPLY__BODY_HELLO;
 	rep.hello = &hr;
@@ -144,6 +148,7 @@ static void op_listen(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		listen_refused(ch, req->id, &a.addr, err);
 		return;
 	}
+	l->rings = ch->caps & FF_CAP_RINGS;
 	listen_reply(ch, req->id, l, shim_fd);
 	close(shim_fd);
 }
@@ -181,6 +186,7 @@ static void op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 		listen_refused(ch, req->id, &a.addr, err);
 		return;
 	}
+	l->rings = ch->caps & FF_CAP_RINGS;
 	listen_reply(ch, req->id, l, -1);
 }
 
@@ -231,6 +237,50 @@ void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *
 	ffr_connect_reply_answer(ch, id, cn, fd, NULL, 0, 0);
 }
 
+/* The rings' memfd of a new same-host connection between containers a
+ * and b, whose shims both read rings: -1 when rings are off, one of the
+ * shims cannot, a container is past --max-ring-mem, or the fds or the
+ * memory are not there (the socketpair alone then, as without rings).
+ * The memfd is sealed to its size: a shim that could shrink it would
+ * kill the other with SIGBUS. */
+static int ring_new(struct ffr_router *r, struct ffr_container *a, struct ffr_container *b,
+		    bool able)
+{
+	size_t len = ff_sring_len(r->ring);
+	uint64_t max = (uint64_t)r->quota.ring_mib << 20;
+	void *m;
+	int fd;
+
+	if (!r->ring || !able || a->ring_bytes + len > max || b->ring_bytes + len > max ||
+	    ffr_fd_budget(r, 3) < 0)
+		return -1;
+	fd = memfd_create("ffnet-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)len) < 0 ||
+	    (m = mmap(NULL, FF_SRING_HDR, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		close(fd);
+		return -1;
+	}
+	ff_sring_format(m, len, r->ring); /* it writes the header alone */
+	munmap(m, FF_SRING_HDR);
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Both ends' send buffers sized for the doorbell (common/sdoor.h): its
+ * filling must fit and leave the socket unwritable. */
+static void ring_sockbuf(const int sv[2])
+{
+	int sb = FF_SDOOR_SNDBUF;
+
+	for (int i = 0; i < 2; i++)
+		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof(sb));
+}
+
 void ffr_connect_reply_answer(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *cn, int fd,
 			      const uint8_t *answer, size_t len, uint32_t ms)
 {
@@ -252,12 +302,16 @@ void ffr_connect_reply_answer(struct ffr_chan *ch, uint64_t id, const struct ffr
 	cr.answer.data = (uint8_t *)answer;
 	cr.answer.len = answer ? len : 0;
 	cr.answer_ms = ms;
-	ffr_reply(ch, &rep, &fd, 1);
+	cr.ring = cn->ring_fd >= 0 ? cn->ring : 0;
+	ffr_reply(ch, &rep, (int[]){fd, cn->ring_fd}, cr.ring ? 2 : 1);
 }
 
-/* Hands the server end to the listener. Consumes fd. */
+/* Hands the server end to the listener (with a copy of the rings' memfd
+ * if any). Consumes fd. */
 static int connect_deliver(struct ffr_listener *l, struct ffr_conn *cn, int fd)
 {
+	int fds[2] = {fd, -1};
+
 	Ff__Accepted a = FF__ACCEPTED__INIT;
 	Ff__Addr local, peer;
 	uint8_t lip[16], pip[16];
@@ -269,7 +323,15 @@ static int connect_deliver(struct ffr_listener *l, struct ffr_conn *cn, int fd)
 	a.conn_id = cn->id;
 	a.slot = cn->srv.slot;
 	a.path = cn->path;
-	return ffr_listener_push(l, &a, fd);
+	if (cn->ring_fd >= 0) {
+		fds[1] = fcntl(cn->ring_fd, F_DUPFD_CLOEXEC, 0);
+		if (fds[1] < 0) {
+			close(fd);
+			return -errno;
+		}
+		a.ring = cn->ring;
+	}
+	return ffr_listener_push_fds(l, &a, fds, fds[1] >= 0 ? 2 : 1);
 }
 
 static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listener *l,
@@ -299,6 +361,12 @@ static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listen
 	}
 	if (err)
 		goto out_free;
+	cn->ring_fd = ring_new(r, ch->c, l->c, (ch->caps & FF_CAP_RINGS) && l->rings);
+	if (cn->ring_fd >= 0) {
+		cn->ring = r->ring;
+		ffr_conn_ring_charge(r, cn);
+		ring_sockbuf(sv);
+	}
 	err = connect_deliver(l, cn, sv[1]);
 	sv[1] = -1;
 	if (err)
@@ -484,10 +552,14 @@ static void op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		lr.id = cn->id;
 		lr.slot = side->slot;
 		lr.path = cn->path;
+		if (cn->ring_fd >= 0) {
+			lr.ring = cn->ring;
+			lr.side = side == &cn->srv;
+		}
 	} else {
 		lr.id = si.l->id;
 	}
-	ffr_reply(ch, &rep, NULL, 0);
+	ffr_reply(ch, &rep, lr.ring ? &cn->ring_fd : NULL, lr.ring ? 1 : 0);
 }
 
 const struct ffr_op ffr_sock_ops[] = {

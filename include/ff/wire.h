@@ -26,6 +26,8 @@
 #define FF_CAP_LISTEN (1u << 0)
 #define FF_CAP_CONNECT (1u << 1)
 #define FF_CAP_LOOKUP (1u << 2)
+/* the shim reads and writes a same-host connection's rings (ff/sring.h) */
+#define FF_CAP_RINGS (1u << 3)
 
 /* LookupReply.kind */
 #define FF_KIND_LISTENER 1

@@ -57,6 +57,8 @@ static int start_in(struct fx_router *fx)
 					  .pending = 256};
 	o.rdma.dev = "none";
 	o.core.metrics = fx->metrics;
+	o.core.ring = fx->ring;
+	o.core.quota.ring_mib = fx->ring_mib;
 	if (!p)
 		return -ENOMEM;
 	if (pipe2(p->stop, O_CLOEXEC) < 0) {
@@ -166,7 +168,7 @@ Ff__Reply *fx_call(int fd, Ff__Request *req, const int *fds, int nfds, int *rfds
 	return fx_recv(fd, rfds, nrfds);
 }
 
-static int hello(int fd, const char *role)
+static int hello_caps(int fd, const char *role, uint64_t caps)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Hello h = FF__HELLO__INIT;
@@ -175,6 +177,7 @@ static int hello(int fd, const char *role)
 
 	h.version = FF_PROTO_VERSION;
 	h.role = (char *)role;
+	h.caps = caps;
 	req.id = 1;
 	req.body_case = FF__REQUEST__BODY_HELLO;
 	req.hello = &h;
@@ -185,6 +188,11 @@ static int hello(int fd, const char *role)
 	st = (int)rep->status;
 	ff__reply__free_unpacked(rep, NULL);
 	return st ? -EPROTO : 0;
+}
+
+static int hello(int fd, const char *role)
+{
+	return hello_caps(fd, role, 0);
 }
 
 int fx_admin(struct fx_router *fx, bool do_hello)
@@ -203,12 +211,17 @@ int fx_admin(struct fx_router *fx, bool do_hello)
 
 int fx_shim(struct fx_router *fx, const char *name)
 {
+	return fx_shim_caps(fx, name, 0);
+}
+
+int fx_shim_caps(struct fx_router *fx, const char *name, uint64_t caps)
+{
 	char path[160];
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/c/%s/%s", fx->dir, name, FF_SOCK_NAME);
 	fd = fx_connect(path);
-	if (fd >= 0 && hello(fd, "shim") < 0) {
+	if (fd >= 0 && hello_caps(fd, "shim", caps) < 0) {
 		close(fd);
 		return -EPROTO;
 	}
@@ -397,6 +410,20 @@ Ff__Reply *fx_listen(int ch, int kfd, const char *ip, uint16_t port, int *qfd)
 
 Ff__Reply *fx_overlay_connect(int ch, const char *ip, uint16_t port, int *cfd)
 {
+	int mfd;
+	Ff__Reply *rep = fx_overlay_connect2(ch, ip, port, cfd, &mfd);
+
+	if (mfd >= 0) { /* one fd was asked for */
+		close(mfd);
+		if (*cfd >= 0)
+			close(*cfd);
+		*cfd = -1;
+	}
+	return rep;
+}
+
+Ff__Reply *fx_overlay_connect2(int ch, const char *ip, uint16_t port, int *cfd, int *mfd)
+{
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Connect m = FF__CONNECT__INIT;
 	Ff__Addr a;
@@ -409,19 +436,31 @@ Ff__Reply *fx_overlay_connect(int ch, const char *ip, uint16_t port, int *cfd)
 	req.body_case = FF__REQUEST__BODY_CONNECT;
 	req.connect = &m;
 	rep = fx_call(ch, &req, NULL, 0, rfds, &nr);
-	*cfd = nr == 1 ? rfds[0] : -1;
-	if (nr != 1)
+	*cfd = nr == 1 || nr == 2 ? rfds[0] : -1;
+	*mfd = nr == 2 ? rfds[1] : -1;
+	if (nr > 2)
 		ff_close_fds(rfds, nr);
 	return rep;
 }
 
 Ff__Accepted *fx_take_accepted(int qfd, int *fd)
 {
+	int mfd;
+	Ff__Accepted *a = fx_take_accepted2(qfd, fd, &mfd);
+
+	if (mfd >= 0)
+		close(mfd);
+	return a;
+}
+
+Ff__Accepted *fx_take_accepted2(int qfd, int *fd, int *mfd)
+{
 	uint8_t buf[512];
 	int fds[FF_MAX_FDS], n = 0;
-	ssize_t len = ff_recv_fds(qfd, buf, sizeof(buf), fds, 1, &n, 0);
+	ssize_t len = ff_recv_fds(qfd, buf, sizeof(buf), fds, 2, &n, 0);
 
-	*fd = n == 1 ? fds[0] : -1;
+	*fd = n >= 1 ? fds[0] : -1;
+	*mfd = n == 2 ? fds[1] : -1;
 	return len > 0 ? (Ff__Accepted *)ff_msg_unpack(&ff__accepted__descriptor, buf, (size_t)len)
 		       : NULL;
 }

@@ -15,6 +15,8 @@ struct fx_router {
 	void *priv;
 	unsigned max_conns; /* a container's connection quota; 0: 1024 */
 	const char *metrics; /* the router's --metrics IP:PORT; NULL: none */
+	uint32_t ring;       /* --same-host-rings; 0: none */
+	uint32_t ring_mib;   /* --max-ring-mem; 0: the default */
 };
 
 /* Starts a router in a fresh temp run directory. 0 or -errno. */
@@ -33,6 +35,8 @@ int fx_admin(struct fx_router *fx, bool hello);
 /* Connects to a container's socket and says Hello; the map/stats fds of the
  * reply are closed. */
 int fx_shim(struct fx_router *fx, const char *name);
+/* The same, announcing the Hello caps (FF_CAP_*) caps. */
+int fx_shim_caps(struct fx_router *fx, const char *name, uint64_t caps);
 
 /* Sends req with fds (not consumed); waits (2 s) for one reply. Returns the
  * reply or NULL (closed / timeout); received fds go to rfds. */
@@ -80,3 +84,7 @@ Ff__Reply *fx_listen(int ch, int kfd, const char *ip, uint16_t port, int *qfd);
 Ff__Reply *fx_overlay_connect(int ch, const char *ip, uint16_t port, int *cfd);
 /* Reads one Accepted from an accept queue; *fd gets its connection. */
 Ff__Accepted *fx_take_accepted(int qfd, int *fd);
+/* The same where a second fd may come (the rings' memfd: *mfd, else -1). */
+Ff__Accepted *fx_take_accepted2(int qfd, int *fd, int *mfd);
+/* fx_overlay_connect where a second fd may come (*mfd, else -1). */
+Ff__Reply *fx_overlay_connect2(int ch, const char *ip, uint16_t port, int *cfd, int *mfd);
