@@ -8,7 +8,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -49,6 +52,47 @@ static size_t iov_len(const struct iovec *iov, size_t cnt)
 		n += iov[i].iov_len;
 	return n;
 }
+
+/* A ring connection's data calls go through its rings (sock/ring.c):
+ * these return from the wrapper when fd is one. */
+#define RING_IO(fd, fn, tx, buf, n, flags)                                                         \
+	do {                                                                                       \
+		struct ffs_sock *rs_ = ffs_ring_conn(fd);                                          \
+		if (rs_) {                                                                         \
+			struct iovec v_ = {.iov_base = (void *)(buf), .iov_len = (n)};             \
+			ssize_t r_ = fn(fd, rs_, &v_, 1, flags);                                   \
+			if (!(tx) && ((flags) & MSG_PEEK))                                         \
+				return r_;                                                         \
+			ffs_count(fd, r_, tx);                                                     \
+			return r_;                                                                 \
+		}                                                                                  \
+	} while (0)
+#define RING_IOV(fd, fn, tx, iov, cnt, flags)                                                      \
+	do {                                                                                       \
+		struct ffs_sock *rs_ = ffs_ring_conn(fd);                                          \
+		if (rs_) {                                                                         \
+			ssize_t r_;                                                                \
+			if ((cnt) < 0 || (cnt) > IOV_MAX) {                                        \
+				errno = EINVAL;                                                    \
+				return -1;                                                         \
+			}                                                                          \
+			r_ = fn(fd, rs_, iov, cnt, flags);                                         \
+			if (!(tx) && ((flags) & MSG_PEEK))                                         \
+				return r_;                                                         \
+			ffs_count(fd, r_, tx);                                                     \
+			return r_;                                                                 \
+		}                                                                                  \
+	} while (0)
+#define RING_MMSG(fd, tx, v, n, flags)                                                             \
+	do {                                                                                       \
+		struct ffs_sock *rs_ = ffs_ring_conn(fd);                                          \
+		if (rs_ && (v)) {                                                                  \
+			int r_ = ffs_ring_mmsg(fd, rs_, v, n, flags, tx);                          \
+			if (r_ > 0 && !((flags) & MSG_PEEK))                                       \
+				ffs_count(fd, mmsg_bytes(v, r_), tx);                              \
+			return r_;                                                                 \
+		}                                                                                  \
+	} while (0)
 
 /* ---- control path ---- */
 
@@ -232,6 +276,26 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 	return r;
 }
 
+/* FIONREAD and SIOCOUTQ of a ring connection are its rings' (the socket
+ * holds only doorbell bytes); everything else is the kernel's. */
+EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+	int v;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	RAW_IF_BUSY(SYS_ioctl, fd, req, arg);
+	NEED(ioctl);
+	if ((req == FIONREAD || req == SIOCOUTQ) && arg && ffs_ring_ioctl(fd, req, &v)) {
+		*(int *)arg = v;
+		return 0;
+	}
+	return REAL(ioctl)(fd, req, arg);
+}
+
 /* Entries of [first, last] are dropped after the kernel closed the fds. */
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
@@ -271,6 +335,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 	RAW_IF_BUSY(SYS_read, fd, buf, n);
 	INIT();
+	RING_IO(fd, ffs_ring_recv, false, buf, n, 0);
 	r = REAL(read)(fd, buf, n);
 	ffs_count(fd, r, false);
 	return r;
@@ -281,6 +346,7 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 	ssize_t r;
 
 	INIT();
+	RING_IO(fd, ffs_ring_recv, false, buf, n < buflen ? n : buflen, 0);
 	r = REAL(__read_chk)(fd, buf, n, buflen);
 	ffs_count(fd, r, false);
 	return r;
@@ -293,6 +359,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 	RAW_IF_BUSY(SYS_write, fd, buf, n);
 	INIT();
+	RING_IO(fd, ffs_ring_send, true, buf, n, 0);
 	s = ffs_pair_of(fd);
 	if (!s) {
 		r = REAL(write)(fd, buf, n);
@@ -309,6 +376,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	ssize_t r;
 
 	INIT();
+	RING_IOV(fd, ffs_ring_recv, false, iov, cnt, 0);
 	r = REAL(readv)(fd, iov, cnt);
 	ffs_count(fd, r, false);
 	return r;
@@ -321,6 +389,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	ssize_t r;
 
 	INIT();
+	RING_IOV(fd, ffs_ring_send, true, iov, cnt, 0);
 	s = ffs_pair_of(fd);
 	if (!s || cnt < 0) {
 		r = REAL(writev)(fd, iov, cnt);
@@ -338,6 +407,7 @@ EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	ssize_t r;
 
 	INIT();
+	RING_IO(fd, ffs_ring_send, true, buf, n, flags);
 	s = ffs_pair_of(fd);
 	if (!s) {
 		r = REAL(send)(fd, buf, n, flags);
@@ -361,6 +431,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 		to = NULL;
 		tolen = 0;
 	}
+	RING_IO(fd, ffs_ring_send, true, buf, n, flags);
 	s = ffs_pair_of(fd);
 	if (!s) {
 		r = REAL(sendto)(fd, buf, n, flags, to, tolen);
@@ -379,6 +450,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	ssize_t r;
 
 	INIT();
+	if (msg && msg->msg_iovlen <= INT32_MAX)
+		RING_IOV(fd, ffs_ring_send, true, msg->msg_iov, (int)msg->msg_iovlen, flags);
 	s = ffs_pair_of(fd);
 	if (!s || !msg) {
 		r = REAL(sendmsg)(fd, msg, flags);
@@ -427,6 +500,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 	int r;
 
 	NEED(sendmmsg);
+	RING_MMSG(fd, true, v, n, flags);
 	conn = ffs_is_conn(fd) && v;
 	if (conn && n > MMSG_MAX)
 		n = MMSG_MAX;
@@ -445,6 +519,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	ssize_t r;
 
 	INIT();
+	RING_IO(fd, ffs_ring_recv, false, buf, n, flags);
 	r = REAL(recv)(fd, buf, n, flags);
 	if (!(flags & MSG_PEEK))
 		ffs_count(fd, r, false);
@@ -456,6 +531,7 @@ EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 	ssize_t r;
 
 	INIT();
+	RING_IO(fd, ffs_ring_recv, false, buf, n < buflen ? n : buflen, flags);
 	r = REAL(__recv_chk)(fd, buf, n, buflen, flags);
 	if (!(flags & MSG_PEEK))
 		ffs_count(fd, r, false);
@@ -469,6 +545,9 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr 
 	ssize_t r;
 
 	INIT();
+	if (fromlen && from && ffs_ring_conn(fd))
+		*fromlen = 0;
+	RING_IO(fd, ffs_ring_recv, false, buf, n, flags);
 	if (from && ffs_is_conn(fd)) {
 		r = REAL(recvfrom)(fd, buf, n, flags, NULL, NULL);
 		if (r >= 0 && fromlen)
@@ -487,6 +566,9 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 	ssize_t r;
 
 	INIT();
+	if (fromlen && from && ffs_ring_conn(fd))
+		*fromlen = 0;
+	RING_IO(fd, ffs_ring_recv, false, buf, n < buflen ? n : buflen, flags);
 	if (from && ffs_is_conn(fd)) {
 		r = REAL(__recv_chk)(fd, buf, n, buflen, flags);
 		if (r >= 0 && fromlen)
@@ -506,6 +588,12 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	ssize_t r;
 
 	INIT();
+	if (msg && msg->msg_iovlen <= INT32_MAX && ffs_ring_conn(fd)) {
+		msg->msg_namelen = 0;
+		msg->msg_controllen = 0;
+		msg->msg_flags = 0;
+		RING_IOV(fd, ffs_ring_recv, false, msg->msg_iov, (int)msg->msg_iovlen, flags);
+	}
 	conn = msg && msg->msg_name && ffs_is_conn(fd);
 	if (conn) {
 		name = msg->msg_name;
@@ -528,6 +616,7 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct
 	int r;
 
 	NEED(recvmmsg);
+	RING_MMSG(fd, false, v, n, flags);
 	conn = ffs_is_conn(fd) && v;
 	if (conn && n > MMSG_MAX)
 		n = MMSG_MAX;
@@ -543,9 +632,15 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct
 
 EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
+	struct ffs_sock *s;
 	ssize_t r;
 
 	INIT();
+	if ((s = ffs_ring_conn(out))) {
+		r = ffs_ring_sendfile(out, s, in, off, n);
+		ffs_count(out, r, true);
+		return r;
+	}
 	r = REAL(sendfile)(out, in, off, n);
 	ffs_count(out, r, true);
 	return r;
@@ -553,9 +648,15 @@ EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 
 EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 {
+	struct ffs_sock *s;
 	ssize_t r;
 
 	NEED(sendfile64);
+	if ((s = ffs_ring_conn(out))) {
+		r = ffs_ring_sendfile(out, s, in, off, n);
+		ffs_count(out, r, true);
+		return r;
+	}
 	r = REAL(sendfile64)(out, in, off, n);
 	ffs_count(out, r, true);
 	return r;

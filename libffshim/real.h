@@ -30,6 +30,7 @@
 	X(dup3, int, (int, int, int))                                                              \
 	X(fcntl, int, (int, int, ...))                                                             \
 	X(fcntl64, int, (int, int, ...))                                                           \
+	X(ioctl, int, (int, unsigned long, ...))                                                   \
 	X(getsockname, int, (int, struct sockaddr *, socklen_t *))                                 \
 	X(getpeername, int, (int, struct sockaddr *, socklen_t *))                                 \
 	X(getsockopt, int, (int, int, int, void *, socklen_t *))                                   \

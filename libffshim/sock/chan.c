@@ -145,6 +145,7 @@ static int hello(void)
 
 	h.version = FF_PROTO_VERSION;
 	h.role = (char *)"shim";
+	h.caps = FF_CAP_RINGS;
 	req.body_case = FF__REQUEST__BODY_HELLO;
 	req.hello = &h;
 	err = xfer(&req, NULL, 0, &rep, fds, &nfds);

@@ -139,6 +139,8 @@ void ffs_sock_unref(struct ffs_sock *s)
 	s->eps = NULL;
 	free(s->vopts);
 	s->vopts = NULL;
+	ffs_ring_free(s->ring);
+	s->ring = NULL;
 	pthread_mutex_lock(&pool_lock);
 	s->owner = (int *)pool;
 	pool = s;
@@ -195,6 +197,9 @@ void ffs_fd_closing(int fd)
 		ffs_pending_cancel(fd);
 	if (s)
 		ffs_epoll_forget(s, fd);
+	/* a vfork child's close is not its parent's */
+	if (s && s->ring && atomic_load(&s->refs) == 1 && !ffs_vfork_child())
+		ffs_ring_closing(s, fd);
 }
 
 void ffs_fd_replacing(int old, int nfd)

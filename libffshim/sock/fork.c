@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 static pid_t mem_pid; /* the process this memory is of (a vfork child shares it) */
+unsigned ffs_forks;   /* fork()s this process and its ancestors made since the shim loaded */
 
 bool ffs_vfork_child(void)
 {
@@ -16,6 +17,7 @@ bool ffs_vfork_child(void)
 
 static void fork_prepare(void)
 {
+	__atomic_add_fetch(&ffs_forks, 1, __ATOMIC_RELAXED);
 	ffs_pending_fork(0);
 	ffs_listen_fork(0);
 	ffs_meta_fork(0);

@@ -98,6 +98,7 @@ struct ffs_sock {
 	bool connecting; /* non-blocking connect not yet confirmed by a second connect() */
 	bool peer_gone;	 /* a send met EPIPE once, or a reset was seen (ffs_sent()) */
 	bool shut_wr;	 /* the app shut the sending side down */
+	struct ffs_ring *ring; /* same host over shared memory (ring.c), or NULL */
 	/* FFS_TCP */
 	bool pending; /* its connect is under way in pending.c: the fd is a placeholder */
 	/* FFS_INTERNAL: where the owner keeps this fd (reset to -1 if the app closes it) */
@@ -182,6 +183,25 @@ void ffs_pending_cancel(int fd);
 /* phase 0 takes the lock, 1 releases it in the parent, 2 resets and
  * releases it in the child. */
 void ffs_pending_fork(int phase);
+
+/* ring.c: same-host connections over shared-memory rings (issue 14).
+ * The data calls of the app on such a connection go through its rings;
+ * the socket stays its doorbell (common/sdoor.c) and carries EOF. */
+struct ffs_ring;
+/* s (FFS_CONN on fd) takes the rings in memfd (closed in every case):
+ * size bytes each, we are side. 0 or -errno (s then stays a plain pair). */
+int ffs_ring_attach(struct ffs_sock *s, int fd, int memfd, uint32_t size, int side);
+void ffs_ring_free(struct ffs_ring *g);
+/* The app is closing fd, s's last one in this process: if no other
+ * process can hold the connection (no fork since it came), the peer is
+ * told now, as TCP's FIN or RST would tell it (reads: EOF after the
+ * bytes; writes: EPIPE), and the doorbell bytes go (unread ones would be
+ * a reset for the kernel). */
+void ffs_ring_closing(struct ffs_sock *s, int fd);
+/* fork.c: fork()s since the shim loaded, in this process's line */
+extern unsigned ffs_forks;
+/* shutdown(fd, how) of a ring connection, rings first. */
+void ffs_ring_shutdown(struct ffs_sock *s, int how);
 
 /* fork(): every socket-half lock is taken before it, in this order, and
  * released after it in the parent and the child: connects under way

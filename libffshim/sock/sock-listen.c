@@ -216,21 +216,29 @@ out_einval:
 	return -EINVAL;
 }
 
-static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct sockaddr *addr,
-		     socklen_t *len, int flags)
+/* nfd (with memfd, its rings, consumed in every case; -1: none) becomes an
+ * accepted connection of l: nfd, or -errno. */
+static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, int memfd,
+		     struct sockaddr *addr, socklen_t *len, int flags)
 {
 	struct ffs_sock *c = NULL;
 	struct ff_sa local, peer;
 	int fl;
 
-	if (ff_sa_from_proto(&local, a->local) < 0 || ff_sa_from_proto(&peer, a->peer) < 0)
+	if (ff_sa_from_proto(&local, a->local) < 0 || ff_sa_from_proto(&peer, a->peer) < 0) {
+		if (memfd >= 0)
+			REAL(close)(memfd);
 		return -EPROTO;
+	}
 	if (a->path == FF__PATH__PATH_NONE) {
 		ffs_watch_settle(a->conn_id); /* our watcher's copy of nfd is closed */
 	} else {
 		c = ffs_sock_new(FFS_CONN, l->family);
-		if (!c)
+		if (!c) {
+			if (memfd >= 0)
+				REAL(close)(memfd);
 			return -ENOMEM;
+		}
 		c->local = local;
 		c->peer = peer;
 		c->path = a->path;
@@ -238,6 +246,11 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, struct 
 		ffs_vopts_inherit(c, l);
 		c->slot = ffs_stat_slot(a->slot);
 		ffs_opts_replay(l, nfd);
+		/* as in sock-conn.c: without its rings, the connection is dead */
+		if (memfd >= 0 && ffs_ring_attach(c, nfd, memfd, a->ring, 1) < 0) {
+			ffs_sock_unref(c);
+			return -ENOBUFS;
+		}
 	}
 	/* exactly what accept4 was asked for, whatever the router's socket had */
 	fl = REAL(fcntl)(nfd, F_GETFL);
@@ -261,8 +274,9 @@ static int accept_queue(int fd, struct ffs_sock *l, struct sockaddr *addr, sockl
 	for (;;) {
 		uint8_t buf[512];
 		int fds[FF_MAX_FDS], nfds, r;
-		ssize_t n = ff_recv_fds_once(fd, buf, sizeof(buf), fds, 1, &nfds, 0);
+		ssize_t n = ff_recv_fds_once(fd, buf, sizeof(buf), fds, 2, &nfds, 0);
 		Ff__Accepted *a;
+		bool ring;
 
 		if (n == -EMSGSIZE || n == -ETOOMANYREFS)
 			continue;
@@ -271,7 +285,13 @@ static int accept_queue(int fd, struct ffs_sock *l, struct sockaddr *addr, sockl
 		if (n == 0)
 			return -ENOTCONN;
 		a = (Ff__Accepted *)ff_msg_unpack(&ff__accepted__descriptor, buf, (size_t)n);
-		r = a && nfds == 1 ? take_conn(l, a, fds[0], addr, len, flags) : -EPROTO;
+		ring = a && a->ring && a->path == FF__PATH__PATH_SAME_HOST;
+		if (!a || nfds != (ring ? 2 : 1)) {
+			r = -EPROTO;
+		} else {
+			r = take_conn(l, a, fds[0], ring ? fds[1] : -1, addr, len, flags);
+			nfds = 1; /* the memfd is taken in every case */
+		}
 		if (a)
 			ff__accepted__free_unpacked(a, NULL);
 		if (r >= 0)
@@ -363,6 +383,10 @@ int ffs_shutdown(int fd, int how)
 
 	if (s && s->kind == FFS_CONN && (how == SHUT_WR || how == SHUT_RDWR))
 		s->shut_wr = true;
+	/* the rings first: EOF on the socket must come after their bytes */
+	if (s && s->kind == FFS_CONN && s->ring &&
+	    (how == SHUT_RD || how == SHUT_WR || how == SHUT_RDWR))
+		ffs_ring_shutdown(s, how);
 	if (!s || s->kind != FFS_LISTEN)
 		return REAL(shutdown)(fd, how);
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {

@@ -79,9 +79,17 @@ struct ffs_sock *ffs_lookup_fd(int fd)
 	req.lookup = &m;
 	if (ffs_call(&req, NULL, 0, &rep, rfds, &nrfds) < 0)
 		goto out;
-	ff_close_fds(rfds, nrfds);
 	if (!rep->status && rep->body_case == FF__REPLY__BODY_LOOKUP)
 		s = sock_from_lookup(rep->lookup);
+	/* an inherited connection over rings: they come with it */
+	if (s && s->kind == FFS_CONN && rep->lookup->ring && nrfds == 1) {
+		nrfds = 0;
+		if (ffs_ring_attach(s, fd, rfds[0], rep->lookup->ring, rep->lookup->side ? 1 : 0) < 0) {
+			ffs_sock_unref(s);
+			s = NULL;
+		}
+	}
+	ff_close_fds(rfds, nrfds);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	ffs_fd_set(fd, s ? s : ffs_sock_new(FFS_OTHER, 0));
 out:

@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "ff.pb-c.h"
 
@@ -87,3 +88,17 @@ struct ffs_sock *ffs_pair_of(int fd);
 /* r is what a send with MSG_NOSIGNAL of len bytes on s returned: returns
  * what TCP would have given for the app's flags. */
 ssize_t ffs_sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flags);
+
+/* ring.c: a same-host connection over shared-memory rings (NULL: fd is
+ * none); its data calls, with the kernel's semantics for a stream socket
+ * (flags as the app gave them; -1 and errno on error). */
+struct ffs_sock *ffs_ring_conn(int fd);
+ssize_t ffs_ring_send(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags);
+ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags);
+/* sendmmsg / recvmmsg (tx: send): messages done, or -1. */
+int ffs_ring_mmsg(int fd, struct ffs_sock *s, struct mmsghdr *v, unsigned n, int flags, bool tx);
+/* sendfile into a ring connection. */
+ssize_t ffs_ring_sendfile(int out, struct ffs_sock *s, int in, off_t *off, size_t n);
+/* ioctl FIONREAD (bytes to read) / SIOCOUTQ (sent, not read yet): true
+ * and *v set if fd is a ring connection. */
+bool ffs_ring_ioctl(int fd, unsigned long req, int *v);

@@ -4,12 +4,23 @@
 # ffexec (seccomp, no shim); the transcripts must be identical apart from
 # the documented deviations of the same-host path
 # (tests/conform/deviations-same-host.txt, printed when they occur).
-#   t-conform.sh [ffconform options]    default: full sizes (1 GiB, 1000 conns)
+# With `rings` first, the router gives same-host connections shared-memory
+# rings (--same-host-rings, issue 14): the ffnet run must be identical too,
+# every accelerated connection must have had rings, and ffexec (whose
+# connections never do) is not run again.
+#   t-conform.sh [rings] [ffconform options]    default: full sizes (1 GiB, 1000 conns)
 set -euo pipefail
 . "$(dirname "$0")/lib/ffenv.sh"
+rings=false
+if [[ ${1:-} == rings ]]; then
+	rings=true
+	shift
+	# 1000 connections at once: 516 MiB of rings (touched only as used)
+	FF_ROUTER_ARGS="${FF_ROUTER_ARGS:-} --same-host-rings 262144 --max-ring-mem 1024"
+fi
 args=("$@")
 
-ff_init conform || exit $?
+ff_init "conform$($rings && echo -rings)" || exit $?
 ff_router_start
 ff_pair 10.77.2.0/24
 
@@ -42,6 +53,15 @@ if "$FF_TOP/tests/conform/compare.sh" --allow "$FF_TOP/tests/conform/deviations-
 	ff_ok "transcripts match ($(grep -c '^[CS] ' "$FF_WORK/native") lines)"
 else
 	ff_nok "transcripts differ"
+fi
+if $rings; then
+	n=$(ffctl status --json | jq '.rings.conns_total')
+	((n >= total - after_native)) && ff_ok "every accelerated connection had rings ($n)" ||
+		ff_nok "only $n of $((total - after_native)) accelerated connections had rings"
+	grep -h 'bulk.*MiB' "$FF_WORK"/native.c.err "$FF_WORK"/ffnet.c.err 2>/dev/null | sed 's/^/# /' || true
+	ff_check "router stops cleanly" ff_router_stop
+	ff_summary
+	exit
 fi
 rc=0
 before=$(ff_conns_total)

@@ -5,8 +5,12 @@
 # client (and the server's exec'd image) run under valgrind with the shim
 # preloaded. Any valgrind error or definite/indirect leak in any of them
 # fails the test, and so does a conformance difference.
+# With `rings`, same-host connections get shared-memory rings (issue 14):
+# the shim's ring code runs under valgrind too.
 # Needs root and `ip netns`; exits 77 otherwise.
 set -euo pipefail
+router_args=()
+[[ ${1:-} != rings ]] || router_args=(--same-host-rings 65536 --max-ring-mem 1024)
 top=$(cd "$(dirname "$0")/../.." && pwd -P)
 build=${FF_BUILD:-$top/build}
 work=$(mktemp -d /tmp/ffvg.XXXXXX)
@@ -81,7 +85,7 @@ vg_clean() { # GLOB
 
 conform native 0 && ok "native run under valgrind passes" || nok "native run failed"
 "${vg[@]}" --log-file="$work/router.vg" "$build/ffrouter/ffrouter" --rundir "$rundir" \
-	--log-level warn 2>"$work/router.log" &
+	--log-level warn "${router_args[@]}" 2>"$work/router.log" &
 router=$!
 for ((i = 0; i < 200; i++)); do [[ -S $rundir/ffrouter.sock ]] && break; sleep 0.05; done
 "$build/ffctl/ffctl" --rundir "$rundir" register a --ip 10.78.0.1 >/dev/null
@@ -90,6 +94,10 @@ rc=0
 conform ffnet 1 || rc=$?
 total=$("$build/ffctl/ffctl" --rundir "$rundir" status --json | jq -r .conns_total)
 ((total >= 40)) && ok "ffnet run accelerated $total connections" || nok "ffnet run accelerated $total connections"
+if ((${#router_args[@]})); then
+	n=$("$build/ffctl/ffctl" --rundir "$rundir" status --json | jq -r .rings.conns_total)
+	((n >= total)) && ok "every one had rings ($n)" || nok "only $n of $total had rings"
+fi
 if "$top/tests/conform/compare.sh" --allow "$top/tests/conform/deviations-same-host.txt" \
 	"$work/native" "$work/ffnet"; then
 	ok "transcripts match under valgrind"

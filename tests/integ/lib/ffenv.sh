@@ -131,7 +131,8 @@ ff_router_start() {
 	local i
 	mkdir -p "$FF_WORK"
 	# shellcheck disable=SC2086 # FF_ROUTER_WRAP is a word list on purpose
-	${FF_ROUTER_WRAP:-} "$FF_BUILD/ffrouter/ffrouter" --rundir "$FF_RUNDIR" --log-level info "$@" \
+	# shellcheck disable=SC2086 # FF_ROUTER_ARGS too (extra options, by hand)
+	${FF_ROUTER_WRAP:-} "$FF_BUILD/ffrouter/ffrouter" --rundir "$FF_RUNDIR" --log-level info ${FF_ROUTER_ARGS:-} "$@" \
 		>>"$FF_WORK/router.log" 2>&1 &
 	FF_ROUTER_PID=$!
 	for ((i = 0; i < 500; i++)); do

@@ -1,0 +1,465 @@
+/* Same-host connections over shared-memory rings (issue 14): the app's
+ * send and recv on such a connection copy into and out of the rings
+ * (common/sring.c), and its socket stays what poll, select and epoll look
+ * at, kept in step by the doorbell protocol (common/sdoor.c). EOF and the
+ * peer's end are the socket's: shutdown goes to it too, and a reader that
+ * finds its ring empty asks the socket whether EOF came.
+ * Several threads and processes (fork) may use one end: each direction
+ * has a lock in a page shared by this end's processes only (the rings'
+ * page is shared with the peer, which must not be able to hold our lock).
+ * Blocking: the socket's O_NONBLOCK and MSG_DONTWAIT decide; a blocking
+ * call sleeps in poll() on the socket, SO_RCVTIMEO / SO_SNDTIMEO bound it,
+ * a signal ends it with EINTR (or the bytes moved so far), as TCP does.
+ * Not yet: an exec'd image without the shim (it would read the doorbell's
+ * bytes as data), SCM_RIGHTS to a process of another shim, splice. */
+#include "sock-internal.h"
+
+#include "sdoor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IOV_STEP 64 /* iovecs copied per pass, past the first one */
+
+struct ffs_ring_locks {
+	pthread_mutex_t rx, tx;
+};
+
+struct ffs_ring {
+	void *mem;
+	size_t len;
+	struct ff_sring r;
+	struct ff_sdoor d;
+	struct ffs_ring_locks *lk;
+	bool rd_shut;	/* shutdown(SHUT_RD): reads end at the ring's end */
+	unsigned forks; /* ffs_forks when it came: another process may hold it if they differ */
+};
+
+static int lock_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	int err;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	err = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	return -err;
+}
+
+/* A process that died holding the lock left the ring as it was between
+ * two copies: each copy publishes its counter last, so it is consistent. */
+static void lock(pthread_mutex_t *m)
+{
+	if (pthread_mutex_lock(m) == EOWNERDEAD)
+		pthread_mutex_consistent(m);
+}
+
+int ffs_ring_attach(struct ffs_sock *s, int fd, int memfd, uint32_t size, int side)
+{
+	struct ffs_ring *g = calloc(1, sizeof(*g));
+	struct stat st;
+	int err = -ENOMEM;
+
+	if (!g)
+		goto out;
+	g->len = ff_sring_len(size);
+	/* the router sealed the size: one we see now stays */
+	err = -EINVAL;
+	if (!g->len || fstat(memfd, &st) < 0 || (size_t)st.st_size < g->len)
+		goto out;
+	g->mem = mmap(NULL, g->len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	g->lk =
+	    mmap(NULL, sizeof(*g->lk), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (g->mem == MAP_FAILED || g->lk == MAP_FAILED) {
+		err = -ENOMEM;
+		goto out;
+	}
+	g->forks = __atomic_load_n(&ffs_forks, __ATOMIC_RELAXED);
+	err = ff_sring_attach(&g->r, g->mem, g->len, side);
+	if (!err)
+		err = ff_sdoor_init(&g->d, &g->r, fd);
+	if (!err)
+		err = lock_init(&g->lk->rx);
+	if (!err)
+		err = lock_init(&g->lk->tx);
+	if (!err) {
+		REAL(close)(memfd);
+		s->ring = g;
+		return 0;
+	}
+out:
+	REAL(close)(memfd);
+	ffs_ring_free(g);
+	return err;
+}
+
+void ffs_ring_free(struct ffs_ring *g)
+{
+	if (!g)
+		return;
+	if (g->mem && g->mem != MAP_FAILED)
+		munmap(g->mem, g->len);
+	if (g->lk && g->lk != MAP_FAILED)
+		munmap(g->lk, sizeof(*g->lk));
+	free(g);
+}
+
+struct ffs_sock *ffs_ring_conn(int fd)
+{
+	struct ffs_sock *s = ffs_fd_get(fd);
+
+	return s && s->kind == FFS_CONN && s->ring ? s : NULL;
+}
+
+/* The iovecs past the first skip bytes, at most max of them, into out. */
+static int iov_skip(const struct iovec *iov, int n, size_t skip, struct iovec *out, int max)
+{
+	int k = 0;
+
+	for (int i = 0; i < n && k < max; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		out[k].iov_base = (char *)iov[i].iov_base + skip;
+		out[k++].iov_len = iov[i].iov_len - skip;
+		skip = 0;
+	}
+	return k;
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+	size_t t = 0;
+
+	for (int i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+/* Whether a call on fd with flags may not wait. */
+static bool nonblocking(int fd, int flags)
+{
+	return (flags & MSG_DONTWAIT) || (REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK);
+}
+
+/* Waits for events on fd up to the socket's timeout opt (SO_RCVTIMEO or
+ * SO_SNDTIMEO; 0: none): 0 when something happened, -EAGAIN when the time
+ * ran out, -EINTR on a signal. *end keeps the deadline across waits. */
+static int wait_for(int fd, short events, int opt, int64_t *end)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	int ms = -1;
+
+	if (*end < 0) {
+		struct timeval tv = {0};
+		socklen_t len = sizeof(tv);
+
+		*end = 0;
+		if (REAL(getsockopt)(fd, SOL_SOCKET, opt, &tv, &len) == 0 &&
+		    (tv.tv_sec || tv.tv_usec))
+			*end = ffs_now_ns() + (int64_t)tv.tv_sec * 1000000000 + tv.tv_usec * 1000;
+	}
+	if (*end) {
+		int64_t left = *end - ffs_now_ns();
+
+		if (left <= 0)
+			return -EAGAIN;
+		ms = (int)((left + 999999) / 1000000);
+	}
+	if (poll(&p, 1, ms) < 0)
+		return errno == EINTR ? -EINTR : 0;
+	return 0;
+}
+
+ssize_t ffs_ring_send(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags)
+{
+	struct ffs_ring *g = s->ring;
+	size_t want = iov_total(iov, n), done = 0;
+	int64_t end = -1;
+	int err = 0;
+
+	if (s->shut_wr) {
+		err = EPIPE;
+		goto out;
+	}
+	lock(&g->lk->tx);
+	while (done < want) {
+		struct iovec v[IOV_STEP];
+		int k = iov_skip(iov, n, done, v, IOV_STEP);
+		ssize_t w = ff_sring_writev(&g->r, v, k);
+
+		if (w < 0) {
+			err = (int)-w;
+			break;
+		}
+		if (w > 0) {
+			int e = ff_sdoor_wrote(&g->d, fd);
+
+			done += (size_t)w;
+			if (e) {
+				err = -e;
+				break;
+			}
+			continue;
+		}
+		w = ff_sdoor_full(&g->d, fd);
+		if (w < 0) {
+			err = (int)-w;
+			break;
+		}
+		if (w == 1)
+			continue;
+		if (done || nonblocking(fd, flags)) {
+			err = done ? 0 : EAGAIN;
+			break;
+		}
+		pthread_mutex_unlock(&g->lk->tx);
+		err = -wait_for(fd, POLLOUT, SO_SNDTIMEO, &end);
+		lock(&g->lk->tx);
+		if (err)
+			break;
+	}
+	pthread_mutex_unlock(&g->lk->tx);
+out:
+	if (done)
+		return (ssize_t)done;
+	if (!err)
+		return 0;
+	errno = err;
+	/* EPIPE as TCP gives it (ffs_sent): once quietly, then with SIGPIPE */
+	return err == EPIPE ? ffs_sent(fd, s, -1, want, flags) : -1;
+}
+
+/* Whether the peer's EOF (or an error) is on the socket: 0 no, 1 EOF,
+ * -errno. A doorbell byte there means bytes are on their way: no. */
+static int sock_eof(int fd)
+{
+	char c;
+	ssize_t k = REAL(recv)(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (k == 0)
+		return 1;
+	if (k > 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	return -errno;
+}
+
+/* Whether bytes are on the socket although the ring is empty and the
+ * doorbell took what it counted: the ones there are taken (1), or none
+ * (0). Only ever doorbell bytes: the peer writes data into the ring. */
+static bool stray(struct ffs_ring *g, int fd)
+{
+	char buf[256];
+	uint64_t got = 0;
+	ssize_t k;
+
+	while ((k = REAL(recv)(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		got += (uint64_t)k;
+	if (got) /* counted as the doorbell counts what it takes */
+		__atomic_add_fetch(&g->r.rx->drained, got, __ATOMIC_RELEASE);
+	return got > 0;
+}
+
+ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags)
+{
+	struct ffs_ring *g = s->ring;
+	bool peek = flags & MSG_PEEK, waitall = (flags & MSG_WAITALL) && !peek;
+	size_t want = iov_total(iov, n), done = 0;
+	int64_t end = -1;
+	int err = 0, e, strays = 0;
+
+	if (!want)
+		return 0;
+	lock(&g->lk->rx);
+	for (;;) {
+		struct iovec v[IOV_STEP];
+		int k = iov_skip(iov, n, done, v, IOV_STEP);
+		ssize_t r = ff_sring_readv(&g->r, v, k, peek);
+
+		if (r < 0) {
+			err = (int)-r;
+			break;
+		}
+		if (r > 0) {
+			done += (size_t)r;
+			if (!peek)
+				ff_sdoor_took(&g->d, fd);
+			if (done == want || !waitall)
+				break;
+			continue;
+		}
+		if (g->rd_shut || (done && !waitall))
+			break;
+		ff_sdoor_took(&g->d, fd); /* empty: the socket is not readable now */
+		if (ff_sring_readable(&g->r))
+			continue;
+		if (ff_sring_eof(&g->r))
+			break;
+		e = sock_eof(fd);
+		if (e < 0)
+			err = -e;
+		if (e)
+			break;
+		if (ff_sring_readable(&g->r))
+			continue;
+		/* a byte no count explains (a peer that lost count): taken,
+		 * or poll would wake us for it for ever */
+		if (stray(g, fd) && ++strays < 3)
+			continue;
+		if (nonblocking(fd, flags)) {
+			err = EAGAIN;
+			break;
+		}
+		pthread_mutex_unlock(&g->lk->rx);
+		err = -wait_for(fd, POLLIN, SO_RCVTIMEO, &end);
+		lock(&g->lk->rx);
+		if (err)
+			break;
+	}
+	pthread_mutex_unlock(&g->lk->rx);
+	if (done)
+		return (ssize_t)done;
+	if (!err)
+		return 0;
+	if (err == ECONNRESET)
+		s->peer_gone = true;
+	errno = err;
+	return -1;
+}
+
+void ffs_ring_closing(struct ffs_sock *s, int fd)
+{
+	struct ffs_ring *g = s->ring;
+	bool unread;
+
+	if (g->forks != __atomic_load_n(&ffs_forks, __ATOMIC_RELAXED))
+		return;
+	lock(&g->lk->rx);
+	unread = ff_sring_readable(&g->r) > 0;
+	if (!unread)
+		stray(g, fd);
+	pthread_mutex_unlock(&g->lk->rx);
+	/* bytes unread: TCP resets, and so does the kernel, for the doorbell
+	 * bytes left on the socket; the peer reads ECONNRESET there, not the
+	 * EOF of our ring */
+	if (!unread)
+		ff_sring_shut_tx(&g->r);
+	ff_sring_shut_rx(&g->r);
+}
+
+void ffs_ring_shutdown(struct ffs_sock *s, int how)
+{
+	struct ffs_ring *g = s->ring;
+
+	if (how == SHUT_WR || how == SHUT_RDWR)
+		ff_sring_shut_tx(&g->r);
+	if (how == SHUT_RD || how == SHUT_RDWR) {
+		ff_sring_shut_rx(&g->r);
+		g->rd_shut = true;
+	}
+}
+
+bool ffs_ring_ioctl(int fd, unsigned long req, int *v)
+{
+	struct ffs_sock *s = ffs_ring_conn(fd);
+	size_t n;
+
+	if (!s || (req != FIONREAD && req != SIOCOUTQ))
+		return false;
+	n = req == FIONREAD ? ff_sring_readable(&s->ring->r)
+			    : s->ring->r.size - ff_sring_writable(&s->ring->r);
+	*v = n > INT32_MAX ? INT32_MAX : (int)n;
+	return true;
+}
+
+int ffs_ring_mmsg(int fd, struct ffs_sock *s, struct mmsghdr *v, unsigned n, int flags, bool tx)
+{
+	unsigned i;
+
+	if (n > UIO_MAXIOV)
+		n = UIO_MAXIOV;
+	for (i = 0; i < n; i++) {
+		struct msghdr *m = &v[i].msg_hdr;
+		ssize_t r;
+
+		if (m->msg_iovlen > IOV_MAX) {
+			errno = EINVAL;
+			break;
+		}
+		if (!tx) {
+			m->msg_namelen = 0;
+			m->msg_controllen = 0;
+			m->msg_flags = 0;
+		}
+		r = tx ? ffs_ring_send(fd, s, m->msg_iov, (int)m->msg_iovlen, flags)
+		       : ffs_ring_recv(fd, s, m->msg_iov, (int)m->msg_iovlen, flags);
+		if (r < 0)
+			break;
+		v[i].msg_len = (unsigned)r;
+		/* a stream: stop at a short message or at EOF */
+		if (r == 0 || (size_t)r < iov_total(m->msg_iov, (int)m->msg_iovlen))
+			return (int)i + 1;
+		if (!tx && (flags & MSG_WAITFORONE))
+			flags |= MSG_DONTWAIT;
+	}
+	return i ? (int)i : -1;
+}
+
+#define SENDFILE_CHUNK (64u << 10)
+
+ssize_t ffs_ring_sendfile(int out, struct ffs_sock *s, int in, off_t *off, size_t n)
+{
+	char *buf = malloc(SENDFILE_CHUNK);
+	size_t done = 0;
+	ssize_t r = 0;
+
+	if (!buf) {
+		errno = ENOMEM;
+		return -1;
+	}
+	while (done < n) {
+		size_t k = n - done < SENDFILE_CHUNK ? n - done : SENDFILE_CHUNK;
+		struct iovec v = {.iov_base = buf};
+		ssize_t w;
+
+		r = off ? pread(in, buf, k, *off) : REAL(read)(in, buf, k);
+		if (r <= 0)
+			break;
+		v.iov_len = (size_t)r;
+		w = ffs_ring_send(out, s, &v, 1, 0);
+		if (w <= 0) {
+			/* the bytes not sent stay in the file, as sendfile leaves them */
+			if (!off)
+				lseek(in, -r, SEEK_CUR);
+			r = w;
+			break;
+		}
+		if (off)
+			*off += w;
+		else if (w < r)
+			lseek(in, w - r, SEEK_CUR);
+		done += (size_t)w;
+		if (w < r)
+			break;
+	}
+	free(buf);
+	if (done)
+		return (ssize_t)done;
+	return r < 0 ? -1 : 0;
+}
