@@ -10,26 +10,31 @@
  * its consumer C: C is readable iff the queue is not empty, P writable iff
  * it is short. So the queue is kept in step with ring d:
  *
- * Readable. P, after publishing head: fence; if armed is 0 and P swaps it
- *   to 1, P sends a token (1 byte). C, after a read that left ring d
- *   empty: R1 t = sent; R2 armed = 0; fence; R3 if the ring has bytes (or
- *   EOF) now, stop; R4 take t - drained bytes off the queue.
- *   - No lost wake-up: with the two fences, either C's R3 sees P's head
- *     (C keeps its queue as it is) or P sees C's armed = 0 and sends a
- *     token counted after R1: t does not count it, and R4, which takes the
- *     oldest t - drained bytes, leaves it (P sends under its lock, one
- *     byte after the other, so an older token is in the queue before a
- *     newer one).
- *   - No stale readiness: P counts a token in sent before it sends it, so
- *     t counts every token sent before R1; R4 takes t - drained bytes,
- *     waiting a moment for a counted one still on its way (P between its
- *     count and its send). P sent none since (armed was 1 until R2, and
- *     after R2 P sends only for new bytes).
- *   - armed == 1 with the ring empty only means a token too many: C takes
- *     it at its next empty read.
+ * Readable. tokens is one word: the bytes P put into the socket (times
+ *   two) and an armed bit, so that P's count and C's look at it are one
+ *   atomic step each. P, after publishing head H: fence; if not armed, P
+ *   arms and counts a token in one CAS; fence; if C has already taken
+ *   everything (tail == H), the token would only make the socket readable
+ *   with nothing to read (apps that take EAGAIN after POLLIN for an error,
+ *   wrk, count it): P takes it back with a CAS from the value it set,
+ *   which fails exactly when C counted it since; else P sends it. C, after
+ *   a read that left the ring empty: R1 disarm, reading the count, in one
+ *   fetch-and; fence; R2 if the ring has bytes now, stop; R3 take
+ *   count - drained bytes off the queue, waiting a moment for a counted
+ *   token still on its way.
+ *   - No lost wake-up: either C's R2 sees P's head (C keeps its queue as it
+ *     is) or P's armed test sees C's disarm; P's token then was not
+ *     counted by R1, and R3, which takes the oldest count - drained bytes,
+ *     leaves it (P sends under its lock, one after the other: an older
+ *     token is queued before a newer one).
+ *   - No stale readiness: a token sent is either for bytes C has not taken
+ *     (tail < H when P looked), or one C counted (the take-back failed) and
+ *     takes at R3. A counted token always comes: P takes back only what
+ *     nobody counted.
  * Edges. TCP wakes an edge-triggered epoll at every arrival, also while
  *   bytes are still queued. C sets seen after each read that leaves bytes;
- *   P, finding armed == 1, sends one more token if it swaps seen 1 -> 0.
+ *   P, finding tokens armed, counts one more if it swaps seen 1 -> 0 (and
+ *   takes it back, as above, if C took everything meanwhile).
  *   C takes the tokens past EDGE_TOKENS but the last (each one is an skb
  *   on P's send buffer, and P must stay writable).
  * Writable. P, finding no room: S1 stuffed = 1; fence; if room came, write
@@ -37,7 +42,7 @@
  *   then not writable), then one token, and S1 again (so that a C that
  *   looked before the filling was counted looks again). C, after a read
  *   that left a third of the ring free: fence; if stuffed, stuffed = 0 and
- *   take all bytes of the queue but the last (sent - drained - 1): the
+ *   take all bytes of the queue but the last (count - drained - 1): the
  *   filling goes, the last token stays while the ring holds bytes, and the
  *   kernel wakes P's POLLOUT. If the ring is empty, R4 takes everything.
  *   - No lost wake-up: either P's check after S1 sees C's tail (P writes
@@ -48,7 +53,7 @@
  * EOF and the peer's end: shutdown and close go to the socket too
  * (libffshim), so the kernel reports them as it always did; the tokens
  * before an EOF are taken like any others.
- * A hostile peer can set sent, drained, armed and stuffed to anything:
+ * A hostile peer can set tokens, drained, seen and stuffed to anything:
  * C then takes at most what its own queue holds (never blocks), and the
  * only harm is to the peer's own connection (a wake-up it lost). */
 #include "sdoor.h"
@@ -89,17 +94,16 @@ int ff_sdoor_init(struct ff_sdoor *d, struct ff_sring *r, int fd)
 	return 0;
 }
 
+#define ARMED	 1ull
+#define COUNT(v) ((v) >> 1)
+
 /* Sends up to n bytes of b: how many went (0: the socket is full), or
- * -errno. A token (pre) is counted in sent before it is sent, so that a
- * consumer never counts less than its queue holds from before it looked
- * (it waits a moment for a counted token still on its way: take()); a
- * filling is counted once the kernel has it. */
-static ssize_t put(struct ff_sdoor *d, int fd, const void *b, size_t n, bool pre)
+ * -errno. counted: tokens already counts them (wrote()), else they are
+ * counted once the kernel has them. */
+static ssize_t put(struct ff_sdoor *d, int fd, const void *b, size_t n, bool counted)
 {
 	ssize_t k;
 
-	if (pre)
-		__atomic_add_fetch(&d->r->tx->sent, (uint64_t)n, __ATOMIC_SEQ_CST);
 	do
 		k = SEND(fd, b, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (k < 0 && errno == EINTR);
@@ -107,10 +111,11 @@ static ssize_t put(struct ff_sdoor *d, int fd, const void *b, size_t n, bool pre
 		k = -errno;
 	else if (k < 0)
 		k = 0;
-	if (pre && (size_t)(k > 0 ? k : 0) < n)
-		__atomic_sub_fetch(&d->r->tx->sent, n - (size_t)(k > 0 ? k : 0), __ATOMIC_SEQ_CST);
-	if (!pre && k > 0)
-		__atomic_add_fetch(&d->r->tx->sent, (uint64_t)k, __ATOMIC_RELEASE);
+	if (counted && (size_t)(k > 0 ? k : 0) < n)
+		__atomic_sub_fetch(&d->r->tx->tokens, 2 * (n - (size_t)(k > 0 ? k : 0)),
+				   __ATOMIC_SEQ_CST);
+	if (!counted && k > 0)
+		__atomic_add_fetch(&d->r->tx->tokens, 2 * (uint64_t)k, __ATOMIC_RELEASE);
 	return k;
 }
 
@@ -152,23 +157,36 @@ static int take(struct ff_sdoor *d, int fd, uint64_t n, bool wait)
 
 int ff_sdoor_wrote(struct ff_sdoor *d, int fd)
 {
-	uint32_t zero = 0;
+	struct ff_sring_idx *x = d->r->tx;
+	uint64_t v, nv, head = __atomic_load_n(&x->head, __ATOMIC_RELAXED);
+	uint32_t one = 1;
 	ssize_t k;
 
 	FENCE();
-	if (LOAD(&d->r->tx->armed) ||
-	    !__atomic_compare_exchange_n(&d->r->tx->armed, &zero, 1, false, __ATOMIC_SEQ_CST,
-					 __ATOMIC_SEQ_CST)) {
-		uint32_t one = 1;
-
+	v = LOAD(&x->tokens);
+	if (!(v & ARMED)) {
+		nv = v + 2 + ARMED;
+		if (!__atomic_compare_exchange_n(&x->tokens, &v, nv, false, __ATOMIC_SEQ_CST,
+						 __ATOMIC_SEQ_CST))
+			return 0; /* only a hostile peer changes it but by disarming */
+	} else if (LOAD(&x->seen) &&
+		   __atomic_compare_exchange_n(&x->seen, &one, 0, false, __ATOMIC_SEQ_CST,
+					       __ATOMIC_SEQ_CST)) {
 		/* armed: the consumer is readable already; an arrival after
 		 * it took bytes still gets a token, as TCP's each segment
 		 * wakes an edge-triggered epoll */
-		if (!LOAD(&d->r->tx->seen) ||
-		    !__atomic_compare_exchange_n(&d->r->tx->seen, &one, 0, false, __ATOMIC_SEQ_CST,
+		nv = v + 2;
+		if (!__atomic_compare_exchange_n(&x->tokens, &v, nv, false, __ATOMIC_SEQ_CST,
 						 __ATOMIC_SEQ_CST))
 			return 0;
+	} else {
+		return 0;
 	}
+	FENCE();
+	if (LOAD(&x->tail) == head &&
+	    __atomic_compare_exchange_n(&x->tokens, &nv, v, false, __ATOMIC_SEQ_CST,
+					__ATOMIC_SEQ_CST))
+		return 0;	      /* all taken already, and nobody counted the token */
 	k = put(d, fd, "t", 1, true); /* 0: the queue is full, so not empty either */
 	return k < 0 ? (int)k : 0;
 }
@@ -191,7 +209,7 @@ int ff_sdoor_full(struct ff_sdoor *d, int fd)
 	k = put(d, fd, fill, d->stuff, false);
 	if (k < 0)
 		return (int)k;
-	k = put(d, fd, "t", 1, true);
+	k = put(d, fd, "t", 1, false);
 	if (k < 0)
 		return (int)k;
 	return room_after_flag(d) ? 1 : 0;
@@ -206,7 +224,7 @@ int ff_sdoor_took(struct ff_sdoor *d, int fd)
 	FENCE();
 	have = ff_sring_readable(d->r);
 	if (have > 0) {
-		uint64_t queued = LOAD(&x->sent) - LOAD(&x->drained);
+		uint64_t queued = COUNT(LOAD(&x->tokens)) - LOAD(&x->drained);
 		bool stuffed = LOAD(&x->stuffed),
 		     room = stuffed && d->r->size - have >= d->r->size / 3;
 
@@ -227,11 +245,10 @@ int ff_sdoor_took(struct ff_sdoor *d, int fd)
 	}
 	if (d->r->corrupt)
 		return 0;
-	t = LOAD(&x->sent); /* R1 */
 	STORE(&x->seen, 0);
-	STORE(&x->armed, 0); /* R2 */
+	t = COUNT(__atomic_fetch_and(&x->tokens, ~ARMED, __ATOMIC_SEQ_CST)); /* R1 */
 	FENCE();
-	if (ff_sring_readable(d->r) > 0) /* R3 */
+	if (ff_sring_readable(d->r) > 0) /* R2 */
 		return 0;
-	return take(d, fd, t - LOAD(&x->drained), true); /* R4 */
+	return take(d, fd, t - LOAD(&x->drained), true); /* R3 */
 }

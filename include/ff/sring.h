@@ -19,12 +19,12 @@
  * socketpair carries no data, only bytes whose presence the kernel turns
  * into the app's poll, select and epoll answers. The consumer's socket
  * holds at least one byte whenever its ring holds bytes (a token, sent by
- * the producer when armed goes 0 -> 1) and none once it took everything;
+ * the producer when it arms tokens) and none once it took everything;
  * a producer whose ring is full fills its socket's send buffer (stuffed),
  * so that the kernel says it is not writable until the consumer, having
- * made room, takes that filling off. sent and drained count the bytes put
- * into and taken off the socket, so that a consumer takes only what was
- * there before it last looked. */
+ * made room, takes that filling off. tokens and drained count the bytes
+ * put into and taken off the socket, so that a consumer takes only what
+ * was there before it last looked. */
 #pragma once
 
 #include <stdint.h>
@@ -39,17 +39,18 @@
 /* One direction: the producer's cache line and the consumer's. */
 struct ff_sring_idx {
 	uint64_t head;      /* bytes the producer has written */
-	uint64_t sent;      /* bytes the producer has put into the socket */
+	uint64_t tokens;    /* bytes the producer put into the socket, times 2; + 1 while
+			     * armed: a token went to the consumer since it last found
+			     * the ring empty (one word: both change in one atomic step) */
 	uint32_t prod_shut; /* the producer writes no more: EOF after head */
 	uint32_t stuffed;   /* the producer filled the socket: ring full */
 	uint32_t pad0[10];
 	uint64_t tail;      /* bytes the consumer has taken */
 	uint64_t drained;   /* bytes the consumer has taken off its socket */
 	uint32_t cons_shut; /* the consumer reads no more: writes fail (EPIPE) */
-	uint32_t armed;     /* a token went to the consumer since it last found the ring empty */
 	uint32_t seen;      /* the consumer took bytes since the last token: the next bytes
 			     * are an arrival of their own (an edge for EPOLLET) */
-	uint32_t pad1[9];
+	uint32_t pad1[10];
 };
 
 struct ff_sring_hdr {

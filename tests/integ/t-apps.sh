@@ -3,6 +3,9 @@
 # preloaded:
 #   t-apps.sh ffnet   the router runs: every flow must be accelerated
 #                     (the router shows it as same-host while it runs)
+#   t-apps.sh rings   as ffnet, the router giving same-host connections
+#                     shared-memory rings (--same-host-rings): every
+#                     flow must also have had them
 #   t-apps.sh plain   the router is absent: plain container networking,
 #                     same results, and every flow over the container
 #                     network (an established TCP connection in the
@@ -14,10 +17,16 @@
 # Asserts on what the programs print. Exits 77 without a container backend.
 set -euo pipefail
 mode=${1:-ffnet}
-case $mode in ffnet | plain) ;; *) echo "usage: $0 ffnet|plain" >&2; exit 2 ;; esac
+case $mode in ffnet | plain | rings) ;; *) echo "usage: $0 ffnet|rings|plain" >&2; exit 2 ;; esac
 . "$(dirname "$0")/lib/ffenv.sh"
 
 ff_init "apps-$mode" || exit $?
+rings=false
+if [[ $mode == rings ]]; then
+	rings=true
+	mode=ffnet
+	FF_ROUTER_ARGS="${FF_ROUTER_ARGS:-} --same-host-rings 262144"
+fi
 ff_router_start
 ff_pair 10.77.1.0/24
 if [[ $mode == plain ]]; then
@@ -211,6 +220,11 @@ if [[ $mode == ffnet ]]; then
 	((total >= 20)) && ff_ok "router accelerated $total connections" || ff_nok "router accelerated only $total connections"
 	fb=$(ff_status_json | jq -r '.fallbacks')
 	[[ $fb == 0 ]] && ff_ok "no connection fell back to the kernel" || ff_nok "$fb connections fell back"
+	if $rings; then
+		n=$(ff_status_json | jq -r '.rings.conns_total')
+		((n >= total)) && ff_ok "every one had shared-memory rings ($n)" ||
+			ff_nok "only $n of $total connections had rings"
+	fi
 	ff_check "router stops cleanly" ff_router_stop
 fi
 ff_summary
