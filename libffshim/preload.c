@@ -55,18 +55,6 @@ static size_t iov_len(const struct iovec *iov, size_t cnt)
 
 /* A ring connection's data calls go through its rings (sock/ring.c):
  * these return from the wrapper when fd is one. */
-#define RING_IO(fd, fn, tx, buf, n, flags)                                                         \
-	do {                                                                                       \
-		struct ffs_sock *rs_ = ffs_ring_conn(fd);                                          \
-		if (rs_) {                                                                         \
-			struct iovec v_ = {.iov_base = (void *)(buf), .iov_len = (n)};             \
-			ssize_t r_ = fn(fd, rs_, &v_, 1, flags);                                   \
-			if (!(tx) && ((flags) & MSG_PEEK))                                         \
-				return r_;                                                         \
-			ffs_count(fd, r_, tx);                                                     \
-			return r_;                                                                 \
-		}                                                                                  \
-	} while (0)
 #define RING_IOV(fd, fn, tx, iov, cnt, flags)                                                      \
 	do {                                                                                       \
 		struct ffs_sock *rs_ = ffs_ring_conn(fd);                                          \
@@ -77,11 +65,15 @@ static size_t iov_len(const struct iovec *iov, size_t cnt)
 				return -1;                                                         \
 			}                                                                          \
 			r_ = fn(fd, rs_, iov, cnt, flags);                                         \
-			if (!(tx) && ((flags) & MSG_PEEK))                                         \
-				return r_;                                                         \
-			ffs_count(fd, r_, tx);                                                     \
+			if ((tx) || !((flags) & MSG_PEEK))                                         \
+				ffs_count(fd, r_, tx);                                             \
 			return r_;                                                                 \
 		}                                                                                  \
+	} while (0)
+#define RING_IO(fd, fn, tx, buf, n, flags)                                                         \
+	do {                                                                                       \
+		struct iovec v1_ = {.iov_base = (void *)(buf), .iov_len = (n)};                    \
+		RING_IOV(fd, fn, tx, &v1_, 1, flags);                                              \
 	} while (0)
 #define RING_MMSG(fd, tx, v, n, flags)                                                             \
 	do {                                                                                       \
