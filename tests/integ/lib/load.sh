@@ -207,17 +207,26 @@ load_samples_json() {
 
 # ---------------------------------------------------------------- faults
 
-# router_fds_settled: "FDS MEMFDS" of the router, the least of three looks
-# 0.3 s apart (a sweep holds a netlink socket for a moment)
+# router_fds_settled: "FDS MEMFDS" of the router once they hold still:
+# the least of three looks 0.3 s apart (a sweep holds a netlink socket for
+# a moment), taken again until two such triples agree (10 s at most).
+# Processes of a container reconnect to a restarted router a moment after
+# it is back (their watchers), so one early triple read too few fds and a
+# round that was back to the same state failed against it.
 router_fds_settled() {
-	local i f m best_f='' best_m=''
-	for ((i = 0; i < 3; i++)); do
-		read -r f m < <(router_fds "$FF_ROUTER_PID")
-		[[ -n $best_f ]] && ((f >= best_f)) || best_f=$f
-		[[ -n $best_m ]] && ((m >= best_m)) || best_m=$m
-		sleep 0.3
+	local i k f m best_f best_m last=''
+	for ((k = 0; k < 10; k++)); do
+		best_f='' best_m=''
+		for ((i = 0; i < 3; i++)); do
+			read -r f m < <(router_fds "$FF_ROUTER_PID")
+			[[ -n $best_f ]] && ((f >= best_f)) || best_f=$f
+			[[ -n $best_m ]] && ((m >= best_m)) || best_m=$m
+			sleep 0.3
+		done
+		[[ $last == "$best_f $best_m" ]] && break
+		last="$best_f $best_m"
 	done
-	echo "$best_f $best_m"
+	echo "$last"
 }
 
 # wait_listeners PORT N SECS: until the router lists N listeners on PORT
