@@ -225,7 +225,9 @@ ssize_t ffs_ring_send(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 		}
 		if (w == 1)
 			continue;
-		if (done || nonblocking(fd, flags)) {
+		/* a blocking send waits until every byte is in, as TCP's does
+		 * (a timeout or a signal returns what went so far) */
+		if (nonblocking(fd, flags)) {
 			err = done ? 0 : EAGAIN;
 			break;
 		}
