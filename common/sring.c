@@ -31,6 +31,31 @@ int ff_sring_format(void *mem, size_t len, uint32_t size)
 	return 0;
 }
 
+static int robust_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	int err;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	err = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	return -err;
+}
+
+int ff_sring_end_format(void *mem)
+{
+	struct ff_sring_end *e = mem;
+	int err = robust_init(&e->rx);
+
+	if (!err)
+		err = robust_init(&e->tx);
+	if (!err)
+		STORE(&e->magic, FF_SRING_END_MAGIC);
+	return err;
+}
+
 int ff_sring_attach(struct ff_sring *r, void *mem, size_t len, int side)
 {
 	struct ff_sring_hdr *h = mem;

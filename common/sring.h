@@ -28,6 +28,8 @@ struct ff_sring {
 size_t ff_sring_len(uint32_t size);
 /* Formats mem (len bytes, zeroed, as a new memfd is): 0 or -EINVAL. */
 int ff_sring_format(void *mem, size_t len, uint32_t size);
+/* Formats a zeroed end page (FF_SRING_HDR bytes, mapped shared): 0 or -errno. */
+int ff_sring_end_format(void *mem);
 /* r becomes side's end (0 or 1) of the rings in mem (len bytes, mapped
  * shared); 0, or -EINVAL if the header is not a valid one for len. */
 int ff_sring_attach(struct ff_sring *r, void *mem, size_t len, int side);

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <linux/sockios.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
@@ -435,6 +436,36 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 	return r;
 }
 
+/* The fds a message carries with SCM_RIGHTS: passed on (tx), or just
+ * come (ffs_lookup_passed): a ring connection's end is held by its
+ * receiver, whose shim takes the rings at the router. A peek installs
+ * the fds too, but the sender's hold goes to the read that follows. */
+enum passing { PASS_TX, PASS_RX, PASS_PEEK };
+
+static void passed_fds(const struct msghdr *m, enum passing how)
+{
+	struct cmsghdr *c;
+
+	if (!m || !m->msg_control || m->msg_controllen < sizeof(struct cmsghdr))
+		return;
+	for (c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+		size_t n;
+		int fd;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (how == PASS_TX)
+				ffs_ring_passing(fd);
+			else
+				ffs_lookup_passed(fd, how == PASS_RX);
+		}
+	}
+}
+
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	struct ffs_sock *s;
@@ -447,6 +478,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	s = ffs_pair_of(fd);
 	if (!s || !msg) {
 		r = REAL(sendmsg)(fd, msg, flags);
+		if (r >= 0 && msg && msg->msg_controllen)
+			passed_fds(msg, PASS_TX);
 		ffs_count(fd, r, true);
 		return r;
 	}
@@ -455,6 +488,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	m.msg_namelen = 0;
 	r = ffs_sent(fd, s, REAL(sendmsg)(fd, &m, flags | MSG_NOSIGNAL),
 		     iov_len(m.msg_iov, m.msg_iovlen), flags);
+	if (r >= 0 && m.msg_controllen)
+		passed_fds(&m, PASS_TX);
 	ffs_count(fd, r, true);
 	return r;
 }
@@ -501,6 +536,9 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 	r = REAL(sendmmsg)(fd, v, n, flags);
 	if (conn)
 		restore_names(v, n, save);
+	for (int i = 0; i < r; i++)
+		if (v[i].msg_hdr.msg_controllen)
+			passed_fds(&v[i].msg_hdr, PASS_TX);
 	if (r > 0)
 		ffs_count(fd, mmsg_bytes(v, r), true);
 	return r;
@@ -596,6 +634,8 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 		msg->msg_name = name;
 		msg->msg_namelen = 0;
 	}
+	if (r >= 0 && msg && msg->msg_controllen)
+		passed_fds(msg, flags & MSG_PEEK ? PASS_PEEK : PASS_RX);
 	if (!(flags & MSG_PEEK))
 		ffs_count(fd, r, false);
 	return r;
@@ -617,6 +657,9 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct
 	r = REAL(recvmmsg)(fd, v, n, flags, tmo);
 	if (conn)
 		restore_names(v, n, save);
+	for (int i = 0; i < r; i++)
+		if (v[i].msg_hdr.msg_controllen)
+			passed_fds(&v[i].msg_hdr, flags & MSG_PEEK ? PASS_PEEK : PASS_RX);
 	if (r > 0 && !(flags & MSG_PEEK))
 		ffs_count(fd, mmsg_bytes(v, r), false);
 	return r;

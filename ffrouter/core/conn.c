@@ -218,7 +218,7 @@ struct ffr_conn *ffr_conn_new(struct ffr_router *r, Ff__Path path)
 	cn->id = r->next_id++;
 	cn->path = path;
 	cn->cli.slot = cn->srv.slot = UINT32_MAX;
-	cn->ring_fd = -1;
+	cn->ring_fd = cn->end_fd[0] = cn->end_fd[1] = -1;
 	cn->cli.cn = cn->srv.cn = cn;
 	TAILQ_INSERT_TAIL(&r->conns, cn, link);
 	r->nconns++;
@@ -370,6 +370,8 @@ void ffr_conn_free(struct ffr_router *r, struct ffr_conn *cn)
 		ring_count(cn, false);
 		r->ring_bytes -= ff_sring_len(cn->ring);
 		close(cn->ring_fd);
+		close(cn->end_fd[0]);
+		close(cn->end_fd[1]);
 	}
 	if (cn->cli.own_port)
 		ffr_port_put(cn->cli.c, cn->cli.addr.port);

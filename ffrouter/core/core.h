@@ -91,9 +91,11 @@ struct ffr_conn {
 	uint64_t id;
 	Ff__Path path;
 	struct ffr_conn_side cli, srv;
-	/* same host over shared memory: the rings' memfd, kept for the
-	 * Lookup of an exec'd shim, and the bytes of each ring (0: none) */
-	int ring_fd;
+	/* same host over shared memory: the rings' memfd and each end's
+	 * own page (end_fd[0]: the client's), kept for the Lookup of an
+	 * exec'd shim or of a process the fd went to, and the bytes of each
+	 * ring (0: none) */
+	int ring_fd, end_fd[2];
 	uint32_t ring;
 };
 TAILQ_HEAD(ffr_conn_list, ffr_conn);

@@ -15,7 +15,7 @@ struct ffr_stats {
 
 struct ffr_pending {
 	STAILQ_ENTRY(ffr_pending) link;
-	int fds[2];   /* connection socket, and its rings' memfd; owned */
+	int fds[3];   /* connection socket, its rings' memfd and end page; owned */
 	int nfds;
 	uint8_t *msg; /* packed Accepted */
 	size_t len;

@@ -144,7 +144,7 @@ int ffr_listener_push_fds(struct ffr_listener *l, const Ff__Accepted *a, int *fd
 		p->len = len;
 		p->msg = malloc(p->len);
 	}
-	if (!p || !p->msg || nfds > 2) {
+	if (!p || !p->msg || nfds > (int)(sizeof(p->fds) / sizeof(p->fds[0]))) {
 		if (p)
 			free(p->msg);
 		free(p);

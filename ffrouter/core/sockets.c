@@ -237,24 +237,15 @@ void ffr_connect_reply(struct ffr_chan *ch, uint64_t id, const struct ffr_conn *
 	ffr_connect_reply_answer(ch, id, cn, fd, NULL, 0, 0);
 }
 
-/* The rings' memfd of a new same-host connection between containers a
- * and b, whose shims both read rings: -1 when rings are off, one of the
- * shims cannot, a container is past --max-ring-mem, or the fds or the
- * memory are not there (the socketpair alone then, as without rings).
- * The memfd is sealed to its size: a shim that could shrink it would
- * kill the other with SIGBUS. */
-static int ring_new(struct ffr_router *r, struct ffr_container *a, struct ffr_container *b,
-		    bool able)
+/* A sealed memfd of len bytes, its first page formatted by fmt: -1 if
+ * the fds or the memory are not there. Sealed to its size: a shim that
+ * could shrink it would kill the other with SIGBUS. */
+static int sealed_memfd(const char *name, size_t len, int (*fmt)(void *, size_t, uint32_t),
+			uint32_t size)
 {
-	size_t len = ff_sring_len(r->ring);
-	uint64_t max = (uint64_t)r->quota.ring_mib << 20;
 	void *m;
-	int fd;
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
-	if (!r->ring || !able || a->ring_bytes + len > max || b->ring_bytes + len > max ||
-	    ffr_fd_budget(r, 3) < 0)
-		return -1;
-	fd = memfd_create("ffnet-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -1;
 	if (ftruncate(fd, (off_t)len) < 0 ||
@@ -262,13 +253,51 @@ static int ring_new(struct ffr_router *r, struct ffr_container *a, struct ffr_co
 		close(fd);
 		return -1;
 	}
-	ff_sring_format(m, len, r->ring); /* it writes the header alone */
-	munmap(m, FF_SRING_HDR);
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+	if (fmt(m, len, size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		munmap(m, FF_SRING_HDR);
 		close(fd);
 		return -1;
 	}
+	munmap(m, FF_SRING_HDR);
 	return fd;
+}
+
+static int end_format(void *m, size_t len, uint32_t size)
+{
+	(void)len;
+	(void)size;
+	return ff_sring_end_format(m);
+}
+
+/* The rings of a new same-host connection between containers a and b,
+ * whose shims both read rings, into cn: false (cn without rings) when
+ * rings are off, one of the shims cannot, a container is past
+ * --max-ring-mem, or the fds or the memory are not there (the socketpair
+ * alone then, as without rings). */
+static bool ring_new(struct ffr_router *r, struct ffr_conn *cn, struct ffr_container *a,
+		     struct ffr_container *b, bool able)
+{
+	size_t len = ff_sring_len(r->ring);
+	uint64_t max = (uint64_t)r->quota.ring_mib << 20;
+
+	if (!r->ring || !able || a->ring_bytes + len > max || b->ring_bytes + len > max ||
+	    ffr_fd_budget(r, 5) < 0)
+		return false;
+	cn->ring_fd = sealed_memfd("ffnet-ring", len, ff_sring_format, r->ring);
+	for (int i = 0; i < 2 && cn->ring_fd >= 0; i++)
+		cn->end_fd[i] = sealed_memfd("ffnet-ring-end", FF_SRING_HDR, end_format, 0);
+	if (cn->ring_fd >= 0 && cn->end_fd[0] >= 0 && cn->end_fd[1] >= 0)
+		return true;
+	for (int i = 0; i < 2; i++) {
+		if (cn->end_fd[i] >= 0)
+			close(cn->end_fd[i]);
+		cn->end_fd[i] = -1;
+	}
+	if (cn->ring_fd >= 0)
+		close(cn->ring_fd);
+	cn->ring_fd = -1;
+	return false;
 }
 
 /* Both ends' send buffers sized for the doorbell (common/sdoor.h): its
@@ -303,14 +332,14 @@ void ffr_connect_reply_answer(struct ffr_chan *ch, uint64_t id, const struct ffr
 	cr.answer.len = answer ? len : 0;
 	cr.answer_ms = ms;
 	cr.ring = cn->ring_fd >= 0 ? cn->ring : 0;
-	ffr_reply(ch, &rep, (int[]){fd, cn->ring_fd}, cr.ring ? 2 : 1);
+	ffr_reply(ch, &rep, (int[]){fd, cn->ring_fd, cn->end_fd[0]}, cr.ring ? 3 : 1);
 }
 
-/* Hands the server end to the listener (with a copy of the rings' memfd
- * if any). Consumes fd. */
+/* Hands the server end to the listener (with copies of the rings' memfd
+ * and of its end page if any). Consumes fd. */
 static int connect_deliver(struct ffr_listener *l, struct ffr_conn *cn, int fd)
 {
-	int fds[2] = {fd, -1};
+	int fds[3] = {fd, -1, -1};
 
 	Ff__Accepted a = FF__ACCEPTED__INIT;
 	Ff__Addr local, peer;
@@ -325,13 +354,16 @@ static int connect_deliver(struct ffr_listener *l, struct ffr_conn *cn, int fd)
 	a.path = cn->path;
 	if (cn->ring_fd >= 0) {
 		fds[1] = fcntl(cn->ring_fd, F_DUPFD_CLOEXEC, 0);
-		if (fds[1] < 0) {
-			close(fd);
-			return -errno;
+		fds[2] = fcntl(cn->end_fd[1], F_DUPFD_CLOEXEC, 0);
+		if (fds[1] < 0 || fds[2] < 0) {
+			int err = -errno;
+
+			ff_close_fds(fds, 3);
+			return err;
 		}
 		a.ring = cn->ring;
 	}
-	return ffr_listener_push_fds(l, &a, fds, fds[1] >= 0 ? 2 : 1);
+	return ffr_listener_push_fds(l, &a, fds, fds[1] >= 0 ? 3 : 1);
 }
 
 static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listener *l,
@@ -361,8 +393,7 @@ static int connect_same_host(struct ffr_chan *ch, uint64_t id, struct ffr_listen
 	}
 	if (err)
 		goto out_free;
-	cn->ring_fd = ring_new(r, ch->c, l->c, (ch->caps & FF_CAP_RINGS) && l->rings);
-	if (cn->ring_fd >= 0) {
+	if (ring_new(r, cn, ch->c, l->c, (ch->caps & FF_CAP_RINGS) && l->rings)) {
 		cn->ring = r->ring;
 		ffr_conn_ring_charge(r, cn);
 		ring_sockbuf(sv);
@@ -559,7 +590,10 @@ static void op_lookup(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 	} else {
 		lr.id = si.l->id;
 	}
-	ffr_reply(ch, &rep, lr.ring ? &cn->ring_fd : NULL, lr.ring ? 1 : 0);
+	if (lr.ring)
+		ffr_reply(ch, &rep, (int[]){cn->ring_fd, cn->end_fd[lr.side]}, 2);
+	else
+		ffr_reply(ch, &rep, NULL, 0);
 }
 
 const struct ffr_op ffr_sock_ops[] = {

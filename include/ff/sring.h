@@ -27,10 +27,11 @@
  * was there before it last looked. */
 #pragma once
 
+#include <pthread.h>
 #include <stdint.h>
 
 #define FF_SRING_MAGIC 0x66667372u /* "ffsr" */
-#define FF_SRING_VERSION 2u
+#define FF_SRING_VERSION 3u
 #define FF_SRING_HDR 4096u            /* the header page precedes ring 0 */
 #define FF_SRING_MIN (4u << 10)       /* bytes of one ring */
 #define FF_SRING_MAX (64u << 20)
@@ -63,3 +64,24 @@ struct ff_sring_hdr {
 
 _Static_assert(sizeof(struct ff_sring_idx) == 128, "two cache lines");
 _Static_assert(sizeof(struct ff_sring_hdr) <= FF_SRING_HDR, "one page");
+
+/* One end's own page, in a memfd of its own that the router hands to that
+ * end's holders only (the app that connected or accepted, and whoever gets
+ * the end later through a Lookup: an exec'd image, a process the fd was
+ * passed to), never to the peer, which could otherwise hold our locks.
+ * The locks serialise the end's threads and processes (one producer and
+ * one consumer per ring); holders counts the processes that mapped it, so
+ * that the last one to close it ends the rings; inflight counts holds
+ * taken for an fd on its way through SCM_RIGHTS, which its receiver
+ * takes over. The router formats it (robust, process-shared mutexes). */
+#define FF_SRING_END_MAGIC 0x66667365u /* "ffse" */
+
+struct ff_sring_end {
+	uint32_t magic;
+	uint32_t holders;
+	uint32_t inflight;
+	uint32_t pad;
+	pthread_mutex_t rx, tx;
+};
+
+_Static_assert(sizeof(struct ff_sring_end) <= FF_SRING_HDR, "one page");

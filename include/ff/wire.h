@@ -13,7 +13,7 @@
 #define FF_FRAME_V1 0xf1
 
 /* Most fds any message carries. */
-#define FF_MAX_FDS 2
+#define FF_MAX_FDS 3
 
 #define FF_ENV_SOCK "FFNET_SOCK"
 #define FF_ENV_LOG "FF_LOG_LEVEL"

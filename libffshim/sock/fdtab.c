@@ -5,6 +5,7 @@
  * same fd reads a stale struct rather than unmapped memory. */
 #include "sock-internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #define L2_BITS 10
 #define L2_SIZE (1 << L2_BITS)
@@ -93,6 +95,53 @@ struct ffs_sock *ffs_fd_take(int fd)
 	return c ? atomic_exchange(&c[fd & (L2_SIZE - 1)], NULL) : NULL;
 }
 
+static _Atomic uint64_t *inherited; /* a bit per fd, set at load, never grown */
+static int inherited_max;
+
+void ffs_fd_inherited_scan(void)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (!ffs_enabled || !(d = opendir("/proc/self/fd")))
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		int dom = -1;
+		socklen_t len = sizeof(dom);
+		struct stat st;
+
+		if (*end || fd < 0 || fd == dirfd(d) || fd >= (1L << 20) || fstat((int)fd, &st) < 0 ||
+		    !S_ISSOCK(st.st_mode) ||
+		    REAL(getsockopt)((int)fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 ||
+		    (dom != AF_UNIX && dom != AF_INET && dom != AF_INET6))
+			continue;
+		if (fd >= inherited_max) {
+			int n = (int)((fd / 64 + 1) * 64);
+			_Atomic uint64_t *m = realloc((void *)inherited, (size_t)n / 8);
+
+			if (!m)
+				break;
+			memset((void *)(m + inherited_max / 64), 0, (size_t)(n - inherited_max) / 8);
+			inherited = m;
+			inherited_max = n;
+		}
+		atomic_fetch_or(&inherited[fd / 64], 1ull << (fd % 64));
+	}
+	closedir(d);
+}
+
+bool ffs_fd_inherited_take(int fd)
+{
+	uint64_t bit;
+
+	if (fd < 0 || fd >= inherited_max)
+		return false;
+	bit = 1ull << (fd % 64);
+	return atomic_fetch_and(&inherited[fd / 64], ~bit) & bit;
+}
+
 struct ffs_sock *ffs_sock_new(enum ffs_kind kind, int family)
 {
 	struct ffs_sock *s;
@@ -139,9 +188,9 @@ void ffs_sock_unref(struct ffs_sock *s)
 	s->eps = NULL;
 	free(s->vopts);
 	s->vopts = NULL;
+	pthread_mutex_lock(&pool_lock); /* a fork counting the rings reads them (ring.c) */
 	ffs_ring_free(s->ring);
 	s->ring = NULL;
-	pthread_mutex_lock(&pool_lock);
 	s->owner = (int *)pool;
 	pool = s;
 	pthread_mutex_unlock(&pool_lock);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 static pid_t mem_pid; /* the process this memory is of (a vfork child shares it) */
-unsigned ffs_forks;   /* fork()s this process and its ancestors made since the shim loaded */
 
 bool ffs_vfork_child(void)
 {
@@ -17,13 +16,13 @@ bool ffs_vfork_child(void)
 
 static void fork_prepare(void)
 {
-	__atomic_add_fetch(&ffs_forks, 1, __ATOMIC_RELAXED);
 	ffs_pending_fork(0);
 	ffs_listen_fork(0);
 	ffs_meta_fork(0);
 	ffs_chan_fork_prepare();
 	ffs_watch_fork_prepare();
 	ffs_fdtab_fork(0);
+	ffs_ring_fork_prepare();
 }
 
 static void fork_parent(void)
@@ -52,5 +51,6 @@ static void fork_child(void)
 void ffs_sock_atfork(void)
 {
 	mem_pid = getpid();
+	ffs_fd_inherited_scan();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

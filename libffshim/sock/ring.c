@@ -10,10 +10,17 @@
  * Blocking: the socket's O_NONBLOCK and MSG_DONTWAIT decide; a blocking
  * call sleeps in poll() on the socket, SO_RCVTIMEO / SO_SNDTIMEO bound it,
  * a signal ends it with EINTR (or the bytes moved so far), as TCP does.
+ * Each end has a page of its own (ff_sring_end), which only its holders
+ * map: the locks, and a count of the processes that hold the end, so
+ * that only the last close tells the peer.
+ * An fd this process did not make (inherited across exec, received
+ * through SCM_RIGHTS) is asked about at the router before its first use
+ * (ffs_ring_conn), and takes the rings from there.
  * Not yet: an exec'd image without the shim (it would read the doorbell's
- * bytes as data), SCM_RIGHTS to a process of another shim, splice. */
+ * bytes as data), splice. */
 #include "sock-internal.h"
 
+#include "fdpass.h"
 #include "sdoor.h"
 
 #include <errno.h>
@@ -34,32 +41,15 @@
 
 #define IOV_STEP 64 /* iovecs copied per pass, past the first one */
 
-struct ffs_ring_locks {
-	pthread_mutex_t rx, tx;
-};
-
 struct ffs_ring {
 	void *mem;
 	size_t len;
 	struct ff_sring r;
 	struct ff_sdoor d;
-	struct ffs_ring_locks *lk;
-	bool rd_shut;	/* shutdown(SHUT_RD): reads end at the ring's end */
-	unsigned forks; /* ffs_forks when it came: another process may hold it if they differ */
+	struct ff_sring_end *lk; /* this end's page: its locks and holders */
+	bool rd_shut;		 /* shutdown(SHUT_RD): reads end at the ring's end */
+	unsigned gen;		 /* ring_gen when a fork last counted it */
 };
-
-static int lock_init(pthread_mutex_t *m)
-{
-	pthread_mutexattr_t a;
-	int err;
-
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	err = pthread_mutex_init(m, &a);
-	pthread_mutexattr_destroy(&a);
-	return -err;
-}
 
 /* A process that died holding the lock left the ring as it was between
  * two copies: each copy publishes its counter last, so it is consistent. */
@@ -69,41 +59,53 @@ static void lock(pthread_mutex_t *m)
 		pthread_mutex_consistent(m);
 }
 
-int ffs_ring_attach(struct ffs_sock *s, int fd, int memfd, uint32_t size, int side)
+/* One more process holds this end; with credit, one that an fd passed
+ * through SCM_RIGHTS brought, whose sender counted it (ffs_ring_passing). */
+static void hold(struct ff_sring_end *e, bool credit)
+{
+	uint32_t n = __atomic_load_n(&e->inflight, __ATOMIC_RELAXED);
+
+	while (credit && n)
+		if (__atomic_compare_exchange_n(&e->inflight, &n, n - 1, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			return;
+	__atomic_add_fetch(&e->holders, 1, __ATOMIC_ACQ_REL);
+}
+
+int ffs_ring_attach(struct ffs_sock *s, int fd, const int mfds[2], uint32_t size, int side,
+		    bool credit)
 {
 	struct ffs_ring *g = calloc(1, sizeof(*g));
-	struct stat st;
+	struct stat st, es;
 	int err = -ENOMEM;
 
 	if (!g)
 		goto out;
 	g->len = ff_sring_len(size);
-	/* the router sealed the size: one we see now stays */
+	/* the router sealed the sizes: ones we see now stay */
 	err = -EINVAL;
-	if (!g->len || fstat(memfd, &st) < 0 || (size_t)st.st_size < g->len)
+	if (!g->len || fstat(mfds[0], &st) < 0 || (size_t)st.st_size < g->len ||
+	    fstat(mfds[1], &es) < 0 || (size_t)es.st_size < FF_SRING_HDR)
 		goto out;
-	g->mem = mmap(NULL, g->len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-	g->lk =
-	    mmap(NULL, sizeof(*g->lk), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	g->mem = mmap(NULL, g->len, PROT_READ | PROT_WRITE, MAP_SHARED, mfds[0], 0);
+	g->lk = mmap(NULL, FF_SRING_HDR, PROT_READ | PROT_WRITE, MAP_SHARED, mfds[1], 0);
 	if (g->mem == MAP_FAILED || g->lk == MAP_FAILED) {
 		err = -ENOMEM;
 		goto out;
 	}
-	g->forks = __atomic_load_n(&ffs_forks, __ATOMIC_RELAXED);
 	err = ff_sring_attach(&g->r, g->mem, g->len, side);
+	if (!err && __atomic_load_n(&g->lk->magic, __ATOMIC_ACQUIRE) != FF_SRING_END_MAGIC)
+		err = -EINVAL;
 	if (!err)
 		err = ff_sdoor_init(&g->d, &g->r, fd);
-	if (!err)
-		err = lock_init(&g->lk->rx);
-	if (!err)
-		err = lock_init(&g->lk->tx);
 	if (!err) {
-		REAL(close)(memfd);
+		hold(g->lk, credit);
+		ff_close_fds((int *)mfds, 2);
 		s->ring = g;
 		return 0;
 	}
 out:
-	REAL(close)(memfd);
+	ff_close_fds((int *)mfds, 2);
 	ffs_ring_free(g);
 	return err;
 }
@@ -115,13 +117,46 @@ void ffs_ring_free(struct ffs_ring *g)
 	if (g->mem && g->mem != MAP_FAILED)
 		munmap(g->mem, g->len);
 	if (g->lk && g->lk != MAP_FAILED)
-		munmap(g->lk, sizeof(*g->lk));
+		munmap(g->lk, FF_SRING_HDR);
 	free(g);
+}
+
+/* Before fork: the child will hold every end its parent holds, once each
+ * (several fds may share one). Counted before it exists, or the parent
+ * could close its last fd first and end the rings under the child (a
+ * fork that fails leaves the count high: the kernel's EOF then ends them). */
+void ffs_ring_fork_prepare(void)
+{
+	static unsigned ring_gen;
+	int lim = ffs_fd_limit();
+
+	ring_gen++;
+	for (int fd = 0; fd < lim; fd++) {
+		struct ffs_sock *s = ffs_fd_get(fd);
+
+		if (s && s->kind == FFS_CONN && s->ring && s->ring->gen != ring_gen) {
+			s->ring->gen = ring_gen;
+			hold(s->ring->lk, false);
+		}
+	}
+}
+
+void ffs_ring_passing(int fd)
+{
+	struct ffs_sock *s = ffs_ring_conn(fd);
+
+	if (!s)
+		return;
+	__atomic_add_fetch(&s->ring->lk->holders, 1, __ATOMIC_ACQ_REL);
+	__atomic_add_fetch(&s->ring->lk->inflight, 1, __ATOMIC_ACQ_REL);
 }
 
 struct ffs_sock *ffs_ring_conn(int fd)
 {
 	struct ffs_sock *s = ffs_fd_get(fd);
+
+	if (__builtin_expect(!s, 0) && ffs_fd_inherited_take(fd))
+		s = ffs_lookup_fd(fd);
 
 	return s && s->kind == FFS_CONN && s->ring ? s : NULL;
 }
@@ -350,7 +385,9 @@ void ffs_ring_closing(struct ffs_sock *s, int fd)
 	struct ffs_ring *g = s->ring;
 	bool unread;
 
-	if (g->forks != __atomic_load_n(&ffs_forks, __ATOMIC_RELAXED))
+	/* another process holds this end (a fork, an exec'd image, an fd
+	 * passed on): the kernel's EOF comes when the last one closes */
+	if (__atomic_sub_fetch(&g->lk->holders, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	lock(&g->lk->rx);
 	unread = ff_sring_readable(&g->r) > 0;

@@ -184,12 +184,12 @@ static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst, int f
 	if (rep->status)
 		err = -refusal(rep->status);
 	else if (rep->body_case == FF__REPLY__BODY_CONNECT &&
-		 nrfds == (rep->connect->ring && rep->connect->path == FF__PATH__PATH_SAME_HOST ? 2 : 1))
+		 nrfds == (rep->connect->ring && rep->connect->path == FF__PATH__PATH_SAME_HOST ? 3 : 1))
 		c = conn_from_reply(fd, rfds[0], s, rep);
 	/* the other side uses the rings from now on: without them this
 	 * connection cannot be used, so it fails (the memfd is closed) */
-	if (c && nrfds == 2) {
-		err = ffs_ring_attach(c, rfds[0], rfds[1], rep->connect->ring, 0);
+	if (c && nrfds == 3) {
+		err = ffs_ring_attach(c, rfds[0], rfds + 1, rep->connect->ring, 0, false);
 		nrfds = 1;
 		if (err) {
 			ffs_sock_unref(c);

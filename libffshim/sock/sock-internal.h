@@ -112,6 +112,10 @@ void ffs_fd_set(int fd, struct ffs_sock *s);
 /* Highest fd that may have an entry, +1. */
 int ffs_fd_limit(void);
 struct ffs_sock *ffs_sock_new(enum ffs_kind kind, int family);
+/* Sockets open when the shim loaded (inherited across exec), which the
+ * router may know: ffs_fd_inherited_take says once whether fd was one. */
+void ffs_fd_inherited_scan(void);
+bool ffs_fd_inherited_take(int fd);
 struct ffs_sock *ffs_sock_ref(struct ffs_sock *s);
 
 /* chan.c */
@@ -188,18 +192,22 @@ void ffs_pending_fork(int phase);
  * The data calls of the app on such a connection go through its rings;
  * the socket stays its doorbell (common/sdoor.c) and carries EOF. */
 struct ffs_ring;
-/* s (FFS_CONN on fd) takes the rings in memfd (closed in every case):
- * size bytes each, we are side. 0 or -errno (s then stays a plain pair). */
-int ffs_ring_attach(struct ffs_sock *s, int fd, int memfd, uint32_t size, int side);
+/* s (FFS_CONN on fd) takes the rings: mfds[0] the rings' memfd (size
+ * bytes each, we are side), mfds[1] our end's page; both closed in every
+ * case. credit: fd came through SCM_RIGHTS (ffs_ring_passing). 0 or
+ * -errno (s then stays a plain pair). */
+int ffs_ring_attach(struct ffs_sock *s, int fd, const int mfds[2], uint32_t size, int side,
+		    bool credit);
 void ffs_ring_free(struct ffs_ring *g);
 /* The app is closing fd, s's last one in this process: if no other
- * process can hold the connection (no fork since it came), the peer is
- * told now, as TCP's FIN or RST would tell it (reads: EOF after the
- * bytes; writes: EPIPE), and the doorbell bytes go (unread ones would be
- * a reset for the kernel). */
+ * process holds the end (fork, exec, SCM_RIGHTS), the peer is told now,
+ * as TCP's FIN or RST would tell it (reads: EOF after the bytes; writes:
+ * EPIPE), and the doorbell bytes go (unread ones would be a reset for the
+ * kernel). */
 void ffs_ring_closing(struct ffs_sock *s, int fd);
-/* fork.c: fork()s since the shim loaded, in this process's line */
-extern unsigned ffs_forks;
+/* fork(), before it, with the fd table's pool lock held (no ring is
+ * freed meanwhile): the child holds the ends its parent holds. */
+void ffs_ring_fork_prepare(void);
 /* shutdown(fd, how) of a ring connection, rings first. */
 void ffs_ring_shutdown(struct ffs_sock *s, int how);
 

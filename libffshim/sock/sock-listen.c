@@ -216,9 +216,9 @@ out_einval:
 	return -EINVAL;
 }
 
-/* nfd (with memfd, its rings, consumed in every case; -1: none) becomes an
- * accepted connection of l: nfd, or -errno. */
-static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, int memfd,
+/* nfd (with mfds, its rings' memfd and end page, consumed in every case;
+ * NULL: none) becomes an accepted connection of l: nfd, or -errno. */
+static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, int *mfds,
 		     struct sockaddr *addr, socklen_t *len, int flags)
 {
 	struct ffs_sock *c = NULL;
@@ -226,8 +226,8 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, int mem
 	int fl;
 
 	if (ff_sa_from_proto(&local, a->local) < 0 || ff_sa_from_proto(&peer, a->peer) < 0) {
-		if (memfd >= 0)
-			REAL(close)(memfd);
+		if (mfds)
+			ff_close_fds(mfds, 2);
 		return -EPROTO;
 	}
 	if (a->path == FF__PATH__PATH_NONE) {
@@ -235,8 +235,8 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, int mem
 	} else {
 		c = ffs_sock_new(FFS_CONN, l->family);
 		if (!c) {
-			if (memfd >= 0)
-				REAL(close)(memfd);
+			if (mfds)
+				ff_close_fds(mfds, 2);
 			return -ENOMEM;
 		}
 		c->local = local;
@@ -247,7 +247,7 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, int mem
 		c->slot = ffs_stat_slot(a->slot);
 		ffs_opts_replay(l, nfd);
 		/* as in sock-conn.c: without its rings, the connection is dead */
-		if (memfd >= 0 && ffs_ring_attach(c, nfd, memfd, a->ring, 1) < 0) {
+		if (mfds && ffs_ring_attach(c, nfd, mfds, a->ring, 1, false) < 0) {
 			ffs_sock_unref(c);
 			return -ENOBUFS;
 		}
@@ -274,7 +274,7 @@ static int accept_queue(int fd, struct ffs_sock *l, struct sockaddr *addr, sockl
 	for (;;) {
 		uint8_t buf[512];
 		int fds[FF_MAX_FDS], nfds, r;
-		ssize_t n = ff_recv_fds_once(fd, buf, sizeof(buf), fds, 2, &nfds, 0);
+		ssize_t n = ff_recv_fds_once(fd, buf, sizeof(buf), fds, FF_MAX_FDS, &nfds, 0);
 		Ff__Accepted *a;
 		bool ring;
 
@@ -286,11 +286,11 @@ static int accept_queue(int fd, struct ffs_sock *l, struct sockaddr *addr, sockl
 			return -ENOTCONN;
 		a = (Ff__Accepted *)ff_msg_unpack(&ff__accepted__descriptor, buf, (size_t)n);
 		ring = a && a->ring && a->path == FF__PATH__PATH_SAME_HOST;
-		if (!a || nfds != (ring ? 2 : 1)) {
+		if (!a || nfds != (ring ? 3 : 1)) {
 			r = -EPROTO;
 		} else {
-			r = take_conn(l, a, fds[0], ring ? fds[1] : -1, addr, len, flags);
-			nfds = 1; /* the memfd is taken in every case */
+			r = take_conn(l, a, fds[0], ring ? fds + 1 : NULL, addr, len, flags);
+			nfds = 1; /* the memfds are taken in every case */
 		}
 		if (a)
 			ff__accepted__free_unpacked(a, NULL);

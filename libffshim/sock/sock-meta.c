@@ -53,7 +53,7 @@ static struct ffs_sock *sock_from_lookup(const Ff__LookupReply *lr)
 	return s;
 }
 
-struct ffs_sock *ffs_lookup_fd(int fd)
+static struct ffs_sock *lookup_fd(int fd, bool passed)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Lookup m = FF__LOOKUP__INIT;
@@ -82,9 +82,10 @@ struct ffs_sock *ffs_lookup_fd(int fd)
 	if (!rep->status && rep->body_case == FF__REPLY__BODY_LOOKUP)
 		s = sock_from_lookup(rep->lookup);
 	/* an inherited connection over rings: they come with it */
-	if (s && s->kind == FFS_CONN && rep->lookup->ring && nrfds == 1) {
+	if (s && s->kind == FFS_CONN && rep->lookup->ring && nrfds == 2) {
 		nrfds = 0;
-		if (ffs_ring_attach(s, fd, rfds[0], rep->lookup->ring, rep->lookup->side ? 1 : 0) < 0) {
+		if (ffs_ring_attach(s, fd, rfds, rep->lookup->ring, rep->lookup->side ? 1 : 0,
+				    passed) < 0) {
 			ffs_sock_unref(s);
 			s = NULL;
 		}
@@ -95,6 +96,17 @@ struct ffs_sock *ffs_lookup_fd(int fd)
 out:
 	errno = saved;
 	return s;
+}
+
+struct ffs_sock *ffs_lookup_fd(int fd)
+{
+	return lookup_fd(fd, false);
+}
+
+void ffs_lookup_passed(int fd, bool credit)
+{
+	ffs_fd_set(fd, NULL);
+	lookup_fd(fd, credit);
 }
 
 int ffs_getsockname(int fd, struct sockaddr *addr, socklen_t *len, bool peer)

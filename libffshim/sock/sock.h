@@ -93,6 +93,12 @@ ssize_t ffs_sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flag
  * none); its data calls, with the kernel's semantics for a stream socket
  * (flags as the app gave them; -1 and errno on error). */
 struct ffs_sock *ffs_ring_conn(int fd);
+/* fd went through SCM_RIGHTS: its receiver holds the end from now on. */
+void ffs_ring_passing(int fd);
+/* fd just came through SCM_RIGHTS: what this process knew of its number
+ * goes, and the router is asked about it (with credit, taking the
+ * sender's hold of its rings, ffs_ring_passing). */
+void ffs_lookup_passed(int fd, bool credit);
 ssize_t ffs_ring_send(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags);
 ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags);
 /* sendmmsg / recvmmsg (tx: send): messages done, or -1. */

@@ -411,7 +411,7 @@ Ff__Reply *fx_listen(int ch, int kfd, const char *ip, uint16_t port, int *qfd)
 Ff__Reply *fx_overlay_connect(int ch, const char *ip, uint16_t port, int *cfd)
 {
 	int mfd;
-	Ff__Reply *rep = fx_overlay_connect2(ch, ip, port, cfd, &mfd);
+	Ff__Reply *rep = fx_overlay_connect2(ch, ip, port, cfd, &mfd, NULL);
 
 	if (mfd >= 0) { /* one fd was asked for */
 		close(mfd);
@@ -422,7 +422,18 @@ Ff__Reply *fx_overlay_connect(int ch, const char *ip, uint16_t port, int *cfd)
 	return rep;
 }
 
-Ff__Reply *fx_overlay_connect2(int ch, const char *ip, uint16_t port, int *cfd, int *mfd)
+/* The rings' fds that came after the connection (n in all): into *mfd
+ * and *efd (closed if efd is NULL). */
+static void ring_fds(int *fds, int n, int *mfd, int *efd)
+{
+	*mfd = n == 3 ? fds[1] : -1;
+	if (efd)
+		*efd = n == 3 ? fds[2] : -1;
+	else if (n == 3)
+		close(fds[2]);
+}
+
+Ff__Reply *fx_overlay_connect2(int ch, const char *ip, uint16_t port, int *cfd, int *mfd, int *efd)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__Connect m = FF__CONNECT__INIT;
@@ -436,9 +447,9 @@ Ff__Reply *fx_overlay_connect2(int ch, const char *ip, uint16_t port, int *cfd, 
 	req.body_case = FF__REQUEST__BODY_CONNECT;
 	req.connect = &m;
 	rep = fx_call(ch, &req, NULL, 0, rfds, &nr);
-	*cfd = nr == 1 || nr == 2 ? rfds[0] : -1;
-	*mfd = nr == 2 ? rfds[1] : -1;
-	if (nr > 2)
+	*cfd = nr == 1 || nr == 3 ? rfds[0] : -1;
+	ring_fds(rfds, nr, mfd, efd);
+	if (nr == 2)
 		ff_close_fds(rfds, nr);
 	return rep;
 }
@@ -446,21 +457,23 @@ Ff__Reply *fx_overlay_connect2(int ch, const char *ip, uint16_t port, int *cfd, 
 Ff__Accepted *fx_take_accepted(int qfd, int *fd)
 {
 	int mfd;
-	Ff__Accepted *a = fx_take_accepted2(qfd, fd, &mfd);
+	Ff__Accepted *a = fx_take_accepted2(qfd, fd, &mfd, NULL);
 
 	if (mfd >= 0)
 		close(mfd);
 	return a;
 }
 
-Ff__Accepted *fx_take_accepted2(int qfd, int *fd, int *mfd)
+Ff__Accepted *fx_take_accepted2(int qfd, int *fd, int *mfd, int *efd)
 {
 	uint8_t buf[512];
 	int fds[FF_MAX_FDS], n = 0;
-	ssize_t len = ff_recv_fds(qfd, buf, sizeof(buf), fds, 2, &n, 0);
+	ssize_t len = ff_recv_fds(qfd, buf, sizeof(buf), fds, FF_MAX_FDS, &n, 0);
 
 	*fd = n >= 1 ? fds[0] : -1;
-	*mfd = n == 2 ? fds[1] : -1;
+	ring_fds(fds, n, mfd, efd);
+	if (n == 2)
+		close(fds[1]);
 	return len > 0 ? (Ff__Accepted *)ff_msg_unpack(&ff__accepted__descriptor, buf, (size_t)len)
 		       : NULL;
 }

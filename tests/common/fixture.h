@@ -84,7 +84,8 @@ Ff__Reply *fx_listen(int ch, int kfd, const char *ip, uint16_t port, int *qfd);
 Ff__Reply *fx_overlay_connect(int ch, const char *ip, uint16_t port, int *cfd);
 /* Reads one Accepted from an accept queue; *fd gets its connection. */
 Ff__Accepted *fx_take_accepted(int qfd, int *fd);
-/* The same where a second fd may come (the rings' memfd: *mfd, else -1). */
-Ff__Accepted *fx_take_accepted2(int qfd, int *fd, int *mfd);
-/* fx_overlay_connect where a second fd may come (*mfd, else -1). */
-Ff__Reply *fx_overlay_connect2(int ch, const char *ip, uint16_t port, int *cfd, int *mfd);
+/* The same where the rings may come: their memfd (*mfd, else -1) and the
+ * end's page (*efd, else -1; efd NULL: closed). */
+Ff__Accepted *fx_take_accepted2(int qfd, int *fd, int *mfd, int *efd);
+/* fx_overlay_connect where the rings may come (as fx_take_accepted2). */
+Ff__Reply *fx_overlay_connect2(int ch, const char *ip, uint16_t port, int *cfd, int *mfd, int *efd);

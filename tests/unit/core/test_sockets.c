@@ -191,13 +191,33 @@ static void ring_ok(int mfd, uint32_t size, struct ff_sring *r, int side, void *
 	CU_ASSERT_EQUAL(ff_sring_attach(r, *mem, len, side), 0);
 }
 
+/* An end's page the router handed over: one page, sealed, formatted. */
+static void end_ok(int efd)
+{
+	struct stat st;
+	struct ff_sring_end *e;
+
+	CU_ASSERT_FATAL(fstat(efd, &st) == 0);
+	CU_ASSERT_EQUAL(st.st_size, FF_SRING_HDR);
+	CU_ASSERT_EQUAL(fcntl(efd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+			F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	e = mmap(NULL, FF_SRING_HDR, PROT_READ | PROT_WRITE, MAP_SHARED, efd, 0);
+	CU_ASSERT_NOT_EQUAL_FATAL(e, MAP_FAILED);
+	CU_ASSERT_EQUAL(e->magic, FF_SRING_END_MAGIC);
+	CU_ASSERT_EQUAL(e->holders, 0);
+	/* its locks are process-shared and robust, ready to take */
+	CU_ASSERT_EQUAL(pthread_mutex_lock(&e->tx), 0);
+	CU_ASSERT_EQUAL(pthread_mutex_unlock(&e->tx), 0);
+	munmap(e, FF_SRING_HDR);
+}
+
 static void test_rings(void)
 {
 	const uint32_t size = 64u << 10;
-	int c1r, c2r, c1, c2, kfd, qfd, qfd2, cfd, sfd, mfd, mfd2, conns[8][2], sb = 0;
+	int c1r, c2r, c1, c2, kfd, qfd, qfd2, cfd, sfd, mfd, mfd2, efd, efd2, conns[8][2], sb = 0;
 	struct ff_sring ra, rb;
 	void *ma, *mb;
-	struct stat s1, s2;
+	struct stat s1, s2, e1, e2;
 	socklen_t len = sizeof(sb);
 	Ff__Reply *rep;
 	Ff__Accepted *a;
@@ -220,18 +240,22 @@ static void test_rings(void)
 	close(kfd);
 
 	/* both able: the same memfd to both, side 0 the connecting one */
-	rep = fx_overlay_connect2(c2r, "10.99.0.1", port, &cfd, &mfd);
+	rep = fx_overlay_connect2(c2r, "10.99.0.1", port, &cfd, &mfd, &efd);
 	CU_ASSERT_FATAL(rep != NULL && !rep->status && cfd >= 0);
 	CU_ASSERT_EQUAL(rep->connect->ring, size);
-	CU_ASSERT_FATAL(mfd >= 0);
+	CU_ASSERT_FATAL(mfd >= 0 && efd >= 0);
 	ff__reply__free_unpacked(rep, NULL);
-	a = fx_take_accepted2(qfd, &sfd, &mfd2);
-	CU_ASSERT_FATAL(a != NULL && sfd >= 0 && mfd2 >= 0);
+	a = fx_take_accepted2(qfd, &sfd, &mfd2, &efd2);
+	CU_ASSERT_FATAL(a != NULL && sfd >= 0 && mfd2 >= 0 && efd2 >= 0);
 	CU_ASSERT_EQUAL(a->ring, size);
 	ff__accepted__free_unpacked(a, NULL);
 	CU_ASSERT(fstat(mfd, &s1) == 0 && fstat(mfd2, &s2) == 0 && s1.st_ino == s2.st_ino);
 	ring_ok(mfd, size, &ra, 0, &ma);
 	ring_ok(mfd2, size, &rb, 1, &mb);
+	/* each end its own page, which the other never gets */
+	end_ok(efd);
+	end_ok(efd2);
+	CU_ASSERT(fstat(efd, &e1) == 0 && fstat(efd2, &e2) == 0 && e1.st_ino != e2.st_ino);
 	CU_ASSERT_EQUAL(ff_sring_write(&ra, "ring", 4), 4);
 	CU_ASSERT_EQUAL(ff_sring_read(&rb, buf, sizeof(buf), false), 4);
 	CU_ASSERT_EQUAL(memcmp(buf, "ring", 4), 0);
@@ -253,25 +277,23 @@ static void test_rings(void)
 		CU_ASSERT_FATAL(lr != NULL && !lr->status);
 		CU_ASSERT_EQUAL(lr->lookup->ring, size);
 		CU_ASSERT_EQUAL(lr->lookup->side, 1);
-		CU_ASSERT_EQUAL_FATAL(nr, 1);
+		CU_ASSERT_EQUAL_FATAL(nr, 2);
 		CU_ASSERT(fstat(rfds[0], &s2) == 0 && s2.st_ino == s1.st_ino);
+		CU_ASSERT(fstat(rfds[1], &s2) == 0 && s2.st_ino == e2.st_ino);
 		ff_close_fds(rfds, nr);
 		ff__reply__free_unpacked(lr, NULL);
 	}
 	munmap(ma, ff_sring_len(size));
 	munmap(mb, ff_sring_len(size));
-	close(mfd);
-	close(mfd2);
-	close(cfd);
-	close(sfd);
+	ff_close_fds((int[]){mfd, mfd2, efd, efd2, cfd, sfd}, 6);
 
 	/* a shim that does not read rings, on either side: none */
-	rep = fx_overlay_connect2(c2, "10.99.0.1", port, &cfd, &mfd);
+	rep = fx_overlay_connect2(c2, "10.99.0.1", port, &cfd, &mfd, NULL);
 	CU_ASSERT_FATAL(rep != NULL && !rep->status && cfd >= 0);
 	CU_ASSERT_EQUAL(rep->connect->ring, 0);
 	CU_ASSERT_EQUAL(mfd, -1);
 	ff__reply__free_unpacked(rep, NULL);
-	a = fx_take_accepted2(qfd, &sfd, &mfd2);
+	a = fx_take_accepted2(qfd, &sfd, &mfd2, NULL);
 	CU_ASSERT_FATAL(a != NULL && sfd >= 0);
 	CU_ASSERT_EQUAL(a->ring, 0);
 	CU_ASSERT_EQUAL(mfd2, -1);
@@ -283,13 +305,13 @@ static void test_rings(void)
 	CU_ASSERT_FATAL(rep != NULL && !rep->status && qfd2 >= 0);
 	ff__reply__free_unpacked(rep, NULL);
 	close(kfd);
-	rep = fx_overlay_connect2(c2r, "10.99.0.1", port2, &cfd, &mfd);
+	rep = fx_overlay_connect2(c2r, "10.99.0.1", port2, &cfd, &mfd, NULL);
 	CU_ASSERT_FATAL(rep != NULL && !rep->status && cfd >= 0);
 	CU_ASSERT_EQUAL(rep->connect->ring, 0);
 	CU_ASSERT_EQUAL(mfd, -1);
 	ff__reply__free_unpacked(rep, NULL);
 	close(cfd);
-	a = fx_take_accepted2(qfd2, &sfd, &mfd2);
+	a = fx_take_accepted2(qfd2, &sfd, &mfd2, NULL);
 	CU_ASSERT_FATAL(a != NULL && sfd >= 0 && mfd2 == -1);
 	ff__accepted__free_unpacked(a, NULL);
 	close(sfd);
@@ -300,14 +322,14 @@ static void test_rings(void)
 	CU_ASSERT_EQUAL(fx_status_counts(&fx, &n, &n, &n), 0);
 	n = 0;
 	for (int i = 0; i < 8; i++) {
-		rep = fx_overlay_connect2(c2r, "10.99.0.1", port, &conns[i][0], &mfd);
+		rep = fx_overlay_connect2(c2r, "10.99.0.1", port, &conns[i][0], &mfd, NULL);
 		CU_ASSERT_FATAL(rep != NULL && !rep->status && conns[i][0] >= 0);
 		n += rep->connect->ring == size && mfd >= 0;
 		CU_ASSERT_EQUAL(i < 7, rep->connect->ring == size);
 		if (mfd >= 0)
 			close(mfd);
 		ff__reply__free_unpacked(rep, NULL);
-		a = fx_take_accepted2(qfd, &conns[i][1], &mfd2);
+		a = fx_take_accepted2(qfd, &conns[i][1], &mfd2, NULL);
 		CU_ASSERT_FATAL(a != NULL);
 		if (mfd2 >= 0)
 			close(mfd2);
@@ -318,12 +340,12 @@ static void test_rings(void)
 	for (int i = 0; i < 8; i++)
 		close(conns[i][0]), close(conns[i][1]);
 	CU_ASSERT_EQUAL(fx_status_counts(&fx, &n, &n, &n), 0);
-	rep = fx_overlay_connect2(c2r, "10.99.0.1", port, &cfd, &mfd);
+	rep = fx_overlay_connect2(c2r, "10.99.0.1", port, &cfd, &mfd, NULL);
 	CU_ASSERT_FATAL(rep != NULL && !rep->status && cfd >= 0);
 	CU_ASSERT_EQUAL(rep->connect->ring, size);
 	CU_ASSERT(mfd >= 0);
 	ff__reply__free_unpacked(rep, NULL);
-	a = fx_take_accepted2(qfd, &sfd, &mfd2);
+	a = fx_take_accepted2(qfd, &sfd, &mfd2, NULL);
 	CU_ASSERT_FATAL(a != NULL);
 	ff__accepted__free_unpacked(a, NULL);
 	ff_close_fds((int[]){cfd, mfd, sfd, mfd2}, 4);
