@@ -61,6 +61,7 @@ static const struct cl_scenario cl_table[] = {
     {"dup", cl_dup},
     {"fork", cl_fork},
     {"exec", cl_exec},
+    {"relay", cl_relay},
     {"peerclose", cl_peerclose},
     {"reset", cl_reset},
     {"sndtimeo", cl_sndtimeo},
@@ -90,6 +91,7 @@ static const struct sv_scenario sv_table[] = {
     {"fork", sv_fork},
     {"echo", sv_echo},
     {"exec", sv_exec},
+    {"relay", sv_relay},
     {"peerclose", sv_peerclose},
     {"reset", sv_reset},
     {"sndtimeo", sv_sndtimeo},
@@ -438,6 +440,10 @@ int main(int argc, char **argv)
 	sig_init();
 	if (strcmp(argv[1], "exec-child") == 0)
 		return exec_child_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "relay-child") == 0)
+		return relay_child_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "relay-helper") == 0)
+		return relay_helper_main(argc - 2, argv + 2);
 	while ((c = getopt_long(argc - 1, argv + 1, "h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
