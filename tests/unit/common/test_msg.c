@@ -49,16 +49,17 @@ static void test_fds_roundtrip(void)
 
 static void test_too_many_fds(void)
 {
-	int sv[2], p[2], fds[FF_MAX_FDS], nfds = -1, three[3];
+	int sv[2], p[2], fds[FF_MAX_FDS], nfds = -1, many[FF_MAX_FDS + 1];
 	char buf[16];
 
 	CU_ASSERT_EQUAL_FATAL(pair(sv), 0);
 	CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
-	three[0] = three[1] = three[2] = p[0];
+	for (int i = 0; i <= FF_MAX_FDS; i++)
+		many[i] = p[0];
 	/* the sender refuses more than FF_MAX_FDS */
-	CU_ASSERT_EQUAL(ff_send_fds(sv[0], "x", 1, three, 3), -EINVAL);
+	CU_ASSERT_EQUAL(ff_send_fds(sv[0], "x", 1, many, FF_MAX_FDS + 1), -EINVAL);
 	/* a raw sender does not: the receiver closes all of them */
-	CU_ASSERT_EQUAL(fx_send_raw_fds(sv[0], "x", 1, three, 3), 1);
+	CU_ASSERT_EQUAL(fx_send_raw_fds(sv[0], "x", 1, many, FF_MAX_FDS + 1), 1);
 	close(p[0]);
 	CU_ASSERT_EQUAL(ff_recv_fds(sv[1], buf, sizeof(buf), fds, FF_MAX_FDS, &nfds, 0),
 			-ETOOMANYREFS);
