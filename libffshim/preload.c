@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -172,6 +173,110 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	NEED(epoll_ctl);
 	return ffs_epoll_ctl(epfd, op, fd, ev);
+}
+
+/* ---- waits: FFNET_SPIN_US ---- */
+
+/* With FFNET_SPIN_US, a wait that may sleep first asks again and again
+ * without sleeping, for up to that long: a ring's doorbell byte (or any
+ * event) that comes meanwhile is seen without a sleep and a wake-up. The
+ * wait may last that much longer than its timeout. */
+static int64_t spin_end(int timeout)
+{
+	struct timespec ts;
+
+	if (!ffs_spin_ns || timeout == 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + ffs_spin_ns;
+}
+
+static bool spinning(int64_t end)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec < end;
+}
+
+EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	int64_t end;
+	int r;
+
+	NEED(poll);
+	end = spin_end(timeout);
+	while (end) {
+		r = REAL(poll)(fds, n, 0);
+		if (r != 0 || !spinning(end))
+			return r ? r : REAL(poll)(fds, n, timeout);
+	}
+	return REAL(poll)(fds, n, timeout);
+}
+
+EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
+{
+	int64_t end;
+	fd_set s[3];
+	int r;
+
+	NEED(select);
+	end = spin_end(tv && !tv->tv_sec && !tv->tv_usec ? 0 : 1);
+	if (end) {
+		/* a try that finds nothing clears the sets: they are put back */
+		if (rd)
+			s[0] = *rd;
+		if (wr)
+			s[1] = *wr;
+		if (ex)
+			s[2] = *ex;
+	}
+	while (end) {
+		struct timeval zero = {0, 0};
+
+		r = REAL(select)(nfds, rd, wr, ex, &zero);
+		if (r != 0)
+			return r;
+		if (rd)
+			*rd = s[0];
+		if (wr)
+			*wr = s[1];
+		if (ex)
+			*ex = s[2];
+		if (!spinning(end))
+			break;
+	}
+	return REAL(select)(nfds, rd, wr, ex, tv);
+}
+
+EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+	int64_t end;
+	int r;
+
+	NEED(epoll_wait);
+	end = spin_end(timeout);
+	while (end) {
+		r = REAL(epoll_wait)(epfd, ev, max, 0);
+		if (r != 0 || !spinning(end))
+			return r ? r : REAL(epoll_wait)(epfd, ev, max, timeout);
+	}
+	return REAL(epoll_wait)(epfd, ev, max, timeout);
+}
+
+EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
+{
+	int64_t end;
+	int r;
+
+	NEED(epoll_pwait);
+	end = spin_end(timeout);
+	while (end) {
+		r = REAL(epoll_pwait)(epfd, ev, max, 0, mask);
+		if (r != 0 || !spinning(end))
+			return r ? r : REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
+	}
+	return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
 }
 
 /* ---- fd lifetime ---- */
@@ -702,6 +807,12 @@ EXPORT ssize_t splice(int in, off_t *inoff, int out, off_t *outoff, size_t n, un
 	ssize_t r;
 
 	NEED(splice);
+	if (ffs_ring_conn(in) || ffs_ring_conn(out)) {
+		r = ffs_ring_splice(in, inoff, out, outoff, n, flags);
+		if (r > 0)
+			ffs_count(ffs_ring_conn(in) ? in : out, r, !ffs_ring_conn(in));
+		return r;
+	}
 	r = REAL(splice)(in, inoff, out, outoff, n, flags);
 	ffs_count(in, r, false);
 	ffs_count(out, r, true);

@@ -55,6 +55,7 @@
 struct ffs_real ffs_real;
 bool ffs_ready_flag;
 bool ffs_enabled = true;
+int64_t ffs_spin_ns;
 __thread int ffs_busy __attribute__((tls_model("initial-exec")));
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -124,13 +125,19 @@ static void use_tagged_calls(void)
 static void setup(void)
 {
 	const char *lvl = getenv(FF_ENV_LOG), *off = getenv(FF_ENV_DISABLE);
-	const char *exec = getenv(FF_ENV_EXEC);
+	const char *exec = getenv(FF_ENV_EXEC), *spin = getenv(FF_ENV_SPIN);
 
 	ff_log_init("libffshim", ff_log_parse_level(lvl));
 	if (off && *off && *off != '0')
 		ffs_enabled = false;
 	if (exec && *exec)
 		use_tagged_calls();
+	if (spin && *spin) {
+		long long us = strtoll(spin, NULL, 10);
+
+		/* at most a second: a spin is for microseconds */
+		ffs_spin_ns = us <= 0 ? 0 : (us > 1000000 ? 1000000 : us) * 1000;
+	}
 	ffs_sock_atfork();
 }
 

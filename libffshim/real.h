@@ -8,7 +8,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -36,6 +40,10 @@
 	X(getsockopt, int, (int, int, int, void *, socklen_t *))                                   \
 	X(setsockopt, int, (int, int, int, const void *, socklen_t))                               \
 	X(epoll_ctl, int, (int, int, int, struct epoll_event *))                                   \
+	X(epoll_wait, int, (int, struct epoll_event *, int, int))                                  \
+	X(epoll_pwait, int, (int, struct epoll_event *, int, int, const sigset_t *))               \
+	X(poll, int, (struct pollfd *, nfds_t, int))                                               \
+	X(select, int, (int, fd_set *, fd_set *, fd_set *, struct timeval *))                      \
 	X(send, ssize_t, (int, const void *, size_t, int))                                         \
 	X(sendto, ssize_t, (int, const void *, size_t, int, const struct sockaddr *, socklen_t))   \
 	X(sendmsg, ssize_t, (int, const struct msghdr *, int))                                     \
@@ -83,6 +91,10 @@ extern __thread int ffs_busy __attribute__((tls_model("initial-exec")));
 
 /* False when FFNET_DISABLE is set: the shim passes everything through. */
 extern bool ffs_enabled;
+/* FFNET_SPIN_US in ns (0: off): how long a wait that would sleep asks
+ * again without sleeping first (poll, select, epoll_wait and the rings'
+ * own waits). */
+extern int64_t ffs_spin_ns;
 
 /* The real libibverbs and librdmacm entry points the verbs half passes
  * objects that are not its own to: one table per library, filled once

@@ -18,6 +18,7 @@
 #define FF_ENV_SOCK "FFNET_SOCK"
 #define FF_ENV_LOG "FF_LOG_LEVEL"
 #define FF_ENV_DISABLE "FFNET_DISABLE"
+#define FF_ENV_SPIN "FFNET_SPIN_US" /* libffshim.7 */
 #define FF_DEFAULT_SOCK "/run/ffnet/ffrouter.sock"
 #define FF_SOCK_NAME "ffrouter.sock"
 #define FF_DEFAULT_RUNDIR "/run/ffnet"

@@ -77,7 +77,7 @@ static int xfer(Ff__Request *req, const int *fds, int nfds, Ff__Reply **rep, int
 		ProtobufCMessage *m;
 		int r;
 
-		r = poll(&p, 1, REPLY_TIMEOUT_MS);
+		r = REAL(poll)(&p, 1, REPLY_TIMEOUT_MS);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)

@@ -243,7 +243,7 @@ static void *connector(void *arg)
 				next = p->deadline_ns;
 		pthread_mutex_unlock(&pd.lock);
 		ms = next < 0 ? -1 : next <= now ? 0 : (int)((next - now) / 1000000 + 1);
-		n = epoll_wait(ep, ev, 16, ms);
+		n = REAL(epoll_wait)(ep, ev, 16, ms);
 		if (n < 0 && errno != EINTR) {
 			/* the app closed our epoll set: every connect under way
 			 * fails, and the next one starts a new thread */

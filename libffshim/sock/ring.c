@@ -217,7 +217,7 @@ static int wait_for(int fd, short events, int opt, int64_t *end)
 			return -EAGAIN;
 		ms = (int)((left + 999999) / 1000000);
 	}
-	if (poll(&p, 1, ms) < 0)
+	if (REAL(poll)(&p, 1, ms) < 0)
 		return errno == EINTR ? -EINTR : 0;
 	return 0;
 }
@@ -313,6 +313,33 @@ static bool stray(struct ffs_ring *g, int fd)
 	return got > 0;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* FFNET_SPIN_US: a reader that would sleep watches the ring for that long
+ * first; true when bytes or the peer's EOF came meanwhile. */
+static bool spin_rx(struct ff_sring *r)
+{
+	int64_t end = ffs_now_ns() + ffs_spin_ns;
+
+	do {
+		for (int i = 0; i < 64; i++) {
+			if (ff_sring_readable(r) || ff_sring_eof(r))
+				return true;
+			cpu_relax();
+		}
+	} while (ffs_now_ns() < end);
+	return false;
+}
+
 ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags)
 {
 	struct ffs_ring *g = s->ring;
@@ -320,6 +347,7 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 	size_t want = iov_total(iov, n), done = 0;
 	int64_t end = -1;
 	int err = 0, e, strays = 0;
+	bool spun = false;
 
 	if (!want)
 		return 0;
@@ -364,6 +392,13 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 			break;
 		}
 		pthread_mutex_unlock(&g->lk->rx);
+		if (ffs_spin_ns && !spun) {
+			spun = true;
+			if (spin_rx(&g->r)) {
+				lock(&g->lk->rx);
+				continue;
+			}
+		}
 		err = -wait_for(fd, POLLIN, SO_RCVTIMEO, &end);
 		lock(&g->lk->rx);
 		if (err)
@@ -501,4 +536,99 @@ ssize_t ffs_ring_sendfile(int out, struct ffs_sock *s, int in, off_t *off, size_
 	if (done)
 		return (ssize_t)done;
 	return r < 0 ? -1 : 0;
+}
+
+static bool is_pipe(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* Whether fd has events now (no wait). */
+static bool ready(int fd, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+
+	return REAL(poll)(&p, 1, 0) > 0;
+}
+
+/* splice between a ring connection and a pipe, through a buffer: from the
+ * connection, bytes are peeked, written to the pipe, and only what the pipe
+ * took is consumed; into it, no more is read from the pipe than the ring
+ * takes at once when the socket may not wait. As the kernel's, the
+ * socket's O_NONBLOCK decides whether its side waits, SPLICE_F_NONBLOCK
+ * only the pipe's. The errors are the kernel's
+ * (a second socket: EINVAL; an offset on the pipe: ESPIPE, on the
+ * socket: EINVAL). */
+ssize_t ffs_ring_splice(int in, off_t *inoff, int out, off_t *outoff, size_t n, unsigned flags)
+{
+	struct ffs_sock *si = ffs_ring_conn(in), *so = ffs_ring_conn(out);
+	bool nb = flags & SPLICE_F_NONBLOCK;
+	int pipe_fd = si ? out : in;
+	size_t k = n < SENDFILE_CHUNK ? n : SENDFILE_CHUNK;
+	struct iovec v;
+	ssize_t r, w;
+	char *buf;
+
+	if ((si && so) || !is_pipe(pipe_fd)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (si ? outoff != NULL : inoff != NULL) {
+		errno = ESPIPE;
+		return -1;
+	}
+	if (si ? inoff != NULL : outoff != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!k)
+		return 0;
+	if (nb && !ready(pipe_fd, si ? POLLOUT : POLLIN)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (nb && si) { /* no more than the pipe takes without waiting */
+		int cap = REAL(fcntl)(out, F_GETPIPE_SZ), inq = 0;
+
+		if (cap > 0 && REAL(ioctl)(out, FIONREAD, &inq) == 0 && inq >= 0 && inq < cap)
+			k = k < (size_t)(cap - inq) ? k : (size_t)(cap - inq);
+	}
+	if (so && nonblocking(out, 0)) {
+		size_t room = ff_sring_writable(&so->ring->r);
+
+		if (!room) {
+			errno = EAGAIN;
+			return -1;
+		}
+		k = k < room ? k : room;
+	}
+	buf = malloc(k);
+	if (!buf) {
+		errno = ENOMEM;
+		return -1;
+	}
+	v.iov_base = buf;
+	if (si) {
+		v.iov_len = k;
+		r = ffs_ring_recv(in, si, &v, 1, MSG_PEEK);
+		if (r > 0) {
+			w = REAL(write)(out, buf, (size_t)r);
+			if (w > 0) {
+				v.iov_len = (size_t)w;
+				ffs_ring_recv(in, si, &v, 1, MSG_DONTWAIT);
+			}
+			r = w;
+		}
+	} else {
+		r = REAL(read)(in, buf, k);
+		if (r > 0) {
+			v.iov_len = (size_t)r;
+			w = ffs_ring_send(out, so, &v, 1, 0);
+			r = w;
+		}
+	}
+	free(buf);
+	return r;
 }

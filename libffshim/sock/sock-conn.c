@@ -142,7 +142,7 @@ static int read_answer(int rfd, const ProtobufCBinaryData *want, uint8_t *buf, s
 			return 0;
 		if (left <= 0)
 			return -ETIMEDOUT;
-		if (poll(&p, 1, (int)(left / 1000000) + 1) < 0 && errno != EINTR)
+		if (REAL(poll)(&p, 1, (int)(left / 1000000) + 1) < 0 && errno != EINTR)
 			return -ECONNREFUSED;
 	}
 	return memcmp(buf, want->data, want->len) == 0 ? 1 : -ECONNREFUSED;

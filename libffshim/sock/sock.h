@@ -105,6 +105,8 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 int ffs_ring_mmsg(int fd, struct ffs_sock *s, struct mmsghdr *v, unsigned n, int flags, bool tx);
 /* sendfile into a ring connection. */
 ssize_t ffs_ring_sendfile(int out, struct ffs_sock *s, int in, off_t *off, size_t n);
+/* splice(2) where in or out is a ring connection (the other a pipe). */
+ssize_t ffs_ring_splice(int in, off_t *inoff, int out, off_t *outoff, size_t n, unsigned flags);
 /* ioctl FIONREAD (bytes to read) / SIOCOUTQ (sent, not read yet): true
  * and *v set if fd is a ring connection. */
 bool ffs_ring_ioctl(int fd, unsigned long req, int *v);

@@ -188,7 +188,7 @@ static int watch_connect(void)
 	pf.fd = fd;
 	pf.events = POLLIN;
 	if (REAL(connect)(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    ff_msg_send(fd, &req.base, NULL, 0) < 0 || poll(&pf, 1, 5000) != 1 ||
+	    ff_msg_send(fd, &req.base, NULL, 0) < 0 || REAL(poll)(&pf, 1, 5000) != 1 ||
 	    ff_recv_fds(fd, buf, sizeof(buf), fds, FF_MAX_FDS, &nfds, 0) <= 0) {
 		REAL(close)(fd);
 		return -1;
@@ -430,7 +430,7 @@ static void *watch_main(void *arg)
 		unrouted = sync_epoll();
 		down = w.wfd < 0;
 		pthread_mutex_unlock(&w.lock);
-		n = epoll_wait(w.ep, ev, 16, down || unrouted ? (int)(RETRY_NS / 1000000) : -1);
+		n = REAL(epoll_wait)(w.ep, ev, 16, down || unrouted ? (int)(RETRY_NS / 1000000) : -1);
 		if (n > 0)
 			events(ev, n);
 		if ((down || unrouted) && ffs_now_ns() >= next_try) {

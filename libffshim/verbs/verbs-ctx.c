@@ -64,7 +64,7 @@ static int wait_reply(int sock, uint64_t id, Ff__Reply **rep, int *rfds, int *nr
 	for (;;) {
 		struct pollfd p = {.fd = sock, .events = POLLIN};
 		ProtobufCMessage *m;
-		int r = poll(&p, 1, VREPLY_TIMEOUT_MS);
+		int r = REAL(poll)(&p, 1, VREPLY_TIMEOUT_MS);
 
 		if (r < 0 && errno == EINTR)
 			continue;

@@ -137,6 +137,8 @@ void cl_iovec(void);
 void sv_iovec(int fd, const char *arg);
 void cl_sendfile(void);
 void sv_sendfile(int fd, const char *arg);
+void cl_splice(void);
+void sv_splice(int fd, const char *arg);
 void cl_peerclose(void);
 void sv_peerclose(int fd, const char *arg);
 void cl_reset(void);

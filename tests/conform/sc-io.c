@@ -303,3 +303,82 @@ void sv_sendfile(int fd, const char *arg FFC_UNUSED)
 out_finish:
 	sv_finish(fd);
 }
+
+/* splice(2) both ways between the connection and a pipe: what the client
+ * sends comes back through the server's pipe, byte for byte. */
+#define SP_LEN (300000 + 17)
+#define SP_PIECE 20000
+
+void cl_splice(void)
+{
+	char *buf = malloc(SP_LEN), *exp = malloc(SP_LEN);
+	int r, s = cl_open("splice", NULL, false);
+
+	if (s < 0 || !buf || !exp)
+		goto out_free;
+	r = io_expect_line(s, "go");
+	if (!step("go", r))
+		goto out_free;
+	pattern(exp, SP_LEN, 9);
+	/* a piece at a time, each back before the next: no buffer sizes
+	 * (TCP's, the rings') come into it */
+	for (size_t off = 0; r == 0 && off < SP_LEN; off += SP_PIECE) {
+		size_t n = SP_LEN - off < SP_PIECE ? SP_LEN - off : SP_PIECE;
+
+		r = io_write_all(s, exp + off, n);
+		if (r == 0)
+			r = io_read_full(s, buf + off, n);
+	}
+	if (step("echo", r))
+		ck_yes("splice.echo-matches", memcmp(buf, exp, SP_LEN) == 0);
+	shutdown(s, SHUT_WR);
+	if (io_wait(s, POLLIN, FFC_IO_MS) > 0)
+		ck_eq("splice.eof", 0, recv(s, buf, 1, 0));
+	else
+		ck_fail("splice.eof", "expected 0 got timeout");
+out_free:
+	if (s >= 0)
+		close(s);
+	free(buf);
+	free(exp);
+}
+
+void sv_splice(int fd, const char *arg FFC_UNUSED)
+{
+	int p[2];
+	off_t off = 0;
+	long moved = 0;
+
+	if (!ck_zero("splice.pipe", pipe2(p, O_CLOEXEC))) {
+		sv_finish(fd);
+		return;
+	}
+	/* the socket's O_NONBLOCK decides (SPLICE_F_NONBLOCK is the pipe's) */
+	set_nonblock(fd, true);
+	ck_err("splice.nonblock-empty", splice(fd, NULL, p[1], NULL, 100, SPLICE_F_NONBLOCK),
+	       EAGAIN);
+	set_nonblock(fd, false);
+	ck_err("splice.pipe-offset", splice(fd, NULL, p[1], &off, 100, 0), ESPIPE);
+	ck_err("splice.socket-offset", splice(fd, &off, p[1], NULL, 100, 0), EINVAL);
+	step("go", io_send_line(fd, "go"));
+	while (moved < SP_LEN && io_wait(fd, POLLIN, FFC_IO_MS) > 0) {
+		ssize_t n = splice(fd, NULL, p[1], NULL, 65536, 0), w = 0;
+
+		if (n <= 0)
+			break;
+		while (w < n) {
+			ssize_t k = splice(p[0], NULL, fd, NULL, (size_t)(n - w), 0);
+
+			if (k <= 0)
+				break;
+			w += k;
+		}
+		moved += w;
+		if (w < n)
+			break;
+	}
+	ck_eq("splice.moved", SP_LEN, moved);
+	close(p[0]);
+	close(p[1]);
+	sv_finish(fd);
+}

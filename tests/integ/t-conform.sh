@@ -7,7 +7,8 @@
 # With `rings` first, the router gives same-host connections shared-memory
 # rings (--same-host-rings, issue 14): the ffnet run must be identical too,
 # every accelerated connection must have had rings, and ffexec (whose
-# connections never do) is not run again.
+# connections never do) is not run again; the client spins
+# (FFNET_SPIN_US=20), the server does not.
 #   t-conform.sh [rings] [ffconform options]    default: full sizes (1 GiB, 1000 conns)
 set -euo pipefail
 . "$(dirname "$0")/lib/ffenv.sh"
@@ -37,13 +38,15 @@ run() { # OUT WRAPPER: server in c1, client in c2; 0 if both exit 0
 }
 plain() { tb_exec "$@"; }
 plain_bg() { tb_exec_bg "$@"; }
+spin() { local n=$1; shift; ff_x "$n" --env FFNET_SPIN_US=20 "$@"; }
+spin_bg() { ff_x_bg "$@"; }
 
 before=$(ff_conns_total)
 ff_check "native run passes every check" run native plain
 after_native=$(ff_conns_total)
 ((after_native == before)) && ff_ok "native run bypassed the router" || ff_nok "native run went through the router"
 rc=0
-run ffnet ff_x || rc=$?
+run ffnet "$($rings && echo spin || echo ff_x)" || rc=$?
 ff_log "ffnet run exit status $rc (its FAIL lines are compared below)"
 total=$(ff_conns_total)
 (((total - after_native) >= 1000)) && ff_ok "ffnet run: $((total - after_native)) connections accelerated" ||
