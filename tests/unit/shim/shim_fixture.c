@@ -9,6 +9,7 @@
 #include "fdpass.h"
 #include "map.h"
 #include "msg.h"
+#include "sring.h"
 
 #include <ff/wire.h>
 
@@ -44,8 +45,8 @@ static struct {
 	int hellos, connects;
 	struct ff_sa dst;
 	bool outside;
-	int peer;
-} fr = {.lock = PTHREAD_MUTEX_INITIALIZER, .peer = -1, .policy = "container"};
+	int peer, ring;
+} fr = {.lock = PTHREAD_MUTEX_INITIALIZER, .peer = -1, .ring = -1, .policy = "container"};
 
 struct sf_kernel sf_kernel;
 static int (*real_connect)(int, const struct sockaddr *, socklen_t);
@@ -113,6 +114,23 @@ static int tcp_pair(int sv[2])
 	return 0;
 }
 
+/* A sealed memfd of len bytes (the router's ring_new), formatted as
+ * rings of size bytes, or (size 0) as an end's page. */
+static int ring_memfd(size_t len, uint32_t size)
+{
+	int fd = memfd_create("sf-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	void *m;
+
+	if (fd < 0 || ftruncate(fd, (off_t)len) < 0)
+		die("memfd");
+	m = mmap(NULL, FF_SRING_HDR, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED || (size ? ff_sring_format(m, len, size) : ff_sring_end_format(m)) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		die("ring memfd");
+	munmap(m, FF_SRING_HDR);
+	return fd;
+}
+
 /* Hands one end of a new connection to dst over, as the router does. */
 static int hand_over(int c, uint64_t id, const struct ff_sa *dst, enum sf_answer a)
 {
@@ -121,10 +139,15 @@ static int hand_over(int c, uint64_t id, const struct ff_sa *dst, enum sf_answer
 	Ff__Addr local, peer;
 	uint8_t ip[16], pip[16];
 	struct ff_sa sa = {0};
-	int sv[2], err;
+	int sv[2], fds[3] = {-1, -1, -1}, err;
 
-	if (a == SF_PAIR && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if ((a == SF_PAIR || a == SF_RING) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		die("socketpair");
+	if (a == SF_RING) {
+		fds[1] = ring_memfd(ff_sring_len(SF_RING_SIZE), SF_RING_SIZE);
+		fds[2] = ring_memfd(FF_SRING_HDR, 0);
+		cr.ring = SF_RING_SIZE;
+	}
 	if (a == SF_TCP)
 		tcp_pair(sv);
 	ff_ip_parse(SF_OWN_IP, &sa.ip);
@@ -135,7 +158,7 @@ static int hand_over(int c, uint64_t id, const struct ff_sa *dst, enum sf_answer
 	cr.peer = &peer;
 	cr.slot = SF_SLOT;
 	cr.conn_id = 1;
-	cr.path = a == SF_PAIR ? FF__PATH__PATH_SAME_HOST : FF__PATH__PATH_TCP;
+	cr.path = a == SF_TCP ? FF__PATH__PATH_TCP : FF__PATH__PATH_SAME_HOST;
 	rep.id = id;
 	rep.body_case = FF__REPLY__BODY_CONNECT;
 	rep.connect = &cr;
@@ -144,9 +167,13 @@ static int hand_over(int c, uint64_t id, const struct ff_sa *dst, enum sf_answer
 	if (fr.peer >= 0)
 		close(fr.peer);
 	fr.peer = sv[1];
+	if (fr.ring >= 0)
+		close(fr.ring);
+	fr.ring = a == SF_RING ? dup(fds[1]) : -1;
 	pthread_mutex_unlock(&fr.lock);
-	err = ff_msg_send(c, &rep.base, &sv[0], 1);
-	close(sv[0]);
+	fds[0] = sv[0];
+	err = ff_msg_send(c, &rep.base, fds, a == SF_RING ? 3 : 1);
+	ff_close_fds(fds, a == SF_RING ? 3 : 1);
 	return err;
 }
 
@@ -209,6 +236,7 @@ static int handle_connect(int c, uint64_t id, const struct ff_sa *dst, bool outs
 	}
 	switch (a) {
 	case SF_PAIR:
+	case SF_RING:
 	case SF_TCP:
 		return hand_over(c, id, dst, a);
 	case SF_TRUNCATED:
@@ -340,6 +368,8 @@ void sf_stop(void)
 	close(fr.stop[1]);
 	if (fr.peer >= 0)
 		close(fr.peer);
+	if (fr.ring >= 0)
+		close(fr.ring);
 	unlink(fr.path);
 	rmdir(fr.dir);
 	/* the pages stay: the shim keeps them mapped for good */
@@ -432,6 +462,17 @@ int sf_take_peer(void)
 	pthread_mutex_lock(&fr.lock);
 	fd = fr.peer;
 	fr.peer = -1;
+	pthread_mutex_unlock(&fr.lock);
+	return fd;
+}
+
+int sf_take_ring(void)
+{
+	int fd;
+
+	pthread_mutex_lock(&fr.lock);
+	fd = fr.ring;
+	fr.ring = -1;
 	pthread_mutex_unlock(&fr.lock);
 	return fd;
 }

@@ -30,6 +30,7 @@
 enum sf_answer {
 	SF_STATUS,    /* a reply with a status only (ST_OK: no socket) */
 	SF_PAIR,      /* SAME_HOST: one end of an AF_UNIX stream pair */
+	SF_RING,      /* SF_PAIR with rings of SF_RING_SIZE (the memfd and the end's page) */
 	SF_TCP,	      /* TCP: one end of a loopback TCP connection */
 	SF_WRONG_ID,  /* first a REFUSED reply with another id, then the next answer */
 	SF_TRUNCATED, /* a REFUSED reply cut short */
@@ -63,6 +64,10 @@ void sf_last_connect(struct ff_sa *dst, bool *outside);
 /* The router's end of the last connection handed over (the caller closes
  * it), or -1. */
 int sf_take_peer(void);
+/* The rings' memfd of the last SF_RING connection (the caller closes
+ * it), or -1: the test is the peer, side 1. */
+#define SF_RING_SIZE (16u << 10)
+int sf_take_ring(void);
 /* The stats page the fake router handed out. */
 struct ff_stat_hdr *sf_stats(void);
 

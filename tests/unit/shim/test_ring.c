@@ -1,0 +1,262 @@
+/* The shim's side of a connection over rings (libffshim/sock/ring.c)
+ * against a peer that is the test: first an honest one (bytes both ways,
+ * readiness), then a hostile one that rewrites the shared page. Whatever
+ * the peer writes there, the shim's calls return: ECONNRESET for indices
+ * no honest peer can produce (every call from then on), EAGAIN for
+ * garbage in the doorbell's counters, and never a crash or a hang (each
+ * blocking call has SO_RCVTIMEO / SO_SNDTIMEO as a backstop). */
+#include "cu.h"
+#include "shim_fixture.h"
+
+#include "sdoor.h"
+#include "sock/sock.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+struct conn {
+	int fd, peer; /* the app's socket and the test's (the peer's) end */
+	struct ffs_sock *s;
+	void *mem;
+	size_t len;
+	struct ff_sring r; /* the peer's end of the rings: side 1 */
+	struct ff_sdoor d;
+	struct ff_sring_hdr *h;
+};
+
+static void conn_open(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sf_addr("10.77.0.9", 80, &ss);
+	struct timeval tv = {.tv_sec = 2};
+	int mfd;
+
+	memset(c, 0, sizeof(*c));
+	c->fd = sf_socket(AF_INET, SOCK_STREAM);
+	sf_answer(SF_RING, 0);
+	CU_ASSERT_EQUAL_FATAL(ffs_connect(c->fd, (struct sockaddr *)&ss, len), 0);
+	c->peer = sf_take_peer();
+	mfd = sf_take_ring();
+	CU_ASSERT_FATAL(c->peer >= 0 && mfd >= 0);
+	c->s = ffs_ring_conn(c->fd);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c->s); /* the shim took the rings */
+	c->len = ff_sring_len(SF_RING_SIZE);
+	c->mem = mmap(NULL, c->len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	close(mfd);
+	CU_ASSERT_NOT_EQUAL_FATAL(c->mem, MAP_FAILED);
+	CU_ASSERT_EQUAL_FATAL(ff_sring_attach(&c->r, c->mem, c->len, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(ff_sdoor_init(&c->d, &c->r, c->peer), 0);
+	c->h = c->mem;
+	/* backstops: a blocking call that would hang fails the test instead */
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void conn_close(struct conn *c)
+{
+	sf_close(c->fd);
+	close(c->peer);
+	munmap(c->mem, c->len);
+}
+
+static ssize_t app_recv(struct conn *c, void *buf, size_t n, int flags)
+{
+	struct iovec v = {.iov_base = buf, .iov_len = n};
+
+	return ffs_ring_recv(c->fd, c->s, &v, 1, flags);
+}
+
+static ssize_t app_send(struct conn *c, const void *buf, size_t n, int flags)
+{
+	struct iovec v = {.iov_base = (void *)buf, .iov_len = n};
+
+	return ffs_ring_send(c->fd, c->s, &v, 1, flags);
+}
+
+/* The peer writes buf as an honest shim does: ring, then doorbell. */
+static void peer_send(struct conn *c, const void *buf, size_t n)
+{
+	CU_ASSERT_EQUAL(ff_sring_write(&c->r, buf, n), (ssize_t)n);
+	CU_ASSERT_EQUAL(ff_sdoor_wrote(&c->d, c->peer), 0);
+}
+
+static short app_events(struct conn *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLOUT};
+
+	return poll(&p, 1, 0) == 1 ? p.revents : 0;
+}
+
+static void test_honest(void)
+{
+	struct conn c;
+	char buf[64];
+
+	conn_open(&c);
+	CU_ASSERT_EQUAL(app_events(&c) & POLLIN, 0);
+	peer_send(&c, "hello", 5);
+	CU_ASSERT(app_events(&c) & POLLIN);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), 5);
+	CU_ASSERT_EQUAL(memcmp(buf, "hello", 5), 0);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	CU_ASSERT_EQUAL(app_send(&c, "world", 5, 0), 5);
+	CU_ASSERT_EQUAL(ff_sring_read(&c.r, buf, sizeof(buf), false), 5);
+	CU_ASSERT_EQUAL(memcmp(buf, "world", 5), 0);
+	conn_close(&c);
+}
+
+/* A wake-up byte on the app's socket, as a token would be. */
+static void poke(struct conn *c)
+{
+	CU_ASSERT_EQUAL(write(c->peer, "t", 1), 1);
+}
+
+static void expect_reset(struct conn *c, const char *what)
+{
+	char buf[64];
+	ssize_t r;
+
+	r = app_recv(c, buf, sizeof(buf), MSG_DONTWAIT);
+	CU_ASSERT_EQUAL(r, -1);
+	CU_ASSERT_EQUAL(errno, ECONNRESET);
+	/* a blocking read returns at once too, and so does every later call */
+	r = app_recv(c, buf, sizeof(buf), 0);
+	CU_ASSERT_EQUAL(r, -1);
+	CU_ASSERT_EQUAL(errno, ECONNRESET);
+	r = app_send(c, "x", 1, 0);
+	CU_ASSERT_EQUAL(r, -1);
+	CU_ASSERT(errno == ECONNRESET || errno == EPIPE);
+	if (errno != ECONNRESET && errno != EPIPE)
+		fprintf(stderr, "%s: send: %s\n", what, strerror(errno));
+}
+
+/* The producer's head more than a ring ahead of the tail. */
+static void test_head_ahead(void)
+{
+	struct conn c;
+
+	conn_open(&c);
+	peer_send(&c, "abc", 3);
+	__atomic_store_n(&c.h->dir[1].head, c.h->dir[1].tail + SF_RING_SIZE + 1, __ATOMIC_RELEASE);
+	poke(&c);
+	expect_reset(&c, "head ahead");
+	conn_close(&c);
+}
+
+/* The producer's head behind what the app already took. */
+static void test_head_behind(void)
+{
+	struct conn c;
+	char buf[8];
+
+	conn_open(&c);
+	peer_send(&c, "abcdef", 6);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), 6);
+	__atomic_store_n(&c.h->dir[1].head, 2, __ATOMIC_RELEASE);
+	poke(&c);
+	expect_reset(&c, "head behind");
+	conn_close(&c);
+}
+
+/* The consumer of the app's ring claims more than the app wrote: the app's
+ * next send finds its ring corrupt. */
+static void test_tail_ahead(void)
+{
+	struct conn c;
+
+	conn_open(&c);
+	CU_ASSERT_EQUAL(app_send(&c, "abc", 3, 0), 3);
+	__atomic_store_n(&c.h->dir[0].tail, 1000000, __ATOMIC_RELEASE);
+	CU_ASSERT_EQUAL(app_send(&c, "d", 1, 0), -1);
+	CU_ASSERT_EQUAL(errno, ECONNRESET);
+	CU_ASSERT_EQUAL(app_send(&c, "d", 1, MSG_DONTWAIT), -1);
+	CU_ASSERT_EQUAL(errno, ECONNRESET);
+	conn_close(&c);
+}
+
+/* Garbage in the doorbell's counters and flags, no bytes in the ring: the
+ * app's reads say there is nothing (EAGAIN, or the timeout), its socket
+ * does not stay readable for ever, and honest bytes still come through
+ * once the peer writes them. */
+static void test_garbage_counters(void)
+{
+	struct conn c;
+	struct ff_sring_idx *rx, *tx;
+	char buf[8];
+
+	conn_open(&c);
+	rx = &c.h->dir[1]; /* what the peer writes: the app's reads */
+	tx = &c.h->dir[0];
+	__atomic_store_n(&rx->tokens, 0xfffffffffffffff1ull, __ATOMIC_RELEASE);
+	__atomic_store_n(&rx->stuffed, 0xdeadbeef, __ATOMIC_RELEASE);
+	__atomic_store_n(&tx->drained, 0x8000000000000000ull, __ATOMIC_RELEASE);
+	__atomic_store_n(&tx->seen, 7, __ATOMIC_RELEASE);
+	for (int i = 0; i < 5; i++)
+		poke(&c);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	CU_ASSERT_EQUAL(app_events(&c) & POLLIN, 0); /* the stray bytes were taken */
+	{
+		struct timeval tv = {.tv_usec = 200000};
+
+		setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), -1);
+		CU_ASSERT_EQUAL(errno, EAGAIN);
+	}
+	/* the app's sends still go into its ring (the counters are the
+	 * peer's to keep) */
+	CU_ASSERT_EQUAL(app_send(&c, "ok", 2, MSG_DONTWAIT), 2);
+	CU_ASSERT_EQUAL(ff_sring_read(&c.r, buf, sizeof(buf), false), 2);
+	conn_close(&c);
+}
+
+/* A peer that never reads: the app's ring fills, then a non-blocking send
+ * says EAGAIN and a blocking one gives up at SO_SNDTIMEO with what it
+ * wrote, as TCP's would. */
+static void test_full(void)
+{
+	static char big[SF_RING_SIZE * 2];
+	struct conn c;
+	struct timeval tv = {.tv_usec = 200000};
+	ssize_t r;
+
+	conn_open(&c);
+	memset(big, 'z', sizeof(big));
+	CU_ASSERT_EQUAL(app_send(&c, big, sizeof(big), MSG_DONTWAIT), SF_RING_SIZE);
+	CU_ASSERT_EQUAL(app_send(&c, big, 1, MSG_DONTWAIT), -1);
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	CU_ASSERT_EQUAL(app_events(&c) & POLLOUT, 0);
+	setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	r = app_send(&c, big, 1, 0);
+	CU_ASSERT_EQUAL(r, -1);
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	conn_close(&c);
+}
+
+int main(void)
+{
+	static const struct cu_test tests[] = {
+	    {"honest", test_honest},
+	    {"head_ahead", test_head_ahead},
+	    {"head_behind", test_head_behind},
+	    {"tail_ahead", test_tail_ahead},
+	    {"garbage_counters", test_garbage_counters},
+	    {"full", test_full},
+	    {0},
+	};
+	static const char *const overlay[] = {"10.77.0.9", NULL};
+	int r;
+
+	sf_start();
+	sf_map_set(overlay);
+	r = cu_run("shim-ring", tests);
+	sf_stop();
+	return r;
+}
