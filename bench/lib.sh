@@ -11,6 +11,7 @@
 # this machine an idle vCPU halts, and a ping-pong across two vCPUs
 # measures wake-up latency, not the network: see shared/notes).
 # Each measure_* prints numbers on stdout; progress goes to stderr.
+# BX_SPIN: FFNET_SPIN_US for the ffnet side's programs (libffshim.7).
 
 # shellcheck source=../tests/integ/lib/ffenv.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../tests/integ/lib/ffenv.sh"
@@ -31,7 +32,7 @@ bx() {
 	case $where in
 	host) taskset -c "$cpu" "$@" ;;
 	bridge) tb_exec "$side" --cpu "$cpu" -- "$@" ;;
-	ffnet) ff_x "$side" --cpu "$cpu" -- "$@" ;;
+	ffnet) ff_x "$side" --cpu "$cpu" ${BX_SPIN:+--env FFNET_SPIN_US=$BX_SPIN} -- "$@" ;;
 	ffexec) ff_e "$side" --cpu "$cpu" -- "$@" ;;
 	esac
 }
@@ -46,7 +47,7 @@ bx_bg() {
 		echo "pid:$!"
 		;;
 	bridge) tb_exec_bg "$side" --cpu "$cpu" -- "$@" ;;
-	ffnet) ff_x_bg "$side" --cpu "$cpu" -- "$@" ;;
+	ffnet) ff_x_bg "$side" --cpu "$cpu" ${BX_SPIN:+--env FFNET_SPIN_US=$BX_SPIN} -- "$@" ;;
 	ffexec) ff_e_bg "$side" --cpu "$cpu" -- "$@" ;;
 	esac
 }

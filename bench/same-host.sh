@@ -6,7 +6,9 @@
 # (bench/connrate, connections/s) and, where no shim is meant to reach it
 # (bridge, ffexec), static Go's (gonet rate: one request per connection).
 # Median of BENCH_RUNS (3) runs, interleaved so drift hits all alike.
-# Prints a table and writes bench/out/same-host.json and same-host.png.
+# Prints a table and writes bench/out/same-host.json and same-host.png;
+# then runs bench/rings.sh (issue 14: the rings, spinning, CPU per side)
+# unless BENCH_RINGS=0.
 #   bench/same-host.sh            (root; installs what it needs)
 # Targets: ffnet >= 1.5x the bridge's and >= 1.2x loopback's iperf3
 # throughput, and sockperf p50 no worse than loopback; ffexec's data path
@@ -102,3 +104,9 @@ json=$out/same-host.json
 jq . "$json" >/dev/null
 echo "JSON: $json"
 chart "$json" "$out/same-host.png"
+if [[ ${BENCH_RINGS:-1} != 0 ]]; then
+	# this test bed goes first: rings.sh makes its own
+	trap - EXIT
+	ff_cleanup || true
+	exec "$here/rings.sh"
+fi
