@@ -283,34 +283,35 @@ out:
 	return err == EPIPE ? ffs_sent(fd, s, -1, want, flags) : -1;
 }
 
-/* Whether the peer's EOF (or an error) is on the socket: 0 no, 1 EOF,
- * -errno. A doorbell byte there means bytes are on their way: no. */
-static int sock_eof(int fd)
-{
-	char c;
-	ssize_t k = REAL(recv)(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	if (k == 0)
-		return 1;
-	if (k > 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return 0;
-	return -errno;
-}
-
-/* Whether bytes are on the socket although the ring is empty and the
- * doorbell took what it counted: the ones there are taken (1), or none
- * (0). Only ever doorbell bytes: the peer writes data into the ring. */
-static bool stray(struct ffs_ring *g, int fd)
+/* Takes the bytes on the socket although the ring is empty and the
+ * doorbell took what it counted (a peer that lost count, or a token for
+ * bytes we already read), counting them as the doorbell counts what it
+ * takes. One recv in the common case, where there is nothing. Returns
+ * what it found: 2 bytes (taken; the ring may have more now), 1 the
+ * peer's EOF (nothing queued), 0 nothing, or -errno. */
+static int sock_take(struct ffs_ring *g, int fd)
 {
 	char buf[256];
 	uint64_t got = 0;
 	ssize_t k;
 
-	while ((k = REAL(recv)(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
-		got += (uint64_t)k;
-	if (got) /* counted as the doorbell counts what it takes */
+	do
+		k = REAL(recv)(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	while (k > 0 && (got += (uint64_t)k) && k == (ssize_t)sizeof(buf));
+	if (got) {
 		__atomic_add_fetch(&g->r.rx->drained, got, __ATOMIC_RELEASE);
-	return got > 0;
+		return 2;
+	}
+	if (k == 0)
+		return 1;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	return -errno;
+}
+
+static bool stray(struct ffs_ring *g, int fd)
+{
+	return sock_take(g, fd) == 2;
 }
 
 static inline void cpu_relax(void)
@@ -376,16 +377,20 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 			continue;
 		if (ff_sring_eof(&g->r))
 			break;
-		e = sock_eof(fd);
-		if (e < 0)
+		/* the socket: EOF (after the ring's last bytes), an error, or a
+		 * byte no count explains, taken (or poll would wake us for it
+		 * for ever) */
+		e = sock_take(g, fd);
+		if (e < 0) {
 			err = -e;
-		if (e)
 			break;
-		if (ff_sring_readable(&g->r))
-			continue;
-		/* a byte no count explains (a peer that lost count): taken,
-		 * or poll would wake us for it for ever */
-		if (stray(g, fd) && ++strays < 3)
+		}
+		if (e == 1) {
+			if (ff_sring_readable(&g->r))
+				continue;
+			break;
+		}
+		if (e == 2 && ++strays < 3)
 			continue;
 		if (nonblocking(fd, flags)) {
 			err = EAGAIN;
