@@ -229,6 +229,8 @@ static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst, int f
 		ffs_sock_unref(c);
 		return 0;
 	}
+	if (c->ring)
+		ffs_ring_bufs(c, s, fd);
 	ffs_epoll_inherit(c, s, fd);
 	ffs_fd_set(fd, c);
 	return 1;

@@ -210,6 +210,10 @@ void ffs_ring_closing(struct ffs_sock *s, int fd);
 void ffs_ring_fork_prepare(void);
 /* shutdown(fd, how) of a ring connection, rings first. */
 void ffs_ring_shutdown(struct ffs_sock *s, int how);
+/* c (over rings, on fd) takes the buffer sizes the app set on from, the
+ * socket or listener it came of, and fd gets the doorbell's back
+ * (sock-meta.c). */
+void ffs_ring_bufs(struct ffs_sock *c, const struct ffs_sock *from, int fd);
 
 /* fork(): every socket-half lock is taken before it, in this order, and
  * released after it in the parent and the child: connects under way

@@ -246,6 +246,8 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, int *mf
 		ffs_vopts_inherit(c, l);
 		c->slot = ffs_stat_slot(a->slot);
 		ffs_opts_replay(l, nfd);
+		if (mfds)
+			ffs_ring_bufs(c, l, nfd);
 		/* as in sock-conn.c: without its rings, the connection is dead */
 		if (mfds && ffs_ring_attach(c, nfd, mfds, a->ring, 1, false) < 0) {
 			ffs_sock_unref(c);

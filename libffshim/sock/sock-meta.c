@@ -10,6 +10,7 @@
 #include "log.h"
 #include "ff.pb-c.h"
 #include "msg.h"
+#include "sdoor.h"
 
 #include <ff/wire.h>
 
@@ -302,6 +303,35 @@ static int vopt_keep(struct ffs_sock *s, int level, int name, const void *val, s
 	return 0;
 }
 
+/* The send and receive buffer sizes of a connection over rings are the
+ * app's to set and read, as TCP's are, but the socket is the doorbell,
+ * whose send buffer the readiness protocol sized (common/sdoor.h): they
+ * are kept here, answered as a TCP socket with them would, and never set
+ * on the socket. */
+static bool buf_opt(int level, int name)
+{
+	return level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF ||
+				       name == SO_SNDBUFFORCE || name == SO_RCVBUFFORCE);
+}
+
+void ffs_ring_bufs(struct ffs_sock *c, const struct ffs_sock *from, int fd)
+{
+	int sb = FF_SDOOR_SNDBUF;
+	bool any = false;
+
+	for (int i = 0; i < from->nopts; i++) {
+		const struct ffs_opt *o = &from->opts[i];
+
+		if (buf_opt(o->level, o->name)) {
+			vopt_keep(c, o->level, o->name, o->val, o->len);
+			any = true;
+		}
+	}
+	/* the socket had them: the doorbell's size again */
+	if (any)
+		REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+}
+
 void ffs_vopts_inherit(struct ffs_sock *c, const struct ffs_sock *l)
 {
 	for (int i = 0; i < l->nvopts; i++)
@@ -344,6 +374,8 @@ int ffs_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 
 	if (!s || (s->kind != FFS_CONN && s->kind != FFS_LISTEN) || real_tcp(fd, s, level))
 		return REAL(getsockopt)(fd, level, name, val, len);
+	if (s->ring && buf_opt(level, name))
+		return scratch(s, true, level, name, val, len);
 	if (level == SOL_SOCKET)
 		return sol_socket_get(fd, s, name, val, len);
 	if (level == IPPROTO_TCP && name == TCP_INFO)
@@ -427,6 +459,12 @@ int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	if (s && (s->kind == FFS_CONN || s->kind == FFS_LISTEN) && !real_tcp(fd, s, level)) {
 		if (level != SOL_SOCKET)
 			return virtual_set(s, level, name, val, len);
+		if (s->ring && buf_opt(level, name)) {
+			socklen_t l = len;
+
+			r = scratch(s, false, level, name, (void *)val, &l);
+			return r < 0 ? r : vopt_keep(s, level, name, val, len);
+		}
 		r = REAL(setsockopt)(s->kind == FFS_LISTEN && s->kfd >= 0 ? s->kfd : fd, level,
 				     name, val, len);
 		if (r < 0 && (errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {

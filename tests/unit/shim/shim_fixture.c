@@ -9,6 +9,7 @@
 #include "fdpass.h"
 #include "map.h"
 #include "msg.h"
+#include "sdoor.h"
 #include "sring.h"
 
 #include <ff/wire.h>
@@ -144,6 +145,10 @@ static int hand_over(int c, uint64_t id, const struct ff_sa *dst, enum sf_answer
 	if ((a == SF_PAIR || a == SF_RING) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		die("socketpair");
 	if (a == SF_RING) {
+		int sb = FF_SDOOR_SNDBUF; /* the doorbell's, as the router sizes it */
+
+		for (int i = 0; i < 2; i++)
+			setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
 		fds[1] = ring_memfd(ff_sring_len(SF_RING_SIZE), SF_RING_SIZE);
 		fds[2] = ring_memfd(FF_SRING_HDR, 0);
 		cr.ring = SF_RING_SIZE;

@@ -240,6 +240,39 @@ static void test_full(void)
 	conn_close(&c);
 }
 
+/* SO_SNDBUF / SO_RCVBUF on a ring connection: the app reads back what a
+ * TCP socket would say, and the doorbell keeps its own size, so that a
+ * full ring still makes the socket unwritable (a 4 MiB send buffer on the
+ * socket itself would leave it writable, and the app spinning). */
+static void test_bufs(void)
+{
+	static char big[SF_RING_SIZE * 2];
+	struct conn c;
+	int want = 4 << 20, tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), a = 0, b = 0,
+	    k = 0;
+	socklen_t len = sizeof(a);
+
+	conn_open(&c);
+	CU_ASSERT_FATAL(tcp >= 0);
+	CU_ASSERT_EQUAL(setsockopt(tcp, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)), 0);
+	CU_ASSERT_EQUAL(getsockopt(tcp, SOL_SOCKET, SO_SNDBUF, &a, &len), 0);
+	CU_ASSERT_EQUAL(ffs_setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)), 0);
+	len = sizeof(b);
+	CU_ASSERT_EQUAL(ffs_getsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &b, &len), 0);
+	CU_ASSERT_EQUAL(b, a); /* TCP's answer */
+	len = sizeof(k);
+	CU_ASSERT_EQUAL(getsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &k, &len), 0);
+	CU_ASSERT_EQUAL(k, 2 * (int)FF_SDOOR_SNDBUF); /* the doorbell's, untouched */
+	/* a short length is refused as TCP refuses it */
+	CU_ASSERT_EQUAL(ffs_setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &want, 2), -1);
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	memset(big, 'z', sizeof(big));
+	CU_ASSERT_EQUAL(app_send(&c, big, sizeof(big), MSG_DONTWAIT), SF_RING_SIZE);
+	CU_ASSERT_EQUAL(app_events(&c) & POLLOUT, 0);
+	close(tcp);
+	conn_close(&c);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -249,6 +282,7 @@ int main(void)
 	    {"tail_ahead", test_tail_ahead},
 	    {"garbage_counters", test_garbage_counters},
 	    {"full", test_full},
+	    {"bufs", test_bufs},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.9", NULL};
