@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <netinet/in.h>
 
 #define FFC_UNUSED __attribute__((unused))
@@ -164,6 +165,9 @@ void cl_relay(void);
 void sv_relay(int fd, const char *arg);
 int exec_child_main(int argc, char **argv);
 int relay_child_main(int argc, char **argv);
+/* Waits (bounded) for pid; returns its exit code, 128+signal, or -ETIMEDOUT
+ * (after killing it). */
+int wait_child(pid_t pid);
 int relay_helper_main(int argc, char **argv);
 void cl_conns(void);
 void sv_conns(int fd, const char *arg);

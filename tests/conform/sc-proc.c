@@ -23,9 +23,7 @@
 
 #define EXEC_FD_BASE 400
 
-/* Waits (bounded) for pid; returns its exit code, 128+signal, or -ETIMEDOUT
- * (after killing it). */
-static int wait_child(pid_t pid)
+int wait_child(pid_t pid)
 {
 	int status;
 	uint64_t end = now_ms() + FFC_IO_MS + 5000;

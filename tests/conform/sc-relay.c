@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ffconform.h"
@@ -69,28 +69,6 @@ static int relay(int fd, uint64_t off, size_t len)
 	return 0;
 }
 
-/* Waits (bounded) for pid: its exit code, 128+signal, or -ETIMEDOUT. */
-static int reap(pid_t pid)
-{
-	uint64_t end = now_ms() + FFC_IO_MS + 5000;
-	int status;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (now_ms() > end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -ETIMEDOUT;
-		}
-		sleep_ms(5);
-	}
-}
-
 /* Starts ourselves as `ffconform SUB A B C` with posix_spawn (no fork
  * handlers run: the new image is the only other holder); -1 on failure. */
 static pid_t spawn_self(const char *sub, const char *a, const char *b, const char *c)
@@ -106,45 +84,53 @@ static pid_t spawn_self(const char *sub, const char *a, const char *b, const cha
 	return pid;
 }
 
-static int send_fd(int sock, int fd)
-{
-	char c = 'f';
-	struct iovec v = {.iov_base = &c, .iov_len = 1};
+/* A message of one byte with room for one fd (SCM_RIGHTS). */
+struct fd_msg {
+	char c;
+	struct iovec v;
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = u.buf,
-			   .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	struct msghdr m;
+};
 
-	memset(u.buf, 0, sizeof(u.buf));
+static void fd_msg_init(struct fd_msg *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->c = 'f';
+	f->v = (struct iovec){.iov_base = &f->c, .iov_len = 1};
+	f->m = (struct msghdr){.msg_iov = &f->v, .msg_iovlen = 1, .msg_control = f->u.buf,
+			       .msg_controllen = sizeof(f->u.buf)};
+}
+
+static int send_fd(int sock, int fd)
+{
+	struct fd_msg f;
+	struct cmsghdr *h;
+
+	fd_msg_init(&f);
+	h = CMSG_FIRSTHDR(&f.m);
 	h->cmsg_level = SOL_SOCKET;
 	h->cmsg_type = SCM_RIGHTS;
 	h->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(h), &fd, sizeof(int));
-	return sendmsg(sock, &m, 0) == 1 ? 0 : -errno;
+	return sendmsg(sock, &f.m, 0) == 1 ? 0 : -errno;
 }
 
 /* The fd that came on sock (bounded wait), or a negative errno. */
 static int recv_fd(int sock)
 {
-	char c;
-	struct iovec v = {.iov_base = &c, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = u.buf,
-			   .msg_controllen = sizeof(u.buf)};
+	struct fd_msg f;
 	struct cmsghdr *h;
 	int fd, r = io_wait(sock, POLLIN, FFC_IO_MS);
 
 	if (r <= 0)
 		return r ? r : -ETIMEDOUT;
-	if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1)
+	fd_msg_init(&f);
+	if (recvmsg(sock, &f.m, MSG_CMSG_CLOEXEC) != 1)
 		return -EPROTO;
-	h = CMSG_FIRSTHDR(&m);
+	h = CMSG_FIRSTHDR(&f.m);
 	if (!h || h->cmsg_type != SCM_RIGHTS || h->cmsg_len != CMSG_LEN(sizeof(int)))
 		return -EPROTO;
 	memcpy(&fd, CMSG_DATA(h), sizeof(int));
@@ -291,7 +277,7 @@ void sv_relay(int fd, const char *arg FFC_UNUSED)
 		close(fd);
 		_exit(r ? 1 : 0);
 	}
-	if (!ck_eq("relay.fork-child", 0, pid > 0 ? reap(pid) : -1))
+	if (!ck_eq("relay.fork-child", 0, pid > 0 ? wait_child(pid) : -1))
 		goto out;
 	/* 2: here */
 	if (!step("turn2", relay(fd, turn(2), RELAY_CHUNK)))
@@ -302,7 +288,7 @@ void sv_relay(int fd, const char *arg FFC_UNUSED)
 	snprintf(b, sizeof(b), "%llu", (unsigned long long)turn(3));
 	snprintf(c, sizeof(c), "%u", RELAY_CHUNK);
 	pid = spawn_self("relay-child", a, b, c);
-	if (!ck_eq("relay.exec-child", 0, pid > 0 ? reap(pid) : -1))
+	if (!ck_eq("relay.exec-child", 0, pid > 0 ? wait_child(pid) : -1))
 		goto out;
 	/* 4: here */
 	if (!step("turn4", relay(fd, turn(4), RELAY_CHUNK)))
@@ -323,7 +309,7 @@ void sv_relay(int fd, const char *arg FFC_UNUSED)
 	ck_zero("relay.close-passed", close(fd));
 	fd = -1;
 	back = recv_fd(sp[0]);
-	ck_eq("relay.helper", 0, reap(pid));
+	ck_eq("relay.helper", 0, wait_child(pid));
 	if (!ck_yes("relay.passed-back", back >= 0))
 		goto out;
 	fd = back;

@@ -460,26 +460,26 @@ void sf_last_connect(struct ff_sa *dst, bool *outside)
 	pthread_mutex_unlock(&fr.lock);
 }
 
-int sf_take_peer(void)
+/* The fd in *slot (-1 then), under fr.lock. */
+static int take(int *slot)
 {
 	int fd;
 
 	pthread_mutex_lock(&fr.lock);
-	fd = fr.peer;
-	fr.peer = -1;
+	fd = *slot;
+	*slot = -1;
 	pthread_mutex_unlock(&fr.lock);
 	return fd;
 }
 
+int sf_take_peer(void)
+{
+	return take(&fr.peer);
+}
+
 int sf_take_ring(void)
 {
-	int fd;
-
-	pthread_mutex_lock(&fr.lock);
-	fd = fr.ring;
-	fr.ring = -1;
-	pthread_mutex_unlock(&fr.lock);
-	return fd;
+	return take(&fr.ring);
 }
 
 struct ff_stat_hdr *sf_stats(void)
