@@ -17,7 +17,7 @@
  * through SCM_RIGHTS) is asked about at the router before its first use
  * (ffs_ring_conn), and takes the rings from there.
  * Not yet: an exec'd image without the shim (it would read the doorbell's
- * bytes as data), splice. */
+ * bytes as data). */
 #include "sock-internal.h"
 
 #include "fdpass.h"
