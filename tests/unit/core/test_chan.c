@@ -99,7 +99,7 @@ static void test_unexpected_fds(void)
 {
 	Ff__Request req = FF__REQUEST__INIT;
 	Ff__GetStatus st = FF__GET_STATUS__INIT;
-	int fd, p[2], three[3], rfds[FF_MAX_FDS], nr;
+	int fd, p[2], many[FF_MAX_FDS + 1], rfds[FF_MAX_FDS], nr;
 	Ff__Reply *rep;
 
 	fx_up(&fx);
@@ -113,12 +113,13 @@ static void test_unexpected_fds(void)
 	CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_INVALID);
 	ff__reply__free_unpacked(rep, NULL);
 	/* more fds than any message may carry */
-	three[0] = three[1] = three[2] = p[0];
+	for (int i = 0; i <= FF_MAX_FDS; i++)
+		many[i] = p[0];
 	{
 		uint8_t enc[64];
 		size_t len = ff_msg_pack(&req.base, enc);
 
-		CU_ASSERT_EQUAL(fx_send_raw_fds(fd, enc, len, three, 3), (long)len);
+		CU_ASSERT_EQUAL(fx_send_raw_fds(fd, enc, len, many, FF_MAX_FDS + 1), (long)len);
 		rep = fx_recv(fd, rfds, &nr);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
 		CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_INVALID);
