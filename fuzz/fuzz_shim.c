@@ -323,6 +323,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	fh_seeds_if_asked(seeds);
+	ffs_init(); /* the real calls' table, as in a preloaded program */
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		abort();
 	x.sock = sv[0];
