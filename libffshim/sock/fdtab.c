@@ -88,6 +88,22 @@ void ffs_fd_set(int fd, struct ffs_sock *s)
 	ffs_sock_unref(old);
 }
 
+void ffs_fd_each(void (*fn)(int fd, struct ffs_sock *s, void *arg), void *arg)
+{
+	int lim = atomic_load(&fd_limit);
+
+	for (int i = 0; i < L1_SIZE && i << L2_BITS < lim; i++) {
+		slot_t *c = atomic_load_explicit(&l1[i], memory_order_acquire);
+
+		for (int j = 0; c && j < L2_SIZE; j++) {
+			struct ffs_sock *s = atomic_load_explicit(&c[j], memory_order_acquire);
+
+			if (s)
+				fn(i << L2_BITS | j, s, arg);
+		}
+	}
+}
+
 struct ffs_sock *ffs_fd_take(int fd)
 {
 	slot_t *c = chunk(fd, false);

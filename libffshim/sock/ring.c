@@ -49,6 +49,7 @@ struct ffs_ring {
 	struct ff_sring_end *lk; /* this end's page: its locks and holders */
 	bool rd_shut;		 /* shutdown(SHUT_RD): reads end at the ring's end */
 	unsigned gen;		 /* ring_gen when a fork last counted it */
+	bool live;		 /* counted in rings_live */
 };
 
 /* A process that died holding the lock left the ring as it was between
@@ -58,6 +59,8 @@ static void lock(pthread_mutex_t *m)
 	if (pthread_mutex_lock(m) == EOWNERDEAD)
 		pthread_mutex_consistent(m);
 }
+
+static unsigned rings_live; /* ends attached in this process */
 
 /* One more process holds this end; with credit, one that an fd passed
  * through SCM_RIGHTS brought, whose sender counted it (ffs_ring_passing). */
@@ -101,6 +104,8 @@ int ffs_ring_attach(struct ffs_sock *s, int fd, const int mfds[2], uint32_t size
 	if (!err) {
 		hold(g->lk, credit);
 		ff_close_fds((int *)mfds, 2);
+		g->live = true;
+		__atomic_add_fetch(&rings_live, 1, __ATOMIC_RELEASE);
 		s->ring = g;
 		return 0;
 	}
@@ -114,6 +119,8 @@ void ffs_ring_free(struct ffs_ring *g)
 {
 	if (!g)
 		return;
+	if (g->live)
+		__atomic_sub_fetch(&rings_live, 1, __ATOMIC_RELEASE);
 	if (g->mem && g->mem != MAP_FAILED)
 		munmap(g->mem, g->len);
 	if (g->lk && g->lk != MAP_FAILED)
@@ -125,20 +132,25 @@ void ffs_ring_free(struct ffs_ring *g)
  * (several fds may share one). Counted before it exists, or the parent
  * could close its last fd first and end the rings under the child (a
  * fork that fails leaves the count high: the kernel's EOF then ends them). */
+static void fork_hold(int fd, struct ffs_sock *s, void *arg)
+{
+	unsigned gen = *(unsigned *)arg;
+
+	(void)fd;
+	if (s->kind == FFS_CONN && s->ring && s->ring->gen != gen) {
+		s->ring->gen = gen;
+		hold(s->ring->lk, false);
+	}
+}
+
 void ffs_ring_fork_prepare(void)
 {
 	static unsigned ring_gen;
-	int lim = ffs_fd_limit();
 
+	if (!__atomic_load_n(&rings_live, __ATOMIC_ACQUIRE))
+		return; /* most processes: no ring, no walk */
 	ring_gen++;
-	for (int fd = 0; fd < lim; fd++) {
-		struct ffs_sock *s = ffs_fd_get(fd);
-
-		if (s && s->kind == FFS_CONN && s->ring && s->ring->gen != ring_gen) {
-			s->ring->gen = ring_gen;
-			hold(s->ring->lk, false);
-		}
-	}
+	ffs_fd_each(fork_hold, &ring_gen);
 }
 
 void ffs_ring_passing(int fd)

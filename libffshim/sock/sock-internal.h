@@ -112,6 +112,9 @@ void ffs_fd_set(int fd, struct ffs_sock *s);
 /* Highest fd that may have an entry, +1. */
 int ffs_fd_limit(void);
 struct ffs_sock *ffs_sock_new(enum ffs_kind kind, int family);
+/* fn for each fd with an entry (the table's chunks only: no walk up to a
+ * high fd's number). */
+void ffs_fd_each(void (*fn)(int fd, struct ffs_sock *s, void *arg), void *arg);
 /* Sockets open when the shim loaded (inherited across exec), which the
  * router may know: ffs_fd_inherited_take says once whether fd was one. */
 void ffs_fd_inherited_scan(void);
