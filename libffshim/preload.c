@@ -818,3 +818,109 @@ EXPORT ssize_t splice(int in, off_t *inoff, int out, off_t *outoff, size_t n, un
 	ffs_count(out, r, true);
 	return r;
 }
+
+/* ---- exec: ring connections an image without the shim inherits go
+ * behind a relay first (sock/exec.c). glibc's exec family calls its
+ * internal execve, so each name is interposed. ---- */
+
+extern char **environ;
+
+static int do_execve(const char *path, char *const argv[], char *const envp[])
+{
+	NEED(execve);
+	ffs_exec_prepare(AT_FDCWD, path, 0, false, envp);
+	return REAL(execve)(path, argv, envp);
+}
+
+static int do_execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	NEED(execvpe);
+	ffs_exec_prepare(AT_FDCWD, file, 0, true, envp);
+	return REAL(execvpe)(file, argv, envp);
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	return do_execve(path, argv, envp);
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	return do_execve(path, argv, environ);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	return do_execvpe(file, argv, envp);
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	return do_execvpe(file, argv, environ);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	NEED(fexecve);
+	ffs_exec_prepare(fd, "", AT_EMPTY_PATH, false, envp);
+	return REAL(fexecve)(fd, argv, envp);
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+	INIT();
+	ffs_exec_prepare(dirfd, path, flags, false, envp);
+	if (!REAL(execveat))
+		return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+	return REAL(execveat)(dirfd, path, argv, envp, flags);
+}
+
+/* The execl family's arguments up to the NULL, as an argv (at most
+ * EXECL_MAX, as glibc's own limit is the kernel's). */
+#define EXECL_MAX 4096
+#define EXECL_ARGV(argv, n, arg, ap)                                                               \
+	va_start(ap, arg);                                                                         \
+	for (n = 1; n < EXECL_MAX && va_arg(ap, const char *); n++)                                \
+		;                                                                                  \
+	va_end(ap);                                                                                \
+	if (n >= EXECL_MAX) {                                                                      \
+		errno = E2BIG;                                                                     \
+		return -1;                                                                         \
+	}                                                                                          \
+	char *argv[n + 1];                                                                         \
+	argv[0] = (char *)arg;                                                                     \
+	va_start(ap, arg);                                                                         \
+	for (int i_ = 1; i_ <= n; i_++)                                                            \
+		argv[i_] = va_arg(ap, char *);
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	int n;
+
+	EXECL_ARGV(argv, n, arg, ap)
+	va_end(ap);
+	return do_execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	int n;
+
+	EXECL_ARGV(argv, n, arg, ap)
+	va_end(ap);
+	return do_execvpe(file, argv, environ);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	char *const *envp;
+	int n;
+
+	EXECL_ARGV(argv, n, arg, ap)
+	envp = va_arg(ap, char *const *);
+	va_end(ap);
+	return do_execve(path, argv, envp);
+}

@@ -59,6 +59,10 @@
 	X(sendfile, ssize_t, (int, int, off_t *, size_t))                                          \
 	X(sendfile64, ssize_t, (int, int, off_t *, size_t))                                        \
 	X(splice, ssize_t, (int, off_t *, int, off_t *, size_t, unsigned int))                     \
+	X(execve, int, (const char *, char *const[], char *const[]))                               \
+	X(execvpe, int, (const char *, char *const[], char *const[]))                              \
+	X(fexecve, int, (int, char *const[], char *const[]))                                       \
+	X(execveat, int, (int, const char *, char *const[], char *const[], int))                   \
 	X(__read_chk, ssize_t, (int, void *, size_t, size_t))                                      \
 	X(__recv_chk, ssize_t, (int, void *, size_t, size_t, int))                                 \
 	X(__recvfrom_chk, ssize_t,                                                                 \

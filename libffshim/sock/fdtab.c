@@ -158,6 +158,30 @@ bool ffs_fd_inherited_take(int fd)
 	return atomic_fetch_and(&inherited[fd / 64], ~bit) & bit;
 }
 
+bool ffs_fd_inherited_any(void)
+{
+	for (int i = 0; i < inherited_max / 64; i++)
+		if (atomic_load(&inherited[i]))
+			return true;
+	return false;
+}
+
+int ffs_fd_inherited_next(void)
+{
+	for (int i = 0; i < inherited_max / 64; i++) {
+		uint64_t w = atomic_load(&inherited[i]);
+
+		while (w) {
+			int fd = i * 64 + __builtin_ctzll(w);
+
+			if (ffs_fd_inherited_take(fd))
+				return fd;
+			w &= w - 1;
+		}
+	}
+	return -1;
+}
+
 struct ffs_sock *ffs_sock_new(enum ffs_kind kind, int family)
 {
 	struct ffs_sock *s;
@@ -274,8 +298,13 @@ void ffs_fd_replacing(int old, int nfd)
 	if (s && s->pending && old != nfd)
 		ffs_pending_cancel(nfd);
 	/* only a dup that will succeed closes nfd */
-	if (s && s->handed && old != nfd && REAL(fcntl)(old, F_GETFD) >= 0)
+	if (!s || old == nfd || REAL(fcntl)(old, F_GETFD) < 0)
+		return;
+	if (s->handed)
 		ffs_epoll_forget(s, nfd);
+	/* the last copy of a ring end goes as a close would take it */
+	if (s->ring && atomic_load(&s->refs) == 1 && !ffs_vfork_child())
+		ffs_ring_closing(s, nfd);
 }
 
 void ffs_fd_closing_range(unsigned first, unsigned last)

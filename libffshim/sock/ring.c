@@ -16,8 +16,7 @@
  * An fd this process did not make (inherited across exec, received
  * through SCM_RIGHTS) is asked about at the router before its first use
  * (ffs_ring_conn), and takes the rings from there.
- * Not yet: an exec'd image without the shim (it would read the doorbell's
- * bytes as data). */
+ * An exec'd image without the shim gets a relay instead (exec.c). */
 #include "sock-internal.h"
 
 #include "fdpass.h"
@@ -61,6 +60,11 @@ static void lock(pthread_mutex_t *m)
 }
 
 static unsigned rings_live; /* ends attached in this process */
+
+bool ffs_rings_any(void)
+{
+	return __atomic_load_n(&rings_live, __ATOMIC_ACQUIRE) != 0;
+}
 
 /* One more process holds this end; with credit, one that an fd passed
  * through SCM_RIGHTS brought, whose sender counted it (ffs_ring_passing). */

@@ -119,6 +119,9 @@ void ffs_fd_each(void (*fn)(int fd, struct ffs_sock *s, void *arg), void *arg);
  * router may know: ffs_fd_inherited_take says once whether fd was one. */
 void ffs_fd_inherited_scan(void);
 bool ffs_fd_inherited_take(int fd);
+/* Whether any is left untaken; the next one, taken (-1: none). */
+bool ffs_fd_inherited_any(void);
+int ffs_fd_inherited_next(void);
 struct ffs_sock *ffs_sock_ref(struct ffs_sock *s);
 
 /* chan.c */
@@ -211,6 +214,8 @@ void ffs_ring_closing(struct ffs_sock *s, int fd);
 /* fork(), before it, with the fd table's pool lock held (no ring is
  * freed meanwhile): the child holds the ends its parent holds. */
 void ffs_ring_fork_prepare(void);
+/* Whether this process has a ring end attached. */
+bool ffs_rings_any(void);
 /* shutdown(fd, how) of a ring connection, rings first. */
 void ffs_ring_shutdown(struct ffs_sock *s, int how);
 /* c (over rings, on fd) takes the buffer sizes the app set on from, the

@@ -107,6 +107,11 @@ int ffs_ring_mmsg(int fd, struct ffs_sock *s, struct mmsghdr *v, unsigned n, int
 ssize_t ffs_ring_sendfile(int out, struct ffs_sock *s, int in, off_t *off, size_t n);
 /* splice(2) where in or out is a ring connection (the other a pipe). */
 ssize_t ffs_ring_splice(int in, off_t *inoff, int out, off_t *outoff, size_t n, unsigned flags);
+/* exec.c: an exec is about to run the file at path (relative to dirfd,
+ * with execveat's flags; search: execvp's PATH search) with environment
+ * envp. Ring connections the new image inherits are put behind a relay
+ * if it will not load the shim. errno is kept. */
+void ffs_exec_prepare(int dirfd, const char *path, int flags, bool search, char *const envp[]);
 /* ioctl FIONREAD (bytes to read) / SIOCOUTQ (sent, not read yet): true
  * and *v set if fd is a ring connection. */
 bool ffs_ring_ioctl(int fd, unsigned long req, int *v);

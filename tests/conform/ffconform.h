@@ -169,6 +169,9 @@ int relay_child_main(int argc, char **argv);
  * (after killing it). */
 int wait_child(pid_t pid);
 int relay_helper_main(int argc, char **argv);
+void cl_noshim(void);
+void sv_noshim(int fd, const char *arg);
+int noshim_child_main(int argc, char **argv);
 void cl_conns(void);
 void sv_conns(int fd, const char *arg);
 void cl_bulk(void);

@@ -63,6 +63,7 @@ static const struct cl_scenario cl_table[] = {
     {"fork", cl_fork},
     {"exec", cl_exec},
     {"relay", cl_relay},
+    {"noshim", cl_noshim},
     {"peerclose", cl_peerclose},
     {"reset", cl_reset},
     {"sndtimeo", cl_sndtimeo},
@@ -94,6 +95,7 @@ static const struct sv_scenario sv_table[] = {
     {"echo", sv_echo},
     {"exec", sv_exec},
     {"relay", sv_relay},
+    {"noshim", sv_noshim},
     {"peerclose", sv_peerclose},
     {"reset", sv_reset},
     {"sndtimeo", sv_sndtimeo},
@@ -444,6 +446,8 @@ int main(int argc, char **argv)
 		return exec_child_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "relay-child") == 0)
 		return relay_child_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "noshim-child") == 0)
+		return noshim_child_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "relay-helper") == 0)
 		return relay_helper_main(argc - 2, argv + 2);
 	while ((c = getopt_long(argc - 1, argv + 1, "h", lopts, NULL)) != -1) {

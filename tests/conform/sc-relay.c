@@ -14,6 +14,15 @@
  * bytes, loses a ring to a close in another process, or races two
  * writers, prints another line.
  *
+ * Scenario "noshim": the server relays the stream's first chunk, then
+ * hands the connection to an exec'd image that does not load the shim
+ * (ourselves with LD_PRELOAD taken out of the environment: hidden
+ * subcommand "noshim-child") and closes its own copy at once. The image
+ * relays the rest, sees the client's EOF, and shuts down; the client
+ * checks every byte and the EOF. Over rings the image gets a plain socket
+ * behind the shim's relay (libffshim/sock/exec.c); were the rings' socket
+ * handed over as it is, the image would read the doorbell's bytes.
+ *
  * Children print nothing: they report through their exit status (the
  * number of the check that failed, 0 when all passed). */
 #include <errno.h>
@@ -34,6 +43,8 @@
 #define RELAY_WRITERS 4
 #define RELAY_RECORDS 200
 #define RELAY_RECORD 1000
+#define NOSHIM_FIRST (96u << 10)
+#define NOSHIM_TOTAL (3u << 20)
 
 extern char **environ;
 
@@ -141,13 +152,14 @@ static int recv_fd(int sock)
 
 struct writer {
 	int fd, err;
+	uint64_t total; /* 0: the relay scenario's */
 };
 
 static void *client_writer(void *arg)
 {
 	struct writer *w = arg;
 	uint8_t buf[8192];
-	uint64_t off = 0, total = (uint64_t)RELAY_TURNS * RELAY_CHUNK;
+	uint64_t off = 0, total = w->total ? w->total : (uint64_t)RELAY_TURNS * RELAY_CHUNK;
 
 	while (off < total && !w->err) {
 		size_t n = total - off < sizeof(buf) ? (size_t)(total - off) : sizeof(buf);
@@ -377,4 +389,123 @@ int relay_helper_main(int argc, char **argv)
 	close(fd);
 	close(sock);
 	return 0;
+}
+
+/* ---- noshim ---- */
+
+void cl_noshim(void)
+{
+	struct writer w = {.fd = -1};
+	uint64_t off = 0, bad = UINT64_MAX;
+	uint8_t buf[8192];
+	pthread_t t;
+	ssize_t n = 0;
+	int r = 0;
+
+	w.fd = cl_open("noshim", NULL, false);
+	if (w.fd < 0)
+		return;
+	w.total = NOSHIM_TOTAL;
+	if (pthread_create(&t, NULL, client_writer, &w) != 0) {
+		ck_fail("noshim.writer", "no thread");
+		close(w.fd);
+		return;
+	}
+	/* every byte back, then the image's EOF */
+	for (;;) {
+		r = io_wait(w.fd, POLLIN, FFC_IO_MS);
+		if (r <= 0) {
+			r = r ? r : -ETIMEDOUT;
+			break;
+		}
+		n = recv(w.fd, buf, sizeof(buf), 0);
+		if (n <= 0) {
+			r = n ? -errno : 0;
+			break;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] != (pattern(off + (uint64_t)i) ^ 0x5a) && bad == UINT64_MAX)
+				bad = off + (uint64_t)i;
+		off += (uint64_t)n;
+	}
+	if (step("read", r)) {
+		if (off == NOSHIM_TOTAL && bad == UINT64_MAX)
+			ck_ok("noshim.bytes-back", "%u bytes as sent, then EOF", NOSHIM_TOTAL);
+		else if (bad != UINT64_MAX)
+			ck_fail("noshim.bytes-back", "byte %llu is wrong", (unsigned long long)bad);
+		else
+			ck_fail("noshim.bytes-back", "EOF after %llu bytes of %u",
+				(unsigned long long)off, NOSHIM_TOTAL);
+	}
+	pthread_join(t, NULL);
+	ck_errval("noshim.client-writes", 0, -w.err);
+	close(w.fd);
+}
+
+/* fork, then exec ourselves as `ffconform SUB A B C` without LD_PRELOAD. */
+static pid_t exec_noshim(const char *sub, const char *a, const char *b, const char *c)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *argv[] = {"ffconform", (char *)sub, (char *)a, (char *)b, (char *)c, NULL};
+	char **env;
+	int k = 0, m = 0;
+	pid_t pid;
+
+	exe[n > 0 ? n : 0] = '\0';
+	while (environ[m])
+		m++;
+	env = calloc((size_t)m + 1, sizeof(char *));
+	if (!env)
+		return -1;
+	for (int i = 0; i < m; i++)
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0)
+			env[k++] = environ[i];
+	pid = fork();
+	if (pid == 0) {
+		execve(n > 0 ? exe : "/proc/self/exe", argv, env);
+		_exit(127);
+	}
+	free(env);
+	return pid;
+}
+
+void sv_noshim(int fd, const char *arg FFC_UNUSED)
+{
+	char a[24], b[24], c[24];
+	pid_t pid;
+
+	if (!step("first", relay(fd, 0, NOSHIM_FIRST)))
+		goto out;
+	ck_zero("noshim.clear-cloexec", fcntl(fd, F_SETFD, 0));
+	snprintf(a, sizeof(a), "%d", fd);
+	snprintf(b, sizeof(b), "%u", NOSHIM_FIRST);
+	snprintf(c, sizeof(c), "%u", NOSHIM_TOTAL - NOSHIM_FIRST);
+	pid = exec_noshim("noshim-child", a, b, c);
+	/* ours goes at once: the image is the connection's one user */
+	ck_zero("noshim.close", close(fd));
+	fd = -1;
+	ck_eq("noshim.child", 0, pid > 0 ? wait_child(pid) : -1);
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
+/* "noshim-child FD OFF LEN": relays LEN bytes, reads EOF, shuts down;
+ * 0, or the step that failed. */
+int noshim_child_main(int argc, char **argv)
+{
+	char x;
+	int fd;
+
+	if (argc != 3)
+		return 2;
+	fd = atoi(argv[0]);
+	if (relay(fd, strtoull(argv[1], NULL, 10), strtoul(argv[2], NULL, 10)))
+		return 3;
+	if (io_wait(fd, POLLIN, FFC_IO_MS) <= 0 || recv(fd, &x, 1, 0) != 0)
+		return 4;
+	if (shutdown(fd, SHUT_WR) < 0)
+		return 5;
+	return close(fd) ? 6 : 0;
 }
