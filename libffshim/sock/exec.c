@@ -112,8 +112,7 @@ static const char *env_get(char *const envp[], const char *name)
 	return NULL;
 }
 
-/* Whether the environment envp makes a glibc program load the shim. */
-static bool env_loads_us(char *const envp[])
+bool ffs_exec_env_loads(char *const envp[])
 {
 	const char *off = env_get(envp, FF_ENV_DISABLE);
 	char buf[4096];
@@ -223,6 +222,11 @@ static int image_search(const char *file)
 		path += n + 1;
 	}
 	return -1;
+}
+
+int ffs_exec_image(int dirfd, const char *path, int flags, bool search)
+{
+	return search ? image_search(path) : image_at(dirfd, path, flags, 0);
 }
 
 /* ---- the relay ---- */
@@ -564,8 +568,8 @@ void ffs_exec_prepare(int dirfd, const char *path, int flags, bool search, char 
 	ffs_fd_each(collect, &r);
 	if (!r.n)
 		goto out;
-	img = search ? image_search(path) : image_at(dirfd, path, flags, 0);
-	if (img < 0 || (img == 1 && env_loads_us(envp)))
+	img = ffs_exec_image(dirfd, path, flags, search);
+	if (img < 0 || (img == 1 && ffs_exec_env_loads(envp)))
 		goto out; /* the exec fails, or the image reattaches itself */
 	if (relay_start(&r) < 0)
 		ff_warn("ffnet: exec: no relay for %d ring connections (%s): the new image may "

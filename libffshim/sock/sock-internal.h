@@ -216,6 +216,13 @@ void ffs_ring_closing(struct ffs_sock *s, int fd);
 void ffs_ring_fork_prepare(void);
 /* Whether this process has a ring end attached. */
 bool ffs_rings_any(void);
+
+/* exec.c: what running path gives (as execveat(dirfd, path, flags), or
+ * execvp's PATH search): 1 a dynamic glibc program (which may load the
+ * shim), 0 anything else, -1 nothing to run (the exec will fail). */
+int ffs_exec_image(int dirfd, const char *path, int flags, bool search);
+/* Whether a glibc program started with envp loads this shim. */
+bool ffs_exec_env_loads(char *const envp[]);
 /* shutdown(fd, how) of a ring connection, rings first. */
 void ffs_ring_shutdown(struct ffs_sock *s, int how);
 /* c (over rings, on fd) takes the buffer sizes the app set on from, the

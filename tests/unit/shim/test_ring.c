@@ -12,6 +12,7 @@
 #include "sock/sock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -244,6 +245,35 @@ static void test_full(void)
  * TCP socket would say, and the doorbell keeps its own size, so that a
  * full ring still makes the socket unwritable (a 4 MiB send buffer on the
  * socket itself would leave it writable, and the app spinning). */
+/* dup2 onto the last copy of the end closes it as close() does: the peer
+ * reads the end of the stream; onto one of two copies, not yet. */
+static void replace_with_null(int fd)
+{
+	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	CU_ASSERT_FATAL(nul >= 0);
+	ffs_fd_replacing(nul, fd);
+	CU_ASSERT_EQUAL(dup2(nul, fd), fd);
+	ffs_fd_copy(nul, fd);
+	close(nul);
+}
+
+static void test_dup2_last(void)
+{
+	struct conn c;
+	int d;
+
+	conn_open(&c);
+	d = dup(c.fd);
+	ffs_fd_copy(c.fd, d);
+	replace_with_null(d);
+	CU_ASSERT_FALSE(ff_sring_eof(&c.r)); /* c.fd still holds it */
+	replace_with_null(c.fd);
+	CU_ASSERT_TRUE(ff_sring_eof(&c.r));
+	CU_ASSERT_PTR_NULL(ffs_ring_conn(c.fd));
+	conn_close(&c);
+}
+
 static void test_bufs(void)
 {
 	static char big[SF_RING_SIZE * 2];
@@ -283,6 +313,7 @@ int main(void)
 	    {"garbage_counters", test_garbage_counters},
 	    {"full", test_full},
 	    {"bufs", test_bufs},
+	    {"dup2_last", test_dup2_last},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.9", NULL};
