@@ -25,13 +25,17 @@
  * once the image has closed. Neither matters when the new image is the
  * connection's only user from then on (a server handing a connection to
  * a static program). A peer's reset reads as EOF in the image.
+ * A vfork child (Python's subprocess) gets its relays as well: it shares
+ * its parent's memory, so the shim's tables stay as they are (its copies
+ * of the fds were never counted as holders); the helper is forked from it.
  * Not reached: an exec inside posix_spawn() or system() (glibc calls its
- * internal execve there) and one from a vfork child. */
+ * internal execve there). */
 #include "sock-internal.h"
 
 #include "fdpass.h"
 #include "log.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -233,61 +237,100 @@ int ffs_exec_image(int dirfd, const char *path, int flags, bool search)
 
 struct rconn {
 	struct ffs_sock *s;
-	int x;	     /* the connection's fd (in the helper its one copy) */
-	int pair[2]; /* [0] becomes the image's fd, [1] the helper's */
-	char *down;  /* rings -> image */
+	unsigned long ino; /* of its socket */
+	bool relayed;	   /* the new image inherits it */
+	int x;		   /* in the helper: its one copy of the connection */
+	int pair[2];	   /* [0] becomes the image's fd, [1] the helper's */
+	char *down;	   /* rings -> image */
 	size_t dn, doff;
 	char *up; /* image -> rings */
 	size_t un, uoff;
 	bool x_eof, p_eof, p_shut, done;
 };
 
+/* Every ring end the shim's table holds (c), and the fds of this process
+ * that are one of them and survive the exec (fds, with their conn). */
 struct rset {
 	struct rconn *c;
 	int n, cap;
-	int *fds; /* every inherited fd of a ring connection, with its conn index */
-	int *idx;
+	int *fds, *idx;
 	int nfds, cap_fds;
 };
 
-static void collect(int fd, struct ffs_sock *s, void *arg)
+static bool grow_conns(struct rset *r)
+{
+	int cap = r->cap ? 2 * r->cap : 8;
+	struct rconn *c;
+
+	if (r->n < r->cap)
+		return true;
+	c = realloc(r->c, (size_t)cap * sizeof(*c));
+	if (!c)
+		return false;
+	r->c = c;
+	r->cap = cap;
+	return true;
+}
+
+static void collect_ring(int fd, struct ffs_sock *s, void *arg)
 {
 	struct rset *r = arg;
-	int flags, i;
+	int i;
 
+	(void)fd;
 	if (s->kind != FFS_CONN || !s->ring)
-		return;
-	flags = REAL(fcntl)(fd, F_GETFD);
-	if (flags < 0 || (flags & FD_CLOEXEC))
 		return;
 	for (i = 0; i < r->n && r->c[i].s != s; i++)
 		;
-	if (i == r->n) {
-		if (r->n == r->cap) {
-			int cap = r->cap ? 2 * r->cap : 8;
-			struct rconn *c = realloc(r->c, (size_t)cap * sizeof(*c));
+	if (i < r->n || !grow_conns(r))
+		return;
+	r->c[r->n++] = (struct rconn){.s = s, .ino = ffs_ring_ino(s), .x = -1, .pair = {-1, -1}};
+}
 
-			if (!c)
-				return;
-			r->c = c;
-			r->cap = cap;
-		}
-		r->c[r->n++] = (struct rconn){.s = s, .x = fd, .pair = {-1, -1}};
-	}
-	if (r->nfds == r->cap_fds) {
-		int cap = r->cap_fds ? 2 * r->cap_fds : 8;
-		int *f = realloc(r->fds, (size_t)cap * sizeof(int)), *x;
+/* The fds by what they are, not by what the table says: a vfork child's
+ * fds (dup2'ed into place for the image, the originals closed) are not
+ * its parent's, whose table it shares. */
+static void collect_fds(struct rset *r)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
 
-		if (f)
+	while (d && (e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		int flags, i;
+		struct stat st;
+
+		if (*end || fd < 0 || fd > INT32_MAX || fd == dirfd(d) ||
+		    (flags = REAL(fcntl)((int)fd, F_GETFD)) < 0 || (flags & FD_CLOEXEC) ||
+		    fstat((int)fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		for (i = 0; i < r->n && r->c[i].ino != (unsigned long)st.st_ino; i++)
+			;
+		if (i == r->n)
+			continue;
+		if (r->nfds == r->cap_fds) {
+			int cap = r->cap_fds ? 2 * r->cap_fds : 8;
+			int *f = realloc(r->fds, (size_t)cap * sizeof(int)), *x;
+
+			if (!f)
+				continue;
 			r->fds = f;
-		x = f ? realloc(r->idx, (size_t)cap * sizeof(int)) : NULL;
-		if (!x)
-			return;
-		r->idx = x;
-		r->cap_fds = cap;
+			x = realloc(r->idx, (size_t)cap * sizeof(int));
+			if (!x)
+				continue;
+			r->idx = x;
+			r->cap_fds = cap;
+		}
+		r->fds[r->nfds] = (int)fd;
+		r->idx[r->nfds++] = i;
+		if (!r->c[i].relayed) {
+			r->c[i].relayed = true;
+			r->c[i].x = (int)fd;
+		}
 	}
-	r->fds[r->nfds] = fd;
-	r->idx[r->nfds++] = i;
+	if (d)
+		closedir(d);
 }
 
 static void rset_free(struct rset *r)
@@ -299,11 +342,19 @@ static void rset_free(struct rset *r)
 	free(r->idx);
 }
 
+static void count(struct rconn *c, ssize_t n, bool tx)
+{
+	if (n > 0 && c->s->slot)
+		__atomic_fetch_add(tx ? &c->s->slot->tx : &c->s->slot->rx, (uint64_t)n,
+				   __ATOMIC_RELAXED);
+}
+
 /* The image let go of its end (closed it, or its writes fail): our copy
  * of the connection goes as a close of one of its holders would. */
 static void image_gone(struct rconn *c)
 {
-	ffs_close(c->x);
+	ffs_ring_closing(c->s, c->x);
+	REAL(close)(c->x);
 	REAL(close)(c->pair[1]);
 	c->done = true;
 }
@@ -314,7 +365,7 @@ static void pump_down(struct rconn *c)
 		struct iovec v = {.iov_base = c->down, .iov_len = RELAY_BUF};
 		ssize_t r = ffs_ring_recv(c->x, c->s, &v, 1, MSG_DONTWAIT);
 
-		ffs_count(c->x, r, false);
+		count(c, r, false);
 		if (r > 0) {
 			c->dn = (size_t)r;
 			c->doff = 0;
@@ -361,7 +412,7 @@ static void pump_up(struct rconn *c, short revents)
 		struct iovec v = {.iov_base = c->up + c->uoff, .iov_len = c->un - c->uoff};
 		ssize_t w = ffs_ring_send(c->x, c->s, &v, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 
-		ffs_count(c->x, w, true);
+		count(c, w, true);
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				image_gone(c); /* the peer is gone: so is the image's end */
@@ -375,27 +426,25 @@ static void pump_up(struct rconn *c, short revents)
 	/* The image's end said EOF. Both ways done, or its close (HUP while
 	 * our side is still open), end our copy; its shutdown(SHUT_WR) is
 	 * passed on. */
-	if ((c->x_eof && c->p_shut) || (revents & POLLHUP))
+	if ((c->x_eof && c->p_shut) || (revents & POLLHUP)) {
 		image_gone(c);
-	else if (!c->s->shut_wr)
-		ffs_shutdown(c->x, SHUT_WR);
+	} else if (!c->s->shut_wr) {
+		c->s->shut_wr = true;
+		ffs_ring_shutdown(c->s, SHUT_WR);
+		REAL(shutdown)(c->x, SHUT_WR);
+	}
 }
 
-static void keep_fd(int fd, struct ffs_sock *s, void *arg)
+/* The helper forgets the table it inherited without a word to anyone:
+ * its numbers may be stale (a vfork child's), so nothing is closed here,
+ * and a listener's entry must not tell the router to stop it. */
+static void forget(int fd, struct ffs_sock *s, void *arg)
 {
-	const struct rset *r = arg;
-
-	for (int i = 0; i < r->n; i++)
-		if (fd == r->c[i].x)
-			return;
-	if (s->kind == FFS_CONN && s->ring) {
-		ffs_close(fd); /* a ring's other copies: their holds go */
-		return;
-	}
-	/* released without a word to the router: a listener's last entry
-	 * would otherwise stop it (fds are closed below, by number) */
-	if (s->kind == FFS_LISTEN)
+	(void)arg;
+	if (s->kind == FFS_LISTEN) {
 		s->listener_id = 0;
+		s->kfd = s->qr = -1;
+	}
 	ffs_sock_unref(ffs_fd_take(fd));
 }
 
@@ -422,13 +471,14 @@ static void close_others(int *keep, int n)
 			break;
 }
 
-/* The helper: never returns. */
+/* The helper: never returns. The fork that made it counted it as a
+ * holder of every ring end in the table: it keeps the relayed ones. */
 static void relay_main(struct rset *r)
 {
 	int *keep = calloc((size_t)r->n * 2 + 1, sizeof(int));
 	struct pollfd *p = calloc((size_t)r->n * 2 + 1, sizeof(*p));
 	sigset_t all;
-	int live;
+	int live, nk = 0;
 
 	setsid();
 	prctl(PR_SET_NAME, "ffnet-relay");
@@ -438,28 +488,31 @@ static void relay_main(struct rset *r)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	if (!keep || !p)
 		_exit(1);
-	ffs_fd_each(keep_fd, r);
+	for (int i = 0; i < r->n; i++) {
+		if (r->c[i].relayed)
+			ffs_sock_ref(r->c[i].s);
+		else
+			ffs_ring_closing(r->c[i].s, -1);
+	}
+	ffs_fd_each(forget, NULL);
 	for (int i = 0; i < r->n; i++) {
 		struct rconn *c = &r->c[i];
-		int nx = REAL(fcntl)(c->x, F_DUPFD_CLOEXEC, 3);
-		struct ffs_sock *old;
+		int nx;
 
+		if (!c->relayed) {
+			c->done = true;
+			continue;
+		}
+		nx = REAL(fcntl)(c->x, F_DUPFD_CLOEXEC, 3);
 		c->down = malloc(RELAY_BUF);
 		c->up = malloc(RELAY_BUF);
 		if (nx < 0 || !c->down || !c->up)
 			_exit(1);
-		/* above 2, as its entry: the move is no close of the rings */
-		ffs_fd_copy(c->x, nx);
-		old = ffs_fd_take(c->x);
-		REAL(close)(c->x);
-		ffs_sock_unref(old);
-		c->x = nx;
-		REAL(close)(c->pair[0]);
-		c->pair[0] = -1;
-		keep[2 * i] = c->x;
-		keep[2 * i + 1] = c->pair[1];
+		c->x = nx; /* above 2; the old number goes below */
+		keep[nk++] = c->x;
+		keep[nk++] = c->pair[1];
 	}
-	close_others(keep, 2 * r->n);
+	close_others(keep, nk);
 	free(keep);
 	do {
 		live = 0;
@@ -517,11 +570,13 @@ static void resolve_inherited(void)
 /* Puts the relays in: 0, or -1 with nothing changed. */
 static int relay_start(struct rset *r)
 {
+	bool vf = ffs_vfork_child();
 	pid_t pid, w;
 	int st = 0;
 
 	for (int i = 0; i < r->n; i++)
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->c[i].pair) < 0)
+		if (r->c[i].relayed &&
+		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->c[i].pair) < 0)
 			return -1;
 	pid = fork();
 	if (pid < 0)
@@ -531,9 +586,9 @@ static int relay_start(struct rset *r)
 
 		if (h == 0)
 			relay_main(r);
-		if (h < 0) /* our holds go with our copies */
-			for (int i = 0; i < r->nfds; i++)
-				ffs_close(r->fds[i]);
+		if (h < 0) /* the holds the fork counted for us go */
+			for (int i = 0; i < r->n; i++)
+				ffs_ring_closing(r->c[i].s, -1);
 		_exit(h < 0);
 	}
 	while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
@@ -544,13 +599,17 @@ static int relay_start(struct rset *r)
 	for (int i = 0; i < r->nfds; i++) {
 		struct rconn *c = &r->c[r->idx[i]];
 		int fd = r->fds[i], fl = REAL(fcntl)(fd, F_GETFL);
+		bool ours = !vf && ffs_fd_get(fd) == c->s;
 
 		/* as a close of this copy (the last one drops our hold), then
-		 * the pair's end in its place */
-		ffs_fd_closing(fd);
+		 * the pair's end in its place; a vfork child's copies were
+		 * never counted, and the table is its parent's */
+		if (ours)
+			ffs_fd_closing(fd);
 		if (REAL(dup3)(c->pair[0], fd, 0) < 0)
 			continue;
-		ffs_fd_set(fd, NULL);
+		if (ours)
+			ffs_fd_set(fd, NULL);
 		if (fl >= 0 && (fl & O_NONBLOCK))
 			REAL(fcntl)(fd, F_SETFL, O_NONBLOCK);
 	}
@@ -562,22 +621,23 @@ void ffs_exec_prepare(int dirfd, const char *path, int flags, bool search, char 
 	struct rset r = {0};
 	int saved = errno, img;
 
-	if (!ffs_enabled || ffs_vfork_child() || (!ffs_rings_any() && !ffs_fd_inherited_any()))
+	if (!ffs_enabled || (!ffs_rings_any() && !ffs_fd_inherited_any()))
 		return;
 	resolve_inherited();
-	ffs_fd_each(collect, &r);
-	if (!r.n)
+	ffs_fd_each(collect_ring, &r);
+	if (r.n)
+		collect_fds(&r);
+	if (!r.nfds)
 		goto out;
 	img = ffs_exec_image(dirfd, path, flags, search);
 	if (img < 0 || (img == 1 && ffs_exec_env_loads(envp)))
 		goto out; /* the exec fails, or the image reattaches itself */
 	if (relay_start(&r) < 0)
-		ff_warn("ffnet: exec: no relay for %d ring connections (%s): the new image may "
-			"read their doorbell bytes",
-			r.n, strerror(errno));
+		ff_warn("ffnet: exec: no relay for the ring connections it inherits (%s): the "
+			"new image may read their doorbell bytes",
+			strerror(errno));
 	else
-		ff_info("ffnet: exec of an image without the shim: %d ring connections relayed",
-			r.n);
+		ff_info("ffnet: exec of an image without the shim: %d fds relayed", r.nfds);
 out:
 	rset_free(&r);
 	errno = saved;

@@ -259,6 +259,9 @@ void ffs_fd_copy(int old, int nfd)
 {
 	struct ffs_sock *s = ffs_fd_get(old);
 
+	/* a vfork child's fds are not the ones of the memory it shares */
+	if ((s || ffs_fd_get(nfd)) && ffs_vfork_child())
+		return;
 	if (s && (s->kind == FFS_INTERNAL || s->kind == FFS_OTHER))
 		s = NULL;
 	ffs_fd_set(nfd, ffs_sock_ref(s));
@@ -269,6 +272,8 @@ int ffs_close(int fd)
 	struct ffs_sock *s;
 	int r, saved;
 
+	if (ffs_fd_get(fd) && ffs_vfork_child())
+		return REAL(close)(fd); /* as in ffs_fd_copy */
 	ffs_fd_closing(fd);
 	s = ffs_fd_take(fd);
 	r = REAL(close)(fd);
@@ -298,12 +303,12 @@ void ffs_fd_replacing(int old, int nfd)
 	if (s && s->pending && old != nfd)
 		ffs_pending_cancel(nfd);
 	/* only a dup that will succeed closes nfd */
-	if (!s || old == nfd || REAL(fcntl)(old, F_GETFD) < 0)
+	if (!s || old == nfd || REAL(fcntl)(old, F_GETFD) < 0 || ffs_vfork_child())
 		return;
 	if (s->handed)
 		ffs_epoll_forget(s, nfd);
 	/* the last copy of a ring end goes as a close would take it */
-	if (s->ring && atomic_load(&s->refs) == 1 && !ffs_vfork_child())
+	if (s->ring && atomic_load(&s->refs) == 1)
 		ffs_ring_closing(s, nfd);
 }
 

@@ -49,6 +49,7 @@ struct ffs_ring {
 	bool rd_shut;		 /* shutdown(SHUT_RD): reads end at the ring's end */
 	unsigned gen;		 /* ring_gen when a fork last counted it */
 	bool live;		 /* counted in rings_live */
+	unsigned long ino;	 /* of the socket (exec.c finds its fds by it) */
 };
 
 /* A process that died holding the lock left the ring as it was between
@@ -60,6 +61,11 @@ static void lock(pthread_mutex_t *m)
 }
 
 static unsigned rings_live; /* ends attached in this process */
+
+unsigned long ffs_ring_ino(const struct ffs_sock *s)
+{
+	return s->ring ? s->ring->ino : 0;
+}
 
 bool ffs_rings_any(void)
 {
@@ -105,6 +111,8 @@ int ffs_ring_attach(struct ffs_sock *s, int fd, const int mfds[2], uint32_t size
 		err = -EINVAL;
 	if (!err)
 		err = ff_sdoor_init(&g->d, &g->r, fd);
+	if (!err && fstat(fd, &st) == 0)
+		g->ino = (unsigned long)st.st_ino;
 	if (!err) {
 		hold(g->lk, credit);
 		ff_close_fds((int *)mfds, 2);
@@ -447,7 +455,7 @@ void ffs_ring_closing(struct ffs_sock *s, int fd)
 		return;
 	lock(&g->lk->rx);
 	unread = ff_sring_readable(&g->r) > 0;
-	if (!unread)
+	if (!unread && fd >= 0)
 		stray(g, fd);
 	pthread_mutex_unlock(&g->lk->rx);
 	/* bytes unread: TCP resets, and so does the kernel, for the doorbell

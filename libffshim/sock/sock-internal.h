@@ -210,12 +210,14 @@ void ffs_ring_free(struct ffs_ring *g);
  * as TCP's FIN or RST would tell it (reads: EOF after the bytes; writes:
  * EPIPE), and the doorbell bytes go (unread ones would be a reset for the
  * kernel). */
-void ffs_ring_closing(struct ffs_sock *s, int fd);
+void ffs_ring_closing(struct ffs_sock *s, int fd); /* fd < 0: a hold only, no fd */
 /* fork(), before it, with the fd table's pool lock held (no ring is
  * freed meanwhile): the child holds the ends its parent holds. */
 void ffs_ring_fork_prepare(void);
 /* Whether this process has a ring end attached. */
 bool ffs_rings_any(void);
+/* The inode of s's socket (0: no rings). */
+unsigned long ffs_ring_ino(const struct ffs_sock *s);
 
 /* exec.c: what running path gives (as execveat(dirfd, path, flags), or
  * execvp's PATH search): 1 a dynamic glibc program (which may load the

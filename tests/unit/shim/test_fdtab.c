@@ -350,6 +350,41 @@ static void test_fork(void)
 	sf_close(app);
 }
 
+/* The vfork child: puts app on a new number and closes the original, as
+ * Python's subprocess does before its exec. */
+static pid_t __attribute__((noinline)) vfork_dup_close(int app, int to)
+{
+	pid_t pid = vfork();
+
+	if (pid == 0) {
+		ffs_fd_replacing(app, to);
+		if (dup2(app, to) == to)
+			ffs_fd_copy(app, to);
+		_exit(ffs_close(app) == 0 ? 0 : 1);
+	}
+	return pid;
+}
+
+/* A vfork child shares our memory but not our fds: what it dups and
+ * closes must leave our table as it was. */
+static void test_vfork(void)
+{
+	int app = sf_socket(AF_INET, SOCK_STREAM), to = FD_B + 300;
+	struct ffs_sock *rec = ffs_fd_get(app);
+	pid_t pid;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rec);
+	CU_ASSERT_FALSE(is_open(to));
+	pid = vfork_dup_close(app, to);
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_EQUAL(reap(pid), 0);
+	CU_ASSERT_PTR_EQUAL(ffs_fd_get(app), rec);
+	CU_ASSERT_EQUAL(refs(rec), 1);
+	CU_ASSERT_PTR_NULL(ffs_fd_get(to));
+	CU_ASSERT_TRUE(is_open(app));
+	sf_close(app);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -362,6 +397,7 @@ int main(void)
 	    {"track", test_track},
 	    {"internal", test_internal},
 	    {"fork", test_fork},
+	    {"vfork", test_vfork},
 	    {0},
 	};
 	int r;
