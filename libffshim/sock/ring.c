@@ -50,6 +50,7 @@ struct ffs_ring {
 	unsigned gen;		 /* ring_gen when a fork last counted it */
 	bool live;		 /* counted in rings_live */
 	unsigned long ino;	 /* of the socket (exec.c finds its fds by it) */
+	bool released;		 /* this process's hold went (ffs_ring_closing) */
 };
 
 /* A process that died holding the lock left the ring as it was between
@@ -155,14 +156,37 @@ static void fork_hold(int fd, struct ffs_sock *s, void *arg)
 	}
 }
 
+static unsigned ring_gen; /* a walk's mark: each end once, whatever its fds */
+
 void ffs_ring_fork_prepare(void)
 {
-	static unsigned ring_gen;
-
 	if (!__atomic_load_n(&rings_live, __ATOMIC_ACQUIRE))
 		return; /* most processes: no ring, no walk */
 	ring_gen++;
 	ffs_fd_each(fork_hold, &ring_gen);
+}
+
+static void exit_release(int fd, struct ffs_sock *s, void *arg)
+{
+	unsigned gen = *(unsigned *)arg;
+
+	if (s->kind == FFS_CONN && s->ring && s->ring->gen != gen) {
+		s->ring->gen = gen;
+		ffs_ring_closing(s, fd);
+	}
+}
+
+/* exit(): the kernel closes our fds, but only the shim can tell the end's
+ * other holders that this process no longer holds it; otherwise its peer
+ * would see the end only through the socket (reads: EOF; writes: EPIPE
+ * once the ring is full). A process killed, or one that calls _exit(),
+ * does not come here. */
+__attribute__((destructor)) static void ring_exit(void)
+{
+	if (!__atomic_load_n(&rings_live, __ATOMIC_ACQUIRE) || ffs_vfork_child())
+		return;
+	ring_gen++;
+	ffs_fd_each(exit_release, &ring_gen);
 }
 
 void ffs_ring_passing(int fd)
@@ -449,6 +473,9 @@ void ffs_ring_closing(struct ffs_sock *s, int fd)
 	struct ffs_ring *g = s->ring;
 	bool unread;
 
+	if (g->released)
+		return; /* at exit already (ring_exit) */
+	g->released = true;
 	/* another process holds this end (a fork, an exec'd image, an fd
 	 * passed on): the kernel's EOF comes when the last one closes */
 	if (__atomic_sub_fetch(&g->lk->holders, 1, __ATOMIC_ACQ_REL) != 0)

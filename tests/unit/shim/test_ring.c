@@ -15,10 +15,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct conn {
@@ -274,6 +276,30 @@ static void test_dup2_last(void)
 	conn_close(&c);
 }
 
+/* A forked child that exits without closing its copy: exit() lets its
+ * hold go, so the parent's close is the last and the peer reads the end.
+ * (Before, the count stayed at two and the peer never saw it in the
+ * ring.) */
+static void test_exit_releases(void)
+{
+	struct conn c;
+	pid_t pid;
+	int st = -1;
+
+	conn_open(&c);
+	pid = fork();
+	if (pid == 0)
+		exit(0); /* the destructors run, c.fd left open */
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CU_ASSERT_FALSE(ff_sring_eof(&c.r)); /* we still hold it */
+	sf_close(c.fd);
+	CU_ASSERT_TRUE(ff_sring_eof(&c.r));
+	close(c.peer);
+	munmap(c.mem, c.len);
+}
+
 static void test_bufs(void)
 {
 	static char big[SF_RING_SIZE * 2];
@@ -314,6 +340,7 @@ int main(void)
 	    {"full", test_full},
 	    {"bufs", test_bufs},
 	    {"dup2_last", test_dup2_last},
+	    {"exit_releases", test_exit_releases},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.9", NULL};
