@@ -50,6 +50,19 @@
  *   - A filling that could not be followed by its token (the queue was
  *     full already) keeps P unwritable until C empties the ring; P then
  *     waits longer, never for ever.
+ * Spinning. A consumer about to sleep may watch its ring in memory
+ *   instead for a while: it stores spin_until (a CLOCK_MONOTONIC deadline),
+ *   fence, and reads the ring until bytes come or the time is up; then
+ *   spin_until = 0, fence, and one more look at the ring before it sleeps.
+ *   P, after publishing head and its fence, finding tokens not armed, sends
+ *   no token while spin_until is ahead of its clock.
+ *   - No lost wake-up: P skips only having read spin_until != 0 after its
+ *     head; C's look follows its own clear and fence, so it sees that head
+ *     (the fences order P's store before its load and C's likewise; one of
+ *     the two loads sees the other's store). A spinner that died before
+ *     its clear stops counting at its deadline (at most a second away).
+ *   - Nothing else changes: no token was counted, C takes none (R3 takes
+ *     count - drained), and P arms the next time as before.
  * EOF and the peer's end: shutdown and close go to the socket too
  * (libffshim), so the kernel reports them as it always did; the tokens
  * before an EOF are taken like any others.
@@ -60,6 +73,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -155,6 +169,26 @@ static int take(struct ff_sdoor *d, int fd, uint64_t n, bool wait)
 	return err;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ff_sdoor_spin_begin(struct ff_sdoor *d, uint64_t ns)
+{
+	STORE(&d->r->rx->spin_until, mono_ns() + ns);
+	FENCE();
+}
+
+void ff_sdoor_spin_end(struct ff_sdoor *d)
+{
+	STORE(&d->r->rx->spin_until, 0);
+	FENCE();
+}
+
 int ff_sdoor_wrote(struct ff_sdoor *d, int fd)
 {
 	struct ff_sring_idx *x = d->r->tx;
@@ -165,6 +199,10 @@ int ff_sdoor_wrote(struct ff_sdoor *d, int fd)
 	FENCE();
 	v = LOAD(&x->tokens);
 	if (!(v & ARMED)) {
+		uint64_t until = LOAD(&x->spin_until);
+
+		if (until && mono_ns() < until)
+			return 0; /* the consumer watches the ring */
 		nv = v + 2 + ARMED;
 		if (!__atomic_compare_exchange_n(&x->tokens, &v, nv, false, __ATOMIC_SEQ_CST,
 						 __ATOMIC_SEQ_CST))

@@ -36,3 +36,9 @@ int ff_sdoor_full(struct ff_sdoor *d, int fd);
 /* We read from the ring (any count, 0 too): fd stays readable only while
  * the ring holds bytes, and the peer waiting for room gets it back. */
 int ff_sdoor_took(struct ff_sdoor *d, int fd);
+/* Spinning (FFNET_SPIN_US): the consumer, about to sleep on an empty ring,
+ * watches it in memory for up to ns instead; meanwhile the producer sends
+ * no token, so a message costs neither side a system call. spin_end must
+ * follow, and then one more look at the ring before sleeping. */
+void ff_sdoor_spin_begin(struct ff_sdoor *d, uint64_t ns);
+void ff_sdoor_spin_end(struct ff_sdoor *d);

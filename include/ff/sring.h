@@ -51,7 +51,9 @@ struct ff_sring_idx {
 	uint32_t cons_shut; /* the consumer reads no more: writes fail (EPIPE) */
 	uint32_t seen;      /* the consumer took bytes since the last token: the next bytes
 			     * are an arrival of their own (an edge for EPOLLET) */
-	uint32_t pad1[10];
+	uint64_t spin_until; /* CLOCK_MONOTONIC ns: till then the consumer watches the ring
+			      * in memory and the producer sends no token (0: none) */
+	uint32_t pad1[8];
 };
 
 struct ff_sring_hdr {

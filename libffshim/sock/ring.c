@@ -51,6 +51,7 @@ struct ffs_ring {
 	bool live;		 /* counted in rings_live */
 	unsigned long ino;	 /* of the socket (exec.c finds its fds by it) */
 	bool released;		 /* this process's hold went (ffs_ring_closing) */
+	bool nb_seen;		 /* O_NONBLOCK when a recv last asked (spinning's guess) */
 };
 
 /* A process that died holding the lock left the ring as it was between
@@ -114,6 +115,8 @@ int ffs_ring_attach(struct ffs_sock *s, int fd, const int mfds[2], uint32_t size
 		err = ff_sdoor_init(&g->d, &g->r, fd);
 	if (!err && fstat(fd, &st) == 0)
 		g->ino = (unsigned long)st.st_ino;
+	if (!err)
+		g->nb_seen = (REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK) != 0;
 	if (!err) {
 		hold(g->lk, credit);
 		ff_close_fds((int *)mfds, 2);
@@ -374,19 +377,23 @@ static inline void cpu_relax(void)
 }
 
 /* FFNET_SPIN_US: a reader that would sleep watches the ring for that long
- * first; true when bytes or the peer's EOF came meanwhile. */
-static bool spin_rx(struct ff_sring *r)
+ * first, the producer sending no token meanwhile (sdoor.c); true when
+ * bytes or the peer's EOF came. */
+static bool spin_rx(struct ffs_ring *g)
 {
+	struct ff_sring *r = &g->r;
 	int64_t end = ffs_now_ns() + ffs_spin_ns;
+	bool got = false;
 
+	ff_sdoor_spin_begin(&g->d, (uint64_t)ffs_spin_ns);
 	do {
-		for (int i = 0; i < 64; i++) {
-			if (ff_sring_readable(r) || ff_sring_eof(r))
-				return true;
+		for (int i = 0; i < 64 && !got; i++) {
+			got = ff_sring_readable(r) || ff_sring_eof(r);
 			cpu_relax();
 		}
-	} while (ffs_now_ns() < end);
-	return false;
+	} while (!got && ffs_now_ns() < end);
+	ff_sdoor_spin_end(&g->d);
+	return got || ff_sring_readable(r) || ff_sring_eof(r);
 }
 
 ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags)
@@ -425,6 +432,17 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 			continue;
 		if (ff_sring_eof(&g->r))
 			break;
+		/* spinning: the ring first, the socket once that time is up */
+		/* (O_NONBLOCK as last seen: a call that may not wait must not
+		 * spin, and a stale guess only costs one spin or none, since
+		 * the decision to wait below asks the kernel) */
+		if (ffs_spin_ns && !spun && !(flags & MSG_DONTWAIT) && !g->nb_seen) {
+			spun = true;
+			pthread_mutex_unlock(&g->lk->rx);
+			spin_rx(g);
+			lock(&g->lk->rx);
+			continue;
+		}
 		/* the socket: EOF (after the ring's last bytes), an error, or a
 		 * byte no count explains, taken (or poll would wake us for it
 		 * for ever) */
@@ -441,17 +459,12 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 		if (e == 2 && ++strays < 3)
 			continue;
 		if (nonblocking(fd, flags)) {
+			g->nb_seen = !(flags & MSG_DONTWAIT);
 			err = EAGAIN;
 			break;
 		}
+		g->nb_seen = false;
 		pthread_mutex_unlock(&g->lk->rx);
-		if (ffs_spin_ns && !spun) {
-			spun = true;
-			if (spin_rx(&g->r)) {
-				lock(&g->lk->rx);
-				continue;
-			}
-		}
 		err = -wait_for(fd, POLLIN, SO_RCVTIMEO, &end);
 		lock(&g->lk->rx);
 		if (err)

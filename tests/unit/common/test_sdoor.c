@@ -12,6 +12,9 @@
  *   wait times out while the other side left it something to do (a ring
  *   with bytes and a reader asleep, an empty ring and a writer asleep:
  *   lost wake-ups);
+ * - a spinning reader: no token while it watches the ring, one again
+ *   after it stopped or its deadline passed; and the two-process stream
+ *   with such a reader;
  * - a hostile peer's counters: the consumer never blocks and takes no
  *   more than its queue holds. */
 #include "cu.h"
@@ -213,6 +216,36 @@ static void test_readiness(void)
 	conn_close(&c);
 }
 
+/* A spinning reader: the writer sends no token while it watches the
+ * ring, and does again after spin_end, or once the deadline of a spinner
+ * that never ended has passed. */
+static void test_spin(void)
+{
+	struct conn c;
+	uint64_t wo = 0, ro = 0;
+
+	conn_open(&c, 64u << 10);
+	ff_sdoor_spin_begin(&c.b, 1000000000u);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 100), 100);
+	CU_ASSERT(!READABLE(c.sv[1])); /* no system call on either side */
+	CU_ASSERT_EQUAL(ff_sring_readable(&c.rb), 100);
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 4096), 100);
+	ff_sdoor_spin_end(&c.b);
+	CU_ASSERT(!READABLE(c.sv[1]));
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 10), 10);
+	CU_ASSERT(READABLE(c.sv[1])); /* asleep now: a token */
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 4096), 10);
+	CU_ASSERT(!READABLE(c.sv[1]));
+	/* a spinner that died: its deadline ends its claim */
+	ff_sdoor_spin_begin(&c.b, 1000);
+	usleep(2000);
+	CU_ASSERT_EQUAL(put(&c.a, c.fa, &wo, 10), 10);
+	CU_ASSERT(READABLE(c.sv[1]));
+	CU_ASSERT_EQUAL(get(&c.b, c.fb, &ro, 4096), 10);
+	CU_ASSERT(!READABLE(c.sv[1]));
+	conn_close(&c);
+}
+
 /* ---- two processes ---- */
 
 #define BIG	(16u << 20)
@@ -251,11 +284,11 @@ static int writer(struct conn *c)
 	return lost > 100 ? 100 : (int)lost;
 }
 
-static void stream(uint32_t size)
+static void stream(uint32_t size, bool spin)
 {
 	struct conn c;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLET}, out;
-	uint64_t off = 0, sleeps = 0, lost = 0;
+	uint64_t off = 0, sleeps = 0, lost = 0, spins = 0;
 	int ep, st = 0;
 	pid_t pid;
 
@@ -271,6 +304,18 @@ static void stream(uint32_t size)
 			continue;
 		if (ff_sring_eof(&c.rb) || c.rb.corrupt)
 			break;
+		if (spin) { /* watch the ring a moment; look once more after */
+			bool got = false;
+
+			ff_sdoor_spin_begin(&c.b, 20000);
+			for (int i = 0; i < 2000 && !got; i++)
+				got = ff_sring_readable(&c.rb) > 0 || ff_sring_eof(&c.rb);
+			ff_sdoor_spin_end(&c.b);
+			if (got || ff_sring_readable(&c.rb) > 0 || ff_sring_eof(&c.rb)) {
+				spins++;
+				continue;
+			}
+		}
 		sleeps++;
 		while (epoll_wait(ep, &out, 1, WAIT_MS) == 0) {
 			/* asleep while the ring holds bytes */
@@ -285,16 +330,19 @@ static void stream(uint32_t size)
 	CU_ASSERT(WIFEXITED(st));
 	CU_ASSERT_EQUAL(WEXITSTATUS(st), 0); /* the writer's lost wake-ups */
 	CU_ASSERT_EQUAL(lost, 0);
-	fprintf(stderr, "16 MiB through %u KiB: the reader slept %llu times\n", size >> 10,
-		(unsigned long long)sleeps);
+	fprintf(stderr, "16 MiB through %u KiB: the reader slept %llu times%s", size >> 10,
+		(unsigned long long)sleeps, spin ? "" : "\n");
+	if (spin)
+		fprintf(stderr, ", found bytes spinning %llu times\n", (unsigned long long)spins);
 	close(ep);
 	conn_close(&c);
 }
 
 static void test_processes(void)
 {
-	stream(FF_SRING_MIN);
-	stream(256u << 10);
+	stream(FF_SRING_MIN, false);
+	stream(256u << 10, false);
+	stream(FF_SRING_MIN, true); /* a reader that spins before it sleeps */
 }
 
 /* ---- a hostile peer ---- */
@@ -327,6 +375,7 @@ int main(void)
 {
 	static const struct cu_test tests[] = {
 	    {"readiness", test_readiness},
+	    {"spin", test_spin},
 	    {"processes", test_processes},
 	    {"hostile", test_hostile},
 	    {0},
