@@ -875,52 +875,63 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
 	return REAL(execveat)(dirfd, path, argv, envp, flags);
 }
 
-/* The execl family's arguments up to the NULL, as an argv (at most
- * EXECL_MAX, as glibc's own limit is the kernel's). */
+/* The execl family: the arguments up to the NULL as an argv (at most
+ * EXECL_MAX), then for execle the environment after them. */
 #define EXECL_MAX 4096
-#define EXECL_ARGV(argv, n, arg, ap)                                                               \
-	va_start(ap, arg);                                                                         \
-	for (n = 1; n < EXECL_MAX && va_arg(ap, const char *); n++)                                \
-		;                                                                                  \
-	va_end(ap);                                                                                \
-	if (n >= EXECL_MAX) {                                                                      \
-		errno = E2BIG;                                                                     \
-		return -1;                                                                         \
-	}                                                                                          \
-	char *argv[n + 1];                                                                         \
-	argv[0] = (char *)arg;                                                                     \
-	va_start(ap, arg);                                                                         \
-	for (int i_ = 1; i_ <= n; i_++)                                                            \
-		argv[i_] = va_arg(ap, char *);
+
+static int exec_list(const char *file, const char *arg, va_list ap, bool search, bool env)
+{
+	char *const *envp = environ;
+	va_list cp;
+	int n;
+
+	va_copy(cp, ap);
+	for (n = 1; n < EXECL_MAX && va_arg(cp, const char *); n++)
+		;
+	va_end(cp);
+	if (n >= EXECL_MAX) {
+		errno = E2BIG;
+		return -1;
+	}
+	char *argv[n + 1];
+
+	argv[0] = (char *)arg;
+	for (int i = 1; i <= n; i++) /* argv[n] is the NULL */
+		argv[i] = va_arg(ap, char *);
+	if (env)
+		envp = va_arg(ap, char *const *);
+	return search ? do_execvpe(file, argv, envp) : do_execve(file, argv, envp);
+}
 
 EXPORT int execl(const char *path, const char *arg, ...)
 {
 	va_list ap;
-	int n;
+	int r;
 
-	EXECL_ARGV(argv, n, arg, ap)
+	va_start(ap, arg);
+	r = exec_list(path, arg, ap, false, false);
 	va_end(ap);
-	return do_execve(path, argv, environ);
+	return r;
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
 	va_list ap;
-	int n;
+	int r;
 
-	EXECL_ARGV(argv, n, arg, ap)
+	va_start(ap, arg);
+	r = exec_list(file, arg, ap, true, false);
 	va_end(ap);
-	return do_execvpe(file, argv, environ);
+	return r;
 }
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
 	va_list ap;
-	char *const *envp;
-	int n;
+	int r;
 
-	EXECL_ARGV(argv, n, arg, ap)
-	envp = va_arg(ap, char *const *);
+	va_start(ap, arg);
+	r = exec_list(path, arg, ap, false, true);
 	va_end(ap);
-	return do_execve(path, argv, envp);
+	return r;
 }

@@ -149,6 +149,19 @@ static int recv_fd(int sock)
 	return fd;
 }
 
+/* One bounded wait and one recv on fd: bytes (> 0), 0 at EOF, or a
+ * negative errno (-ETIMEDOUT when nothing came). */
+static ssize_t recv_next(int fd, uint8_t *buf, size_t len)
+{
+	int r = io_wait(fd, POLLIN, FFC_IO_MS);
+	ssize_t n;
+
+	if (r <= 0)
+		return r ? r : -ETIMEDOUT;
+	n = recv(fd, buf, len, 0);
+	return n < 0 ? -errno : n;
+}
+
 /* ---- client ---- */
 
 struct writer {
@@ -211,16 +224,10 @@ void cl_relay(void)
 	}
 	/* then the writers' records, until the server's EOF */
 	for (;;) {
-		ssize_t n;
+		ssize_t n = recv_next(w.fd, buf, sizeof(buf));
 
-		r = io_wait(w.fd, POLLIN, FFC_IO_MS);
-		if (r <= 0) {
-			r = r ? r : -ETIMEDOUT;
-			break;
-		}
-		n = recv(w.fd, buf, sizeof(buf), 0);
 		if (n <= 0) {
-			r = n ? -errno : 0;
+			r = (int)n;
 			break;
 		}
 		for (ssize_t i = 0; i < n; i++)
@@ -417,14 +424,9 @@ static void cl_noshim_one(const char *mode)
 	}
 	/* every byte back, then the image's EOF */
 	for (;;) {
-		r = io_wait(w.fd, POLLIN, FFC_IO_MS);
-		if (r <= 0) {
-			r = r ? r : -ETIMEDOUT;
-			break;
-		}
-		n = recv(w.fd, buf, sizeof(buf), 0);
+		n = recv_next(w.fd, buf, sizeof(buf));
 		if (n <= 0) {
-			r = n ? -errno : 0;
+			r = (int)n;
 			break;
 		}
 		for (ssize_t i = 0; i < n; i++)
