@@ -623,15 +623,17 @@ void ffs_exec_prepare(int dirfd, const char *path, int flags, bool search, char 
 
 	if (!ffs_enabled || (!ffs_rings_any() && !ffs_fd_inherited_any()))
 		return;
+	/* the image first: a file read, where the inherited sockets would
+	 * each cost a router round trip */
+	img = ffs_exec_image(dirfd, path, flags, search);
+	if (img < 0 || (img == 1 && ffs_exec_env_loads(envp)))
+		goto out; /* the exec fails, or the image reattaches itself */
 	resolve_inherited();
 	ffs_fd_each(collect_ring, &r);
 	if (r.n)
 		collect_fds(&r);
 	if (!r.nfds)
 		goto out;
-	img = ffs_exec_image(dirfd, path, flags, search);
-	if (img < 0 || (img == 1 && ffs_exec_env_loads(envp)))
-		goto out; /* the exec fails, or the image reattaches itself */
 	if (relay_start(&r) < 0)
 		ff_warn("ffnet: exec: no relay for the ring connections it inherits (%s): the "
 			"new image may read their doorbell bytes",
