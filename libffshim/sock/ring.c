@@ -377,9 +377,10 @@ static inline void cpu_relax(void)
 }
 
 /* FFNET_SPIN_US: a reader that would sleep watches the ring for that long
- * first, the producer sending no token meanwhile (sdoor.c); true when
- * bytes or the peer's EOF came. */
-static bool spin_rx(struct ffs_ring *g)
+ * first, the producer sending no token meanwhile (sdoor.c), until bytes
+ * or the peer's EOF come. The caller looks at the ring again after: that
+ * is the look the protocol asks for once spinning has ended. */
+static void spin_rx(struct ffs_ring *g)
 {
 	struct ff_sring *r = &g->r;
 	int64_t end = ffs_now_ns() + ffs_spin_ns;
@@ -393,7 +394,6 @@ static bool spin_rx(struct ffs_ring *g)
 		}
 	} while (!got && ffs_now_ns() < end);
 	ff_sdoor_spin_end(&g->d);
-	return got || ff_sring_readable(r) || ff_sring_eof(r);
 }
 
 ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags)
