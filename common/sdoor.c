@@ -63,6 +63,25 @@
  *     its clear stops counting at its deadline (at most a second away).
  *   - Nothing else changes: no token was counted, C takes none (R3 takes
  *     count - drained), and P arms the next time as before.
+ * Lazy disarm. C, having emptied its ring, may leave tokens armed (its
+ *   socket readable with nothing to read) until just before anyone waits
+ *   on the socket: the shim runs R1-R3 for such an end first thing in
+ *   poll, select, epoll_wait and their kin, and in a blocking read; a
+ *   non-blocking read that finds the ring empty says EAGAIN. Meanwhile P,
+ *   finding tokens armed, sends nothing, so a reader that comes back
+ *   before it would wait costs neither side a system call.
+ *   - No lost wake-up: a waiter on a level-triggered socket cannot sleep
+ *     while a token is queued, and one that begins later finds it
+ *     disarmed (R1-R3 before it waits). Never while stuffed (P waits for
+ *     room: the empty ring's R4 is due now), nor once a holder registered
+ *     the end for edges: an edge-triggered waiter already asleep (another
+ *     thread) would get no edge for the next bytes.
+ *   - Readiness stays exact for every wait that begins after the read; one
+ *     that began before (in another thread or process) may report a
+ *     readable socket whose ring is empty, as TCP's does when another
+ *     thread read first.
+ * Edges are asked for only while edges says a holder registered the end
+ *   with EPOLLET (or always, without edges): seen stays 0 otherwise.
  * EOF and the peer's end: shutdown and close go to the socket too
  * (libffshim), so the kernel reports them as it always did; the tokens
  * before an EOF are taken like any others.
@@ -100,6 +119,7 @@ int ff_sdoor_init(struct ff_sdoor *d, struct ff_sring *r, int fd)
 	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDBUF, &sz, &len) < 0)
 		return -errno;
 	d->r = r;
+	d->edges = NULL;
 	d->stuff = (uint32_t)sz / 2;
 	if (d->stuff > FILL_MAX)
 		d->stuff = FILL_MAX;
@@ -253,6 +273,20 @@ int ff_sdoor_full(struct ff_sdoor *d, int fd)
 	return room_after_flag(d) ? 1 : 0;
 }
 
+static bool edges(const struct ff_sdoor *d)
+{
+	return !d->edges || LOAD(d->edges);
+}
+
+int ff_sdoor_took_lazy(struct ff_sdoor *d, int fd)
+{
+	FENCE(); /* our tail before stuffed, as for ff_sdoor_took */
+	if (ff_sring_readable(d->r) == 0 && !d->r->corrupt && !LOAD(&d->r->rx->stuffed) &&
+	    !edges(d))
+		return 1;
+	return ff_sdoor_took(d, fd);
+}
+
 int ff_sdoor_took(struct ff_sdoor *d, int fd)
 {
 	struct ff_sring_idx *x = d->r->rx;
@@ -266,7 +300,7 @@ int ff_sdoor_took(struct ff_sdoor *d, int fd)
 		bool stuffed = LOAD(&x->stuffed),
 		     room = stuffed && d->r->size - have >= d->r->size / 3;
 
-		if (!LOAD(&x->seen))
+		if (edges(d) && !LOAD(&x->seen))
 			STORE(&x->seen, 1);
 		/* the filling once there is room, and tokens past a few (each
 		 * weighs on the producer's send buffer): all but the last */

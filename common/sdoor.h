@@ -20,6 +20,9 @@
 struct ff_sdoor {
 	struct ff_sring *r;
 	uint32_t stuff; /* bytes of one filling: half the socket's send buffer */
+	/* NULL: always edge-triggered wake-ups (sdoor.c, Edges); else only
+	 * once *edges is not 0, and ff_sdoor_took_lazy may defer. */
+	const uint32_t *edges;
 };
 
 /* The calls take the socket (fd) each time: any fd of the app's file will
@@ -36,6 +39,10 @@ int ff_sdoor_full(struct ff_sdoor *d, int fd);
 /* We read from the ring (any count, 0 too): fd stays readable only while
  * the ring holds bytes, and the peer waiting for room gets it back. */
 int ff_sdoor_took(struct ff_sdoor *d, int fd);
+/* As ff_sdoor_took, but a read that left the ring empty may leave fd
+ * readable, with nothing to read (1: deferred), until ff_sdoor_took comes
+ * for it before anyone waits on fd (sdoor.c, Lazy disarm). 0 or -errno. */
+int ff_sdoor_took_lazy(struct ff_sdoor *d, int fd);
 /* Spinning (FFNET_SPIN_US): the consumer, about to sleep on an empty ring,
  * watches it in memory for up to ns instead; meanwhile the producer sends
  * no token, so a message costs neither side a system call. spin_end must

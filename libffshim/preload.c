@@ -205,6 +205,7 @@ EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 	int r;
 
 	NEED(poll);
+	ffs_ring_settle();
 	end = spin_end(timeout);
 	while (end) {
 		r = REAL(poll)(fds, n, 0);
@@ -221,6 +222,7 @@ EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *
 	int r;
 
 	NEED(select);
+	ffs_ring_settle();
 	end = spin_end(tv && !tv->tv_sec && !tv->tv_usec ? 0 : 1);
 	if (end) {
 		/* a try that finds nothing clears the sets: they are put back */
@@ -255,6 +257,7 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 	int r;
 
 	NEED(epoll_wait);
+	ffs_ring_settle();
 	end = spin_end(timeout);
 	while (end) {
 		r = REAL(epoll_wait)(epfd, ev, max, 0);
@@ -270,6 +273,7 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, c
 	int r;
 
 	NEED(epoll_pwait);
+	ffs_ring_settle();
 	end = spin_end(timeout);
 	while (end) {
 		r = REAL(epoll_pwait)(epfd, ev, max, 0, mask);
@@ -277,6 +281,30 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, c
 			return r ? r : REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
 	}
 	return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
+}
+
+/* The waits the spinning above leaves alone still settle the rings. */
+EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
+{
+	NEED(ppoll);
+	ffs_ring_settle();
+	return REAL(ppoll)(fds, n, ts, mask);
+}
+
+EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
+		   const sigset_t *mask)
+{
+	NEED(pselect);
+	ffs_ring_settle();
+	return REAL(pselect)(nfds, rd, wr, ex, ts, mask);
+}
+
+EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
+			const sigset_t *mask)
+{
+	NEED(epoll_pwait2);
+	ffs_ring_settle();
+	return REAL(epoll_pwait2)(epfd, ev, max, ts, mask);
 }
 
 /* ---- fd lifetime ---- */

@@ -44,6 +44,11 @@
 	X(epoll_pwait, int, (int, struct epoll_event *, int, int, const sigset_t *))               \
 	X(poll, int, (struct pollfd *, nfds_t, int))                                               \
 	X(select, int, (int, fd_set *, fd_set *, fd_set *, struct timeval *))                      \
+	X(ppoll, int, (struct pollfd *, nfds_t, const struct timespec *, const sigset_t *))        \
+	X(pselect, int,                                                                            \
+	  (int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *))          \
+	X(epoll_pwait2, int,                                                                       \
+	  (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))             \
 	X(send, ssize_t, (int, const void *, size_t, int))                                         \
 	X(sendto, ssize_t, (int, const void *, size_t, int, const struct sockaddr *, socklen_t))   \
 	X(sendmsg, ssize_t, (int, const struct msghdr *, int))                                     \

@@ -75,14 +75,15 @@ _Static_assert(sizeof(struct ff_sring_hdr) <= FF_SRING_HDR, "one page");
  * one consumer per ring); holders counts the processes that mapped it, so
  * that the last one to close it ends the rings; inflight counts holds
  * taken for an fd on its way through SCM_RIGHTS, which its receiver
- * takes over. The router formats it (robust, process-shared mutexes). */
+ * takes over; edges, once set, asks the doorbell for an edge at every
+ * arrival. The router formats it (robust, process-shared mutexes). */
 #define FF_SRING_END_MAGIC 0x66667365u /* "ffse" */
 
 struct ff_sring_end {
 	uint32_t magic;
 	uint32_t holders;
 	uint32_t inflight;
-	uint32_t pad;
+	uint32_t edges; /* a holder registered the end with EPOLLET (sdoor.c) */
 	pthread_mutex_t rx, tx;
 };
 

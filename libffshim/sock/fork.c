@@ -27,6 +27,7 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+	ffs_ring_fork_after();
 	ffs_fdtab_fork(1);
 	ffs_watch_fork_parent();
 	ffs_chan_fork_parent();
@@ -40,6 +41,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	mem_pid = getpid();
+	ffs_ring_fork_after();
 	ffs_fdtab_fork(1);
 	ffs_watch_fork_child();
 	ffs_chan_fork_child();

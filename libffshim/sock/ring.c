@@ -52,6 +52,13 @@ struct ffs_ring {
 	unsigned long ino;	 /* of the socket (exec.c finds its fds by it) */
 	bool released;		 /* this process's hold went (ffs_ring_closing) */
 	bool nb_seen;		 /* O_NONBLOCK when a recv last asked (spinning's guess) */
+	/* lazy disarm (sdoor.c): a recv emptied the ring and left the socket
+	 * readable; the next wait in this process disarms it first (settle) */
+	bool pend;		 /* under lk->rx */
+	bool pend_eagain;	 /* a recv said EAGAIN since: the next one asks the socket */
+	int fd;			 /* the fd of that recv, for settle (checked there) */
+	bool listed;		 /* on the pend list (under pend_mu) */
+	struct ffs_ring *pnext;
 };
 
 /* A process that died holding the lock left the ring as it was between
@@ -113,6 +120,7 @@ int ffs_ring_attach(struct ffs_sock *s, int fd, const int mfds[2], uint32_t size
 		err = -EINVAL;
 	if (!err)
 		err = ff_sdoor_init(&g->d, &g->r, fd);
+	g->d.edges = &g->lk->edges;
 	if (!err && fstat(fd, &st) == 0)
 		g->ino = (unsigned long)st.st_ino;
 	if (!err)
@@ -131,10 +139,89 @@ out:
 	return err;
 }
 
+/* Ends whose disarm a recv deferred (g->pend), for settle. */
+static pthread_mutex_t pend_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ffs_ring *pend_head;
+
+static void pend_push(struct ffs_ring *g)
+{
+	if (__atomic_load_n(&g->listed, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&pend_mu);
+	if (!g->listed) {
+		g->listed = true;
+		g->pnext = pend_head;
+		__atomic_store_n(&pend_head, g, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&pend_mu);
+}
+
+static void pend_unlist(struct ffs_ring *g)
+{
+	pthread_mutex_lock(&pend_mu);
+	for (struct ffs_ring **p = &pend_head; *p; p = &(*p)->pnext)
+		if (*p == g) {
+			*p = g->pnext;
+			break;
+		}
+	pthread_mutex_unlock(&pend_mu);
+}
+
+/* The disarm a recv deferred, under lk->rx: the socket readable iff the
+ * ring holds bytes, again. Only through the fd that recv had, if it is
+ * still this end's (its number may have gone to another file since). */
+static void disarm(struct ffs_ring *g)
+{
+	struct ffs_sock *s;
+
+	if (!g->pend)
+		return;
+	g->pend = g->pend_eagain = false;
+	s = ffs_fd_get(g->fd);
+	if (s && s->ring == g && !ff_sring_readable(&g->r))
+		ff_sdoor_took(&g->d, g->fd);
+}
+
+void ffs_ring_settle(void)
+{
+	struct ffs_ring *g;
+
+	if (!__atomic_load_n(&pend_head, __ATOMIC_ACQUIRE) || ffs_vfork_child())
+		return;
+	/* an end leaves the list only once disarmed: a thread that finds the
+	 * list empty finds no end another thread is still disarming */
+	pthread_mutex_lock(&pend_mu);
+	while ((g = pend_head)) {
+		lock(&g->lk->rx);
+		disarm(g);
+		pthread_mutex_unlock(&g->lk->rx);
+		g->listed = false;
+		__atomic_store_n(&pend_head, g->pnext, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&pend_mu);
+}
+
+void ffs_ring_fork_after(void)
+{
+	pthread_mutex_unlock(&pend_mu);
+}
+
+void ffs_ring_epoll(int fd, uint32_t events)
+{
+	struct ffs_sock *s;
+
+	if (!(events & EPOLLET) || !(s = ffs_ring_conn(fd)))
+		return;
+	if (!__atomic_load_n(&s->ring->lk->edges, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&s->ring->lk->edges, 1, __ATOMIC_SEQ_CST);
+	ffs_ring_settle();
+}
+
 void ffs_ring_free(struct ffs_ring *g)
 {
 	if (!g)
 		return;
+	pend_unlist(g); /* (a settle may be at it: it holds pend_mu meanwhile) */
 	if (g->live)
 		__atomic_sub_fetch(&rings_live, 1, __ATOMIC_RELEASE);
 	if (g->mem && g->mem != MAP_FAILED)
@@ -163,10 +250,11 @@ static unsigned ring_gen; /* a walk's mark: each end once, whatever its fds */
 
 void ffs_ring_fork_prepare(void)
 {
-	if (!__atomic_load_n(&rings_live, __ATOMIC_ACQUIRE))
-		return; /* most processes: no ring, no walk */
-	ring_gen++;
-	ffs_fd_each(fork_hold, &ring_gen);
+	if (__atomic_load_n(&rings_live, __ATOMIC_ACQUIRE)) { /* most processes: none */
+		ring_gen++;
+		ffs_fd_each(fork_hold, &ring_gen);
+	}
+	pthread_mutex_lock(&pend_mu); /* released by ffs_ring_fork_after */
 }
 
 static void exit_release(int fd, struct ffs_sock *s, void *arg)
@@ -403,7 +491,7 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 	size_t want = iov_total(iov, n), done = 0;
 	int64_t end = -1;
 	int err = 0, e, strays = 0;
-	bool spun = false;
+	bool spun = false, push = false;
 
 	if (!want)
 		return 0;
@@ -419,14 +507,29 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 		}
 		if (r > 0) {
 			done += (size_t)r;
-			if (!peek)
-				ff_sdoor_took(&g->d, fd);
+			if (!peek && ff_sdoor_took_lazy(&g->d, fd) == 1) {
+				/* the ring is empty, the socket still readable:
+				 * this process's next wait disarms it (settle) */
+				push = !g->pend;
+				g->pend = true;
+				g->pend_eagain = false;
+				g->fd = fd;
+			}
 			if (done == want || !waitall)
 				break;
 			continue;
 		}
 		if (g->rd_shut || (done && !waitall))
 			break;
+		/* deferred: a call that may not wait says EAGAIN from the ring
+		 * alone, once; the next asks the socket too (a peer killed
+		 * shows only there) */
+		if (g->pend && !g->pend_eagain && !ff_sring_eof(&g->r) && nonblocking(fd, flags)) {
+			g->pend_eagain = true;
+			err = EAGAIN;
+			break;
+		}
+		g->pend = false;
 		ff_sdoor_took(&g->d, fd); /* empty: the socket is not readable now */
 		if (ff_sring_readable(&g->r))
 			continue;
@@ -471,6 +574,8 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 			break;
 	}
 	pthread_mutex_unlock(&g->lk->rx);
+	if (push)
+		pend_push(g);
 	if (done)
 		return (ssize_t)done;
 	if (!err)

@@ -214,6 +214,7 @@ void ffs_ring_closing(struct ffs_sock *s, int fd); /* fd < 0: a hold only, no fd
 /* fork(), before it, with the fd table's pool lock held (no ring is
  * freed meanwhile): the child holds the ends its parent holds. */
 void ffs_ring_fork_prepare(void);
+void ffs_ring_fork_after(void); /* in the parent and the child */
 /* Whether this process has a ring end attached. */
 bool ffs_rings_any(void);
 /* The inode of s's socket (0: no rings). */

@@ -566,6 +566,8 @@ int ffs_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 	if (r < 0)
 		return r;
+	if (ev && (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD))
+		ffs_ring_epoll(fd, ev->events);
 	s = ffs_fd_get(fd);
 	if (s && (s->kind == FFS_TCP || s->kind == FFS_KLISTEN || s->kind == FFS_LISTEN ||
 		  s->handed))

@@ -95,6 +95,12 @@ ssize_t ffs_sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flag
 struct ffs_sock *ffs_ring_conn(int fd);
 /* fd went through SCM_RIGHTS: its receiver holds the end from now on. */
 void ffs_ring_passing(int fd);
+/* Before a wait on fds (poll, select, epoll and kin): the sockets of ring
+ * ends whose disarm a recv deferred are made to say the truth again. */
+void ffs_ring_settle(void);
+/* epoll_ctl registered fd for events: EPOLLET on a ring end asks its
+ * doorbell for edges from now on. */
+void ffs_ring_epoll(int fd, uint32_t events);
 /* fd just came through SCM_RIGHTS: what this process knew of its number
  * goes, and the router is asked about it (with credit, taking the
  * sender's hold of its rings, ffs_ring_passing). */
