@@ -251,39 +251,74 @@ EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *
 	return REAL(select)(nfds, rd, wr, ex, tv);
 }
 
-EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+/* epoll: answered from the rings while one is ready (epoll.c), else by
+ * the kernel, whose answers are translated (a tagged registration's data)
+ * and waited on again if that leaves nothing before the timeout. */
+static int kw_wait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
-	int64_t end;
+	(void)mask;
+	return REAL(epoll_wait)(epfd, ev, max, timeout);
+}
+
+static int kw_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
+{
+	return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
+}
+
+static int ep_wait(ffs_ep_kwait kw, int epfd, struct epoll_event *ev, int max, int timeout,
+		   const sigset_t *mask)
+{
+	struct timespec ts;
+	int64_t end, deadline = -1;
 	int r;
 
-	NEED(epoll_wait);
+	r = ffs_ep_fast(epfd, ev, max, kw, mask);
+	if (r != 0)
+		return r;
 	ffs_ring_settle();
 	end = spin_end(timeout);
 	while (end) {
-		r = REAL(epoll_wait)(epfd, ev, max, 0);
-		if (r != 0 || !spinning(end))
-			return r ? r : REAL(epoll_wait)(epfd, ev, max, timeout);
+		r = ffs_ep_fast(epfd, ev, max, kw, mask);
+		if (r == 0)
+			r = ffs_ep_answer(ev, kw(epfd, ev, max, 0, mask));
+		if (r != 0)
+			return r;
+		if (!spinning(end))
+			break;
 	}
-	return REAL(epoll_wait)(epfd, ev, max, timeout);
+	if (timeout > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout;
+	}
+	for (;;) {
+		r = ffs_ep_answer(ev, kw(epfd, ev, max, timeout, mask));
+		if (r != 0 || timeout == 0)
+			return r;
+		/* all of it dropped (a disarm still deferred): wait again */
+		ffs_ring_settle();
+		if (deadline >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			timeout = (int)(deadline - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+			if (timeout <= 0)
+				return 0;
+		}
+	}
+}
+
+EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+	NEED(epoll_wait);
+	return ep_wait(kw_wait, epfd, ev, max, timeout, NULL);
 }
 
 EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
-	int64_t end;
-	int r;
-
 	NEED(epoll_pwait);
-	ffs_ring_settle();
-	end = spin_end(timeout);
-	while (end) {
-		r = REAL(epoll_pwait)(epfd, ev, max, 0, mask);
-		if (r != 0 || !spinning(end))
-			return r ? r : REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
-	}
-	return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
+	return ep_wait(kw_pwait, epfd, ev, max, timeout, mask);
 }
 
-/* The waits the spinning above leaves alone still settle the rings. */
+/* The waits the spinning above leaves alone still settle the rings (and
+ * epoll_pwait2's answers are translated; it is not answered from them). */
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
 	NEED(ppoll);
@@ -304,7 +339,7 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct 
 {
 	NEED(epoll_pwait2);
 	ffs_ring_settle();
-	return REAL(epoll_pwait2)(epfd, ev, max, ts, mask);
+	return ffs_ep_answer(ev, REAL(epoll_pwait2)(epfd, ev, max, ts, mask));
 }
 
 /* ---- fd lifetime ---- */

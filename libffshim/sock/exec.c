@@ -621,6 +621,8 @@ void ffs_exec_prepare(int dirfd, const char *path, int flags, bool search, char 
 	struct rset r = {0};
 	int saved = errno, img;
 
+	if (ffs_enabled && !ffs_vfork_child())
+		ffs_ep_exec(); /* the new image has no tags to translate */
 	if (!ffs_enabled || (!ffs_rings_any() && !ffs_fd_inherited_any()))
 		return;
 	/* the image first: a file read, where the inherited sockets would

@@ -287,6 +287,8 @@ void ffs_fd_closing(int fd)
 {
 	struct ffs_sock *s = ffs_fd_get(fd);
 
+	ffs_ep_closing(fd);
+	ffs_epoll_closed(fd);
 	if (s && s->pending)
 		ffs_pending_cancel(fd);
 	if (s)
@@ -302,6 +304,10 @@ void ffs_fd_replacing(int old, int nfd)
 
 	if (s && s->pending && old != nfd)
 		ffs_pending_cancel(nfd);
+	if (old != nfd && ffs_ep_any() && REAL(fcntl)(old, F_GETFD) >= 0)
+		ffs_ep_closing(nfd);
+	if (old != nfd)
+		ffs_epoll_closed(nfd);
 	/* only a dup that will succeed closes nfd */
 	if (!s || old == nfd || REAL(fcntl)(old, F_GETFD) < 0 || ffs_vfork_child())
 		return;

@@ -9,6 +9,11 @@
 
 static pid_t mem_pid; /* the process this memory is of (a vfork child shares it) */
 
+pid_t ffs_pid(void)
+{
+	return mem_pid ? mem_pid : getpid();
+}
+
 bool ffs_vfork_child(void)
 {
 	return mem_pid && getpid() != mem_pid;
@@ -23,10 +28,12 @@ static void fork_prepare(void)
 	ffs_watch_fork_prepare();
 	ffs_fdtab_fork(0);
 	ffs_ring_fork_prepare();
+	ffs_ep_fork(0);
 }
 
 static void fork_parent(void)
 {
+	ffs_ep_fork(1);
 	ffs_ring_fork_after();
 	ffs_fdtab_fork(1);
 	ffs_watch_fork_parent();
@@ -41,6 +48,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	mem_pid = getpid();
+	ffs_ep_fork(1);
 	ffs_ring_fork_after();
 	ffs_fdtab_fork(1);
 	ffs_watch_fork_child();

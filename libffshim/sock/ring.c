@@ -186,8 +186,9 @@ void ffs_ring_settle(void)
 {
 	struct ffs_ring *g;
 
-	if (!__atomic_load_n(&pend_head, __ATOMIC_ACQUIRE) || ffs_vfork_child())
-		return;
+	ffs_ep_sync();
+	if (!__atomic_load_n(&pend_head, __ATOMIC_ACQUIRE))
+		return; /* (a vfork child would disarm its parent's: no harm) */
 	/* an end leaves the list only once disarmed: a thread that finds the
 	 * list empty finds no end another thread is still disarming */
 	pthread_mutex_lock(&pend_mu);
@@ -206,6 +207,20 @@ void ffs_ring_fork_after(void)
 	pthread_mutex_unlock(&pend_mu);
 }
 
+uint32_t ffs_ring_ready(struct ffs_ring *g, uint32_t want)
+{
+	struct ff_sring *r = &g->r;
+	uint32_t ev = 0;
+
+	if (r->corrupt || ff_sring_peer_gone(r))
+		return 0;
+	if ((want & EPOLLIN) && ff_sring_readable(r))
+		ev |= EPOLLIN;
+	if ((want & EPOLLOUT) && ff_sring_writable(r))
+		ev |= EPOLLOUT;
+	return ev;
+}
+
 void ffs_ring_epoll(int fd, uint32_t events)
 {
 	struct ffs_sock *s;
@@ -222,6 +237,7 @@ void ffs_ring_free(struct ffs_ring *g)
 	if (!g)
 		return;
 	pend_unlist(g); /* (a settle may be at it: it holds pend_mu meanwhile) */
+	ffs_ep_ring_gone(g);
 	if (g->live)
 		__atomic_sub_fetch(&rings_live, 1, __ATOMIC_RELEASE);
 	if (g->mem && g->mem != MAP_FAILED)

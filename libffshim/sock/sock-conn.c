@@ -233,6 +233,8 @@ static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst, int f
 		ffs_ring_bufs(c, s, fd);
 	ffs_epoll_inherit(c, s, fd);
 	ffs_fd_set(fd, c);
+	if (c->ring)
+		ffs_ep_adopt(fd, c);
 	return 1;
 }
 

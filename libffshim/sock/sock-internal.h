@@ -215,6 +215,19 @@ void ffs_ring_closing(struct ffs_sock *s, int fd); /* fd < 0: a hold only, no fd
  * freed meanwhile): the child holds the ends its parent holds. */
 void ffs_ring_fork_prepare(void);
 void ffs_ring_fork_after(void); /* in the parent and the child */
+/* Ready bits among want (EPOLLIN, EPOLLOUT) of a ring end, from memory;
+ * 0 also when only the kernel can tell (an end, an error). */
+uint32_t ffs_ring_ready(struct ffs_ring *g, uint32_t want);
+/* epoll.c: fd (a set, or a registered fd) closes; g is freed; fork (0:
+ * prepare, 1: after, in both). */
+void ffs_ep_closing(int fd);
+void ffs_epoll_closed(int fd); /* sock-meta.c: a set's number may be reused */
+bool ffs_ep_any(void); /* any registration tagged */
+void ffs_ep_ring_gone(const struct ffs_ring *g);
+void ffs_ep_fork(int phase);
+/* c (a ring connection) now holds fd: its registrations recorded before
+ * get their tags. */
+void ffs_ep_adopt(int fd, struct ffs_sock *c);
 /* Whether this process has a ring end attached. */
 bool ffs_rings_any(void);
 /* The inode of s's socket (0: no rings). */

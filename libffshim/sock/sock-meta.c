@@ -487,19 +487,41 @@ int ffs_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	return r;
 }
 
+/* The inode of the set last recorded, so that an event loop that adds and
+ * deletes registrations all the time does not fstat it each time; a
+ * close of that number forgets it (ffs_epoll_closed). */
+static int ino_fd = -1;
+static unsigned long ino_val;
+
+void ffs_epoll_closed(int fd)
+{
+	if (__atomic_load_n(&ino_fd, __ATOMIC_RELAXED) == fd) {
+		pthread_mutex_lock(&ep_lock);
+		if (ino_fd == fd)
+			ino_fd = -1;
+		pthread_mutex_unlock(&ep_lock);
+	}
+}
+
 static void ep_record(struct ffs_sock *s, int epfd, int op, int fd, const struct epoll_event *ev)
 {
 	struct stat st;
 	int i;
 
 	pthread_mutex_lock(&ep_lock);
+	if (epfd == ino_fd)
+		st.st_ino = ino_val;
 	for (i = 0; i < s->neps; i++)
 		if (s->eps[i].epfd == epfd && s->eps[i].fd == fd)
 			break;
 	if (op == EPOLL_CTL_DEL) {
 		if (i < s->neps)
 			s->eps[i] = s->eps[--s->neps];
-	} else if (ev && (i < s->neps || fstat(epfd, &st) == 0)) {
+	} else if (ev && (i < s->neps || epfd == ino_fd || fstat(epfd, &st) == 0)) {
+		if (epfd != ino_fd && i == s->neps) {
+			ino_val = st.st_ino;
+			__atomic_store_n(&ino_fd, epfd, __ATOMIC_RELAXED);
+		}
 		if (i == s->neps) {
 			struct ffs_epreg *n = realloc(s->eps, sizeof(*n) * (size_t)(s->neps + 1));
 
@@ -510,7 +532,7 @@ static void ep_record(struct ffs_sock *s, int epfd, int op, int fd, const struct
 			s->eps[i].epfd = epfd;
 			s->eps[i].fd = fd;
 			s->eps[i].ino = st.st_ino;
-			s->eps[i].pid = getpid();
+			s->eps[i].pid = ffs_pid();
 		}
 		s->eps[i].ev = *ev;
 	}
@@ -524,7 +546,7 @@ void ffs_epoll_forget(struct ffs_sock *s, int fd)
 
 	if (!s->handed || !__atomic_load_n(&s->neps, __ATOMIC_RELAXED))
 		return;
-	pid = getpid();
+	pid = ffs_pid();
 	pthread_mutex_lock(&ep_lock);
 	for (int i = 0; i < s->neps;) {
 		struct ffs_epreg *e = &s->eps[i];
@@ -559,9 +581,32 @@ void ffs_epoll_inherit(struct ffs_sock *c, const struct ffs_sock *old, int fd)
 	pthread_mutex_unlock(&ep_lock);
 }
 
+void ffs_ep_adopt(int fd, struct ffs_sock *c)
+{
+	struct ffs_epreg r[8];
+	pid_t me = ffs_pid();
+	int n = 0;
+
+	pthread_mutex_lock(&ep_lock);
+	for (int i = 0; i < c->neps && n < 8; i++)
+		if (c->eps[i].fd == fd && c->eps[i].pid == me)
+			r[n++] = c->eps[i];
+	pthread_mutex_unlock(&ep_lock);
+	for (int i = 0; i < n; i++) {
+		struct epoll_event ev = r[i].ev;
+		struct stat st;
+
+		if (fstat(r[i].epfd, &st) < 0 || st.st_ino != r[i].ino)
+			continue; /* closed, or the number now means another file */
+		ffs_ring_epoll(fd, ev.events);
+		if (!(ev.events & (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE)))
+			ffs_ep_ctl(r[i].epfd, EPOLL_CTL_MOD, fd, &ev);
+	}
+}
+
 int ffs_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	int r = REAL(epoll_ctl)(epfd, op, fd, ev), saved = errno;
+	int r = ffs_ep_ctl(epfd, op, fd, ev), saved = errno;
 	struct ffs_sock *s;
 
 	if (r < 0)

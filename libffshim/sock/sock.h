@@ -24,6 +24,8 @@ void ffs_sock_atfork(void);
  * shares our memory but not our fds, so what it closes must not touch the
  * shim's tables. */
 bool ffs_vfork_child(void);
+/* This process's pid (cached; a fork child's own). */
+pid_t ffs_pid(void);
 
 /* ---- the router channel (chan.c) ---- */
 
@@ -101,6 +103,23 @@ void ffs_ring_settle(void);
 /* epoll_ctl registered fd for events: EPOLLET on a ring end asks its
  * doorbell for edges from now on. */
 void ffs_ring_epoll(int fd, uint32_t events);
+/* epoll on ring connections, answered from the rings (epoll.c). */
+typedef int (*ffs_ep_kwait)(int epfd, struct epoll_event *ev, int max, int timeout,
+			    const sigset_t *mask);
+/* The app's epoll_ctl (level-triggered ring registrations get a tag). */
+int ffs_ep_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+/* A wait's first look: > 0 events ready (from the rings, or from the
+ * kernel without waiting, one time in a few), 0 to wait in the kernel,
+ * or -1 with errno from it. */
+int ffs_ep_fast(int epfd, struct epoll_event *ev, int max, ffs_ep_kwait kw, const sigset_t *mask);
+/* The kernel's answer of n events (n < 0: its error), tags translated
+ * back and readiness a deferred disarm left dropped: how many remain. */
+int ffs_ep_answer(struct epoll_event *ev, int n);
+/* Before a wait in the kernel: the registrations epoll_ctl left to
+ * memory go to the kernel (ffs_ring_settle calls it). */
+void ffs_ep_sync(void);
+/* Before an exec: the kernel gets the app's data back in sets it keeps. */
+void ffs_ep_exec(void);
 /* fd just came through SCM_RIGHTS: what this process knew of its number
  * goes, and the router is asked about it (with credit, taking the
  * sender's hold of its rings, ffs_ring_passing). */

@@ -376,6 +376,85 @@ static void test_lazy(void)
 	conn_close(&c);
 }
 
+static int kwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
+{
+	return epoll_pwait(epfd, ev, max, timeout, mask);
+}
+
+/* epoll on a ring connection (libffshim/sock/epoll.c): the kernel holds a
+ * tag, which answers are translated back from; a wait with a ring ready
+ * is answered from memory; the app's add, modify and delete of that
+ * registration are the kernel's answers (EEXIST, ENOENT) without reaching
+ * it until something waits; readiness a deferred disarm left is dropped. */
+static void test_epoll(void)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1234}, out[4];
+	struct conn c;
+	char buf[64];
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	CU_ASSERT_FATAL(ep >= 0);
+	conn_open(&c);
+	CU_ASSERT_EQUAL(fcntl(c.fd, F_SETFL, O_NONBLOCK), 0);
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+	CU_ASSERT_EQUAL(ffs_ep_fast(ep, out, 4, kwait, NULL), 0); /* nothing yet */
+	peer_send(&c, "abc", 3);
+	/* the kernel's answer carries the tag; translated, the app's data */
+	CU_ASSERT_EQUAL(epoll_wait(ep, out, 4, 1000), 1);
+	CU_ASSERT_NOT_EQUAL(out[0].data.u64, 0x1234);
+	CU_ASSERT_EQUAL(ffs_ep_answer(out, 1), 1);
+	CU_ASSERT_EQUAL(out[0].data.u64, 0x1234);
+	CU_ASSERT(out[0].events & EPOLLIN);
+	/* from the ring */
+	memset(out, 0, sizeof(out));
+	CU_ASSERT_EQUAL(ffs_ep_fast(ep, out, 4, kwait, NULL), 1);
+	CU_ASSERT_EQUAL(out[0].data.u64, 0x1234);
+	CU_ASSERT_EQUAL(out[0].events, EPOLLIN);
+	/* the kernel's errors, from memory */
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), -1);
+	CU_ASSERT_EQUAL(errno, EEXIST);
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_DEL, c.fd, NULL), 0);
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_DEL, c.fd, NULL), -1);
+	CU_ASSERT_EQUAL(errno, ENOENT);
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev), -1);
+	CU_ASSERT_EQUAL(errno, ENOENT);
+	/* deleted: neither the ring nor the kernel's late answer reports it */
+	CU_ASSERT_EQUAL(ffs_ep_fast(ep, out, 4, kwait, NULL), 0);
+	CU_ASSERT_EQUAL(ffs_ep_answer(out, epoll_wait(ep, out, 4, 0)), 0);
+	/* and before a wait, the kernel deletes it too */
+	ffs_ep_sync();
+	CU_ASSERT_EQUAL(epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, NULL), -1);
+	CU_ASSERT_EQUAL(errno, ENOENT);
+	/* added again, for writing only */
+	ev.events = EPOLLOUT;
+	ev.data.u64 = 0x5678;
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+	CU_ASSERT_EQUAL(ffs_ep_fast(ep, out, 4, kwait, NULL), 1);
+	CU_ASSERT_EQUAL(out[0].events, EPOLLOUT);
+	CU_ASSERT_EQUAL(out[0].data.u64, 0x5678);
+	ev.events = EPOLLIN;
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev), 0);
+	/* read out: the socket stays readable (a deferred disarm), the
+	 * answer drops it */
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), 3);
+	CU_ASSERT_EQUAL(ffs_ep_fast(ep, out, 4, kwait, NULL), 0);
+	CU_ASSERT_EQUAL(ffs_ep_answer(out, epoll_wait(ep, out, 4, 0)), 0);
+	ffs_ring_settle(); /* (and syncs the MOD) */
+	CU_ASSERT_EQUAL(epoll_wait(ep, out, 4, 0), 0);
+	peer_send(&c, "d", 1);
+	CU_ASSERT_EQUAL(ffs_ep_answer(out, epoll_wait(ep, out, 4, 1000)), 1);
+	CU_ASSERT_EQUAL(out[0].data.u64, 0x5678);
+	CU_ASSERT_EQUAL(out[0].events, EPOLLIN);
+	/* edge-triggered: the kernel's, with the app's own data */
+	ev.events = EPOLLIN | EPOLLET;
+	ev.data.u64 = 0x9abc;
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev), 0);
+	CU_ASSERT_EQUAL(epoll_wait(ep, out, 4, 1000), 1);
+	CU_ASSERT_EQUAL(out[0].data.u64, 0x9abc);
+	conn_close(&c);
+	close(ep);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -389,6 +468,7 @@ int main(void)
 	    {"dup2_last", test_dup2_last},
 	    {"exit_releases", test_exit_releases},
 	    {"lazy", test_lazy},
+	    {"epoll", test_epoll},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.9", NULL};

@@ -1,0 +1,403 @@
+/* epoll on ring connections, answered from the rings (issue 14).
+ *
+ * The kernel's answer for a ring connection is its doorbell socket's,
+ * which costs the writer a token and the reader a disarm each time the
+ * reader catches up (sdoor.c). An event loop that has work on some ring
+ * does not need to ask the kernel: this file keeps, for each level-
+ * triggered registration of a ring connection, what the app asked for
+ * (events and data), and epoll_wait on that set answers from the rings'
+ * memory while one of them is ready, with no system call at all:
+ *   EPOLLIN  iff the ring we read holds bytes,
+ *   EPOLLOUT iff the ring we write has room (what the doorbell mirrors).
+ * An end, EOF or error is left to the kernel, which says it with the bits
+ * TCP would set.
+ * The other fds of the set are not starved: one wait in KERNEL_EVERY of
+ * those that find a ring ready asks the kernel instead (without waiting),
+ * and any wait that finds no ring ready goes to the kernel as before.
+ * So the kernel can tell its events for these registrations from others,
+ * they are registered with a tag as their data (TAG: a magic, the slot
+ * here and its generation), which every epoll answer the shim returns is
+ * translated back from. A tagged event whose ring is empty is a lazy
+ * disarm's (sdoor.c) and is dropped, as is a tag of a slot that is gone.
+ * Edge-triggered, one-shot and exclusive registrations keep the kernel's
+ * answer and the app's data (their events are not the level's to mirror).
+ * A fork child shares the set and the slots it inherited: it translates,
+ * but answers from the rings only for registrations of its own. Before an
+ * exec, tags in sets the new image keeps (no FD_CLOEXEC) become the app's
+ * data again. */
+#include "sock-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define TAG_MAGIC    0xf5e1dull /* 20 bits: no pointer, small number or -1 starts so */
+#define TAG(slot, gen) ((TAG_MAGIC << 44) | ((uint64_t)((gen) & 0xfff) << 32) | (slot))
+#define IS_TAG(u)    ((u) >> 44 == TAG_MAGIC)
+#define TAG_SLOT(u)  ((uint32_t)(u))
+#define TAG_GEN(u)   ((unsigned)((u) >> 32) & 0xfff)
+#define KERNEL_EVERY 8	  /* of the waits that find a ring ready, this one asks the kernel */
+#define FAST_MAX     1024 /* registrations past which waits go to the kernel (each scans all) */
+#define LEVEL_ONLY   (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE)
+
+struct ep_ent {
+	int epfd, fd; /* fd < 0: a free slot */
+	unsigned gen;
+	bool tagged;	  /* the kernel holds TAG(slot, gen) as its data */
+	bool app;	  /* the app has it registered (else deleted, the kernel's not yet) */
+	bool dirty;	  /* the kernel's differs from the app's (ep_sync) */
+	uint32_t kev;	  /* the events the kernel holds */
+	uint32_t events;  /* what the app asked for */
+	epoll_data_t data;
+	struct ffs_ring *g; /* NULL once the fd closed: translated only */
+	pid_t pid;
+};
+
+static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ep_ent *ents;
+static unsigned nents, live;
+static bool ever;    /* a tag was ever given: answers need translating */
+static bool collide; /* the app's own data looked like a tag: pass unknown ones */
+static bool any_dirty;
+static __thread unsigned waits;
+
+static int find(int epfd, int fd)
+{
+	for (unsigned i = 0; i < nents; i++)
+		if (ents[i].fd == fd && ents[i].epfd == epfd)
+			return (int)i;
+	return -1;
+}
+
+static int slot_new(void)
+{
+	struct ep_ent *n;
+	unsigned i;
+
+	for (i = 0; i < nents; i++)
+		if (ents[i].fd < 0)
+			break;
+	if (i == nents) {
+		n = realloc(ents, sizeof(*n) * (nents + 16));
+		if (!n)
+			return -1;
+		ents = n;
+		for (unsigned k = nents; k < nents + 16; k++)
+			ents[k] = (struct ep_ent){.fd = -1, .epfd = -1};
+		nents += 16;
+	}
+	ents[i].gen++;
+	return (int)i;
+}
+
+static void slot_free(int i)
+{
+	if (i < 0 || ents[i].fd < 0)
+		return;
+	ents[i].fd = ents[i].epfd = -1;
+	ents[i].g = NULL;
+	ents[i].tagged = ents[i].app = ents[i].dirty = false;
+	__atomic_store_n(&live, live - 1, __ATOMIC_RELEASE);
+}
+
+/* ep_mu held. The kernel gets the app's registration i (0, or -errno). */
+static int sync_one(int i)
+{
+	struct ep_ent *e = &ents[i];
+	struct epoll_event k = {.events = e->events, .data.u64 = TAG((uint64_t)i, e->gen)};
+	int r;
+
+	if (!e->dirty)
+		return 0;
+	e->dirty = false;
+	if (!e->app) {
+		r = REAL(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+		slot_free(i);
+	} else {
+		r = REAL(epoll_ctl)(e->epfd, EPOLL_CTL_MOD, e->fd, &k);
+		e->kev = e->events;
+	}
+	return r < 0 ? -errno : 0;
+}
+
+void ffs_ep_sync(void)
+{
+	pid_t me;
+
+	if (!__atomic_load_n(&any_dirty, __ATOMIC_ACQUIRE))
+		return;
+	me = ffs_pid();
+	pthread_mutex_lock(&ep_mu);
+	for (unsigned i = 0; i < nents; i++)
+		if (ents[i].fd >= 0 && ents[i].dirty && ents[i].pid == me)
+			sync_one((int)i);
+	__atomic_store_n(&any_dirty, false, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&ep_mu);
+}
+
+/* ep_mu held. The app's op on registration e, which the kernel holds
+ * with its tag: in memory only (-1 with errno as the kernel's, or 0). */
+static int emulate(struct ep_ent *e, int op, const struct epoll_event *ev)
+{
+	if ((op == EPOLL_CTL_ADD) == e->app) {
+		errno = e->app ? EEXIST : ENOENT;
+		return -1;
+	}
+	if (op == EPOLL_CTL_DEL) {
+		e->app = false;
+	} else {
+		e->app = true;
+		e->events = ev->events;
+		e->data = ev->data;
+	}
+	e->dirty = !e->app || e->kev != e->events;
+	if (e->dirty)
+		__atomic_store_n(&any_dirty, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* The app's epoll_ctl. Under ep_mu throughout, so that no answer carries
+ * a tag this file has not written down yet. */
+int ffs_ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct ffs_sock *s = NULL;
+	struct epoll_event k;
+	int r, i, n = -1, saved;
+
+	if (ev && op != EPOLL_CTL_DEL && !(ev->events & LEVEL_ONLY))
+		s = ffs_ring_conn(fd); /* (may ask the router: before the lock) */
+	if (!s && !__atomic_load_n(&live, __ATOMIC_ACQUIRE)) {
+		if (ev && op != EPOLL_CTL_DEL && IS_TAG(ev->data.u64))
+			collide = true;
+		return REAL(epoll_ctl)(epfd, op, fd, ev);
+	}
+	pthread_mutex_lock(&ep_mu);
+	i = find(epfd, fd);
+	/* still this fd's (a close meanwhile frees the ring under ep_mu) */
+	if (s && (ffs_fd_get(fd) != s || !s->ring))
+		s = NULL;
+	if (i >= 0 && ents[i].pid == ffs_pid() && ents[i].tagged && ents[i].g &&
+	    (s || op == EPOLL_CTL_DEL)) {
+		/* an event loop that adds and deletes a ring's registration
+		 * as it goes costs no system call: the kernel keeps the one it
+		 * has, whose events are filtered by what the app asked last,
+		 * and learns the app's before anything waits (ep_sync) */
+		r = emulate(&ents[i], op, ev);
+		saved = errno;
+		pthread_mutex_unlock(&ep_mu);
+		errno = saved;
+		return r;
+	}
+	if (i >= 0 && ents[i].pid == ffs_pid() && sync_one(i) == 0 && ents[i].fd < 0)
+		i = -1; /* deleted for real: the kernel answers as it would */
+	if (s && (op == EPOLL_CTL_ADD || i < 0)) {
+		n = slot_new();
+		if (n < 0)
+			s = NULL;
+	}
+	if (s) {
+		int t = n >= 0 ? n : i;
+
+		k = *ev;
+		k.data.u64 = TAG((uint64_t)t, ents[t].gen);
+		r = REAL(epoll_ctl)(epfd, op, fd, &k);
+	} else {
+		if (ev && op != EPOLL_CTL_DEL && IS_TAG(ev->data.u64))
+			collide = true;
+		r = REAL(epoll_ctl)(epfd, op, fd, ev);
+	}
+	saved = errno;
+	if (r < 0) {
+		if (n >= 0)
+			ents[n].fd = -1; /* never used */
+	} else if (s) {
+		int t = n >= 0 ? n : i;
+
+		if (n >= 0) {
+			slot_free(i); /* a stale one of a closed fd of that number */
+			__atomic_store_n(&live, live + 1, __ATOMIC_RELEASE);
+		}
+		ents[t].epfd = epfd;
+		ents[t].fd = fd;
+		ents[t].tagged = ents[t].app = true;
+		ents[t].dirty = false;
+		ents[t].kev = ev->events;
+		ents[t].events = ev->events;
+		ents[t].data = ev->data;
+		ents[t].g = s->ring;
+		ents[t].pid = ffs_pid();
+		ever = true;
+	} else {
+		slot_free(i); /* deleted, or now a kind the kernel answers for */
+	}
+	pthread_mutex_unlock(&ep_mu);
+	errno = saved;
+	return r;
+}
+
+/* ep_mu held. The ready registrations of epfd, from the rings. */
+static int scan(int epfd, struct epoll_event *ev, int max)
+{
+	static unsigned rr; /* where the last scan stopped: each gets its turn */
+	pid_t me = ffs_pid();
+	int n = 0;
+
+	for (unsigned k = 0; k < nents && n < max; k++) {
+		unsigned i = (rr + k) % nents;
+		struct ep_ent *e = &ents[i];
+		uint32_t bits;
+
+		if (e->epfd != epfd || e->fd < 0 || !e->app || !e->tagged || !e->g || e->pid != me)
+			continue;
+		bits = ffs_ring_ready(e->g, e->events);
+		if (!bits)
+			continue;
+		ev[n].events = bits;
+		ev[n].data = e->data;
+		if (++n == max)
+			rr = i + 1;
+	}
+	return n;
+}
+
+/* ep_mu held. */
+static int translate(struct epoll_event *ev, int n)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++) {
+		uint64_t u = ev[i].data.u64;
+		uint32_t bits = ev[i].events;
+
+		if (IS_TAG(u)) {
+			struct ep_ent *e = TAG_SLOT(u) < nents ? &ents[TAG_SLOT(u)] : NULL;
+
+			if (!e || e->fd < 0 || (e->gen & 0xfff) != TAG_GEN(u)) {
+				if (!collide)
+					continue; /* a registration gone since */
+			} else if (!e->app) {
+				continue; /* deleted; the kernel's goes before it waits */
+			} else {
+				bits &= e->events | EPOLLHUP | EPOLLERR;
+				/* readable with nothing to read: a deferred disarm */
+				if (e->g && (bits & EPOLLIN) &&
+				    !(bits & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)) &&
+				    !(ffs_ring_ready(e->g, EPOLLIN) & EPOLLIN))
+					bits &= ~(uint32_t)EPOLLIN;
+				if (!bits)
+					continue;
+				ev[i].data = e->data;
+			}
+		}
+		ev[i].events = bits;
+		ev[k++] = ev[i];
+	}
+	return k;
+}
+
+int ffs_ep_answer(struct epoll_event *ev, int n)
+{
+	if (n <= 0 || !__atomic_load_n(&ever, __ATOMIC_ACQUIRE))
+		return n;
+	pthread_mutex_lock(&ep_mu);
+	n = translate(ev, n);
+	pthread_mutex_unlock(&ep_mu);
+	return n;
+}
+
+int ffs_ep_fast(int epfd, struct epoll_event *ev, int max, ffs_ep_kwait kw, const sigset_t *mask)
+{
+	unsigned l = __atomic_load_n(&live, __ATOMIC_ACQUIRE);
+	int n;
+
+	if (!l || l > FAST_MAX || max <= 0)
+		return 0;
+	pthread_mutex_lock(&ep_mu);
+	n = scan(epfd, ev, max);
+	pthread_mutex_unlock(&ep_mu);
+	if (n > 0 && ++waits % KERNEL_EVERY == 0) {
+		int k = ffs_ep_answer(ev, kw(epfd, ev, max, 0, mask));
+
+		if (k != 0)
+			return k;
+		pthread_mutex_lock(&ep_mu);
+		n = scan(epfd, ev, max);
+		pthread_mutex_unlock(&ep_mu);
+	}
+	return n;
+}
+
+bool ffs_ep_any(void)
+{
+	return __atomic_load_n(&live, __ATOMIC_ACQUIRE) != 0;
+}
+
+void ffs_ep_closing(int fd)
+{
+	/* (a vfork child's fds are not the ones of the memory it shares) */
+	if (!__atomic_load_n(&live, __ATOMIC_ACQUIRE) || ffs_vfork_child())
+		return;
+	/* the set goes with its registrations; an fd's registration goes with
+	 * its last copy (the shim deletes it at once, ffs_epoll_forget), and
+	 * events of one a copy keeps elsewhere are dropped as gone */
+	pthread_mutex_lock(&ep_mu);
+	for (unsigned i = 0; i < nents; i++) {
+		struct ep_ent *e = &ents[i];
+
+		/* one the app deleted, still the kernel's: gone for real now,
+		 * or a copy of the file elsewhere (a fork) would keep it */
+		if (e->fd == fd && e->epfd != fd && !e->app && e->pid == ffs_pid())
+			sync_one((int)i);
+		if (e->epfd == fd || e->fd == fd)
+			slot_free((int)i);
+	}
+	pthread_mutex_unlock(&ep_mu);
+}
+
+void ffs_ep_ring_gone(const struct ffs_ring *g)
+{
+	if (!__atomic_load_n(&live, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&ep_mu);
+	for (unsigned i = 0; i < nents; i++)
+		if (ents[i].g == g)
+			ents[i].g = NULL;
+	pthread_mutex_unlock(&ep_mu);
+}
+
+void ffs_ep_exec(void)
+{
+	if (!__atomic_load_n(&live, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&ep_mu);
+	for (unsigned i = 0; i < nents; i++) {
+		struct ep_ent *e = &ents[i];
+		struct epoll_event k = {.events = e->events, .data = e->data};
+		int fl;
+
+		if (e->fd < 0 || !e->tagged || e->pid != ffs_pid())
+			continue;
+		fl = REAL(fcntl)(e->epfd, F_GETFD);
+		if (fl < 0 || (fl & FD_CLOEXEC))
+			continue;
+		if (!e->app) {
+			e->dirty = true;
+			sync_one((int)i);
+		} else if (REAL(epoll_ctl)(e->epfd, EPOLL_CTL_MOD, e->fd, &k) == 0) {
+			e->tagged = false; /* (if the exec fails: the kernel answers) */
+		}
+	}
+	pthread_mutex_unlock(&ep_mu);
+}
+
+void ffs_ep_fork(int phase)
+{
+	if (phase == 0)
+		ffs_ep_sync(); /* the child shares the sets: the kernel's are the app's */
+	if (phase == 0)
+		pthread_mutex_lock(&ep_mu);
+	else
+		pthread_mutex_unlock(&ep_mu);
+}
