@@ -505,9 +505,10 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 	struct ffs_ring *g = s->ring;
 	bool peek = flags & MSG_PEEK, waitall = (flags & MSG_WAITALL) && !peek;
 	size_t want = iov_total(iov, n), done = 0;
-	int64_t end = -1;
 	int err = 0, e, strays = 0;
-	bool spun = false, push = false;
+	bool spun = false, push = false, looked = false, again = false;
+	ssize_t got;
+	char c;
 
 	if (!want)
 		return 0;
@@ -563,31 +564,47 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 			continue;
 		}
 		/* the socket: EOF (after the ring's last bytes), an error, or a
-		 * byte no count explains, taken (or poll would wake us for it
-		 * for ever) */
-		e = sock_take(g, fd);
-		if (e < 0) {
-			err = -e;
-			break;
-		}
-		if (e == 1) {
-			if (ff_sring_readable(&g->r))
+		 * byte no count explains, taken (or the wait below would end
+		 * at once for ever); looked at by a call that may not wait, and
+		 * once a wait ended */
+		if (looked || (flags & MSG_DONTWAIT)) {
+			e = sock_take(g, fd);
+			if (e < 0) {
+				err = -e;
+				break;
+			}
+			if (e == 1) {
+				if (ff_sring_readable(&g->r))
+					continue;
+				break;
+			}
+			if (e == 2 && ++strays < 3)
 				continue;
-			break;
+			if (again || (flags & MSG_DONTWAIT)) {
+				g->nb_seen = !(flags & MSG_DONTWAIT);
+				err = EAGAIN;
+				break;
+			}
 		}
-		if (e == 2 && ++strays < 3)
-			continue;
-		if (nonblocking(fd, flags)) {
-			g->nb_seen = !(flags & MSG_DONTWAIT);
-			err = EAGAIN;
-			break;
-		}
-		g->nb_seen = false;
+		/* One call waits for a byte as the socket's O_NONBLOCK and
+		 * SO_RCVTIMEO say (EAGAIN at once, or when the time is up; a
+		 * signal: EINTR, or a restart under SA_RESTART, the kernel's
+		 * rules), and its EOF ends it too: it is only peeked at. */
 		pthread_mutex_unlock(&g->lk->rx);
-		err = -wait_for(fd, POLLIN, SO_RCVTIMEO, &end);
+		got = REAL(recv)(fd, &c, 1, MSG_PEEK);
+		e = errno;
 		lock(&g->lk->rx);
-		if (err)
-			break;
+		looked = true;
+		if (got >= 0) {
+			g->nb_seen = false; /* (a guess: it may have waited) */
+			continue;
+		}
+		if (e == EAGAIN || e == EWOULDBLOCK) {
+			again = true; /* an EOF, or bytes, since? then EAGAIN */
+			continue;
+		}
+		err = e;
+		break;
 	}
 	pthread_mutex_unlock(&g->lk->rx);
 	if (push)

@@ -455,6 +455,38 @@ static void test_epoll(void)
 	close(ep);
 }
 
+/* A blocking read on an empty ring waits in one call on the socket, which
+ * keeps the kernel's rules: SO_RCVTIMEO ends it with EAGAIN, bytes the
+ * peer writes meanwhile end it, and so does the peer's end (EOF). */
+static void test_block(void)
+{
+	struct timeval tv = {.tv_usec = 100000};
+	struct conn c;
+	char buf[16];
+	pid_t pid;
+	int st;
+
+	conn_open(&c);
+	CU_ASSERT_EQUAL(setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), -1);
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		usleep(30000);
+		_exit(ff_sring_write(&c.r, "late", 4) == 4 && ff_sdoor_wrote(&c.d, c.peer) == 0 ? 0
+											     : 1);
+	}
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), 4);
+	CU_ASSERT_EQUAL(memcmp(buf, "late", 4), 0);
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(c.peer);
+	c.peer = -1;
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), 0);
+	conn_close(&c);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -469,6 +501,7 @@ int main(void)
 	    {"exit_releases", test_exit_releases},
 	    {"lazy", test_lazy},
 	    {"epoll", test_epoll},
+	    {"block", test_block},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.9", NULL};
