@@ -120,7 +120,7 @@ int ff_sdoor_init(struct ff_sdoor *d, struct ff_sring *r, int fd)
 		return -errno;
 	d->r = r;
 	d->edges = NULL;
-	d->stuff = (uint32_t)sz / 2;
+	d->stuff = (uint32_t)sz / 4 + 512;
 	if (d->stuff > FILL_MAX)
 		d->stuff = FILL_MAX;
 	if (d->stuff < 1)

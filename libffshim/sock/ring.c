@@ -377,12 +377,47 @@ static int wait_for(int fd, short events, int opt, int64_t *end)
 	return 0;
 }
 
+#define ROOM_SPIN_NS  20000 /* at most, per full ring */
+#define ROOM_QUIET_NS 2000  /* the reader took nothing for this long: it is not reading */
+
+static inline void cpu_relax(void);
+
+/* The ring we write is full. A reader busy on another CPU makes room
+ * within microseconds: watching its tail for that long costs less than
+ * the doorbell's filling, a sleep and a wake-up. Only while the tail
+ * moves (a reader asleep, or on this CPU, does not), and for want bytes
+ * of room or a quarter of the ring. True: room came. */
+static bool room_spin(struct ffs_ring *g, size_t want)
+{
+	struct ff_sring *r = &g->r;
+	uint64_t tail = __atomic_load_n(&r->tx->tail, __ATOMIC_ACQUIRE);
+	int64_t now = ffs_now_ns(), end = now + ROOM_SPIN_NS, quiet = now + ROOM_QUIET_NS;
+
+	if (want > r->size / 4)
+		want = r->size / 4;
+	for (;;) {
+		for (int i = 0; i < 64; i++) {
+			if (ff_sring_writable(r) >= want || r->corrupt || ff_sring_peer_gone(r))
+				return true;
+			cpu_relax();
+		}
+		now = ffs_now_ns();
+		if (__atomic_load_n(&r->tx->tail, __ATOMIC_ACQUIRE) != tail) {
+			tail = __atomic_load_n(&r->tx->tail, __ATOMIC_ACQUIRE);
+			quiet = now + ROOM_QUIET_NS;
+		}
+		if (now >= end || now >= quiet)
+			return ff_sring_writable(r) > 0;
+	}
+}
+
 ssize_t ffs_ring_send(int fd, struct ffs_sock *s, const struct iovec *iov, int n, int flags)
 {
 	struct ffs_ring *g = s->ring;
 	size_t want = iov_total(iov, n), done = 0;
 	int64_t end = -1;
 	int err = 0;
+	bool spun = false;
 
 	if (s->shut_wr) {
 		err = EPIPE;
@@ -408,6 +443,11 @@ ssize_t ffs_ring_send(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 			}
 			continue;
 		}
+		if (!spun && room_spin(g, want - done)) {
+			spun = true;
+			continue;
+		}
+		spun = true;
 		w = ff_sdoor_full(&g->d, fd);
 		if (w < 0) {
 			err = (int)-w;
