@@ -21,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd -P)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 : "${BENCH_RUNS:=3}"
-: "${BENCH_RING:=262144}"
+: "${BENCH_RING:=524288}"
 : "${BENCH_SPIN:=50}"
 out=${BENCH_OUT:-$here/out}
 mkdir -p "$out"
@@ -32,7 +32,7 @@ wheres=(host bridge socketpair rings)
 # router_for WHERE: the router the path needs (restarted when it changes)
 router_mode=""
 router_for() {
-	local want=""
+	local want="--same-host-rings 0"
 	[[ $1 == rings ]] && want="--same-host-rings $BENCH_RING"
 	[[ $1 == host || $1 == bridge || $want == "$router_mode" ]] && return 0
 	ff_router_stop quiet

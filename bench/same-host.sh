@@ -14,6 +14,9 @@
 # throughput, and sockperf p50 no worse than loopback; ffexec's data path
 # the shim's within noise (iperf3 >= 0.9x, sockperf p50 <= 1.1x ffnet's)
 # and its connections/s >= 0.7x ffnet's.
+# The router runs without rings here (--same-host-rings 0), so that ffnet
+# and ffexec share one data path, the socketpair; the rings, on by
+# default, are bench/rings.sh's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd -P)
 . "$here/lib.sh"
@@ -21,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd -P)
 out=${BENCH_OUT:-$here/out}
 mkdir -p "$out"
 
-bench_setup bench-same-host 10.77.8.0/24 || exit $?
+FF_ROUTER_ARGS="${FF_ROUTER_ARGS:-} --same-host-rings 0" bench_setup bench-same-host 10.77.8.0/24 || exit $?
 wheres=(host bridge ffnet ffexec)
 more_run() { # WHERE: its redis SET and GET requests/s and connections/s, appended to v
 	local set get

@@ -4,6 +4,8 @@
 
 #include "log.h"
 
+#include <ff/sring.h>
+
 #include <string.h>
 
 void ffr_options_default(struct ffr_options *o)
@@ -15,6 +17,7 @@ void ffr_options_default(struct ffr_options *o)
 	o->core.quota.conns = 65536;
 	o->core.quota.pending = 4096;
 	o->core.sockbuf = 1 << 20;
+	o->core.ring = FF_SRING_DEFAULT;
 	o->rdma.poll_us = 2000;
 	o->rdma.path = FFR_VPATH_AUTO;
 }

@@ -124,7 +124,8 @@ static const struct opt opts[] = {
 	NUM("same-host-rings", "BYTES", OPT_U32, core.ring, 0, 64u << 20, "size",
 	    "same-host connections move their bytes through two\n"
 	    "shared-memory rings of BYTES each (a power of two,\n"
-	    "4096 to 64 MiB; default 0: no rings, the socketpair)"),
+	    "4096 to 64 MiB; default 524288; 0: no rings, the\n"
+	    "socketpair alone)"),
 	NUM("max-ring-mem", "MIB", OPT_U32, core.quota.ring_mib, 1, 1u << 20, "size",
 	    "ring memory per container, MiB (default 256); past it\n"
 	    "new connections use the socketpair alone"),

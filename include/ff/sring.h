@@ -35,7 +35,7 @@
 #define FF_SRING_HDR 4096u            /* the header page precedes ring 0 */
 #define FF_SRING_MIN (4u << 10)       /* bytes of one ring */
 #define FF_SRING_MAX (64u << 20)
-#define FF_SRING_DEFAULT (256u << 10)
+#define FF_SRING_DEFAULT (512u << 10) /* the router's --same-host-rings */
 
 /* One direction: the producer's cache line and the consumer's. */
 struct ff_sring_idx {

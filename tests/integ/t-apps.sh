@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Unmodified programs between two containers on one host, all with the shim
 # preloaded:
-#   t-apps.sh ffnet   the router runs: every flow must be accelerated
+#   t-apps.sh ffnet   the router runs without rings (--same-host-rings 0,
+#                     the socketpair alone): every flow must be accelerated
 #                     (the router shows it as same-host while it runs)
-#   t-apps.sh rings   as ffnet, the router giving same-host connections
-#                     shared-memory rings (--same-host-rings): every
+#   t-apps.sh rings   as ffnet, the router as it runs by default, giving
+#                     same-host connections shared-memory rings: every
 #                     flow must also have had them
 #   t-apps.sh plain   the router is absent: plain container networking,
 #                     same results, and every flow over the container
@@ -25,7 +26,8 @@ rings=false
 if [[ $mode == rings ]]; then
 	rings=true
 	mode=ffnet
-	FF_ROUTER_ARGS="${FF_ROUTER_ARGS:-} --same-host-rings 262144"
+elif [[ $mode == ffnet ]]; then
+	FF_ROUTER_ARGS="${FF_ROUTER_ARGS:-} --same-host-rings 0"
 fi
 ff_router_start
 ff_pair 10.77.1.0/24

@@ -4,8 +4,9 @@
 # ffexec (seccomp, no shim); the transcripts must be identical apart from
 # the documented deviations of the same-host path
 # (tests/conform/deviations-same-host.txt, printed when they occur).
-# With `rings` first, the router gives same-host connections shared-memory
-# rings (--same-host-rings, issue 14): the ffnet run must be identical too,
+# Without `rings`, the router runs with --same-host-rings 0 (the socketpair
+# alone). With `rings` first, as by default, it gives same-host connections
+# shared-memory rings (issue 14): the ffnet run must be identical too,
 # every accelerated connection must have had rings, and ffexec (whose
 # connections never do) is not run again; the client spins
 # (FFNET_SPIN_US=20), the server does not.
@@ -16,8 +17,10 @@ rings=false
 if [[ ${1:-} == rings ]]; then
 	rings=true
 	shift
-	# 1000 connections at once: 516 MiB of rings (touched only as used)
-	FF_ROUTER_ARGS="${FF_ROUTER_ARGS:-} --same-host-rings 262144 --max-ring-mem 1024"
+	# 1000 connections at once: 1 GiB of rings (touched only as used)
+	FF_ROUTER_ARGS="${FF_ROUTER_ARGS:-} --max-ring-mem 1200"
+else
+	FF_ROUTER_ARGS="${FF_ROUTER_ARGS:-} --same-host-rings 0"
 fi
 args=("$@")
 

@@ -9,7 +9,7 @@
 # the shim's ring code runs under valgrind too.
 # Needs root and `ip netns`; exits 77 otherwise.
 set -euo pipefail
-router_args=()
+router_args=(--same-host-rings 0)
 [[ ${1:-} != rings ]] || router_args=(--same-host-rings 65536 --max-ring-mem 1024)
 top=$(cd "$(dirname "$0")/../.." && pwd -P)
 build=${FF_BUILD:-$top/build}
