@@ -199,13 +199,28 @@ static bool spinning(int64_t end)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec < end;
 }
 
-EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+/* Around a wait in the kernel: epoll_ctl meanwhile goes to the kernel at
+ * once (epoll.c), and the rings' sockets say the truth before it. */
+static void wait_begin(void)
+{
+	ffs_ep_sleeping(1);
+	ffs_ring_settle();
+}
+
+static int wait_end(int r)
+{
+	int saved = errno;
+
+	ffs_ep_sleeping(-1);
+	errno = saved;
+	return r;
+}
+
+static int poll_spin(struct pollfd *fds, nfds_t n, int timeout)
 {
 	int64_t end;
 	int r;
 
-	NEED(poll);
-	ffs_ring_settle();
 	end = spin_end(timeout);
 	while (end) {
 		r = REAL(poll)(fds, n, 0);
@@ -215,14 +230,19 @@ EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 	return REAL(poll)(fds, n, timeout);
 }
 
-EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
+EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	NEED(poll);
+	wait_begin();
+	return wait_end(poll_spin(fds, n, timeout));
+}
+
+static int select_spin(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
 	int64_t end;
 	fd_set s[3];
 	int r;
 
-	NEED(select);
-	ffs_ring_settle();
 	end = spin_end(tv && !tv->tv_sec && !tv->tv_usec ? 0 : 1);
 	if (end) {
 		/* a try that finds nothing clears the sets: they are put back */
@@ -251,6 +271,13 @@ EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *
 	return REAL(select)(nfds, rd, wr, ex, tv);
 }
 
+EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
+{
+	NEED(select);
+	wait_begin();
+	return wait_end(select_spin(nfds, rd, wr, ex, tv));
+}
+
 /* epoll: answered from the rings while one is ready (epoll.c), else by
  * the kernel, whose answers are translated (a tagged registration's data)
  * and waited on again if that leaves nothing before the timeout. */
@@ -275,14 +302,14 @@ static int ep_wait(ffs_ep_kwait kw, int epfd, struct epoll_event *ev, int max, i
 	r = ffs_ep_fast(epfd, ev, max, kw, mask);
 	if (r != 0)
 		return r;
-	ffs_ring_settle();
+	wait_begin();
 	end = spin_end(timeout);
 	while (end) {
 		r = ffs_ep_fast(epfd, ev, max, kw, mask);
 		if (r == 0)
 			r = ffs_ep_answer(ev, kw(epfd, ev, max, 0, mask));
 		if (r != 0)
-			return r;
+			return wait_end(r);
 		if (!spinning(end))
 			break;
 	}
@@ -293,14 +320,14 @@ static int ep_wait(ffs_ep_kwait kw, int epfd, struct epoll_event *ev, int max, i
 	for (;;) {
 		r = ffs_ep_answer(ev, kw(epfd, ev, max, timeout, mask));
 		if (r != 0 || timeout == 0)
-			return r;
+			return wait_end(r);
 		/* all of it dropped (a disarm still deferred): wait again */
 		ffs_ring_settle();
 		if (deadline >= 0) {
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			timeout = (int)(deadline - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
 			if (timeout <= 0)
-				return 0;
+				return wait_end(0);
 		}
 	}
 }
@@ -322,24 +349,24 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, c
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
 	NEED(ppoll);
-	ffs_ring_settle();
-	return REAL(ppoll)(fds, n, ts, mask);
+	wait_begin();
+	return wait_end(REAL(ppoll)(fds, n, ts, mask));
 }
 
 EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
 		   const sigset_t *mask)
 {
 	NEED(pselect);
-	ffs_ring_settle();
-	return REAL(pselect)(nfds, rd, wr, ex, ts, mask);
+	wait_begin();
+	return wait_end(REAL(pselect)(nfds, rd, wr, ex, ts, mask));
 }
 
 EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
 			const sigset_t *mask)
 {
 	NEED(epoll_pwait2);
-	ffs_ring_settle();
-	return ffs_ep_answer(ev, REAL(epoll_pwait2)(epfd, ev, max, ts, mask));
+	wait_begin();
+	return wait_end(ffs_ep_answer(ev, REAL(epoll_pwait2)(epfd, ev, max, ts, mask)));
 }
 
 /* ---- fd lifetime ---- */

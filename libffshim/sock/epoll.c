@@ -61,6 +61,12 @@ static unsigned nents, live;
 static bool ever;    /* a tag was ever given: answers need translating */
 static bool collide; /* the app's own data looked like a tag: pass unknown ones */
 static bool any_dirty;
+static int sleepers; /* this process's threads waiting in the kernel */
+
+void ffs_ep_sleeping(int d)
+{
+	__atomic_add_fetch(&sleepers, d, __ATOMIC_SEQ_CST);
+}
 static __thread unsigned waits;
 
 static int find(int epfd, int fd)
@@ -179,11 +185,15 @@ int ffs_ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (s && (ffs_fd_get(fd) != s || !s->ring))
 		s = NULL;
 	if (i >= 0 && ents[i].pid == ffs_pid() && ents[i].tagged && ents[i].g &&
-	    (s || op == EPOLL_CTL_DEL)) {
+	    (s || op == EPOLL_CTL_DEL) && !__atomic_load_n(&sleepers, __ATOMIC_SEQ_CST)) {
 		/* an event loop that adds and deletes a ring's registration
 		 * as it goes costs no system call: the kernel keeps the one it
 		 * has, whose events are filtered by what the app asked last,
-		 * and learns the app's before anything waits (ep_sync) */
+		 * and learns the app's before anything waits (ep_sync). Not
+		 * while another thread waits in the kernel: the change must
+		 * reach that wait now. (A thread that begins to wait counts
+		 * itself first, then syncs under ep_mu: either we see it
+		 * here, or its sync sees what we do.) */
 		r = emulate(&ents[i], op, ev);
 		saved = errno;
 		pthread_mutex_unlock(&ep_mu);

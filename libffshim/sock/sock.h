@@ -118,6 +118,9 @@ int ffs_ep_answer(struct epoll_event *ev, int n);
 /* Before a wait in the kernel: the registrations epoll_ctl left to
  * memory go to the kernel (ffs_ring_settle calls it). */
 void ffs_ep_sync(void);
+/* A thread begins (1) or ends (-1) a wait in the kernel that may sleep:
+ * meanwhile, epoll_ctl goes to the kernel at once. Before settling. */
+void ffs_ep_sleeping(int d);
 /* Before an exec: the kernel gets the app's data back in sets it keeps. */
 void ffs_ep_exec(void);
 /* fd just came through SCM_RIGHTS: what this process knew of its number

@@ -445,6 +445,13 @@ static void test_epoll(void)
 	CU_ASSERT_EQUAL(ffs_ep_answer(out, epoll_wait(ep, out, 4, 1000)), 1);
 	CU_ASSERT_EQUAL(out[0].data.u64, 0x5678);
 	CU_ASSERT_EQUAL(out[0].events, EPOLLIN);
+	/* while a thread waits in the kernel, a change reaches it at once */
+	ffs_ep_sleeping(1);
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_DEL, c.fd, NULL), 0);
+	CU_ASSERT_EQUAL(epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, NULL), -1);
+	CU_ASSERT_EQUAL(errno, ENOENT);
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+	ffs_ep_sleeping(-1);
 	/* edge-triggered: the kernel's, with the app's own data */
 	ev.events = EPOLLIN | EPOLLET;
 	ev.data.u64 = 0x9abc;
