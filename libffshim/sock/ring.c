@@ -385,21 +385,24 @@ static inline void cpu_relax(void);
 /* The ring we write is full. A reader busy on another CPU makes room
  * within microseconds: watching its tail for that long costs less than
  * the doorbell's filling, a sleep and a wake-up. Only while the tail
- * moves (a reader asleep, or on this CPU, does not), and for want bytes
- * of room or a quarter of the ring. True: room came. */
-static bool room_spin(struct ffs_ring *g, size_t want)
+ * moves (a reader asleep, or on this CPU, does not), and until a quarter
+ * of the ring is free: a writer resuming at the first free bytes would
+ * chase the reader one small message at a time (64 B messages ran at
+ * half the rate), its loads of the tail's line slowing the reader's
+ * stores. True: room came. */
+static bool room_spin(struct ffs_ring *g)
 {
 	struct ff_sring *r = &g->r;
 	uint64_t tail = __atomic_load_n(&r->tx->tail, __ATOMIC_ACQUIRE);
 	int64_t now = ffs_now_ns(), end = now + ROOM_SPIN_NS, quiet = now + ROOM_QUIET_NS;
 
-	if (want > r->size / 4)
-		want = r->size / 4;
 	for (;;) {
-		for (int i = 0; i < 64; i++) {
-			if (ff_sring_writable(r) >= want || r->corrupt || ff_sring_peer_gone(r))
+		for (int k = 0; k < 4; k++) {
+			if (ff_sring_writable(r) >= r->size / 4 || r->corrupt ||
+			    ff_sring_peer_gone(r))
 				return true;
-			cpu_relax();
+			for (int i = 0; i < 8; i++)
+				cpu_relax();
 		}
 		now = ffs_now_ns();
 		if (__atomic_load_n(&r->tx->tail, __ATOMIC_ACQUIRE) != tail) {
@@ -443,7 +446,7 @@ ssize_t ffs_ring_send(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 			}
 			continue;
 		}
-		if (!spun && room_spin(g, want - done)) {
+		if (!spun && room_spin(g)) {
 			spun = true;
 			continue;
 		}
