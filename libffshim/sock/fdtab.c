@@ -302,14 +302,17 @@ void ffs_fd_replacing(int old, int nfd)
 {
 	struct ffs_sock *s = ffs_fd_get(nfd);
 
+	bool closes;
+
 	if (s && s->pending && old != nfd)
 		ffs_pending_cancel(nfd);
-	if (old != nfd && ffs_ep_any() && REAL(fcntl)(old, F_GETFD) >= 0)
+	/* only a dup that will succeed closes nfd */
+	closes = old != nfd && (s || ffs_ep_any()) && REAL(fcntl)(old, F_GETFD) >= 0;
+	if (closes)
 		ffs_ep_closing(nfd);
 	if (old != nfd)
 		ffs_epoll_closed(nfd);
-	/* only a dup that will succeed closes nfd */
-	if (!s || old == nfd || REAL(fcntl)(old, F_GETFD) < 0 || ffs_vfork_child())
+	if (!s || !closes || ffs_vfork_child())
 		return;
 	if (s->handed)
 		ffs_epoll_forget(s, nfd);
