@@ -122,18 +122,36 @@ static void copy(uint8_t *d, uint32_t size, uint64_t pos, void *buf, size_t n, b
 }
 
 /* Copies the iovecs, at most max bytes, between ring d from position pos
- * on and their buffers (to the ring if in); how many. */
+ * on and their buffers (to the ring if in), storing the new position in
+ * *idx (unless NULL) after every FF_SRING_STEP bytes and at the end: a
+ * large copy is taken in pieces, so the other side starts on the first
+ * piece (reading it, or writing into the room it made) while this one
+ * copies the next, and a copy of 128 KiB is not one 128 KiB wait. How
+ * many. */
 static size_t copy_iov(uint8_t *d, uint32_t size, uint64_t pos, const struct iovec *iov, int n,
-		       size_t max, bool in)
+		       size_t max, bool in, uint64_t *idx)
 {
-	size_t done = 0;
+	size_t done = 0, mark = FF_SRING_STEP;
 
 	for (int i = 0; i < n && done < max; i++) {
-		size_t k = iov[i].iov_len < max - done ? iov[i].iov_len : max - done;
+		size_t k = iov[i].iov_len < max - done ? iov[i].iov_len : max - done, off = 0;
 
-		copy(d, size, pos + done, iov[i].iov_base, k, in);
-		done += k;
+		while (off < k) {
+			size_t m = k - off;
+
+			if (idx && done + m > mark)
+				m = mark - done;
+			copy(d, size, pos + done, (uint8_t *)iov[i].iov_base + off, m, in);
+			off += m;
+			done += m;
+			if (idx && done == mark && done < max) {
+				STORE(idx, pos + done);
+				mark += FF_SRING_STEP;
+			}
+		}
 	}
+	if (idx && done)
+		STORE(idx, pos + done);
 	return done;
 }
 
@@ -141,16 +159,12 @@ ssize_t ff_sring_writev(struct ff_sring *r, const struct iovec *iov, int n)
 {
 	uint64_t head;
 	int64_t room = space(r, &head);
-	size_t done;
 
 	if (room < 0)
 		return -ECONNRESET;
 	if (LOAD(&r->tx->cons_shut))
 		return -EPIPE;
-	done = copy_iov(r->txd, r->size, head, iov, n, (size_t)room, true);
-	if (done)
-		STORE(&r->tx->head, head + done);
-	return (ssize_t)done;
+	return (ssize_t)copy_iov(r->txd, r->size, head, iov, n, (size_t)room, true, &r->tx->head);
 }
 
 ssize_t ff_sring_write(struct ff_sring *r, const void *buf, size_t len)
@@ -164,14 +178,11 @@ ssize_t ff_sring_readv(struct ff_sring *r, const struct iovec *iov, int n, bool 
 {
 	uint64_t tail;
 	int64_t have = avail(r, &tail);
-	size_t done;
 
 	if (have < 0)
 		return -ECONNRESET;
-	done = copy_iov(r->rxd, r->size, tail, iov, n, (size_t)have, false);
-	if (done && !peek)
-		STORE(&r->rx->tail, tail + done);
-	return (ssize_t)done;
+	return (ssize_t)copy_iov(r->rxd, r->size, tail, iov, n, (size_t)have, false,
+				 peek ? NULL : &r->rx->tail);
 }
 
 ssize_t ff_sring_read(struct ff_sring *r, void *buf, size_t len, bool peek)

@@ -36,6 +36,7 @@
 #define FF_SRING_MIN (4u << 10)       /* bytes of one ring */
 #define FF_SRING_MAX (64u << 20)
 #define FF_SRING_DEFAULT (512u << 10) /* the router's --same-host-rings */
+#define FF_SRING_STEP (16u << 10)     /* a copy longer than this is published in pieces */
 
 /* One direction: the producer's cache line and the consumer's. */
 struct ff_sring_idx {

@@ -10,12 +10,17 @@
  * - a hostile peer: whatever it writes into the shared page (a head behind
  *   tail or too far ahead, a tail past head, a changed size) is a corrupt
  *   ring, ECONNRESET from then on, and no copy leaves the mapping (under
- *   the sanitizers and valgrind: checked).
+ *   the sanitizers and valgrind: checked);
+ * - a copy longer than FF_SRING_STEP is published in pieces: a writer (or
+ *   reader) whose buffer faults in its second piece has published the
+ *   first, byte for byte.
  * The doorbell and readiness of the rings: test_sdoor.c. */
 #include "cu.h"
 #include "sring.h"
 
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -196,12 +201,79 @@ static void test_hostile(void)
 	pair_close(&p);
 }
 
+/* ---- pieces ---- */
+
+static sigjmp_buf fault_jb;
+
+static void on_fault(int sig)
+{
+	(void)sig;
+	siglongjmp(fault_jb, 1);
+}
+
+/* STEP bytes of a buffer followed by a page that faults: a copy to or
+ * from it stops in its second piece. */
+static uint8_t *faulting_buf(size_t *len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uint8_t *m = mmap(NULL, FF_SRING_STEP + (size_t)pg, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	CU_ASSERT_FATAL(mprotect(m + FF_SRING_STEP, (size_t)pg, PROT_NONE) == 0);
+	*len = FF_SRING_STEP + (size_t)pg;
+	return m;
+}
+
+static void test_pieces(void)
+{
+	struct sigaction sa = {.sa_handler = on_fault}, old_segv, old_bus;
+	static uint8_t in[4 * FF_SRING_STEP];
+	volatile ssize_t n = -2;
+	size_t len;
+	uint8_t *src = faulting_buf(&len);
+	struct pair p;
+
+	pair_open(&p, 8 * FF_SRING_STEP);
+	for (size_t i = 0; i < FF_SRING_STEP; i++)
+		src[i] = pattern(i);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+	/* the writer faults in its second piece: the first is there */
+	if (!sigsetjmp(fault_jb, 1))
+		n = ff_sring_write(&p.a, src, len);
+	CU_ASSERT_EQUAL(n, -2); /* it faulted */
+	CU_ASSERT_EQUAL(ff_sring_readable(&p.b), FF_SRING_STEP);
+	CU_ASSERT_EQUAL(ff_sring_read(&p.b, in, sizeof(in), false), FF_SRING_STEP);
+	for (size_t i = 0; i < FF_SRING_STEP; i++)
+		CU_ASSERT_FATAL(in[i] == pattern(i));
+	/* the reader faults in its second piece: the first is taken */
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = pattern(i + 1);
+	CU_ASSERT_EQUAL(ff_sring_write(&p.a, in, sizeof(in)), (ssize_t)sizeof(in));
+	n = -2;
+	if (!sigsetjmp(fault_jb, 1))
+		n = ff_sring_read(&p.b, src, len, false);
+	CU_ASSERT_EQUAL(n, -2);
+	CU_ASSERT_EQUAL(ff_sring_readable(&p.b), sizeof(in) - FF_SRING_STEP);
+	CU_ASSERT_EQUAL(memcmp(src, in, FF_SRING_STEP), 0);
+	CU_ASSERT_EQUAL(ff_sring_read(&p.b, in, sizeof(in), false),
+			(ssize_t)(sizeof(in) - FF_SRING_STEP));
+	CU_ASSERT_EQUAL(in[0], pattern(FF_SRING_STEP + 1));
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	munmap(src, len);
+	pair_close(&p);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
 		{"geometry", test_geometry},
 		{"stream", test_stream},
 		{"hostile", test_hostile},
+		{"pieces", test_pieces},
 		{0},
 	};
 
