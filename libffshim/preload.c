@@ -201,10 +201,15 @@ static bool spinning(int64_t end)
 
 /* Around a wait in the kernel: epoll_ctl meanwhile goes to the kernel at
  * once (epoll.c), and the rings' sockets say the truth before it. */
-static void wait_begin(void)
+static void wait_begin(bool sleeps)
 {
 	ffs_ep_sleeping(1);
-	ffs_ring_settle();
+	ffs_ring_settle(sleeps);
+}
+
+static bool ts_zero(const struct timespec *ts)
+{
+	return ts && !ts->tv_sec && !ts->tv_nsec;
 }
 
 static int wait_end(int r)
@@ -233,7 +238,7 @@ static int poll_spin(struct pollfd *fds, nfds_t n, int timeout)
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	NEED(poll);
-	wait_begin();
+	wait_begin(timeout != 0);
 	return wait_end(poll_spin(fds, n, timeout));
 }
 
@@ -274,7 +279,7 @@ static int select_spin(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct time
 EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
 	NEED(select);
-	wait_begin();
+	wait_begin(!(tv && !tv->tv_sec && !tv->tv_usec));
 	return wait_end(select_spin(nfds, rd, wr, ex, tv));
 }
 
@@ -302,7 +307,7 @@ static int ep_wait(ffs_ep_kwait kw, int epfd, struct epoll_event *ev, int max, i
 	r = ffs_ep_fast(epfd, ev, max, kw, mask);
 	if (r != 0)
 		return r;
-	wait_begin();
+	wait_begin(timeout != 0);
 	end = spin_end(timeout);
 	while (end) {
 		r = ffs_ep_fast(epfd, ev, max, kw, mask);
@@ -322,7 +327,7 @@ static int ep_wait(ffs_ep_kwait kw, int epfd, struct epoll_event *ev, int max, i
 		if (r != 0 || timeout == 0)
 			return wait_end(r);
 		/* all of it dropped (a disarm still deferred): wait again */
-		ffs_ring_settle();
+		ffs_ring_settle(false);
 		if (deadline >= 0) {
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			timeout = (int)(deadline - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
@@ -349,7 +354,7 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, c
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
 	NEED(ppoll);
-	wait_begin();
+	wait_begin(!ts_zero(ts));
 	return wait_end(REAL(ppoll)(fds, n, ts, mask));
 }
 
@@ -357,7 +362,7 @@ EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct ti
 		   const sigset_t *mask)
 {
 	NEED(pselect);
-	wait_begin();
+	wait_begin(!ts_zero(ts));
 	return wait_end(REAL(pselect)(nfds, rd, wr, ex, ts, mask));
 }
 
@@ -365,7 +370,7 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct 
 			const sigset_t *mask)
 {
 	NEED(epoll_pwait2);
-	wait_begin();
+	wait_begin(!ts_zero(ts));
 	return wait_end(ffs_ep_answer(ev, REAL(epoll_pwait2)(epfd, ev, max, ts, mask)));
 }
 

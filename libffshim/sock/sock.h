@@ -98,8 +98,9 @@ struct ffs_sock *ffs_ring_conn(int fd);
 /* fd went through SCM_RIGHTS: its receiver holds the end from now on. */
 void ffs_ring_passing(int fd);
 /* Before a wait on fds (poll, select, epoll and kin): the sockets of ring
- * ends whose disarm a recv deferred are made to say the truth again. */
-void ffs_ring_settle(void);
+ * ends whose disarm a recv deferred are made to say the truth again. A
+ * wait that may sleep (sleeps) first watches streams' rings a moment. */
+void ffs_ring_settle(bool sleeps);
 /* epoll_ctl registered fd for events: EPOLLET on a ring end asks its
  * doorbell for edges from now on. */
 void ffs_ring_epoll(int fd, uint32_t events);

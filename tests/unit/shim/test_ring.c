@@ -353,7 +353,7 @@ static void test_lazy(void)
 	CU_ASSERT_EQUAL(memcmp(buf, "two", 3), 0);
 	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), -1);
 	CU_ASSERT_EQUAL(errno, EAGAIN);
-	ffs_ring_settle();
+	ffs_ring_settle(true);
 	CU_ASSERT_EQUAL(app_events(&c) & POLLIN, 0);
 	peer_send(&c, "three", 5); /* disarmed: a token */
 	CU_ASSERT(__atomic_load_n(&c.r.tx->tokens, __ATOMIC_ACQUIRE) > tokens);
@@ -439,7 +439,7 @@ static void test_epoll(void)
 	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), 3);
 	CU_ASSERT_EQUAL(ffs_ep_fast(ep, out, 4, kwait, NULL), 0);
 	CU_ASSERT_EQUAL(ffs_ep_answer(out, epoll_wait(ep, out, 4, 0)), 0);
-	ffs_ring_settle(); /* (and syncs the MOD) */
+	ffs_ring_settle(true); /* (and syncs the MOD) */
 	CU_ASSERT_EQUAL(epoll_wait(ep, out, 4, 0), 0);
 	peer_send(&c, "d", 1);
 	CU_ASSERT_EQUAL(ffs_ep_answer(out, epoll_wait(ep, out, 4, 1000)), 1);
@@ -494,6 +494,83 @@ static void test_block(void)
 	conn_close(&c);
 }
 
+static uint8_t stream_byte(uint64_t i)
+{
+	return (uint8_t)(i * 13 + (i >> 11));
+}
+
+/* A stream from a peer process that writes as fast as the ring lets it,
+ * more than the ring holds at each write, read as iperf3 reads (a wait,
+ * then a non-blocking read) and with blocking reads in turn: each read
+ * takes a piece or more, so every wait first watches the ring (settle's
+ * stream spin) and a blocking read watches before it sleeps; the writer
+ * publishes its copies in pieces. Every byte arrives, in order, each
+ * POLLIN is followed by bytes, and nothing hangs (SO_RCVTIMEO, the poll
+ * timeout and the writer's own poll bound every wait). */
+static void test_stream(void)
+{
+	static uint8_t out[SF_RING_SIZE + 4000], in[2 * SF_RING_SIZE];
+	const uint64_t total = 8u << 20;
+	uint64_t got = 0;
+	struct conn c;
+	pid_t pid;
+	int st, reads = 0;
+
+	conn_open(&c);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		uint64_t sent = 0;
+
+		while (sent < total) {
+			size_t n = total - sent < sizeof(out) ? (size_t)(total - sent) : sizeof(out);
+			ssize_t k;
+
+			for (size_t i = 0; i < n; i++)
+				out[i] = stream_byte(sent + i);
+			k = ff_sring_write(&c.r, out, n);
+			if (k > 0) {
+				if (ff_sdoor_wrote(&c.d, c.peer) < 0)
+					_exit(1);
+				sent += (uint64_t)k;
+				continue;
+			}
+			k = ff_sdoor_full(&c.d, c.peer);
+			if (k < 0)
+				_exit(2);
+			if (k == 0) {
+				struct pollfd p = {.fd = c.peer, .events = POLLOUT};
+
+				if (poll(&p, 1, 3000) != 1)
+					_exit(3); /* no room for 3 s: the reader hung */
+			}
+		}
+		ff_sring_shut_tx(&c.r);
+		_exit(0);
+	}
+	while (got < total) {
+		ssize_t n;
+
+		if (reads++ % 2 == 0) {
+			struct pollfd p = {.fd = c.fd, .events = POLLIN};
+
+			ffs_ring_settle(true); /* as the shim's poll() does first */
+			CU_ASSERT_EQUAL_FATAL(poll(&p, 1, 3000), 1);
+			n = app_recv(&c, in, sizeof(in), MSG_DONTWAIT);
+		} else {
+			n = app_recv(&c, in, sizeof(in), 0);
+		}
+		CU_ASSERT_FATAL(n > 0);
+		for (ssize_t i = 0; i < n; i++)
+			CU_ASSERT_FATAL(in[i] == stream_byte(got + (uint64_t)i));
+		got += (uint64_t)n;
+	}
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CU_ASSERT_EQUAL(app_recv(&c, in, sizeof(in), 0), 0); /* EOF after the last byte */
+	conn_close(&c);
+}
+
 int main(void)
 {
 	static const struct cu_test tests[] = {
@@ -509,6 +586,7 @@ int main(void)
 	    {"lazy", test_lazy},
 	    {"epoll", test_epoll},
 	    {"block", test_block},
+	    {"stream", test_stream},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.9", NULL};
