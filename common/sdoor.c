@@ -76,6 +76,11 @@
  *     room: the empty ring's R4 is due now), nor once a holder registered
  *     the end for edges: an edge-triggered waiter already asleep (another
  *     thread) would get no edge for the next bytes.
+ *   - A wait that may sleep may first watch such rings (a stream's, for
+ *     a few microseconds: libffshim's stream_spin) before the disarms:
+ *     P sends nothing meanwhile while tokens are armed (and a token it
+ *     does send only ends the wait), and an end whose ring has bytes by
+ *     then is left as it is: readable, the ring not empty.
  *   - Readiness stays exact for every wait that begins after the read; one
  *     that began before (in another thread or process) may report a
  *     readable socket whose ring is empty, as TCP's does when another
