@@ -235,11 +235,20 @@ static int poll_spin(struct pollfd *fds, nfds_t n, int timeout)
 	return REAL(poll)(fds, n, timeout);
 }
 
+/* poll's answer: a same-host peer's close shows as TCP's FIN does. */
+static int poll_answer(struct pollfd *fds, nfds_t n, int r)
+{
+	for (nfds_t i = 0; r > 0 && i < n; i++)
+		if (ffs_hup_hidden(fds[i].fd, (uint32_t)fds[i].revents))
+			fds[i].revents &= (short)~POLLHUP;
+	return r;
+}
+
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	NEED(poll);
 	wait_begin(timeout != 0);
-	return wait_end(poll_spin(fds, n, timeout));
+	return wait_end(poll_answer(fds, n, poll_spin(fds, n, timeout)));
 }
 
 static int select_spin(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
@@ -355,7 +364,7 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const 
 {
 	NEED(ppoll);
 	wait_begin(!ts_zero(ts));
-	return wait_end(REAL(ppoll)(fds, n, ts, mask));
+	return wait_end(poll_answer(fds, n, REAL(ppoll)(fds, n, ts, mask)));
 }
 
 EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,

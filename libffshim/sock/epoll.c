@@ -296,6 +296,8 @@ static int translate(struct epoll_event *ev, int n)
 				    !(bits & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)) &&
 				    !(ffs_ring_ready(e->g, EPOLLIN) & EPOLLIN))
 					bits &= ~(uint32_t)EPOLLIN;
+				if (ffs_hup_hidden(e->fd, bits))
+					bits &= ~(uint32_t)EPOLLHUP; /* the peer's close: a FIN */
 				if (!bits)
 					continue;
 				ev[i].data = e->data;

@@ -8,6 +8,7 @@
 #include <ff/wire.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 
 void ffs_count(int fd, ssize_t n, bool tx)
@@ -42,6 +43,16 @@ struct ffs_sock *ffs_pair_of(int fd)
 	struct ffs_sock *s = conn_of(fd);
 
 	return s && s->path != FF__PATH__PATH_TCP ? s : NULL;
+}
+
+bool ffs_hup_hidden(int fd, uint32_t revents)
+{
+	struct ffs_sock *s;
+
+	if (!(revents & POLLHUP) || (revents & POLLERR) || !(revents & ~(uint32_t)POLLHUP))
+		return false;
+	s = ffs_pair_of(fd);
+	return s && !s->shut_wr;
 }
 
 /* An AF_UNIX send fails with EPIPE as soon as the peer has closed; TCP's

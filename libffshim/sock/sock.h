@@ -87,6 +87,12 @@ bool ffs_is_conn(int fd);
 /* fd's record if it is an accelerated connection over an AF_UNIX pair
  * (same host), whose TCP send semantics the shim emulates; else NULL. */
 struct ffs_sock *ffs_pair_of(int fd);
+/* Whether POLLHUP in revents (poll's or epoll's) on fd is one TCP would
+ * not give: TCP says it once both directions are shut (the peer's FIN and
+ * our own SHUT_WR) or on a reset, an AF_UNIX end as soon as its peer is
+ * released, with the EOF. Not when it is all there is to report (a wait
+ * for no events would return at once for ever without it). */
+bool ffs_hup_hidden(int fd, uint32_t revents);
 /* r is what a send with MSG_NOSIGNAL of len bytes on s returned: returns
  * what TCP would have given for the app's flags. */
 ssize_t ffs_sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flags);

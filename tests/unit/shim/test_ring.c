@@ -494,6 +494,39 @@ static void test_block(void)
 	conn_close(&c);
 }
 
+/* The peer's process goes (its socket released): the kernel says POLLHUP
+ * with the EOF, TCP only POLLIN|POLLRDHUP until this end shuts its
+ * sending side down too. poll's answer (ffs_hup_hidden) and a tagged
+ * epoll registration's say TCP's. */
+static void test_hup(void)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = 7}, out[4];
+	struct pollfd p;
+	struct conn c;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	conn_open(&c);
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+	close(c.peer);
+	c.peer = -1;
+	p = (struct pollfd){.fd = c.fd, .events = POLLIN | POLLRDHUP};
+	CU_ASSERT_EQUAL(poll(&p, 1, 1000), 1);
+	CU_ASSERT_EQUAL(p.revents, POLLIN | POLLRDHUP | POLLHUP); /* the kernel's */
+	CU_ASSERT(ffs_hup_hidden(c.fd, (uint32_t)p.revents));
+	CU_ASSERT(!ffs_hup_hidden(c.fd, POLLHUP)); /* all there is: kept */
+	CU_ASSERT(!ffs_hup_hidden(c.fd, POLLIN | POLLHUP | POLLERR)); /* a reset: kept */
+	CU_ASSERT_EQUAL(ffs_ep_answer(out, epoll_wait(ep, out, 4, 1000)), 1);
+	CU_ASSERT_EQUAL(out[0].events, EPOLLIN | EPOLLRDHUP);
+	CU_ASSERT_EQUAL(out[0].data.u64, 7);
+	/* both directions shut now: HUP, as TCP says it */
+	CU_ASSERT_EQUAL(ffs_shutdown(c.fd, SHUT_WR), 0);
+	CU_ASSERT(!ffs_hup_hidden(c.fd, (uint32_t)p.revents));
+	CU_ASSERT_EQUAL(ffs_ep_answer(out, epoll_wait(ep, out, 4, 1000)), 1);
+	CU_ASSERT_EQUAL(out[0].events, EPOLLIN | EPOLLRDHUP | EPOLLHUP);
+	close(ep);
+	conn_close(&c);
+}
+
 static uint8_t stream_byte(uint64_t i)
 {
 	return (uint8_t)(i * 13 + (i >> 11));
@@ -587,6 +620,7 @@ int main(void)
 	    {"epoll", test_epoll},
 	    {"block", test_block},
 	    {"stream", test_stream},
+	    {"hup", test_hup},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.9", NULL};
