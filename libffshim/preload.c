@@ -452,6 +452,8 @@ static int fcntl_va(int (*const *real)(int, int, ...), int fd, int cmd, va_list 
 	saved = errno;
 	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
 		ffs_fd_copy(fd, r);
+	if (r >= 0 && cmd == F_SETFL && ffs_rings_any())
+		ffs_ring_setfl(fd, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
 	errno = saved;
 	return r;
 }
@@ -495,7 +497,14 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 		*(int *)arg = v;
 		return 0;
 	}
-	return REAL(ioctl)(fd, req, arg);
+	v = REAL(ioctl)(fd, req, arg);
+	if (v == 0 && req == FIONBIO && ffs_rings_any()) {
+		int saved = errno;
+
+		ffs_ring_setfl(fd, arg ? *(int *)arg != 0 : -1);
+		errno = saved;
+	}
+	return v;
 }
 
 /* Entries of [first, last] are dropped after the kernel closed the fds. */

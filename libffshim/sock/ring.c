@@ -52,6 +52,13 @@ struct ffs_ring {
 	unsigned long ino;	 /* of the socket (exec.c finds its fds by it) */
 	bool released;		 /* this process's hold went (ffs_ring_closing) */
 	bool nb_seen;		 /* O_NONBLOCK when a recv last asked (spinning's guess) */
+	/* O_NONBLOCK of the file, known without asking the kernel (-1: not
+	 * known) while only this process can change it: one it made and did
+	 * not share (fork, SCM_RIGHTS), whose fcntl and ioctl go through the
+	 * shim (ffs_ring_setfl). A read loop's last read, which finds the
+	 * ring empty, then costs no system call. */
+	int nb;
+	bool nb_shared;		 /* another process may change it: always ask */
 	/* lazy disarm (sdoor.c): a recv emptied the ring and left the socket
 	 * readable; the next wait in this process disarms it first (settle) */
 	bool pend;		 /* under lk->rx */
@@ -96,7 +103,7 @@ static void hold(struct ff_sring_end *e, bool credit)
 }
 
 int ffs_ring_attach(struct ffs_sock *s, int fd, const int mfds[2], uint32_t size, int side,
-		    bool credit)
+		    bool credit, bool inherited)
 {
 	struct ffs_ring *g = calloc(1, sizeof(*g));
 	struct stat st, es;
@@ -126,6 +133,8 @@ int ffs_ring_attach(struct ffs_sock *s, int fd, const int mfds[2], uint32_t size
 		g->ino = (unsigned long)st.st_ino;
 	if (!err)
 		g->nb_seen = (REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK) != 0;
+	g->nb = -1;
+	g->nb_shared = inherited;
 	if (!err) {
 		hold(g->lk, credit);
 		ff_close_fds((int *)mfds, 2);
@@ -255,12 +264,14 @@ uint32_t ffs_ring_ready(struct ffs_ring *g, uint32_t want)
 	struct ff_sring *r = &g->r;
 	uint32_t ev = 0;
 
-	if (r->corrupt || ff_sring_peer_gone(r))
-		return 0;
 	if ((want & EPOLLIN) && ff_sring_readable(r))
 		ev |= EPOLLIN;
 	if ((want & EPOLLOUT) && ff_sring_writable(r))
 		ev |= EPOLLOUT;
+	/* (the peer's line only for a ring that is ready: a scan of idle
+	 * ones touches no more than it must) */
+	if (ev && (r->corrupt || ff_sring_peer_gone(r)))
+		return 0;
 	return ev;
 }
 
@@ -301,6 +312,7 @@ static void fork_hold(int fd, struct ffs_sock *s, void *arg)
 	(void)fd;
 	if (s->kind == FFS_CONN && s->ring && s->ring->gen != gen) {
 		s->ring->gen = gen;
+		s->ring->nb_shared = true; /* the child holds the file too */
 		hold(s->ring->lk, false);
 	}
 }
@@ -322,6 +334,7 @@ static void exit_release(int fd, struct ffs_sock *s, void *arg)
 
 	if (s->kind == FFS_CONN && s->ring && s->ring->gen != gen) {
 		s->ring->gen = gen;
+		s->ring->nb_shared = true; /* the child holds the file too */
 		ffs_ring_closing(s, fd);
 	}
 }
@@ -345,6 +358,7 @@ void ffs_ring_passing(int fd)
 
 	if (!s)
 		return;
+	__atomic_store_n(&s->ring->nb_shared, true, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->ring->lk->holders, 1, __ATOMIC_ACQ_REL);
 	__atomic_add_fetch(&s->ring->lk->inflight, 1, __ATOMIC_ACQ_REL);
 }
@@ -385,10 +399,28 @@ static size_t iov_total(const struct iovec *iov, int n)
 	return t;
 }
 
-/* Whether a call on fd with flags may not wait. */
-static bool nonblocking(int fd, int flags)
+/* Whether a call on fd (g's) with flags may not wait. */
+static bool nonblocking(struct ffs_ring *g, int fd, int flags)
 {
-	return (flags & MSG_DONTWAIT) || (REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK);
+	int nb;
+
+	if (flags & MSG_DONTWAIT)
+		return true;
+	nb = __atomic_load_n(&g->nb, __ATOMIC_RELAXED);
+	if (nb >= 0 && !__atomic_load_n(&g->nb_shared, __ATOMIC_RELAXED))
+		return nb;
+	nb = (REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK) != 0;
+	if (!__atomic_load_n(&g->nb_shared, __ATOMIC_RELAXED))
+		__atomic_store_n(&g->nb, nb, __ATOMIC_RELAXED);
+	return nb;
+}
+
+void ffs_ring_setfl(int fd, int nb)
+{
+	struct ffs_sock *s = ffs_fd_get(fd);
+
+	if (s && s->kind == FFS_CONN && s->ring)
+		__atomic_store_n(&s->ring->nb, nb >= 0 ? !!nb : -1, __ATOMIC_RELAXED);
 }
 
 /* Waits for events on fd up to the socket's timeout opt (SO_RCVTIMEO or
@@ -501,7 +533,7 @@ ssize_t ffs_ring_send(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 			continue;
 		/* a blocking send waits until every byte is in, as TCP's does
 		 * (a timeout or a signal returns what went so far) */
-		if (nonblocking(fd, flags)) {
+		if (nonblocking(g, fd, flags)) {
 			err = done ? 0 : EAGAIN;
 			break;
 		}
@@ -629,7 +661,7 @@ ssize_t ffs_ring_recv(int fd, struct ffs_sock *s, const struct iovec *iov, int n
 		/* deferred: a call that may not wait says EAGAIN from the ring
 		 * alone, once; the next asks the socket too (a peer killed
 		 * shows only there) */
-		if (g->pend && !g->pend_eagain && !ff_sring_eof(&g->r) && nonblocking(fd, flags)) {
+		if (g->pend && !g->pend_eagain && !ff_sring_eof(&g->r) && nonblocking(g, fd, flags)) {
 			g->pend_eagain = true;
 			err = EAGAIN;
 			break;
@@ -893,7 +925,7 @@ ssize_t ffs_ring_splice(int in, off_t *inoff, int out, off_t *outoff, size_t n, 
 		if (cap > 0 && REAL(ioctl)(out, FIONREAD, &inq) == 0 && inq >= 0 && inq < cap)
 			k = k < (size_t)(cap - inq) ? k : (size_t)(cap - inq);
 	}
-	if (so && nonblocking(out, 0)) {
+	if (so && nonblocking(so->ring, out, 0)) {
 		size_t room = ff_sring_writable(&so->ring->r);
 
 		if (!room) {

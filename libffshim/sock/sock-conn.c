@@ -189,7 +189,7 @@ static int try_router(int fd, struct ffs_sock *s, const struct ff_sa *dst, int f
 	/* the other side uses the rings from now on: without them this
 	 * connection cannot be used, so it fails (the memfd is closed) */
 	if (c && nrfds == 3) {
-		err = ffs_ring_attach(c, rfds[0], rfds + 1, rep->connect->ring, 0, false);
+		err = ffs_ring_attach(c, rfds[0], rfds + 1, rep->connect->ring, 0, false, false);
 		nrfds = 1;
 		if (err) {
 			ffs_sock_unref(c);

@@ -200,10 +200,11 @@ void ffs_pending_fork(int phase);
 struct ffs_ring;
 /* s (FFS_CONN on fd) takes the rings: mfds[0] the rings' memfd (size
  * bytes each, we are side), mfds[1] our end's page; both closed in every
- * case. credit: fd came through SCM_RIGHTS (ffs_ring_passing). 0 or
- * -errno (s then stays a plain pair). */
+ * case. credit: fd came through SCM_RIGHTS (ffs_ring_passing); inherited:
+ * this process did not make fd (others may hold its file). 0 or -errno
+ * (s then stays a plain pair). */
 int ffs_ring_attach(struct ffs_sock *s, int fd, const int mfds[2], uint32_t size, int side,
-		    bool credit);
+		    bool credit, bool inherited);
 void ffs_ring_free(struct ffs_ring *g);
 /* The app is closing fd, s's last one in this process: if no other
  * process holds the end (fork, exec, SCM_RIGHTS), the peer is told now,
@@ -228,8 +229,6 @@ void ffs_ep_fork(int phase);
 /* c (a ring connection) now holds fd: its registrations recorded before
  * get their tags. */
 void ffs_ep_adopt(int fd, struct ffs_sock *c);
-/* Whether this process has a ring end attached. */
-bool ffs_rings_any(void);
 /* The inode of s's socket (0: no rings). */
 unsigned long ffs_ring_ino(const struct ffs_sock *s);
 

@@ -249,7 +249,7 @@ static int take_conn(struct ffs_sock *l, const Ff__Accepted *a, int nfd, int *mf
 		if (mfds)
 			ffs_ring_bufs(c, l, nfd);
 		/* as in sock-conn.c: without its rings, the connection is dead */
-		if (mfds && ffs_ring_attach(c, nfd, mfds, a->ring, 1, false) < 0) {
+		if (mfds && ffs_ring_attach(c, nfd, mfds, a->ring, 1, false, false) < 0) {
 			ffs_sock_unref(c);
 			return -ENOBUFS;
 		}

@@ -86,7 +86,7 @@ static struct ffs_sock *lookup_fd(int fd, bool passed)
 	if (s && s->kind == FFS_CONN && rep->lookup->ring && nrfds == 2) {
 		nrfds = 0;
 		if (ffs_ring_attach(s, fd, rfds, rep->lookup->ring, rep->lookup->side ? 1 : 0,
-				    passed) < 0) {
+				    passed, true) < 0) {
 			ffs_sock_unref(s);
 			s = NULL;
 		}

@@ -103,6 +103,11 @@ ssize_t ffs_sent(int fd, struct ffs_sock *s, ssize_t r, size_t len, int app_flag
 struct ffs_sock *ffs_ring_conn(int fd);
 /* fd went through SCM_RIGHTS: its receiver holds the end from now on. */
 void ffs_ring_passing(int fd);
+/* Whether this process has a ring end attached. */
+bool ffs_rings_any(void);
+/* The app set fd's O_NONBLOCK to nb (fcntl F_SETFL, ioctl FIONBIO; -1:
+ * to something not known). Only if ffs_rings_any(). */
+void ffs_ring_setfl(int fd, int nb);
 /* Before a wait on fds (poll, select, epoll and kin): the sockets of ring
  * ends whose disarm a recv deferred are made to say the truth again. A
  * wait that may sleep (sleeps) first watches streams' rings a moment. */
