@@ -53,6 +53,9 @@ struct ep_ent {
 	epoll_data_t data;
 	struct ffs_ring *g; /* NULL once the fd closed: translated only */
 	pid_t pid;
+	int fnext;	    /* the next slot of the same fd (by_fd), or of the free list */
+	int enext, eprev;   /* the ring of slots of the same set (by_ep) */
+	bool queued;	    /* on the dirty list */
 };
 
 static pthread_mutex_t ep_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -61,6 +64,13 @@ static unsigned nents, live;
 static bool ever;    /* a tag was ever given: answers need translating */
 static bool collide; /* the app's own data looked like a tag: pass unknown ones */
 static bool any_dirty;
+/* Indexes, so that no call walks every registration of the process (a
+ * server may hold thousands): by_fd[fd] the first slot of fd, by_ep[epfd]
+ * one slot of the set's ring of them (-1: none), for fds below nidx; the
+ * free slots; the slots an emulated epoll_ctl left dirty. */
+static int *by_fd, *by_ep, nidx, free_head = -1;
+static int *dirty_q;
+static unsigned ndirty, dirty_cap;
 static int sleepers; /* this process's threads waiting in the kernel */
 
 void ffs_ep_sleeping(int d)
@@ -71,40 +81,110 @@ static __thread unsigned waits;
 
 static int find(int epfd, int fd)
 {
-	for (unsigned i = 0; i < nents; i++)
-		if (ents[i].fd == fd && ents[i].epfd == epfd)
-			return (int)i;
+	if (fd < 0 || fd >= nidx)
+		return -1;
+	for (int i = by_fd[fd]; i >= 0; i = ents[i].fnext)
+		if (ents[i].epfd == epfd)
+			return i;
 	return -1;
+}
+
+/* The indexes cover fd (false: no memory). */
+static bool idx_room(int fd)
+{
+	int n = nidx, *a, *b;
+
+	if (fd < nidx)
+		return true;
+	while (n <= fd)
+		n = n ? 2 * n : 256;
+	a = realloc(by_fd, sizeof(*a) * (size_t)n);
+	if (a)
+		by_fd = a;
+	b = a ? realloc(by_ep, sizeof(*b) * (size_t)n) : NULL;
+	if (!b)
+		return false;
+	by_ep = b;
+	for (int k = nidx; k < n; k++)
+		by_fd[k] = by_ep[k] = -1;
+	nidx = n;
+	return true;
+}
+
+/* Slot i takes epfd and fd (both within the indexes). */
+static void slot_link(int i, int epfd, int fd)
+{
+	struct ep_ent *e = &ents[i];
+	int h = by_ep[epfd];
+
+	e->epfd = epfd;
+	e->fd = fd;
+	e->fnext = by_fd[fd];
+	by_fd[fd] = i;
+	if (h < 0) {
+		e->enext = e->eprev = i;
+		by_ep[epfd] = i;
+	} else {
+		e->enext = h;
+		e->eprev = ents[h].eprev;
+		ents[e->eprev].enext = i;
+		ents[h].eprev = i;
+	}
 }
 
 static int slot_new(void)
 {
 	struct ep_ent *n;
-	unsigned i;
+	int i = free_head;
 
-	for (i = 0; i < nents; i++)
-		if (ents[i].fd < 0)
-			break;
-	if (i == nents) {
+	if (i < 0) {
 		n = realloc(ents, sizeof(*n) * (nents + 16));
 		if (!n)
 			return -1;
 		ents = n;
-		for (unsigned k = nents; k < nents + 16; k++)
-			ents[k] = (struct ep_ent){.fd = -1, .epfd = -1};
+		for (unsigned k = nents; k < nents + 16; k++) {
+			ents[k] = (struct ep_ent){.fd = -1, .epfd = -1, .fnext = free_head};
+			free_head = (int)k;
+		}
 		nents += 16;
+		i = free_head;
 	}
+	free_head = ents[i].fnext;
 	ents[i].gen++;
-	return (int)i;
+	return i;
+}
+
+/* A slot slot_new gave that was never linked goes back. */
+static void slot_unused(int i)
+{
+	ents[i].fnext = free_head;
+	free_head = i;
 }
 
 static void slot_free(int i)
 {
+	struct ep_ent *e;
+
 	if (i < 0 || ents[i].fd < 0)
 		return;
-	ents[i].fd = ents[i].epfd = -1;
-	ents[i].g = NULL;
-	ents[i].tagged = ents[i].app = ents[i].dirty = false;
+	e = &ents[i];
+	for (int *p = &by_fd[e->fd]; *p >= 0; p = &ents[*p].fnext)
+		if (*p == i) {
+			*p = e->fnext;
+			break;
+		}
+	if (e->enext == i) {
+		by_ep[e->epfd] = -1;
+	} else {
+		ents[e->eprev].enext = e->enext;
+		ents[e->enext].eprev = e->eprev;
+		if (by_ep[e->epfd] == i)
+			by_ep[e->epfd] = e->enext;
+	}
+	e->fd = e->epfd = -1;
+	e->g = NULL;
+	e->tagged = e->app = e->dirty = false;
+	slot_unused(i);
 	__atomic_store_n(&live, live - 1, __ATOMIC_RELEASE);
 }
 
@@ -136,11 +216,36 @@ void ffs_ep_sync(void)
 		return;
 	me = ffs_pid();
 	pthread_mutex_lock(&ep_mu);
-	for (unsigned i = 0; i < nents; i++)
+	for (unsigned k = 0; k < ndirty; k++) {
+		int i = dirty_q[k];
+
+		ents[i].queued = false;
 		if (ents[i].fd >= 0 && ents[i].dirty && ents[i].pid == me)
-			sync_one((int)i);
+			sync_one(i);
+	}
+	ndirty = 0;
 	__atomic_store_n(&any_dirty, false, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&ep_mu);
+}
+
+/* ep_mu held. Slot i is dirty: on the list for ep_sync (false: no memory,
+ * and nothing changed). */
+static bool dirty_push(int i)
+{
+	if (ents[i].queued)
+		return true;
+	if (ndirty == dirty_cap) {
+		unsigned n = dirty_cap ? 2 * dirty_cap : 64;
+		int *q = realloc(dirty_q, sizeof(*q) * n);
+
+		if (!q)
+			return false;
+		dirty_q = q;
+		dirty_cap = n;
+	}
+	dirty_q[ndirty++] = i;
+	ents[i].queued = true;
+	return true;
 }
 
 /* ep_mu held. The app's op on registration e, which the kernel holds
@@ -185,7 +290,8 @@ int ffs_ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (s && (ffs_fd_get(fd) != s || !s->ring))
 		s = NULL;
 	if (i >= 0 && ents[i].pid == ffs_pid() && ents[i].tagged && ents[i].g &&
-	    (s || op == EPOLL_CTL_DEL) && !__atomic_load_n(&sleepers, __ATOMIC_SEQ_CST)) {
+	    (s || op == EPOLL_CTL_DEL) && !__atomic_load_n(&sleepers, __ATOMIC_SEQ_CST) &&
+	    dirty_push(i)) {
 		/* an event loop that adds and deletes a ring's registration
 		 * as it goes costs no system call: the kernel keeps the one it
 		 * has, whose events are filtered by what the app asked last,
@@ -203,7 +309,7 @@ int ffs_ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (i >= 0 && ents[i].pid == ffs_pid() && sync_one(i) == 0 && ents[i].fd < 0)
 		i = -1; /* deleted for real: the kernel answers as it would */
 	if (s && (op == EPOLL_CTL_ADD || i < 0)) {
-		n = slot_new();
+		n = idx_room(fd > epfd ? fd : epfd) ? slot_new() : -1;
 		if (n < 0)
 			s = NULL;
 	}
@@ -221,16 +327,15 @@ int ffs_ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	saved = errno;
 	if (r < 0) {
 		if (n >= 0)
-			ents[n].fd = -1; /* never used */
+			slot_unused(n);
 	} else if (s) {
 		int t = n >= 0 ? n : i;
 
 		if (n >= 0) {
 			slot_free(i); /* a stale one of a closed fd of that number */
+			slot_link(n, epfd, fd);
 			__atomic_store_n(&live, live + 1, __ATOMIC_RELEASE);
 		}
-		ents[t].epfd = epfd;
-		ents[t].fd = fd;
 		ents[t].tagged = ents[t].app = true;
 		ents[t].dirty = false;
 		ents[t].kev = ev->events;
@@ -250,25 +355,29 @@ int ffs_ep_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 /* ep_mu held. The ready registrations of epfd, from the rings. */
 static int scan(int epfd, struct epoll_event *ev, int max)
 {
-	static unsigned rr; /* where the last scan stopped: each gets its turn */
 	pid_t me = ffs_pid();
-	int n = 0;
+	int n = 0, h, i;
 
-	for (unsigned k = 0; k < nents && n < max; k++) {
-		unsigned i = (rr + k) % nents;
+	if (epfd < 0 || epfd >= nidx || (h = by_ep[epfd]) < 0)
+		return 0;
+	i = h;
+	do {
 		struct ep_ent *e = &ents[i];
 		uint32_t bits;
 
-		if (e->epfd != epfd || e->fd < 0 || !e->app || !e->tagged || !e->g || e->pid != me)
+		i = e->enext;
+		if (!e->app || !e->tagged || !e->g || e->pid != me)
 			continue;
 		bits = ffs_ring_ready(e->g, e->events);
 		if (!bits)
 			continue;
 		ev[n].events = bits;
 		ev[n].data = e->data;
-		if (++n == max)
-			rr = i + 1;
-	}
+		if (++n == max) {
+			by_ep[epfd] = i; /* the next scan starts after: each gets its turn */
+			break;
+		}
+	} while (i != h);
 	return n;
 }
 
@@ -355,15 +464,19 @@ void ffs_ep_closing(int fd)
 	 * its last copy (the shim deletes it at once, ffs_epoll_forget), and
 	 * events of one a copy keeps elsewhere are dropped as gone */
 	pthread_mutex_lock(&ep_mu);
-	for (unsigned i = 0; i < nents; i++) {
-		struct ep_ent *e = &ents[i];
+	if (fd >= 0 && fd < nidx) {
+		int i;
 
-		/* one the app deleted, still the kernel's: gone for real now,
-		 * or a copy of the file elsewhere (a fork) would keep it */
-		if (e->fd == fd && e->epfd != fd && !e->app && e->pid == ffs_pid())
-			sync_one((int)i);
-		if (e->epfd == fd || e->fd == fd)
-			slot_free((int)i);
+		while ((i = by_ep[fd]) >= 0)
+			slot_free(i);
+		while ((i = by_fd[fd]) >= 0) {
+			/* one the app deleted, still the kernel's: gone for real
+			 * now, or a copy of the file elsewhere (a fork) would
+			 * keep it */
+			if (!ents[i].app && ents[i].pid == ffs_pid())
+				sync_one(i);
+			slot_free(i);
+		}
 	}
 	pthread_mutex_unlock(&ep_mu);
 }

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct conn {
@@ -527,6 +528,122 @@ static void test_hup(void)
 	conn_close(&c);
 }
 
+static bool has_data(const struct epoll_event *out, int n, uint64_t d)
+{
+	for (int i = 0; i < n; i++)
+		if (out[i].data.u64 == d)
+			return true;
+	return false;
+}
+
+/* Several sets, an fd in two of them: each wait from the rings answers
+ * its own set's ready registrations only, in turn when it can take fewer
+ * than are ready; a closed fd's registrations and a closed set's go (a
+ * new set with the old one's number knows none of them). */
+static void test_epoll_sets(void)
+{
+	struct epoll_event ev, out[8];
+	struct conn c[6];
+	int ep1 = epoll_create1(EPOLL_CLOEXEC), ep2 = epoll_create1(EPOLL_CLOEXEC), ep3, n;
+	uint64_t first;
+
+	CU_ASSERT_FATAL(ep1 >= 0 && ep2 >= 0);
+	for (int i = 0; i < 6; i++) {
+		conn_open(&c[i]);
+		ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = 100 + (uint64_t)i};
+		if (i < 4)
+			CU_ASSERT_EQUAL(ffs_ep_ctl(ep1, EPOLL_CTL_ADD, c[i].fd, &ev), 0);
+		ev.data.u64 = 200 + (uint64_t)i;
+		if (i >= 2)
+			CU_ASSERT_EQUAL(ffs_ep_ctl(ep2, EPOLL_CTL_ADD, c[i].fd, &ev), 0);
+	}
+	peer_send(&c[1], "a", 1);
+	peer_send(&c[2], "b", 1);
+	peer_send(&c[4], "c", 1);
+	n = ffs_ep_fast(ep1, out, 8, kwait, NULL);
+	CU_ASSERT(n == 2 && has_data(out, n, 101) && has_data(out, n, 102));
+	n = ffs_ep_fast(ep2, out, 8, kwait, NULL);
+	CU_ASSERT(n == 2 && has_data(out, n, 202) && has_data(out, n, 204));
+	/* one at a time: the two ready ones take turns */
+	CU_ASSERT_EQUAL(ffs_ep_fast(ep1, out, 1, kwait, NULL), 1);
+	first = out[0].data.u64;
+	CU_ASSERT(first == 101 || first == 102);
+	CU_ASSERT_EQUAL(ffs_ep_fast(ep1, out, 1, kwait, NULL), 1);
+	CU_ASSERT(out[0].data.u64 == (first == 101 ? 102 : 101));
+	/* c[2] closes: gone from both sets */
+	CU_ASSERT_EQUAL(sf_close(c[2].fd), 0);
+	n = ffs_ep_fast(ep1, out, 8, kwait, NULL);
+	CU_ASSERT(n == 1 && out[0].data.u64 == 101);
+	n = ffs_ep_fast(ep2, out, 8, kwait, NULL);
+	CU_ASSERT(n == 1 && out[0].data.u64 == 204);
+	/* ep2 closes: a set with its number knows none of its registrations */
+	CU_ASSERT_EQUAL(sf_close(ep2), 0);
+	ep3 = epoll_create1(EPOLL_CLOEXEC);
+	CU_ASSERT_EQUAL(ep3, ep2);
+	CU_ASSERT_EQUAL(ffs_ep_fast(ep3, out, 8, kwait, NULL), 0);
+	ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = 304};
+	CU_ASSERT_EQUAL(ffs_ep_ctl(ep3, EPOLL_CTL_ADD, c[4].fd, &ev), 0);
+	n = ffs_ep_fast(ep3, out, 8, kwait, NULL);
+	CU_ASSERT(n == 1 && out[0].data.u64 == 304);
+	sf_close(ep3);
+	sf_close(ep1);
+	close(c[2].peer);
+	munmap(c[2].mem, c[2].len);
+	for (int i = 0; i < 6; i++)
+		if (i != 2)
+			conn_close(&c[i]);
+}
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* O_NONBLOCK as the shim last set it (fcntl F_SETFL and ioctl FIONBIO go
+ * through ffs_ring_setfl): a read loop's last read says EAGAIN without
+ * asking the kernel; a blocking one waits its SO_RCVTIMEO; and a guess
+ * gone stale (another process set O_NONBLOCK) can only make a read ask
+ * the kernel, whose O_NONBLOCK then answers at once. */
+static void test_nonblock(void)
+{
+	struct timeval tv = {.tv_usec = 200000};
+	struct timespec t0;
+	struct conn c;
+	char buf[16];
+
+	conn_open(&c);
+	CU_ASSERT_EQUAL(setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	CU_ASSERT_EQUAL(fcntl(c.fd, F_SETFL, O_NONBLOCK), 0);
+	ffs_ring_setfl(c.fd, 1);
+	peer_send(&c, "ab", 2);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), 2);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), -1); /* from the ring */
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), -1); /* the socket's */
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	/* blocking again: the read waits for its timeout */
+	CU_ASSERT_EQUAL(fcntl(c.fd, F_SETFL, 0), 0);
+	ffs_ring_setfl(c.fd, 0);
+	peer_send(&c, "cd", 2);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), 2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), -1);
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	CU_ASSERT(since(&t0) >= 0.1);
+	/* O_NONBLOCK set behind the shim's back: the kernel says EAGAIN at once */
+	CU_ASSERT_EQUAL(fcntl(c.fd, F_SETFL, O_NONBLOCK), 0);
+	peer_send(&c, "ef", 2);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), 2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL(app_recv(&c, buf, sizeof(buf), 0), -1);
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	CU_ASSERT(since(&t0) < 0.1);
+	conn_close(&c);
+}
+
 static uint8_t stream_byte(uint64_t i)
 {
 	return (uint8_t)(i * 13 + (i >> 11));
@@ -621,6 +738,8 @@ int main(void)
 	    {"block", test_block},
 	    {"stream", test_stream},
 	    {"hup", test_hup},
+	    {"nonblock", test_nonblock},
+	    {"epoll_sets", test_epoll_sets},
 	    {0},
 	};
 	static const char *const overlay[] = {"10.77.0.9", NULL};
