@@ -7,7 +7,7 @@
 # lib.sh), ping-pong p50 pinned apart without and (rings) with
 # FFNET_SPIN_US=$BENCH_SPIN, iperf3 with one stream, and redis-benchmark
 # GET with -P 16; and how busy each side's CPU was during the 64 B
-# throughput and the spinning ping-pong (from /proc/stat: a gain bought
+# throughput, iperf3 and the spinning ping-pong (from /proc/stat: a gain bought
 # with a spinning core shows). The router restarts between the socketpair
 # and the rings rounds (its state file keeps the containers).
 # Median of BENCH_RUNS (3) interleaved runs; prints a table and writes
@@ -111,7 +111,7 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
 		if [[ $w == rings ]]; then
 			BX_SPIN=$BENCH_SPIN cpu_around "p50s.$w" eval 'v[p50s.$w]+=" $(measure_pp_apart "$w")"'
 		fi
-		v[iperf1.$w]+=" $(measure_iperf "$(lib_where "$w")" 1)"
+		cpu_around "iperf1.$w" eval 'v[iperf1.$w]+=" $(measure_iperf "$(lib_where "$w")" 1)"'
 		v[redis.$w]+=" $(measure_redis_p16 "$w")"
 	done
 done
@@ -136,7 +136,8 @@ done
 # its ping-pong pinned apart (a kernel socket has nothing to spin on)
 m[p50s.host]=${m[p50a.host]}
 for k in cpucli cpusrv; do
-	for x in tp64.host tp64.bridge tp64.socketpair tp64.rings p50s.rings; do
+	for x in tp64.host tp64.bridge tp64.socketpair tp64.rings p50s.rings \
+		iperf1.host iperf1.bridge iperf1.socketpair iperf1.rings; do
 		# shellcheck disable=SC2086 # the runs, one word each
 		m[$k.$x]=$(median ${v[$k.$x]:-})
 	done
@@ -173,6 +174,9 @@ printf '%-28s %11s %11s %11s %11s\n' "" loopback bridge socketpair rings
 printf '%-28s %11s %11s %11s %11s\n' "sockperf tp 64 B" \
 	"${m[cpucli.tp64.host]}/${m[cpusrv.tp64.host]}" "${m[cpucli.tp64.bridge]}/${m[cpusrv.tp64.bridge]}" \
 	"${m[cpucli.tp64.socketpair]}/${m[cpusrv.tp64.socketpair]}" "${m[cpucli.tp64.rings]}/${m[cpusrv.tp64.rings]}"
+printf '%-28s %11s %11s %11s %11s\n' "iperf3 1 stream" \
+	"${m[cpucli.iperf1.host]}/${m[cpusrv.iperf1.host]}" "${m[cpucli.iperf1.bridge]}/${m[cpusrv.iperf1.bridge]}" \
+	"${m[cpucli.iperf1.socketpair]}/${m[cpusrv.iperf1.socketpair]}" "${m[cpucli.iperf1.rings]}/${m[cpusrv.iperf1.rings]}"
 printf '%-28s %11s %11s %11s %11s\n' "ping-pong, spin $BENCH_SPIN us" - - - \
 	"${m[cpucli.p50s.rings]}/${m[cpusrv.p50s.rings]}"
 
@@ -187,7 +191,8 @@ printf '%-28s %11s %11s %11s %11s\n' "ping-pong, spin $BENCH_SPIN us" - - - \
 	done
 	printf '}, "cpu_busy_pct": {'
 	sep=""
-	for x in tp64.host tp64.bridge tp64.socketpair tp64.rings p50s.rings; do
+	for x in tp64.host tp64.bridge tp64.socketpair tp64.rings p50s.rings \
+		iperf1.host iperf1.bridge iperf1.socketpair iperf1.rings; do
 		printf '%s"%s": {"client": %s, "server": %s}' "$sep" "$x" "${m[cpucli.$x]:-0}" "${m[cpusrv.$x]:-0}"
 		sep=", "
 	done
