@@ -1,13 +1,17 @@
 /* The same-host rings alone (common/sring.c, issue 14), against the
  * kernel's ways between two threads of one process: one writer thread on
  * CPU 0, one reader on CPU 1, a stream of MSG-byte writes for SECS seconds.
- *   ringbench ring|unix|tcp MSG SECS      prints "N msgs/s M MiB/s"
- * ring: a memfd's rings (256 KiB) with their doorbell (common/sdoor.c):
- * each side sleeps in poll() on its socket, as an app would, and the
- * socket's readiness follows the ring; unix: an AF_UNIX stream socketpair (today's
- * same-host path); tcp: a loopback TCP connection. Each write is one
- * write() or one ring copy; the reader takes what there is (64 KiB at
- * most). A figure for bench/same-host.sh's ring columns to come. */
+ *   ringbench ring|spin|copy|unix|tcp MSG SECS   prints "N msgs/s M MiB/s"
+ * ring: a memfd's rings (FF_SRING_DEFAULT) with their doorbell
+ * (common/sdoor.c): each side sleeps in poll() on its socket, as an app
+ * would, and the socket's readiness follows the ring; spin: the same
+ * rings, each side watching the ring instead of sleeping (no system call
+ * at all: the most the rings can move between these two CPUs); copy: one
+ * thread on CPU 0 copying MSG bytes at a time into a buffer the ring's
+ * size (what one core's copy does, no other core involved); unix: an
+ * AF_UNIX stream socketpair (the plain same-host path); tcp: a loopback
+ * TCP connection. Each write is one write() or one ring copy; the reader
+ * takes what there is (128 KiB at most). */
 #include "sdoor.h"
 
 #include <arpa/inet.h>
@@ -31,7 +35,7 @@ static int bell[2], sk[2];
 static size_t msg;
 static volatile int stop;
 static uint64_t got_bytes;
-static enum { RING, UNIX, TCP } mode;
+static enum { RING, SPIN, COPY, UNIX, TCP } mode;
 
 static double now(void)
 {
@@ -67,12 +71,17 @@ static void *writer(void *arg)
 	while (!stop) {
 		ssize_t n;
 
-		if (mode != RING) {
+		if (mode == UNIX || mode == TCP) {
 			if (write(sk[0], buf, msg) < 0)
 				break;
 			continue;
 		}
 		n = ff_sring_write(&wr, buf, msg);
+		if (mode == SPIN) {
+			if (n < 0)
+				break;
+			continue;
+		}
 		if (n > 0)
 			ff_sdoor_wrote(&dw, bell[0]);
 		else if (n == 0 && ff_sdoor_full(&dw, bell[0]) == 0)
@@ -80,9 +89,10 @@ static void *writer(void *arg)
 		else if (n < 0)
 			break;
 	}
-	if (mode == RING) {
+	if (mode == RING || mode == SPIN) {
 		ff_sring_shut_tx(&wr);
-		shutdown(bell[0], SHUT_WR);
+		if (mode == RING)
+			shutdown(bell[0], SHUT_WR);
 	} else {
 		shutdown(sk[0], SHUT_WR);
 	}
@@ -91,14 +101,21 @@ static void *writer(void *arg)
 
 static void *reader(void *arg)
 {
-	static char buf[64 << 10];
+	static char buf[128 << 10];
 
 	(void)arg;
 	pin(1);
 	for (;;) {
 		ssize_t n;
 
-		if (mode != RING) {
+		if (mode == SPIN) {
+			n = ff_sring_read(&rd, buf, sizeof(buf), false);
+			if (n < 0 || (n == 0 && ff_sring_eof(&rd)))
+				break;
+			got_bytes += (uint64_t)n;
+			continue;
+		}
+		if (mode == UNIX || mode == TCP) {
 			n = read(sk[1], buf, sizeof(buf));
 			if (n <= 0)
 				break;
@@ -138,6 +155,31 @@ static int tcp_pair(int sv[2])
 	return sv[1] < 0 ? -1 : 0;
 }
 
+/* One core's copy, for SECS: MSG bytes at a time round a buffer of the
+ * rings' size. */
+static void copy_alone(double secs)
+{
+	static char src[1 << 20];
+	char *dst = malloc(FF_SRING_DEFAULT);
+	size_t off = 0;
+	double t0 = now();
+
+	pin(0);
+	memset(src, 1, sizeof(src));
+	memset(dst, 0, FF_SRING_DEFAULT);
+	while (now() - t0 < secs)
+		for (int i = 0; i < 64; i++) {
+			size_t k = msg < FF_SRING_DEFAULT - off ? msg : FF_SRING_DEFAULT - off;
+
+			memcpy(dst + off, src, k);
+			off = (off + k) % FF_SRING_DEFAULT;
+			got_bytes += k;
+		}
+	printf("%.0f msgs/s %.1f MiB/s\n", (double)got_bytes / (double)msg / (now() - t0),
+	       (double)got_bytes / (1 << 20) / (now() - t0));
+	free(dst);
+}
+
 int main(int argc, char **argv)
 {
 	pthread_t tw, tr;
@@ -145,11 +187,19 @@ int main(int argc, char **argv)
 
 	if (argc != 4 || (msg = strtoul(argv[2], NULL, 10)) == 0 || msg > (1 << 20) ||
 	    (secs = atof(argv[3])) <= 0) {
-		fprintf(stderr, "usage: ringbench ring|unix|tcp MSG SECS\n");
+		fprintf(stderr, "usage: ringbench ring|spin|copy|unix|tcp MSG SECS\n");
 		return 2;
 	}
-	mode = !strcmp(argv[1], "ring") ? RING : !strcmp(argv[1], "unix") ? UNIX : TCP;
-	if (mode == RING) {
+	mode = !strcmp(argv[1], "ring")	  ? RING
+	       : !strcmp(argv[1], "spin") ? SPIN
+	       : !strcmp(argv[1], "copy") ? COPY
+	       : !strcmp(argv[1], "unix") ? UNIX
+					  : TCP;
+	if (mode == COPY) {
+		copy_alone(secs);
+		return 0;
+	}
+	if (mode == RING || mode == SPIN) {
 		size_t len = ff_sring_len(FF_SRING_DEFAULT);
 		int fd = memfd_create("ringbench", MFD_CLOEXEC);
 		void *m;
