@@ -5,11 +5,17 @@
  * corrupt for good. */
 #include "sring.h"
 
+#include <ff/wire.h>
+
 #include <errno.h>
 #include <string.h>
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+/* A new layout is a new capability (ff/wire.h). */
+_Static_assert(FF_SRING_VERSION == 3 && FF_CAP_RINGS == (1u << 3),
+	       "a new ring layout needs a new FF_CAP_RINGS bit");
 
 size_t ff_sring_len(uint32_t size)
 {

@@ -27,7 +27,11 @@
 #define FF_CAP_LISTEN (1u << 0)
 #define FF_CAP_CONNECT (1u << 1)
 #define FF_CAP_LOOKUP (1u << 2)
-/* the shim reads and writes a same-host connection's rings (ff/sring.h) */
+/* the shim reads and writes a same-host connection's rings (ff/sring.h)
+ * of this FF_SRING_VERSION. A router gives rings only between two shims
+ * that say so, and a shim that cannot attach them fails the connect
+ * (ENOBUFS): so a new ring layout takes a new bit, and a shim of the old
+ * one (an app started before an upgrade) gets the plain socketpair. */
 #define FF_CAP_RINGS (1u << 3)
 
 /* LookupReply.kind */
