@@ -207,9 +207,15 @@ static void wait_begin(bool sleeps)
 	ffs_ring_settle(sleeps);
 }
 
+/* A wait that may not sleep: a timeout of zero. */
 static bool ts_zero(const struct timespec *ts)
 {
 	return ts && !ts->tv_sec && !ts->tv_nsec;
+}
+
+static bool tv_zero(const struct timeval *tv)
+{
+	return tv && !tv->tv_sec && !tv->tv_usec;
 }
 
 static int wait_end(int r)
@@ -257,7 +263,7 @@ static int select_spin(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct time
 	fd_set s[3];
 	int r;
 
-	end = spin_end(tv && !tv->tv_sec && !tv->tv_usec ? 0 : 1);
+	end = spin_end(tv_zero(tv) ? 0 : 1);
 	if (end) {
 		/* a try that finds nothing clears the sets: they are put back */
 		if (rd)
@@ -288,7 +294,7 @@ static int select_spin(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct time
 EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
 	NEED(select);
-	wait_begin(!(tv && !tv->tv_sec && !tv->tv_usec));
+	wait_begin(!tv_zero(tv));
 	return wait_end(select_spin(nfds, rd, wr, ex, tv));
 }
 
