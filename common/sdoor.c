@@ -30,7 +30,9 @@
  *   - No stale readiness: a token sent is either for bytes C has not taken
  *     (tail < H when P looked), or one C counted (the take-back failed) and
  *     takes at R3. A counted token always comes: P takes back only what
- *     nobody counted.
+ *     nobody counted. The filling (below) is such a token too: counted
+ *     after its send, as it once was, it could reach a C that had just
+ *     emptied the ring past R3 (a POLLIN, then EAGAIN, for the app).
  * Edges. TCP wakes an edge-triggered epoll at every arrival, also while
  *   bytes are still queued. C sets seen after each read that leaves bytes;
  *   P, finding tokens armed, counts one more if it swaps seen 1 -> 0 (and
@@ -38,9 +40,11 @@
  *   C takes the tokens past EDGE_TOKENS but the last (each one is an skb
  *   on P's send buffer, and P must stay writable).
  * Writable. P, finding no room: S1 stuffed = 1; fence; if room came, write
- *   again; else S2 send a filling of half the send buffer (the socket is
- *   then not writable), then one token, and S1 again (so that a C that
- *   looked before the filling was counted looks again). C, after a read
+ *   again; else S2 send a filling of a quarter of the send buffer (the
+ *   socket is then not writable), then one token, each counted before it
+ *   is sent, as a token is (a C that emptied the ring meanwhile takes them
+ *   at R3), and S1 again (so that a C that looked before the filling was
+ *   counted looks again). C, after a read
  *   that left a third of the ring free: fence; if stuffed, stuffed = 0 and
  *   take all bytes of the queue but the last (count - drained - 1): the
  *   filling goes, the last token stays while the ring holds bytes, and the
@@ -112,6 +116,10 @@
 #define FENCE()	    __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 #define FILL_MAX    (64u << 10)
+/* a filling's piece: one skb of an AF_UNIX stream, whose sends make skbs
+ * of up to SKB_MAX_HEAD(0) + 32 KiB and of up to half the send buffer
+ * (a filling of a quarter of it is below that) */
+#define FILL_PIECE  (32u << 10)
 #define DRAIN_MAX   (16u << 20) /* at one call: a hostile count stops there */
 #define TAKE_WAITS  10		/* 1 ms each */
 #define EDGE_TOKENS 4		/* tokens a consumer lets pile up while it reads */
@@ -137,9 +145,8 @@ int ff_sdoor_init(struct ff_sdoor *d, struct ff_sring *r, int fd)
 #define COUNT(v) ((v) >> 1)
 
 /* Sends up to n bytes of b: how many went (0: the socket is full), or
- * -errno. counted: tokens already counts them (wrote()), else they are
- * counted once the kernel has them. */
-static ssize_t put(struct ff_sdoor *d, int fd, const void *b, size_t n, bool counted)
+ * -errno. */
+static ssize_t put(int fd, const void *b, size_t n)
 {
 	ssize_t k;
 
@@ -147,15 +154,15 @@ static ssize_t put(struct ff_sdoor *d, int fd, const void *b, size_t n, bool cou
 		k = SEND(fd, b, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (k < 0 && errno == EINTR);
 	if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-		k = -errno;
-	else if (k < 0)
-		k = 0;
-	if (counted && (size_t)(k > 0 ? k : 0) < n)
-		__atomic_sub_fetch(&d->r->tx->tokens, 2 * (n - (size_t)(k > 0 ? k : 0)),
-				   __ATOMIC_SEQ_CST);
-	if (!counted && k > 0)
-		__atomic_add_fetch(&d->r->tx->tokens, 2 * (uint64_t)k, __ATOMIC_RELEASE);
-	return k;
+		return -errno;
+	return k < 0 ? 0 : k;
+}
+
+/* Takes back the count of n bytes that no send delivered. */
+static void uncount(struct ff_sdoor *d, uint64_t n)
+{
+	if (n)
+		__atomic_sub_fetch(&d->r->tx->tokens, 2 * n, __ATOMIC_SEQ_CST);
 }
 
 /* Takes up to n bytes off our queue; counts them. With wait, bytes that
@@ -250,29 +257,67 @@ int ff_sdoor_wrote(struct ff_sdoor *d, int fd)
 	    __atomic_compare_exchange_n(&x->tokens, &nv, v, false, __ATOMIC_SEQ_CST,
 					__ATOMIC_SEQ_CST))
 		return 0;	      /* all taken already, and nobody counted the token */
-	k = put(d, fd, "t", 1, true); /* 0: the queue is full, so not empty either */
+	k = put(fd, "t", 1); /* 0: the queue is full, so not empty either */
+	if (k <= 0)
+		uncount(d, 1);
 	return k < 0 ? (int)k : 0;
 }
 
-/* Room (or an end that makes writing fail at once) after S1. */
+/* Room, or an end that makes writing fail at once. */
+static bool room(struct ff_sdoor *d)
+{
+	return ff_sring_writable(d->r) > 0 || ff_sring_peer_gone(d->r) || d->r->corrupt;
+}
+
+/* Room after S1. */
 static bool room_after_flag(struct ff_sdoor *d)
 {
 	STORE(&d->r->tx->stuffed, 1);
 	FENCE();
-	return ff_sring_writable(d->r) > 0 || ff_sring_peer_gone(d->r) || d->r->corrupt;
+	return room(d);
 }
 
 int ff_sdoor_full(struct ff_sdoor *d, int fd)
 {
-	static const char fill[FILL_MAX];
+	static const char fill[FILL_PIECE];
+	struct ff_sring_idx *x = d->r->tx;
+	uint64_t v, nv, n = (uint64_t)d->stuff + 1, sent = 0;
 	ssize_t k;
 
 	if (room_after_flag(d))
 		return 1;
-	k = put(d, fd, fill, d->stuff, false);
-	if (k < 0)
-		return (int)k;
-	k = put(d, fd, "t", 1, false);
+	/* S2: the filling and its token are counted and armed before they
+	 * go, and taken back if the consumer made room and did not count
+	 * them, as wrote() does with a token (no stale readiness) */
+	v = LOAD(&x->tokens);
+	do
+		nv = (v + 2 * n) | ARMED;
+	while (!__atomic_compare_exchange_n(&x->tokens, &v, nv, false, __ATOMIC_SEQ_CST,
+					    __ATOMIC_SEQ_CST));
+	FENCE();
+	if (room(d) && __atomic_compare_exchange_n(&x->tokens, &nv, v, false, __ATOMIC_SEQ_CST,
+						   __ATOMIC_SEQ_CST))
+		return 1;
+	/* in pieces of one skb each, which the kernel queues whole or not
+	 * at all (a count taken back after a short send makes a consumer's
+	 * R3 wait for bytes that do not come) */
+	while (sent < d->stuff) {
+		size_t m = d->stuff - sent < FILL_PIECE ? (size_t)(d->stuff - sent) : FILL_PIECE;
+
+		k = put(fd, fill, m);
+		if (k > 0)
+			sent += (uint64_t)k;
+		if (k < 0) {
+			uncount(d, n - sent);
+			return (int)k;
+		}
+		if ((size_t)k < m)
+			break; /* the queue is full: not writable either */
+	}
+	k = put(fd, "t", 1);
+	if (k > 0)
+		sent++;
+	uncount(d, n - sent);
 	if (k < 0)
 		return (int)k;
 	return room_after_flag(d) ? 1 : 0;
