@@ -25,9 +25,15 @@ if [[ $mode == both ]]; then
 	trap tb_cleanup EXIT
 	((EUID != 0)) || tb_lock || exit 1
 	rc_all=0 ran=0
+	# Each run traces itself into a file, whose end is printed if it fails:
+	# twice a CI run lost the netns run after the redis checks with status
+	# 1 and no message at all, not even its EXIT trap's.
+	trace=$(mktemp /tmp/ffnet-selftest-trace.XXXXXX)
 	for b in docker netns; do
 		rc=0
-		TB_BACKEND=$b TB_LOCK_FILE=$TB_LOCK_FILE.selftest "$0" "$b" || rc=$?
+		TB_BACKEND=$b TB_LOCK_FILE=$TB_LOCK_FILE.selftest TB_SELFTEST_TRACE=$trace \
+			"$0" "$b" || rc=$?
+		((rc == 0 || rc == 77)) || { echo "# the end of its trace:"; tail -n 80 "$trace" | sed 's/^/#   /'; }
 		case $rc in
 		0) ran=$((ran + 1)) ;;
 		77) echo "selftest: backend $b skipped" ;;
@@ -41,7 +47,7 @@ if [[ $mode == both ]]; then
 			;;
 		esac
 	done
-	rm -f "$TB_LOCK_FILE.selftest"
+	rm -f "$TB_LOCK_FILE.selftest" "$trace"
 	((rc_all == 0 && ran == 0)) && exit 77
 	exit $rc_all
 fi
@@ -85,6 +91,12 @@ docker_chains_before=$(iptables -w -S 2>/dev/null | grep -c '^-N DOCKER' || true
 # An exit by set -e or a signal is otherwise silent: say where. (A CI run
 # once lost the netns run after the redis checks, status 1, no message.)
 last_err="none"
+if [[ -n ${TB_SELFTEST_TRACE:-} ]]; then
+	exec {_xfd}>"$TB_SELFTEST_TRACE"
+	BASH_XTRACEFD=$_xfd
+	PS4='+ ${BASH_SOURCE[0]##*/}:$LINENO: '
+	set -x
+fi
 set -E # (the ERR trap in functions too; it only records)
 trap 'last_err="line $LINENO: \"$BASH_COMMAND\" (status $?)"' ERR
 trap 'rc=$?; ((rc == 0)) || echo "selftest ($mode): exit status $rc; last check begun: $last_check; last failed command: $last_err" >&2; tb_cleanup' EXIT
