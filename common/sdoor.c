@@ -282,21 +282,26 @@ int ff_sdoor_full(struct ff_sdoor *d, int fd)
 	static const char fill[FILL_PIECE];
 	struct ff_sring_idx *x = d->r->tx;
 	uint64_t v, nv, n = (uint64_t)d->stuff + 1, sent = 0;
+	uint64_t head = __atomic_load_n(&x->head, __ATOMIC_RELAXED);
 	ssize_t k;
 
 	if (room_after_flag(d))
 		return 1;
 	/* S2: the filling and its token are counted and armed before they
-	 * go, and taken back if the consumer made room and did not count
-	 * them, as wrote() does with a token (no stale readiness) */
+	 * go, and taken back if the consumer took everything and did not
+	 * count them, as wrote() does with a token (no stale readiness).
+	 * Only then: a consumer that read part of the ring may have counted
+	 * them without R1 (took(), bytes left), and taken the queue's last
+	 * byte in their stead; they must come. */
 	v = LOAD(&x->tokens);
 	do
 		nv = (v + 2 * n) | ARMED;
 	while (!__atomic_compare_exchange_n(&x->tokens, &v, nv, false, __ATOMIC_SEQ_CST,
 					    __ATOMIC_SEQ_CST));
 	FENCE();
-	if (room(d) && __atomic_compare_exchange_n(&x->tokens, &nv, v, false, __ATOMIC_SEQ_CST,
-						   __ATOMIC_SEQ_CST))
+	if (LOAD(&x->tail) == head &&
+	    __atomic_compare_exchange_n(&x->tokens, &nv, v, false, __ATOMIC_SEQ_CST,
+					__ATOMIC_SEQ_CST))
 		return 1;
 	/* in pieces of one skb each, which the kernel queues whole or not
 	 * at all (a count taken back after a short send makes a consumer's

@@ -12,7 +12,8 @@
  *   wait times out while the other side left it something to do (a ring
  *   with bytes and a reader asleep, an empty ring and a writer asleep:
  *   lost wake-ups); the same with a reader on level-triggered poll, whose
- *   every POLLIN finds bytes in the ring (or its EOF);
+ *   every POLLIN finds bytes in the ring (or its EOF), reading all there
+ *   is or a piece at a time;
  * - a spinning reader: no token while it watches the ring, one again
  *   after it stopped or its deadline passed; and the two-process stream
  *   with such a reader;
@@ -285,7 +286,7 @@ static int writer(struct conn *c)
 	return lost > 100 ? 100 : (int)lost;
 }
 
-enum reader { ON_EPOLL_ET, SPINS, ON_POLL };
+enum reader { ON_EPOLL_ET, SPINS, ON_POLL, ON_POLL_PART };
 
 static void stream(uint32_t size, enum reader how)
 {
@@ -304,6 +305,23 @@ static void stream(uint32_t size, enum reader how)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	CU_ASSERT_FATAL(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, c.sv[1], &ev) == 0);
 	for (;;) {
+		if (how == ON_POLL_PART) { /* a piece, then a wait, bytes left or not */
+			struct pollfd p = {.fd = c.sv[1], .events = POLLIN};
+			int k;
+
+			get(&c.b, c.fb, &off, 1 + (size_t)(off % 5000));
+			if ((ff_sring_eof(&c.rb) && !ff_sring_readable(&c.rb)) || c.rb.corrupt)
+				break;
+			sleeps += !ff_sring_readable(&c.rb);
+			while ((k = poll(&p, 1, WAIT_MS)) == 0)
+				if (ff_sring_readable(&c.rb) > 0) {
+					lost++;
+					break;
+				}
+			if (k == 1 && !ff_sring_readable(&c.rb) && !ff_sring_eof(&c.rb))
+				stale++;
+			continue;
+		}
 		if (get(&c.b, c.fb, &off, BIG) > 0)
 			continue;
 		if (ff_sring_eof(&c.rb) || c.rb.corrupt)
@@ -367,6 +385,11 @@ static void test_processes(void)
 	 * read (an app's poll said POLLIN, its read EAGAIN) */
 	stream(FF_SRING_MIN, ON_POLL);
 	stream(256u << 10, ON_POLL);
+	/* and one that reads a piece at a time, waiting between pieces: the
+	 * socket stays readable while the ring has bytes (a filling the
+	 * writer counted, then took back, once cost the queue its last byte) */
+	stream(FF_SRING_MIN, ON_POLL_PART);
+	stream(64u << 10, ON_POLL_PART);
 }
 
 /* ---- a hostile peer ---- */
