@@ -41,10 +41,11 @@
  *   on P's send buffer, and P must stay writable).
  * Writable. P, finding no room: S1 stuffed = 1; fence; if room came, write
  *   again; else S2 send a filling of a quarter of the send buffer (the
- *   socket is then not writable), then one token, each counted before it
- *   is sent, as a token is (a C that emptied the ring meanwhile takes them
- *   at R3), and S1 again (so that a C that looked before the filling was
- *   counted looks again). C, after a read
+ *   socket is then not writable), then one token: counted and armed
+ *   before they are sent, and taken back if C took everything meanwhile
+ *   and did not count them, as a token is (a C that counted them takes
+ *   them at R3); and S1 again (so that a C that looked before the
+ *   filling was counted looks again). C, after a read
  *   that left a third of the ring free: fence; if stuffed, stuffed = 0 and
  *   take all bytes of the queue but the last (count - drained - 1): the
  *   filling goes, the last token stays while the ring holds bytes, and the
