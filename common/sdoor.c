@@ -116,11 +116,11 @@
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define FENCE()	    __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
+/* FILL_PIECE: one skb of an AF_UNIX stream, whose sends make skbs of up
+ * to SKB_MAX_HEAD(0) + 32 KiB and of up to half the send buffer (a
+ * filling of a quarter of it is below that) */
 #define FILL_MAX    (64u << 10)
-/* a filling's piece: one skb of an AF_UNIX stream, whose sends make skbs
- * of up to SKB_MAX_HEAD(0) + 32 KiB and of up to half the send buffer
- * (a filling of a quarter of it is below that) */
-#define FILL_PIECE  (32u << 10)
+#define FILL_PIECE  (32u << 10) /* a filling's piece */
 #define DRAIN_MAX   (16u << 20) /* at one call: a hostile count stops there */
 #define TAKE_WAITS  10		/* 1 ms each */
 #define EDGE_TOKENS 4		/* tokens a consumer lets pile up while it reads */
@@ -257,7 +257,7 @@ int ff_sdoor_wrote(struct ff_sdoor *d, int fd)
 	if (LOAD(&x->tail) == head &&
 	    __atomic_compare_exchange_n(&x->tokens, &nv, v, false, __ATOMIC_SEQ_CST,
 					__ATOMIC_SEQ_CST))
-		return 0;	      /* all taken already, and nobody counted the token */
+		return 0;    /* all taken already, and nobody counted the token */
 	k = put(fd, "t", 1); /* 0: the queue is full, so not empty either */
 	if (k <= 0)
 		uncount(d, 1);

@@ -288,6 +288,22 @@ static int writer(struct conn *c)
 
 enum reader { ON_EPOLL_ET, SPINS, ON_POLL, ON_POLL_PART };
 
+/* The reader's level-triggered wait: POLLIN means bytes (or EOF), and a
+ * ring with bytes does not leave it asleep. */
+static void poll_in(struct conn *c, uint64_t *lost, uint64_t *stale)
+{
+	struct pollfd p = {.fd = c->sv[1], .events = POLLIN};
+	int k;
+
+	while ((k = poll(&p, 1, WAIT_MS)) == 0)
+		if (ff_sring_readable(&c->rb) > 0) {
+			(*lost)++;
+			break;
+		}
+	if (k == 1 && !ff_sring_readable(&c->rb) && !ff_sring_eof(&c->rb))
+		(*stale)++;
+}
+
 static void stream(uint32_t size, enum reader how)
 {
 	bool spin = how == SPINS;
@@ -306,20 +322,11 @@ static void stream(uint32_t size, enum reader how)
 	CU_ASSERT_FATAL(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, c.sv[1], &ev) == 0);
 	for (;;) {
 		if (how == ON_POLL_PART) { /* a piece, then a wait, bytes left or not */
-			struct pollfd p = {.fd = c.sv[1], .events = POLLIN};
-			int k;
-
 			get(&c.b, c.fb, &off, 1 + (size_t)(off % 5000));
 			if ((ff_sring_eof(&c.rb) && !ff_sring_readable(&c.rb)) || c.rb.corrupt)
 				break;
 			sleeps += !ff_sring_readable(&c.rb);
-			while ((k = poll(&p, 1, WAIT_MS)) == 0)
-				if (ff_sring_readable(&c.rb) > 0) {
-					lost++;
-					break;
-				}
-			if (k == 1 && !ff_sring_readable(&c.rb) && !ff_sring_eof(&c.rb))
-				stale++;
+			poll_in(&c, &lost, &stale);
 			continue;
 		}
 		if (get(&c.b, c.fb, &off, BIG) > 0)
@@ -339,17 +346,8 @@ static void stream(uint32_t size, enum reader how)
 			}
 		}
 		sleeps++;
-		if (how == ON_POLL) { /* level-triggered: POLLIN means bytes */
-			struct pollfd p = {.fd = c.sv[1], .events = POLLIN};
-			int k;
-
-			while ((k = poll(&p, 1, WAIT_MS)) == 0)
-				if (ff_sring_readable(&c.rb) > 0) {
-					lost++;
-					break;
-				}
-			if (k == 1 && !ff_sring_readable(&c.rb) && !ff_sring_eof(&c.rb))
-				stale++;
+		if (how == ON_POLL) {
+			poll_in(&c, &lost, &stale);
 			continue;
 		}
 		while (epoll_wait(ep, &out, 1, WAIT_MS) == 0) {
