@@ -124,6 +124,7 @@
 #define DRAIN_MAX   (16u << 20) /* at one call: a hostile count stops there */
 #define TAKE_WAITS  10		/* 1 ms each */
 #define EDGE_TOKENS 4		/* tokens a consumer lets pile up while it reads */
+#define ARM_TRIES   64		/* an honest consumer fails a CAS once: its R1 */
 
 int ff_sdoor_init(struct ff_sdoor *d, struct ff_sring *r, int fd)
 {
@@ -264,18 +265,12 @@ int ff_sdoor_wrote(struct ff_sdoor *d, int fd)
 	return k < 0 ? (int)k : 0;
 }
 
-/* Room, or an end that makes writing fail at once. */
-static bool room(struct ff_sdoor *d)
-{
-	return ff_sring_writable(d->r) > 0 || ff_sring_peer_gone(d->r) || d->r->corrupt;
-}
-
-/* Room after S1. */
+/* Room (or an end that makes writing fail at once) after S1. */
 static bool room_after_flag(struct ff_sdoor *d)
 {
 	STORE(&d->r->tx->stuffed, 1);
 	FENCE();
-	return room(d);
+	return ff_sring_writable(d->r) > 0 || ff_sring_peer_gone(d->r) || d->r->corrupt;
 }
 
 int ff_sdoor_full(struct ff_sdoor *d, int fd)
@@ -295,12 +290,19 @@ int ff_sdoor_full(struct ff_sdoor *d, int fd)
 	 * them without R1 (took(), bytes left), and taken the queue's last
 	 * byte in their stead; they must come. */
 	v = LOAD(&x->tokens);
-	do
+	for (int i = 0;; i++) {
 		nv = (v + 2 * n) | ARMED;
-	while (!__atomic_compare_exchange_n(&x->tokens, &v, nv, false, __ATOMIC_SEQ_CST,
-					    __ATOMIC_SEQ_CST));
+		if (__atomic_compare_exchange_n(&x->tokens, &v, nv, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST))
+			break;
+		if (i == ARM_TRIES) { /* a peer that keeps changing it: counted, sent */
+			__atomic_add_fetch(&x->tokens, 2 * n, __ATOMIC_SEQ_CST);
+			nv = 0;
+			break;
+		}
+	}
 	FENCE();
-	if (LOAD(&x->tail) == head &&
+	if (nv && LOAD(&x->tail) == head &&
 	    __atomic_compare_exchange_n(&x->tokens, &nv, v, false, __ATOMIC_SEQ_CST,
 					__ATOMIC_SEQ_CST))
 		return 1;
