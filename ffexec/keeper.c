@@ -19,6 +19,15 @@
  * 'K' (the keeper answers). The keeper ends with the filter: on POLLHUP
  * of the listener, which the kernel reports once no task uses it.
  *
+ * Listeners. A program's listener on an overlay address becomes, in the
+ * program, its end of an accept queue whose other end the router holds.
+ * The router hands the keeper a copy of that end and the kernel listener
+ * (Reply body keep); the keeper holds them, as a shim holds its own, so
+ * that a router's death is no EOF in the program's accept, and hands them
+ * back (Relisten) to the next router that supervises it. Connections that
+ * reach the kernel listener meanwhile wait in its backlog. The keeper lets
+ * a pair go once the program's end is closed (its own end hangs up).
+ *
  * A router that took a notification (RECV) and died without answering it
  * leaves its task waiting (WAIT_KILLABLE_RECV: only a fatal signal ends
  * that wait), and only the router knew the id. The ids are sequential:
@@ -28,6 +37,7 @@
  * or in a program that makes no further trapped call, stays stuck. */
 #include "ffexec.h"
 
+#include "addr.h"
 #include "fdpass.h"
 #include "log.h"
 #include "msg.h"
@@ -56,8 +66,19 @@
 #define GUARD_MS     100  /* most a RECV may block (someone else took the call) */
 #define RESCUE_IDS   4096
 #define REPLY_BUF    4096
+#define KEPT_MAX     64 /* listeners held across a router restart */
 
 enum kstate { K_ALONE, K_HELLO, K_SUPERVISE, K_SERVED };
+
+/* A listener held for the next router (Relisten's fields and fds). */
+struct kept {
+	int kfd; /* the kernel listener */
+	int qr;	 /* the router's end of the accept queue */
+	struct ff_sa addr;
+	int32_t backlog;
+	bool v6only;
+	uint64_t q_ino; /* the program's end */
+};
 
 struct keeper {
 	enum kstate st;
@@ -72,6 +93,8 @@ struct keeper {
 	struct seccomp_notif *n;
 	struct seccomp_notif_resp *resp;
 	size_t n_size, resp_size;
+	struct kept kept[KEPT_MAX];
+	int nkept;
 };
 
 static int64_t now_ms(void)
@@ -312,6 +335,63 @@ static int send_supervise(struct keeper *k)
 	return send_req(k, &req, &k->lfd, 1);
 }
 
+/* ---- listeners kept for the next router ---- */
+
+/* The router's keep (fds: the kernel listener, our copy of its queue end;
+ * consumed). */
+static void kept_add(struct keeper *k, const Ff__Listen *m, int *fds, int nfds)
+{
+	struct kept *e = &k->kept[k->nkept];
+
+	if (nfds != 2 || !m || k->nkept == KEPT_MAX || ff_sa_from_proto(&e->addr, m->addr) < 0) {
+		ff_warn("a listener not kept (%s): it ends with this router",
+			k->nkept == KEPT_MAX ? "too many" : "malformed");
+		ff_close_fds(fds, nfds);
+		return;
+	}
+	e->kfd = above_stdio(fds[0]);
+	e->qr = above_stdio(fds[1]);
+	e->backlog = m->backlog;
+	e->v6only = m->v6only;
+	e->q_ino = m->queue_inode;
+	k->nkept++;
+}
+
+/* The program closed its end of kept listener i: let the pair go. */
+static void kept_drop(struct keeper *k, int i)
+{
+	close(k->kept[i].kfd);
+	close(k->kept[i].qr);
+	k->kept[i] = k->kept[--k->nkept];
+}
+
+/* A router supervises us again: hand it every listener we kept. Its
+ * answers are not awaited (a refusal leaves the listener as without us). */
+static void kept_hand_back(struct keeper *k)
+{
+	int sent = 0;
+
+	for (int i = 0; i < k->nkept; i++) {
+		const struct kept *e = &k->kept[i];
+		Ff__Request req = FF__REQUEST__INIT;
+		Ff__Listen m = FF__LISTEN__INIT;
+		Ff__Addr am;
+		uint8_t ip[16];
+		int fds[2] = {e->kfd, e->qr};
+
+		ff_sa_to_proto(&e->addr, &am, ip);
+		m.addr = &am;
+		m.backlog = e->backlog;
+		m.v6only = e->v6only;
+		m.queue_inode = e->q_ino;
+		req.body_case = FF__REQUEST__BODY_RELISTEN;
+		req.relisten = &m;
+		sent += send_req(k, &req, fds, 2) == 0;
+	}
+	if (k->nkept)
+		ff_info("%d of %d listener(s) handed back to the router", sent, k->nkept);
+}
+
 /* A channel is open (k->chan): start the handshake. */
 static void chan_start(struct keeper *k)
 {
@@ -345,6 +425,7 @@ static void on_reply(struct keeper *k, const Ff__Reply *rep)
 		k->delay = RETRY_MS;
 		ff_info("the router supervises pid %u", k->pid);
 		answer_launcher(k, 'R');
+		kept_hand_back(k);
 		return;
 	}
 	err = send_supervise(k);
@@ -373,6 +454,11 @@ static void on_chan(struct keeper *k)
 			ff_info("router gone (%s): letting every call through",
 				r ? strerror(-r) : "channel closed");
 		chan_drop(k, false);
+		return;
+	}
+	if (((Ff__Reply *)m)->id == 0 && ((Ff__Reply *)m)->body_case == FF__REPLY__BODY_KEEP) {
+		kept_add(k, ((Ff__Reply *)m)->keep, fds, nfds);
+		protobuf_c_message_free_unpacked(m, NULL);
 		return;
 	}
 	ff_close_fds(fds, nfds); /* a shim HelloReply's pages: not ours to map */
@@ -406,24 +492,29 @@ static int keep(struct keeper *k)
 {
 	for (;;) {
 		bool reading = k->st == K_ALONE || k->st == K_HELLO;
-		struct pollfd p[2] = {
+		struct pollfd p[2 + KEPT_MAX] = {
 		    {.fd = k->lfd, .events = reading ? POLLIN : 0},
 		    {.fd = k->chan, .events = POLLIN},
 		};
 		int64_t left = k->due - now_ms();
-		int r;
+		int r, nk = k->nkept;
 
+		for (int i = 0; i < nk; i++)
+			p[2 + i] = (struct pollfd){.fd = k->kept[i].qr}; /* POLLHUP only */
 		if (k->st == K_SERVED)
 			left = -1;
 		else if (left < 0)
 			left = 0;
-		r = poll(p, 2, (int)left);
+		r = poll(p, 2 + (nfds_t)nk, (int)left);
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r < 0)
 			continue;
 		if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))
 			return 0;
+		for (int i = nk - 1; i >= 0; i--) /* (a drop moves the last entry to i) */
+			if (p[2 + i].revents)
+				kept_drop(k, i);
 		if (p[0].revents & POLLIN)
 			answer_one(k);
 		if (k->chan >= 0 && p[1].revents)
@@ -480,6 +571,8 @@ out:
 		close(k.chan);
 	if (k.lfd >= 0)
 		close(k.lfd);
+	while (k.nkept)
+		kept_drop(&k, 0);
 	free(k.n);
 	free(k.resp);
 	return r < 0 ? 1 : 0;

@@ -336,6 +336,32 @@ out_close:
 
 /* ------------------------------------------------------------- listen */
 
+/* Hands the keeper (sv->kch) the kernel listener kfd and a copy of the
+ * router's end of its accept queue, qfd (ff.proto, Supervise): it holds
+ * them as a shim holds its own, so that the program's listener outlives a
+ * router crash and is handed back (Relisten) to the next router. Without
+ * them the queue would end with this router: EOF in the program's accept. */
+static void keep_listener(struct sv *sv, const struct sv_call *call, int kfd, int qfd, ino_t q_ino)
+{
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__Listen m = FF__LISTEN__INIT;
+	Ff__Addr am;
+	uint8_t ip[16];
+	int fds[2] = {kfd, qfd};
+
+	ff_sa_to_proto(&call->bound, &am, ip);
+	m.addr = &am;
+	m.backlog = call->backlog;
+	m.v6only = call->v6only;
+	m.queue_inode = q_ino;
+	rep.body_case = FF__REPLY__BODY_KEEP;
+	rep.keep = &m;
+	if (ffr_reply(sv->kch, &rep, fds, 2) < 0)
+		ff_warn(
+		    "%s: the keeper of pid %d did not take a listener: it ends with this router",
+		    sv->c->name, (int)sv->pid);
+}
+
 static void listen_reply(struct sv_call *call, const Ff__Reply *rep, int *fds, int nfds)
 {
 	struct sv *sv = call->sv;
@@ -348,6 +374,7 @@ static void listen_reply(struct sv_call *call, const Ff__Reply *rep, int *fds, i
 			s = sv_sock_get(sv->socks, ffr_fd_ino(fds[0]), true);
 			if (s)
 				s->family = call->family;
+			keep_listener(sv, call, call->afd, fds[1], ffr_fd_ino(fds[0]));
 		}
 	}
 	sv_answer(sv, call->id, 0, 0);
@@ -402,6 +429,9 @@ static void do_listen(struct sv *sv, const struct seccomp_notif *n, int afd)
 	call->family = fam;
 	call->nonblock = fcntl(afd, F_GETFL) & O_NONBLOCK;
 	call->cloexec = sv_fd_cloexec(call->tid, call->fdnum);
+	call->bound = bound;
+	call->backlog = m.backlog;
+	call->v6only = m.v6only;
 	if (sv_call_request(call, &req, &afd, 1) < 0) {
 		sv_answer(sv, n->id, 0, 0);
 		sv_call_free(call);
@@ -589,8 +619,7 @@ static void do_sendto(struct sv *sv, const struct seccomp_notif *n, int afd)
 	/* only the same-host path's AF_UNIX ends refuse the address; a TCP
 	 * socket (the other paths) ignores it */
 	if (lookup(sv, afd, &si, &s) < 0 || si.kind != FF_KIND_CONN ||
-	    si.path != FF__PATH__PATH_SAME_HOST ||
-	    (flags & (MSG_OOB | MSG_FASTOPEN))) {
+	    si.path != FF__PATH__PATH_SAME_HOST || (flags & (MSG_OOB | MSG_FASTOPEN))) {
 		close(afd);
 		sv_continue(sv, n->id);
 		return;

@@ -49,7 +49,10 @@ struct sv_call {
 	struct event *ev;    /* accept: waits for the queue; send: for room */
 	uint64_t buf;	     /* send: the bytes, in the task */
 	size_t len;
-	int sflags;	     /* send: the app's flags */
+	int sflags;	    /* send: the app's flags */
+	struct ff_sa bound; /* listen: the kernel socket's address */
+	int backlog;	    /* listen */
+	bool v6only;	    /* listen */
 };
 TAILQ_HEAD(sv_call_list, sv_call);
 
@@ -71,8 +74,8 @@ struct sv_ctx {
 	struct {
 		pid_t tid;
 		int fd;
-	} pidfd[SV_PIDFDS];	/* thread pidfds by tid (target.c); -1: none */
-	timer_t guard;		/* interrupts an ioctl that would block the loop */
+	} pidfd[SV_PIDFDS]; /* thread pidfds by tid (target.c); -1: none */
+	timer_t guard;	    /* interrupts an ioctl that would block the loop */
 	bool guard_tried, guard_ok;
 	uint64_t trapped, answered, continued, refused;
 };
@@ -85,11 +88,11 @@ struct sv {
 	pid_t pid;	      /* who installed the filter (for the log) */
 	int lfd;	      /* the seccomp listener */
 	struct event *lev;
-	int cfd; /* our end of the internal shim channel */
+	int cfd;	       /* our end of the internal shim channel */
 	struct ffr_chan *core; /* the core's end, called directly once ready */
 	struct event *cev;
-	bool ready; /* the internal channel said Hello */
-	uint64_t sup_id; /* the Supervise to answer once ready */
+	bool ready;	  /* the internal channel said Hello */
+	uint64_t sup_id;  /* the Supervise to answer once ready */
 	bool ip_opts_set; /* a program set an IP/TCP option on a kernel socket */
 	uint64_t next_req;
 	struct sv_call_list calls;

@@ -7,7 +7,8 @@
 # would show them, and be accelerated: the router counts one more
 # connection for it (no kernel TCP flow crosses the bridge). Then the same
 # with the router stopped: ffexec runs the programs over the container
-# network, untouched. And a dynamic glibc program under ffexec with the
+# network, untouched. A static Go server keeps its listener across a
+# router crash. And a dynamic glibc program under ffexec with the
 # shim preloaded is served once, by the shim. Exits 77 without a container
 # backend or without seccomp user notification.
 set -euo pipefail
@@ -135,6 +136,28 @@ out=$(ff_e c2 -- --sendto sockperf pp --tcp -i "$ip1" -p "$port" -t 1 2>&1) || t
 tb_kill "$id" || true
 ff_check "sockperf (ffexec --sendto): round trips measured" grep -q "percentile 50.000" <<<"$out"
 ff_check "sockperf (ffexec --sendto): accelerated" ff_accelerated 1
+
+# ---- a static Go server outlives a router crash: its keeper holds the
+# listener's queue (no EOF in the server's accept) and hands it back to
+# the next router, which accelerates the server's next connections
+if tb_exec c1 -- test -x /usr/bin/gonet; then
+	port=7010
+	id=$(ff_e_bg c1 -- gonet serve "$ip1:$port" -n 2)
+	tb_wait_port c1 "$port" || true
+	out=$(ff_e c2 -- gonet get "http://$ip1:$port/bytes" -n "$n" 2>&1) || true
+	ff_check "gonet before the router's crash: $n bytes checked ($out)" grep -q "^ok $n\$" <<<"$out"
+	ff_router_kill
+	ff_router_start
+	relistened() { (($(grep -c "c1: listening on $ip1:$port " "$FF_WORK/router.log") >= 2)); }
+	for ((i = 0; i < 100; i++)); do relistened && break; sleep 0.1; done
+	ff_check "the keeper handed the listener back to the new router" relistened
+	ff_mark
+	out=$(ff_e c2 -- gonet get "http://$ip1:$port/whoami" 2>&1) || true
+	ff_check "gonet after the crash: served, the client's overlay address seen ($out)" \
+		grep -q "^server remote=$ip2:[0-9]* local=$ip1:$port\$" <<<"$out"
+	ff_check "gonet after the crash: accelerated" ff_accelerated 1
+	ff_check "gonet serve ended after 2 requests" tb_wait "$id" 20
+fi
 
 # ---- no router: untouched, over the container network
 ff_router_stop

@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -282,10 +283,12 @@ static bool got_hi(int lfd)
 /* --------------------------------------------------------- fake router */
 
 enum fr_mode {
-	FR_SERVE,  /* answer every notification CONTINUE until the filter is gone */
-	FR_CLOSE,  /* close the listener and the channel after Supervise */
-	FR_REFUSE, /* answer Supervise ST_UNSUPPORTED */
-	FR_HOLD,   /* take the first connect, die without answering it */
+	FR_SERVE,    /* answer every notification CONTINUE until the filter is gone */
+	FR_CLOSE,    /* close the listener and the channel after Supervise */
+	FR_REFUSE,   /* answer Supervise ST_UNSUPPORTED */
+	FR_HOLD,     /* take the first connect, die without answering it */
+	FR_KEEP,     /* hand the keeper a listener to keep (keep_fds), then as FR_CLOSE */
+	FR_RELISTEN, /* read one request after Supervise (relisten), then as FR_SERVE */
 };
 
 struct fr_conn {
@@ -309,6 +312,18 @@ struct fr {
 	int nnotes;
 	int note_nr[MAX_NOTE];
 	uint32_t note_pid[MAX_NOTE];
+	/* FR_KEEP: what it hands over (the keeper gets copies) */
+	int keep_fds[2];
+	uint64_t keep_qino;
+	/* FR_RELISTEN: what came back */
+	struct {
+		bool seen;
+		int nfds;
+		ino_t ino[2];
+		uint64_t q_ino;
+		int backlog;
+		uint32_t port;
+	} rl;
 };
 
 static int wait_in(int fd, int stop, int ms)
@@ -427,6 +442,54 @@ static void fr_serve(struct fr *f, int lfd, bool hold)
 	}
 }
 
+static ino_t fd_ino(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+/* FR_KEEP: the unasked Reply a router sends a keeper for a new listener. */
+static void fr_keep(struct fr *f, int c)
+{
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__Listen m = FF__LISTEN__INIT;
+	Ff__Addr a = FF__ADDR__INIT;
+	uint8_t ip[4] = {10, 1, 2, 3};
+
+	a.family = AF_INET;
+	a.ip.data = ip;
+	a.ip.len = sizeof(ip);
+	a.port = 8080;
+	m.addr = &a;
+	m.backlog = 7;
+	m.queue_inode = f->keep_qino;
+	rep.body_case = FF__REPLY__BODY_KEEP;
+	rep.keep = &m;
+	CU_ASSERT_EQUAL(ff_msg_send(c, &rep.base, f->keep_fds, 2), 0);
+}
+
+/* FR_RELISTEN: the request a keeper sends once served again. */
+static void fr_relisten(struct fr *f, int c)
+{
+	Ff__Request *req;
+	int fds[FF_MAX_FDS], nfds = 0;
+
+	if (fr_recv(f, c, &req, fds, &nfds) < 0)
+		return;
+	if (req->body_case == FF__REQUEST__BODY_RELISTEN && req->relisten->addr) {
+		f->rl.seen = true;
+		f->rl.nfds = nfds;
+		for (int i = 0; i < nfds && i < 2; i++)
+			f->rl.ino[i] = fd_ino(fds[i]);
+		f->rl.q_ino = req->relisten->queue_inode;
+		f->rl.backlog = req->relisten->backlog;
+		f->rl.port = req->relisten->addr->port;
+	}
+	ff_close_fds(fds, nfds);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
 static void *fr_main(void *arg)
 {
 	struct fr *f = arg;
@@ -443,9 +506,14 @@ static void *fr_main(void *arg)
 		f->nconn++;
 		lfd =
 		    fr_hello(f, c, fc) < 0 ? -1 : fr_supervise(f, c, fc, f->modes[i] == FR_REFUSE);
+		if (lfd >= 0 && f->modes[i] == FR_KEEP)
+			fr_keep(f, c);
+		if (lfd >= 0 && f->modes[i] == FR_RELISTEN)
+			fr_relisten(f, c);
 		if (write(f->ev[1], "s", 1) != 1)
 			break;
-		if (lfd >= 0 && (f->modes[i] == FR_SERVE || f->modes[i] == FR_HOLD))
+		if (lfd >= 0 && (f->modes[i] == FR_SERVE || f->modes[i] == FR_HOLD ||
+				 f->modes[i] == FR_RELISTEN))
 			fr_serve(f, lfd, f->modes[i] == FR_HOLD);
 		if (lfd >= 0)
 			close(lfd);
@@ -745,6 +813,82 @@ static void test_restart(void)
 	CU_ASSERT_EQUAL(fr_count(&f, SYS_connect, (uint32_t)p.pid), 1);
 }
 
+/* Whether port (loopback) is free within ms: nobody holds its listener
+ * any more. (A bind, not a connect: connects to a listener nobody accepts
+ * from would fill its backlog and then wait for SYN retries.) */
+static bool freed_within(int port, int ms)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int64_t end = now_ms() + ms;
+
+	do {
+		int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int r = bind(s, (struct sockaddr *)&a, sizeof(a)), e = errno;
+
+		close(s);
+		if (r == 0)
+			return true;
+		if (e != EADDRINUSE)
+			return false;
+		usleep(20000);
+	} while (now_ms() < end);
+	return false;
+}
+
+/* A router hands the keeper a listener and dies; the next router gets it
+ * back (Relisten: the same kernel socket and queue end, the same fields).
+ * Once the program's end of the queue is closed, the keeper lets the
+ * pair go: the kernel listener is closed. */
+static void test_keep(void)
+{
+	const enum fr_mode modes[] = {FR_KEEP, FR_RELISTEN};
+	char port[16];
+	char *argv[] = {(char *)ffexec, (char *)helper, "connect", port, NULL};
+	const char *env[] = {sock_env(), "HELPER_WAIT=1", NULL};
+	int tport, tcp = tcp_listener(&tport), kport, q[2];
+	struct proc p;
+	struct fr f;
+	ino_t kino, qino;
+
+	CU_ASSERT_FATAL(tcp >= 0);
+	snprintf(port, sizeof(port), "%d", tport);
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, q) == 0);
+	CU_ASSERT_FATAL(fr_start(&f, modes, 2) == 0);
+	f.keep_fds[0] = tcp_listener(&kport);
+	f.keep_fds[1] = q[0];
+	f.keep_qino = fd_ino(q[1]);
+	CU_ASSERT_FATAL(f.keep_fds[0] >= 0);
+	kino = fd_ino(f.keep_fds[0]);
+	qino = fd_ino(q[0]);
+	CU_ASSERT_FATAL(spawn(&p, argv, env) == 0);
+	CU_ASSERT_TRUE(fr_wait_supervise(&f));
+	CU_ASSERT_TRUE(fr_wait_supervise(&f));
+	/* the keeper holds the pair: ours can go, the listener stays */
+	close(f.keep_fds[0]);
+	close(q[0]);
+	CU_ASSERT_FALSE(freed_within(kport, 200));
+	/* the program's end goes: the keeper, still there, drops the pair */
+	close(q[1]);
+	CU_ASSERT_TRUE(freed_within(kport, 3000));
+	CU_ASSERT(write(p.in, "go\n", 3) == 3);
+	CU_ASSERT_FATAL(collect(&p) == 0);
+	CU_ASSERT_EQUAL(reap_keeper(), 0);
+	fr_stop(&f);
+	CU_ASSERT_TRUE(exited(&p, 0));
+	CU_ASSERT_TRUE(got_hi(tcp));
+	close(tcp);
+	CU_ASSERT_EQUAL(f.nconn, 2);
+	CU_ASSERT_TRUE(f.rl.seen);
+	CU_ASSERT_EQUAL(f.rl.nfds, 2);
+	CU_ASSERT_EQUAL(f.rl.ino[0], kino);
+	CU_ASSERT_EQUAL(f.rl.ino[1], qino);
+	CU_ASSERT_EQUAL(f.rl.q_ino, f.keep_qino);
+	CU_ASSERT_EQUAL(f.rl.backlog, 7);
+	CU_ASSERT_EQUAL(f.rl.port, 8080);
+}
+
 /* The router takes a connect and dies: the keeper finds the call by its
  * id once another call comes, and lets it through. */
 static void test_rescue(void)
@@ -825,6 +969,7 @@ int main(void)
 	    {"refused", test_refused},
 	    {"restart", test_restart},
 	    {"rescue", test_rescue},
+	    {"keep", test_keep},
 	    {"closed_stdio", test_closed_stdio},
 	    {0},
 	};
