@@ -28,6 +28,14 @@
  * reach the kernel listener meanwhile wait in its backlog. The keeper lets
  * a pair go once the program's end is closed (its own end hangs up).
  *
+ * Parked calls. A router that parks a call (a blocking accept waiting for
+ * a connection, a connect waiting for its core) records it in a page it
+ * hands over with its answer to Supervise (ff/exec.h), mapped here
+ * read-only. When that router is lost, every call of the page still
+ * pending is let through at once, but for blocking accepts: those are held
+ * (the program's accept keeps waiting, as with the shim) and handed to the
+ * next router (Adopt) after the listeners.
+ *
  * A router that took a notification (RECV) and died without answering it
  * leaves its task waiting (WAIT_KILLABLE_RECV: only a fatal signal ends
  * that wait), and only the router knew the id. The ids are sequential:
@@ -42,6 +50,7 @@
 #include "log.h"
 #include "msg.h"
 
+#include <ff/exec.h>
 #include <ff/wire.h>
 
 #include <errno.h>
@@ -53,8 +62,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -67,6 +78,7 @@
 #define RESCUE_IDS   4096
 #define REPLY_BUF    4096
 #define KEPT_MAX     64 /* listeners held across a router restart */
+#define HELD_MAX     64 /* blocking accepts held for the next router */
 
 enum kstate { K_ALONE, K_HELLO, K_SUPERVISE, K_SERVED };
 
@@ -95,6 +107,9 @@ struct keeper {
 	size_t n_size, resp_size;
 	struct kept kept[KEPT_MAX];
 	int nkept;
+	const struct ff_parked_page *pp; /* the serving router's parked calls */
+	struct ff_parked held[HELD_MAX];
+	int nheld;
 };
 
 static int64_t now_ms(void)
@@ -291,11 +306,103 @@ static void answer_launcher(struct keeper *k, char c)
 	null_stdio(2); /* a pipe on stderr must see EOF when the program ends */
 }
 
+static int send_req(struct keeper *k, Ff__Request *req, const int *fds, int nfds)
+{
+	req->id = ++k->req_id;
+	return ff_msg_send(k->chan, &req->base, fds, nfds);
+}
+
+/* ---- the router's parked calls ---- */
+
+static void parked_unmap(struct keeper *k)
+{
+	if (k->pp)
+		munmap((void *)k->pp, sizeof(*k->pp));
+	k->pp = NULL;
+}
+
+/* The page that came with Supervise's answer (fds consumed). */
+static void parked_map(struct keeper *k, int *fds, int nfds)
+{
+	struct stat st;
+	void *p;
+
+	parked_unmap(k);
+	if (nfds == 1 && fstat(fds[0], &st) == 0 && st.st_size == (off_t)sizeof(*k->pp) &&
+	    (p = mmap(NULL, sizeof(*k->pp), PROT_READ, MAP_SHARED, fds[0], 0)) != MAP_FAILED) {
+		k->pp = p;
+		if (k->pp->magic != FF_PARKED_MAGIC || k->pp->nslots != FF_PARKED_SLOTS)
+			parked_unmap(k);
+	}
+	ff_close_fds(fds, nfds);
+}
+
+static bool is_accept(uint32_t nr)
+{
+	return nr == SYS_accept || nr == SYS_accept4;
+}
+
+/* The router is lost: its parked calls still pending are let through, but
+ * blocking accepts, held for the next router. */
+static void parked_rescue(struct keeper *k)
+{
+	int through = 0;
+
+	for (int i = 0; k->pp && i < FF_PARKED_SLOTS; i++) {
+		uint64_t id = __atomic_load_n(&k->pp->slot[i].id, __ATOMIC_ACQUIRE);
+		struct ff_parked e;
+
+		if (!id)
+			continue;
+		e = k->pp->slot[i];
+		/* (a router still alive may reuse the slot meanwhile) */
+		if (__atomic_load_n(&k->pp->slot[i].id, __ATOMIC_ACQUIRE) != id ||
+		    ioctl(k->lfd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0)
+			continue;
+		e.id = id;
+		if (is_accept(e.nr) && k->nheld < HELD_MAX) {
+			k->held[k->nheld++] = e;
+		} else {
+			let_through(k, id);
+			through++;
+		}
+	}
+	parked_unmap(k);
+	if (k->nheld || through)
+		ff_info("the lost router's parked calls: %d held for the next, %d let through",
+			k->nheld, through);
+}
+
+/* A router supervises us again: the held accepts are its to serve. */
+static void parked_hand_over(struct keeper *k)
+{
+	for (int i = 0; i < k->nheld; i++) {
+		Ff__Request req = FF__REQUEST__INIT;
+		Ff__Adopt m = FF__ADOPT__INIT;
+		uint64_t args[4];
+
+		memcpy(args, k->held[i].args, sizeof(args));
+		m.id = k->held[i].id;
+		m.tid = k->held[i].tid;
+		m.nr = k->held[i].nr;
+		m.n_args = 4;
+		m.args = args;
+		req.body_case = FF__REQUEST__BODY_ADOPT;
+		req.adopt = &m;
+		if (send_req(k, &req, NULL, 0) < 0)
+			let_through(k, k->held[i].id); /* (as before the page existed) */
+	}
+	k->nheld = 0;
+}
+
 /* Back to K_ALONE; refused: the router answered no, wait longer. */
 static void chan_drop(struct keeper *k, bool refused)
 {
-	if (k->st == K_SERVED)
+	if (k->st == K_SERVED) {
 		k->rescue = true;
+		parked_rescue(k);
+	}
+	parked_unmap(k);
 	if (k->chan >= 0)
 		close(k->chan);
 	k->chan = -1;
@@ -304,12 +411,6 @@ static void chan_drop(struct keeper *k, bool refused)
 		k->delay = k->delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : k->delay * 2;
 	k->due = now_ms() + k->delay;
 	answer_launcher(k, 'K');
-}
-
-static int send_req(struct keeper *k, Ff__Request *req, const int *fds, int nfds)
-{
-	req->id = ++k->req_id;
-	return ff_msg_send(k->chan, &req->base, fds, nfds);
 }
 
 static int send_hello(struct keeper *k)
@@ -406,11 +507,14 @@ static void chan_start(struct keeper *k)
 	k->due = now_ms() + REPLY_MS;
 }
 
-/* The reply to the request in flight. */
-static void on_reply(struct keeper *k, const Ff__Reply *rep)
+/* The reply to the request in flight (fds consumed). */
+static void on_reply(struct keeper *k, const Ff__Reply *rep, int *fds, int nfds)
 {
 	int err;
 
+	if (rep->id != k->req_id || (k->st != K_HELLO && k->st != K_SUPERVISE) ||
+	    rep->status != FF__STATUS__ST_OK || k->st == K_HELLO)
+		ff_close_fds(fds, nfds); /* (a shim HelloReply's pages: not ours to map) */
 	if (rep->id != k->req_id || (k->st != K_HELLO && k->st != K_SUPERVISE))
 		return; /* nothing else is expected: ignored */
 	if (rep->status != FF__STATUS__ST_OK) {
@@ -423,9 +527,11 @@ static void on_reply(struct keeper *k, const Ff__Reply *rep)
 	if (k->st == K_SUPERVISE) {
 		k->st = K_SERVED;
 		k->delay = RETRY_MS;
+		parked_map(k, fds, nfds);
 		ff_info("the router supervises pid %u", k->pid);
 		answer_launcher(k, 'R');
 		kept_hand_back(k);
+		parked_hand_over(k);
 		return;
 	}
 	err = send_supervise(k);
@@ -461,8 +567,7 @@ static void on_chan(struct keeper *k)
 		protobuf_c_message_free_unpacked(m, NULL);
 		return;
 	}
-	ff_close_fds(fds, nfds); /* a shim HelloReply's pages: not ours to map */
-	on_reply(k, (Ff__Reply *)m);
+	on_reply(k, (Ff__Reply *)m, fds, nfds);
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
@@ -573,6 +678,7 @@ out:
 		close(k.lfd);
 	while (k.nkept)
 		kept_drop(&k, 0);
+	parked_unmap(&k);
 	free(k.n);
 	free(k.resp);
 	return r < 0 ? 1 : 0;

@@ -18,6 +18,8 @@
 
 #include "core.h"
 
+#include <ff/exec.h>
+
 #include <linux/seccomp.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -37,6 +39,7 @@ struct sv_call {
 	struct sv *sv;
 	enum sv_kind kind;
 	uint64_t id;	     /* the notification's */
+	int slot;	     /* in sv->pp, or -1 */
 	uint64_t req;	     /* the core request it waits for (0: none) */
 	pid_t tid;	     /* the task, in the router's pid namespace */
 	int fdnum;	     /* the app's fd number */
@@ -84,9 +87,12 @@ struct sv {
 	TAILQ_ENTRY(sv) link;
 	struct sv_ctx *x;
 	struct ffr_container *c;
-	struct ffr_chan *kch; /* the keeper's channel: it ends, so do we */
-	pid_t pid;	      /* who installed the filter (for the log) */
-	int lfd;	      /* the seccomp listener */
+	struct ffr_chan *kch;	   /* the keeper's channel: it ends, so do we */
+	pid_t pid;		   /* who installed the filter (for the log) */
+	int lfd;		   /* the seccomp listener */
+	int pfd;		   /* the parked page, until the keeper has it (-1) */
+	struct ff_parked_page *pp; /* the parked calls, for the keeper (ff/exec.h) */
+	unsigned pp_hint;	   /* where to look for a free slot */
 	struct event *lev;
 	int cfd;	       /* our end of the internal shim channel */
 	struct ffr_chan *core; /* the core's end, called directly once ready */

@@ -2,6 +2,10 @@
  * listener handed over, reading notifications and answering them, the
  * internal channel to the core, and parked calls.
  *
+ * Parked calls are also written to a page the keeper maps read-only
+ * (ff/exec.h), so that a keeper that loses this router can let them
+ * through, or hold a blocking accept for the next router (op_adopt).
+ *
  * The listener is a file the container holds too: another reader may take
  * a notification between our poll and our RECV, and RECV (like ADDFD,
  * which waits for the task) would then block the loop. Both run under a
@@ -21,7 +25,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -124,6 +130,25 @@ int sv_addfd(struct sv *sv, uint64_t id, int fd, int fdnum, bool cloexec)
 
 /* ---------------------------------------------------------------- calls */
 
+/* Records a parked call in the keeper's page: the fields, then the id. */
+static int parked_put(struct sv *sv, const struct seccomp_notif *n)
+{
+	for (unsigned i = 0; sv->pp && i < FF_PARKED_SLOTS; i++) {
+		unsigned k = (sv->pp_hint + i) % FF_PARKED_SLOTS;
+		struct ff_parked *e = &sv->pp->slot[k];
+
+		if (__atomic_load_n(&e->id, __ATOMIC_RELAXED))
+			continue;
+		memcpy(e->args, n->data.args, sizeof(e->args));
+		e->tid = n->pid;
+		e->nr = (uint32_t)n->data.nr;
+		__atomic_store_n(&e->id, n->id, __ATOMIC_RELEASE);
+		sv->pp_hint = k + 1;
+		return (int)k;
+	}
+	return -1; /* full: the keeper's late rescue (by id) covers it */
+}
+
 struct sv_call *sv_call_new(struct sv *sv, enum sv_kind kind, const struct seccomp_notif *n,
 			    int afd)
 {
@@ -133,6 +158,7 @@ struct sv_call *sv_call_new(struct sv *sv, enum sv_kind kind, const struct secco
 		close(afd);
 		return NULL;
 	}
+	call->slot = parked_put(sv, n);
 	call->sv = sv;
 	call->kind = kind;
 	call->id = n->id;
@@ -148,6 +174,8 @@ void sv_call_free(struct sv_call *call)
 {
 	if (!call)
 		return;
+	if (call->slot >= 0 && call->sv->pp)
+		__atomic_store_n(&call->sv->pp->slot[call->slot].id, 0, __ATOMIC_RELEASE);
 	TAILQ_REMOVE(&call->sv->calls, call, link);
 	call->sv->ncalls--;
 	if (call->ev)
@@ -165,6 +193,16 @@ static struct sv_call *call_by_req(struct sv *sv, uint64_t req)
 
 	TAILQ_FOREACH(call, &sv->calls, link)
 	if (call->req == req)
+		return call;
+	return NULL;
+}
+
+static struct sv_call *call_by_id(struct sv *sv, uint64_t id)
+{
+	struct sv_call *call;
+
+	TAILQ_FOREACH(call, &sv->calls, link)
+	if (call->id == id)
 		return call;
 	return NULL;
 }
@@ -223,6 +261,19 @@ int sv_call_request(struct sv_call *call, Ff__Request *req, const int *fds, int 
 
 static void sv_free(struct sv *sv);
 
+/* Supervise answered OK, with the parked page (ff/exec.h) for the keeper. */
+static void supervise_ok(struct sv *sv)
+{
+	Ff__Reply rep = FF__REPLY__INIT;
+
+	rep.id = sv->sup_id;
+	rep.status = FF__STATUS__ST_OK;
+	ffr_reply(sv->kch, &rep, &sv->pfd, sv->pfd >= 0 ? 1 : 0);
+	if (sv->pfd >= 0)
+		close(sv->pfd);
+	sv->pfd = -1;
+}
+
 static void chan_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sv *sv = arg;
@@ -253,8 +304,9 @@ static void chan_cb(evutil_socket_t fd, short what, void *arg)
 			/* only now may the task go on: a call before this would
 			 * have been let through to the kernel, unaccelerated */
 			if (rep->body_case != FF__REPLY__BODY_HELLO || rep->status) {
-				ff_warn("%s: seccomp supervision of pid %d: internal channel refused",
-					sv->c->name, (int)sv->pid);
+				ff_warn(
+				    "%s: seccomp supervision of pid %d: internal channel refused",
+				    sv->c->name, (int)sv->pid);
 				ffr_reply_status(sv->kch, sv->sup_id, FF__STATUS__ST_INTERNAL,
 						 "supervise: internal channel refused");
 				protobuf_c_message_free_unpacked(m, NULL);
@@ -267,7 +319,7 @@ static void chan_cb(evutil_socket_t fd, short what, void *arg)
 				ffr_chan_local(sv->core, deliver, sv);
 			ff_info("%s: supervising the programs of pid %d (seccomp)", sv->c->name,
 				(int)sv->pid);
-			ffr_reply_status(sv->kch, sv->sup_id, FF__STATUS__ST_OK, NULL);
+			supervise_ok(sv);
 		} else if ((call = call_by_req(sv, rep->id))) {
 			call->req = 0;
 			sv_call_reply(call, rep, fds, nfds);
@@ -385,8 +437,39 @@ static void sv_free(struct sv *sv)
 		close(sv->cfd);
 	if (sv->lfd >= 0)
 		close(sv->lfd);
+	if (sv->pfd >= 0)
+		close(sv->pfd);
+	if (sv->pp)
+		munmap(sv->pp, sizeof(*sv->pp));
 	sv_socks_free(sv->socks);
 	free(sv);
+}
+
+/* The page of parked calls: written here, sealed so that the keeper's
+ * copy can only read it (F_SEAL_FUTURE_WRITE keeps our mapping writable).
+ * Without one (no memfd, no seals) the keeper falls back to its rescue. */
+static void parked_page(struct sv *sv)
+{
+	int fd = memfd_create("ffnet-parked", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	void *p;
+
+	if (fd < 0)
+		return;
+	if (ftruncate(fd, sizeof(*sv->pp)) < 0 ||
+	    (p = mmap(NULL, sizeof(*sv->pp), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+		MAP_FAILED) {
+		close(fd);
+		return;
+	}
+	sv->pp = p;
+	sv->pp->magic = FF_PARKED_MAGIC;
+	sv->pp->nslots = FF_PARKED_SLOTS;
+	if (fcntl(fd, F_ADD_SEALS,
+		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0) {
+		close(fd);
+		return; /* (the page still serves nobody: no harm) */
+	}
+	sv->pfd = fd;
 }
 
 /* ----------------------------------------------------------- Supervise */
@@ -425,7 +508,7 @@ static void op_supervise(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 		err = -EINVAL;
 	} else if (x->nsvs >= MAX_SVS || svs_of(x, ch->c) >= MAX_SV_C) {
 		err = -ENOBUFS;
-	} else if (ffr_fd_budget(ch->r, 3) < 0) {
+	} else if (ffr_fd_budget(ch->r, 4) < 0) {
 		err = -EMFILE;
 	} else if (!(sv = calloc(1, sizeof(*sv))) || !(sv->socks = sv_socks_new())) {
 		free(sv);
@@ -446,6 +529,8 @@ static void op_supervise(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 	sv->pid = ch->pid;
 	sv->lfd = fds[0];
 	sv->cfd = -1;
+	sv->pfd = -1;
+	parked_page(sv);
 	sv->sup_id = req->id;
 	TAILQ_INIT(&sv->calls);
 	TAILQ_INSERT_TAIL(&x->svs, sv, link);
@@ -460,6 +545,43 @@ static void op_supervise(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 		return;
 	}
 	/* answered (sv->sup_id) when the internal channel said Hello: chan_cb */
+}
+
+/* The keeper hands back a blocking accept the previous router had parked
+ * (Adopt, ff.proto): served as if trapped here, once checked as a
+ * notification is (pending, a task of the container; sv_dispatch then
+ * checks the fd, and an fd that is no accelerated listener is let
+ * through). Only accepts: nothing else is held across routers. */
+static void op_adopt(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
+{
+	struct sv_ctx *x = ffr_feature_priv(ch->r, &sv_feature);
+	const Ff__Adopt *m = req->adopt;
+	struct seccomp_notif *n;
+	struct sv *sv;
+
+	TAILQ_FOREACH(sv, &x->svs, link)
+	if (sv->kch == ch && sv->ready)
+		break;
+	if (!sv || !m || m->n_args != 4 || (m->nr != SYS_accept && m->nr != SYS_accept4) ||
+	    !ffr_container_has_pid(sv->c, (pid_t)m->tid) || !sv_valid(sv, m->id) ||
+	    call_by_id(sv, m->id)) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "adopt: no such call");
+		return;
+	}
+	n = calloc(1, x->sizes.seccomp_notif);
+	if (!n) {
+		ffr_reply_status(ch, req->id, FF__STATUS__ST_INTERNAL, "adopt: out of memory");
+		return;
+	}
+	n->id = m->id;
+	n->pid = m->tid;
+	n->data.nr = (int)m->nr;
+	n->data.arch = AUDIT_ARCH_X86_64;
+	memcpy(n->data.args, m->args, sizeof(uint64_t) * 4);
+	x->trapped++;
+	sv_dispatch(sv, n);
+	free(n);
+	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
 
 /* ------------------------------------------------------------- feature */
@@ -516,6 +638,7 @@ static const struct ffr_feature sv_feature = {
 
 static const struct ffr_op sv_ops[] = {
     {FF__REQUEST__BODY_SUPERVISE, op_supervise, 1, true, false},
+    {FF__REQUEST__BODY_ADOPT, op_adopt, 0, true, false},
 };
 
 int ffr_unotify_attach(struct ffr_router *r)

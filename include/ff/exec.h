@@ -19,6 +19,32 @@
  * x86_64 only: other ABIs (i386, x32) pass untouched. */
 #pragma once
 
+#include <stdint.h>
+
 #define FF_EXEC_TAG 0xff7a5e11u
 /* set by ffexec for the program and its children: "1" */
 #define FF_ENV_EXEC "FFNET_EXEC"
+
+/* The calls a router holds for a keeper's filter (parked: waiting for the
+ * core, or a blocking accept waiting for a connection), in a page the
+ * router writes and hands the keeper with its answer to Supervise (sealed:
+ * the keeper can only read it). A router that dies leaves them unanswered;
+ * the keeper reads the page then and, for each call still pending
+ * (NOTIF_ID_VALID), lets it through or, for a blocking accept on an
+ * accelerated listener, holds it and hands it to the next router (Adopt),
+ * so that the program's accept waits as it would with the shim. A slot is
+ * in use when id != 0: the router writes the other fields first, then id
+ * (release), and clears id when the call is answered. */
+#define FF_PARKED_MAGIC 0x66667061u /* "ffpa" */
+#define FF_PARKED_SLOTS 255
+struct ff_parked {
+	uint64_t id;	  /* the notification's; 0: a free slot */
+	uint64_t args[4]; /* the call's first four arguments */
+	uint32_t tid;	  /* the task, in the router's pid namespace */
+	uint32_t nr;	  /* the system call */
+};
+struct ff_parked_page {
+	uint32_t magic, nslots;
+	uint64_t pad;
+	struct ff_parked slot[FF_PARKED_SLOTS];
+};

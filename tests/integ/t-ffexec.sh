@@ -137,6 +137,10 @@ tb_kill "$id" || true
 ff_check "sockperf (ffexec --sendto): round trips measured" grep -q "percentile 50.000" <<<"$out"
 ff_check "sockperf (ffexec --sendto): accelerated" ff_accelerated 1
 
+# the router logs each listener it takes, from the app or handed back
+listens() { grep -c "c1: listening on $ip1:$port " "$FF_WORK/router.log" || true; }
+relistened() { (($(listens) > before)); }
+
 # ---- a static Go server outlives a router crash: its keeper holds the
 # listener's queue (no EOF in the server's accept) and hands it back to
 # the next router, which accelerates the server's next connections
@@ -146,9 +150,9 @@ if tb_exec c1 -- test -x /usr/bin/gonet; then
 	tb_wait_port c1 "$port" || true
 	out=$(ff_e c2 -- gonet get "http://$ip1:$port/bytes" -n "$n" 2>&1) || true
 	ff_check "gonet before the router's crash: $n bytes checked ($out)" grep -q "^ok $n\$" <<<"$out"
+	before=$(listens)
 	ff_router_kill
 	ff_router_start
-	relistened() { (($(grep -c "c1: listening on $ip1:$port " "$FF_WORK/router.log") >= 2)); }
 	for ((i = 0; i < 100; i++)); do relistened && break; sleep 0.1; done
 	ff_check "the keeper handed the listener back to the new router" relistened
 	ff_mark
@@ -158,6 +162,26 @@ if tb_exec c1 -- test -x /usr/bin/gonet; then
 	ff_check "gonet after the crash: accelerated" ff_accelerated 1
 	ff_check "gonet serve ended after 2 requests" tb_wait "$id" 20
 fi
+
+# ---- a blocking accept the router had parked when it crashed: the keeper
+# holds it and hands it to the next router, which serves it
+port=7011
+id=$(ff_e_bg c1 -- rawnet serve "$ip1" "$port")
+tb_wait_port c1 "$port" || true
+sleep 0.2 # (its accept parked in the router)
+before=$(listens)
+ff_router_kill
+ff_router_start
+for ((i = 0; i < 100; i++)); do relistened && break; sleep 0.1; done
+ff_check "the keeper handed rawnet's listener back to the new router" relistened
+ff_mark
+out=$(ff_e c2 -- rawnet connect -t 20 "$ip1" "$port" "$n" 2>&1) || true
+ff_check "rawnet's blocking accept across the router's crash: bytes echoed intact ($out)" \
+	grep -q "^ok $n local $ip2:[0-9]* peer $ip1:$port\$" <<<"$out"
+ff_check "rawnet after the crash: accelerated" ff_accelerated 1
+ff_check "rawnet serve ended" tb_wait "$id" 20
+slog=$(tb_bg_log "$id")
+ff_check "rawnet serve saw the client's overlay address ($(ff_flat "$slog"))" grep -q "^peer $ip2:" <<<"$slog"
 
 # ---- no router: untouched, over the container network
 ff_router_stop

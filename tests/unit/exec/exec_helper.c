@@ -9,6 +9,8 @@
  *   exec_helper rescue PORT     the connect on a second thread while the main
  *                               thread makes a trapped call every 50 ms:
  *                               "rescue=OK" once the connect completed
+ *   exec_helper accept          a blocking accept4 on a loopback listener:
+ *                               "accept=" and what it returned (or the errno)
  * Lines: exec= (FFNET_EXEC, "-" if unset), pid=, fds= (open fds above 2),
  * child= ("none" when it has no child), filters= (Seccomp_filters). */
 #include "ffexec.h"
@@ -75,8 +77,8 @@ static const char *tcp_connect(int port)
 		step = "write";
 	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &v, &len) < 0 || v)
 		step = "getsockopt";
-	else if (len = sizeof(v), getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 ||
-				      v != AF_INET)
+	else if (len = sizeof(v),
+		 getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 || v != AF_INET)
 		step = "getsockopt";
 	else if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) < 0)
 		step = "setsockopt";
@@ -147,6 +149,23 @@ static int do_rescue(int port)
 	}
 }
 
+static int do_accept(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0)
+		return 2;
+	printf("listener=%d\n", l);
+	fflush(stdout);
+	r = accept4(l, NULL, NULL, 0);
+	if (r < 0)
+		printf("accept=%s\n", strerror(errno));
+	else
+		printf("accept=%d\n", r);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int fd;
@@ -162,5 +181,7 @@ int main(int argc, char **argv)
 		return do_connect(atoi(argv[2]));
 	if (!strcmp(argv[1], "rescue") && argc > 2)
 		return do_rescue(atoi(argv[2]));
+	if (!strcmp(argv[1], "accept"))
+		return do_accept();
 	return strcmp(argv[1], "info") ? 2 : 0;
 }

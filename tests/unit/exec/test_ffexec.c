@@ -289,6 +289,8 @@ enum fr_mode {
 	FR_HOLD,     /* take the first connect, die without answering it */
 	FR_KEEP,     /* hand the keeper a listener to keep (keep_fds), then as FR_CLOSE */
 	FR_RELISTEN, /* read one request after Supervise (relisten), then as FR_SERVE */
+	FR_PARK,     /* hand a parked page; record the first accept there, die */
+	FR_ADOPT,    /* read one request after Supervise (adopt), answer its call 42 */
 };
 
 struct fr_conn {
@@ -315,6 +317,17 @@ struct fr {
 	/* FR_KEEP: what it hands over (the keeper gets copies) */
 	int keep_fds[2];
 	uint64_t keep_qino;
+	/* FR_PARK: the page handed over, and the accept parked in it */
+	struct ff_parked_page *page;
+	int page_fd;
+	uint64_t parked_id;
+	/* FR_ADOPT: what came back */
+	struct {
+		bool seen;
+		uint64_t id;
+		uint32_t tid, nr;
+		uint64_t args[4];
+	} ad;
 	/* FR_RELISTEN: what came back */
 	struct {
 		bool seen;
@@ -382,8 +395,9 @@ static bool is_listener(int fd)
 	return ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0 && errno == ENOENT;
 }
 
-/* Supervise: its listener, or -1 (refused, or no such request). */
-static int fr_supervise(struct fr *f, int c, struct fr_conn *fc, bool refuse)
+/* Supervise: its listener, or -1 (refused, or no such request). The OK
+ * carries f->page_fd when there is one (FR_PARK). */
+static int fr_supervise(struct fr *f, int c, struct fr_conn *fc, bool refuse, bool page)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
 	Ff__Request *req;
@@ -402,7 +416,7 @@ static int fr_supervise(struct fr *f, int c, struct fr_conn *fc, bool refuse)
 	rep.id = req->id;
 	rep.status = refuse ? FF__STATUS__ST_UNSUPPORTED : FF__STATUS__ST_OK;
 	protobuf_c_message_free_unpacked(&req->base, NULL);
-	if (ff_msg_send(c, &rep.base, NULL, 0) < 0 || refuse) {
+	if (ff_msg_send(c, &rep.base, &f->page_fd, page ? 1 : 0) < 0 || refuse) {
 		if (lfd >= 0)
 			close(lfd);
 		lfd = -1;
@@ -411,8 +425,8 @@ static int fr_supervise(struct fr *f, int c, struct fr_conn *fc, bool refuse)
 }
 
 /* Serves lfd until the filter is gone (or, hold: until a connect, left
- * unanswered). */
-static void fr_serve(struct fr *f, int lfd, bool hold)
+ * unanswered; park: until an accept, recorded in f->page, unanswered). */
+static void fr_serve(struct fr *f, int lfd, bool hold, bool park)
 {
 	int64_t end = now_ms() + RUN_MS;
 
@@ -435,6 +449,16 @@ static void fr_serve(struct fr *f, int lfd, bool hold)
 		}
 		if (hold && n.data.nr == SYS_connect)
 			return;
+		if (park && n.data.nr == SYS_accept4) {
+			struct ff_parked *e = &f->page->slot[3];
+
+			memcpy(e->args, n.data.args, sizeof(e->args));
+			e->tid = n.pid;
+			e->nr = (uint32_t)n.data.nr;
+			__atomic_store_n(&e->id, n.id, __ATOMIC_RELEASE);
+			f->parked_id = n.id;
+			return;
+		}
 		memset(&resp, 0, sizeof(resp));
 		resp.id = n.id;
 		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
@@ -467,6 +491,29 @@ static void fr_keep(struct fr *f, int c)
 	rep.body_case = FF__REPLY__BODY_KEEP;
 	rep.keep = &m;
 	CU_ASSERT_EQUAL(ff_msg_send(c, &rep.base, f->keep_fds, 2), 0);
+}
+
+/* FR_ADOPT: the request a keeper sends once served again; its call is
+ * answered 42. */
+static void fr_adopt(struct fr *f, int c, int lfd)
+{
+	struct seccomp_notif_resp resp = {.val = 42};
+	Ff__Request *req;
+	int fds[FF_MAX_FDS], nfds = 0;
+
+	if (fr_recv(f, c, &req, fds, &nfds) < 0)
+		return;
+	if (req->body_case == FF__REQUEST__BODY_ADOPT && req->adopt->n_args == 4) {
+		f->ad.seen = true;
+		f->ad.id = req->adopt->id;
+		f->ad.tid = req->adopt->tid;
+		f->ad.nr = req->adopt->nr;
+		memcpy(f->ad.args, req->adopt->args, sizeof(f->ad.args));
+		resp.id = req->adopt->id;
+		CU_ASSERT_EQUAL(ioctl(lfd, SECCOMP_IOCTL_NOTIF_SEND, &resp), 0);
+	}
+	ff_close_fds(fds, nfds);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
 }
 
 /* FR_RELISTEN: the request a keeper sends once served again. */
@@ -504,17 +551,21 @@ static void *fr_main(void *arg)
 		if (c < 0)
 			break;
 		f->nconn++;
-		lfd =
-		    fr_hello(f, c, fc) < 0 ? -1 : fr_supervise(f, c, fc, f->modes[i] == FR_REFUSE);
+		lfd = fr_hello(f, c, fc) < 0 ? -1
+					     : fr_supervise(f, c, fc, f->modes[i] == FR_REFUSE,
+							    f->modes[i] == FR_PARK);
 		if (lfd >= 0 && f->modes[i] == FR_KEEP)
 			fr_keep(f, c);
 		if (lfd >= 0 && f->modes[i] == FR_RELISTEN)
 			fr_relisten(f, c);
+		if (lfd >= 0 && f->modes[i] == FR_ADOPT)
+			fr_adopt(f, c, lfd);
 		if (write(f->ev[1], "s", 1) != 1)
 			break;
 		if (lfd >= 0 && (f->modes[i] == FR_SERVE || f->modes[i] == FR_HOLD ||
-				 f->modes[i] == FR_RELISTEN))
-			fr_serve(f, lfd, f->modes[i] == FR_HOLD);
+				 f->modes[i] == FR_RELISTEN || f->modes[i] == FR_PARK ||
+				 f->modes[i] == FR_ADOPT))
+			fr_serve(f, lfd, f->modes[i] == FR_HOLD, f->modes[i] == FR_PARK);
 		if (lfd >= 0)
 			close(lfd);
 		close(c);
@@ -889,6 +940,45 @@ static void test_keep(void)
 	CU_ASSERT_EQUAL(f.rl.port, 8080);
 }
 
+/* A router parks a blocking accept and dies: the keeper holds the call
+ * (the program's accept keeps waiting) and hands it to the next router
+ * (Adopt: the same id, task, call and arguments), which answers it. */
+static void test_parked(void)
+{
+	const enum fr_mode modes[] = {FR_PARK, FR_ADOPT};
+	char *argv[] = {(char *)ffexec, (char *)helper, "accept", NULL};
+	const char *env[] = {sock_env(), NULL};
+	int pfd = memfd_create("parked", MFD_CLOEXEC);
+	struct ff_parked_page *pg;
+	struct proc p;
+	struct fr f;
+	char v[64];
+
+	CU_ASSERT_FATAL(pfd >= 0 && ftruncate(pfd, sizeof(*pg)) == 0);
+	pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+	CU_ASSERT_FATAL(pg != MAP_FAILED);
+	pg->magic = FF_PARKED_MAGIC;
+	pg->nslots = FF_PARKED_SLOTS;
+	CU_ASSERT_FATAL(fr_start(&f, modes, 2) == 0);
+	f.page = pg;
+	f.page_fd = pfd;
+	CU_ASSERT_FATAL(run(argv, env, &p) == 0);
+	CU_ASSERT_EQUAL(reap_keeper(), 0);
+	fr_stop(&f);
+	CU_ASSERT_TRUE(exited(&p, 0));
+	CU_ASSERT_STRING_EQUAL(field(&p, "accept", v, sizeof(v)), "42");
+	CU_ASSERT_EQUAL(f.nconn, 2);
+	CU_ASSERT_NOT_EQUAL(f.parked_id, 0);
+	CU_ASSERT_TRUE(f.ad.seen);
+	CU_ASSERT_EQUAL(f.ad.id, f.parked_id);
+	CU_ASSERT_EQUAL(f.ad.tid, (uint32_t)p.pid);
+	CU_ASSERT_EQUAL(f.ad.nr, SYS_accept4);
+	CU_ASSERT_EQUAL((int)f.ad.args[0], field_int(&p, "listener"));
+	CU_ASSERT_EQUAL(f.ad.args[1], 0);
+	munmap(pg, sizeof(*pg));
+	close(pfd);
+}
+
 /* The router takes a connect and dies: the keeper finds the call by its
  * id once another call comes, and lets it through. */
 static void test_rescue(void)
@@ -970,6 +1060,7 @@ int main(void)
 	    {"restart", test_restart},
 	    {"rescue", test_rescue},
 	    {"keep", test_keep},
+	    {"parked", test_parked},
 	    {"closed_stdio", test_closed_stdio},
 	    {0},
 	};

@@ -8,6 +8,7 @@
 
 #include "msg.h"
 
+#include <ff/exec.h>
 #include <ff/wire.h>
 
 #include <arpa/inet.h>
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -44,8 +46,8 @@ static struct fx_router fx;
 /* Traps the nine calls the supervisor serves; lets the rest through. */
 static int install_filter(void)
 {
-	static const int nrs[] = {SYS_connect,	   SYS_listen,	    SYS_accept,
-				  SYS_accept4,	   SYS_getsockname, SYS_getpeername,
+	static const int nrs[] = {SYS_connect,	  SYS_listen,	   SYS_accept,
+				  SYS_accept4,	  SYS_getsockname, SYS_getpeername,
 				  SYS_getsockopt, SYS_setsockopt,  SYS_sendto};
 	struct sock_filter f[4 + 2 * 9 + 1];
 	struct sock_fprog prog = {.filter = f};
@@ -103,6 +105,9 @@ static pid_t fork_filtered(int (*fn)(int), int arg, bool newns, int *sock)
 	return pid;
 }
 
+/* The parked page that came with the last Supervise answered (-1: none). */
+static int spawn_page = -1;
+
 /* A child under the filter, supervised as container name: runs fn(arg)
  * once the router took the listener; its exit status is fn's. *ch gets
  * the keeper's channel (close it once the child is done). */
@@ -130,6 +135,12 @@ static pid_t spawn(const char *name, int (*fn)(int), int arg, int *ch)
 	if (rep) {
 		CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_OK);
 		protobuf_c_message_free_unpacked(&rep->base, NULL);
+		CU_ASSERT_EQUAL(nr, 1); /* the parked page */
+		if (spawn_page >= 0)
+			close(spawn_page);
+		spawn_page = nr >= 1 ? rfds[0] : -1;
+		if (nr > 1)
+			ff_close_fds(rfds + 1, nr - 1);
 	}
 out:
 	if (lfd >= 0)
@@ -258,9 +269,9 @@ static int client(int mode)
 	sin.sin_port = htons(port);
 	sin.sin_addr.s_addr = inet_addr(C1_IP);
 	/* (the sendto client's socket without close-on-exec: the swap keeps either) */
-	fd = socket(AF_INET,
-		    SOCK_STREAM | (mode & C_SENDTO ? 0 : SOCK_CLOEXEC) | (nonblock ? SOCK_NONBLOCK : 0),
-		    0);
+	fd = socket(
+	    AF_INET,
+	    SOCK_STREAM | (mode & C_SENDTO ? 0 : SOCK_CLOEXEC) | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		return 31;
 	if (nonblock) {
@@ -508,6 +519,107 @@ static void test_killed_in_accept(void)
 	finish(ch, -1);
 }
 
+static int keeps; /* keeps of a listener seen on a keeper's channel */
+
+static bool parked_has(const struct ff_parked_page *pg, uint64_t id)
+{
+	for (int k = 0; k < FF_PARKED_SLOTS; k++)
+		if (__atomic_load_n(&pg->slot[k].id, __ATOMIC_ACQUIRE) == id)
+			return true;
+	return false;
+}
+
+/* Adopt with id, task, call: the router's status. */
+static Ff__Status adopt(int ch, uint64_t id, uint32_t tid, uint32_t nr, const uint64_t *args)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	Ff__Adopt m = FF__ADOPT__INIT;
+	uint64_t a[4];
+	int rfds[FF_MAX_FDS], n = 0;
+	Ff__Reply *rep;
+	Ff__Status st;
+
+	memcpy(a, args, sizeof(a));
+	m.id = id;
+	m.tid = tid;
+	m.nr = nr;
+	m.n_args = 4;
+	m.args = a;
+	req.id = 30;
+	req.body_case = FF__REQUEST__BODY_ADOPT;
+	req.adopt = &m;
+	CU_ASSERT_FATAL(ff_msg_send(ch, &req.base, NULL, 0) == 0);
+	/* (the router's unasked keep of the listener may come first) */
+	while ((rep = fx_recv(ch, rfds, &n)) && rep->id == 0) {
+		if (rep->body_case == FF__REPLY__BODY_KEEP && n == 2)
+			keeps++;
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+		ff_close_fds(rfds, n);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+	st = rep->status;
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	ff_close_fds(rfds, n);
+	return st;
+}
+
+/* The router shows the keeper the calls it holds in a page the keeper can
+ * only read; an Adopt (a keeper handing back a call a dead router held) is
+ * refused unless it names a pending accept of a task of the container that
+ * this router does not hold already, from that keeper's own channel. */
+static void test_parked_page(void)
+{
+	struct ff_parked_page *pg;
+	struct ff_parked e = {0};
+	int ch, other, listeners = -1, n = -1, conns = -1;
+	uint16_t port;
+	pid_t pid;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
+	pid = spawn("c1", block_in_accept, 0, &ch);
+	CU_ASSERT_FATAL(spawn_page >= 0);
+	CU_ASSERT_EQUAL(read(port_pipe[0], &port, sizeof(port)), (ssize_t)sizeof(port));
+	for (int i = 0; i < 200 && listeners != 1; i++) {
+		usleep(10000);
+		fx_status_counts(&fx, &n, &listeners, &conns);
+	}
+	/* the keeper's copy cannot write */
+	CU_ASSERT_PTR_EQUAL(
+	    mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE, MAP_SHARED, spawn_page, 0), MAP_FAILED);
+	pg = mmap(NULL, sizeof(*pg), PROT_READ, MAP_SHARED, spawn_page, 0);
+	CU_ASSERT_FATAL(pg != MAP_FAILED);
+	CU_ASSERT_EQUAL(pg->magic, FF_PARKED_MAGIC);
+	for (int i = 0; i < 200 && !e.id; i++) { /* the accept, parked */
+		for (int k = 0; k < FF_PARKED_SLOTS && !e.id; k++)
+			if (__atomic_load_n(&pg->slot[k].id, __ATOMIC_ACQUIRE) &&
+			    pg->slot[k].nr == SYS_accept && pg->slot[k].tid == (uint32_t)pid)
+				e = pg->slot[k];
+		if (!e.id)
+			usleep(10000);
+	}
+	CU_ASSERT_NOT_EQUAL_FATAL(e.id, 0);
+	CU_ASSERT_EQUAL(adopt(ch, e.id, e.tid, e.nr, e.args), FF__STATUS__ST_INVALID); /* held */
+	CU_ASSERT_EQUAL(adopt(ch, e.id + 1000, e.tid, e.nr, e.args), FF__STATUS__ST_INVALID);
+	CU_ASSERT_EQUAL(adopt(ch, e.id, e.tid, SYS_connect, e.args), FF__STATUS__ST_INVALID);
+	CU_ASSERT_EQUAL(adopt(ch, e.id, 1, e.nr, e.args), FF__STATUS__ST_INVALID);
+	CU_ASSERT_EQUAL(keeps, 1);  /* the listener's queue and kernel socket */
+	other = fx_shim(&fx, "c1"); /* a shim of the same container, no keeper */
+	CU_ASSERT_FATAL(other >= 0);
+	CU_ASSERT_EQUAL(adopt(other, e.id, e.tid, e.nr, e.args), FF__STATUS__ST_INVALID);
+	close(other);
+	kill(pid, SIGKILL);
+	CU_ASSERT_EQUAL(wait_status(pid), 128 + SIGKILL);
+	/* the call's task is gone: the router drops it from the page */
+	for (int i = 0; i < 300 && parked_has(pg, e.id); i++)
+		usleep(10000);
+	CU_ASSERT_FALSE(parked_has(pg, e.id));
+	munmap(pg, sizeof(*pg));
+	close(spawn_page);
+	spawn_page = -1;
+	finish(ch, -1);
+}
+
 /* A target that changes its memory between the notification and the
  * answer: one thread connects to an address another thread keeps flipping
  * between c1's listener (overlay) and a kernel listener on loopback. The
@@ -551,8 +663,8 @@ static int racer(int lport)
 
 		/* what a non-blocking TCP connect may say to either address
 		 * (EINPROGRESS also to c1's, the kernel's answer if the kernel saw it) */
-		if (r < 0 && errno != EINPROGRESS && errno != ECONNREFUSED && errno != ENETUNREACH &&
-		    errno != EHOSTUNREACH)
+		if (r < 0 && errno != EINPROGRESS && errno != ECONNREFUSED &&
+		    errno != ENETUNREACH && errno != EHOSTUNREACH)
 			bad++;
 		/* connected (c1's at once, the kernel's if the backlog had room):
 		 * to one of the two, never to a mix */
@@ -706,15 +818,11 @@ static void test_outside_netns(void)
 int main(void)
 {
 	static const struct cu_test tests[] = {
-	    {"blocking_pair", test_blocking_pair},
-	    {"nonblocking_pair", test_nonblocking_pair},
-	    {"sendto_addr", test_sendto_addr},
-	    {"outside_untouched", test_outside_untouched},
-	    {"not_a_listener", test_not_a_listener},
-	    {"killed_in_accept", test_killed_in_accept},
-	    {"memory_changed", test_memory_changed},
-	    {"outside_netns", test_outside_netns},
-	    {NULL, NULL},
+	    {"blocking_pair", test_blocking_pair},   {"nonblocking_pair", test_nonblocking_pair},
+	    {"sendto_addr", test_sendto_addr},	     {"outside_untouched", test_outside_untouched},
+	    {"not_a_listener", test_not_a_listener}, {"killed_in_accept", test_killed_in_accept},
+	    {"parked_page", test_parked_page},	     {"memory_changed", test_memory_changed},
+	    {"outside_netns", test_outside_netns},   {NULL, NULL},
 	};
 	int l;
 
