@@ -187,22 +187,14 @@ void sv_call_free(struct sv_call *call)
 
 /* ------------------------------------------------ the internal channel */
 
-static struct sv_call *call_by_req(struct sv *sv, uint64_t req)
+/* The parked call waiting for core request v (by_req), or answering
+ * notification v. */
+static struct sv_call *call_find(struct sv *sv, uint64_t v, bool by_req)
 {
 	struct sv_call *call;
 
 	TAILQ_FOREACH(call, &sv->calls, link)
-	if (call->req == req)
-		return call;
-	return NULL;
-}
-
-static struct sv_call *call_by_id(struct sv *sv, uint64_t id)
-{
-	struct sv_call *call;
-
-	TAILQ_FOREACH(call, &sv->calls, link)
-	if (call->id == id)
+	if ((by_req ? call->req : call->id) == v)
 		return call;
 	return NULL;
 }
@@ -225,7 +217,7 @@ static int dup_all(const int *fds, int nfds, int *out)
 static void deliver(void *arg, const Ff__Reply *rep, const int *fds, int nfds)
 {
 	struct sv *sv = arg;
-	struct sv_call *call = rep->id ? call_by_req(sv, rep->id) : NULL;
+	struct sv_call *call = rep->id ? call_find(sv, rep->id, true) : NULL;
 	int own[FF_MAX_FDS], n = nfds;
 
 	if (!call)
@@ -320,7 +312,7 @@ static void chan_cb(evutil_socket_t fd, short what, void *arg)
 			ff_info("%s: supervising the programs of pid %d (seccomp)", sv->c->name,
 				(int)sv->pid);
 			supervise_ok(sv);
-		} else if ((call = call_by_req(sv, rep->id))) {
+		} else if ((call = call_find(sv, rep->id, true))) {
 			call->req = 0;
 			sv_call_reply(call, rep, fds, nfds);
 			nfds = 0;
@@ -564,7 +556,7 @@ static void op_adopt(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfds)
 		break;
 	if (!sv || !m || m->n_args != 4 || (m->nr != SYS_accept && m->nr != SYS_accept4) ||
 	    !ffr_container_has_pid(sv->c, (pid_t)m->tid) || !sv_valid(sv, m->id) ||
-	    call_by_id(sv, m->id)) {
+	    call_find(sv, m->id, false)) {
 		ffr_reply_status(ch, req->id, FF__STATUS__ST_INVALID, "adopt: no such call");
 		return;
 	}

@@ -137,9 +137,17 @@ tb_kill "$id" || true
 ff_check "sockperf (ffexec --sendto): round trips measured" grep -q "percentile 50.000" <<<"$out"
 ff_check "sockperf (ffexec --sendto): accelerated" ff_accelerated 1
 
-# the router logs each listener it takes, from the app or handed back
+# crash_router WHAT: kill -9 of the router and a new one; c1's listener on
+# $port must come back to it (the router logs each listener it takes)
 listens() { grep -c "c1: listening on $ip1:$port " "$FF_WORK/router.log" || true; }
 relistened() { (($(listens) > before)); }
+crash_router() {
+	before=$(listens)
+	ff_router_kill
+	ff_router_start
+	for ((i = 0; i < 100; i++)); do relistened && break; sleep 0.1; done
+	ff_check "the keeper handed $1's listener back to the new router" relistened
+}
 
 # ---- a static Go server outlives a router crash: its keeper holds the
 # listener's queue (no EOF in the server's accept) and hands it back to
@@ -150,11 +158,7 @@ if tb_exec c1 -- test -x /usr/bin/gonet; then
 	tb_wait_port c1 "$port" || true
 	out=$(ff_e c2 -- gonet get "http://$ip1:$port/bytes" -n "$n" 2>&1) || true
 	ff_check "gonet before the router's crash: $n bytes checked ($out)" grep -q "^ok $n\$" <<<"$out"
-	before=$(listens)
-	ff_router_kill
-	ff_router_start
-	for ((i = 0; i < 100; i++)); do relistened && break; sleep 0.1; done
-	ff_check "the keeper handed the listener back to the new router" relistened
+	crash_router gonet
 	ff_mark
 	out=$(ff_e c2 -- gonet get "http://$ip1:$port/whoami" 2>&1) || true
 	ff_check "gonet after the crash: served, the client's overlay address seen ($out)" \
@@ -169,11 +173,7 @@ port=7011
 id=$(ff_e_bg c1 -- rawnet serve "$ip1" "$port")
 tb_wait_port c1 "$port" || true
 sleep 0.2 # (its accept parked in the router)
-before=$(listens)
-ff_router_kill
-ff_router_start
-for ((i = 0; i < 100; i++)); do relistened && break; sleep 0.1; done
-ff_check "the keeper handed rawnet's listener back to the new router" relistened
+crash_router rawnet
 ff_mark
 out=$(ff_e c2 -- rawnet connect -t 20 "$ip1" "$port" "$n" 2>&1) || true
 ff_check "rawnet's blocking accept across the router's crash: bytes echoed intact ($out)" \
