@@ -22,6 +22,8 @@ static void seeds(const char *dir)
 	Ff__Connect c = FF__CONNECT__INIT;
 	Ff__Lookup k = FF__LOOKUP__INIT;
 	Ff__Unlisten u = FF__UNLISTEN__INIT;
+	Ff__Adopt ad = FF__ADOPT__INIT;
+	uint64_t args[4] = {3, 0, 0, 0};
 	Ff__Addr a, b;
 	uint8_t ipa[16], ipb[16];
 
@@ -60,6 +62,18 @@ static void seeds(const char *dir)
 	req.body_case = FF__REQUEST__BODY_UNLISTEN;
 	req.unlisten = &u;
 	fh_seed_begin(dir, "unlisten", 0);
+	fh_seed_msg(&req.base, 0);
+	fh_seed_end();
+	/* a keeper's hand-over of a call a dead router held: this channel
+	 * supervises nothing, so it must be refused */
+	ad.id = 77;
+	ad.tid = 1;
+	ad.nr = 288; /* accept4 */
+	ad.n_args = 4;
+	ad.args = args;
+	req.body_case = FF__REQUEST__BODY_ADOPT;
+	req.adopt = &ad;
+	fh_seed_begin(dir, "adopt", 0);
 	fh_seed_msg(&req.base, 0);
 	fh_seed_end();
 }
