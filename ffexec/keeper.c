@@ -512,9 +512,10 @@ static void on_reply(struct keeper *k, const Ff__Reply *rep, int *fds, int nfds)
 {
 	int err;
 
-	if (rep->id != k->req_id || (k->st != K_HELLO && k->st != K_SUPERVISE) ||
-	    rep->status != FF__STATUS__ST_OK || k->st == K_HELLO)
-		ff_close_fds(fds, nfds); /* (a shim HelloReply's pages: not ours to map) */
+	/* only Supervise's OK brings an fd for us (the parked page); a shim
+	 * HelloReply's pages are not ours to map */
+	if (rep->id != k->req_id || k->st != K_SUPERVISE || rep->status != FF__STATUS__ST_OK)
+		ff_close_fds(fds, nfds);
 	if (rep->id != k->req_id || (k->st != K_HELLO && k->st != K_SUPERVISE))
 		return; /* nothing else is expected: ignored */
 	if (rep->status != FF__STATUS__ST_OK) {
