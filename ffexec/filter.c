@@ -2,8 +2,8 @@
  *
  * The program, in order: another ABI than x86_64 (i386 through int 0x80)
  * or an x32 call passes; a first argument tagged FF_EXEC_TAG in its upper
- * half passes; then the number picks the trapped calls, connect and the
- * option calls also by an argument, read in its low 32 bits only (the
+ * half passes; then the number picks the trapped calls, connect, bind and
+ * the option calls also by an argument, read in its low 32 bits only (the
  * kernel reads those arguments as ints). Everything else passes. Jumps are
  * written between named positions (enum pos), so the offsets cannot drift
  * when a line is added. */
@@ -37,6 +37,7 @@ enum pos {
 	P_TAG_IS,
 	P_NR2,
 	P_CONNECT,
+	P_BIND,
 	P_LISTEN,
 	P_ACCEPT,
 	P_ACCEPT4,
@@ -86,7 +87,8 @@ static struct sock_filter prog[P_LEN] = {
     LD(P_TAG, ARG_HI(0)),
     JEQ(P_TAG_IS, FF_EXEC_TAG, P_ALLOW, P_NR2),
     LD(P_NR2, offsetof(struct seccomp_data, nr)),
-    JEQ(P_CONNECT, __NR_connect, P_C_LEN, P_LISTEN),
+    JEQ(P_CONNECT, __NR_connect, P_C_LEN, P_BIND),
+    JEQ(P_BIND, __NR_bind, P_C_LEN, P_LISTEN),
     JEQ(P_LISTEN, __NR_listen, P_NOTIF, P_ACCEPT),
     JEQ(P_ACCEPT, __NR_accept, P_NOTIF, P_ACCEPT4),
     JEQ(P_ACCEPT4, __NR_accept4, P_NOTIF, P_GETSOCKNAME),

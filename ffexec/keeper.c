@@ -21,12 +21,16 @@
  *
  * Listeners. A program's listener on an overlay address becomes, in the
  * program, its end of an accept queue whose other end the router holds.
- * The router hands the keeper a copy of that end and the kernel listener
- * (Reply body keep); the keeper holds them, as a shim holds its own, so
- * that a router's death is no EOF in the program's accept, and hands them
- * back (Relisten) to the next router that supervises it. Connections that
- * reach the kernel listener meanwhile wait in its backlog. The keeper lets
- * a pair go once the program's end is closed (its own end hangs up).
+ * The router hands the keeper a copy of that end and a stash holding the
+ * kernel listener in flight (Reply body keep); the keeper holds them, as
+ * a shim holds its own, so that a router's death is no EOF in the
+ * program's accept, and hands them back (Relisten, the listener taken out
+ * of the stash) to the next router that supervises it, which sends new
+ * keeps. Connections that reach the kernel listener meanwhile wait in its
+ * backlog. The router empties the stash the moment it ends the listener
+ * (the program closed it; at the latest at its next bind or listen), so
+ * the keeper never holds a closed listener's port; the keeper lets a pair
+ * go once the program's end is closed (its own end hangs up).
  *
  * Parked calls. A router that parks a call (a blocking accept waiting for
  * a connection, a connect waiting for its core) records it in a page it
@@ -84,8 +88,9 @@ enum kstate { K_ALONE, K_HELLO, K_SUPERVISE, K_SERVED };
 
 /* A listener held for the next router (Relisten's fields and fds). */
 struct kept {
-	int kfd; /* the kernel listener */
-	int qr;	 /* the router's end of the accept queue */
+	int stash; /* holds the kernel listener in flight; drained by the router
+		    * the moment the program closes its listener */
+	int qr;	   /* the router's end of the accept queue */
 	struct ff_sa addr;
 	int32_t backlog;
 	bool v6only;
@@ -438,7 +443,7 @@ static int send_supervise(struct keeper *k)
 
 /* ---- listeners kept for the next router ---- */
 
-/* The router's keep (fds: the kernel listener, our copy of its queue end;
+/* The router's keep (fds: the stash, our copy of its queue end;
  * consumed). */
 static void kept_add(struct keeper *k, const Ff__Listen *m, int *fds, int nfds)
 {
@@ -450,7 +455,7 @@ static void kept_add(struct keeper *k, const Ff__Listen *m, int *fds, int nfds)
 		ff_close_fds(fds, nfds);
 		return;
 	}
-	e->kfd = above_stdio(fds[0]);
+	e->stash = above_stdio(fds[0]);
 	e->qr = above_stdio(fds[1]);
 	e->backlog = m->backlog;
 	e->v6only = m->v6only;
@@ -461,36 +466,48 @@ static void kept_add(struct keeper *k, const Ff__Listen *m, int *fds, int nfds)
 /* The program closed its end of kept listener i: let the pair go. */
 static void kept_drop(struct keeper *k, int i)
 {
-	close(k->kept[i].kfd);
+	close(k->kept[i].stash);
 	close(k->kept[i].qr);
 	k->kept[i] = k->kept[--k->nkept];
 }
 
-/* A router supervises us again: hand it every listener we kept. Its
- * answers are not awaited (a refusal leaves the listener as without us). */
+/* A router supervises us again: hand it every listener we kept, the
+ * kernel listener taken out of its stash (an empty stash: the last router
+ * saw the program close it). The entries go: the router's keeps bring new
+ * ones. Its answers are not awaited (a refusal leaves the listener as
+ * without us). */
 static void kept_hand_back(struct keeper *k)
 {
-	int sent = 0;
+	int sent = 0, n = k->nkept;
 
-	for (int i = 0; i < k->nkept; i++) {
-		const struct kept *e = &k->kept[i];
+	while (k->nkept) {
+		const struct kept *e = &k->kept[k->nkept - 1];
 		Ff__Request req = FF__REQUEST__INIT;
 		Ff__Listen m = FF__LISTEN__INIT;
 		Ff__Addr am;
 		uint8_t ip[16];
-		int fds[2] = {e->kfd, e->qr};
+		int fds[2] = {-1, e->qr}, got[FF_MAX_FDS], ngot = 0;
+		char b;
 
-		ff_sa_to_proto(&e->addr, &am, ip);
-		m.addr = &am;
-		m.backlog = e->backlog;
-		m.v6only = e->v6only;
-		m.queue_inode = e->q_ino;
-		req.body_case = FF__REQUEST__BODY_RELISTEN;
-		req.relisten = &m;
-		sent += send_req(k, &req, fds, 2) == 0;
+		if (ff_recv_fds(e->stash, &b, 1, got, FF_MAX_FDS, &ngot, MSG_DONTWAIT) == 1 &&
+		    ngot == 1) {
+			fds[0] = got[0];
+			ff_sa_to_proto(&e->addr, &am, ip);
+			m.addr = &am;
+			m.backlog = e->backlog;
+			m.v6only = e->v6only;
+			m.queue_inode = e->q_ino;
+			req.body_case = FF__REQUEST__BODY_RELISTEN;
+			req.relisten = &m;
+			sent += send_req(k, &req, fds, 2) == 0;
+			close(fds[0]);
+		} else {
+			ff_close_fds(got, ngot);
+		}
+		kept_drop(k, k->nkept - 1);
 	}
-	if (k->nkept)
-		ff_info("%d of %d listener(s) handed back to the router", sent, k->nkept);
+	if (n)
+		ff_info("%d of %d listener(s) handed back to the router", sent, n);
 }
 
 /* A channel is open (k->chan): start the handshake. */

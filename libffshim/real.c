@@ -68,6 +68,11 @@ static int tag_connect(int fd, const struct sockaddr *a, socklen_t l)
 	return (int)syscall(SYS_connect, TAG(fd), a, (long)l);
 }
 
+static int tag_bind(int fd, const struct sockaddr *a, socklen_t l)
+{
+	return (int)syscall(SYS_bind, TAG(fd), a, (long)l);
+}
+
 static int tag_listen(int fd, int backlog)
 {
 	return (int)syscall(SYS_listen, TAG(fd), (long)backlog);
@@ -112,6 +117,7 @@ static ssize_t tag_sendto(int fd, const void *b, size_t n, int flags, const stru
 static void use_tagged_calls(void)
 {
 	ffs_real.connect = tag_connect;
+	ffs_real.bind = tag_bind;
 	ffs_real.listen = tag_listen;
 	ffs_real.accept = tag_accept;
 	ffs_real.accept4 = tag_accept4;

@@ -57,6 +57,7 @@ struct ffr_chan {
 	int fd;
 	struct event *ev;
 	bool hello;
+	bool keeper;   /* ffexec's keeper: it keeps copies of the listeners' kfds */
 	uint64_t caps; /* the shim's Hello.caps (FF_CAP_*) */
 	pid_t pid;
 	uid_t uid;
@@ -367,6 +368,18 @@ struct ffr_listener *ffr_listener_find(struct ffr_container *c, const struct ff_
 int ffr_listener_push(struct ffr_listener *l, const Ff__Accepted *a, int fd);
 /* The same with nfds (1 or 2) fds: the socket, and its rings' memfd. */
 int ffr_listener_push_fds(struct ffr_listener *l, const Ff__Accepted *a, int *fds, int nfds);
+/* Hands ffexec's keeper (ch) what it needs to keep listener id of ch's
+ * container alive across a router crash and hand it back (Relisten): an
+ * unasked Reply (id 0, body keep: the listener's fields) with a stash, a
+ * socket holding a copy of the kernel listener in flight, and a copy of
+ * the router's end of the queue. The copy in the stash frees the port the
+ * moment this router drains it, when the app closes its listener: a copy
+ * in the keeper's fd table would hold the port until the keeper noticed.
+ * 0 or -errno. */
+int ffr_listener_keep(struct ffr_chan *ch, uint64_t id);
+/* Ends every listener of c whose app end is closed, at once: its event may
+ * not have run yet when the app binds or listens again on the same port. */
+void ffr_listeners_reap(struct ffr_container *c);
 
 /* router.c: a non-blocking TCP listener at addr (SO_REUSEADDR; v6only: an
  * IPv6 address takes no IPv4); fd or -errno. */

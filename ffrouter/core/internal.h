@@ -38,6 +38,8 @@ struct ffr_listener {
 	struct event *qev; /* EOF from the app */
 	struct event *wev; /* room in the queue for the pending list */
 	int kfd;           /* kernel listener */
+	int stash;         /* -1, or a socket holding a copy of kfd in flight (keeps) */
+	int32_t backlog;
 	struct event *kev;
 	struct ffr_pending_list pending;
 	uint32_t npending;
@@ -106,6 +108,8 @@ void ffr_listener_free(struct ffr_listener *l);
 struct ffr_listener *ffr_listener_by_id(struct ffr_container *c, uint64_t id);
 /* True once every copy of the app's end of the queue is closed. */
 bool ffr_listener_orphaned(const struct ffr_listener *l);
+/* The app closed it: drain the stash, then free. */
+void ffr_listener_end(struct ffr_listener *l);
 
 /* conn.c */
 /* Drops conns whose sockets are gone. */

@@ -215,14 +215,82 @@ bool ffr_listener_orphaned(const struct ffr_listener *l)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+/* The app closed every copy of its listening fd: the stash's copy of kfd
+ * goes first, so that nothing but this router holds the port. */
+void ffr_listener_end(struct ffr_listener *l)
+{
+	int fds[FF_MAX_FDS], nfds;
+	char b;
+
+	ff_dbg("%s: listener %llu closed by the app", l->c->name, (unsigned long long)l->id);
+	while (l->stash >= 0 &&
+	       ff_recv_fds(l->stash, &b, 1, fds, FF_MAX_FDS, &nfds, MSG_DONTWAIT) > 0)
+		ff_close_fds(fds, nfds);
+	ffr_listener_free(l);
+}
+
+/* The stash: a datagram pair whose one datagram holds kfd; the router and
+ * the keeper each hold the receiving end, the sending end is closed. */
+static int stash_new(struct ffr_listener *l)
+{
+	int st[2], err = 0;
+	char b = 'k';
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, st) < 0)
+		return -errno;
+	err = ff_send_fds(st[1], &b, 1, &l->kfd, 1);
+	close(st[1]);
+	if (err) {
+		close(st[0]);
+		return err;
+	}
+	l->stash = st[0];
+	return 0;
+}
+
+int ffr_listener_keep(struct ffr_chan *ch, uint64_t id)
+{
+	struct ffr_listener *l = ffr_listener_by_id(ch->c, id);
+	Ff__Reply rep = FF__REPLY__INIT;
+	Ff__Listen m = FF__LISTEN__INIT;
+	Ff__Addr am;
+	uint8_t ip[16];
+	int fds[2], err;
+
+	if (!l)
+		return -ENOENT;
+	if (l->stash < 0 && (err = stash_new(l)) < 0)
+		return err;
+	ff_sa_to_proto(&l->addr, &am, ip);
+	m.addr = &am;
+	m.backlog = l->backlog;
+	m.v6only = l->v6only;
+	m.queue_inode = l->shim_ino;
+	rep.body_case = FF__REPLY__BODY_KEEP;
+	rep.keep = &m;
+	fds[0] = l->stash;
+	fds[1] = l->qfd;
+	return ffr_reply(ch, &rep, fds, 2);
+}
+
+void ffr_listeners_reap(struct ffr_container *c)
+{
+	struct ffr_listener *l, *next;
+
+	if (!c->nlisteners)
+		return;
+	for (l = TAILQ_FIRST(&c->r->listeners); l; l = next) {
+		next = TAILQ_NEXT(l, link);
+		if (l->c == c && ffr_listener_orphaned(l))
+			ffr_listener_end(l);
+	}
+}
+
 /* Every copy of the app's listening fd is closed. (qfd always holds the
  * plug, see plug(), so it is watched for the peer's close, not for reads.) */
 static void qfd_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct ffr_listener *l = arg;
-
-	ff_dbg("%s: listener %llu closed by the app", l->c->name, (unsigned long long)l->id);
-	ffr_listener_free(l);
+	ffr_listener_end(arg);
 }
 
 /* A TCP listener is never writable. The app's end of a socketpair is,
@@ -319,6 +387,8 @@ int ffr_listener_new(struct ffr_container *c, const struct ffr_listen_args *a, i
 	l->v6only = a->v6only;
 	l->qfd = q[0];
 	l->kfd = kfd;
+	l->stash = -1;
+	l->backlog = a->backlog;
 	l->shim_ino = a->shim_ino;
 	STAILQ_INIT(&l->pending);
 	l->max_pending = a->backlog < 16 ? 16 : (uint32_t)a->backlog;
@@ -373,6 +443,8 @@ void ffr_listener_free(struct ffr_listener *l)
 		event_free(l->kev);
 	close(l->qfd);
 	close(l->kfd);
+	if (l->stash >= 0)
+		close(l->stash);
 	free(l);
 }
 

@@ -162,6 +162,7 @@ static void op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 	struct ffr_listener *l;
 	struct stat st;
 	int shim_fd, err;
+	uint64_t id;
 
 	if (listen_args(req->relisten, &a) < 0 || fstat(fds[1], &st) < 0) {
 		ff_close_fds(fds, nfds);
@@ -171,9 +172,11 @@ static void op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 	l = ffr_listener_by_queue(ch->r, st.st_ino);
 	if (l) {
 		ff_close_fds(fds, nfds);
-		if (l->c == ch->c)
+		if (l->c == ch->c) {
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
-		else
+			if (ch->keeper)
+				ffr_listener_keep(ch, l->id);
+		} else
 			ffr_reply_status(ch, req->id, FF__STATUS__ST_PERM, "not your queue");
 		return;
 	}
@@ -187,7 +190,10 @@ static void op_relisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 		return;
 	}
 	l->rings = ch->caps & FF_CAP_RINGS;
-	listen_reply(ch, req->id, l, -1);
+	id = l->id;
+	listen_reply(ch, req->id, l, -1); /* (l is freed if it fails) */
+	if (ch->keeper) /* a keeper let its copies go: it keeps the new ones */
+		ffr_listener_keep(ch, id);
 }
 
 /* Picks the client's address: the port it bound if it bound one to an
@@ -526,7 +532,7 @@ static void op_unlisten(struct ffr_chan *ch, Ff__Request *req, int *fds, int nfd
 	struct ffr_listener *l = ffr_listener_by_id(ch->c, req->unlisten->listener_id);
 
 	if (l && ffr_listener_orphaned(l))
-		ffr_listener_free(l);
+		ffr_listener_end(l);
 	ffr_reply_status(ch, req->id, FF__STATUS__ST_OK, NULL);
 }
 

@@ -11,6 +11,8 @@
  * - sendto with an address on an accelerated same-host socket: TCP
  *   ignores the address of a connected socket, AF_UNIX refuses it
  *   (EISCONN), so the supervisor sends the bytes without it.
+ * - bind, and listen: first, the listeners the program closed are ended,
+ *   so that their port is free at once, as after TCP's close;
  * Anything else, and any failure before the app saw a result, continues
  * untouched: the kernel does what it would have done without ffnet. */
 #include "internal.h"
@@ -336,32 +338,6 @@ out_close:
 
 /* ------------------------------------------------------------- listen */
 
-/* Hands the keeper (sv->kch) the kernel listener kfd and a copy of the
- * router's end of its accept queue, qfd (ff.proto, Supervise): it holds
- * them as a shim holds its own, so that the program's listener outlives a
- * router crash and is handed back (Relisten) to the next router. Without
- * them the queue would end with this router: EOF in the program's accept. */
-static void keep_listener(struct sv *sv, const struct sv_call *call, int kfd, int qfd, ino_t q_ino)
-{
-	Ff__Reply rep = FF__REPLY__INIT;
-	Ff__Listen m = FF__LISTEN__INIT;
-	Ff__Addr am;
-	uint8_t ip[16];
-	int fds[2] = {kfd, qfd};
-
-	ff_sa_to_proto(&call->bound, &am, ip);
-	m.addr = &am;
-	m.backlog = call->backlog;
-	m.v6only = call->v6only;
-	m.queue_inode = q_ino;
-	rep.body_case = FF__REPLY__BODY_KEEP;
-	rep.keep = &m;
-	if (ffr_reply(sv->kch, &rep, fds, 2) < 0)
-		ff_warn(
-		    "%s: the keeper of pid %d did not take a listener: it ends with this router",
-		    sv->c->name, (int)sv->pid);
-}
-
 static void listen_reply(struct sv_call *call, const Ff__Reply *rep, int *fds, int nfds)
 {
 	struct sv *sv = call->sv;
@@ -374,7 +350,12 @@ static void listen_reply(struct sv_call *call, const Ff__Reply *rep, int *fds, i
 			s = sv_sock_get(sv->socks, ffr_fd_ino(fds[0]), true);
 			if (s)
 				s->family = call->family;
-			keep_listener(sv, call, call->afd, fds[1], ffr_fd_ino(fds[0]));
+			/* for the keeper: without it the queue would end with
+			 * this router, EOF in the program's accept */
+			if (ffr_listener_keep(sv->kch, rep->listen->listener_id) < 0)
+				ff_warn("%s: the keeper of pid %d did not take a listener: it "
+					"ends with this router",
+					sv->c->name, (int)sv->pid);
 		}
 	}
 	sv_answer(sv, call->id, 0, 0);
@@ -404,6 +385,8 @@ static void do_listen(struct sv *sv, const struct seccomp_notif *n, int afd)
 		sv_continue(sv, n->id);
 		return;
 	}
+	/* a listener the program closed just now may hold the port still */
+	ffr_listeners_reap(sv->c);
 	if (listen(afd, (int)n->data.args[1]) < 0) {
 		sv_answer(sv, n->id, 0, -errno);
 		close(afd);
@@ -429,9 +412,6 @@ static void do_listen(struct sv *sv, const struct seccomp_notif *n, int afd)
 	call->family = fam;
 	call->nonblock = fcntl(afd, F_GETFL) & O_NONBLOCK;
 	call->cloexec = sv_fd_cloexec(call->tid, call->fdnum);
-	call->bound = bound;
-	call->backlog = m.backlog;
-	call->v6only = m.v6only;
 	if (sv_call_request(call, &req, &afd, 1) < 0) {
 		sv_answer(sv, n->id, 0, 0);
 		sv_call_free(call);
@@ -795,6 +775,10 @@ void sv_dispatch(struct sv *sv, const struct seccomp_notif *n)
 	int afd;
 
 	switch (n->data.nr) {
+	case SYS_bind: /* on a port a listener the program just closed holds */
+		ffr_listeners_reap(sv->c);
+		sv_continue(sv, n->id);
+		return;
 	case SYS_connect:
 	case SYS_listen:
 	case SYS_accept:

@@ -52,10 +52,7 @@ struct sv_call {
 	struct event *ev;    /* accept: waits for the queue; send: for room */
 	uint64_t buf;	     /* send: the bytes, in the task */
 	size_t len;
-	int sflags;	    /* send: the app's flags */
-	struct ff_sa bound; /* listen: the kernel socket's address */
-	int backlog;	    /* listen */
-	bool v6only;	    /* listen */
+	int sflags; /* send: the app's flags */
 };
 TAILQ_HEAD(sv_call_list, sv_call);
 

@@ -518,6 +518,7 @@ static void op_supervise(struct ffr_chan *ch, Ff__Request *req, int *fds, int nf
 	sv->x = x;
 	sv->c = ch->c;
 	sv->kch = ch;
+	ch->keeper = true;
 	sv->pid = ch->pid;
 	sv->lfd = fds[0];
 	sv->cfd = -1;

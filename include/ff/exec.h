@@ -1,15 +1,17 @@
 /* What ffexec, the router's seccomp supervisor and the shim agree on.
  * ffexec installs a filter that sends these calls to the supervisor
  * (SECCOMP_RET_USER_NOTIF) and lets every other call through:
- *   connect, listen, accept, accept4, getsockname, getpeername,
+ *   connect, bind, listen, accept, accept4, getsockname, getpeername,
  *   getsockopt (levels SOL_SOCKET but SO_ERROR, IPPROTO_IP, IPPROTO_TCP,
  *   IPPROTO_IPV6),
  *   setsockopt (levels IPPROTO_IP, IPPROTO_TCP, IPPROTO_IPV6),
  *   and with ffexec --sendto only, sendto with a destination address (a
  *   NULL one passes: send/write never pay a trip; without the option no
  *   send* or recv* call is ever trapped).
- * connect is trapped only for address lengths of an IPv4 or IPv6 socket
- * address (16 and 28 bytes): AF_UNIX connects never pay a trip.
+ * connect and bind are trapped only for address lengths of an IPv4 or IPv6
+ * socket address (16 and 28 bytes): AF_UNIX ones never pay a trip. (bind
+ * only lets the supervisor end, first, the listeners the program closed on
+ * the port it may bind again.)
  * A call whose first argument carries FF_EXEC_TAG in its upper 32 bits
  * passes untouched: the kernel reads that argument as an int and ignores
  * those bits. The shim tags the calls it makes on its own behalf when

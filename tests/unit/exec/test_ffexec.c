@@ -314,9 +314,12 @@ struct fr {
 	int nnotes;
 	int note_nr[MAX_NOTE];
 	uint32_t note_pid[MAX_NOTE];
-	/* FR_KEEP: what it hands over (the keeper gets copies) */
+	/* FR_KEEP: what it hands over (the keeper gets copies): a stash with
+	 * a listener in it and a queue end, then a stash it drains at once
+	 * (a listener the program closed) */
 	int keep_fds[2];
 	uint64_t keep_qino;
+	int keep_drained;
 	/* FR_PARK: the page handed over, and the accept parked in it */
 	struct ff_parked_page *page;
 	int page_fd;
@@ -474,7 +477,7 @@ static ino_t fd_ino(int fd)
 }
 
 /* FR_KEEP: the unasked Reply a router sends a keeper for a new listener. */
-static void fr_keep(struct fr *f, int c)
+static void fr_keep1(int c, uint32_t port, uint64_t q_ino, const int *fds)
 {
 	Ff__Reply rep = FF__REPLY__INIT;
 	Ff__Listen m = FF__LISTEN__INIT;
@@ -484,13 +487,25 @@ static void fr_keep(struct fr *f, int c)
 	a.family = AF_INET;
 	a.ip.data = ip;
 	a.ip.len = sizeof(ip);
-	a.port = 8080;
+	a.port = port;
 	m.addr = &a;
 	m.backlog = 7;
-	m.queue_inode = f->keep_qino;
+	m.queue_inode = q_ino;
 	rep.body_case = FF__REPLY__BODY_KEEP;
 	rep.keep = &m;
-	CU_ASSERT_EQUAL(ff_msg_send(c, &rep.base, f->keep_fds, 2), 0);
+	CU_ASSERT_EQUAL(ff_msg_send(c, &rep.base, fds, 2), 0);
+}
+
+static void fr_keep(struct fr *f, int c)
+{
+	int fds[2] = {f->keep_drained, f->keep_fds[1]}, got[FF_MAX_FDS], n = 0;
+	char b;
+
+	fr_keep1(c, 8080, f->keep_qino, f->keep_fds);
+	fr_keep1(c, 8081, f->keep_qino, fds);
+	CU_ASSERT_EQUAL(ff_recv_fds(f->keep_drained, &b, 1, got, FF_MAX_FDS, &n, MSG_DONTWAIT), 1);
+	ff_close_fds(got, n);
+	close(f->keep_drained);
 }
 
 /* FR_ADOPT: the request a keeper sends once served again; its call is
@@ -888,17 +903,35 @@ static bool freed_within(int port, int ms)
 	return false;
 }
 
-/* A router hands the keeper a listener and dies; the next router gets it
- * back (Relisten: the same kernel socket and queue end, the same fields).
- * Once the program's end of the queue is closed, the keeper lets the
- * pair go: the kernel listener is closed. */
+/* A stash: a datagram socket holding fd (a copy) in flight, as the
+ * router's; -1 on failure. */
+static int stash_of(int fd)
+{
+	int st[2];
+	char b = 'k';
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, st) < 0)
+		return -1;
+	if (ff_send_fds(st[1], &b, 1, &fd, 1) < 0) {
+		close(st[0]);
+		st[0] = -1;
+	}
+	close(st[1]);
+	return st[0];
+}
+
+/* A router hands the keeper two listeners and dies; the next router gets
+ * back the one whose kernel listener is still in its stash (Relisten: the
+ * same kernel socket and queue end, the same fields), not the one whose
+ * stash the router drained (the program closed it). The keeper keeps no
+ * copy once it handed the listener back. */
 static void test_keep(void)
 {
 	const enum fr_mode modes[] = {FR_KEEP, FR_RELISTEN};
 	char port[16];
 	char *argv[] = {(char *)ffexec, (char *)helper, "connect", port, NULL};
 	const char *env[] = {sock_env(), "HELPER_WAIT=1", NULL};
-	int tport, tcp = tcp_listener(&tport), kport, q[2];
+	int tport, tcp = tcp_listener(&tport), kport, kfd, q[2];
 	struct proc p;
 	struct fr f;
 	ino_t kino, qino;
@@ -907,22 +940,24 @@ static void test_keep(void)
 	snprintf(port, sizeof(port), "%d", tport);
 	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, q) == 0);
 	CU_ASSERT_FATAL(fr_start(&f, modes, 2) == 0);
-	f.keep_fds[0] = tcp_listener(&kport);
+	kfd = tcp_listener(&kport);
+	CU_ASSERT_FATAL(kfd >= 0);
+	f.keep_fds[0] = stash_of(kfd);
 	f.keep_fds[1] = q[0];
 	f.keep_qino = fd_ino(q[1]);
-	CU_ASSERT_FATAL(f.keep_fds[0] >= 0);
-	kino = fd_ino(f.keep_fds[0]);
+	f.keep_drained = stash_of(kfd);
+	CU_ASSERT_FATAL(f.keep_fds[0] >= 0 && f.keep_drained >= 0);
+	kino = fd_ino(kfd);
 	qino = fd_ino(q[0]);
 	CU_ASSERT_FATAL(spawn(&p, argv, env) == 0);
 	CU_ASSERT_TRUE(fr_wait_supervise(&f));
 	CU_ASSERT_TRUE(fr_wait_supervise(&f));
-	/* the keeper holds the pair: ours can go, the listener stays */
+	/* handed back: neither the keeper nor its stash holds the listener */
+	close(kfd);
 	close(f.keep_fds[0]);
-	close(q[0]);
-	CU_ASSERT_FALSE(freed_within(kport, 200));
-	/* the program's end goes: the keeper, still there, drops the pair */
-	close(q[1]);
 	CU_ASSERT_TRUE(freed_within(kport, 3000));
+	close(q[0]);
+	close(q[1]);
 	CU_ASSERT(write(p.in, "go\n", 3) == 3);
 	CU_ASSERT_FATAL(collect(&p) == 0);
 	CU_ASSERT_EQUAL(reap_keeper(), 0);

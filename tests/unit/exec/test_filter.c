@@ -47,9 +47,10 @@ static int calls_body(int out)
 	socklen_t len = sizeof(got), vl = sizeof(int);
 	int l = tcp(), c = tcp(), c2 = tcp(), c3 = tcp(), c4 = tcp(), v = 1;
 	int us = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int ub = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int ud = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	if (l < 0 || c < 0 || c2 < 0 || c3 < 0 || c4 < 0 || us < 0 || ud < 0 ||
+	if (l < 0 || c < 0 || c2 < 0 || c3 < 0 || c4 < 0 || us < 0 || ub < 0 || ud < 0 ||
 	    bind(l, (struct sockaddr *)&a, sizeof(a)) < 0)
 		return 2;
 	nt_say(out, "listen", listen(l, 8));
@@ -62,6 +63,8 @@ static int calls_body(int out)
 	nt_say(out, "connect-16", connect(c, (struct sockaddr *)&a, sizeof(a)));
 	nt_say(out, "accept4", accept4(l, NULL, NULL, SOCK_CLOEXEC) >= 0);
 	nt_say(out, "unix-connect", connect(us, (struct sockaddr *)&u, sizeof(u)));
+	/* AF_UNIX autobind (an address of 2 bytes): not trapped */
+	nt_say(out, "unix-bind", bind(ub, (struct sockaddr *)&u, sizeof(sa_family_t)));
 	/* SO_ERROR passes (Go reads it after every non-blocking connect;
 	 * the kernel's answer is right on either socket), SO_DOMAIN traps */
 	nt_say(out, "getsockopt-error", getsockopt(c, SOL_SOCKET, SO_ERROR, &v, &vl));
@@ -108,6 +111,7 @@ static const char calls_out[] = "listen 0 0\n"
 				"connect-16 0 0\n"
 				"accept4 1 0\n"
 				"unix-connect -1 2\n"
+				"unix-bind 0 0\n"
 				"getsockopt-error 0 0\n"
 				"getsockopt-socket 0 0\n"
 				"getsockopt-tcp 0 0\n"
@@ -142,6 +146,7 @@ struct want {
 static void test_trapped(void)
 {
 	static const struct want want[] = {
+	    {SYS_bind, 2, 16},
 	    {SYS_listen, -1, 0},
 	    {SYS_getsockname, -1, 0},
 	    {SYS_connect, 2, 16},
@@ -184,7 +189,7 @@ static void test_trapped(void)
 	}
 	/* the connect with the upper half set arrived as the program made it */
 	if (r.ncalls == nwant)
-		CU_ASSERT_EQUAL(r.calls[13].args[2] >> 32, 1);
+		CU_ASSERT_EQUAL(r.calls[14].args[2] >> 32, 1);
 }
 
 /* Without --sendto no send is trapped, with an address or not (a UDP
@@ -212,10 +217,12 @@ static void test_sendto_default(void)
 	CU_ASSERT_FATAL(nt_run(sendto_body, &r) == 0);
 	CU_ASSERT(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
 	CU_ASSERT_STRING_EQUAL(r.out, "sendto-addr 1 0\nrecv 1 0\n");
-	/* getsockname only */
-	CU_ASSERT_EQUAL(r.ncalls, 1);
-	if (r.ncalls == 1)
-		CU_ASSERT_EQUAL(r.calls[0].nr, SYS_getsockname);
+	/* the bind and getsockname only */
+	CU_ASSERT_EQUAL(r.ncalls, 2);
+	if (r.ncalls == 2) {
+		CU_ASSERT_EQUAL(r.calls[0].nr, SYS_bind);
+		CU_ASSERT_EQUAL(r.calls[1].nr, SYS_getsockname);
+	}
 }
 
 /* No socket call at all: no notification; the filter costs nothing else. */

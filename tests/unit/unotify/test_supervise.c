@@ -43,13 +43,13 @@
 
 static struct fx_router fx;
 
-/* Traps the nine calls the supervisor serves; lets the rest through. */
+/* Traps the ten calls the supervisor serves; lets the rest through. */
 static int install_filter(void)
 {
-	static const int nrs[] = {SYS_connect,	  SYS_listen,	   SYS_accept,
-				  SYS_accept4,	  SYS_getsockname, SYS_getpeername,
-				  SYS_getsockopt, SYS_setsockopt,  SYS_sendto};
-	struct sock_filter f[4 + 2 * 9 + 1];
+	static const int nrs[] = {SYS_connect,	  SYS_bind,	   SYS_listen,	    SYS_accept,
+				  SYS_accept4,	  SYS_getsockname, SYS_getpeername, SYS_getsockopt,
+				  SYS_setsockopt, SYS_sendto};
+	struct sock_filter f[4 + 2 * 10 + 1];
 	struct sock_fprog prog = {.filter = f};
 	int n = 0;
 
@@ -59,7 +59,7 @@ static int install_filter(void)
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 					      offsetof(struct seccomp_data, nr));
-	for (int i = 0; i < 9; i++) {
+	for (int i = 0; i < 10; i++) {
 		f[n++] =
 		    (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nrs[i], 0, 1);
 		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
@@ -620,6 +620,61 @@ static void test_parked_page(void)
 	finish(ch, -1);
 }
 
+/* Listens on one port, closes, and listens there again, RELISTENS times,
+ * as a server restarting its listener or ffconform's next check does. The
+ * kernel frees the port at close; so must ffnet, though the keeper holds a
+ * copy of each kernel listener (here: its keeps wait unread in the test's
+ * channel) and the router learns of the close only from its loop. reuse:
+ * SO_REUSEADDR first. 0, or 70 + the iteration's step that failed. */
+#define RELISTENS 40
+static int relisten(int reuse)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+
+	for (int i = 0; i < RELISTENS; i++) {
+		int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (l < 0 || (reuse && setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))))
+			return 70;
+		if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+			fprintf(stderr, "relisten %d: bind: %s\n", i, strerror(errno));
+			return 71;
+		}
+		if (listen(l, 4) < 0) {
+			fprintf(stderr, "relisten %d: listen: %s\n", i, strerror(errno));
+			return 72;
+		}
+		if (!i && getsockname(l, (struct sockaddr *)&sin, &len) < 0)
+			return 73;
+		close(l);
+	}
+	return 0;
+}
+
+static void relisten_run(int reuse)
+{
+	int ch, st;
+	pid_t pid;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
+	pid = spawn("c1", relisten, reuse, &ch);
+	st = wait_status(pid);
+	CU_ASSERT_EQUAL(st, 0);
+	finish(ch, -1);
+}
+
+static void test_relisten_reuse(void)
+{
+	relisten_run(1);
+}
+
+static void test_relisten_plain(void)
+{
+	relisten_run(0);
+}
+
 /* A target that changes its memory between the notification and the
  * answer: one thread connects to an address another thread keeps flipping
  * between c1's listener (overlay) and a kernel listener on loopback. The
@@ -822,7 +877,8 @@ int main(void)
 	    {"sendto_addr", test_sendto_addr},	     {"outside_untouched", test_outside_untouched},
 	    {"not_a_listener", test_not_a_listener}, {"killed_in_accept", test_killed_in_accept},
 	    {"parked_page", test_parked_page},	     {"memory_changed", test_memory_changed},
-	    {"outside_netns", test_outside_netns},   {NULL, NULL},
+	    {"outside_netns", test_outside_netns},   {"relisten_reuse", test_relisten_reuse},
+	    {"relisten_plain", test_relisten_plain}, {NULL, NULL},
 	};
 	int l;
 
