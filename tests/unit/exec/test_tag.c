@@ -1,5 +1,5 @@
 /* libffshim/real.c under ffexec: with FFNET_EXEC set when the table is
- * filled, the shim's own connect, listen, accept, accept4, getsockname,
+ * filled, the shim's own connect, bind, listen, accept, accept4, getsockname,
  * getpeername, getsockopt, setsockopt and sendto pass ffexec's filter untouched
  * (tagged) and still answer as libc's do, -1 and errno included; without
  * it, the table is libc's and the filter traps them. Each case runs in a
@@ -39,7 +39,7 @@ static int real_body(int out)
 	ffs_init();
 	l = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	c = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0)
+	if (l < 0 || c < 0 || REAL(bind)(l, (struct sockaddr *)&a, sizeof(a)) < 0)
 		return 2;
 	nt_say(out, "socket-is-libc", REAL(socket) == dlsym(RTLD_NEXT, "socket"));
 	nt_say(out, "listen", REAL(listen)(l, 8));
@@ -114,10 +114,10 @@ static int plain_body(int out)
 
 static void test_plain(void)
 {
-	static const int want[] = {SYS_listen,	    SYS_getsockname, SYS_connect,
-				   SYS_getpeername, SYS_setsockopt,  SYS_getsockopt,
-				   SYS_getsockopt,  SYS_sendto,	     SYS_getsockname,
-				   SYS_getsockname};
+	static const int want[] = {SYS_bind,	    SYS_listen,	     SYS_getsockname,
+				   SYS_connect,	    SYS_getpeername, SYS_setsockopt,
+				   SYS_getsockopt,  SYS_getsockopt,  SYS_sendto,
+				   SYS_getsockname, SYS_getsockname};
 	struct nt_run r;
 	int from = 0;
 
@@ -130,7 +130,7 @@ static void test_plain(void)
 		CU_ASSERT(nt_find(&r, want[i], &from) >= 0);
 	for (int i = 0; i < r.ncalls; i++)
 		CU_ASSERT_NOT_EQUAL(r.calls[i].args[0] >> 32, FF_EXEC_TAG);
-	CU_ASSERT_EQUAL(r.ncalls, 12); /* the 10 above, accept4 and accept */
+	CU_ASSERT_EQUAL(r.ncalls, 13); /* the 11 above, accept4 and accept */
 }
 
 int main(void)
