@@ -145,6 +145,21 @@ measure_connrate() {
 	echo "${c:-0}"
 }
 
+# measure_calls WHERE: microseconds per getsockname and per setsockopt
+# (TCP_NODELAY) on one held connection, the calls ffexec traps ("0 0" on
+# failure)
+measure_calls() {
+	local where=$1 srv out g o port=7402
+	srv=$(bx_bg "$where" c1 "$BENCH_SRV_CPU" -- "$(bench_connrate "$where")" hold $port)
+	bx_wait_port "$where" $port || { bx_stop "$srv"; echo 0 0; return 0; }
+	out=$(bx "$where" c2 "$BENCH_CLI_CPU" -- "$(bench_connrate "$where")" calls "$(bench_ip "$where")" \
+		$port 20000 2>&1 || true)
+	bx_stop "$srv"
+	read -r g o < <(sed -n 's/^getsockname \([0-9.]*\) us setsockopt \([0-9.]*\) us$/\1 \2/p' <<<"$out")
+	[[ -n ${g:-} ]] || ff_log "connrate calls in $where failed: $(tail -n 2 <<<"$out")"
+	echo "${g:-0} ${o:-0}"
+}
+
 # measure_gonet WHERE: requests/s of one `gonet rate` worker, each request
 # on a new connection (0 on failure or on any error)
 measure_gonet() {

@@ -3,8 +3,10 @@
 # vs ffexec (the same programs under the seccomp launcher), on one host:
 # iperf3 (1 and 4 streams), sockperf ping-pong p50/p99 (client and server
 # pinned to one CPU), redis-benchmark requests/s, connection set-up
-# (bench/connrate, connections/s) and, where no shim is meant to reach it
-# (bridge, ffexec), static Go's (gonet rate: one request per connection).
+# (bench/connrate, connections/s), the cost of a getsockname and of a
+# setsockopt on a connection (what ffexec traps: connrate calls) and, where
+# no shim is meant to reach it (bridge, ffexec), static Go's (gonet rate:
+# one request per connection).
 # Median of BENCH_RUNS (3) runs, interleaved so drift hits all alike.
 # Prints a table and writes bench/out/same-host.json and same-host.png;
 # then runs bench/rings.sh (issue 14: the rings, spinning, CPU per side)
@@ -26,12 +28,16 @@ mkdir -p "$out"
 
 FF_ROUTER_ARGS="${FF_ROUTER_ARGS:-} --same-host-rings 0" bench_setup bench-same-host 10.77.8.0/24 || exit $?
 wheres=(host bridge ffnet ffexec)
-more_run() { # WHERE: its redis SET and GET requests/s and connections/s, appended to v
-	local set get
+more_run() { # WHERE: its redis SET and GET requests/s, connections/s and the cost of
+	# the calls ffexec traps, appended to v
+	local set get gsn sso
 	read -r set get < <(measure_redis "$1")
 	v[set.$1]+=" ${set:-0}"
 	v[get.$1]+=" ${get:-0}"
 	v[conns.$1]+=" $(measure_connrate "$1")"
+	read -r gsn sso < <(measure_calls "$1")
+	v[gsn.$1]+=" ${gsn:-0}"
+	v[sso.$1]+=" ${sso:-0}"
 	if bench_gonet && [[ $1 == bridge || $1 == ffexec ]]; then
 		v[gonet.$1]+=" $(measure_gonet "$1")"
 	fi
@@ -44,12 +50,13 @@ total=$(ff_conns_total)
 declare -A m=()
 medians
 
-metrics=(iperf1 iperf4 p50 p99 set get conns)
+metrics=(iperf1 iperf4 p50 p99 set get conns gsn sso)
 bench_gonet && metrics+=(gonet)
 declare -A label=([iperf1]="iperf3 1 stream (Gbit/s)" [iperf4]="iperf3 4 streams (Gbit/s)"
 	[p50]="sockperf p50 (us)" [p99]="sockperf p99 (us)" [set]="redis SET (req/s)"
-	[get]="redis GET (req/s)" [conns]="connrate (conn/s)" [gonet]="gonet rate (conn/s)")
-declare -A lower=([p50]=1 [p99]=1)
+	[get]="redis GET (req/s)" [conns]="connrate (conn/s)" [gonet]="gonet rate (conn/s)"
+	[gsn]="getsockname (us/call)" [sso]="setsockopt (us/call)")
+declare -A lower=([p50]=1 [p99]=1 [gsn]=1 [sso]=1)
 
 # speed-up of A (default ffnet) over X: higher is better for every metric
 speedup() { # METRIC X [A]
@@ -89,6 +96,9 @@ printf '\ntargets: iperf3 >= 1.5x bridge: %s; >= 1.2x loopback: %s; sockperf p50
 printf 'ffexec vs ffnet: iperf3 >= 0.9x: 1 stream %s, 4 streams %s; sockperf p50 <= 1.1x: %s; connrate >= 0.7x: %s\n' \
 	"$e1" "$e2" "$e3" "$e4"
 printf '(ratios are speed-ups: above 1 means the first named is better; the router accelerated %s connections)\n' "$total"
+printf '(a call ffexec traps costs %s us more than on the bridge: getsockname %s us against %s us)\n' \
+	"$(awk -v a="$(cell gsn ffexec)" -v b="$(cell gsn bridge)" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.1f", a - b }')" \
+	"$(cell gsn ffexec)" "$(cell gsn bridge)"
 if bench_gonet; then
 	printf '(gonet is static Go, which the shim cannot reach: bridge and ffexec only; ffexec/bridge %sx)\n' \
 		"$(speedup gonet bridge ffexec)"
