@@ -177,6 +177,17 @@ void ff_sa_to_proto(const struct ff_sa *in, Ff__Addr *msg, uint8_t ipbuf[16])
 	msg->ip.len = in->ip.family == AF_INET ? 4 : in->ip.family == AF_INET6 ? 16 : 0;
 }
 
+void ff_listen_to_proto(struct ff_listen_msg *lm, const struct ff_sa *addr, int32_t backlog,
+			bool v6only, uint64_t queue_inode)
+{
+	ff__listen__init(&lm->m);
+	ff_sa_to_proto(addr, &lm->am, lm->ip);
+	lm->m.addr = &lm->am;
+	lm->m.backlog = backlog;
+	lm->m.v6only = v6only;
+	lm->m.queue_inode = queue_inode;
+}
+
 int ff_sa_from_proto(struct ff_sa *out, const Ff__Addr *msg)
 {
 	if (!msg || msg->port > 65535)

@@ -54,3 +54,13 @@ int ff_sa_to_sockaddr(const struct ff_sa *in, int family, struct sockaddr_storag
 void ff_sa_to_proto(const struct ff_sa *in, Ff__Addr *msg, uint8_t ipbuf[16]);
 /* -EINVAL for a missing or malformed Addr (wrong family or ip length, port > 65535). */
 int ff_sa_from_proto(struct ff_sa *out, const Ff__Addr *msg);
+
+/* A listener's fields as a Listen message (Listen, Relisten, a keeper's
+ * keep), with the storage of its address: valid while lm lives. */
+struct ff_listen_msg {
+	Ff__Listen m;
+	Ff__Addr am;
+	uint8_t ip[16];
+};
+void ff_listen_to_proto(struct ff_listen_msg *lm, const struct ff_sa *addr, int32_t backlog,
+			bool v6only, uint64_t queue_inode);

@@ -483,22 +483,16 @@ static void kept_hand_back(struct keeper *k)
 	while (k->nkept) {
 		const struct kept *e = &k->kept[k->nkept - 1];
 		Ff__Request req = FF__REQUEST__INIT;
-		Ff__Listen m = FF__LISTEN__INIT;
-		Ff__Addr am;
-		uint8_t ip[16];
+		struct ff_listen_msg lm;
 		int fds[2] = {-1, e->qr}, got[FF_MAX_FDS], ngot = 0;
 		char b;
 
 		if (ff_recv_fds(e->stash, &b, 1, got, FF_MAX_FDS, &ngot, MSG_DONTWAIT) == 1 &&
 		    ngot == 1) {
 			fds[0] = got[0];
-			ff_sa_to_proto(&e->addr, &am, ip);
-			m.addr = &am;
-			m.backlog = e->backlog;
-			m.v6only = e->v6only;
-			m.queue_inode = e->q_ino;
+			ff_listen_to_proto(&lm, &e->addr, e->backlog, e->v6only, e->q_ino);
 			req.body_case = FF__REQUEST__BODY_RELISTEN;
-			req.relisten = &m;
+			req.relisten = &lm.m;
 			sent += send_req(k, &req, fds, 2) == 0;
 			close(fds[0]);
 		} else {

@@ -252,22 +252,16 @@ int ffr_listener_keep(struct ffr_chan *ch, uint64_t id)
 {
 	struct ffr_listener *l = ffr_listener_by_id(ch->c, id);
 	Ff__Reply rep = FF__REPLY__INIT;
-	Ff__Listen m = FF__LISTEN__INIT;
-	Ff__Addr am;
-	uint8_t ip[16];
+	struct ff_listen_msg lm;
 	int fds[2], err;
 
 	if (!l)
 		return -ENOENT;
 	if (l->stash < 0 && (err = stash_new(l)) < 0)
 		return err;
-	ff_sa_to_proto(&l->addr, &am, ip);
-	m.addr = &am;
-	m.backlog = l->backlog;
-	m.v6only = l->v6only;
-	m.queue_inode = l->shim_ino;
+	ff_listen_to_proto(&lm, &l->addr, l->backlog, l->v6only, l->shim_ino);
 	rep.body_case = FF__REPLY__BODY_KEEP;
-	rep.keep = &m;
+	rep.keep = &lm.m;
 	fds[0] = l->stash;
 	fds[1] = l->qfd;
 	return ffr_reply(ch, &rep, fds, 2);

@@ -283,19 +283,13 @@ static int sync_epoll(void)
 static int relisten(struct ffs_sock *s)
 {
 	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Listen m = FF__LISTEN__INIT;
-	Ff__Addr am;
-	uint8_t ab[16];
+	struct ff_listen_msg lm;
 	Ff__Reply *rep = NULL;
 	int fds[2] = {s->kfd, s->qr}, rfds[FF_MAX_FDS], nrfds = 0, err;
 
-	ff_sa_to_proto(&s->local, &am, ab);
-	m.addr = &am;
-	m.backlog = s->backlog;
-	m.v6only = s->tcp.v6only;
-	m.queue_inode = s->q_ino;
+	ff_listen_to_proto(&lm, &s->local, s->backlog, s->tcp.v6only, s->q_ino);
 	req.body_case = FF__REQUEST__BODY_RELISTEN;
-	req.relisten = &m;
+	req.relisten = &lm.m;
 	err = ffs_call(&req, fds, 2, &rep, rfds, &nrfds);
 	if (err)
 		return err;
