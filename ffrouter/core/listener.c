@@ -215,17 +215,27 @@ bool ffr_listener_orphaned(const struct ffr_listener *l)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-/* The app closed every copy of its listening fd: the stash's copy of kfd
- * goes first, so that nothing but this router holds the port. */
-void ffr_listener_end(struct ffr_listener *l)
+/* Empties and closes the stash: its copy of kfd is gone from every
+ * holder of the stash at once. */
+static void stash_drop(struct ffr_listener *l)
 {
 	int fds[FF_MAX_FDS], nfds;
 	char b;
 
-	ff_dbg("%s: listener %llu closed by the app", l->c->name, (unsigned long long)l->id);
-	while (l->stash >= 0 &&
-	       ff_recv_fds(l->stash, &b, 1, fds, FF_MAX_FDS, &nfds, MSG_DONTWAIT) > 0)
+	if (l->stash < 0)
+		return;
+	while (ff_recv_fds(l->stash, &b, 1, fds, FF_MAX_FDS, &nfds, MSG_DONTWAIT) > 0)
 		ff_close_fds(fds, nfds);
+	close(l->stash);
+	l->stash = -1;
+}
+
+/* The app closed every copy of its listening fd: the stash's copy of kfd
+ * goes first, so that nothing but this router holds the port. */
+void ffr_listener_end(struct ffr_listener *l)
+{
+	ff_dbg("%s: listener %llu closed by the app", l->c->name, (unsigned long long)l->id);
+	stash_drop(l);
 	ffr_listener_free(l);
 }
 
@@ -257,7 +267,12 @@ int ffr_listener_keep(struct ffr_chan *ch, uint64_t id)
 
 	if (!l)
 		return -ENOENT;
-	if (l->stash < 0 && (err = stash_new(l)) < 0)
+	/* always a fresh one: a keeper handing a listener back to this very
+	 * router (its channel was lost, not the router) took the kernel
+	 * listener out of the one it had */
+	stash_drop(l);
+	err = stash_new(l);
+	if (err)
 		return err;
 	ff_listen_to_proto(&lm, &l->addr, l->backlog, l->v6only, l->shim_ino);
 	rep.body_case = FF__REPLY__BODY_KEEP;

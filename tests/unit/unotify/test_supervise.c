@@ -3,6 +3,7 @@
  * hands the listener to a router in a thread (fixture.h) on a container's
  * socket, and the children use plain socket calls on overlay addresses
  * that no interface here has: only the supervisor can connect them. */
+#include "addr.h"
 #include "cu.h"
 #include "fixture.h"
 
@@ -31,6 +32,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -620,6 +622,102 @@ static void test_parked_page(void)
 	finish(ch, -1);
 }
 
+/* The next keep of a listener on a keeper's channel (fds: stash, queue
+ * end), or NULL; the caller frees it and closes *fds. */
+static Ff__Reply *next_keep(int ch, int *fds)
+{
+	int rfds[FF_MAX_FDS], n = 0;
+	Ff__Reply *rep;
+
+	while ((rep = fx_recv(ch, rfds, &n))) {
+		if (rep->id == 0 && rep->body_case == FF__REPLY__BODY_KEEP && n == 2) {
+			fds[0] = rfds[0];
+			fds[1] = rfds[1];
+			return rep;
+		}
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+		ff_close_fds(rfds, n);
+	}
+	return NULL;
+}
+
+static ino_t ino_of(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+/* The kernel listener in a stash (-1: empty). */
+static int from_stash(int stash)
+{
+	int fds[FF_MAX_FDS], n = 0;
+	char b;
+
+	if (ff_recv_fds(stash, &b, 1, fds, FF_MAX_FDS, &n, MSG_DONTWAIT) != 1 || n != 1) {
+		ff_close_fds(fds, n);
+		return -1;
+	}
+	return fds[0];
+}
+
+/* A keeper whose channel was lost, not the router, hands its listener
+ * back to the same router (Relisten with the kernel listener taken out of
+ * its stash): the router, which knows the queue, says OK and keeps it
+ * with a stash that holds the kernel listener again. */
+static void test_keep_same_router(void)
+{
+	Ff__Request req = FF__REQUEST__INIT;
+	struct ff_listen_msg lm;
+	struct ff_sa any = {.ip.family = AF_INET};
+	Ff__Reply *keep, *rep;
+	int ch, kfd, k2, fds[2], rfds[FF_MAX_FDS], n = 0;
+	uint16_t port;
+	ino_t kino;
+	pid_t pid;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
+	pid = spawn("c1", block_in_accept, 0, &ch);
+	CU_ASSERT_EQUAL(read(port_pipe[0], &port, sizeof(port)), (ssize_t)sizeof(port));
+	keep = next_keep(ch, fds);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(keep);
+	kfd = from_stash(fds[0]);
+	CU_ASSERT_FATAL(kfd >= 0);
+	kino = ino_of(kfd);
+	CU_ASSERT_EQUAL(from_stash(fds[0]), -1); /* one copy only */
+	close(fds[0]);
+	any.port = port;
+	ff_listen_to_proto(&lm, &any, 4, false, keep->keep->queue_inode);
+	req.id = 31;
+	req.body_case = FF__REQUEST__BODY_RELISTEN;
+	req.relisten = &lm.m;
+	fds[0] = kfd;
+	CU_ASSERT_FATAL(ff_msg_send(ch, &req.base, fds, 2) == 0);
+	ff_close_fds(fds, 2);
+	protobuf_c_message_free_unpacked(&keep->base, NULL);
+	while ((rep = fx_recv(ch, rfds, &n)) && rep->id != 31) { /* (a keep may come first) */
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+		ff_close_fds(rfds, n);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+	CU_ASSERT_EQUAL(rep->status, FF__STATUS__ST_OK);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	ff_close_fds(rfds, n);
+	keep = next_keep(ch, fds);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(keep);
+	k2 = from_stash(fds[0]);
+	CU_ASSERT(k2 >= 0);
+	CU_ASSERT_EQUAL(ino_of(k2), kino);
+	if (k2 >= 0)
+		close(k2);
+	ff_close_fds(fds, 2);
+	protobuf_c_message_free_unpacked(&keep->base, NULL);
+	kill(pid, SIGKILL);
+	CU_ASSERT_EQUAL(wait_status(pid), 128 + SIGKILL);
+	finish(ch, -1);
+}
+
 /* Listens on one port, closes, and listens there again, RELISTENS times,
  * as a server restarting its listener or ffconform's next check does. The
  * kernel frees the port at close; so must ffnet, though the keeper holds a
@@ -873,12 +971,19 @@ static void test_outside_netns(void)
 int main(void)
 {
 	static const struct cu_test tests[] = {
-	    {"blocking_pair", test_blocking_pair},   {"nonblocking_pair", test_nonblocking_pair},
-	    {"sendto_addr", test_sendto_addr},	     {"outside_untouched", test_outside_untouched},
-	    {"not_a_listener", test_not_a_listener}, {"killed_in_accept", test_killed_in_accept},
-	    {"parked_page", test_parked_page},	     {"memory_changed", test_memory_changed},
-	    {"outside_netns", test_outside_netns},   {"relisten_reuse", test_relisten_reuse},
-	    {"relisten_plain", test_relisten_plain}, {NULL, NULL},
+	    {"blocking_pair", test_blocking_pair},
+	    {"nonblocking_pair", test_nonblocking_pair},
+	    {"sendto_addr", test_sendto_addr},
+	    {"outside_untouched", test_outside_untouched},
+	    {"not_a_listener", test_not_a_listener},
+	    {"killed_in_accept", test_killed_in_accept},
+	    {"parked_page", test_parked_page},
+	    {"memory_changed", test_memory_changed},
+	    {"outside_netns", test_outside_netns},
+	    {"relisten_reuse", test_relisten_reuse},
+	    {"relisten_plain", test_relisten_plain},
+	    {"keep_same_router", test_keep_same_router},
+	    {NULL, NULL},
 	};
 	int l;
 
