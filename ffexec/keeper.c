@@ -471,34 +471,46 @@ static void kept_drop(struct keeper *k, int i)
 	k->kept[i] = k->kept[--k->nkept];
 }
 
-/* A router supervises us again: hand it every listener we kept, the
- * kernel listener taken out of its stash (an empty stash: the last router
- * saw the program close it). The entries go: the router's keeps bring new
- * ones. Its answers are not awaited (a refusal leaves the listener as
- * without us). */
+/* A copy of the kernel listener in a stash, left there; -1: empty. */
+static int stash_peek(int stash)
+{
+	int got[FF_MAX_FDS], n = 0;
+	char b;
+
+	if (ff_recv_fds(stash, &b, 1, got, FF_MAX_FDS, &n, MSG_DONTWAIT | MSG_PEEK) == 1 && n == 1)
+		return got[0];
+	ff_close_fds(got, n);
+	return -1;
+}
+
+/* A router supervises us again: hand it every listener we kept, with a
+ * copy of the kernel listener peeked from its stash (an empty stash: the
+ * last router saw the program close it). An entry handed back goes (the
+ * router's keep brings a new one); one that could not be sent stays for
+ * the next router. Answers are not awaited (a refusal leaves the listener
+ * as without us). */
 static void kept_hand_back(struct keeper *k)
 {
 	int sent = 0, n = k->nkept;
 
-	while (k->nkept) {
-		const struct kept *e = &k->kept[k->nkept - 1];
+	for (int i = k->nkept - 1; i >= 0; i--) { /* (a drop moves the last entry to i) */
+		const struct kept *e = &k->kept[i];
 		Ff__Request req = FF__REQUEST__INIT;
 		struct ff_listen_msg lm;
-		int fds[2] = {-1, e->qr}, got[FF_MAX_FDS], ngot = 0;
-		char b;
+		int fds[2] = {stash_peek(e->stash), e->qr};
 
-		if (ff_recv_fds(e->stash, &b, 1, got, FF_MAX_FDS, &ngot, MSG_DONTWAIT) == 1 &&
-		    ngot == 1) {
-			fds[0] = got[0];
-			ff_listen_to_proto(&lm, &e->addr, e->backlog, e->v6only, e->q_ino);
-			req.body_case = FF__REQUEST__BODY_RELISTEN;
-			req.relisten = &lm.m;
-			sent += send_req(k, &req, fds, 2) == 0;
-			close(fds[0]);
-		} else {
-			ff_close_fds(got, ngot);
+		if (fds[0] < 0) {
+			kept_drop(k, i);
+			continue;
 		}
-		kept_drop(k, k->nkept - 1);
+		ff_listen_to_proto(&lm, &e->addr, e->backlog, e->v6only, e->q_ino);
+		req.body_case = FF__REQUEST__BODY_RELISTEN;
+		req.relisten = &lm.m;
+		if (send_req(k, &req, fds, 2) == 0) {
+			sent++;
+			kept_drop(k, i);
+		}
+		close(fds[0]);
 	}
 	if (n)
 		ff_info("%d of %d listener(s) handed back to the router", sent, n);
