@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #define ACCEPT_BATCH 64
+#define STASH_DRAIN  4 /* datagrams read from a stash at its end */
 #define QUEUE_SNDBUF (1 << 20)
 #define PLUG_BYTES 2048
 
@@ -216,7 +217,9 @@ bool ffr_listener_orphaned(const struct ffr_listener *l)
 }
 
 /* Empties and closes the stash: its copy of kfd is gone from every
- * holder of the stash at once. */
+ * holder of the stash at once. Ours is the first datagram; a keeper that
+ * found a way to queue more (binding the stash and writing to it) cannot
+ * keep the loop here: a few are read, the rest stay with the keeper. */
 static void stash_drop(struct ffr_listener *l)
 {
 	int fds[FF_MAX_FDS], nfds;
@@ -224,8 +227,11 @@ static void stash_drop(struct ffr_listener *l)
 
 	if (l->stash < 0)
 		return;
-	while (ff_recv_fds(l->stash, &b, 1, fds, FF_MAX_FDS, &nfds, MSG_DONTWAIT) > 0)
+	for (int i = 0; i < STASH_DRAIN; i++) {
+		if (ff_recv_fds(l->stash, &b, 1, fds, FF_MAX_FDS, &nfds, MSG_DONTWAIT) <= 0)
+			break;
 		ff_close_fds(fds, nfds);
+	}
 	close(l->stash);
 	l->stash = -1;
 }
