@@ -493,16 +493,26 @@ static int block_in_accept(int unused)
 	return 62;
 }
 
+/* A router up and c1 blocked in accept (block_in_accept) on *port; its
+ * pid, *ch its keeper's channel. */
+static pid_t spawn_accepting(int *ch, uint16_t *port)
+{
+	pid_t pid;
+
+	fx_up(&fx);
+	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
+	pid = spawn("c1", block_in_accept, 0, ch);
+	CU_ASSERT_EQUAL(read(port_pipe[0], port, sizeof(*port)), (ssize_t)sizeof(*port));
+	return pid;
+}
+
 static void test_killed_in_accept(void)
 {
 	int ch, listeners = -1, n = -1, conns = -1;
 	uint16_t port;
 	pid_t pid;
 
-	fx_up(&fx);
-	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
-	pid = spawn("c1", block_in_accept, 0, &ch);
-	CU_ASSERT_EQUAL(read(port_pipe[0], &port, sizeof(port)), (ssize_t)sizeof(port));
+	pid = spawn_accepting(&ch, &port);
 	for (int i = 0; i < 200 && listeners != 1; i++) {
 		usleep(10000);
 		fx_status_counts(&fx, &n, &listeners, &conns);
@@ -577,11 +587,8 @@ static void test_parked_page(void)
 	uint16_t port;
 	pid_t pid;
 
-	fx_up(&fx);
-	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
-	pid = spawn("c1", block_in_accept, 0, &ch);
+	pid = spawn_accepting(&ch, &port);
 	CU_ASSERT_FATAL(spawn_page >= 0);
-	CU_ASSERT_EQUAL(read(port_pipe[0], &port, sizeof(port)), (ssize_t)sizeof(port));
 	for (int i = 0; i < 200 && listeners != 1; i++) {
 		usleep(10000);
 		fx_status_counts(&fx, &n, &listeners, &conns);
@@ -676,10 +683,7 @@ static void test_keep_same_router(void)
 	ino_t kino;
 	pid_t pid;
 
-	fx_up(&fx);
-	CU_ASSERT_EQUAL_FATAL(pipe2(port_pipe, O_CLOEXEC), 0);
-	pid = spawn("c1", block_in_accept, 0, &ch);
-	CU_ASSERT_EQUAL(read(port_pipe[0], &port, sizeof(port)), (ssize_t)sizeof(port));
+	pid = spawn_accepting(&ch, &port);
 	keep = next_keep(ch, fds);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(keep);
 	kfd = from_stash(fds[0]);
