@@ -365,9 +365,7 @@ static void listen_reply(struct sv_call *call, const Ff__Reply *rep, int *fds, i
 static void do_listen(struct sv *sv, const struct seccomp_notif *n, int afd)
 {
 	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Listen m = FF__LISTEN__INIT;
-	Ff__Addr amsg;
-	uint8_t ip[16];
+	struct ff_listen_msg lm;
 	struct ffr_sock_info si;
 	struct ff_sa bound;
 	struct sv_sock *s;
@@ -398,12 +396,10 @@ static void do_listen(struct sv *sv, const struct seccomp_notif *n, int afd)
 		close(afd);
 		return;
 	}
-	ff_sa_to_proto(&bound, &amsg, ip);
-	m.addr = &amsg;
-	m.backlog = (int32_t)n->data.args[1];
-	m.v6only = fam == AF_INET6 && sock_int(afd, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
+	ff_listen_to_proto(&lm, &bound, (int32_t)n->data.args[1],
+			   fam == AF_INET6 && sock_int(afd, IPPROTO_IPV6, IPV6_V6ONLY) == 1, 0);
 	req.body_case = FF__REQUEST__BODY_LISTEN;
-	req.listen = &m;
+	req.listen = &lm.m;
 	call = sv_call_new(sv, SV_LISTEN, n, afd);
 	if (!call) {
 		sv_answer(sv, n->id, 0, 0);

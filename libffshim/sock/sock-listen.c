@@ -87,18 +87,13 @@ static struct ffs_sock *listener_like(enum ffs_kind kind, const struct ffs_sock 
 static int register_listener(int fd, struct ffs_sock *s, int *qfd, int *qr, uint64_t *id)
 {
 	Ff__Request req = FF__REQUEST__INIT;
-	Ff__Listen m = FF__LISTEN__INIT;
-	Ff__Addr amsg;
-	uint8_t ip[16];
+	struct ff_listen_msg lm;
 	Ff__Reply *rep = NULL;
 	int rfds[FF_MAX_FDS], nrfds = 0, err;
 
-	ff_sa_to_proto(&s->local, &amsg, ip);
-	m.addr = &amsg;
-	m.backlog = s->backlog;
-	m.v6only = s->tcp.v6only;
+	ff_listen_to_proto(&lm, &s->local, s->backlog, s->tcp.v6only, 0);
 	req.body_case = FF__REQUEST__BODY_LISTEN;
-	req.listen = &m;
+	req.listen = &lm.m;
 	err = ffs_call(&req, &fd, 1, &rep, rfds, &nrfds);
 	if (err)
 		return err;
